@@ -1,0 +1,16 @@
+//! The rescue engine: everything the agent does, as a `no_std` + `alloc`
+//! library that runs unchanged on the host (`cargo test`, `rescue apply`) and
+//! in the UEFI agent. It sees storage only through [`block::BlockDevice`].
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod block;
+pub mod crc32;
+pub mod glob;
+pub mod partition;
+pub mod profile;
+pub mod version;

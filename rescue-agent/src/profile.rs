@@ -1,0 +1,351 @@
+//! The remediation profile: what a stick does to each Windows volume.
+//!
+//! A profile is TOML (see `profiles/README.md`). [`Profile::parse`] accepts
+//! only a fully valid profile: unknown keys, bad globs, bad hex and missing
+//! fields are [`ProfileError`]s carrying the line and column of the problem
+//! and what to change. Both the image builder and the agent parse with this
+//! one function, so a stick never carries a profile the agent would reject.
+
+use crate::glob;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub delete: Vec<DeleteRule>,
+    pub ntfs: NtfsOptions,
+    pub finish: Finish,
+    pub prompt: PromptOptions,
+}
+
+/// One `[[delete]]` rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteRule {
+    /// The path as written in the profile, with `\` separators.
+    pub path: String,
+    /// Directory components from the volume root, without wildcards.
+    pub dir: Vec<String>,
+    /// Last component; may hold `*` and `?`.
+    pub pattern: String,
+    /// Only files starting with these bytes match (empty: any file).
+    pub header: Vec<u8>,
+    /// Copy each file to the stick before deleting it.
+    pub backup: bool,
+}
+
+/// What to do with a volume whose `$LogFile` says it was not cleanly unmounted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UncleanJournal {
+    /// Refuse to write to the volume (the default).
+    #[default]
+    Refuse,
+    /// Reset the journal as `ntfsfix` does and mark the volume dirty so Windows runs chkdsk.
+    Reset,
+}
+
+/// `[ntfs]` options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NtfsOptions {
+    pub unclean_journal: UncleanJournal,
+}
+
+/// What the agent does when it is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishAction {
+    /// Reboot into Windows (the default).
+    #[default]
+    Reboot,
+    Shutdown,
+    /// Wait for a key press, then reboot.
+    Wait,
+}
+
+impl FinishAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishAction::Reboot => "reboot",
+            FinishAction::Shutdown => "shutdown",
+            FinishAction::Wait => "wait",
+        }
+    }
+}
+
+/// `[finish]` options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Finish {
+    pub action: FinishAction,
+}
+
+/// `[prompt]` options: how the agent asks for BitLocker keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PromptOptions {
+    /// Seconds to wait at a key prompt before skipping the volume; `None` waits forever.
+    pub timeout_seconds: Option<u32>,
+}
+
+/// A profile that is not valid, with where and what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileError {
+    /// 1-based line and column of the problem (0 when not tied to a place).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        } else {
+            write!(f, "{}", self.message)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    delete: Vec<RawDelete>,
+    #[serde(default)]
+    ntfs: RawNtfs,
+    #[serde(default)]
+    finish: RawFinish,
+    #[serde(default)]
+    prompt: RawPrompt,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelete {
+    path: Spanned<String>,
+    header: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    backup: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNtfs {
+    #[serde(default)]
+    unclean_journal: UncleanJournal,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFinish {
+    #[serde(default)]
+    action: FinishAction,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrompt {
+    timeout_seconds: Option<u32>,
+}
+
+/// Longest header a rule may require, in bytes.
+pub const MAX_HEADER: usize = 512;
+
+/// 1-based line and column of byte `pos` in `text`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(text.len());
+    let before = &text.as_bytes()[..pos];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = text[line_start..pos].chars().count() + 1;
+    (line, column)
+}
+
+impl Profile {
+    /// Parses and validates a profile.
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+        let at = |pos: usize, message: String| {
+            let (line, column) = line_col(text, pos);
+            ProfileError { line, column, message }
+        };
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim_end().to_string();
+            let hint = hint_for(&msg);
+            let pos = e.span().map_or(0, |s| s.start);
+            at(pos, format!("{msg}{hint}"))
+        })?;
+
+        let name_pos = raw.name.span().start;
+        let name = raw.name.into_inner();
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(at(name_pos, "`name` must be 1-64 characters of letters, digits, '-', '_' or '.' (it names reports and backups)".into()));
+        }
+        if raw.delete.is_empty() {
+            return Err(ProfileError { line: 0, column: 0, message: "the profile has no [[delete]] rule: add at least one, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
+        }
+        let mut delete = Vec::new();
+        for r in raw.delete {
+            let path_pos = r.path.span().start;
+            let (dir, pattern) = split_path(r.path.get_ref()).map_err(|m| at(path_pos, m))?;
+            let header = match r.header {
+                None => Vec::new(),
+                Some(h) => parse_hex(h.get_ref()).map_err(|m| at(h.span().start, m))?,
+            };
+            delete.push(DeleteRule { path: r.path.into_inner(), dir, pattern, header, backup: r.backup });
+        }
+        Ok(Profile {
+            name,
+            description: raw.description,
+            delete,
+            ntfs: NtfsOptions { unclean_journal: raw.ntfs.unclean_journal },
+            finish: Finish { action: raw.finish.action },
+            prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
+        })
+    }
+}
+
+fn hint_for(msg: &str) -> &'static str {
+    if msg.contains("unknown field") {
+        "\n  remove or rename this key (see profiles/README.md for every key)"
+    } else if msg.contains("unknown variant") {
+        "\n  use one of the values listed"
+    } else if msg.contains("missing field") {
+        "\n  add the missing key"
+    } else {
+        ""
+    }
+}
+
+/// Characters Windows forbids in file names (besides control characters).
+const FORBIDDEN: &[char] = &['"', '<', '>', '|', ':'];
+
+/// Splits a profile path into directory components and a last-component pattern.
+fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
+    if path.starts_with(['\\', '/']) || path.as_bytes().get(1) == Some(&b':') {
+        return Err(format!("path {path:?} must be relative to the volume root, without a drive letter or leading '\\' (e.g. 'Windows\\System32\\x.sys')"));
+    }
+    let parts: Vec<&str> = path.split(['\\', '/']).collect();
+    let last = parts.len() - 1;
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(format!("path {path:?} has an empty component (a doubled or trailing '\\')"));
+        }
+        if *p == "." || *p == ".." {
+            return Err(format!("path {path:?} may not contain '.' or '..' components"));
+        }
+        if p.chars().any(|c| (c as u32) < 0x20 || FORBIDDEN.contains(&c)) {
+            return Err(format!("path component {p:?} holds a character Windows forbids in names (\" < > | : or a control character)"));
+        }
+        if p.contains(['[', ']']) {
+            return Err(format!("path component {p:?}: character classes [..] are not supported; use '*' or '?'"));
+        }
+        if i < last && glob::is_pattern(p) {
+            return Err(format!("path {path:?}: wildcards are allowed only in the last component, not in {p:?}"));
+        }
+        if p.len() > 255 {
+            return Err(format!("path component {p:?} is longer than 255 characters"));
+        }
+    }
+    let dir = parts[..last].iter().map(|s| s.to_string()).collect();
+    Ok((dir, parts[last].to_string()))
+}
+
+/// Parses a hex byte string such as `"AAAAAAAA01002301"` (spaces allowed between bytes).
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
+    if digits.is_empty() {
+        return Err("`header` is empty: give the file's first bytes in hex, e.g. \"AAAAAAAA01002301\", or remove the key".into());
+    }
+    if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(format!("`header` must be hex digits (0-9, A-F); found {:?}", *bad as char));
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!("`header` has an odd number of hex digits ({}): each byte takes two", digits.len()));
+    }
+    if digits.len() / 2 > MAX_HEADER {
+        return Err(format!("`header` is longer than {MAX_HEADER} bytes"));
+    }
+    let nib = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+    Ok(digits.chunks_exact(2).map(|c| nib(c[0]) << 4 | nib(c[1])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CS: &str = r#"name = "crowdstrike-c00000291"
+description = "Remove the faulty CrowdStrike channel file 291 (July 2024)"
+
+[[delete]]
+path = 'Windows\System32\drivers\CrowdStrike\C-00000291*.sys'
+header = "AAAAAAAA01002301"
+backup = true
+
+[ntfs]
+unclean_journal = "reset"
+
+[finish]
+action = "reboot"
+"#;
+
+    #[test]
+    fn crowdstrike_profile() {
+        let p = Profile::parse(CS).unwrap();
+        assert_eq!(p.name, "crowdstrike-c00000291");
+        assert_eq!(p.delete[0].dir, ["Windows", "System32", "drivers", "CrowdStrike"]);
+        assert_eq!(p.delete[0].pattern, "C-00000291*.sys");
+        assert_eq!(p.delete[0].header, [0xAA, 0xAA, 0xAA, 0xAA, 1, 0, 0x23, 1]);
+        assert_eq!(p.ntfs.unclean_journal, UncleanJournal::Reset);
+        assert_eq!(p.finish.action, FinishAction::Reboot);
+    }
+
+    fn err(text: &str) -> ProfileError {
+        Profile::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_carry_position() {
+        let e = err(&CS.replace("backup = true", "backup = true\ncolour = 1"));
+        assert_eq!((e.line, e.column), (8, 1), "{e}");
+        assert!(e.message.contains("colour"), "{e}");
+        let e = err(&CS.replace("AAAAAAAA01002301", "AAAAAAAA0100230"));
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("odd"), "{e}");
+        let e = err(&CS.replace("AAAAAAAA01002301", "AAAAAAAA0100230Z"));
+        assert!(e.message.contains("hex"), "{e}");
+        let e = err(&CS.replace("drivers\\CrowdStrike", "drivers\\Crowd*"));
+        assert_eq!((e.line, e.column), (5, 8), "{e}");
+        assert!(e.message.contains("last component"), "{e}");
+        let e = err(&CS.replace("\"reset\"", "\"fix\""));
+        assert_eq!(e.line, 10, "{e}");
+        let e = err(&CS.replace("name = \"crowdstrike-c00000291\"\n", ""));
+        assert!(e.message.contains("name"), "{e}");
+        let e = err("name = \"x\"\n[[delete]]\npath = \"a\\\\..\\\\b\"\n");
+        assert!(e.message.contains(".."), "{e}");
+        let e = err("name = \"x\"\n");
+        assert!(e.message.contains("[[delete]]"), "{e}");
+        let e = err("name = \"x\"\n[[delete]\n");
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        let p = Profile::parse("name = \"x\"\n[[delete]]\npath = 'a\\b.txt'\n").unwrap();
+        assert!(p.delete[0].backup);
+        assert!(p.delete[0].header.is_empty());
+        assert_eq!(p.ntfs.unclean_journal, UncleanJournal::Refuse);
+        assert_eq!(p.finish.action, FinishAction::Reboot);
+    }
+}
