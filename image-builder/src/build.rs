@@ -1,0 +1,132 @@
+//! `rescue build`: a profile (and later keys) in, a bootable image out.
+
+use crate::stick::StickFiles;
+use crate::{agent, iso, usb};
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use rescue_engine::profile::Profile;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Image formats `rescue build` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Raw disk image for a USB stick: protective MBR, GPT, one FAT32 EFI System Partition
+    Usb,
+    /// Hybrid ISO 9660 with a UEFI El Torito entry; also boots when written to a stick
+    Iso,
+}
+
+/// Default size of a USB image in MiB: room for a fleet's worth of backups and reports.
+pub const DEFAULT_USB_MIB: u64 = 128;
+/// Default (and largest) size of an ISO's boot partition in MiB.
+pub const DEFAULT_ISO_MIB: u64 = 32;
+
+/// Arguments of `rescue build`.
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// The profile to put on the stick (TOML; see profiles/README.md)
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Image format
+    #[arg(long, value_enum, default_value_t = Format::Usb)]
+    pub format: Format,
+    /// Image size in MiB [default: 128 for usb; 32 for iso, its maximum]
+    #[arg(long, value_name = "MIB")]
+    pub size: Option<u64>,
+    /// Use this agent (a rescue-agent.efi) instead of the one built into rescue
+    #[arg(long, value_name = "FILE")]
+    pub agent: Option<PathBuf>,
+    /// Where to write the image (written to a temporary file, then renamed)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Reads and validates a profile file, naming the file in every error.
+pub fn read_profile(path: &Path) -> Result<(Profile, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read profile {}", path.display()))?;
+    let profile = Profile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((profile, text))
+}
+
+pub fn run(args: &BuildArgs) -> Result<()> {
+    let (profile, text) = read_profile(&args.profile)?;
+    let agent = agent::load(args.agent.as_deref())?;
+    let files = StickFiles::new(&agent, &text);
+    // GUIDs and volume serials come from the content: the same inputs give the same image.
+    let seed: [u8; 32] = Sha256::new().chain_update(&*agent).chain_update(text.as_bytes()).finalize().into();
+
+    let (len, writes) = match args.format {
+        Format::Usb => {
+            let mib = args.size.unwrap_or(DEFAULT_USB_MIB);
+            if !(40..=1 << 20).contains(&mib) {
+                bail!("--size {mib}: a USB image must be 40 MiB to 1 TiB (FAT32 needs at least 40 MiB)");
+            }
+            let len = mib << 20;
+            (len, usb::build(&files, len, seed)?)
+        }
+        Format::Iso => {
+            let mib = args.size.unwrap_or(DEFAULT_ISO_MIB);
+            if !(2..=DEFAULT_ISO_MIB).contains(&mib) {
+                bail!("--size {mib}: an ISO's boot partition must be 2-32 MiB (El Torito counts its size in 16 bits)");
+            }
+            let stamp = iso::Stamp::from_unix(
+                std::env::var("SOURCE_DATE_EPOCH")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+            );
+            iso::build(&files, (mib << 20).min(iso::MAX_BOOT_IMAGE), seed, stamp)?
+        }
+    };
+    write_atomically(&args.out, len, &writes)?;
+    println!(
+        "built {} ({} image, {} MiB): profile {:?}, {} rule(s), agent {}",
+        args.out.display(),
+        match args.format {
+            Format::Usb => "USB",
+            Format::Iso => "ISO",
+        },
+        len >> 20,
+        profile.name,
+        profile.delete.len(),
+        agent::version(&agent).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Writes a sparse image of `len` bytes from `(offset, bytes)` writes into a
+/// temporary file beside `out`, syncs it, then renames it over `out`. Runs of
+/// zeros are skipped, so the file takes only the space its data needs. On any
+/// error the temporary file is removed and `out` is untouched.
+pub fn write_atomically(out: &Path, len: u64, writes: &[(u64, Vec<u8>)]) -> Result<()> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".rescue-build-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    write_sparse(tmp.as_file(), len, writes).with_context(|| format!("writing {}", out.display()))?;
+    tmp.as_file_mut().flush()?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(out).map_err(|e| e.error).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(())
+}
+
+fn write_sparse(file: &File, len: u64, writes: &[(u64, Vec<u8>)]) -> std::io::Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    file.set_len(len)?;
+    for (offset, bytes) in writes {
+        for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+            if chunk.iter().any(|&b| b != 0) {
+                file.write_all_at(chunk, offset + (i * CHUNK) as u64)?;
+            }
+        }
+    }
+    Ok(())
+}

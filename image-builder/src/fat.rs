@@ -1,0 +1,250 @@
+//! FAT file systems for the stick's boot partition, built with `fatfs`.
+//!
+//! `fatfs` 0.3.6 writes a new folder's `..` entry before `.` (upstream issue
+//! rafalh/rust-fatfs#117); [`fix_dot_entries`] puts them back in the order the
+//! FAT specification and `fsck.fat` require.
+
+use crate::stick::StickFiles;
+use anyhow::{bail, Context, Result};
+use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+
+/// Which FAT variant to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// FAT32, as UEFI requires for an EFI System Partition on a hard disk or stick.
+    Fat32,
+    /// Whatever fits the size (FAT12/16 for the small El Torito image of an ISO).
+    Auto,
+}
+
+/// The fewest clusters a FAT32 volume may have (below this, readers take it for FAT16).
+const FAT32_MIN_CLUSTERS: u64 = 65_525;
+
+/// Builds a FAT volume of `size` bytes holding `files`, in memory.
+pub fn build(files: &StickFiles, size: u64, variant: Variant, volume_id: u32) -> Result<Vec<u8>> {
+    let mut opts = FormatVolumeOptions::new().volume_label(*b"RESCUE     ").volume_id(volume_id);
+    if variant == Variant::Fat32 {
+        // Largest cluster that still leaves a valid FAT32 cluster count (with margin for the FATs).
+        let cluster = [4096u64, 2048, 1024, 512]
+            .into_iter()
+            .find(|c| size / c >= FAT32_MIN_CLUSTERS + FAT32_MIN_CLUSTERS / 32)
+            .with_context(|| format!("{} MiB is too small for FAT32; use at least 34 MiB", size >> 20))?;
+        opts = opts.fat_type(FatType::Fat32).bytes_per_cluster(cluster as u32);
+    }
+    let mut img = Cursor::new(vec![0u8; size as usize]);
+    fatfs::format_volume(&mut img, opts).context("formatting the FAT file system")?;
+    {
+        let fs = FileSystem::new(&mut img, FsOptions::new()).context("opening the new FAT file system")?;
+        for d in files.dirs() {
+            fs.root_dir().create_dir(&d).with_context(|| format!("creating folder {d}"))?;
+        }
+        for (path, bytes) in files.files() {
+            let mut f = fs.root_dir().create_file(path).with_context(|| format!("creating {path}"))?;
+            f.truncate()?;
+            f.write_all(bytes).with_context(|| {
+                format!("writing {path} ({} KiB): the partition is too small; raise --size", bytes.len() >> 10)
+            })?;
+        }
+        fs.unmount().context("closing the FAT file system")?;
+    }
+    let mut img = img.into_inner();
+    fix_dot_entries(&mut img, files)?;
+    Ok(img)
+}
+
+/// Repairs the `.` and `..` entries `fatfs` writes in every new folder: it
+/// precedes each with a long-name entry (so `.` is not in the first slot) and
+/// points a top-level folder's `..` at the FAT32 root cluster instead of 0.
+fn fix_dot_entries(img: &mut [u8], files: &StickFiles) -> Result<()> {
+    let geo = Geometry::read(img)?;
+    for d in files.dirs() {
+        let at = geo.cluster_offset(geo.first_cluster_of(img, &d)?);
+        let slot = |i: usize| at + 32 * i;
+        let is_lfn = |img: &[u8], i: usize| img[slot(i) + 11] == 0x0F;
+        if !(is_lfn(img, 0) && &img[slot(1)..slot(1) + 11] == b".          "
+            && is_lfn(img, 2) && &img[slot(3)..slot(3) + 11] == b"..         ")
+        {
+            bail!("unexpected layout of folder {d} written by fatfs");
+        }
+        img.copy_within(slot(1)..slot(2), slot(0));
+        img.copy_within(slot(3)..slot(4), slot(1));
+        if !d.contains('/') {
+            // `..` of a top-level folder is cluster 0 (the root), per the FAT specification.
+            img[slot(1) + 20..slot(1) + 22].fill(0);
+            img[slot(1) + 26..slot(1) + 28].fill(0);
+        }
+        img[slot(2)..slot(4)].fill(0);
+        img[slot(2)] = 0xE5; // deleted
+        img[slot(3)] = 0xE5;
+    }
+    Ok(())
+}
+
+/// Just enough of a FAT boot sector to follow folders by first cluster.
+struct Geometry {
+    bytes_per_sector: usize,
+    sectors_per_cluster: usize,
+    first_data_sector: usize,
+    root_dir_sector: usize,
+    root_entries: usize,
+    root_cluster: u32,
+    fat32: bool,
+}
+
+impl Geometry {
+    fn read(img: &[u8]) -> Result<Geometry> {
+        let u16_at = |o: usize| u16::from_le_bytes([img[o], img[o + 1]]) as usize;
+        let bps = u16_at(11);
+        let spc = img[13] as usize;
+        let reserved = u16_at(14);
+        let fats = img[16] as usize;
+        let root_entries = u16_at(17);
+        let fat_size = match u16_at(22) {
+            0 => u32::from_le_bytes(img[36..40].try_into()?) as usize,
+            n => n,
+        };
+        let root_dir_sectors = (root_entries * 32).div_ceil(bps);
+        let root_dir_sector = reserved + fats * fat_size;
+        Ok(Geometry {
+            bytes_per_sector: bps,
+            sectors_per_cluster: spc,
+            first_data_sector: root_dir_sector + root_dir_sectors,
+            root_dir_sector,
+            root_entries,
+            root_cluster: u32::from_le_bytes(img[44..48].try_into()?),
+            fat32: root_entries == 0,
+        })
+    }
+
+    fn cluster_offset(&self, cluster: u32) -> usize {
+        (self.first_data_sector + (cluster as usize - 2) * self.sectors_per_cluster) * self.bytes_per_sector
+    }
+
+    /// First cluster of folder `path` (parents are small: one cluster each on a fresh volume).
+    fn first_cluster_of(&self, img: &[u8], path: &str) -> Result<u32> {
+        let mut dir: Option<u32> = None; // None = root
+        for name in path.split('/') {
+            let (at, len) = match dir {
+                None if !self.fat32 => (self.root_dir_sector * self.bytes_per_sector, self.root_entries * 32),
+                None => (self.cluster_offset(self.root_cluster), self.sectors_per_cluster * self.bytes_per_sector),
+                Some(c) => (self.cluster_offset(c), self.sectors_per_cluster * self.bytes_per_sector),
+            };
+            let short = short_name(name);
+            let entry = img[at..at + len]
+                .chunks_exact(32)
+                .find(|e| e[0] != 0xE5 && e[11] & 0x10 != 0 && e[11] != 0x0F && e[..11] == short)
+                .with_context(|| format!("folder {path} not found in the new FAT image"))?;
+            let hi = u16::from_le_bytes([entry[20], entry[21]]) as u32;
+            let lo = u16::from_le_bytes([entry[26], entry[27]]) as u32;
+            dir = Some(hi << 16 | lo);
+        }
+        dir.context("empty folder path")
+    }
+}
+
+/// The 8.3 short name `fatfs` gives a name that already fits 8.3.
+fn short_name(name: &str) -> [u8; 11] {
+    let mut out = [b' '; 11];
+    let (base, ext) = name.split_once('.').unwrap_or((name, ""));
+    for (o, b) in out[..8].iter_mut().zip(base.bytes()) {
+        *o = b.to_ascii_uppercase();
+    }
+    for (o, b) in out[8..].iter_mut().zip(ext.bytes()) {
+        *o = b.to_ascii_uppercase();
+    }
+    out
+}
+
+/// A file found on a FAT volume.
+pub struct Entry {
+    pub path: String,
+    pub size: u64,
+    pub is_dir: bool,
+}
+
+/// Opens the FAT volume in `dev` (any seekable stream over the partition) read-only.
+pub fn open<T: Read + Write + Seek>(dev: T) -> Result<FileSystem<T>> {
+    FileSystem::new(dev, FsOptions::new()).context("the partition does not hold a readable FAT file system")
+}
+
+/// Lists every file and folder, depth first, with `/` paths.
+pub fn walk<T: Read + Write + Seek>(fs: &FileSystem<T>) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), fs.root_dir())];
+    while let Some((prefix, dir)) = stack.pop() {
+        for e in dir.iter() {
+            let e = e.context("reading a FAT folder")?;
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            out.push(Entry { path: path.clone(), size: e.len(), is_dir: e.is_dir() });
+            if e.is_dir() {
+                if out.len() > 100_000 {
+                    bail!("more than 100000 entries on the FAT volume: is it damaged?");
+                }
+                stack.push((path, e.to_dir()));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Reads a whole file from a FAT volume.
+pub fn read_file<T: Read + Write + Seek>(fs: &FileSystem<T>, path: &str) -> Result<Vec<u8>> {
+    let mut f = fs.root_dir().open_file(path).with_context(|| format!("{path} not found"))?;
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).with_context(|| format!("reading {path}"))?;
+    Ok(v)
+}
+
+/// A read-only window `start..start+len` of a file, as a stream `fatfs` can open.
+pub struct Window<'a> {
+    file: &'a std::fs::File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<'a> Window<'a> {
+    pub fn new(file: &'a std::fs::File, start: u64, len: u64) -> Self {
+        Window { file, start, len, pos: 0 }
+    }
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        let n = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Window<'_> {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only"))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::End(d) => self.len as i128 + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if new < 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before start"));
+        }
+        self.pos = new as u64;
+        Ok(self.pos)
+    }
+}

@@ -1,0 +1,250 @@
+//! `rescue flash`: write an image to a stick (or a file), then prove it.
+//!
+//! Guarantees: a mounted disk, a disk that holds the running system, or a
+//! partition is never written; a non-removable disk only with `--force`; the
+//! target is read back bypassing the page cache and its SHA-256 must equal
+//! the image's, or the command fails loudly.
+
+use crate::sysblock;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `rescue flash`.
+#[derive(clap::Args, Debug)]
+pub struct FlashArgs {
+    /// The image to write (from `rescue build`)
+    pub image: PathBuf,
+    /// A whole-disk block device (e.g. /dev/sdb) or a regular file
+    pub target: PathBuf,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow a target that is not removable, or an image that is not a rescue image
+    #[arg(long)]
+    pub force: bool,
+}
+
+const CHUNK: usize = 4 << 20;
+/// O_DIRECT needs buffers, offsets and lengths aligned to the logical block size.
+const ALIGN: usize = 4096;
+
+/// What the target is, after the safety checks.
+enum Target {
+    File,
+    Device(sysblock::Disk),
+}
+
+fn check_target(args: &FlashArgs, image_len: u64) -> Result<Target> {
+    let meta = match std::fs::metadata(&args.target) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::File),
+        Err(e) => return Err(e).with_context(|| format!("cannot examine {}", args.target.display())),
+    };
+    if meta.is_file() {
+        return Ok(Target::File);
+    }
+    if !meta.file_type().is_block_device() {
+        bail!("{} is neither a block device nor a regular file", args.target.display());
+    }
+    let (disk, is_partition) = sysblock::disk_of_node(&args.target)
+        .with_context(|| format!("cannot find {} in /sys/block", args.target.display()))?;
+    if is_partition {
+        bail!("{} is a partition; give the whole disk, {}", args.target.display(), disk.dev_path.display());
+    }
+    if disk.holds_system {
+        bail!("refusing {}: it holds the running system (mounted at {})", disk.dev_path.display(), disk.mounts.join(", "));
+    }
+    if !disk.mounts.is_empty() {
+        bail!(
+            "refusing {}: it is mounted at {}; unmount it first (e.g. `umount {}`)",
+            disk.dev_path.display(),
+            disk.mounts.join(", "),
+            disk.mounts[0]
+        );
+    }
+    if !disk.removable && !args.force {
+        bail!(
+            "refusing {} ({}, {}): it is not a removable disk. If you are sure, add --force",
+            disk.dev_path.display(),
+            if disk.model.is_empty() { "no model" } else { &disk.model },
+            sysblock::human(disk.size)
+        );
+    }
+    if disk.size < image_len {
+        bail!(
+            "{} holds {} but the image needs {}",
+            disk.dev_path.display(),
+            sysblock::human(disk.size),
+            sysblock::human(image_len)
+        );
+    }
+    Ok(Target::Device(disk))
+}
+
+fn confirm(args: &FlashArgs, target: &Target) -> Result<()> {
+    if args.yes {
+        return Ok(());
+    }
+    let what = match target {
+        Target::File => format!("file {}", args.target.display()),
+        Target::Device(d) => format!("{} ({}, {})", d.dev_path.display(), d.model, sysblock::human(d.size)),
+    };
+    if !std::io::stdin().is_terminal() {
+        bail!("about to overwrite {what}: pass --yes to confirm when not at a terminal");
+    }
+    eprint!("This ERASES everything on {what}.\nType 'yes' to continue: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != "yes" {
+        bail!("cancelled: nothing was written");
+    }
+    Ok(())
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub fn run(args: &FlashArgs) -> Result<()> {
+    if let Err(e) = crate::inspect::inspect(&args.image) {
+        if !args.force {
+            bail!("{} does not look like a rescue image ({e:#}); add --force to write it anyway", args.image.display());
+        }
+    }
+    let image_len = std::fs::metadata(&args.image).with_context(|| format!("cannot read {}", args.image.display()))?.len();
+    let target = check_target(args, image_len)?;
+    confirm(args, &target)?;
+    let digest = write(&args.image, &args.target, matches!(target, Target::File))?;
+    verify(&args.target, image_len, &digest)?;
+    println!("flashed and verified {} (sha256 {})", args.target.display(), crate::inspect::hex(&digest));
+    Ok(())
+}
+
+/// Copies the image to the target, syncs, and returns the image's SHA-256.
+pub fn write(image: &Path, target: &Path, is_file: bool) -> Result<[u8; 32]> {
+    let mut src = File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
+    let len = src.metadata()?.len();
+    let mut opts = OpenOptions::new();
+    opts.write(true);
+    if is_file {
+        opts.create(true);
+    } else {
+        // An exclusive open fails if anything else (a mount, another tool) holds the device.
+        opts.custom_flags(libc::O_EXCL);
+    }
+    let mut dst = opts.open(target).with_context(|| format!("cannot open {} for writing", target.display()))?;
+    let pb = bar(len, "writing");
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n]).with_context(|| format!("write error on {} at byte {done}", target.display()))?;
+        done += n as u64;
+        pb.set_position(done);
+    }
+    if is_file {
+        dst.set_len(len)?;
+    }
+    dst.sync_all().with_context(|| format!("flushing {}", target.display()))?;
+    pb.finish_and_clear();
+    Ok(hasher.finalize().into())
+}
+
+/// Reads the first `len` bytes of `target` back with O_DIRECT (or, where the
+/// file system refuses O_DIRECT, after dropping its pages from the cache) and
+/// fails unless their SHA-256 equals `expected`.
+pub fn verify(target: &Path, len: u64, expected: &[u8; 32]) -> Result<()> {
+    let (mut f, direct) = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(target) {
+        Ok(f) => (f, true),
+        Err(_) => (File::open(target).with_context(|| format!("cannot reopen {}", target.display()))?, false),
+    };
+    if !direct {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on an open descriptor.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    let pb = bar(len, "verifying");
+    let mut raw = vec![0u8; CHUNK + ALIGN];
+    let shift = raw.as_ptr().align_offset(ALIGN);
+    let buf = &mut raw[shift..shift + CHUNK];
+    let mut hasher = Sha256::new();
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(CHUNK).next_multiple_of(ALIGN).min(CHUNK);
+        let n = read_full(&mut f, &mut buf[..want])
+            .with_context(|| format!("read error on {} at byte {done} while verifying", target.display()))?;
+        if n == 0 {
+            bail!("VERIFY FAILED: {} ends at byte {done}, before the image's {len} bytes", target.display());
+        }
+        let take = (n as u64).min(len - done) as usize;
+        hasher.update(&buf[..take]);
+        done += take as u64;
+        pb.set_position(done);
+    }
+    pb.finish_and_clear();
+    let got: [u8; 32] = hasher.finalize().into();
+    if &got != expected {
+        bail!(
+            "VERIFY FAILED: {} does not hold the image (sha256 {} read back, {} expected). Do not use this stick; flash it again or replace it",
+            target.display(),
+            crate::inspect::hex(&got),
+            crate::inspect::hex(expected)
+        );
+    }
+    Ok(())
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corruption_between_write_and_verify_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("img");
+        let target = dir.path().join("target");
+        let data: Vec<u8> = (0..3 * CHUNK + 1234).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&image, &data).unwrap();
+        let digest = write(&image, &target, true).unwrap();
+        verify(&target, data.len() as u64, &digest).expect("an intact copy verifies");
+        // Flip one byte on the target, as a failing stick would.
+        let f = OpenOptions::new().write(true).open(&target).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[data[CHUNK + 5] ^ 0x40], CHUNK as u64 + 5).unwrap();
+        f.sync_all().unwrap();
+        let err = verify(&target, data.len() as u64, &digest).unwrap_err();
+        assert!(format!("{err:#}").contains("VERIFY FAILED"), "{err:#}");
+        // A truncated target fails too.
+        std::fs::OpenOptions::new().write(true).open(&target).unwrap().set_len(1000).unwrap();
+        let err = verify(&target, data.len() as u64, &digest).unwrap_err();
+        assert!(format!("{err:#}").contains("VERIFY FAILED"), "{err:#}");
+    }
+}

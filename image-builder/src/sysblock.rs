@@ -1,0 +1,126 @@
+//! What Linux says about block devices (`/sys/block`, `/proc/self/mountinfo`):
+//! enough to list sticks and to refuse flashing the wrong disk.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A whole disk as the kernel sees it.
+#[derive(Debug, Clone)]
+pub struct Disk {
+    /// Kernel name, e.g. `sdb`.
+    pub name: String,
+    pub dev_path: PathBuf,
+    pub model: String,
+    pub size: u64,
+    pub removable: bool,
+    /// Mount points of the disk or any of its partitions.
+    pub mounts: Vec<String>,
+    /// The disk holds `/`, `/boot`, `/usr` or active swap.
+    pub holds_system: bool,
+}
+
+fn read_trim(p: impl AsRef<Path>) -> String {
+    fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// `major:minor` of the disk and of each of its partitions.
+fn dev_numbers(name: &str) -> BTreeSet<String> {
+    let base = Path::new("/sys/block").join(name);
+    let mut out = BTreeSet::new();
+    out.insert(read_trim(base.join("dev")));
+    if let Ok(rd) = fs::read_dir(&base) {
+        for e in rd.flatten() {
+            if e.path().join("partition").exists() {
+                out.insert(read_trim(e.path().join("dev")));
+            }
+        }
+    }
+    out
+}
+
+/// `(major:minor, mount point)` of every mount.
+fn mounts() -> Vec<(String, String)> {
+    read_trim("/proc/self/mountinfo")
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((f.get(2)?.to_string(), f.get(4)?.to_string()))
+        })
+        .collect()
+}
+
+/// Devices (`major:minor`) of active swap areas.
+fn swaps() -> BTreeSet<String> {
+    read_trim("/proc/swaps")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| format!("{}:{}", libc::major(m.rdev()), libc::minor(m.rdev())))
+        .collect()
+}
+
+/// Reads one disk by kernel name.
+pub fn disk(name: &str) -> Option<Disk> {
+    let base = Path::new("/sys/block").join(name);
+    if !base.exists() {
+        return None;
+    }
+    let numbers = dev_numbers(name);
+    let all_mounts = mounts();
+    let mounts: Vec<String> = all_mounts.iter().filter(|(d, _)| numbers.contains(d)).map(|(_, m)| m.clone()).collect();
+    let system = ["/", "/boot", "/boot/efi", "/usr"];
+    let swap = swaps();
+    let holds_system = mounts.iter().any(|m| system.contains(&m.as_str())) || numbers.iter().any(|n| swap.contains(n));
+    let model = [read_trim(base.join("device/vendor")), read_trim(base.join("device/model"))]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let usb = fs::canonicalize(&base).map(|p| p.to_string_lossy().contains("/usb")).unwrap_or(false);
+    Some(Disk {
+        name: name.to_string(),
+        dev_path: Path::new("/dev").join(name),
+        model,
+        size: read_trim(base.join("size")).parse::<u64>().unwrap_or(0) * 512,
+        removable: read_trim(base.join("removable")) == "1" || usb,
+        mounts,
+        holds_system,
+    })
+}
+
+/// Every disk the kernel lists, except RAM and compressed-swap devices.
+pub fn disks() -> Vec<Disk> {
+    let mut names: Vec<String> = fs::read_dir("/sys/block")
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names.iter().filter(|n| !n.starts_with("ram") && !n.starts_with("zram")).filter_map(|n| disk(n)).collect()
+}
+
+/// The disk a block device node belongs to, and whether the node is a partition.
+pub fn disk_of_node(node: &Path) -> Option<(Disk, bool)> {
+    let rdev = fs::metadata(node).ok()?.rdev();
+    let sys = fs::canonicalize(format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev))).ok()?;
+    let is_partition = sys.join("partition").exists();
+    let disk_dir = if is_partition { sys.parent()?.to_path_buf() } else { sys };
+    Some((disk(&disk_dir.file_name()?.to_string_lossy())?, is_partition))
+}
+
+/// Size as people read it.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
