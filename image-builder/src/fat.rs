@@ -50,6 +50,9 @@ pub fn build(files: &StickFiles, size: u64, variant: Variant, volume_id: u32) ->
     }
     let mut img = img.into_inner();
     fix_dot_entries(&mut img, files)?;
+    if variant == Variant::Fat32 {
+        Geometry::read(&img)?.set_free_count(&mut img);
+    }
     Ok(img)
 }
 
@@ -84,6 +87,9 @@ fn fix_dot_entries(img: &mut [u8], files: &StickFiles) -> Result<()> {
 /// Just enough of a FAT boot sector to follow folders by first cluster.
 struct Geometry {
     bytes_per_sector: usize,
+    reserved: usize,
+    fat_size: usize,
+    total_sectors: usize,
     sectors_per_cluster: usize,
     first_data_sector: usize,
     root_dir_sector: usize,
@@ -106,8 +112,15 @@ impl Geometry {
         };
         let root_dir_sectors = (root_entries * 32).div_ceil(bps);
         let root_dir_sector = reserved + fats * fat_size;
+        let total_sectors = match u16_at(19) {
+            0 => u32::from_le_bytes(img[32..36].try_into()?) as usize,
+            n => n,
+        };
         Ok(Geometry {
             bytes_per_sector: bps,
+            reserved,
+            fat_size,
+            total_sectors,
             sectors_per_cluster: spc,
             first_data_sector: root_dir_sector + root_dir_sectors,
             root_dir_sector,
@@ -115,6 +128,21 @@ impl Geometry {
             root_cluster: u32::from_le_bytes(img[44..48].try_into()?),
             fat32: root_entries == 0,
         })
+    }
+
+    /// Records the free-cluster count and next free cluster in the FAT32
+    /// FSInfo sector (fatfs leaves them "unknown", which makes every reader
+    /// scan the whole FAT).
+    fn set_free_count(&self, img: &mut [u8]) {
+        let clusters = (self.total_sectors - self.first_data_sector) / self.sectors_per_cluster;
+        let fat = &img[self.reserved * self.bytes_per_sector..][..self.fat_size * self.bytes_per_sector];
+        let entry = |c: usize| u32::from_le_bytes(fat[4 * c..4 * c + 4].try_into().unwrap()) & 0x0FFF_FFFF;
+        let free: Vec<usize> = (2..clusters + 2).filter(|&c| entry(c) == 0).collect();
+        let info = u16::from_le_bytes([img[48], img[49]]) as usize * self.bytes_per_sector;
+        if img[info..info + 4] == 0x4161_5252u32.to_le_bytes() {
+            img[info + 488..info + 492].copy_from_slice(&(free.len() as u32).to_le_bytes());
+            img[info + 492..info + 496].copy_from_slice(&(free.first().copied().unwrap_or(2) as u32).to_le_bytes());
+        }
     }
 
     fn cluster_offset(&self, cluster: u32) -> usize {

@@ -1,0 +1,201 @@
+//! The images `rescue build` makes, checked by tools we did not write:
+//! sgdisk, fsck.fat, mtools and xorriso. Also flashing and bad profiles.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+/// Copies `len` bytes at `offset` of `image` into a new file (for fsck.fat).
+fn extract(image: &Path, offset: u64, len: u64, out: &Path) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::open(image).unwrap();
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, offset).unwrap();
+    fs::write(out, buf).unwrap();
+}
+
+fn mcopy(image: &Path, offset: u64, path: &str, out: &Path) -> Vec<u8> {
+    ok(Command::new("mcopy").args(["-n", "-o", "-i"]).arg(format!("{}@@{offset}", image.display())).arg(format!("::/{path}")).arg(out));
+    fs::read(out).unwrap()
+}
+
+fn inspect_json(image: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(rescue().arg("inspect").arg("--json").arg(image))).unwrap()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn usb_image_passes_sgdisk_fsck_and_mtools() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = build_image(dir.path(), "stick.img", &[]);
+    assert_eq!(fs::metadata(&img).unwrap().len(), 128 << 20, "default size is 128 MiB");
+
+    let v = ok(Command::new("sgdisk").arg("-v").arg(&img));
+    assert!(v.contains("No problems found"), "sgdisk -v:\n{v}");
+    let p = ok(Command::new("sgdisk").arg("-p").arg(&img));
+    assert!(p.contains("EF00"), "the partition is not an EFI System Partition:\n{p}");
+
+    let info = inspect_json(&img);
+    let esp_offset = info["boot_partition_offset"].as_u64().unwrap();
+    let esp_size = info["partitions"][0]["size"].as_u64().unwrap();
+    assert_eq!(esp_offset, 1 << 20);
+    let esp = dir.path().join("esp.fat");
+    extract(&img, esp_offset, esp_size, &esp);
+    let fsck = run(Command::new("fsck.fat").arg("-n").arg("-v").arg(&esp));
+    let fsck_text = String::from_utf8_lossy(&fsck.stdout).into_owned() + &String::from_utf8_lossy(&fsck.stderr);
+    assert!(fsck.status.success(), "fsck.fat -n failed:\n{fsck_text}");
+    assert!(!fsck_text.contains("Expected") && !fsck_text.contains("uninitialized"), "fsck.fat noticed:\n{fsck_text}");
+    assert!(fsck_text.contains("32 bit entries"), "not FAT32:\n{fsck_text}");
+
+    // Files read back with mtools, byte for byte.
+    let profile = mcopy(&img, esp_offset, "rescue/profile.toml", &dir.path().join("p.toml"));
+    assert_eq!(profile, fs::read(default_profile()).unwrap());
+    let agent = mcopy(&img, esp_offset, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("agent.efi"));
+    assert_eq!(&agent[..2], b"MZ");
+    let dirs = ok(Command::new("mdir").arg("-b").arg("-i").arg(format!("{}@@{esp_offset}", img.display())).arg("::/rescue"));
+    assert!(dirs.contains("reports") && dirs.contains("backups"), "{dirs}");
+
+    // inspect agrees with what mtools read.
+    let files = info["files"].as_array().unwrap();
+    let sha = |path: &str| files.iter().find(|f| f["path"] == path).unwrap()["sha256"].as_str().unwrap().to_string();
+    assert_eq!(sha("EFI/BOOT/BOOTX64.EFI"), sha256_hex(&agent));
+    assert_eq!(sha("rescue/profile.toml"), sha256_hex(&profile));
+    assert_eq!(info["profile"]["name"], "crowdstrike-c00000291");
+    assert_eq!(info["agent_version"], env!("CARGO_PKG_VERSION"));
+
+    // --agent puts exactly that file on the stick; --size sets the size.
+    let mut other = agent.clone();
+    other.extend_from_slice(b"padding that changes the hash");
+    let other_path = dir.path().join("other.efi");
+    fs::write(&other_path, &other).unwrap();
+    let img2 = build_image(dir.path(), "stick2.img", &["--agent", other_path.to_str().unwrap(), "--size", "64"]);
+    assert_eq!(fs::metadata(&img2).unwrap().len(), 64 << 20);
+    assert_eq!(mcopy(&img2, 1 << 20, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("a2.efi")), other);
+}
+
+#[test]
+fn iso_has_uefi_el_torito_entry_and_hybrid_gpt() {
+    let dir = tempfile::tempdir().unwrap();
+    let iso = build_image(dir.path(), "stick.iso", &["--format", "iso"]);
+    let report = ok(Command::new("xorriso").arg("-indev").arg(&iso).args(["-report_el_torito", "plain"]));
+    let boot_line = report.lines().find(|l| l.starts_with("El Torito boot img")).unwrap_or_else(|| panic!("no boot image:\n{report}"));
+    assert!(boot_line.contains("UEFI") && boot_line.contains("none"), "not a no-emulation UEFI entry: {boot_line}\n{report}");
+    let v = ok(Command::new("sgdisk").arg("-v").arg(&iso));
+    assert!(v.contains("No problems found"), "hybrid GPT: {v}");
+
+    // The El Torito image is the same FAT the GPT's ESP points at, and it passes fsck.
+    let info = inspect_json(&iso);
+    assert!(info["format"].as_str().unwrap().contains("El Torito"));
+    let offset = info["boot_partition_offset"].as_u64().unwrap();
+    assert_eq!(info["partitions"][0]["offset"].as_u64().unwrap(), offset, "GPT ESP and El Torito image differ");
+    let fat = dir.path().join("eltorito.fat");
+    extract(&iso, offset, info["partitions"][0]["size"].as_u64().unwrap(), &fat);
+    ok(Command::new("fsck.fat").arg("-n").arg(&fat));
+    let profile = mcopy(&iso, offset, "rescue/profile.toml", &dir.path().join("p.toml"));
+    assert_eq!(profile, fs::read(default_profile()).unwrap());
+    // xorriso reads the ISO 9660 tree: the boot image is a visible file.
+    let ls = ok(Command::new("xorriso").arg("-indev").arg(&iso).args(["-ls", "/"]));
+    assert!(ls.contains("EFIBOOT.IMG"), "{ls}");
+}
+
+/// Writes a profile, runs `rescue build` on it, and returns stderr; asserts failure and no output.
+fn rejected(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    fs::write(&profile, text).unwrap();
+    let out_img = dir.path().join("out.img");
+    let out = run(rescue().arg("build").arg("--profile").arg(&profile).arg("--out").arg(&out_img));
+    assert!(!out.status.success(), "accepted a bad profile:\n{text}");
+    let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("p.toml")], "files left behind");
+    let check = run(rescue().arg("profile").arg("check").arg(&profile));
+    assert!(!check.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_profiles_give_clear_errors_and_no_image() {
+    let good = fs::read_to_string(default_profile()).unwrap();
+    let e = rejected(&good.replace("backup = true ", "bakup = false\nbackup = true "));
+    assert!(e.contains("line 7, column 1") && e.contains("bakup"), "{e}");
+    let e = rejected(&good.replace("drivers\\CrowdStrike", "drivers\\Crowd*"));
+    assert!(e.contains("line 5") && e.contains("last component"), "{e}");
+    let e = rejected(&good.replace("AAAAAAAA01002301", "AAAAAAAA0100230G"));
+    assert!(e.contains("line 6") && e.contains("hex"), "{e}");
+    let e = rejected(&good.replace("\"reset\"", "\"maybe\""));
+    assert!(e.contains("line 10") && e.contains("refuse"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(rescue().args(["build", "--profile", "/nonexistent/p.toml", "--out"]).arg(dir.path().join("x.img")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read profile /nonexistent/p.toml"));
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let ok_check = ok(rescue().arg("profile").arg("check").arg(default_profile()));
+    assert!(ok_check.contains("valid profile"), "{ok_check}");
+}
+
+#[test]
+fn flash_to_file_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let target = dir.path().join("target.bin");
+    let out = ok(rescue().arg("flash").arg(&img).arg(&target).arg("--yes"));
+    assert!(out.contains("verified"), "{out}");
+    assert_eq!(fs::read(&target).unwrap(), fs::read(&img).unwrap());
+    // Without --yes and without a terminal, nothing is written.
+    let target2 = dir.path().join("t2.bin");
+    let o = run(rescue().arg("flash").arg(&img).arg(&target2).stdin(std::process::Stdio::null()));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--yes"));
+    assert!(!target2.exists());
+    // Not a rescue image: refused unless --force.
+    let junk = dir.path().join("junk.bin");
+    fs::write(&junk, vec![0u8; 1 << 20]).unwrap();
+    let o = run(rescue().arg("flash").arg(&junk).arg(&target2).arg("--yes"));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("does not look like a rescue image"));
+}
+
+/// A loop device, detached when dropped.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn flash_to_loop_device_verifies_and_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let backing = dir.path().join("loop.bin");
+    fs::File::create(&backing).unwrap().set_len(40 << 20).unwrap();
+    let dev = ok(Command::new("losetup").args(["--find", "--show"]).arg(&backing)).trim().to_string();
+    let _guard = Loop(dev.clone());
+    // A loop device is not removable: refused without --force.
+    let o = run(rescue().arg("flash").arg(&img).arg(&dev).arg("--yes"));
+    assert!(!o.status.success(), "flashed a non-removable disk without --force");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a removable disk"), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = ok(rescue().arg("flash").arg(&img).arg(&dev).args(["--yes", "--force"]));
+    assert!(out.contains("verified"), "{out}");
+    let written = fs::read(&backing).unwrap();
+    let image = fs::read(&img).unwrap();
+    assert_eq!(&written[..image.len()], &image[..]);
+    // sgdisk reads the flashed device's table (same size as the image, so the backup GPT is at its end).
+    let v = ok(Command::new("sgdisk").arg("-v").arg(&dev));
+    assert!(v.contains("No problems found"), "{v}");
+}
+
+#[test]
+fn devices_lists_without_error() {
+    let out = ok(rescue().args(["devices", "--all"]));
+    assert!(out.contains("DEVICE") || out.contains("no removable disks"), "{out}");
+}
