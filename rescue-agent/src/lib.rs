@@ -11,6 +11,7 @@ extern crate std;
 pub mod block;
 pub mod crc32;
 pub mod glob;
+pub mod ntfs;
 pub mod partition;
 pub mod profile;
 pub mod version;

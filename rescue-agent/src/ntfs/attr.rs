@@ -1,0 +1,127 @@
+//! Attribute headers inside an MFT record (resident and non-resident).
+
+use super::record::Record;
+use super::runs::{self, Run};
+use super::{corrupt, le16, le32, le64, Result};
+use alloc::vec::Vec;
+
+pub const STANDARD_INFORMATION: u32 = 0x10;
+pub const ATTRIBUTE_LIST: u32 = 0x20;
+pub const FILE_NAME: u32 = 0x30;
+pub const OBJECT_ID: u32 = 0x40;
+pub const VOLUME_INFORMATION: u32 = 0x70;
+pub const DATA: u32 = 0x80;
+pub const INDEX_ROOT: u32 = 0x90;
+pub const INDEX_ALLOCATION: u32 = 0xA0;
+pub const BITMAP: u32 = 0xB0;
+pub const REPARSE_POINT: u32 = 0xC0;
+pub const END: u32 = 0xFFFF_FFFF;
+
+/// Attribute flags.
+pub const FLAG_COMPRESSED: u16 = 0x00FF;
+pub const FLAG_ENCRYPTED: u16 = 0x4000;
+pub const FLAG_SPARSE: u16 = 0x8000;
+
+/// Where an attribute's value lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// Inside the record at `value_offset` (from the record start), `value_len` bytes.
+    Resident { value_offset: usize, value_len: usize },
+    /// In clusters.
+    NonResident { lowest_vcn: u64, highest_vcn: u64, runs: Vec<Run>, allocated: u64, data_size: u64, initialized: u64 },
+}
+
+/// One validated attribute header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub type_code: u32,
+    /// Offset of the header in the record, and its length.
+    pub offset: usize,
+    pub length: usize,
+    pub name: Vec<u16>,
+    pub flags: u16,
+    pub instance: u16,
+    pub form: Form,
+}
+
+impl Attr {
+    /// The resident value inside `rec` (None when non-resident).
+    pub fn value<'a>(&self, rec: &'a Record) -> Option<&'a [u8]> {
+        match self.form {
+            Form::Resident { value_offset, value_len } => rec.data.get(value_offset..value_offset + value_len),
+            _ => None,
+        }
+    }
+    pub fn is_named(&self, name: &[u16]) -> bool {
+        self.name == name
+    }
+}
+
+/// Parses all attributes of a record. Guarantees: each header lies inside
+/// the bytes in use, is 8-aligned, and the walk ends at the end marker.
+pub fn parse_attrs(rec: &Record, total_clusters: u64) -> Result<Vec<Attr>> {
+    let d = &rec.data;
+    let used = rec.bytes_in_use();
+    let mut o = rec.attrs_offset();
+    let mut out = Vec::new();
+    let at = |o: usize| rec.offset + o as u64;
+    loop {
+        let t = le32(d, o).ok_or(corrupt("attribute", at(o), "past the record"))?;
+        if t == END {
+            return Ok(out);
+        }
+        let len = le32(d, o + 4).ok_or(corrupt("attribute", at(o), "short"))? as usize;
+        if len < 0x18 || len % 8 != 0 || o.checked_add(len).map_or(true, |e| e + 4 > used) {
+            return Err(corrupt("attribute", at(o), "length out of range"));
+        }
+        let a = &d[o..o + len];
+        let nonres = a[8];
+        let name_len = a[9] as usize;
+        let name_off = le16(a, 0x0A).unwrap_or(0) as usize;
+        let flags = le16(a, 0x0C).unwrap_or(0);
+        let instance = le16(a, 0x0E).unwrap_or(0);
+        let name = if name_len == 0 {
+            Vec::new()
+        } else {
+            let nb = a.get(name_off..name_off + 2 * name_len).ok_or(corrupt("attribute", at(o), "name outside the attribute"))?;
+            nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+        };
+        let form = match nonres {
+            0 => {
+                let vl = le32(a, 0x10).unwrap_or(u32::MAX) as usize;
+                let vo = le16(a, 0x14).unwrap_or(0) as usize;
+                if vo.checked_add(vl).map_or(true, |e| e > len) || (vl > 0 && vo < 0x18) {
+                    return Err(corrupt("attribute", at(o), "resident value outside the attribute"));
+                }
+                Form::Resident { value_offset: o + vo, value_len: vl }
+            }
+            1 => {
+                if len < 0x40 {
+                    return Err(corrupt("attribute", at(o), "non-resident header too short"));
+                }
+                let lowest_vcn = le64(a, 0x10).unwrap_or(0);
+                let highest_vcn = le64(a, 0x18).unwrap_or(0);
+                let mp = le16(a, 0x20).unwrap_or(0) as usize;
+                let allocated = le64(a, 0x28).unwrap_or(0);
+                let data_size = le64(a, 0x30).unwrap_or(0);
+                let initialized = le64(a, 0x38).unwrap_or(0);
+                if mp < 0x40 || mp >= len {
+                    return Err(corrupt("attribute", at(o), "mapping pairs outside the attribute"));
+                }
+                let runs = runs::decode(&a[mp..], lowest_vcn, total_clusters, at(o + mp))?;
+                let covered = runs.last().map_or(lowest_vcn, |r| r.vcn + r.len);
+                let expect_end = highest_vcn.wrapping_add(1);
+                if covered != expect_end && !(runs.is_empty() && highest_vcn == u64::MAX) {
+                    return Err(corrupt("attribute", at(o + 0x18), "runs do not cover lowest..highest VCN"));
+                }
+                if initialized > data_size || (lowest_vcn == 0 && data_size > allocated) {
+                    return Err(corrupt("attribute", at(o + 0x30), "sizes inconsistent"));
+                }
+                Form::NonResident { lowest_vcn, highest_vcn, runs, allocated, data_size, initialized }
+            }
+            _ => return Err(corrupt("attribute", at(o + 8), "non-resident flag not 0 or 1")),
+        };
+        out.push(Attr { type_code: t, offset: o, length: len, name, flags, instance, form });
+        o += len;
+    }
+}

@@ -1,0 +1,41 @@
+//! `$ATTRIBUTE_LIST`: where the attributes of a file spread over extension records live.
+
+use super::{corrupt, le16, le64, Result};
+use alloc::vec::Vec;
+
+/// One attribute list entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub type_code: u32,
+    pub lowest_vcn: u64,
+    /// File reference of the record holding the attribute.
+    pub record_ref: u64,
+    pub name: Vec<u16>,
+}
+
+/// Parses an attribute list value. Bounded by `b.len()` (each entry is at least 0x20 bytes).
+pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
+    let mut out = Vec::new();
+    let mut o = 0usize;
+    while o + 0x1A <= b.len() {
+        let t = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let len = le16(b, o + 4).unwrap_or(0) as usize;
+        if len < 0x1A || o + len > b.len() {
+            return Err(corrupt("attribute list", offset + o as u64, "entry length out of range"));
+        }
+        let nl = b[o + 6] as usize;
+        let no = b[o + 7] as usize;
+        let name = if nl == 0 {
+            Vec::new()
+        } else {
+            let nb = b.get(o + no..o + no + 2 * nl).filter(|_| no + 2 * nl <= len).ok_or(corrupt("attribute list", offset + o as u64, "name outside the entry"))?;
+            nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+        };
+        out.push(ListEntry { type_code: t, lowest_vcn: le64(b, o + 8).unwrap_or(0), record_ref: le64(b, o + 0x10).unwrap_or(0), name });
+        o += len;
+    }
+    if o != b.len() && b[o..].iter().any(|&x| x != 0) {
+        return Err(corrupt("attribute list", offset + o as u64, "trailing bytes"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,172 @@
+//! NTFS: read a volume, and delete files from it exactly as Windows expects.
+//!
+//! One module per on-disk structure (as in ColinFinck/ntfs):
+//! [`boot`] (boot sector), [`record`] (`FILE` records and update-sequence
+//! fixups), [`attr`] (attribute headers), [`runs`] (data runs),
+//! [`attrlist`] (`$ATTRIBUTE_LIST`), [`upcase`] (`$UpCase`), [`filename`]
+//! (`$FILE_NAME`), [`index`] (`$INDEX_ROOT`/`$INDEX_ALLOCATION`/`$BITMAP`,
+//! the B+ tree), [`logfile`] (`$LogFile` restart areas), [`volume`]
+//! (`$Volume` flags, hibernation) and [`plan`] (the delete planner and the
+//! only function that writes, [`plan::execute`]).
+//!
+//! Guarantees shared by every function here: the device is passed per call;
+//! disk data never causes a panic; every allocation is capped (by the volume
+//! size or a fixed limit below) and every walk is bounded (run lists by their
+//! byte length, index depth by [`MAX_INDEX_DEPTH`], attribute lists by
+//! [`MAX_EXTENSION_RECORDS`], visited sets for index blocks). Errors name the
+//! structure and carry its byte offset on the volume.
+
+pub mod attr;
+pub mod attrlist;
+pub mod boot;
+pub mod file;
+pub mod filename;
+pub mod fs;
+pub mod index;
+pub mod logfile;
+pub mod plan;
+pub mod record;
+pub mod runs;
+pub mod upcase;
+pub mod volume;
+
+pub use fs::{DirEntry, FileInfo, Ntfs};
+pub use plan::{execute, Plan, PlanWrite, WriteData};
+
+use crate::block::IoError;
+use alloc::string::String;
+use core::fmt;
+
+/// Deepest index B+ tree we walk (real trees of millions of entries are < 6 deep).
+pub const MAX_INDEX_DEPTH: usize = 16;
+/// Most extension records one file may have.
+pub const MAX_EXTENSION_RECORDS: usize = 512;
+/// Largest stream we read into memory as a whole (backups, attribute lists).
+pub const MAX_READ_WHOLE: u64 = 256 * 1024 * 1024;
+
+/// Every way an NTFS operation can fail. Variants that describe disk data
+/// name the structure and carry its byte offset on the volume.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NtfsError {
+    /// The device failed.
+    Io(IoError),
+    /// Sector 0 is not an NTFS boot sector.
+    NotNtfs { offset: u64 },
+    /// On-disk data is inconsistent.
+    Corrupt { structure: &'static str, offset: u64, detail: &'static str },
+    /// Valid NTFS that this engine does not handle (and therefore never writes).
+    Unsupported { structure: &'static str, offset: u64, detail: &'static str },
+    /// A path component was not found.
+    NotFound { path: String },
+    /// A path component is a file, not a directory.
+    NotADirectory { path: String },
+    /// A size is beyond what we read into memory.
+    TooLarge { structure: &'static str, offset: u64, size: u64 },
+    /// `hiberfil.sys` holds a hibernation (or fast-startup) image: Windows
+    /// would resume from it and overwrite our change, so we refuse to write.
+    Hibernated { offset: u64 },
+    /// `$LogFile` says the volume was not cleanly unmounted and the policy is `refuse`.
+    UncleanJournal { offset: u64 },
+    /// `$LogFile` restart page of a version or layout we do not know: refused.
+    UnknownJournal { offset: u64, major: i16, minor: i16 },
+    /// An index node has no room for the entry the delete must move into it.
+    NoSpace { structure: &'static str, offset: u64 },
+    /// The target is not something we delete (system file, directory, ...).
+    Refused { offset: u64, detail: &'static str },
+    /// The target changed between planning and writing.
+    Stale { offset: u64 },
+}
+
+impl From<IoError> for NtfsError {
+    fn from(e: IoError) -> Self {
+        NtfsError::Io(e)
+    }
+}
+
+impl fmt::Display for NtfsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use NtfsError::*;
+        match self {
+            Io(e) => write!(f, "{e}"),
+            NotNtfs { offset } => write!(f, "no NTFS boot sector at byte {offset}"),
+            Corrupt { structure, offset, detail } => write!(f, "corrupt {structure} at byte {offset}: {detail}"),
+            Unsupported { structure, offset, detail } => write!(f, "unsupported {structure} at byte {offset}: {detail}"),
+            NotFound { path } => write!(f, "not found: {path}"),
+            NotADirectory { path } => write!(f, "not a directory: {path}"),
+            TooLarge { structure, offset, size } => write!(f, "{structure} at byte {offset} is too large ({size} bytes)"),
+            Hibernated { offset } => write!(f, "volume is hibernated (hiberfil.sys at byte {offset} holds a hibernation/fast-startup image): refusing to write; shut Windows down fully or delete hiberfil.sys"),
+            UncleanJournal { offset } => write!(f, "$LogFile at byte {offset} says the volume was not cleanly unmounted; the profile says refuse (set [ntfs] unclean_journal = \"reset\" to reset it and have chkdsk run)"),
+            UnknownJournal { offset, major, minor } => write!(f, "$LogFile restart page at byte {offset} has unknown version {major}.{minor} or layout: refusing to write"),
+            NoSpace { structure, offset } => write!(f, "no room in {structure} at byte {offset} to rebalance the index: refusing to write"),
+            Refused { offset, detail } => write!(f, "refused (record at byte {offset}): {detail}"),
+            Stale { offset } => write!(f, "data at byte {offset} changed since the plan was made"),
+        }
+    }
+}
+
+pub type Result<T> = core::result::Result<T, NtfsError>;
+
+pub(crate) fn corrupt(structure: &'static str, offset: u64, detail: &'static str) -> NtfsError {
+    NtfsError::Corrupt { structure, offset, detail }
+}
+
+pub(crate) fn le16(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
+}
+pub(crate) fn le32(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
+}
+pub(crate) fn le64(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
+}
+pub(crate) fn put16(b: &mut [u8], o: usize, v: u16) {
+    if let Some(s) = b.get_mut(o..o + 2) {
+        s.copy_from_slice(&v.to_le_bytes());
+    }
+}
+pub(crate) fn put32(b: &mut [u8], o: usize, v: u32) {
+    if let Some(s) = b.get_mut(o..o + 4) {
+        s.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Record number (low 48 bits) of a file reference.
+pub fn ref_record(r: u64) -> u64 {
+    r & 0x0000_FFFF_FFFF_FFFF
+}
+/// Sequence number (high 16 bits) of a file reference.
+pub fn ref_seq(r: u64) -> u16 {
+    (r >> 48) as u16
+}
+
+/// Formats an NT time (100 ns ticks since 1601-01-01 UTC) as RFC 3339.
+pub fn nt_time_rfc3339(t: u64) -> String {
+    let secs = t / 10_000_000;
+    let frac = t % 10_000_000;
+    // 1601-01-01 to 1970-01-01
+    let unix = secs as i64 - 11_644_473_600;
+    let days = unix.div_euclid(86400);
+    let sod = unix.rem_euclid(86400);
+    // civil from days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    alloc::format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z", sod / 3600, sod / 60 % 60, sod % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time() {
+        assert_eq!(super::nt_time_rfc3339(116_444_736_000_000_000), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(super::nt_time_rfc3339(133_658_208_000_000_000), "2024-07-19T00:00:00.0000000Z");
+    }
+}

@@ -1,0 +1,101 @@
+//! Data runs (mapping pairs): how a non-resident attribute's VCNs map to clusters.
+
+use super::{corrupt, Result};
+use alloc::vec::Vec;
+
+/// One run: `len` clusters from `vcn`, stored at `lcn` (`None`: sparse, reads as zeros).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub vcn: u64,
+    pub lcn: Option<u64>,
+    pub len: u64,
+}
+
+/// Decodes mapping pairs `b` starting at `lowest_vcn`. Guarantees: every run
+/// has a non-zero length, lies inside `0..total_clusters`, VCNs are
+/// contiguous without overflow, and the loop is bounded by `b.len()`.
+/// `offset` is the byte position of `b` on the volume, for errors.
+pub fn decode(b: &[u8], lowest_vcn: u64, total_clusters: u64, offset: u64) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    let mut i = 0usize;
+    let mut vcn = lowest_vcn;
+    let mut lcn: i64 = 0;
+    let err = |i: usize, d| corrupt("data runs", offset + i as u64, d);
+    while i < b.len() {
+        let h = b[i];
+        if h == 0 {
+            return Ok(runs);
+        }
+        let ls = (h & 0x0F) as usize;
+        let os = (h >> 4) as usize;
+        if ls == 0 || ls > 8 || os > 8 {
+            return Err(err(i, "bad run header"));
+        }
+        let body = b.get(i + 1..i + 1 + ls + os).ok_or(err(i, "run runs past the attribute"))?;
+        let mut len: u64 = 0;
+        for (k, &x) in body[..ls].iter().enumerate() {
+            len |= (x as u64) << (8 * k);
+        }
+        if len == 0 || len > total_clusters {
+            return Err(err(i, "run length zero or larger than the volume"));
+        }
+        let run_lcn = if os == 0 {
+            None
+        } else {
+            let mut d: i64 = 0;
+            for (k, &x) in body[ls..].iter().enumerate() {
+                d |= (x as i64) << (8 * k);
+            }
+            if os < 8 {
+                let shift = 64 - 8 * os as u32;
+                d = (d << shift) >> shift;
+            }
+            lcn = lcn.checked_add(d).ok_or(err(i, "cluster number overflow"))?;
+            if lcn < 0 || (lcn as u64).checked_add(len).map_or(true, |e| e > total_clusters) {
+                return Err(err(i, "run lies outside the volume"));
+            }
+            Some(lcn as u64)
+        };
+        runs.push(Run { vcn, lcn: run_lcn, len });
+        vcn = vcn.checked_add(len).ok_or(err(i, "VCN overflow"))?;
+        i += 1 + ls + os;
+    }
+    Err(err(i, "run list has no terminator"))
+}
+
+/// Maps `len` bytes at byte `pos` of a stream to physical extents
+/// (`Some(volume byte offset)` or `None` for sparse), in order.
+pub fn extents(runs: &[Run], cluster: u64, pos: u64, len: u64, offset: u64) -> Result<Vec<(Option<u64>, u64)>> {
+    let mut out = Vec::new();
+    let mut pos = pos;
+    let end = pos.checked_add(len).ok_or(corrupt("data runs", offset, "range overflow"))?;
+    while pos < end {
+        let vcn = pos / cluster;
+        let r = runs.iter().find(|r| r.vcn <= vcn && vcn - r.vcn < r.len).ok_or(corrupt("data runs", offset, "stream range not mapped by its runs"))?;
+        let run_end = (r.vcn + r.len) * cluster;
+        let n = (run_end - pos).min(end - pos);
+        let phys = r.lcn.map(|l| l * cluster + (pos - r.vcn * cluster));
+        match out.last_mut() {
+            Some((Some(p), l)) if phys == Some(*p + *l) => *l += n,
+            _ => out.push((phys, n)),
+        }
+        pos += n;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn decode_runs() {
+        // 0x18 clusters at 0x5634, then sparse 0x10, then 4 at -2 relative
+        let b = [0x21, 0x18, 0x34, 0x56, 0x01, 0x10, 0x11, 0x04, 0xFE, 0x00];
+        let r = decode(&b, 0, 1 << 20, 0).unwrap();
+        assert_eq!(r, [Run { vcn: 0, lcn: Some(0x5634), len: 0x18 }, Run { vcn: 0x18, lcn: None, len: 0x10 }, Run { vcn: 0x28, lcn: Some(0x5632), len: 4 }]);
+        assert!(decode(&b[..4], 0, 1 << 20, 0).is_err());
+        assert!(decode(&b, 0, 0x100, 0).is_err());
+        let e = extents(&r, 512, 0x17 * 512, 3 * 512, 0).unwrap();
+        assert_eq!(e, [(Some(0x5634 * 512 + 0x17 * 512), 512), (None, 1024)]);
+    }
+}

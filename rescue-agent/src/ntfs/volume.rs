@@ -1,0 +1,54 @@
+//! `$Volume` (flags, version) and the hibernation check on `hiberfil.sys`.
+
+use super::attr::VOLUME_INFORMATION;
+use super::fs::{Ntfs, VOLUME};
+use super::record::Record;
+use super::{corrupt, le16, NtfsError, Result};
+use crate::block::BlockDevice;
+
+/// `$VOLUME_INFORMATION` flag: chkdsk must run at the next mount.
+pub const VOLUME_IS_DIRTY: u16 = 0x0001;
+
+/// Version and flags of a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub major: u8,
+    pub minor: u8,
+    pub flags: u16,
+    /// Offset of the flags field in record 3.
+    pub flags_at: usize,
+}
+
+/// Reads `$VOLUME_INFORMATION` of record 3.
+pub fn info(v: &Ntfs, rec: &Record) -> Result<VolumeInfo> {
+    let attrs = rec.attrs(v.boot.total_clusters)?;
+    let a = attrs.iter().find(|a| a.type_code == VOLUME_INFORMATION).ok_or(corrupt("$Volume", rec.offset, "no $VOLUME_INFORMATION"))?;
+    let super::attr::Form::Resident { value_offset, value_len } = a.form else {
+        return Err(corrupt("$VOLUME_INFORMATION", rec.offset, "not resident"));
+    };
+    if value_len < 12 {
+        return Err(corrupt("$VOLUME_INFORMATION", rec.offset + value_offset as u64, "too short"));
+    }
+    Ok(VolumeInfo { major: rec.data[value_offset + 8], minor: rec.data[value_offset + 9], flags: le16(&rec.data, value_offset + 10).unwrap_or(0), flags_at: value_offset + 10 })
+}
+
+/// Reads record 3 and its volume information.
+pub fn read(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<(Record, VolumeInfo)> {
+    let r = v.read_record(dev, VOLUME)?;
+    let i = info(v, &r)?;
+    Ok((r, i))
+}
+
+/// Fails with [`NtfsError::Hibernated`] when `hiberfil.sys` in the root
+/// starts with `hibr`/`HIBR` (Windows hibernation or fast startup). A
+/// missing, short or zeroed (resumed) file passes.
+pub fn check_hibernation(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<()> {
+    let root = v.open_dir(dev, super::fs::ROOT)?;
+    let Some(r) = v.lookup_in(dev, &root, "hiberfil.sys")? else { return Ok(()) };
+    let f = v.load_file(dev, super::ref_record(r))?;
+    let head = v.read_head(dev, &f, 4)?;
+    if head.len() == 4 && head.eq_ignore_ascii_case(b"hibr") {
+        return Err(NtfsError::Hibernated { offset: f.base().offset });
+    }
+    Ok(())
+}
