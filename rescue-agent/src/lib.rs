@@ -14,4 +14,5 @@ pub mod glob;
 pub mod ntfs;
 pub mod partition;
 pub mod profile;
+pub mod remediate;
 pub mod version;

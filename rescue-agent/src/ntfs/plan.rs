@@ -145,6 +145,10 @@ impl Clearance {
     pub fn take_reset(&mut self) -> Option<Plan> {
         self.reset.take()
     }
+    /// Returns a reset plan that was taken but not executed.
+    pub fn put_back_reset(&mut self, p: Plan) {
+        self.reset = Some(p);
+    }
 }
 
 fn record_write(v: &Ntfs, plan: &mut Plan, rec: &mut Record, reason: &str) -> Result<()> {

@@ -1,0 +1,373 @@
+//! The remediation run shared by `rescue apply` and the UEFI agent: apply a
+//! profile's `[[delete]]` rules to every NTFS volume of a device, hand each
+//! file to a [`BackupSink`] before deleting it, and produce a [`Report`].
+//!
+//! One code path for dry and real runs: every deletion is planned
+//! ([`crate::ntfs::plan::plan_delete`]); a dry run records the plan, a real
+//! run executes the same plan. A file whose backup fails is not deleted.
+
+use crate::block::{BlockDevice, IoError, Slice};
+use crate::ntfs::plan::{self, Clearance, Plan, PlanWrite};
+use crate::ntfs::{self, nt_time_rfc3339, Ntfs, NtfsError};
+use crate::partition;
+use crate::profile::{DeleteRule, Profile};
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// A device wrapper counting what the engine reads and writes.
+pub struct Counting<D> {
+    pub inner: D,
+    pub bytes_read: u64,
+    pub reads: u64,
+    pub bytes_written: u64,
+}
+
+impl<D: BlockDevice> Counting<D> {
+    pub fn new(inner: D) -> Self {
+        Counting { inner, bytes_read: 0, reads: 0, bytes_written: 0 }
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Counting<D> {
+    fn sector_size(&self) -> u32 {
+        self.inner.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.bytes_read += buf.len() as u64;
+        self.reads += 1;
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.bytes_written += buf.len() as u64;
+        self.inner.write_at(offset, buf)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.inner.flush()
+    }
+}
+
+/// A file handed to the backup sink before it is deleted.
+#[derive(Debug)]
+pub struct BackupItem<'a> {
+    pub profile: &'a str,
+    /// Index of the volume in the report.
+    pub volume: usize,
+    pub volume_serial: u64,
+    /// Path from the volume root, `\`-separated.
+    pub path: &'a str,
+    pub file: &'a FileReport,
+    pub content: &'a [u8],
+}
+
+/// Where backups go (the stick on the agent, a folder on the host).
+pub trait BackupSink {
+    /// Stores a file durably; returns where it went. An error stops the deletion of that file.
+    fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String>;
+}
+
+/// A sink that refuses every backup (for runs whose rules say `backup = false`).
+pub struct NoBackup;
+impl BackupSink for NoBackup {
+    fn backup(&mut self, _: &BackupItem<'_>) -> Result<String, String> {
+        Err(String::from("no backup destination"))
+    }
+}
+
+/// Options of a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Plan and report, write nothing.
+    pub dry_run: bool,
+}
+
+/// The result of a run (serialised as JSON by the host, as text by the agent).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub profile: String,
+    pub engine_version: &'static str,
+    pub dry_run: bool,
+    pub volumes: Vec<VolumeReport>,
+    pub errors: Vec<String>,
+    pub files_deleted: usize,
+    pub files_skipped: usize,
+    pub backups_written: Vec<String>,
+    /// Bytes the engine read from the device (all volumes).
+    pub bytes_read: u64,
+    pub read_calls: u64,
+    pub bytes_written: u64,
+    /// True when nothing failed.
+    pub ok: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VolumeReport {
+    pub index: usize,
+    pub partition: u32,
+    /// Byte offset and size of the volume on the device.
+    pub offset: u64,
+    pub size: u64,
+    /// "ntfs", "bitlocker (locked)", "not ntfs"
+    pub filesystem: String,
+    pub serial: Option<String>,
+    pub journal: Option<String>,
+    /// Why this volume may not be written (hibernated, unclean journal, ...).
+    pub write_refused: Option<String>,
+    pub rules: Vec<RuleReport>,
+    pub notes: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RuleReport {
+    pub path: String,
+    pub header: String,
+    pub backup: bool,
+    pub directory_found: bool,
+    pub files: Vec<FileReport>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub record: u64,
+    pub names: Vec<String>,
+    pub size: u64,
+    pub created: String,
+    pub modified: String,
+    pub mft_modified: String,
+    pub accessed: String,
+    pub sha256: Option<String>,
+    pub header_match: bool,
+    /// "deleted", "would delete", "skipped", "failed"
+    pub action: String,
+    pub reason: Option<String>,
+    pub backup: Option<String>,
+    /// The plan (dry run) or the writes done (real run).
+    pub writes: Vec<PlanWrite>,
+    pub notes: Vec<String>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs `profile` over every volume of `dev` (whole disk, partition, or
+/// volume). Never panics on disk data; every failure lands in the report.
+pub fn remediate<D: BlockDevice>(profile: &Profile, dev: &mut D, opts: &Options, sink: &mut dyn BackupSink, log: &mut dyn FnMut(&str)) -> Report {
+    let mut report = Report { profile: profile.name.clone(), engine_version: crate::version::VERSION, dry_run: opts.dry_run, ..Default::default() };
+    let mut cdev = Counting::new(dev);
+    let parts = match partition::discover(&mut cdev) {
+        Ok(p) => p,
+        Err(e) => {
+            report.errors.push(format!("partition table: {e}"));
+            Vec::new()
+        }
+    };
+    for p in parts {
+        let index = report.volumes.len();
+        let mut vr = VolumeReport { index, partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
+        let mut vol = Slice::new(&mut cdev, p.offset, p.size);
+        remediate_volume(profile, &mut vol, opts, sink, log, &mut vr, &mut report);
+        report.volumes.push(vr);
+    }
+    report.bytes_read = cdev.bytes_read;
+    report.read_calls = cdev.reads;
+    report.bytes_written = cdev.bytes_written;
+    report.ok = report.errors.is_empty();
+    report
+}
+
+/// Runs the profile on one volume (e.g. an unlocked BitLocker volume), filling `vr` and `report`.
+pub fn remediate_volume<D: BlockDevice>(profile: &Profile, vol: &mut D, opts: &Options, sink: &mut dyn BackupSink, log: &mut dyn FnMut(&str), vr: &mut VolumeReport, report: &mut Report) {
+    let mut head = [0u8; 512];
+    if vol.size() < 512 || vol.read_at(0, &mut head).is_err() {
+        vr.filesystem = String::from("unreadable");
+        return;
+    }
+    if &head[3..11] == b"-FVE-FS-" {
+        vr.filesystem = String::from("bitlocker (locked)");
+        log(&format!("volume {}: BitLocker, locked: skipped", vr.index));
+        return;
+    }
+    if &head[3..11] != b"NTFS    " {
+        vr.filesystem = String::from("not ntfs");
+        return;
+    }
+    vr.filesystem = String::from("ntfs");
+    let v = match Ntfs::open(vol) {
+        Ok(v) => v,
+        Err(e) => {
+            let m = format!("volume {}: cannot open NTFS: {e}", vr.index);
+            log(&m);
+            vr.error = Some(e.to_string());
+            report.errors.push(m);
+            return;
+        }
+    };
+    vr.serial = Some(format!("{:016X}", v.boot.serial));
+    let mut gate: Result<Clearance, NtfsError> = plan::clear_for_writing(&v, vol, profile.ntfs.unclean_journal);
+    match &gate {
+        Ok(c) => vr.journal = Some(format!("{:?}", c.journal()).to_lowercase()),
+        Err(e) => {
+            vr.write_refused = Some(e.to_string());
+            log(&format!("volume {}: writes refused: {e}", vr.index));
+        }
+    }
+    for rule in &profile.delete {
+        let mut rr = RuleReport { path: rule.path.clone(), header: hex(&rule.header), backup: rule.backup, ..Default::default() };
+        run_rule(profile, &v, vol, rule, opts, sink, log, &mut gate, &mut rr, vr, report);
+        if let Some(e) = &rr.error {
+            report.errors.push(format!("volume {}: rule {}: {e}", vr.index, rule.path));
+        }
+        vr.rules.push(rr);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_rule<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &DeleteRule, opts: &Options, sink: &mut dyn BackupSink, log: &mut dyn FnMut(&str), gate: &mut Result<Clearance, NtfsError>, rr: &mut RuleReport, vr: &mut VolumeReport, report: &mut Report) {
+    let dir_ref = match v.lookup_path(vol, &rule.dir) {
+        Ok(r) => r,
+        Err(NtfsError::NotFound { .. }) | Err(NtfsError::NotADirectory { .. }) => return,
+        Err(e) => {
+            rr.error = Some(e.to_string());
+            return;
+        }
+    };
+    let dir = match v.open_dir(vol, dir_ref) {
+        Ok(d) => d,
+        Err(NtfsError::NotADirectory { .. }) => return,
+        Err(e) => {
+            rr.error = Some(e.to_string());
+            return;
+        }
+    };
+    rr.directory_found = true;
+    let entries = match v.glob(vol, &dir, &rule.pattern) {
+        Ok(e) => e,
+        Err(e) => {
+            rr.error = Some(e.to_string());
+            return;
+        }
+    };
+    // One file per record, with every matching name.
+    let mut files: BTreeMap<u64, (u64, Vec<Vec<u16>>, String)> = BTreeMap::new();
+    for e in entries {
+        let f = files.entry(ntfs::ref_record(e.file_ref)).or_insert((e.file_ref, Vec::new(), e.name.clone()));
+        f.1.push(e.name_utf16);
+    }
+    let dir_path: String = rule.dir.join("\\");
+    for (rec, (file_ref, names, first)) in files {
+        let path = if dir_path.is_empty() { first.clone() } else { format!("{dir_path}\\{first}") };
+        let mut fr = FileReport { path: path.clone(), record: rec, action: String::from("skipped"), ..Default::default() };
+        let res = one_file(profile, v, vol, rule, opts, sink, gate, dir_ref, file_ref, &names, &mut fr, vr, report);
+        match res {
+            Ok(()) => {}
+            Err(e) => {
+                fr.action = String::from("failed");
+                fr.reason = Some(e.clone());
+                rr.error.get_or_insert_with(String::new);
+                report.errors.push(format!("volume {}: {path}: {e}", vr.index));
+            }
+        }
+        if rr.error.as_deref() == Some("") {
+            rr.error = None;
+        }
+        if fr.action == "deleted" {
+            report.files_deleted += 1;
+        } else if fr.action != "would delete" {
+            report.files_skipped += 1;
+        }
+        log(&format!("volume {}: {}: {}{}", vr.index, fr.path, fr.action, fr.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()));
+        rr.files.push(fr);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_file<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &DeleteRule, opts: &Options, sink: &mut dyn BackupSink, gate: &mut Result<Clearance, NtfsError>, dir_ref: u64, file_ref: u64, names: &[Vec<u16>], fr: &mut FileReport, vr: &mut VolumeReport, report: &mut Report) -> Result<(), String> {
+    let e = |e: NtfsError| e.to_string();
+    let f = v.load_file(vol, ntfs::ref_record(file_ref)).map_err(e)?;
+    let info = v.info_of(&f).map_err(e)?;
+    fr.names = info.names.iter().map(|n| n.2.clone()).collect();
+    fr.size = info.size;
+    fr.created = nt_time_rfc3339(info.created);
+    fr.modified = nt_time_rfc3339(info.modified);
+    fr.mft_modified = nt_time_rfc3339(info.mft_modified);
+    fr.accessed = nt_time_rfc3339(info.accessed);
+    if info.is_dir {
+        fr.reason = Some(String::from("is a directory"));
+        return Ok(());
+    }
+    let why = if info.compressed {
+        Some("compressed")
+    } else if info.encrypted {
+        Some("encrypted (EFS)")
+    } else if info.reparse {
+        Some("reparse point")
+    } else {
+        None
+    };
+    if let Some(w) = why {
+        fr.reason = Some(format!("{w}: not handled, left in place"));
+        return Ok(());
+    }
+    let head = v.read_head(vol, &f, rule.header.len()).map_err(e)?;
+    fr.header_match = head == rule.header;
+    let content = v.read_content(vol, &f, ntfs::MAX_READ_WHOLE).map_err(e)?;
+    let digest = Sha256::digest(&content);
+    fr.sha256 = Some(hex(&digest));
+    if !fr.header_match {
+        fr.reason = Some(format!("header mismatch: file starts with {}", hex(&head)));
+        return Ok(());
+    }
+    let clear = match gate {
+        Ok(c) => c,
+        Err(g) => {
+            fr.reason = Some(format!("volume not writable: {g}"));
+            return Err(format!("not deleted: {g}"));
+        }
+    };
+    let mut p = plan::plan_delete(v, vol, clear, dir_ref, file_ref, names).map_err(e)?;
+    fr.notes = p.notes.clone();
+    let reset: Option<Plan> = clear.take_reset();
+    if let Some(r) = &reset {
+        vr.notes.extend(r.notes.iter().cloned());
+        let mut all = r.clone();
+        all.extend(p);
+        p = all;
+    }
+    if opts.dry_run {
+        fr.action = String::from("would delete");
+        fr.writes = p.writes;
+        return Ok(());
+    }
+    if rule.backup {
+        let item = BackupItem { profile: &profile.name, volume: vr.index, volume_serial: v.boot.serial, path: &fr.path, file: fr, content: &content };
+        match sink.backup(&item) {
+            Ok(at) => {
+                fr.backup = Some(at.clone());
+                report.backups_written.push(at);
+            }
+            Err(m) => {
+                if let (Some(r), Ok(c)) = (reset, gate.as_mut()) {
+                    // Keep the journal reset for a later file of this volume.
+                    c.put_back_reset(r);
+                }
+                fr.reason = Some(format!("backup failed: {m}; not deleted"));
+                return Err(format!("backup failed: {m}"));
+            }
+        }
+    }
+    let done = plan::execute(vol, &p, None).map_err(e)?;
+    fr.writes = p.writes;
+    fr.action = String::from("deleted");
+    let _ = done;
+    Ok(())
+}
