@@ -94,7 +94,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
                 .copied()
                 .context("the ISO has no UEFI (platform 0xEF) El Torito boot entry")?;
             let hybrid = if parts.iter().any(|p| matches!(p.kind, PartitionKind::Gpt { .. })) { ", hybrid GPT" } else { "" };
-            (format!("ISO 9660 with El Torito UEFI boot{hybrid}"), (lba as u64 * iso::BLOCK, count as u64 * 512))
+            (format!("ISO 9660 volume {:?} of {} blocks, El Torito UEFI boot{hybrid}", info.volume_id, info.blocks), (lba as u64 * iso::BLOCK, count as u64 * 512))
         }
         None => {
             let esp = parts

@@ -57,9 +57,4 @@ impl StickFiles {
     pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.entries.iter().filter_map(|(p, c)| c.as_deref().map(|c| (p.as_str(), c)))
     }
-
-    /// Total bytes of all files.
-    pub fn payload_size(&self) -> u64 {
-        self.files().map(|(_, c)| c.len() as u64).sum()
-    }
 }

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 /// A whole disk as the kernel sees it.
 #[derive(Debug, Clone)]
 pub struct Disk {
-    /// Kernel name, e.g. `sdb`.
-    pub name: String,
     pub dev_path: PathBuf,
     pub model: String,
     pub size: u64,
@@ -81,7 +79,6 @@ pub fn disk(name: &str) -> Option<Disk> {
         .join(" ");
     let usb = fs::canonicalize(&base).map(|p| p.to_string_lossy().contains("/usb")).unwrap_or(false);
     Some(Disk {
-        name: name.to_string(),
         dev_path: Path::new("/dev").join(name),
         model,
         size: read_trim(base.join("size")).parse::<u64>().unwrap_or(0) * 512,
