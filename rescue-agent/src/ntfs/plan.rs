@@ -541,15 +541,16 @@ impl Editor<'_> {
                 }
             }
             Some(sub) => {
-                // Replace with the predecessor: the last key of the rightmost leaf under `sub`.
-                let mut cur = NodeLoc::Block(sub);
-                let mut parent = (loc, idx);
+                // Replace with the successor (as ntfs-3g does): the first key of
+                // the leftmost leaf under the next entry's sub-node.
+                let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt("directory index", self.dir.root.offset, "interior entry without a following sub-node"))?;
+                let mut cur = NodeLoc::Block(next_sub);
+                let mut parent = (loc, idx + 1);
                 for _ in 0..=MAX_INDEX_DEPTH {
                     let es = self.entries(dev, cur)?;
-                    let last = es.len() - 1;
-                    match es[last].sub {
+                    match es[0].sub {
                         Some(s) => {
-                            parent = (cur, last);
+                            parent = (cur, 0);
                             cur = NodeLoc::Block(s);
                         }
                         None => break,
@@ -557,13 +558,13 @@ impl Editor<'_> {
                 }
                 let leaf_es = self.entries(dev, cur)?;
                 if leaf_es.len() < 2 {
-                    return Err(NtfsError::Unsupported { structure: "index block", offset: self.node(dev, cur)?.offset, detail: "predecessor leaf is empty" });
+                    return Err(NtfsError::Unsupported { structure: "index block", offset: self.node(dev, cur)?.offset, detail: "successor leaf is empty" });
                 }
-                let x = leaf_es[leaf_es.len() - 2].clone();
+                let x = leaf_es[0].clone();
                 let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
                 let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_default();
                 self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
-                self.emit(loc, &format!("replace interior index entry {shown:?} by its predecessor {xname:?}"))?;
+                self.emit(loc, &format!("replace interior index entry {shown:?} by its successor {xname:?}"))?;
                 self.node(dev, cur)?.splice(x.off, x.len, &[])?;
                 self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))?;
                 if let NodeLoc::Block(vcn) = cur {

@@ -1,0 +1,731 @@
+//! The NTFS engine checked against volumes we did not write and tools we did
+//! not write: volumes made at test time by mkntfs + ntfs-3g (FUSE), the
+//! Windows-made corpus volumes in ../shared/corpus/ntfs, and ntfs-3g doing
+//! the same deletion as a differential oracle (`$Bitmap`, the `$MFT` bitmap,
+//! `ntfsls -a` of the parent), `ntfsfix -n` and read-write mounts.
+//!
+//! Needs root (FUSE mounts), mkntfs, ntfs-3g, ntfsprogs and attr.
+
+use rescue_engine::block::{check_range, BlockDevice, IoError, MemDisk, Slice};
+use rescue_engine::ntfs::fs::Directory;
+use rescue_engine::ntfs::plan::{self, Plan};
+use rescue_engine::ntfs::{self, Ntfs, NtfsError};
+use rescue_engine::profile::{Profile, UncleanJournal};
+use rescue_engine::remediate::{self, NoBackup, Options};
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// ntfs-3g mounts are serialised: FUSE under load on 2 cores is the slow part anyway.
+static MOUNT: Mutex<()> = Mutex::new(());
+
+struct FileDev {
+    f: fs::File,
+    size: u64,
+}
+impl FileDev {
+    fn open(p: &Path) -> FileDev {
+        let f = fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+        let size = f.metadata().unwrap().len();
+        FileDev { f, size }
+    }
+}
+impl BlockDevice for FileDev {
+    fn sector_size(&self) -> u32 {
+        512
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&mut self, o: u64, b: &mut [u8]) -> Result<(), IoError> {
+        check_range(o, b.len(), self.size)?;
+        self.f.read_exact_at(b, o).map_err(|_| IoError::Device { offset: o, code: 5 })
+    }
+    fn write_at(&mut self, o: u64, b: &[u8]) -> Result<(), IoError> {
+        check_range(o, b.len(), self.size)?;
+        self.f.write_all_at(b, o).map_err(|_| IoError::Device { offset: o, code: 5 })
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn bytes(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Makes an NTFS volume of `mib` MiB with mkntfs (`extra` options), mounts
+/// it with ntfs-3g and runs `script` (sh) inside it, then unmounts.
+fn make_volume(dir: &Path, name: &str, mib: u64, extra: &[&str], script: &str) -> PathBuf {
+    let img = dir.join(name);
+    let f = fs::File::create(&img).unwrap();
+    f.set_len(mib << 20).unwrap();
+    drop(f);
+    run(Command::new("mkntfs").args(["-F", "-Q", "-q"]).args(extra).arg(&img));
+    if !script.is_empty() {
+        with_mount(&img, &[], |m| {
+            run(Command::new("sh").arg("-ec").arg(script).current_dir(m));
+        });
+    }
+    img
+}
+
+/// Mounts `img` with ntfs-3g, runs `f`, unmounts.
+fn with_mount<T>(img: &Path, opts: &[&str], f: impl FnOnce(&Path) -> T) -> T {
+    let _g = MOUNT.lock().unwrap_or_else(|e| e.into_inner());
+    let m = tempfile::tempdir().unwrap();
+    let mut c = Command::new("ntfs-3g");
+    for o in opts {
+        c.args(["-o", o]);
+    }
+    run(c.arg(img).arg(m.path()));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(m.path())));
+    run(Command::new("umount").arg(m.path()));
+    match r {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+fn copy(src: &Path, dst: &Path) -> PathBuf {
+    run(Command::new("cp").arg("--sparse=always").arg(src).arg(dst));
+    dst.to_path_buf()
+}
+
+/// What the differential oracle compares.
+#[derive(PartialEq, Eq, Debug)]
+struct Observed {
+    bitmap: Vec<u8>,
+    mft_bitmap: Vec<u8>,
+    listing: String,
+}
+
+fn observe(img: &Path, parent: &str) -> Observed {
+    Observed {
+        bitmap: bytes(Command::new("ntfscat").arg(img).arg("$Bitmap")),
+        mft_bitmap: bytes(Command::new("ntfscat").args(["-a", "0xb0"]).arg(img).arg("$MFT")),
+        listing: run(Command::new("ntfsls").args(["-a", "-i", "-p", parent]).arg(img)),
+    }
+}
+
+/// The independent checks every volume we wrote must pass.
+fn check_volume(img: &Path) {
+    let out = run(Command::new("ntfsfix").arg("-n").arg(img));
+    assert!(out.contains("processed successfully"), "ntfsfix -n: {out}");
+    with_mount(img, &[], |m| {
+        // read-write: create and remove a file
+        fs::write(m.join("rw-probe"), b"x").unwrap();
+        fs::remove_file(m.join("rw-probe")).unwrap();
+        run(Command::new("find").arg(m).arg("-xdev"));
+    });
+}
+
+fn open(dev: &mut impl BlockDevice) -> Ntfs {
+    Ntfs::open(dev).unwrap()
+}
+
+fn utf16(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+/// Plans deleting `dir\name` with the engine (the name as listed; its DOS partner goes too).
+fn plan_for(dev: &mut impl BlockDevice, dir: &str, name: &str) -> Plan {
+    let v = open(dev);
+    let mut gate = plan::clear_for_writing(&v, dev, UncleanJournal::Refuse).unwrap();
+    assert!(gate.take_reset().is_none());
+    let dref = v.lookup(dev, dir).unwrap();
+    let d = v.open_dir(dev, dref).unwrap();
+    let fref = v.lookup_in(dev, &d, name).unwrap().unwrap_or_else(|| panic!("{name} not found"));
+    plan::plan_delete(&v, dev, &gate, dref, fref, &[utf16(name)]).unwrap()
+}
+
+/// Deletes `dir/name` with the engine on one copy and with ntfs-3g on
+/// another, compares them, and checks ours with ntfsfix and a rw mount.
+fn differential(dir: &Path, img: &Path, parent: &str, name: &str) -> Plan {
+    let ours = copy(img, &dir.join("ours.img"));
+    let theirs = copy(img, &dir.join("theirs.img"));
+    let mut dev = FileDev::open(&ours);
+    let p = plan_for(&mut dev, parent, name);
+    plan::execute(&mut dev, &p, None).unwrap();
+    drop(dev);
+    with_mount(&theirs, &[], |m| fs::remove_file(m.join(parent.trim_start_matches('/')).join(name)).unwrap());
+    let a = observe(&ours, parent);
+    let b = observe(&theirs, parent);
+    assert_eq!(a.listing, b.listing, "parent listing differs after deleting {name}");
+    assert!(a.bitmap == b.bitmap, "$Bitmap differs after deleting {name}");
+    assert!(a.mft_bitmap == b.mft_bitmap, "$MFT bitmap differs after deleting {name}");
+    assert!(!a.listing.contains(&format!(" {name}\n")), "{name} still listed");
+    check_volume(&ours);
+    p
+}
+
+/// Names of the keys in the root node and in the first level of index blocks of `parent`.
+fn tree_keys(dev: &mut impl BlockDevice, parent: &str) -> (Vec<String>, Vec<Vec<String>>, Vec<Vec<String>>) {
+    let v = open(dev);
+    let r = v.lookup(dev, parent).unwrap();
+    let d: Directory = v.open_dir(dev, r).unwrap();
+    let keys = |es: &[rescue_engine::ntfs::index::Entry]| es.iter().filter_map(|e| e.key.as_ref().map(|k| k.name_string())).collect::<Vec<_>>();
+    let root = d.root.entries().unwrap();
+    let mut level1 = Vec::new();
+    let mut level2 = Vec::new();
+    for e in &root {
+        if let Some(vcn) = e.sub {
+            let b = v.read_block(dev, &d, vcn).unwrap();
+            let es = b.entries().unwrap();
+            level1.push(keys(&es));
+            for e2 in &es {
+                if let Some(v2) = e2.sub {
+                    level2.push(keys(&v.read_block(dev, &d, v2).unwrap().entries().unwrap()));
+                }
+            }
+        }
+    }
+    (keys(&root), level1, level2)
+}
+
+fn many_files(n: usize) -> String {
+    format!("mkdir d && cd d && i=0; while [ $i -lt {n} ]; do echo $i > f$(printf %05d $i)_name.txt; i=$((i+1)); done")
+}
+
+#[test]
+fn small_directory_root_only_with_dos_names() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "small.img",
+        16,
+        &[],
+        "mkdir -p Windows/System32/drivers/CrowdStrike && cd Windows/System32/drivers/CrowdStrike && \
+         echo alpha > alpha.sys && echo echo > echo.sys && \
+         printf '\\252\\252\\252\\252\\001\\000\\043\\001rest' > C-00000291-00000000-00000032.sys && \
+         setfattr -h -n system.ntfs_dos_name -v C-0000~1.SYS C-00000291-00000000-00000032.sys && \
+         setfattr -h -n system.ntfs_dos_name -v ALPHA~1.SYS alpha.sys",
+    );
+    let mut dev = FileDev::open(&img);
+    let (root, l1, _) = tree_keys(&mut dev, "Windows/System32/drivers/CrowdStrike");
+    assert!(l1.is_empty(), "expected an index root only, got {root:?} {l1:?}");
+    drop(dev);
+    let parent = "/Windows/System32/drivers/CrowdStrike";
+    for name in ["alpha.sys", "C-00000291-00000000-00000032.sys", "echo.sys"] {
+        let p = differential(t.path(), &img, parent, name);
+        assert!(p.writes.iter().all(|w| w.structure != "index block"), "root-only index must not touch index blocks");
+    }
+}
+
+#[test]
+fn one_level_of_index_blocks_first_last_middle() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "one.img", 32, &[], &many_files(30));
+    let mut dev = FileDev::open(&img);
+    let (root, l1, l2) = tree_keys(&mut dev, "d");
+    drop(dev);
+    assert!(root.is_empty() && l1.len() == 1 && l2.is_empty(), "expected root -> one leaf block");
+    let leaf = &l1[0];
+    for name in [&leaf[0], &leaf[leaf.len() - 1], &leaf[leaf.len() / 2]] {
+        differential(t.path(), &img, "/d", name);
+    }
+}
+
+#[test]
+fn two_levels_of_index_blocks_interior_and_leaves() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "two.img", 32, &[], &many_files(300));
+    let mut dev = FileDev::open(&img);
+    let (_, l1, l2) = tree_keys(&mut dev, "d");
+    drop(dev);
+    assert!(l1.len() == 1 && l2.len() > 2, "expected root -> interior block -> leaves");
+    let interior = &l1[0][l1[0].len() / 2];
+    let first = &l2[0][0];
+    let last = l2.last().unwrap().last().unwrap();
+    let middle = &l2[1][l2[1].len() / 2];
+    for name in [interior, first, last, middle, &l1[0][0]] {
+        differential(t.path(), &img, "/d", name);
+    }
+    // 1000 entries: the root itself holds keys (interior entries in $INDEX_ROOT).
+    let img = make_volume(t.path(), "thousand.img", 32, &[], &many_files(1000));
+    let mut dev = FileDev::open(&img);
+    let (root, _, _) = tree_keys(&mut dev, "d");
+    drop(dev);
+    assert!(!root.is_empty(), "expected keys in the index root");
+    differential(t.path(), &img, "/d", &root[0]);
+}
+
+#[test]
+fn three_levels_5000_entries() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "five.img", 64, &[], &many_files(5000));
+    let mut dev = FileDev::open(&img);
+    let (_, l1, l2) = tree_keys(&mut dev, "d");
+    drop(dev);
+    assert!(!l1.is_empty() && !l2.is_empty());
+    for name in [&l1[0][l1[0].len() / 2], &l2[0][l2[0].len() / 2], &l2[3][0]] {
+        differential(t.path(), &img, "/d", name);
+    }
+}
+
+#[test]
+fn emptied_leaf_is_unlinked_and_tree_stays_sorted() {
+    // Delete every entry of one leaf, one at a time, with the engine; after each
+    // step the directory lists exactly the remaining names, in order.
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "empty.img", 32, &[], &many_files(300));
+    let mut dev = FileDev::open(&img);
+    let (_, _, l2) = tree_keys(&mut dev, "d");
+    let mut victims = l2[1].clone();
+    victims.extend(l2.last().unwrap().iter().cloned());
+    let mut expect: Vec<String> = {
+        let v = open(&mut dev);
+        let r = v.lookup(&mut dev, "d").unwrap();
+        let d = v.open_dir(&mut dev, r).unwrap();
+        v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect()
+    };
+    for name in &victims {
+        let p = plan_for(&mut dev, "d", name);
+        plan::execute(&mut dev, &p, None).unwrap();
+        expect.retain(|n| n != name);
+        let v = open(&mut dev);
+        let r = v.lookup(&mut dev, "d").unwrap();
+        let d = v.open_dir(&mut dev, r).unwrap();
+        let got: Vec<String> = v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(got, expect);
+    }
+    drop(dev);
+    check_volume(&img);
+    let listing = run(Command::new("ntfsls").args(["-a", "-p", "/d"]).arg(&img));
+    let names: Vec<&str> = listing.lines().filter(|l| l.starts_with('f')).collect();
+    assert_eq!(names.len(), 300 - victims.len());
+}
+
+#[test]
+fn resident_nonresident_fragmented_hardlinks_attribute_list() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "kinds.img",
+        24,
+        &[],
+        "mkdir k && cd k && echo tiny > resident.txt && head -c 200000 /dev/urandom > big.bin && \
+         i=0; while [ $i -lt 200 ]; do head -c 8192 /dev/zero > fill$i; i=$((i+1)); done && \
+         i=0; while [ $i -lt 200 ]; do rm fill$i; i=$((i+2)); done && \
+         for i in 1 2 3 4 5 6 7 8 9 10; do head -c 65536 /dev/urandom >> frag.bin; sync; head -c 65536 /dev/urandom >> other.bin; sync; done && \
+         echo linked > link1.txt && ln link1.txt link2.txt && \
+         echo many > ads.txt && i=0; while [ $i -lt 40 ]; do setfattr -n user.stream$i -v $(head -c 60 /dev/zero | tr '\\0' a) ads.txt; i=$((i+1)); done",
+    );
+    let mut dev = FileDev::open(&img);
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, "k").unwrap();
+    let d = v.open_dir(&mut dev, r).unwrap();
+    let get = |dev: &mut FileDev, n: &str| {
+        let r = v.lookup_in(dev, &d, n).unwrap().unwrap();
+        v.load_file(dev, ntfs::ref_record(r)).unwrap()
+    };
+    let frag = get(&mut dev, "frag.bin");
+    let runs = match frag.stream(0x80, &[]).unwrap().unwrap() {
+        ntfs::file::Stream::NonResident { runs, .. } => runs.len(),
+        _ => 0,
+    };
+    assert!(runs > 1, "frag.bin should be fragmented ({runs} runs)");
+    let ads = get(&mut dev, "ads.txt");
+    assert!(ads.records.len() > 1, "ads.txt should have extension records via an attribute list");
+    // Content read by the engine equals what ntfs-3g reads.
+    let content = v.read_content(&mut dev, &frag, 1 << 30).unwrap();
+    assert_eq!(content, bytes(Command::new("ntfscat").arg(&img).arg("/k/frag.bin")));
+    drop(dev);
+    for name in ["resident.txt", "big.bin", "frag.bin", "ads.txt", "link1.txt"] {
+        let p = differential(t.path(), &img, "/k", name);
+        if name == "link1.txt" {
+            assert!(p.notes.iter().any(|n| n.contains("kept")), "hard link keeps its record: {p}");
+        }
+    }
+    // The other link still reads.
+    let ours = t.path().join("ours.img");
+    assert_eq!(bytes(Command::new("ntfscat").arg(&ours).arg("/k/link2.txt")), b"linked\n");
+}
+
+#[test]
+fn four_k_sectors_and_large_clusters() {
+    let t = tempfile::tempdir().unwrap();
+    for (name, extra) in [("s4k.img", &["-s", "4096"][..]), ("c64k.img", &["-c", "65536"][..])] {
+        let img = make_volume(t.path(), name, 64, extra, &many_files(400));
+        let mut dev = FileDev::open(&img);
+        let v = open(&mut dev);
+        if name == "s4k.img" {
+            assert_eq!((v.boot.sector_size, v.boot.record_size), (4096, 4096));
+        }
+        let (_, l1, l2) = tree_keys(&mut dev, "d");
+        drop(dev);
+        differential(t.path(), &img, "/d", &l1[0][1]);
+        differential(t.path(), &img, "/d", &l2[0][0]);
+    }
+}
+
+/// Interruption: stop after the k-th write, for every k; each state must pass
+/// ntfsfix, mount read-write, list the directory, and never have a cluster
+/// free that the final state keeps or a cluster in use beyond the original.
+#[test]
+fn interrupted_after_every_write() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "int.img",
+        32,
+        &[],
+        &format!("{} && head -c 300000 /dev/urandom > big_0150.bin && setfattr -h -n system.ntfs_dos_name -v BIG_01~1.BIN big_0150.bin", many_files(300)),
+    );
+    // An interior key: its delete moves a predecessor up (most writes).
+    let mut dev = FileDev::open(&img);
+    let (_, l1, _) = tree_keys(&mut dev, "d");
+    let name = l1[0][l1[0].len() / 2].clone();
+    let full = plan_for(&mut dev, "d", &name);
+    drop(dev);
+    let orig = observe(&img, "/d");
+    let done = copy(&img, &t.path().join("final.img"));
+    plan::execute(&mut FileDev::open(&done), &full, None).unwrap();
+    let fin = observe(&done, "/d");
+    assert!(full.len() >= 4, "{full}");
+    for k in 0..=full.len() {
+        let part = copy(&img, &t.path().join(format!("k{k}.img")));
+        plan::execute(&mut FileDev::open(&part), &full, Some(k)).unwrap();
+        check_volume(&part);
+        let o = observe(&part, "/d");
+        for (i, ((p, f), b)) in o.bitmap.iter().zip(&fin.bitmap).zip(&orig.bitmap).enumerate() {
+            assert_eq!(p & !b, 0, "k={k}: cluster byte {i} in use beyond the original");
+            assert_eq!(f & !p, 0, "k={k}: cluster byte {i} freed before the final state (cross-link risk)");
+        }
+        fs::remove_file(part).unwrap();
+    }
+    // The big file too (clusters freed last).
+    let mut dev = FileDev::open(&img);
+    let big = plan_for(&mut dev, "d", "big_0150.bin");
+    drop(dev);
+    assert_eq!(big.writes.last().unwrap().structure, "$Bitmap");
+    for k in 0..=big.len() {
+        let part = copy(&img, &t.path().join(format!("b{k}.img")));
+        plan::execute(&mut FileDev::open(&part), &big, Some(k)).unwrap();
+        check_volume(&part);
+        fs::remove_file(part).unwrap();
+    }
+}
+
+fn corpus(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ntfs").join(name);
+    p.exists().then_some(p)
+}
+
+/// Unpacks a corpus disk and returns (disk image, partition offset, partition length).
+fn unpack(dir: &Path, name: &str) -> Option<(PathBuf, u64, u64)> {
+    let gz = corpus(&format!("{name}.raw.gz"))?;
+    let out = dir.join(format!("{name}.raw"));
+    run(Command::new("sh").arg("-c").arg(format!("gunzip -c '{}' | dd of='{}' bs=64K conv=sparse status=none", gz.display(), out.display())));
+    let mut dev = FileDev::open(&out);
+    let parts = rescue_engine::partition::discover(&mut dev).unwrap();
+    Some((out, parts[0].offset, parts[0].size))
+}
+
+fn extract(img: &Path, off: u64, len: u64, out: &Path) {
+    run(Command::new("dd").arg(format!("if={}", img.display())).arg(format!("of={}", out.display())).args(["bs=64K", "iflag=skip_bytes,count_bytes", "conv=sparse", "status=none"]).arg(format!("skip={off}")).arg(format!("count={len}")));
+}
+
+fn profile(path: &str, extra: &str) -> Profile {
+    Profile::parse(&format!("name = \"t\"\n[[delete]]\npath = '{path}'\nbackup = false\n{extra}")).unwrap()
+}
+
+/// The Windows-made volumes: delete a file through `remediate` on the whole
+/// MBR disk, compare with ntfs-3g deleting it on the partition.
+#[test]
+fn windows_corpus_volumes() {
+    let t = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for (disk, parent, name) in [("ntfs-lastaccess", "/test", "1.txt"), ("ntfs-ptrn", "/", "2.txt"), ("ntfs-ptrn", "/", "os_version.txt"), ("ntfs-2m", "/", "")] {
+        let Some((raw, off, len)) = unpack(t.path(), disk) else { continue };
+        seen += 1;
+        let part = t.path().join("part.img");
+        extract(&raw, off, len, &part);
+        let name = if name.is_empty() {
+            // 2 MiB clusters: add a file with ntfs-3g first.
+            with_mount(&part, &[], |m| fs::write(m.join("added.bin"), vec![7u8; 5_000_000]).unwrap());
+            fs::remove_file(&raw).unwrap();
+            let mut dev = FileDev::open(&part);
+            assert_eq!(open(&mut dev).boot.cluster_size, 2 << 20);
+            "added.bin"
+        } else {
+            name
+        };
+        let theirs = copy(&part, &t.path().join("theirs.img"));
+        let rule = format!("{}\\{name}", parent.trim_start_matches('/')).trim_start_matches('\\').to_string();
+        let report = if raw.exists() {
+            let mut dev = FileDev::open(&raw);
+            let r = remediate::remediate(&profile(&rule, ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+            drop(dev);
+            extract(&raw, off, len, &part);
+            fs::remove_file(&raw).unwrap();
+            r
+        } else {
+            let mut dev = FileDev::open(&part);
+            remediate::remediate(&profile(&rule, ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {})
+        };
+        assert!(report.ok && report.files_deleted == 1, "{disk}: {report:#?}");
+        with_mount(&theirs, &[], |m| fs::remove_file(m.join(parent.trim_start_matches('/')).join(name)).unwrap());
+        let a = observe(&part, parent);
+        let b = observe(&theirs, parent);
+        assert_eq!(a.listing, b.listing, "{disk}");
+        assert!(a.bitmap == b.bitmap && a.mft_bitmap == b.mft_bitmap, "{disk}: bitmaps differ");
+        check_volume(&part);
+    }
+    assert!(seen > 0, "corpus not found at ../shared/corpus/ntfs");
+}
+
+/// Clears the clean flag in both restart areas of `$LogFile`, as a crash leaves them.
+fn make_crash_like(dev: &mut impl BlockDevice) {
+    let v = open(dev);
+    let lf = v.load_file(dev, 2).unwrap();
+    let s = lf.stream(0x80, &[]).unwrap().unwrap();
+    for page in [0u64, 4096] {
+        let mut head = vec![0u8; 4096];
+        v.read_stream(dev, &s, page, &mut head).unwrap();
+        assert_eq!(&head[..4], b"RSTR");
+        let ra = u16::from_le_bytes([head[0x18], head[0x19]]) as usize;
+        let flags = u16::from_le_bytes([head[ra + 0xE], head[ra + 0xF]]);
+        assert!(flags & 2 != 0, "corpus journal page at {page} should be clean");
+        let ex = ntfs::runs::extents(match &s {
+            ntfs::file::Stream::NonResident { runs, .. } => runs,
+            _ => panic!(),
+        }, v.cluster(), page + ra as u64 + 0xE, 2, 0).unwrap();
+        dev.write_at(ex[0].0.unwrap(), &(flags & !2).to_le_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn unclean_journal_refused_or_reset() {
+    let t = tempfile::tempdir().unwrap();
+    let Some((raw, off, len)) = unpack(t.path(), "ntfs-lastaccess") else { panic!("corpus missing") };
+    let part = t.path().join("crash.img");
+    extract(&raw, off, len, &part);
+    fs::remove_file(&raw).unwrap();
+    make_crash_like(&mut FileDev::open(&part));
+    let before = fs::read(&part).unwrap();
+    // Refuse (the default): error, zero writes.
+    let mut dev = MemDisk::new(before.clone(), 512);
+    let r = remediate::remediate(&profile("test\\1.txt", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(!r.ok && r.files_deleted == 0 && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("LogFile"), "{r:#?}");
+    assert!(dev.data == before, "refused run changed the image");
+    let v = open(&mut dev);
+    assert!(matches!(plan::clear_for_writing(&v, &mut dev, UncleanJournal::Refuse), Err(NtfsError::UncleanJournal { .. })));
+    // Reset: journal filled with 0xFF, volume marked dirty, file deleted.
+    let mut dev = FileDev::open(&part);
+    let r = remediate::remediate(&profile("test\\1.txt", "[ntfs]\nunclean_journal = \"reset\"\n"), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
+    let v = open(&mut dev);
+    let (_, vi) = ntfs::volume::read(&v, &mut dev).unwrap();
+    assert!(vi.flags & 1 != 0, "dirty flag set");
+    drop(dev);
+    let log = bytes(Command::new("ntfscat").arg("-f").arg(&part).arg("$LogFile"));
+    assert!(!log.is_empty() && log.iter().all(|&b| b == 0xFF), "journal reset to 0xFF");
+    let info = run(Command::new("ntfsinfo").args(["-f", "-m"]).arg(&part));
+    assert!(info.contains("Volume is dirty") || info.to_lowercase().contains("dirty"), "{info}");
+    let out = run(Command::new("ntfsls").args(["-f", "-a", "-p", "/test"]).arg(&part));
+    assert!(!out.contains("1.txt"), "{out}");
+    // The dirty volume still mounts (forced, as ntfs-3g requires) read-write.
+    with_mount(&part, &["force"], |m| {
+        fs::write(m.join("probe"), b"x").unwrap();
+        assert!(!m.join("test/1.txt").exists());
+    });
+}
+
+#[test]
+fn hibernated_volume_refused_reparse_skipped() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "hib.img", 16, &[], "printf 'wakexxxx' > hiberfil.sys && mkdir x && echo a > x/a.sys && ln -s a.sys x/b.sys");
+    let clean = fs::read(&img).unwrap();
+    // Stamp "HIBR" into hiberfil.sys's (resident) data, as Windows fast startup leaves it.
+    let mut dev = MemDisk::new(clean.clone(), 512);
+    let v = open(&mut dev);
+    let h = v.lookup(&mut dev, "hiberfil.sys").unwrap();
+    let f = v.load_file(&mut dev, ntfs::ref_record(h)).unwrap();
+    let (ri, a) = f.find(0x80, &[]).next().unwrap();
+    let ntfs::attr::Form::Resident { value_offset, .. } = a.form else { panic!("expected resident data") };
+    let at = f.records[*ri].offset as usize + value_offset;
+    assert_eq!(&dev.data[at..at + 4], b"wake");
+    dev.data[at..at + 4].copy_from_slice(b"HIBR");
+    let before = dev.data.clone();
+    fs::write(&img, &before).unwrap();
+    let mut dev = MemDisk::new(before.clone(), 512);
+    let r = remediate::remediate(&profile("x\\a.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(!r.ok && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("hibernat"), "{r:#?}");
+    assert!(dev.data == before);
+    // A resumed (zeroed) hiberfil.sys passes; the symlink (a reparse point) is reported and skipped.
+    fs::write(&img, &clean).unwrap();
+    let mut dev = FileDev::open(&img);
+    let r = remediate::remediate(&profile("x\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
+    let b = &r.volumes[0].rules[0].files.iter().find(|f| f.path.ends_with("b.sys")).unwrap();
+    assert_eq!(b.action, "skipped");
+    assert!(b.reason.as_deref().unwrap().contains("reparse"));
+}
+
+/// Random corruption of metadata: every run either succeeds or fails with a
+/// typed error and leaves the image byte-identical; never panics or hangs.
+#[test]
+fn corruption_many_seeds() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "c.img", 8, &[], &format!("{} && echo x > target.sys", many_files(150)));
+    let clean = fs::read(&img).unwrap();
+    let v = open(&mut MemDisk::new(clean.clone(), 512));
+    // Metadata regions: boot sector, the first 64 MFT records, the directory's index blocks.
+    let mft = v.boot.mft_lcn * v.cluster();
+    let mut regions = vec![(0u64, 512u64), (mft, 64 * v.boot.record_size as u64)];
+    {
+        let mut dev = MemDisk::new(clean.clone(), 512);
+        let r = v.lookup(&mut dev, "d").unwrap();
+        let d = v.open_dir(&mut dev, r).unwrap();
+        if let Some(ntfs::file::Stream::NonResident { runs, .. }) = &d.alloc {
+            for run in runs {
+                regions.push((run.lcn.unwrap() * v.cluster(), run.len * v.cluster()));
+            }
+        }
+    }
+    let prof = profile("d\\target.sys", "");
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut ok, mut err) = (0, 0);
+    for seed in 0..400 {
+        let mut data = clean.clone();
+        let flips = 1 + next() % 8;
+        for _ in 0..flips {
+            let (start, len) = regions[(next() % regions.len() as u64) as usize];
+            let at = (start + next() % len) as usize;
+            data[at] ^= 1 << (next() % 8);
+        }
+        if seed % 50 == 49 {
+            data.truncate((next() % clean.len() as u64) as usize);
+        }
+        let before = data.clone();
+        let mut dev = MemDisk::new(data, 512);
+        let r = remediate::remediate(&prof, &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+        if r.ok && r.files_deleted == 1 {
+            ok += 1;
+        } else {
+            err += 1;
+            assert!(dev.data == before, "seed {seed}: failed run wrote to the image: {:?}", r.errors);
+        }
+    }
+    assert!(ok > 0 && err > 0, "ok {ok} err {err}");
+}
+
+/// Loops in index pointers and run lists are errors, not hangs.
+#[test]
+fn index_loop_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "loop.img", 16, &[], &many_files(1000));
+    let mut dev = MemDisk::new(fs::read(&img).unwrap(), 512);
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, "d").unwrap();
+    let d = v.open_dir(&mut dev, r).unwrap();
+    // Point the first block's first sub-node... the root's first entry points to a
+    // block; make that block's END entry (a leaf) claim a sub-node: flags disagree -> error.
+    // Instead, point two root entries at the same block: a visited-twice loop.
+    let es = d.root.entries().unwrap();
+    assert!(es.len() >= 2);
+    let rec = v.read_record(&mut dev, ntfs::ref_record(r)).unwrap();
+    let vcn0 = es[0].sub.unwrap();
+    let root_at = d.root.offset as usize; // attribute header position on the volume
+    let vo = u16::from_le_bytes([dev.data[root_at + 0x14], dev.data[root_at + 0x15]]) as usize;
+    let e1_end = root_at + vo + es[1].off + es[1].len;
+    dev.data[e1_end - 8..e1_end].copy_from_slice(&vcn0.to_le_bytes());
+    let _ = rec;
+    let v = open(&mut dev);
+    let d = v.open_dir(&mut dev, r).unwrap();
+    match v.list_dir(&mut dev, &d) {
+        Err(NtfsError::Corrupt { structure, .. }) => assert!(structure.contains("index") || structure == "MFT record", "{structure}"),
+        other => panic!("expected a loop error, got {other:?}"),
+    }
+}
+
+#[test]
+fn rescue_cli_ls_and_apply() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "cli.img",
+        16,
+        &[],
+        "mkdir -p Windows/System32/drivers/CrowdStrike && cd Windows/System32/drivers/CrowdStrike && \
+         printf '\\252\\252\\252\\252\\001\\000\\043\\001rest' > C-00000291-00000000-00000032.sys && \
+         printf 'not a channel file' > C-00000291-bad.sys && echo keep > C-00000290-00000000-00000001.sys",
+    );
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let ls = run(Command::new(exe).args(["ls"]).arg(&img).arg("windows\\system32\\DRIVERS\\crowdstrike"));
+    assert!(ls.contains("C-00000291-00000000-00000032.sys") && ls.contains("C-00000290"), "{ls}");
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n").unwrap();
+    let before = fs::read(&img).unwrap();
+    let dry = run(Command::new(exe).args(["apply", "--dry-run", "--profile"]).arg(&prof).arg(&img));
+    assert!(dry.contains("would delete") && dry.contains("index") && dry.contains("$MFT bitmap"), "{dry}");
+    assert!(fs::read(&img).unwrap() == before, "dry run wrote");
+    let report = t.path().join("out/report.json");
+    fs::create_dir_all(report.parent().unwrap()).unwrap();
+    run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--report").arg(&report).arg(&img));
+    let j: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(j["files_deleted"], 1);
+    assert!(j["bytes_read"].as_u64().unwrap() > 0);
+    let files = j["volumes"][0]["rules"][0]["files"].as_array().unwrap();
+    let bad = files.iter().find(|f| f["path"].as_str().unwrap().ends_with("bad.sys")).unwrap();
+    assert_eq!(bad["header_match"], false);
+    assert_eq!(bad["action"], "skipped");
+    let good = files.iter().find(|f| f["action"] == "deleted").unwrap();
+    let backup = good["backup"].as_str().unwrap();
+    assert_eq!(fs::read(backup).unwrap(), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01rest");
+    assert!(Path::new(backup).starts_with(t.path().join("out/backup")));
+    check_volume(&img);
+    // A failing backup keeps the file and fails the run.
+    let img2 = make_volume(t.path(), "cli2.img", 16, &[], "printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\n").unwrap();
+    fs::write(t.path().join("file-not-dir"), b"").unwrap();
+    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--backup-dir").arg(t.path().join("file-not-dir/sub")).arg(&img2).output().unwrap();
+    assert!(!out.status.success());
+    let ls = run(Command::new("ntfsls").arg(&img2));
+    assert!(ls.contains("C-00000291-x.sys"), "file must stay when its backup fails: {ls}");
+}
+
+#[test]
+fn reads_only_what_it_needs() {
+    // The CrowdStrike profile on a 1 GiB volume reads well under 1 MiB.
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "gib.img", 1024, &[], "mkdir -p Windows/System32/drivers/CrowdStrike && printf '\\252\\252\\252\\252\\001\\000\\043\\001' > Windows/System32/drivers/CrowdStrike/C-00000291-1.sys");
+    let mut dev = FileDev::open(&img);
+    let p = Profile::parse("name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
+    let r = remediate::remediate(&p, &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
+    assert!(r.bytes_read < 1 << 20, "read {} bytes", r.bytes_read);
+    drop(dev);
+    check_volume(&img);
+}
+
+#[allow(dead_code)]
+fn slice_of(dev: &mut MemDisk, off: u64, len: u64) -> Slice<&mut MemDisk> {
+    Slice::new(dev, off, len)
+}
+
+#[test]
+#[ignore]
+fn shapes() {
+    let t = tempfile::tempdir().unwrap();
+    for n in [3usize, 8, 30, 100, 300, 1000, 2000, 5000] {
+        let img = make_volume(t.path(), "s.img", 64, &[], &many_files(n));
+        let mut dev = FileDev::open(&img);
+        let (r, l1, l2) = tree_keys(&mut dev, "d");
+        eprintln!("n={n}: root {} keys, l1 {} nodes {:?}, l2 {} nodes", r.len(), l1.len(), l1.iter().map(|x| x.len()).collect::<Vec<_>>(), l2.len());
+    }
+}
