@@ -15,6 +15,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed={}", agent_dir.join("src").display());
     println!("cargo:rerun-if-changed={}", agent_dir.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("../.cargo/config.toml").display());
     println!("cargo:rerun-if-env-changed=RESCUE_AGENT_EFI");
 
     // A prebuilt agent may be supplied (e.g. by packagers); otherwise build it.
@@ -24,7 +25,8 @@ fn main() {
         let target_dir = out_dir.join("agent-target");
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.arg("build")
+        // Run from the agent's folder so the workspace's .cargo/config.toml applies.
+        cmd.current_dir(&agent_dir).arg("build")
             .arg("--release")
             .args(["--target", TARGET])
             .args(["--bin", "rescue-agent"])

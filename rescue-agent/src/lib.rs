@@ -16,3 +16,8 @@ pub mod partition;
 pub mod profile;
 pub mod remediate;
 pub mod version;
+pub mod prompt;
+pub mod session;
+pub mod smbios;
+pub mod bootopt;
+pub mod banner;

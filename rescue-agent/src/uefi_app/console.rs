@@ -1,10 +1,14 @@
-//! Screen and serial output. Every status line goes to the screen and, with
-//! the fixed prefix [`SERIAL_PREFIX`], to every serial port, so tests and
-//! servers with serial consoles read a clean line protocol.
+//! Screen, serial and keyboard. Every status line goes to the screen and,
+//! with the fixed prefix [`SERIAL_PREFIX`], to every serial port, so tests
+//! and servers with serial consoles read a clean line protocol. Keys come
+//! from the firmware's console input, which includes the serial terminal.
 
 use alloc::vec::Vec;
-use uefi::boot::{self, OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol};
+use core::time::Duration;
+use rescue_engine::prompt::Key;
+use uefi::boot::{self, EventType, OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol, TimerTrigger, Tpl};
 use uefi::proto::console::serial::Serial;
+use uefi::proto::console::text::{Color, Key as UefiKey, ScanCode};
 use uefi::system;
 
 /// Prefix of every line the agent writes to serial.
@@ -16,7 +20,7 @@ pub struct Console {
 
 impl Console {
     /// Opens the serial ports non-exclusively (an exclusive open would
-    /// disconnect the firmware's own console from them).
+    /// disconnect the firmware's own console from them) and clears the screen.
     pub fn open() -> Console {
         let mut serial = Vec::new();
         if let Ok(handles) = boot::find_handles::<Serial>() {
@@ -29,15 +33,23 @@ impl Console {
                 }
             }
         }
+        system::with_stdout(|out| {
+            let _ = out.set_color(Color::White, Color::Black);
+            let _ = out.clear();
+        });
         Console { serial }
     }
 
-    /// Prints a status line on screen and on serial.
-    pub fn line(&mut self, text: &str) {
+    fn screen(&mut self, text: &str, color: Color) {
         system::with_stdout(|out| {
             use core::fmt::Write;
+            let _ = out.set_color(color, Color::Black);
             let _ = write!(out, "{text}\r\n");
+            let _ = out.set_color(Color::White, Color::Black);
         });
+    }
+
+    fn serial(&mut self, text: &str) {
         for s in &mut self.serial {
             let _ = s.write(SERIAL_PREFIX.as_bytes());
             let _ = s.write(text.as_bytes());
@@ -45,15 +57,99 @@ impl Console {
         }
     }
 
+    /// A status line on screen and serial.
+    pub fn line(&mut self, text: &str) {
+        self.screen(text, Color::White);
+        self.serial(text);
+    }
+
+    /// A line in a colour (warnings, the verdict).
+    pub fn colored(&mut self, text: &str, color: Color) {
+        self.screen(text, color);
+        self.serial(text);
+    }
+
     /// Shows `prompt` and waits for one key press.
     pub fn wait_key(&mut self, prompt: &str) {
         self.line(prompt);
-        system::with_stdin(|input| {
-            let _ = input.reset(false);
-            if let Ok(ev) = input.wait_for_key_event() {
-                let _ = boot::wait_for_event(&[ev]);
+        let _ = self.read_key(None);
+    }
+
+    /// Waits for a key, or `None` when `timeout` passes first.
+    pub fn read_key(&mut self, timeout: Option<Duration>) -> Option<Key> {
+        let key_event = system::with_stdin(|input| input.wait_for_key_event().ok())?;
+        // SAFETY: a plain timer event without a notification function.
+        let timer = match timeout {
+            Some(t) => unsafe { boot::create_event(EventType::TIMER, Tpl::APPLICATION, None, None) }.ok().inspect(|ev| {
+                let _ = boot::set_timer(ev, TimerTrigger::Relative(t));
+            }),
+            None => None,
+        };
+        loop {
+            let mut events: Vec<uefi::Event> = Vec::new();
+            // SAFETY: the events stay alive while we wait on copies of them.
+            events.push(unsafe { key_event.unsafe_clone() });
+            if let Some(t) = &timer {
+                events.push(unsafe { t.unsafe_clone() });
             }
-            let _ = input.read_key();
-        });
+            let which = boot::wait_for_event(&events).unwrap_or(0);
+            if which == 1 {
+                if let Some(t) = timer {
+                    let _ = boot::close_event(t);
+                }
+                return None;
+            }
+            let key = system::with_stdin(|input| input.read_key().ok().flatten());
+            let mapped = match key {
+                Some(UefiKey::Printable(c)) => match char::from(c) {
+                    '\r' | '\n' => Key::Enter,
+                    '\u{8}' => Key::Backspace,
+                    '\u{1b}' => Key::Escape,
+                    c => Key::Char(c),
+                },
+                Some(UefiKey::Special(ScanCode::ESCAPE)) => Key::Escape,
+                Some(UefiKey::Special(_)) => Key::Other,
+                None => continue,
+            };
+            if let Some(t) = timer {
+                let _ = boot::close_event(t);
+            }
+            return Some(mapped);
+        }
+    }
+}
+
+/// Milliseconds from the CPU's time-stamp counter, calibrated against the firmware's stall.
+pub struct Clock {
+    ticks_per_ms: u64,
+    start: u64,
+}
+
+fn tsc() -> u64 {
+    // SAFETY: RDTSC has no preconditions on x86-64.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
+impl Clock {
+    pub fn calibrate() -> Clock {
+        let a = tsc();
+        boot::stall(Duration::from_millis(20));
+        let b = tsc();
+        Clock { ticks_per_ms: ((b - a) / 20).max(1), start: a }
+    }
+    pub fn ms(&self) -> u64 {
+        (tsc() - self.start) / self.ticks_per_ms
+    }
+}
+
+impl rescue_engine::session::Console for Console {
+    fn line(&mut self, text: &str) {
+        Console::line(self, text)
+    }
+    fn key(&mut self, timeout_s: Option<u32>) -> Option<Key> {
+        self.read_key(timeout_s.map(|s| Duration::from_secs(s as u64)))
     }
 }

@@ -1,17 +1,26 @@
-//! UEFI entry point: banner, profile, finish action.
+//! UEFI entry point: firmware in, engine run, firmware out. Everything that
+//! decides lives in the engine (`rescue_engine::session`).
 
 mod console;
+mod disks;
+mod firmware;
+mod stick;
 
+use alloc::format;
 use alloc::string::String;
-use console::Console;
+use alloc::vec::Vec;
+use console::{Clock, Console};
+use rescue_engine::banner;
 use rescue_engine::profile::{FinishAction, Profile};
+use rescue_engine::session::{self, Disk, Outcome};
 use rescue_engine::version;
+use stick::Stick;
 use uefi::prelude::*;
-use uefi::{boot, cstr16, runtime};
+use uefi::proto::console::text::Color;
+use uefi::{boot, runtime};
 
 /// The version string with its marker, kept in the binary for `rescue inspect`.
 #[used]
-#[unsafe(link_section = ".rdata")]
 static VERSION_TAG: [u8; version::MARKER.len() + 16] = version_tag();
 
 const fn version_tag() -> [u8; version::MARKER.len() + 16] {
@@ -37,41 +46,103 @@ fn main() -> Status {
     }
     // The firmware resets the machine after five minutes unless told not to.
     let _ = boot::set_watchdog_timer(0, 0x10000, None);
+    let clock = Clock::calibrate();
     let mut con = Console::open();
-    // Keep the tag alive through the optimiser.
     let _ = core::hint::black_box(&VERSION_TAG);
-    con.line(&alloc::format!("rescue-agent {}", version::VERSION));
+    con.line(&format!("rescue-agent {}", version::VERSION));
 
-    let profile = match load_profile() {
+    let mut stick = Stick::open();
+    let profile = match load_profile(&mut stick) {
         Ok(p) => p,
         Err(why) => {
-            con.line(&alloc::format!("FAILED: {why}"));
-            con.wait_key("Press any key to reboot.");
+            verdict(&mut con, Outcome::Failed, Some(&why));
+            con.wait_key("Press any key to restart.");
             runtime::reset(runtime::ResetType::COLD, Status::ABORTED, None);
         }
     };
-    con.line(&alloc::format!("profile: {}", profile.name));
+    con.line(&format!("profile: {}", profile.name));
+    if !profile.description.is_empty() {
+        con.line(&profile.description);
+    }
+    let secure_boot = firmware::secure_boot();
+    con.line(&format!("secure boot: {secure_boot}"));
+
+    disks::connect_all();
+    let skip = disks::boot_device_path();
+    let mut found: Vec<Disk<disks::UefiDisk>> = disks::whole_disks(skip.as_deref())
+        .into_iter()
+        .map(|(label, dev)| Disk { label, model: String::new(), serial: String::new(), dev })
+        .collect();
+    con.line(&format!("disks: {}", found.len()));
+
+    let (started, stamp) = firmware::now();
+    let mut report = session::run(&profile, &mut found, &mut con, &mut stick, &|| clock.ms());
+    for w in core::mem::take(&mut stick.warnings) {
+        con.colored(&format!("warning: {w}"), Color::Yellow);
+    }
+    report.started = started;
+    report.machine = firmware::machine();
+    report.notes.push(format!("secure boot: {secure_boot}"));
+    let boot_next = (profile.finish.action == FinishAction::Reboot && report.outcome != Outcome::Failed)
+        .then(firmware::boot_windows_next);
+    if let Some(b) = &boot_next {
+        report.notes.push(b.clone());
+    }
+
+    // The report: one JSON file per run.
+    let serial = report.machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
+    let name = format!("rescue\\reports\\{stamp}-{}.json", sanitize(&serial));
+    match serde_json::to_vec_pretty(&report) {
+        Ok(json) => match stick.write(&name, &json) {
+            Ok(()) => con.line(&format!("report: {name}")),
+            Err(why) => con.colored(&format!("warning: no report kept: {why}"), Color::Yellow),
+        },
+        Err(e) => con.colored(&format!("warning: cannot encode the report: {e}"), Color::Yellow),
+    }
+    if let Some(b) = &boot_next {
+        con.line(b);
+    }
+    verdict(&mut con, report.outcome, report.reason.as_deref());
     finish(&mut con, profile.finish.action)
 }
 
+/// Keeps letters, digits and `-` for a file name.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(40).collect()
+}
+
+/// Shows the verdict in large letters, and as one line on serial.
+fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
+    let color = match outcome {
+        Outcome::Fixed => Color::LightGreen,
+        Outcome::NothingToDo => Color::LightCyan,
+        Outcome::Failed => Color::LightRed,
+    };
+    con.line("");
+    for l in banner::big(outcome.word()) {
+        con.colored(&l, color);
+    }
+    con.line("");
+    match reason {
+        Some(r) => con.colored(&format!("RESULT: {}: {r}", outcome.word()), color),
+        None => con.colored(&format!("RESULT: {}", outcome.word()), color),
+    }
+}
+
 /// Reads and validates `rescue\profile.toml` from the stick the agent booted from.
-fn load_profile() -> Result<Profile, String> {
-    let sfs = boot::get_image_file_system(boot::image_handle())
-        .map_err(|e| alloc::format!("cannot open the boot stick's file system ({:?})", e.status()))?;
-    let mut fs = uefi::fs::FileSystem::new(sfs);
-    let text = fs
-        .read_to_string(cstr16!("\\rescue\\profile.toml"))
-        .map_err(|e| alloc::format!("cannot read rescue\\profile.toml on the stick: {e:?}"))?;
-    Profile::parse(&text).map_err(|e| alloc::format!("rescue\\profile.toml: {e}"))
+fn load_profile(stick: &mut Stick) -> Result<Profile, String> {
+    let bytes = stick.read("\\rescue\\profile.toml").map_err(|e| format!("cannot read the profile on the stick: {e}"))?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| String::from("rescue\\profile.toml is not UTF-8 text"))?;
+    Profile::parse(text).map_err(|e| format!("rescue\\profile.toml: {e}"))
 }
 
 fn finish(con: &mut Console, action: FinishAction) -> ! {
-    con.line(&alloc::format!("finish: {}", action.as_str()));
+    con.line(&format!("finish: {}", action.as_str()));
     match action {
         FinishAction::Reboot => runtime::reset(runtime::ResetType::COLD, Status::SUCCESS, None),
         FinishAction::Shutdown => runtime::reset(runtime::ResetType::SHUTDOWN, Status::SUCCESS, None),
         FinishAction::Wait => {
-            con.wait_key("Press any key to reboot.");
+            con.wait_key("Press any key to restart.");
             runtime::reset(runtime::ResetType::COLD, Status::SUCCESS, None)
         }
     }

@@ -1,0 +1,70 @@
+//! The stick the agent booted from: where backups and reports go.
+//!
+//! A stick that is read-only (a CD) or full does not stop the fix: the agent
+//! says so on screen and carries on, and the report says the backup was not
+//! kept. A partially written backup is removed.
+
+use alloc::format;
+use alloc::string::String;
+use rescue_engine::remediate::{BackupItem, BackupSink};
+use uefi::fs::FileSystem;
+use uefi::{boot, CString16};
+
+pub struct Stick {
+    fs: Option<FileSystem>,
+    /// Set once a write failed: why the stick cannot take more.
+    pub unwritable: Option<String>,
+    /// Warnings for the screen, drained by the caller.
+    pub warnings: alloc::vec::Vec<String>,
+}
+
+fn path16(p: &str) -> Result<CString16, String> {
+    CString16::try_from(p).map_err(|_| format!("{p}: not a valid UEFI path"))
+}
+
+impl Stick {
+    pub fn open() -> Stick {
+        let fs = boot::get_image_file_system(boot::image_handle()).ok().map(FileSystem::new);
+        let unwritable = if fs.is_none() { Some(String::from("the boot medium has no file system the firmware can write")) } else { None };
+        Stick { fs, unwritable, warnings: alloc::vec::Vec::new() }
+    }
+
+    /// Reads a file from the stick.
+    pub fn read(&mut self, path: &str) -> Result<alloc::vec::Vec<u8>, String> {
+        let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;
+        fs.read(path16(path)?.as_ref()).map_err(|e| format!("{path}: {e:?}"))
+    }
+
+    /// Writes a file (creating its folders); on failure removes what was written.
+    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<(), String> {
+        if let Some(why) = &self.unwritable {
+            return Err(why.clone());
+        }
+        let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;
+        let p = path16(path)?;
+        if let Some((dir, _)) = path.rsplit_once('\\') {
+            fs.create_dir_all(path16(dir)?.as_ref()).map_err(|e| format!("{dir}: {e:?}"))?;
+        }
+        if let Err(e) = fs.write(p.as_ref(), data) {
+            let _ = fs.remove_file(p.as_ref());
+            let why = format!("cannot write {path} to the stick (read-only or full?): {e:?}");
+            self.unwritable = Some(why.clone());
+            return Err(why);
+        }
+        Ok(())
+    }
+}
+
+impl BackupSink for Stick {
+    fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
+        let path = format!("rescue\\backups\\{:016X}\\{}", item.volume_serial, item.path);
+        match self.write(&path, item.content) {
+            Ok(()) => Ok(path),
+            Err(why) => {
+                // The fix matters more than the copy of a faulty file: carry on, and say so.
+                self.warnings.push(format!("backup of {} not kept: {why}", item.path));
+                Ok(format!("not kept: {why}"))
+            }
+        }
+    }
+}
