@@ -11,6 +11,7 @@ mod inspect;
 mod iso;
 mod stick;
 mod sysblock;
+mod unlock;
 mod usb;
 
 use anyhow::Result;
@@ -55,6 +56,11 @@ enum Command {
     Ls(host::LsArgs),
     /// Run a profile's fixes on every NTFS volume of a disk, image or device
     Apply(host::ApplyArgs),
+    /// BitLocker volumes: show metadata and key protectors
+    #[command(subcommand)]
+    Bitlocker(unlock::BitLockerCommand),
+    /// Write the decrypted contents of a BitLocker volume to a file
+    Unlock(unlock::UnlockArgs),
 }
 
 #[derive(Subcommand)]
@@ -104,6 +110,8 @@ fn main() {
         Command::Profile(ProfileCommand::Check { file }) => profile_check(file),
         Command::Ls(a) => host::ls(a),
         Command::Apply(a) => host::apply(a),
+        Command::Bitlocker(c) => unlock::bitlocker_command(c),
+        Command::Unlock(a) => unlock::unlock(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

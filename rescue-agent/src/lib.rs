@@ -8,6 +8,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod bitlocker;
 pub mod block;
 pub mod crc32;
 pub mod glob;

@@ -1,0 +1,286 @@
+//! Test support: turning a plain NTFS volume into a BitLocker volume, so
+//! tests can make volumes of every shape and check them with independent
+//! tools (dislocker, bdeinfo, cryptsetup). Not used by the agent.
+//!
+//! Layout: the filesystem must leave room after its last sector (the NTFS
+//! backup boot sector) for three 64 KiB metadata areas and the relocated
+//! boot sectors; the area it leaves must be zero. Everything else is
+//! encrypted in place, so the unlocked volume equals the input byte for byte.
+
+use super::cipher::SectorCipher;
+use super::datum::{build, entry, le16, le64, value};
+use super::error::{BitLockerError, Result};
+use super::header::GUID_NORMAL;
+use super::keys;
+use super::metadata::{EncryptionMethod, AREA_SIZE};
+use crate::block::BlockDevice;
+use crate::crc32::crc32;
+use crate::partition::Guid;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// What to make.
+pub struct CreateOptions<'a> {
+    pub method: EncryptionMethod,
+    /// A recovery password (48 digits) for the recovery-password protector.
+    pub recovery_password: &'a str,
+    /// Optional password protector.
+    pub password: Option<&'a str>,
+    /// Description stored in the metadata.
+    pub description: &'a str,
+    /// Creation time (Windows FILETIME).
+    pub filetime: u64,
+}
+
+/// What was made (no secrets).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub volume_guid: Guid,
+    pub recovery_key_id: Guid,
+    pub password_key_id: Option<Guid>,
+    pub metadata_offsets: [u64; 3],
+    pub volume_header_offset: u64,
+}
+
+fn fvek_len(m: EncryptionMethod) -> usize {
+    match m {
+        EncryptionMethod::AesCbc128 => 16,
+        EncryptionMethod::AesCbc256 | EncryptionMethod::XtsAes128 => 32,
+        _ => 64,
+    }
+}
+
+struct Nonces {
+    time: u64,
+    counter: u32,
+}
+impl Nonces {
+    fn next(&mut self) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&self.time.to_le_bytes());
+        n[8..].copy_from_slice(&self.counter.to_le_bytes());
+        self.counter += 1;
+        n
+    }
+}
+
+fn key_datum(method: u16, key: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(4 + key.len()));
+    v.extend_from_slice(&(method as u32).to_le_bytes());
+    v.extend_from_slice(key);
+    Zeroizing::new(build(entry::PROPERTY, value::KEY, 1, &v))
+}
+
+fn ccm_datum(entry_type: u16, w: &super::protector::WrappedKey) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&w.nonce);
+    v.extend_from_slice(&w.tag);
+    v.extend_from_slice(&w.ciphertext);
+    build(entry_type, value::AES_CCM, 1, &v)
+}
+
+fn vmk_datum(guid: Guid, filetime: u64, kind: u16, salt: &[u8; 16], stretch_method: u32, stretched: &[u8; 32], vmk: &[u8; 32], n: &mut Nonces) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&guid.0);
+    v.extend_from_slice(&filetime.to_le_bytes());
+    v.extend_from_slice(&0u16.to_le_bytes());
+    v.extend_from_slice(&kind.to_le_bytes());
+    let mut s = Vec::new();
+    s.extend_from_slice(&stretch_method.to_le_bytes());
+    s.extend_from_slice(salt);
+    v.extend_from_slice(&build(entry::PROPERTY, value::STRETCH_KEY, 1, &s));
+    let w = keys::wrap(stretched, n.next(), &key_datum(0x2000, vmk), 0);
+    v.extend_from_slice(&ccm_datum(entry::PROPERTY, &w));
+    build(entry::VMK, value::VMK, 1, &v)
+}
+
+/// Encrypts the plain NTFS volume on `dev` in place. `random` fills buffers
+/// with random bytes (keys, salts, GUIDs). `progress` is told bytes done.
+pub fn encrypt_in_place<D: BlockDevice>(
+    dev: &mut D,
+    opts: &CreateOptions<'_>,
+    random: &mut dyn FnMut(&mut [u8]),
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Created> {
+    let size = dev.size();
+    let mut boot = [0u8; 512];
+    if size < 1024 * 1024 {
+        return Err(BitLockerError::BadSize { what: "volume too small to encrypt", size });
+    }
+    dev.read_at(0, &mut boot)?;
+    if &boot[3..11] != b"NTFS    " {
+        return Err(BitLockerError::Unsupported { what: "only NTFS volumes can be encrypted by the test tool" });
+    }
+    let ss = le16(&boot, 11) as u64;
+    if !matches!(ss, 512 | 4096) {
+        return Err(BitLockerError::BadSize { what: "unsupported sector size", size: ss });
+    }
+    let fs_end = le64(&boot, 0x28).saturating_add(1).saturating_mul(ss);
+    let vh_size = 8192u64.max(ss);
+    let t = fs_end.div_ceil(AREA_SIZE) * AREA_SIZE;
+    let offsets = [t, t + AREA_SIZE, t + 2 * AREA_SIZE];
+    let vh_off = t + 3 * AREA_SIZE;
+    if vh_off + vh_size > size || size % ss != 0 {
+        return Err(BitLockerError::BadSize {
+            what: "no room after the filesystem for BitLocker metadata (make the filesystem 1 MiB smaller than its container)",
+            size,
+        });
+    }
+    // The reserved tail must be zero so that the unlocked view equals the input.
+    let mut buf = vec![0u8; 1 << 20];
+    {
+        let mut p = t;
+        while p < vh_off + vh_size {
+            let n = ((vh_off + vh_size - p) as usize).min(buf.len());
+            dev.read_at(p, &mut buf[..n])?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Err(BitLockerError::Unsupported { what: "bytes after the filesystem are not zero" });
+            }
+            p += n as u64;
+        }
+    }
+
+    let mut rnd = |n: usize| {
+        let mut v = Zeroizing::new(vec![0u8; n]);
+        random(&mut v);
+        v
+    };
+    let fvek = rnd(fvek_len(opts.method));
+    let mut vmk = Zeroizing::new([0u8; 32]);
+    vmk.copy_from_slice(&rnd(32));
+    let g = |b: &[u8]| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[..16]);
+        Guid::from_random(a)
+    };
+    let volume_guid = g(&rnd(16));
+    let rp_guid = g(&rnd(16));
+    let pw_guid = opts.password.map(|_| g(&rnd(16)));
+    let mut nonces = Nonces { time: opts.filetime, counter: 1 };
+
+    // Protectors.
+    let mut entries = Vec::new();
+    let mut desc: Vec<u8> = Vec::new();
+    for u in opts.description.encode_utf16().chain(core::iter::once(0)) {
+        desc.extend_from_slice(&u.to_le_bytes());
+    }
+    entries.extend_from_slice(&build(entry::DESCRIPTION, value::UNICODE, 1, &desc));
+    if let (Some(pw), Some(guid)) = (opts.password, pw_guid) {
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&rnd(16));
+        let k = keys::stretch(&keys::password_initial(pw), &salt);
+        entries.extend_from_slice(&vmk_datum(guid, opts.filetime, 0x2000, &salt, 0x1001, &k, &vmk, &mut nonces));
+    }
+    {
+        let rk = keys::parse_recovery_password(opts.recovery_password)?;
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&rnd(16));
+        let k = keys::stretch(&keys::recovery_initial(&rk), &salt);
+        entries.extend_from_slice(&vmk_datum(rp_guid, opts.filetime, 0x0800, &salt, 0x1000, &k, &vmk, &mut nonces));
+    }
+    let w = keys::wrap(&vmk, nonces.next(), &key_datum(opts.method.code(), &fvek), 0);
+    entries.extend_from_slice(&ccm_datum(entry::FVEK, &w));
+    let mut vh = Vec::new();
+    vh.extend_from_slice(&vh_off.to_le_bytes());
+    vh.extend_from_slice(&vh_size.to_le_bytes());
+    entries.extend_from_slice(&build(entry::VOLUME_HEADER, value::OFFSET_SIZE, 1, &vh));
+
+    // Block header + metadata header + entries.
+    let meta_size = 48 + entries.len();
+    let block_len = (64 + meta_size).div_ceil(16) * 16;
+    if block_len + 8 + 80 > AREA_SIZE as usize {
+        return Err(BitLockerError::BadSize { what: "metadata too large", size: block_len as u64 });
+    }
+    let mut block = vec![0u8; block_len];
+    block[..8].copy_from_slice(b"-FVE-FS-");
+    block[8..10].copy_from_slice(&((block_len / 16) as u16).to_le_bytes());
+    block[10..12].copy_from_slice(&2u16.to_le_bytes());
+    block[12..14].copy_from_slice(&4u16.to_le_bytes());
+    block[14..16].copy_from_slice(&4u16.to_le_bytes());
+    block[16..24].copy_from_slice(&size.to_le_bytes());
+    block[28..32].copy_from_slice(&((vh_size / ss) as u32).to_le_bytes());
+    for (i, o) in offsets.iter().enumerate() {
+        block[32 + 8 * i..40 + 8 * i].copy_from_slice(&o.to_le_bytes());
+    }
+    block[56..64].copy_from_slice(&vh_off.to_le_bytes());
+    block[64..68].copy_from_slice(&(meta_size as u32).to_le_bytes());
+    block[68..72].copy_from_slice(&1u32.to_le_bytes());
+    block[72..76].copy_from_slice(&48u32.to_le_bytes());
+    block[76..80].copy_from_slice(&(meta_size as u32).to_le_bytes());
+    block[80..96].copy_from_slice(&volume_guid.0);
+    let next_nonce = nonces.counter + 1;
+    block[96..100].copy_from_slice(&next_nonce.to_le_bytes());
+    block[100..102].copy_from_slice(&opts.method.code().to_le_bytes());
+    block[104..112].copy_from_slice(&opts.filetime.to_le_bytes());
+    block[112..112 + entries.len()].copy_from_slice(&entries);
+    // Validation: CRC-32 and the SHA-256 of the block, authenticated under the VMK.
+    let hash = Sha256::digest(&block);
+    let vw = keys::wrap(&vmk, nonces.next(), &key_datum(0x2005, &hash), 0);
+    let mut area = vec![0u8; AREA_SIZE as usize];
+    area[..block_len].copy_from_slice(&block);
+    let vsize = (AREA_SIZE as usize - block_len) as u16;
+    area[block_len..block_len + 2].copy_from_slice(&vsize.to_le_bytes());
+    area[block_len + 2..block_len + 4].copy_from_slice(&2u16.to_le_bytes());
+    area[block_len + 4..block_len + 8].copy_from_slice(&crc32(&block).to_le_bytes());
+    let vd = ccm_datum(entry::PROPERTY, &vw);
+    area[block_len + 8..block_len + 8 + vd.len()].copy_from_slice(&vd);
+
+    // Encrypt: first the original boot sectors into their new home.
+    let cipher = SectorCipher::new(opts.method, &fvek, ss as u32)?;
+    let mut head = vec![0u8; vh_size as usize];
+    dev.read_at(0, &mut head)?;
+    cipher.encrypt(vh_off, &mut head);
+    dev.write_at(vh_off, &head)?;
+    // Then every other sector outside the reserved tail, in place.
+    let reserved = (t, vh_off + vh_size);
+    let mut p = vh_size;
+    while p < size {
+        let end = if p < reserved.0 { reserved.0.min(p + buf.len() as u64) } else if p < reserved.1 { reserved.1 } else { size.min(p + buf.len() as u64) };
+        if p >= reserved.0 && p < reserved.1 {
+            p = end;
+            continue;
+        }
+        let n = (end - p) as usize;
+        dev.read_at(p, &mut buf[..n])?;
+        cipher.encrypt(p, &mut buf[..n]);
+        dev.write_at(p, &buf[..n])?;
+        p = end;
+        progress(p, size);
+    }
+    for o in offsets {
+        dev.write_at(o, &area)?;
+    }
+    // Finally the BitLocker boot sector (sectors 1.. of the head are cleared).
+    let mut bs = vec![0u8; vh_size as usize];
+    bs[0..3].copy_from_slice(&[0xEB, 0x58, 0x90]);
+    bs[3..11].copy_from_slice(b"-FVE-FS-");
+    bs[11..13].copy_from_slice(&(ss as u16).to_le_bytes());
+    bs[13] = boot[13];
+    bs[21] = 0xF8;
+    bs[24..28].copy_from_slice(&boot[24..28]);
+    bs[28..32].copy_from_slice(&boot[28..32]);
+    bs[0x40] = 0x80;
+    bs[0x42] = 0x29;
+    bs[0x43..0x47].copy_from_slice(&volume_guid.0[..4]);
+    bs[0x47..0x52].copy_from_slice(b"NO NAME    ");
+    bs[0x52..0x5A].copy_from_slice(b"FAT32   ");
+    bs[0xA0..0xB0].copy_from_slice(&GUID_NORMAL.0);
+    for (i, o) in offsets.iter().enumerate() {
+        bs[0xB0 + 8 * i..0xB8 + 8 * i].copy_from_slice(&o.to_le_bytes());
+    }
+    bs[510] = 0x55;
+    bs[511] = 0xAA;
+    dev.write_at(0, &bs)?;
+    dev.flush()?;
+    let _ = String::new();
+    Ok(Created {
+        volume_guid,
+        recovery_key_id: rp_guid,
+        password_key_id: pw_guid,
+        metadata_offsets: offsets,
+        volume_header_offset: vh_off,
+    })
+}

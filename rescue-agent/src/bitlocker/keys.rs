@@ -1,0 +1,191 @@
+//! Turning what a person types or carries into keys: recovery passwords,
+//! passwords, startup key (.BEK) files; the 2^20-round SHA-256 key stretch;
+//! AES-CCM unwrapping of the VMK and FVEK.
+//!
+//! Every buffer that holds key material is [`Zeroizing`]; nothing here
+//! formats or logs a key.
+
+use super::datum::{entry, le16, value, Datums};
+use super::error::{BitLockerError, Result};
+use super::protector::WrappedKey;
+use crate::partition::Guid;
+use aes::Aes256;
+use ccm::aead::generic_array::GenericArray;
+use ccm::aead::{AeadInPlace, KeyInit};
+use ccm::consts::{U12, U16};
+use sha2::{Digest, Sha256};
+use alloc::vec::Vec;
+use zeroize::{Zeroize, Zeroizing};
+
+/// Number of SHA-256 rounds of the key stretch.
+pub const STRETCH_ROUNDS: u64 = 1 << 20;
+
+/// A 256-bit key.
+pub type Key32 = Zeroizing<[u8; 32]>;
+
+/// Parses a recovery password: 48 digits in 8 blocks of 6, separated by
+/// dashes, spaces or nothing. Checks each block as Windows does (a multiple
+/// of 11, below 720896) and says which block is wrong. Returns the 16-byte
+/// key the password encodes (block / 11, little-endian 16-bit each).
+pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
+    let mut digits = Zeroizing::new([0u8; 48]);
+    let mut n = 0usize;
+    for c in s.trim().chars() {
+        match c {
+            '0'..='9' => {
+                if n == 48 {
+                    return Err(BitLockerError::RecoveryPasswordFormat);
+                }
+                digits[n] = c as u8 - b'0';
+                n += 1;
+            }
+            '-' | ' ' => {}
+            _ => return Err(BitLockerError::RecoveryPasswordFormat),
+        }
+    }
+    if n != 48 {
+        return Err(BitLockerError::RecoveryPasswordFormat);
+    }
+    let mut key = Zeroizing::new([0u8; 16]);
+    for b in 0..8 {
+        let mut v: u32 = 0;
+        for d in &digits[b * 6..b * 6 + 6] {
+            v = v * 10 + *d as u32;
+        }
+        if v % 11 != 0 || v >= 720_896 {
+            v.zeroize();
+            return Err(BitLockerError::RecoveryPasswordBlock { block: b as u8 + 1 });
+        }
+        let q = (v / 11) as u16;
+        key[b * 2..b * 2 + 2].copy_from_slice(&q.to_le_bytes());
+        v.zeroize();
+    }
+    Ok(key)
+}
+
+/// The BitLocker key stretch: 2^20 rounds of SHA-256 over
+/// (last hash, initial hash, salt, round counter).
+pub fn stretch(initial: &[u8; 32], salt: &[u8; 16]) -> Key32 {
+    let mut block = Zeroizing::new([0u8; 88]);
+    block[32..64].copy_from_slice(initial);
+    block[64..80].copy_from_slice(salt);
+    for i in 0..STRETCH_ROUNDS {
+        block[80..88].copy_from_slice(&i.to_le_bytes());
+        let h = Sha256::digest(&block[..]);
+        block[..32].copy_from_slice(&h);
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&block[..32]);
+    out
+}
+
+/// The initial hash of a recovery password: SHA-256 of its 16-byte key.
+pub fn recovery_initial(key: &[u8; 16]) -> Key32 {
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&Sha256::digest(key));
+    out
+}
+
+/// The initial hash of a user password: SHA-256(SHA-256(UTF-16LE(password))).
+pub fn password_initial(password: &str) -> Key32 {
+    let mut utf16 = Zeroizing::new(Vec::with_capacity(password.len() * 2));
+    for u in password.encode_utf16() {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    let mut first = Zeroizing::new([0u8; 32]);
+    first.copy_from_slice(&Sha256::digest(&utf16[..]));
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&Sha256::digest(&first[..]));
+    out
+}
+
+/// Decrypts an AES-CCM wrapped key datum with a 256-bit key. Returns the
+/// decrypted datum (header included) after checking the tag and that the
+/// datum's size field matches; `None` when the key is wrong.
+pub fn unwrap(key: &[u8], w: &WrappedKey) -> Option<Zeroizing<Vec<u8>>> {
+    if key.len() != 32 || w.ciphertext.len() < 12 || w.ciphertext.len() > 4096 {
+        return None;
+    }
+    let cipher = ccm::Ccm::<Aes256, U16, U12>::new_from_slice(key).ok()?;
+    let mut buf = Zeroizing::new(w.ciphertext.clone());
+    cipher
+        .decrypt_in_place_detached(GenericArray::from_slice(&w.nonce), &[], &mut buf[..], GenericArray::from_slice(&w.tag))
+        .ok()?;
+    if le16(&buf, 0) as usize != buf.len() {
+        return None;
+    }
+    Some(buf)
+}
+
+/// Encrypts a key datum with AES-CCM (test-support writer).
+pub fn wrap(key: &[u8; 32], nonce: [u8; 12], datum: &[u8], offset: u64) -> WrappedKey {
+    // A 32-byte key always builds a cipher.
+    let cipher = ccm::Ccm::<Aes256, U16, U12>::new(GenericArray::from_slice(key));
+    let mut buf = datum.to_vec();
+    let tag = cipher
+        .encrypt_in_place_detached(GenericArray::from_slice(&nonce), &[], &mut buf)
+        .map(|t| {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&t);
+            a
+        })
+        .unwrap_or([0u8; 16]);
+    WrappedKey { nonce, tag, ciphertext: buf, offset }
+}
+
+/// From a decrypted key datum: the key bytes after the 12-byte header.
+pub fn key_bytes(datum: &[u8]) -> Option<(u16, &[u8])> {
+    if datum.len() < 12 || le16(datum, 4) != value::KEY {
+        return None;
+    }
+    Some((le16(datum, 8), &datum[12..]))
+}
+
+/// A startup key read from a .BEK file.
+pub struct StartupKey {
+    /// The GUID of the external key: it equals the Key ID of the protector it opens.
+    pub key_id: Guid,
+    pub(crate) key: Key32,
+}
+
+impl core::fmt::Debug for StartupKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "StartupKey {{ key_id: {} }}", self.key_id)
+    }
+}
+
+/// Parses a .BEK startup/recovery key file (Windows 7 to 11 layouts: a
+/// 48-byte header, then an external key entry whose nested entries hold a
+/// 32-byte key entry among others).
+pub fn parse_bek(file: &[u8]) -> Result<StartupKey> {
+    let bad = |what, offset| BitLockerError::BadKeyFile { what, offset };
+    if file.len() < 48 + 8 || file.len() > 64 * 1024 {
+        return Err(bad("file size", file.len() as u64));
+    }
+    let size = u32::from_le_bytes([file[0], file[1], file[2], file[3]]) as usize;
+    let header_size = u32::from_le_bytes([file[8], file[9], file[10], file[11]]) as usize;
+    if header_size != 48 || size < 48 || size > file.len() {
+        return Err(bad("header", 0));
+    }
+    for d in Datums::new(&file[48..size], 48) {
+        let d = d.map_err(|_| bad("entry size", 48))?;
+        if d.entry_type != entry::STARTUP_KEY || d.value_type != value::EXTERNAL_KEY {
+            continue;
+        }
+        let key_id = d.guid().map_err(|_| bad("external key entry", d.offset))?;
+        for c in d.children().map_err(|_| bad("external key entry", d.offset))? {
+            let c = c.map_err(|_| bad("nested entry", d.offset))?;
+            if c.value_type == value::KEY {
+                if let Ok((_, k)) = c.key() {
+                    if k.len() == 32 {
+                        let mut key = Zeroizing::new([0u8; 32]);
+                        key.copy_from_slice(k);
+                        return Ok(StartupKey { key_id, key });
+                    }
+                }
+            }
+        }
+        return Err(bad("no 32-byte key in the external key entry", d.offset));
+    }
+    Err(bad("no external key entry", 48))
+}
