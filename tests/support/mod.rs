@@ -51,6 +51,14 @@ pub fn build_image(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// The controller a test disk sits behind.
+#[derive(Clone, Copy, Debug)]
+pub enum Bus {
+    Ahci,
+    Nvme,
+    Virtio,
+}
+
 /// How QEMU sees the image under test.
 #[derive(Clone, Copy, Debug)]
 pub enum Media {
@@ -76,10 +84,10 @@ pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 impl Qemu {
-    /// Boots `image` as `media` on q35 with OVMF under TCG, with extra
-    /// devices (`disks`: raw images attached as AHCI disks). Serial goes to a
-    /// file; QEMU exits instead of rebooting.
-    pub fn boot(image: &Path, media: Media, disks: &[&Path], extra: &[&str]) -> Qemu {
+    /// Boots `image` as `media` on q35 with OVMF under TCG, with test disks
+    /// attached (raw images, each behind its bus). Serial goes to a file;
+    /// QEMU exits instead of rebooting.
+    pub fn boot(image: &Path, media: Media, disks: &[(&Path, Bus)], extra: &[&str]) -> Qemu {
         let vars = tempfile::tempdir().unwrap();
         let vars_fd = vars.path().join("vars.fd");
         std::fs::copy(OVMF_VARS, &vars_fd).expect("OVMF is missing: run scripts/test, which installs ovmf");
@@ -103,9 +111,13 @@ impl Qemu {
                 cmd.args(["-device", "ide-cd,drive=cd,bus=ide.0,bootindex=0"]);
             }
         }
-        for (i, d) in disks.iter().enumerate() {
+        for (i, (d, bus)) in disks.iter().enumerate() {
             cmd.arg("-drive").arg(format!("if=none,id=disk{i},format=raw,file={}", d.display()));
-            cmd.arg("-device").arg(format!("ide-hd,drive=disk{i},bus=ide.{}", i + 1));
+            cmd.arg("-device").arg(match bus {
+                Bus::Ahci => format!("ide-hd,drive=disk{i},bus=ide.{}", i + 1),
+                Bus::Nvme => format!("nvme,drive=disk{i},serial=RESCUE{i}"),
+                Bus::Virtio => format!("virtio-blk-pci,drive=disk{i}"),
+            });
         }
         cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = cmd.spawn().expect("cannot start qemu-system-x86_64: run scripts/test, which installs qemu-system-x86");
@@ -144,4 +156,86 @@ impl Qemu {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// A test disk made by `scripts/make-test-disk`, with its manifest.
+pub struct TestDisk {
+    pub path: PathBuf,
+    pub part_offset: u64,
+    pub part_size: u64,
+    /// Path on the Windows volume (with `/`) → SHA-256 of its content.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// Runs `scripts/make-test-disk` with `args` into `dir/name`.
+pub fn make_test_disk(dir: &Path, name: &str, args: &[&str]) -> TestDisk {
+    let path = dir.join(name);
+    ok(Command::new(root().join("scripts/make-test-disk")).args(args).arg(&path).env("RESCUE", env!("CARGO_BIN_EXE_rescue")));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    TestDisk {
+        path,
+        part_offset: m["windows_partition_offset"].as_u64().unwrap(),
+        part_size: m["windows_partition_size"].as_u64().unwrap(),
+        files: m["files"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect(),
+    }
+}
+
+/// SHA-256 of bytes, as lowercase hex.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl TestDisk {
+    /// Copies the Windows partition into its own file (for the ntfs-3g tools).
+    pub fn extract_volume(&self, out: &Path) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(&self.path).unwrap();
+        let mut buf = vec![0u8; self.part_size as usize];
+        f.read_exact_at(&mut buf, self.part_offset).unwrap();
+        std::fs::write(out, buf).unwrap();
+    }
+
+    /// Checks the Windows volume with ntfs-3g's tools: `ntfsfix -n` passes,
+    /// it mounts (read-only), every manifest file except `gone` is there with
+    /// its content, and the `gone` files are not. Returns `ntfsinfo -m`'s text.
+    pub fn check_with_ntfs3g(&self, gone: &[&str]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = dir.path().join("vol");
+        self.extract_volume(&vol);
+        let fix = run(Command::new("ntfsfix").arg("-n").arg(&vol));
+        let fix_text = String::from_utf8_lossy(&fix.stdout).into_owned() + &String::from_utf8_lossy(&fix.stderr);
+        assert!(fix.status.success(), "ntfsfix -n failed:\n{fix_text}");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        ok(Command::new("ntfs-3g").arg("-o").arg("ro").arg(&vol).arg(&mnt));
+        let mut problems = Vec::new();
+        for (path, sha) in &self.files {
+            let content = std::fs::read(mnt.join(path));
+            let should_be_gone = gone.contains(&path.as_str());
+            match (content, should_be_gone) {
+                (Ok(_), true) => problems.push(format!("{path} is still there")),
+                (Err(_), true) => {}
+                (Ok(c), false) if &sha256_hex(&c) == sha => {}
+                (Ok(_), false) => problems.push(format!("{path} changed")),
+                (Err(e), false) => problems.push(format!("{path} is missing ({e})")),
+            }
+        }
+        let _ = Command::new("umount").arg(&mnt).status();
+        assert!(problems.is_empty(), "after the run: {problems:?}");
+        ok(Command::new("ntfsinfo").arg("-m").arg("-f").arg(&vol))
+    }
+}
+
+/// Reads a file from a stick image's ESP (at 1 MiB) with mtools.
+pub fn stick_file(image: &Path, path: &str) -> Option<Vec<u8>> {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let o = run(Command::new("mcopy").args(["-n", "-o", "-i"]).arg(format!("{}@@1M", image.display())).arg(format!("::/{path}")).arg(out.path()));
+    o.status.success().then(|| std::fs::read(out.path()).unwrap())
+}
+
+/// Every file under a folder of a stick image's ESP, with mtools (`mdir -/ -b`).
+pub fn stick_list(image: &Path, dir: &str) -> Vec<String> {
+    let o = run(Command::new("mdir").args(["-/", "-b", "-i"]).arg(format!("{}@@1M", image.display())).arg(format!("::/{dir}")));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim_start_matches("::/").to_string()).filter(|l| !l.ends_with('/')).collect()
 }

@@ -1,0 +1,146 @@
+//! The agent end to end: a stick built by `rescue build` boots in QEMU + OVMF
+//! (TCG) beside disks shaped like Windows PCs (`scripts/make-test-disk`), fixes
+//! them by itself and ends the VM. The disks are then checked with ntfs-3g's
+//! tools and the stick with mtools — never with our own code.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+
+const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
+
+struct Run {
+    stick: PathBuf,
+    report: serde_json::Value,
+    lines: Vec<String>,
+}
+
+/// Builds a stick from `profile` (text), boots it with `disks`, waits for the
+/// VM to end by itself, and reads the report back from the stick.
+fn boot_and_fix(dir: &Path, profile: &str, disks: &[(&TestDisk, Bus)]) -> Run {
+    let profile_path = dir.join("profile.toml");
+    std::fs::write(&profile_path, profile).unwrap();
+    let stick = dir.join("stick.img");
+    ok(rescue().arg("build").arg("--profile").arg(&profile_path).arg("--size").arg("40").arg("--out").arg(&stick));
+    let attached: Vec<(&Path, Bus)> = disks.iter().map(|(d, b)| (d.path.as_path(), *b)).collect();
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &attached, &[]);
+    vm.wait_exit(Duration::from_secs(180));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
+    let reports: Vec<String> = stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    assert_eq!(reports.len(), 1, "expected one report on the stick, found {reports:?}\nserial:\n{}", vm.serial_text());
+    let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
+    Run { stick, report, lines }
+}
+
+fn crowdstrike() -> String {
+    std::fs::read_to_string(default_profile()).unwrap()
+}
+
+fn verdict(run: &Run) -> String {
+    run.lines.iter().find_map(|l| l.strip_prefix("RESULT: ")).unwrap().to_string()
+}
+
+fn disk_sha(d: &TestDisk) -> String {
+    sha256_hex(&std::fs::read(&d.path).unwrap())
+}
+
+/// The backup of `path` from the volume with this serial, read from the stick with mtools.
+fn backup_on_stick(run: &Run, path: &str) -> Vec<Vec<u8>> {
+    stick_list(&run.stick, "rescue/backups")
+        .into_iter()
+        .filter(|p| p.ends_with(path))
+        .map(|p| stick_file(&run.stick, &p).unwrap())
+        .collect()
+}
+
+#[test]
+fn fixes_windows_disks_on_ahci_nvme_and_virtio() {
+    let dir = tempfile::tempdir().unwrap();
+    let ahci = make_test_disk(dir.path(), "ahci.img", &["--decoy"]);
+    let nvme = make_test_disk(dir.path(), "nvme.img", &["--seed", "2"]);
+    let virtio = make_test_disk(dir.path(), "virtio.img", &["--seed", "3"]);
+    let data = make_test_disk(dir.path(), "data.img", &["--no-windows"]);
+    let data_before = disk_sha(&data);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&ahci, Bus::Ahci), (&nvme, Bus::Nvme), (&virtio, Bus::Virtio), (&data, Bus::Ahci)]);
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert_eq!(run.report["outcome"], "FIXED");
+    assert_eq!(run.report["windows_volumes"], 3);
+    assert_eq!(run.report["files_deleted"], 3);
+    assert_eq!(run.report["disks"].as_array().unwrap().len(), 4);
+    for d in [&ahci, &nvme, &virtio] {
+        d.check_with_ntfs3g(&[BAD]);
+    }
+    // The decoy (right name, wrong header) is still there: check_with_ntfs3g compared it.
+    assert!(ahci.files.keys().any(|k| k.ends_with("C-00000291-decoy.sys")));
+    assert_eq!(disk_sha(&data), data_before, "the disk without Windows was written to");
+    // Every deleted file is backed up on the stick, byte for byte.
+    let backups = backup_on_stick(&run, "CrowdStrike/C-00000291-00000000-00000032.sys");
+    assert_eq!(backups.len(), 3);
+    let mut got: Vec<String> = backups.iter().map(|b| sha256_hex(b)).collect();
+    let mut want: Vec<String> = [&ahci, &nvme, &virtio].iter().map(|d| d.files[BAD].clone()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn second_run_on_a_fixed_disk_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &[]);
+    let first = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&first), "FIXED");
+    let after_first = disk_sha(&disk);
+    let second = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&second), "NOTHING TO DO", "{:#?}", second.lines);
+    assert_eq!(disk_sha(&disk), after_first, "the second run wrote to the disk");
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+#[test]
+fn unclean_journal_is_reset_with_the_crowdstrike_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "crashed.img", &["--unclean"]);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    let info = disk.check_with_ntfs3g(&[BAD]);
+    // Marked dirty, so Windows runs chkdsk at its next boot.
+    let flags = info.lines().find(|l| l.contains("Volume Flags")).unwrap_or_default().to_string();
+    assert!(flags.contains("DIRTY") || flags.contains("0x0001"), "volume not marked dirty: {flags}\n{info}");
+}
+
+#[test]
+fn unclean_journal_is_refused_when_the_profile_says_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "crashed.img", &["--unclean"]);
+    let before = disk_sha(&disk);
+    let run = boot_and_fix(dir.path(), &crowdstrike().replace("\"reset\"", "\"refuse\""), &[(&disk, Bus::Ahci)]);
+    let v = verdict(&run);
+    assert!(v.starts_with("FAILED") && v.contains("journal"), "{v}\n{:#?}", run.lines);
+    assert_eq!(disk_sha(&disk), before, "a refused disk was written to");
+}
+
+#[test]
+fn hibernated_volume_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "hib.img", &["--hibernated"]);
+    let before = disk_sha(&disk);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    let v = verdict(&run);
+    assert!(v.starts_with("FAILED") && v.to_lowercase().contains("hibernat"), "{v}\n{:#?}", run.lines);
+    assert_eq!(disk_sha(&disk), before, "a hibernated disk was written to");
+}
+
+#[test]
+fn no_windows_anywhere_is_a_failure_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "data.img", &["--no-windows"]);
+    let before = disk_sha(&disk);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Virtio)]);
+    let v = verdict(&run);
+    assert!(v.starts_with("FAILED") && v.contains("no Windows volume"), "{v}");
+    assert_eq!(disk_sha(&disk), before);
+}
