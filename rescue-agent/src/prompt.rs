@@ -7,9 +7,11 @@
 //! named and its digits are dropped so the technician retypes just that block.
 //! The digits are wiped from memory when the entry is dropped.
 
+use crate::bitlocker::keys::check_block;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use zeroize::Zeroizing;
 
 /// A key press, as the front end decodes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,17 +28,6 @@ pub enum Key {
 pub const DIGITS: usize = 48;
 const BLOCK: usize = 6;
 
-/// Why a 6-digit block cannot be part of a recovery password.
-pub fn check_block(block: u32) -> Result<(), &'static str> {
-    if block % 11 != 0 {
-        Err("it is not a multiple of 11, so a digit is mistyped")
-    } else if block >= 720_896 {
-        Err("it is too large (every block is below 720896)")
-    } else {
-        Ok(())
-    }
-}
-
 /// What a key did to the entry.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
@@ -52,25 +43,10 @@ pub enum Event {
     Skip,
 }
 
-/// The digits typed so far.
+/// The digits typed so far (wiped when dropped or cleared).
 #[derive(Default)]
 pub struct Entry {
-    digits: Vec<u8>,
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        wipe(&mut self.digits);
-    }
-}
-
-/// Overwrites a buffer before it is freed.
-pub fn wipe(buf: &mut Vec<u8>) {
-    for b in buf.iter_mut() {
-        *b = 0;
-    }
-    core::hint::black_box(&buf);
-    buf.clear();
+    digits: Zeroizing<Vec<u8>>,
 }
 
 impl Entry {
@@ -113,8 +89,8 @@ impl Entry {
     }
 
     /// The complete password (`Submit` was returned), with dashes, for the unlocker.
-    pub fn password(&self) -> String {
-        let mut s = String::with_capacity(DIGITS + 7);
+    pub fn password(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(DIGITS + 7));
         for (i, d) in self.digits.iter().enumerate() {
             if i > 0 && i % BLOCK == 0 {
                 s.push('-');
@@ -126,7 +102,7 @@ impl Entry {
 
     /// Clears the field for another attempt.
     pub fn clear(&mut self) {
-        wipe(&mut self.digits);
+        self.digits = Zeroizing::default();
     }
 }
 
@@ -162,10 +138,10 @@ mod tests {
     fn dashes_optional_and_submit() {
         let mut e = Entry::default();
         assert_eq!(feed(&mut e, &format!("{GOOD}\n")), [Event::Submit]);
-        assert_eq!(e.password(), GOOD);
+        assert_eq!(e.password().as_str(), GOOD);
         let mut e = Entry::default();
         assert_eq!(feed(&mut e, &format!("{}\n", GOOD.replace('-', ""))), [Event::Submit]);
-        assert_eq!(e.password(), GOOD);
+        assert_eq!(e.password().as_str(), GOOD);
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! host. Per volume the run uses the same code path as `rescue apply`
 //! ([`remediate::remediate_volume`]).
 
+use crate::bitlocker::{BitLocker, BitLockerError, ProtectorKind, UnlockKey};
 use crate::block::{BlockDevice, Slice};
 use crate::ntfs::Ntfs;
 use crate::partition::{self, PartitionKind};
 use crate::profile::Profile;
-use crate::prompt::Key;
+use crate::prompt::{self, Event, Key};
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
 use crate::smbios::Machine;
 use alloc::format;
@@ -22,6 +23,10 @@ use serde::Serialize;
 pub trait Console {
     /// A status line (screen and serial).
     fn line(&mut self, text: &str);
+    /// The key-entry field, redrawn in place on screen (a line on serial).
+    fn field(&mut self, text: &str) {
+        self.line(text)
+    }
     /// Waits for a key; `None` when `timeout_s` seconds pass first (`None`: wait forever).
     fn key(&mut self, timeout_s: Option<u32>) -> Option<Key>;
 }
@@ -83,13 +88,146 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// Extra facts from the front end (Secure Boot state, boot entry chosen...).
     pub notes: Vec<String>,
+    /// The BitLocker volumes found, unlocked or not.
+    pub bitlocker: Vec<BitLockerReport>,
     #[serde(flatten)]
     pub result: Report,
+}
+
+/// A BitLocker volume in the report. Never holds key material.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BitLockerReport {
+    /// Index into `volumes`.
+    pub volume: usize,
+    pub volume_guid: String,
+    pub description: Option<String>,
+    pub encryption: String,
+    /// Key IDs of the recovery-password protectors (what Windows' recovery screen shows).
+    pub recovery_key_ids: Vec<String>,
+    /// How it was unlocked ("clear key", "recovery password for Key ID ..."), if it was.
+    pub unlocked_by: Option<String>,
+    /// Why it stayed locked, if it did.
+    pub skipped: Option<String>,
+    /// Wrong recovery passwords typed before the right one (or before giving up).
+    pub wrong_attempts: u32,
+}
+
+/// The first eight hex digits of a Key ID: what Windows' recovery screen asks for.
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Asks for a recovery password until one opens `bl`, or the technician
+/// presses Esc, or the profile's timeout passes. Returns the unlocked volume
+/// or why it stays locked.
+fn prompt_and_unlock<D: BlockDevice>(
+    bl: BitLocker<D>,
+    where_: &str,
+    timeout_s: Option<u32>,
+    console: &mut dyn Console,
+    br: &mut BitLockerReport,
+) -> Result<crate::bitlocker::Unlocked<D>, String> {
+    if br.recovery_key_ids.is_empty() {
+        return Err(String::from("it has no recovery-password protector"));
+    }
+    console.line(&format!("BitLocker recovery key needed for {where_}"));
+    for id in &br.recovery_key_ids {
+        console.line(&format!("  Key ID: {} (full: {id})", short_id(id)));
+    }
+    if let Some(d) = &br.description {
+        console.line(&format!("  Description: {d}"));
+    }
+    console.line("Type the 48-digit recovery key, then Enter (Esc skips this volume):");
+    let mut entry = prompt::Entry::default();
+    loop {
+        console.field(&format!("KEY: {}", entry.render()));
+        let key = match console.key(timeout_s) {
+            Some(k) => k,
+            None => return Err(format!("no key typed within {} s", timeout_s.unwrap_or(0))),
+        };
+        let mut ev = entry.key(key);
+        // Barcode scanners type fast: take every digit already queued before redrawing.
+        while ev == Event::Edited {
+            match console.key(Some(0)) {
+                Some(k) => ev = entry.key(k),
+                None => break,
+            }
+        }
+        match ev {
+            Event::Edited => {}
+            Event::Skip => return Err(String::from("skipped at the prompt (Esc)")),
+            Event::Submit => {
+                console.line("Checking the key (this takes a few seconds)...");
+                let pw = entry.password();
+                match bl.unlock_key(&UnlockKey::RecoveryPassword(&pw)) {
+                    Ok(vk) => {
+                        br.unlocked_by = Some(format!("recovery password for Key ID {}", vk.key_id));
+                        return bl.with_key(vk).map_err(|e| format!("{e}"));
+                    }
+                    Err(e @ BitLockerError::WrongRecoveryPassword { .. }) => {
+                        br.wrong_attempts += 1;
+                        console.line(&format!("That key does not open this volume: {e}. Try again, or Esc to skip."));
+                        entry.clear();
+                    }
+                    Err(e) => return Err(format!("{e}")),
+                }
+            }
+            other => {
+                if let Some(m) = prompt::describe(&other) {
+                    console.line(&m);
+                }
+            }
+        }
+    }
+}
+
+/// Opens a BitLocker volume: with its clear key when protection is
+/// suspended, else with a recovery password typed at the prompt.
+fn open_bitlocker<D: BlockDevice>(
+    vol: D,
+    where_: &str,
+    timeout_s: Option<u32>,
+    console: &mut dyn Console,
+    br: &mut BitLockerReport,
+) -> Result<crate::bitlocker::Unlocked<D>, String> {
+    let bl = BitLocker::open(vol).map_err(|e| format!("{e}"))?;
+    br.volume_guid = format!("{}", bl.metadata.volume_guid);
+    br.description = bl.metadata.description.clone();
+    br.encryption = format!("{:?}", bl.metadata.method);
+    br.recovery_key_ids = bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| format!("{}", p.key_id)).collect();
+    if bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey) {
+        br.unlocked_by = Some(String::from("clear key (protection suspended)"));
+        return bl.unlock(&UnlockKey::ClearKey).map_err(|e| format!("{e}"));
+    }
+    prompt_and_unlock(bl, where_, timeout_s, console, br)
 }
 
 /// True when the NTFS volume holds `Windows\System32`.
 fn is_windows<D: BlockDevice>(vol: &mut D) -> bool {
     Ntfs::open(vol).and_then(|v| v.lookup(vol, "Windows\\System32")).is_ok()
+}
+
+/// Runs the profile on `vol` if it is a Windows volume; returns whether it was.
+#[allow(clippy::too_many_arguments)]
+fn fix_if_windows<D: BlockDevice>(
+    profile: &Profile,
+    vol: &mut D,
+    opts: &remediate::Options,
+    sink: &mut dyn BackupSink,
+    console: &mut dyn Console,
+    vr: &mut VolumeReport,
+    result: &mut Report,
+    what: &str,
+) -> bool {
+    if !is_windows(vol) {
+        vr.notes.push("no Windows\\System32: not a Windows volume, left alone".into());
+        console.line(&format!("{what}: no Windows: left alone"));
+        return false;
+    }
+    console.line(&format!("{what}: Windows volume"));
+    let mut log = |m: &str| console.line(&format!("    {m}"));
+    remediate::remediate_volume(profile, vol, opts, sink, &mut log, vr, result);
+    true
 }
 
 /// Runs `profile` over every volume of every disk.
@@ -105,6 +243,7 @@ pub fn run<D: BlockDevice>(
     let mut disk_reports = Vec::new();
     let mut windows = 0usize;
     let mut failures: Vec<String> = Vec::new();
+    let mut bitlocker = Vec::new();
     let opts = remediate::Options::default();
 
     for (n, disk) in disks.iter_mut().enumerate() {
@@ -139,30 +278,42 @@ pub fn run<D: BlockDevice>(
             let index = result.volumes.len();
             let mut vr = VolumeReport { index, partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
             let what = format!("  partition {} ({} MiB)", p.number, p.size >> 20);
+            let mut windows_volume = false;
             if &head[3..11] == b"-FVE-FS-" {
-                vr.filesystem = "bitlocker (locked)".into();
-                vr.notes.push("BitLocker unlocking is not available in this agent yet".into());
-                console.line(&format!("{what}: BitLocker, locked: skipped"));
-                failures.push(format!("BitLocker volume on disk {} partition {} could not be unlocked", n + 1, p.number));
-            } else if &head[3..11] == b"NTFS    " {
-                if !is_windows(&mut vol) {
-                    vr.filesystem = "ntfs".into();
-                    vr.notes.push("no Windows\\System32: not a Windows volume, left alone".into());
-                    console.line(&format!("{what}: NTFS, no Windows: left alone"));
-                } else {
-                    windows += 1;
-                    console.line(&format!("{what}: Windows volume"));
-                    let mut log = |m: &str| console.line(&format!("    {m}"));
-                    remediate::remediate_volume(profile, &mut vol, &opts, sink, &mut log, &mut vr, &mut result);
-                    if let Some(why) = &vr.write_refused {
-                        let blocked = vr.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != "deleted");
-                        if blocked {
-                            failures.push(format!("disk {} partition {}: {why}", n + 1, p.number));
+                let mut br = BitLockerReport { volume: index, ..Default::default() };
+                let where_ = format!("disk {} partition {} ({} MiB)", n + 1, p.number, p.size >> 20);
+                console.line(&format!("{what}: BitLocker"));
+                match open_bitlocker(&mut vol, &where_, profile.prompt.timeout_seconds, console, &mut br) {
+                    Ok(mut plain) => {
+                        console.line(&format!("  unlocked: {}", br.unlocked_by.as_deref().unwrap_or("")));
+                        vr.filesystem = "bitlocker".into();
+                        windows_volume = fix_if_windows(profile, &mut plain, &opts, sink, console, &mut vr, &mut result, &what);
+                        if let Err(e) = plain.flush() {
+                            failures.push(format!("{where_}: flushing writes failed: {e}"));
                         }
                     }
+                    Err(why) => {
+                        vr.filesystem = "bitlocker (locked)".into();
+                        console.line(&format!("  left locked: {why}"));
+                        failures.push(format!("BitLocker volume on {where_} not unlocked: {why}"));
+                        br.skipped = Some(why);
+                    }
                 }
+                bitlocker.push(br);
+            } else if &head[3..11] == b"NTFS    " {
+                vr.filesystem = "ntfs".into();
+                windows_volume = fix_if_windows(profile, &mut vol, &opts, sink, console, &mut vr, &mut result, &what);
             } else {
                 continue;
+            }
+            if windows_volume {
+                windows += 1;
+                if let Some(why) = &vr.write_refused {
+                    let blocked = vr.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != "deleted");
+                    if blocked {
+                        failures.push(format!("disk {} partition {}: {why}", n + 1, p.number));
+                    }
+                }
             }
             dr.volumes.push(index);
             result.volumes.push(vr);
@@ -200,6 +351,7 @@ pub fn run<D: BlockDevice>(
         windows_volumes: windows,
         duration_ms: clock_ms().saturating_sub(t0),
         notes: Vec::new(),
+        bitlocker,
         result,
     }
 }

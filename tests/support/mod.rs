@@ -66,10 +66,12 @@ pub enum Media {
     Cdrom,
 }
 
-/// A running QEMU, killed when dropped.
+/// A running QEMU, killed when dropped. Its serial port is its stdin and
+/// stdout: tests read the agent's lines and type keys there.
 pub struct Qemu {
     child: Child,
-    pub serial: PathBuf,
+    serial: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    input: Option<std::process::ChildStdin>,
     _vars: tempfile::TempDir,
 }
 
@@ -91,16 +93,13 @@ impl Qemu {
         let vars = tempfile::tempdir().unwrap();
         let vars_fd = vars.path().join("vars.fd");
         std::fs::copy(OVMF_VARS, &vars_fd).expect("OVMF is missing: run scripts/test, which installs ovmf");
-        let serial = vars.path().join("serial.log");
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-machine", "q35", "-accel", "tcg", "-m", "512", "-display", "none", "-no-reboot", "-net", "none"])
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"))
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,unit=1,file={}", vars_fd.display()))
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .args(["-monitor", "none"]);
+            .args(["-serial", "stdio", "-monitor", "none"]);
         match media {
             Media::UsbStick => {
                 cmd.arg("-drive").arg(format!("if=none,id=stick,format=raw,file={}", image.display()));
@@ -119,14 +118,54 @@ impl Qemu {
                 Bus::Virtio => format!("virtio-blk-pci,drive=disk{i}"),
             });
         }
-        cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = cmd.spawn().expect("cannot start qemu-system-x86_64: run scripts/test, which installs qemu-system-x86");
-        Qemu { child, serial, _vars: vars }
+        cmd.args(extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start qemu-system-x86_64: run scripts/test, which installs qemu-system-x86");
+        let serial = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = serial.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let input = child.stdin.take();
+        Qemu { child, serial, input, _vars: vars }
     }
 
     /// The serial output so far.
     pub fn serial_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&self.serial.lock().unwrap()).into_owned()
+    }
+
+    /// Types `text` on the serial console (as a barcode scanner would: all at once).
+    pub fn type_text(&mut self, text: &str) {
+        use std::io::Write;
+        let input = self.input.as_mut().expect("qemu stdin");
+        input.write_all(text.as_bytes()).unwrap();
+        input.flush().unwrap();
+    }
+
+    /// Waits until an agent line satisfies `pred`; panics with the serial log after `limit`.
+    pub fn wait_line(&mut self, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.agent_lines().into_iter().find(|l| pred(l)) {
+                return l;
+            }
+            if start.elapsed() > limit || self.child.try_wait().ok().flatten().is_some() {
+                panic!("the awaited line never came within {limit:?}\nserial:\n{}", self.serial_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// How many agent lines satisfy `pred` so far.
+    pub fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.agent_lines().iter().filter(|l| pred(l)).count()
     }
 
     /// The agent's prefixed serial lines so far, without the prefix.

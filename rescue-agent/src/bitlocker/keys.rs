@@ -23,6 +23,18 @@ pub const STRETCH_ROUNDS: u64 = 1 << 20;
 /// A 256-bit key.
 pub type Key32 = Zeroizing<[u8; 32]>;
 
+/// Why a 6-digit block cannot be part of a recovery password (Windows' own
+/// check: every block is a multiple of 11 below 720896).
+pub fn check_block(block: u32) -> core::result::Result<(), &'static str> {
+    if block % 11 != 0 {
+        Err("it is not a multiple of 11, so a digit is mistyped")
+    } else if block >= 720_896 {
+        Err("it is too large (every block is below 720896)")
+    } else {
+        Ok(())
+    }
+}
+
 /// Parses a recovery password: 48 digits in 8 blocks of 6, separated by
 /// dashes, spaces or nothing. Checks each block as Windows does (a multiple
 /// of 11, below 720896) and says which block is wrong. Returns the 16-byte
@@ -52,7 +64,7 @@ pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
         for d in &digits[b * 6..b * 6 + 6] {
             v = v * 10 + *d as u32;
         }
-        if v % 11 != 0 || v >= 720_896 {
+        if check_block(v).is_err() {
             v.zeroize();
             return Err(BitLockerError::RecoveryPasswordBlock { block: b as u8 + 1 });
         }

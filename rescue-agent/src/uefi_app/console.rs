@@ -16,6 +16,8 @@ pub const SERIAL_PREFIX: &str = "RESCUE: ";
 
 pub struct Console {
     serial: Vec<ScopedProtocol<Serial>>,
+    /// The key-entry field is on the screen's current line (no newline yet).
+    field_open: bool,
 }
 
 impl Console {
@@ -37,12 +39,16 @@ impl Console {
             let _ = out.set_color(Color::White, Color::Black);
             let _ = out.clear();
         });
-        Console { serial }
+        Console { serial, field_open: false }
     }
 
     fn screen(&mut self, text: &str, color: Color) {
+        let newline_first = core::mem::take(&mut self.field_open);
         system::with_stdout(|out| {
             use core::fmt::Write;
+            if newline_first {
+                let _ = write!(out, "\r\n");
+            }
             let _ = out.set_color(color, Color::Black);
             let _ = write!(out, "{text}\r\n");
             let _ = out.set_color(Color::White, Color::Black);
@@ -75,8 +81,12 @@ impl Console {
         let _ = self.read_key(None);
     }
 
-    /// Waits for a key, or `None` when `timeout` passes first.
+    /// Waits for a key, or `None` when `timeout` passes first (a zero
+    /// timeout only takes a key already waiting).
     pub fn read_key(&mut self, timeout: Option<Duration>) -> Option<Key> {
+        if timeout == Some(Duration::ZERO) {
+            return system::with_stdin(|input| input.read_key().ok().flatten()).map(map_key);
+        }
         let key_event = system::with_stdin(|input| input.wait_for_key_event().ok())?;
         // SAFETY: a plain timer event without a notification function.
         let timer = match timeout {
@@ -99,23 +109,26 @@ impl Console {
                 }
                 return None;
             }
-            let key = system::with_stdin(|input| input.read_key().ok().flatten());
-            let mapped = match key {
-                Some(UefiKey::Printable(c)) => match char::from(c) {
-                    '\r' | '\n' => Key::Enter,
-                    '\u{8}' => Key::Backspace,
-                    '\u{1b}' => Key::Escape,
-                    c => Key::Char(c),
-                },
-                Some(UefiKey::Special(ScanCode::ESCAPE)) => Key::Escape,
-                Some(UefiKey::Special(_)) => Key::Other,
-                None => continue,
-            };
+            let Some(key) = system::with_stdin(|input| input.read_key().ok().flatten()) else { continue };
+            let mapped = map_key(key);
             if let Some(t) = timer {
                 let _ = boot::close_event(t);
             }
             return Some(mapped);
         }
+    }
+}
+
+fn map_key(key: UefiKey) -> Key {
+    match key {
+        UefiKey::Printable(c) => match char::from(c) {
+            '\r' | '\n' => Key::Enter,
+            '\u{8}' => Key::Backspace,
+            '\u{1b}' => Key::Escape,
+            c => Key::Char(c),
+        },
+        UefiKey::Special(ScanCode::ESCAPE) => Key::Escape,
+        UefiKey::Special(_) => Key::Other,
     }
 }
 
@@ -148,6 +161,16 @@ impl Clock {
 impl rescue_engine::session::Console for Console {
     fn line(&mut self, text: &str) {
         Console::line(self, text)
+    }
+    fn field(&mut self, text: &str) {
+        system::with_stdout(|out| {
+            use core::fmt::Write;
+            let _ = out.set_color(Color::Yellow, Color::Black);
+            let _ = write!(out, "\r{text}");
+            let _ = out.set_color(Color::White, Color::Black);
+        });
+        self.field_open = true;
+        self.serial(text);
     }
     fn key(&mut self, timeout_s: Option<u32>) -> Option<Key> {
         self.read_key(timeout_s.map(|s| Duration::from_secs(s as u64)))
