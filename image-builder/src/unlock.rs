@@ -316,6 +316,8 @@ fn tmp_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
+static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
+
 /// `rescue unlock`: writes the decrypted volume to `--out`, atomically.
 pub fn unlock(a: &UnlockArgs) -> Result<()> {
     if a.keys.is_empty() && !a.clear_key {
@@ -356,7 +358,7 @@ pub fn unlock(a: &UnlockArgs) -> Result<()> {
         vol.read_at(pos, &mut buf[..n]).map_err(|e| anyhow::anyhow!("{e}"))?;
         // Zero runs stay holes: the output is sparse, like the input usually is.
         for (i, c) in buf[..n].chunks(64 * 1024).enumerate() {
-            if c.iter().any(|&b| b != 0) {
+            if c != &ZEROS[..c.len()] {
                 file.write_all_at(c, pos + (i * 64 * 1024) as u64)?;
             }
         }

@@ -16,7 +16,7 @@ use super::keys::{self, StartupKey};
 use super::metadata::{ConversionState, EncryptionMethod, Metadata, AREA_SIZE};
 use super::protector::{Protector, ProtectorKind};
 use crate::block::{check_range, BlockDevice, IoError};
-use crate::partition::Guid;
+use crate::partition::{is_volume_boot_sector, Guid};
 use alloc::vec;
 use alloc::vec::Vec;
 use zeroize::Zeroizing;
@@ -248,6 +248,9 @@ enum Kind {
     Crypt,
     /// Not yet encrypted (beyond the conversion boundary).
     Plain,
+    /// The relocated boot sectors, stored unencrypted at `src + (pos - start)`
+    /// (seen on used-space-only volumes).
+    RelocatedPlain { src: u64 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -313,7 +316,35 @@ impl<D: BlockDevice> Unlocked<D> {
                 _ => regions.push(Region { start, end, kind }),
             }
         }
-        Ok(Unlocked { dev, header, metadata, cipher, key_id, regions, size, scratch: vec![0u8; CHUNK] })
+        let mut u = Unlocked { dev, header, metadata, cipher, key_id, regions, size, scratch: vec![0u8; CHUNK] };
+        u.probe_relocated()?;
+        Ok(u)
+    }
+
+    /// Used-space-only (encrypt-on-write) volumes may keep the relocated boot
+    /// sectors unencrypted: when the first relocated sector is a volume boot
+    /// sector as stored but not once decrypted, read that region as plain.
+    fn probe_relocated(&mut self) -> Result<()> {
+        let ss = self.cipher.sector_size();
+        let Some(i) = self.regions.iter().position(|r| matches!(r.kind, Kind::Relocated { .. }) && r.start == 0) else {
+            return Ok(());
+        };
+        let Kind::Relocated { src } = self.regions[i].kind else { return Ok(()) };
+        if (self.regions[i].end as usize) < ss || src.saturating_add(ss as u64) > self.size {
+            return Ok(());
+        }
+        let mut raw = vec![0u8; ss];
+        self.dev.read_at(src, &mut raw)?;
+        let mut dec = raw.clone();
+        self.cipher.decrypt(src, &mut dec);
+        if !is_volume_boot_sector(&dec) && is_volume_boot_sector(&raw) {
+            for r in self.regions.iter_mut() {
+                if let Kind::Relocated { src } = r.kind {
+                    r.kind = Kind::RelocatedPlain { src };
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The Key ID of the protector that unlocked the volume.
@@ -358,6 +389,7 @@ impl<D: BlockDevice> Unlocked<D> {
                 let whole = n / ss * ss;
                 self.cipher.decrypt(at, &mut buf[..whole]);
             }
+            Kind::RelocatedPlain { src } => self.dev.read_at(src + (start - r.start), buf)?,
         }
         Ok(())
     }
@@ -428,6 +460,7 @@ impl<D: BlockDevice> BlockDevice for Unlocked<D> {
                     self.cipher.encrypt(at, &mut data[..whole]);
                     at
                 }
+                Kind::RelocatedPlain { src } => src + (start - r.start),
             };
             self.dev.write_at(at, &self.scratch[..n])?;
             done += take;
