@@ -22,3 +22,4 @@ pub mod session;
 pub mod smbios;
 pub mod bootopt;
 pub mod banner;
+pub mod diskid;

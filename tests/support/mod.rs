@@ -204,6 +204,8 @@ pub struct TestDisk {
     pub part_size: u64,
     /// Path on the Windows volume (with `/`) → SHA-256 of its content.
     pub files: std::collections::BTreeMap<String, String>,
+    /// The recovery password, when the volume is BitLocker-encrypted.
+    pub recovery_password: Option<String>,
 }
 
 /// Runs `scripts/make-test-disk` with `args` into `dir/name`.
@@ -216,6 +218,7 @@ pub fn make_test_disk(dir: &Path, name: &str, args: &[&str]) -> TestDisk {
         part_offset: m["windows_partition_offset"].as_u64().unwrap(),
         part_size: m["windows_partition_size"].as_u64().unwrap(),
         files: m["files"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect(),
+        recovery_password: args.iter().position(|a| *a == "--bitlocker").map(|i| args[i + 1].to_string()),
     }
 }
 
@@ -226,13 +229,22 @@ pub fn sha256_hex(b: &[u8]) -> String {
 }
 
 impl TestDisk {
-    /// Copies the Windows partition into its own file (for the ntfs-3g tools).
+    /// Copies the Windows partition into its own file (for the ntfs-3g
+    /// tools); a BitLocker volume is decrypted with `dislocker-file`.
     pub fn extract_volume(&self, out: &Path) {
         use std::os::unix::fs::FileExt;
         let f = std::fs::File::open(&self.path).unwrap();
         let mut buf = vec![0u8; self.part_size as usize];
         f.read_exact_at(&mut buf, self.part_offset).unwrap();
-        std::fs::write(out, buf).unwrap();
+        match &self.recovery_password {
+            None => std::fs::write(out, buf).unwrap(),
+            Some(rp) => {
+                let enc = out.with_extension("bitlocker");
+                std::fs::write(&enc, buf).unwrap();
+                ok(Command::new("dislocker-file").arg("-V").arg(&enc).arg(format!("-p{rp}")).arg(out));
+                std::fs::remove_file(&enc).unwrap();
+            }
+        }
     }
 
     /// Checks the Windows volume with ntfs-3g's tools: `ntfsfix -n` passes,

@@ -170,7 +170,9 @@ impl rescue_engine::session::Console for Console {
             let _ = out.set_color(Color::White, Color::Black);
         });
         self.field_open = true;
-        self.serial(text);
+        // Serial is a log: it shows how far the entry got, never the digits.
+        let masked: alloc::string::String = text.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+        self.serial(&masked);
     }
     fn key(&mut self, timeout_s: Option<u32>) -> Option<Key> {
         self.read_key(timeout_s.map(|s| Duration::from_secs(s as u64)))

@@ -12,6 +12,7 @@ use uefi::proto::device_path::text::{AllowShortcuts, DisplayOnly};
 use uefi::proto::device_path::DevicePath;
 use uefi::proto::loaded_image::LoadedImage;
 use uefi::proto::media::block::BlockIO;
+use uefi::proto::media::disk_info::{DiskInfo, DiskInfoInterface};
 use uefi::Handle;
 
 /// Connects every handle to its drivers, recursively, so that disks behind
@@ -64,8 +65,30 @@ pub struct UefiDisk {
     read_only: bool,
 }
 
+/// (model, serial) as the disk's controller reports them, where the firmware gives them.
+fn identity(h: Handle) -> (String, String) {
+    let none = (String::new(), String::new());
+    let Some(di) = open::<DiskInfo>(h) else { return none };
+    let mut buf = vec![0u8; 4096];
+    let parsed = match di.interface() {
+        DiskInfoInterface::IDE | DiskInfoInterface::AHCI => di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::ata(&buf[..n.min(buf.len())])),
+        DiskInfoInterface::NVME => di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::nvme(&buf[..n.min(buf.len())])),
+        DiskInfoInterface::USB | DiskInfoInterface::SCSI => di.inquiry(&mut buf).ok().and_then(|n| rescue_engine::diskid::scsi(&buf[..n.min(buf.len())])),
+        _ => None,
+    };
+    parsed.unwrap_or(none)
+}
+
+/// A disk found: how the firmware names it, what it says it is, and the device.
+pub struct Found {
+    pub label: String,
+    pub model: String,
+    pub serial: String,
+    pub disk: UefiDisk,
+}
+
 /// Whole disks with media, except the one whose path prefixes `skip` (the boot stick).
-pub fn whole_disks(skip: Option<&[u8]>) -> Vec<(String, UefiDisk)> {
+pub fn whole_disks(skip: Option<&[u8]>) -> Vec<Found> {
     let mut out = Vec::new();
     let Ok(handles) = boot::find_handles::<BlockIO>() else { return out };
     for h in handles {
@@ -88,7 +111,8 @@ pub fn whole_disks(skip: Option<&[u8]>) -> Vec<(String, UefiDisk)> {
             read_only: m.is_read_only(),
             bio,
         };
-        out.push((path_text(h), disk));
+        let (model, serial) = identity(h);
+        out.push(Found { label: path_text(h), model, serial, disk });
     }
     out
 }

@@ -71,17 +71,20 @@ fn main() -> Status {
     let skip = disks::boot_device_path();
     let mut found: Vec<Disk<disks::UefiDisk>> = disks::whole_disks(skip.as_deref())
         .into_iter()
-        .map(|(label, dev)| Disk { label, model: String::new(), serial: String::new(), dev })
+        .map(|f| Disk { label: f.label, model: f.model, serial: f.serial, dev: f.disk })
         .collect();
     con.line(&format!("disks: {}", found.len()));
 
     let (started, stamp) = firmware::now();
+    let machine = firmware::machine();
+    let serial = machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
+    stick.run_id = format!("{stamp}-{}", sanitize(&serial));
     let mut report = session::run(&profile, &mut found, &mut con, &mut stick, &|| clock.ms());
     for w in core::mem::take(&mut stick.warnings) {
         con.colored(&format!("warning: {w}"), Color::Yellow);
     }
     report.started = started;
-    report.machine = firmware::machine();
+    report.machine = machine;
     report.notes.push(format!("secure boot: {secure_boot}"));
     let boot_next = (profile.finish.action == FinishAction::Reboot && report.outcome != Outcome::Failed)
         .then(firmware::boot_windows_next);
@@ -90,8 +93,7 @@ fn main() -> Status {
     }
 
     // The report: one JSON file per run.
-    let serial = report.machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
-    let name = format!("rescue\\reports\\{stamp}-{}.json", sanitize(&serial));
+    let name = format!("rescue\\reports\\{}.json", stick.run_id);
     match serde_json::to_vec_pretty(&report) {
         Ok(json) => match stick.write(&name, &json) {
             Ok(()) => con.line(&format!("report: {name}")),

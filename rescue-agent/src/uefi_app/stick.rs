@@ -12,6 +12,9 @@ use uefi::{boot, CString16};
 
 pub struct Stick {
     fs: Option<FileSystem>,
+    /// Names this run's backups (time and machine), so that cloned PCs with
+    /// the same volume serial never overwrite each other's copies.
+    pub run_id: String,
     /// Set once a write failed: why the stick cannot take more.
     pub unwritable: Option<String>,
     /// Warnings for the screen, drained by the caller.
@@ -26,7 +29,7 @@ impl Stick {
     pub fn open() -> Stick {
         let fs = boot::get_image_file_system(boot::image_handle()).ok().map(FileSystem::new);
         let unwritable = if fs.is_none() { Some(String::from("the boot medium has no file system the firmware can write")) } else { None };
-        Stick { fs, unwritable, warnings: alloc::vec::Vec::new() }
+        Stick { fs, run_id: String::from("run"), unwritable, warnings: alloc::vec::Vec::new() }
     }
 
     /// Reads a file from the stick.
@@ -57,7 +60,7 @@ impl Stick {
 
 impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        let path = format!("rescue\\backups\\{:016X}\\{}", item.volume_serial, item.path);
+        let path = format!("rescue\\backups\\{:016X}\\{}\\{}", item.volume_serial, self.run_id, item.path);
         match self.write(&path, item.content) {
             Ok(()) => Ok(path),
             Err(why) => {
