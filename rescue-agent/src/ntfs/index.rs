@@ -146,8 +146,11 @@ impl Node {
             if node != large {
                 return Err(corrupt(s, at, "entry sub-node flag disagrees with the node header"));
             }
+            if node && len < 0x18 {
+                return Err(corrupt(s, at, "interior entry too short for its sub-node"));
+            }
             let room = len - 0x10 - if node { 8 } else { 0 };
-            if node && len < 0x18 || key_len > room {
+            if key_len > room {
                 return Err(corrupt(s, at, "key longer than its entry"));
             }
             let sub = if node { Some(le64(&self.buf, o + len - 8).unwrap_or(0)) } else { None };

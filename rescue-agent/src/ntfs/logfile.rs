@@ -31,7 +31,10 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
     let mut pages = 0;
     while pages < 2 {
         pages += 1;
-        let first = &head[page_at..(page_at + 4096).min(head.len())];
+        if page_at + 4096 > head.len() {
+            return Err(unknown(page_at, 0, 0));
+        }
+        let first = &head[page_at..page_at + 4096];
         if first.iter().all(|&b| b == 0xFF) {
             page_at += 4096;
             continue;
