@@ -174,6 +174,9 @@ pub struct EncryptArgs {
     /// Also add a password protector
     #[arg(long)]
     pub password: Option<String>,
+    /// Leave the volume half-converted: encrypt only up to this byte offset
+    #[arg(long = "encrypted-size")]
+    pub encrypted_size: Option<u64>,
     /// The plain NTFS volume image
     pub input: PathBuf,
     /// The BitLocker volume image to write
@@ -294,6 +297,7 @@ fn encrypt(a: &EncryptArgs) -> Result<()> {
         password: a.password.as_deref(),
         description: "RESCUE-TEST C: test volume",
         filetime: now_filetime(),
+        encrypted_size: a.encrypted_size,
     };
     let created = create::encrypt_in_place(&mut dev, &opts, &mut random, &mut |_, _| {})
         .map_err(|e| anyhow::anyhow!("{e}"))

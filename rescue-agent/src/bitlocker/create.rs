@@ -16,7 +16,6 @@ use super::metadata::{EncryptionMethod, AREA_SIZE};
 use crate::block::BlockDevice;
 use crate::crc32::crc32;
 use crate::partition::Guid;
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
@@ -33,6 +32,9 @@ pub struct CreateOptions<'a> {
     pub description: &'a str,
     /// Creation time (Windows FILETIME).
     pub filetime: u64,
+    /// Stop encrypting at this byte offset, as a conversion in progress
+    /// does (state "encryption in progress"); `None` encrypts everything.
+    pub encrypted_size: Option<u64>,
 }
 
 /// What was made (no secrets).
@@ -129,6 +131,7 @@ pub fn encrypt_in_place<D: BlockDevice>(
             size,
         });
     }
+    let boundary = opts.encrypted_size.map(|b| b.min(size) / ss * ss).unwrap_or(size);
     // The reserved tail must be zero so that the unlocked view equals the input.
     let mut buf = vec![0u8; 1 << 20];
     {
@@ -198,9 +201,10 @@ pub fn encrypt_in_place<D: BlockDevice>(
     block[..8].copy_from_slice(b"-FVE-FS-");
     block[8..10].copy_from_slice(&((block_len / 16) as u16).to_le_bytes());
     block[10..12].copy_from_slice(&2u16.to_le_bytes());
-    block[12..14].copy_from_slice(&4u16.to_le_bytes());
+    let state: u16 = if boundary < size { 2 } else { 4 };
+    block[12..14].copy_from_slice(&state.to_le_bytes());
     block[14..16].copy_from_slice(&4u16.to_le_bytes());
-    block[16..24].copy_from_slice(&size.to_le_bytes());
+    block[16..24].copy_from_slice(&boundary.to_le_bytes());
     block[28..32].copy_from_slice(&((vh_size / ss) as u32).to_le_bytes());
     for (i, o) in offsets.iter().enumerate() {
         block[32 + 8 * i..40 + 8 * i].copy_from_slice(&o.to_le_bytes());
@@ -234,11 +238,13 @@ pub fn encrypt_in_place<D: BlockDevice>(
     dev.read_at(0, &mut head)?;
     cipher.encrypt(vh_off, &mut head);
     dev.write_at(vh_off, &head)?;
-    // Then every other sector outside the reserved tail, in place.
+    // Then every other sector outside the reserved tail, in place (up to
+    // the conversion boundary).
     let reserved = (t, vh_off + vh_size);
     let mut p = vh_size;
-    while p < size {
+    while p < boundary {
         let end = if p < reserved.0 { reserved.0.min(p + buf.len() as u64) } else if p < reserved.1 { reserved.1 } else { size.min(p + buf.len() as u64) };
+        let end = end.min(boundary);
         if p >= reserved.0 && p < reserved.1 {
             p = end;
             continue;
@@ -275,7 +281,6 @@ pub fn encrypt_in_place<D: BlockDevice>(
     bs[511] = 0xAA;
     dev.write_at(0, &bs)?;
     dev.flush()?;
-    let _ = String::new();
     Ok(Created {
         volume_guid,
         recovery_key_id: rp_guid,
