@@ -790,3 +790,32 @@ fn emptied_leaf_differential() {
         check_volume(&ours);
     }
 }
+
+/// `rescue apply` through BitLocker: a volume we encrypt with `rescue bitlocker
+/// encrypt` is unlocked with its recovery password and fixed; without a key
+/// the run fails and writes nothing.
+#[test]
+fn rescue_apply_inside_bitlocker() {
+    let t = tempfile::tempdir().unwrap();
+    let plain = t.path().join("plain.img");
+    fs::File::create(&plain).unwrap().set_len(64 << 20).unwrap();
+    run(Command::new("mkntfs").args(["-F", "-Q", "-q"]).arg(&plain).arg(((63u64 << 20) / 512).to_string()));
+    with_mount(&plain, &[], |m| {
+        fs::create_dir_all(m.join("Windows/System32/drivers/CrowdStrike")).unwrap();
+        fs::write(m.join("Windows/System32/drivers/CrowdStrike/C-00000291-1.sys"), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x").unwrap();
+    });
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let rp = "193721-090981-367752-170005-714307-648065-680878-547316";
+    let bl = t.path().join("bl.img");
+    run(Command::new(exe).args(["bitlocker", "encrypt", "--recovery-password", rp]).arg(&plain).arg(&bl));
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
+    let before = fs::read(&bl).unwrap();
+    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&bl).output().unwrap();
+    assert!(!out.status.success(), "a locked volume must fail the run");
+    assert!(fs::read(&bl).unwrap() == before);
+    let o = run(Command::new(exe).args(["apply", "--recovery-password", rp, "--profile"]).arg(&prof).arg(&bl));
+    assert!(o.contains("1 deleted"), "{o}");
+    let ls = run(Command::new(exe).args(["ls", "--recovery-password", rp]).arg(&bl).arg("Windows\\System32\\drivers\\CrowdStrike"));
+    assert!(!ls.contains("C-00000291"), "{ls}");
+}

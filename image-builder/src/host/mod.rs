@@ -4,6 +4,7 @@
 //! device) as a [`FileDisk`], find its volumes with the engine's partition
 //! discovery, and use the same NTFS engine as the UEFI agent.
 use crate::disk::FileDisk;
+use crate::unlock::{open_volume, KeyArgs, Volume};
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::{BlockDevice, Slice};
 use rescue_engine::ntfs::{self, nt_time_rfc3339, Ntfs};
@@ -23,6 +24,8 @@ pub struct LsArgs {
     /// Also list DOS (8.3) names.
     #[arg(long)]
     pub dos: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// Arguments of `rescue apply`.
@@ -40,6 +43,8 @@ pub struct ApplyArgs {
     /// Folder for backups of deleted files (default: `backup` beside the report, else `./rescue-backup`).
     #[arg(long)]
     pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Disk image, partition image or block device.
     pub target: PathBuf,
 }
@@ -50,7 +55,14 @@ pub fn ls(args: &LsArgs) -> Result<()> {
     let mut found = 0;
     let mut failed = false;
     for p in parts {
-        let mut vol = Slice::new(&mut disk, p.offset, p.size);
+        let mut vol = match open_volume(Slice::new(&mut disk, p.offset, p.size), &args.keys) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("partition {} (byte {}): {e:#}", p.number, p.offset);
+                failed |= !args.keys.is_empty();
+                continue;
+            }
+        };
         let v = match Ntfs::open(&mut vol) {
             Ok(v) => v,
             Err(ntfs::NtfsError::NotNtfs { .. }) => continue,
@@ -61,7 +73,8 @@ pub fn ls(args: &LsArgs) -> Result<()> {
             }
         };
         let path = args.path.clone().unwrap_or_default();
-        println!("== volume {found}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}", p.number, p.offset, p.size, v.boot.serial, path);
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "== volume {found}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}", p.number, p.offset, p.size, v.boot.serial, path);
         found += 1;
         let r = (|| -> Result<(), ntfs::NtfsError> {
             let dir_ref = v.lookup(&mut vol, &path)?;
@@ -80,7 +93,9 @@ pub fn ls(args: &LsArgs) -> Result<()> {
                     2 => "dos",
                     _ => "win32+dos",
                 };
-                println!("{:>12} {:5} {}  {:<9} rec {:>8}  {}", e.size, kind, &nt_time_rfc3339(e.modified)[..19], ns, ntfs::ref_record(e.file_ref), e.name);
+                if writeln!(o, "{:>12} {:5} {}  {:<9} rec {:>8}  {}", e.size, kind, &nt_time_rfc3339(e.modified)[..19], ns, ntfs::ref_record(e.file_ref), e.name).is_err() {
+                    break; // stdout closed (e.g. piped into head)
+                }
             }
             Ok(())
         })();
@@ -150,11 +165,47 @@ fn default_backup_dir(args: &ApplyArgs) -> PathBuf {
 pub fn apply(args: &ApplyArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.profile).with_context(|| format!("cannot read {}", args.profile.display()))?;
     let profile = Profile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.profile.display()))?;
-    let mut disk = FileDisk::open(&args.target, !args.dry_run)?;
+    let disk = FileDisk::open(&args.target, !args.dry_run)?;
     let mut sink = DirSink { dir: default_backup_dir(args) };
     let opts = Options { dry_run: args.dry_run };
     let started = std::time::Instant::now();
-    let report = remediate::remediate(&profile, &mut disk, &opts, &mut sink, &mut |line| eprintln!("{line}"));
+    let mut disk = Counting::new(disk);
+    let mut report = remediate::Report { profile: profile.name.clone(), engine_version: rescue_engine::version::VERSION, dry_run: opts.dry_run, ..Default::default() };
+    let parts = match partition::discover(&mut disk) {
+        Ok(p) => p,
+        Err(e) => {
+            report.errors.push(format!("partition table: {e}"));
+            Vec::new()
+        }
+    };
+    let mut log = |line: &str| eprintln!("{line}");
+    for p in parts {
+        let mut vr = remediate::VolumeReport { index: report.volumes.len(), partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
+        match open_volume(Slice::new(&mut disk, p.offset, p.size), &args.keys) {
+            Ok(mut vol) => {
+                if let Volume::BitLocker(_) = vol {
+                    vr.notes.push("BitLocker volume, unlocked".into());
+                }
+                remediate::remediate_volume(&profile, &mut vol, &opts, &mut sink, &mut log, &mut vr, &mut report);
+                if let Volume::BitLocker(_) = vol {
+                    vr.filesystem = format!("{} (in BitLocker)", vr.filesystem);
+                }
+            }
+            Err(e) => {
+                vr.filesystem = "bitlocker (locked)".into();
+                let m = format!("partition {} (byte {}): {e:#}", p.number, p.offset);
+                log(&m);
+                // A volume we could not look into may be the one that needed the fix: that is a failure.
+                vr.error = Some(m.clone());
+                report.errors.push(m);
+            }
+        }
+        report.volumes.push(vr);
+    }
+    report.bytes_read = disk.bytes_read;
+    report.read_calls = disk.reads;
+    report.bytes_written = disk.bytes_written;
+    report.ok = report.errors.is_empty();
     let elapsed = started.elapsed();
     disk.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
     for v in &report.volumes {
