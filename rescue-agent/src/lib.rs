@@ -23,3 +23,4 @@ pub mod smbios;
 pub mod bootopt;
 pub mod banner;
 pub mod diskid;
+pub mod keyring;
