@@ -1,7 +1,7 @@
 //! `rescue build`: a profile (and later keys) in, a bootable image out.
 
 use crate::stick::StickFiles;
-use crate::{agent, iso, usb};
+use crate::{agent, iso, secureboot, usb};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use rescue_engine::profile::Profile;
@@ -43,6 +43,18 @@ pub struct BuildArgs {
     /// Where to write the image (written to a temporary file, then renamed)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Sign the agent for Secure Boot (Authenticode) with this RSA private key (PEM, PKCS#1 or PKCS#8); never copied to the image
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign_key: Option<PathBuf>,
+    /// The certificate (PEM or DER) of --sign-key, as enrolled in db or MOK
+    #[arg(long, value_name = "CERT.pem")]
+    pub sign_cert: Option<PathBuf>,
+    /// Boot through Microsoft-signed shim: shim as BOOTX64.EFI, the signed agent as grubx64.efi, MokManager, and the certificate (DER) in rescue/ for "Enroll key from disk"
+    #[arg(long)]
+    pub shim: bool,
+    /// Where shimx64.efi.signed and mmx64.efi.signed are [default: /usr/lib/shim]
+    #[arg(long, value_name = "DIR")]
+    pub shim_dir: Option<PathBuf>,
 }
 
 /// Reads and validates a profile file, naming the file in every error.
@@ -54,8 +66,13 @@ pub fn read_profile(path: &Path) -> Result<(Profile, String)> {
 
 pub fn run(args: &BuildArgs) -> Result<()> {
     let (profile, text) = read_profile(&args.profile)?;
+    let plan = secureboot::plan(args.sign_key.as_deref(), args.sign_cert.as_deref(), args.shim, args.shim_dir.as_deref())?;
     let agent = agent::load(args.agent.as_deref())?;
-    let files = StickFiles::new(&agent, &text);
+    let mut files = StickFiles::new(&agent, &text);
+    let secure_boot_notes = match &plan {
+        Some(p) => secureboot::apply(p, &agent, &mut files)?,
+        None => Vec::new(),
+    };
     // GUIDs and volume serials come from the content: the same inputs give the same image.
     let seed: [u8; 32] = Sha256::new().chain_update(&*agent).chain_update(text.as_bytes()).finalize().into();
 
@@ -95,6 +112,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         profile.delete.len(),
         agent::version(&agent).unwrap_or_default()
     );
+    for n in secure_boot_notes {
+        println!("  {n}");
+    }
     Ok(())
 }
 

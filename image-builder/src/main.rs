@@ -9,6 +9,8 @@ mod flash;
 mod host;
 mod inspect;
 mod iso;
+mod secureboot;
+mod sign;
 mod stick;
 mod sysblock;
 mod unlock;
@@ -61,6 +63,9 @@ enum Command {
     Bitlocker(unlock::BitLockerCommand),
     /// Write the decrypted contents of a BitLocker volume to a file
     Unlock(unlock::UnlockArgs),
+    /// Secure Boot: make a key and certificate for signing agents
+    #[command(subcommand)]
+    Secureboot(secureboot::SecureBootCommand),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +117,7 @@ fn main() {
         Command::Apply(a) => host::apply(a),
         Command::Bitlocker(c) => unlock::bitlocker_command(c),
         Command::Unlock(a) => unlock::unlock(a),
+        Command::Secureboot(c) => secureboot::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

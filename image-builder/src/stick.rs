@@ -11,6 +11,12 @@ pub const PROFILE_PATH: &str = "rescue/profile.toml";
 pub const REPORTS_DIR: &str = "rescue/reports";
 /// Where the agent copies files before deleting them.
 pub const BACKUPS_DIR: &str = "rescue/backups";
+/// The stick's own folder (profile, reports, backups, certificate for MokManager).
+pub const RESCUE_DIR: &str = "rescue";
+/// Shim route: shim is at [`AGENT_PATH`] and starts this file (the signed agent) …
+pub const SHIM_SECOND_STAGE_PATH: &str = "EFI/BOOT/grubx64.efi";
+/// … or MokManager, when the second stage is not trusted yet.
+pub const MOKMANAGER_PATH: &str = "EFI/BOOT/mmx64.efi";
 
 /// The files and folders of a stick's boot partition. Paths use `/`.
 #[derive(Default, Debug, Clone)]

@@ -41,10 +41,23 @@ fn global_u8(name: &uefi::CStr16) -> Option<u8> {
     runtime::get_variable(name, &VariableVendor::GLOBAL_VARIABLE, &mut buf).ok().map(|(v, _)| v[0])
 }
 
-/// `SecureBoot=…, SetupMode=…` as the firmware reports them.
+/// shim's SHIM_LOCK protocol: shim installs it before starting its second stage.
+const SHIM_LOCK_GUID: uefi::Guid = uefi::guid!("605dab50-e046-4300-abb6-3dd810dd8b23");
+
+/// Whether some handle carries shim's SHIM_LOCK protocol (the agent was started by shim).
+fn shim_present() -> bool {
+    uefi::boot::locate_handle_buffer(uefi::boot::SearchType::ByProtocol(&SHIM_LOCK_GUID)).is_ok_and(|h| !h.is_empty())
+}
+
+/// `SecureBoot=…, SetupMode=…, Shim=yes|no` as the firmware reports them.
 pub fn secure_boot() -> String {
     let show = |v: Option<u8>| v.map_or(String::from("unknown"), |b| format!("{b}"));
-    format!("SecureBoot={}, SetupMode={}", show(global_u8(cstr16!("SecureBoot"))), show(global_u8(cstr16!("SetupMode"))))
+    format!(
+        "SecureBoot={}, SetupMode={}, Shim={}",
+        show(global_u8(cstr16!("SecureBoot"))),
+        show(global_u8(cstr16!("SetupMode"))),
+        if shim_present() { "yes" } else { "no" }
+    )
 }
 
 /// Sets `BootNext` to the Windows Boot Manager entry, so the next boot goes

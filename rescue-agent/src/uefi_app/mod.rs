@@ -39,6 +39,29 @@ const fn version_tag() -> [u8; version::MARKER.len() + 16] {
     out
 }
 
+/// shim's SBAT metadata (rhboot/shim SBAT.md): a CSV of component,
+/// generation, vendor, package, version, URL. shim refuses to start a
+/// second stage without an `.sbat` section, even when its signature is good.
+const SBAT_CSV: &str = concat!(
+    "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n",
+    "rescue-agent,1,Rescue stick,rescue-agent,",
+    env!("CARGO_PKG_VERSION"),
+    ",rescue-agent\n"
+);
+
+#[used]
+#[link_section = ".sbat"]
+static SBAT: [u8; SBAT_CSV.len()] = {
+    let mut out = [0u8; SBAT_CSV.len()];
+    let b = SBAT_CSV.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+};
+
 #[entry]
 fn main() -> Status {
     if uefi::helpers::init().is_err() {
@@ -49,6 +72,7 @@ fn main() -> Status {
     let clock = Clock::calibrate();
     let mut con = Console::open();
     let _ = core::hint::black_box(&VERSION_TAG);
+    let _ = core::hint::black_box(&SBAT);
     con.line(&format!("rescue-agent {}", version::VERSION));
 
     let mut stick = Stick::open();
@@ -79,7 +103,7 @@ fn main() -> Status {
     let machine = firmware::machine();
     let serial = machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
     stick.run_id = format!("{stamp}-{}", sanitize(&serial));
-    let mut report = session::run(&profile, &mut found, &mut con, &mut stick, &|| clock.ms());
+    let mut report = session::run(&profile, &mut found, &mut con, &mut stick, &mut session::NoSiteKeys, &|| clock.ms());
     for w in core::mem::take(&mut stick.warnings) {
         con.colored(&format!("warning: {w}"), Color::Yellow);
     }

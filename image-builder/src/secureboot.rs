@@ -1,0 +1,229 @@
+//! `rescue secureboot …` and the Secure Boot parts of `rescue build`:
+//! making a signing key, signing the agent, and laying out shim + MokManager.
+
+use crate::sign::{self, keys::Cert, Signer};
+use crate::stick::{self, StickFiles};
+use anyhow::{bail, Context, Result};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use rsa::RsaPrivateKey;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SecureBootCommand {
+    /// Make an RSA key and a self-signed certificate for signing rescue agents (for db or MOK)
+    Genkey(GenkeyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenkeyArgs {
+    /// Name of the key: the certificate's CN and the files' base name (letters, digits, - _ . and spaces)
+    #[arg(long)]
+    pub name: String,
+    /// Folder to write NAME.key, NAME.crt (PEM) and NAME.der into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// RSA key size; 2048 works on every UEFI firmware, 3072 and 4096 on most
+    #[arg(long, default_value_t = 2048)]
+    pub bits: usize,
+    /// Years the certificate is valid (firmware does not check dates; signing tools may)
+    #[arg(long, default_value_t = 15)]
+    pub years: u64,
+}
+
+pub fn run(cmd: &SecureBootCommand) -> Result<()> {
+    match cmd {
+        SecureBootCommand::Genkey(a) => genkey(a),
+    }
+}
+
+fn genkey(a: &GenkeyArgs) -> Result<()> {
+    use der::{Encode, EncodePem};
+    use std::str::FromStr;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::ext::pkix::ExtendedKeyUsage;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    use x509_cert::time::Validity;
+
+    let name = a.name.trim();
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || " -_.".contains(c)) {
+        bail!("--name {:?}: use 1-64 letters, digits, spaces, '-', '_' or '.'", a.name);
+    }
+    if ![2048, 3072, 4096].contains(&a.bits) {
+        bail!("--bits {}: use 2048, 3072 or 4096", a.bits);
+    }
+    if !(1..=100).contains(&a.years) {
+        bail!("--years {}: use 1 to 100", a.years);
+    }
+    let base = name.replace(' ', "-");
+    let paths = [a.out.join(format!("{base}.key")), a.out.join(format!("{base}.crt")), a.out.join(format!("{base}.der"))];
+    for p in &paths {
+        if p.exists() {
+            bail!("{} already exists: not overwriting a key or certificate", p.display());
+        }
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+
+    let mut rng = rand_core::OsRng;
+    let key = RsaPrivateKey::new(&mut rng, a.bits).context("RSA key generation failed")?;
+    let signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    let subject = Name::from_str(&format!("CN={name}")).map_err(|e| anyhow::anyhow!("bad name: {e}"))?;
+    let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let validity = Validity::from_now(std::time::Duration::from_secs(a.years * 365 * 86400)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut serial = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rng, &mut serial);
+    serial[0] = (serial[0] & 0x7f) | 0x40;
+    let serial = SerialNumber::new(&serial).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profile = Profile::Leaf { issuer: subject.clone(), enable_key_agreement: false, enable_key_encipherment: false };
+    let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, &signing).map_err(|e| anyhow::anyhow!("{e}"))?;
+    b.add_extension(&ExtendedKeyUsage(vec![der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")])).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cert = b.build::<rsa::pkcs1v15::Signature>().map_err(|e| anyhow::anyhow!("cannot make the certificate: {e}"))?;
+    let cert_der = cert.to_der()?;
+    let cert_pem = cert.to_pem(LineEnding::LF)?;
+    let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    write_new(&paths[0], key_pem.as_bytes(), 0o600)?;
+    write_new(&paths[1], cert_pem.as_bytes(), 0o644)?;
+    write_new(&paths[2], &cert_der, 0o644)?;
+    let c = Cert::from_der(&cert_der)?;
+    println!("made a {}-bit RSA key and a self-signed certificate {:?}", a.bits, c.subject());
+    println!("  private key:  {} (mode 0600)", paths[0].display());
+    println!("  certificate:  {} (PEM, for --sign-cert and virt-fw-vars/KeyTool)", paths[1].display());
+    println!("  certificate:  {} (DER, for db enrollment tools and MokManager)", paths[2].display());
+    println!("  SHA-256 fingerprint: {}", c.fingerprint());
+    println!();
+    println!("Keep the private key safe: anyone who has it can make code that every PC");
+    println!("trusting this certificate will boot with Secure Boot on.");
+    println!("  - Move {} off this machine to offline storage (an encrypted USB", paths[0].display());
+    println!("    key in a safe, or an HSM/vault); keep a second copy in another place.");
+    println!("  - Sign on a trusted machine only; `rescue build` never copies the key to a stick.");
+    println!("  - If it leaks: remove the certificate from db/MOK (or add it to dbx) on every PC.");
+    Ok(())
+}
+
+/// Creates `path` (never overwriting) with `mode`, writing `bytes`.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// One line of a summary about a signed EFI binary.
+fn describe(what: &str, image: &[u8]) -> String {
+    let versions: Vec<String> = sign::sbat(image)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("sbat,"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() >= 5).then(|| format!("{} {} ({})", f[3], f[4], f[2]))
+        })
+        .collect();
+    format!("{what}: {}", if versions.is_empty() { "no SBAT version data".to_string() } else { versions.join(", ") })
+}
+
+/// Reads a signed EFI binary and checks that at least one of its signatures
+/// holds. Returns the bytes and the checks.
+fn signed_binary(path: &Path) -> Result<(Vec<u8>, Vec<sign::SignatureCheck>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {} (install shim-signed and shim-helpers-amd64-signed, or pass --shim-dir)", path.display()))?;
+    let checks = sign::verify(&bytes).with_context(|| format!("{}", path.display()))?;
+    if checks.is_empty() {
+        bail!("{} is not signed: firmware with Secure Boot would refuse it", path.display());
+    }
+    if !checks.iter().any(|c| c.ok()) {
+        bail!("{}: no signature holds ({})", path.display(), checks.iter().flat_map(|c| c.problems.clone()).collect::<Vec<_>>().join("; "));
+    }
+    Ok((bytes, checks))
+}
+
+/// The signing options of `rescue build`, checked.
+pub struct SecureBootPlan {
+    pub signer: Signer,
+    pub cert_name: String,
+    pub shim_dir: Option<PathBuf>,
+}
+
+/// Signs the agent, and for the shim route lays out shim, MokManager, the
+/// signed agent as shim's second stage and the certificate for MokManager.
+/// Returns lines to print.
+pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Result<Vec<String>> {
+    let signed = sign::sign(agent, &plan.signer)?;
+    let checks = sign::verify(&signed)?;
+    if !checks.iter().all(|c| c.ok()) || checks.len() != 1 {
+        bail!("internal error: the agent's new signature does not verify");
+    }
+    let mut notes = vec![format!(
+        "agent signed by {:?} (certificate SHA-256 {})",
+        plan.signer.cert.subject(),
+        plan.signer.cert.fingerprint()
+    )];
+    let Some(dir) = &plan.shim_dir else {
+        files.file(stick::AGENT_PATH, signed);
+        return Ok(notes);
+    };
+    if sign::sbat(agent).is_none() {
+        bail!("the agent has no .sbat section: shim would refuse it; use an agent built by this version of rescue");
+    }
+    let (shim, shim_checks) = signed_binary(&dir.join("shimx64.efi.signed"))?;
+    if !shim_checks.iter().any(|c| c.ok() && c.signer_issuer.as_deref().is_some_and(|i| i.contains("Microsoft"))) {
+        bail!(
+            "{}: not signed by Microsoft (signers: {}); PCs trusting Microsoft's third-party UEFI CA would refuse it",
+            dir.join("shimx64.efi.signed").display(),
+            shim_checks.iter().filter_map(|c| c.signer_subject.clone()).collect::<Vec<_>>().join("; ")
+        );
+    }
+    let (mm, mm_checks) = signed_binary(&dir.join("mmx64.efi.signed"))?;
+    let signer_list = |cs: &[sign::SignatureCheck]| {
+        cs.iter().filter(|c| c.ok()).filter_map(|c| c.signer_issuer.clone()).collect::<Vec<_>>().join("; ")
+    };
+    notes.push(format!("{}; signed by {}", describe("shim", &shim), signer_list(&shim_checks)));
+    notes.push(format!("{}; signed by {}", describe("MokManager", &mm), signer_list(&mm_checks)));
+    let der_path = format!("{}/{}.der", stick::RESCUE_DIR, plan.cert_name);
+    notes.push(format!("certificate for \"Enroll key from disk\": {der_path}"));
+    files.file(stick::AGENT_PATH, shim);
+    files.file(stick::SHIM_SECOND_STAGE_PATH, signed);
+    files.file(stick::MOKMANAGER_PATH, mm);
+    files.file(&der_path, plan.signer.cert.der.clone());
+    Ok(notes)
+}
+
+/// Checks `rescue build`'s signing options and loads the key and certificate.
+pub fn plan(key: Option<&Path>, cert: Option<&Path>, shim: bool, shim_dir: Option<&Path>) -> Result<Option<SecureBootPlan>> {
+    let (key, cert) = match (key, cert) {
+        (None, None) => {
+            if shim {
+                bail!("--shim needs --sign-key and --sign-cert: shim runs only a second stage signed with a key it trusts");
+            }
+            if shim_dir.is_some() {
+                bail!("--shim-dir needs --shim");
+            }
+            return Ok(None);
+        }
+        (Some(k), Some(c)) => (k, c),
+        _ => bail!("--sign-key and --sign-cert go together"),
+    };
+    if shim_dir.is_some() && !shim {
+        bail!("--shim-dir needs --shim");
+    }
+    let signer = Signer::load(key, cert)?;
+    let stem = cert.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut cert_name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(40).collect();
+    if cert_name.is_empty() {
+        cert_name = "rescue".into();
+    }
+    Ok(Some(SecureBootPlan {
+        signer,
+        cert_name,
+        shim_dir: shim.then(|| shim_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(DEFAULT_SHIM_DIR))),
+    }))
+}
+
+/// Where Debian's shim-signed and shim-helpers-amd64-signed put their files.
+pub const DEFAULT_SHIM_DIR: &str = "/usr/lib/shim";
