@@ -9,7 +9,7 @@
 use crate::bitlocker::{BitLocker, BitLockerError, ProtectorKind, UnlockKey};
 use crate::block::{BlockDevice, Slice};
 use crate::ntfs::Ntfs;
-use crate::partition::{self, PartitionKind};
+use crate::partition::{self, Guid, PartitionKind};
 use crate::profile::Profile;
 use crate::prompt::{self, Event, Key};
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
@@ -18,6 +18,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 /// What the agent shows and reads.
 pub trait Console {
@@ -29,6 +30,23 @@ pub trait Console {
     }
     /// Waits for a key; `None` when `timeout_s` seconds pass first (`None`: wait forever).
     fn key(&mut self, timeout_s: Option<u32>) -> Option<Key>;
+}
+
+/// Recovery keys the stick carries for its site (keyed images).
+pub trait KeySource {
+    /// A recovery password for a volume protected by one of `key_ids`, if
+    /// the stick holds one. May ask the technician (e.g. the site PIN,
+    /// once per boot) through `console`.
+    fn recovery_password(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Option<Zeroizing<String>>;
+}
+
+/// A stick without site keys: every locked volume goes to the prompt.
+pub struct NoSiteKeys;
+
+impl KeySource for NoSiteKeys {
+    fn recovery_password(&mut self, _: &[Guid], _: &mut dyn Console) -> Option<Zeroizing<String>> {
+        None
+    }
 }
 
 /// A disk the firmware sees, with what it says about it.
@@ -182,12 +200,14 @@ fn prompt_and_unlock<D: BlockDevice>(
 }
 
 /// Opens a BitLocker volume: with its clear key when protection is
-/// suspended, else with a recovery password typed at the prompt.
+/// suspended, else with the stick's site key for it, else with a recovery
+/// password typed at the prompt.
 fn open_bitlocker<D: BlockDevice>(
     vol: D,
     where_: &str,
     timeout_s: Option<u32>,
     console: &mut dyn Console,
+    keys: &mut dyn KeySource,
     br: &mut BitLockerReport,
 ) -> Result<crate::bitlocker::Unlocked<D>, String> {
     let bl = BitLocker::open(vol).map_err(|e| format!("{e}"))?;
@@ -198,6 +218,16 @@ fn open_bitlocker<D: BlockDevice>(
     if bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey) {
         br.unlocked_by = Some(String::from("clear key (protection suspended)"));
         return bl.unlock(&UnlockKey::ClearKey).map_err(|e| format!("{e}"));
+    }
+    let ids: Vec<Guid> = bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| p.key_id).collect();
+    if let Some(pw) = keys.recovery_password(&ids, console) {
+        match bl.unlock_key(&UnlockKey::RecoveryPassword(&pw)) {
+            Ok(vk) => {
+                br.unlocked_by = Some(format!("site key for Key ID {}", vk.key_id));
+                return bl.with_key(vk).map_err(|e| format!("{e}"));
+            }
+            Err(e) => console.line(&format!("The stick's key for {where_} does not open it ({e}): type the key.")),
+        }
     }
     prompt_and_unlock(bl, where_, timeout_s, console, br)
 }
@@ -236,6 +266,7 @@ pub fn run<D: BlockDevice>(
     disks: &mut [Disk<D>],
     console: &mut dyn Console,
     sink: &mut dyn BackupSink,
+    keys: &mut dyn KeySource,
     clock_ms: &dyn Fn() -> u64,
 ) -> RunReport {
     let t0 = clock_ms();
@@ -283,7 +314,7 @@ pub fn run<D: BlockDevice>(
                 let mut br = BitLockerReport { volume: index, ..Default::default() };
                 let where_ = format!("disk {} partition {} ({} MiB)", n + 1, p.number, p.size >> 20);
                 console.line(&format!("{what}: BitLocker"));
-                match open_bitlocker(&mut vol, &where_, profile.prompt.timeout_seconds, console, &mut br) {
+                match open_bitlocker(&mut vol, &where_, profile.prompt.timeout_seconds, console, keys, &mut br) {
                     Ok(mut plain) => {
                         console.line(&format!("  unlocked: {}", br.unlocked_by.as_deref().unwrap_or("")));
                         vr.filesystem = "bitlocker".into();
