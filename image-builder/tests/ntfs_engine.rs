@@ -583,10 +583,24 @@ fn hibernated_volume_refused_reparse_skipped() {
     fs::write(&img, &clean).unwrap();
     let mut dev = FileDev::open(&img);
     let r = remediate::remediate(&profile("x\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(r.ok && r.files_deleted == 2, "{r:#?}");
+    assert!(!r.ok && r.files_deleted == 2 && r.errors.len() == 1 && r.errors[0].contains("reparse"), "{r:#?}");
     let b = &r.volumes[0].rules[0].files.iter().find(|f| f.path.ends_with("c.sys")).unwrap();
     assert_eq!(b.action, "skipped");
     assert!(b.reason.as_deref().unwrap().contains("reparse"));
+    drop(dev);
+    assert!(run(Command::new("ntfsls").args(["-a", "-p", "/x"]).arg(&img)).contains("c.sys"));
+    // A compressed file (ntfs-3g's compression in a compressed directory) is reported, skipped, and fails the run.
+    let img = make_volume(t.path(), "cz.img", 16, &[], "");
+    with_mount(&img, &["compression"], |m| {
+        fs::create_dir(m.join("z")).unwrap();
+        run(Command::new("setfattr").args(["-n", "system.ntfs_attrib_be", "-v", "0x00000810"]).arg(m.join("z")));
+        fs::write(m.join("z/c.sys"), vec![0u8; 100_000]).unwrap();
+    });
+    let before = fs::read(&img).unwrap();
+    let mut dev = MemDisk::new(before.clone(), 512);
+    let r = remediate::remediate(&profile("z\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(!r.ok && r.files_deleted == 0 && r.errors[0].contains("compressed"), "{r:#?}");
+    assert!(dev.data == before);
 }
 
 /// Random corruption of metadata: every run either succeeds or fails with a

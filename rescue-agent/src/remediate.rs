@@ -315,7 +315,9 @@ fn one_file<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &Del
         None
     };
     if let Some(w) = why {
+        // The rule matched but the fix did not happen: the run must say so (non-zero exit).
         fr.reason = Some(format!("{w}: not handled, left in place"));
+        report.errors.push(format!("volume {}: {}: matched but not deleted ({w})", vr.index, fr.path));
         return Ok(());
     }
     let head = v.read_head(vol, &f, rule.header.len()).map_err(e)?;
