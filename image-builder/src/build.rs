@@ -55,6 +55,15 @@ pub struct BuildArgs {
     /// Where shimx64.efi.signed and mmx64.efi.signed are [default: /usr/lib/shim]
     #[arg(long, value_name = "DIR")]
     pub shim_dir: Option<PathBuf>,
+    /// Site recovery keys to carry, sealed with a PIN (CSV exports from Active Directory, Entra ID / Intune, MBAM, or KeyID,RecoveryKey; repeat for several files; see docs/keys.md)
+    #[arg(long = "keys", value_name = "FILE")]
+    pub keys: Vec<PathBuf>,
+    /// Read the site PIN from the first line of this file instead of asking on the terminal
+    #[arg(long, value_name = "FILE", requires = "keys", conflicts_with = "no_seal")]
+    pub pin_file: Option<PathBuf>,
+    /// Store the keys UNSEALED (anyone holding the stick can read them)
+    #[arg(long, requires = "keys")]
+    pub no_seal: bool,
 }
 
 /// Reads and validates a profile file, naming the file in every error.
@@ -67,8 +76,13 @@ pub fn read_profile(path: &Path) -> Result<(Profile, String)> {
 pub fn run(args: &BuildArgs) -> Result<()> {
     let (profile, text) = read_profile(&args.profile)?;
     let plan = secureboot::plan(args.sign_key.as_deref(), args.sign_cert.as_deref(), args.shim, args.shim_dir.as_deref())?;
+    // Keys and PIN come first: a bad key file or PIN file stops the build before any work.
+    let key_file = keyed(args)?;
     let agent = agent::load(args.agent.as_deref())?;
     let mut files = StickFiles::new(&agent, &text);
+    if let Some((bytes, _)) = &key_file {
+        files.file(rescue_engine::keyring::STICK_PATH, bytes.clone());
+    }
     let secure_boot_notes = match &plan {
         Some(p) => secureboot::apply(p, &agent, &mut files)?,
         None => Vec::new(),
@@ -115,7 +129,30 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     for n in secure_boot_notes {
         println!("  {n}");
     }
+    if let Some((_, summary)) = &key_file {
+        println!("  {summary}");
+    }
     Ok(())
+}
+
+/// The key file for `--keys` (sealed with the PIN, or unsealed with
+/// `--no-seal`) and a one-line summary; `None` without `--keys`.
+fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
+    if args.keys.is_empty() {
+        return Ok(None);
+    }
+    let (keys, set) = crate::keys::load(&args.keys)?;
+    let files = set.files.len();
+    let bytes = if args.no_seal {
+        eprintln!("WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.", keys.len(), rescue_engine::keyring::STICK_PATH);
+        eprintln!("WARNING: anyone who finds or copies this stick can unlock those PCs' BitLocker volumes.");
+        crate::keys::key_file(&keys, None)?
+    } else {
+        let pin = crate::keys::read_pin(args.pin_file.as_deref())?;
+        crate::keys::key_file(&keys, Some(&pin))?
+    };
+    let how = if args.no_seal { "UNSEALED" } else { "sealed with the site PIN" };
+    Ok(Some((bytes, format!("{} recovery key(s) from {files} file(s), {how}, in {}", keys.len(), rescue_engine::keyring::STICK_PATH))))
 }
 
 /// Writes a sparse image of `len` bytes from `(offset, bytes)` writes into a

@@ -3,6 +3,7 @@
 use crate::{agent, fat, iso, stick};
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::BlockDevice;
+use rescue_engine::keyring;
 use rescue_engine::partition::{self, Guid, PartitionKind};
 use rescue_engine::profile::Profile;
 use serde::Serialize;
@@ -27,6 +28,8 @@ pub struct Report {
     pub size: u64,
     pub partitions: Vec<PartitionInfo>,
     pub boot_partition_offset: u64,
+    /// The site key file (rescue/keys.sealed), if any: Key IDs, never keys.
+    pub keys: Option<KeysInfo>,
     pub files: Vec<FileInfo>,
     pub profile: Option<ProfileInfo>,
     pub agent_version: Option<String>,
@@ -55,6 +58,36 @@ pub struct ProfileInfo {
     pub actions: Vec<String>,
     pub unclean_journal: String,
     pub finish: String,
+}
+
+/// What `rescue inspect` shows of a site key file: whether it is sealed,
+/// how many keys and their Key IDs (readable without the PIN), never a key.
+#[derive(Serialize)]
+pub struct KeysInfo {
+    pub path: String,
+    pub sealed: bool,
+    pub count: usize,
+    pub key_ids: Vec<String>,
+    /// Argon2id parameters of a sealed file, e.g. "Argon2id 32768 KiB, t=3, p=1".
+    pub kdf: Option<String>,
+    /// Why the file cannot be read (damaged, altered, unknown version).
+    pub error: Option<String>,
+}
+
+/// Reads a key file's clear header. Never needs or asks for the PIN.
+pub fn keys_info(bytes: &[u8]) -> KeysInfo {
+    let path = keyring::STICK_PATH.to_string();
+    match keyring::Keyring::parse(bytes) {
+        Ok(k) => KeysInfo {
+            path,
+            sealed: k.is_sealed(),
+            count: k.key_ids().len(),
+            key_ids: k.key_ids().iter().map(|g| format!("{g}")).collect(),
+            kdf: k.kdf().map(|p| format!("Argon2id {} KiB, t={}, p={}", p.m_kib, p.t, p.p)),
+            error: None,
+        },
+        Err(e) => KeysInfo { path, sealed: false, count: 0, key_ids: Vec::new(), kdf: None, error: Some(e.to_string()) },
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -115,6 +148,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     let fs = fat::open(fat::Window::new(&file, boot.0, boot.1))?;
     let mut files = Vec::new();
     let mut profile = None;
+    let mut keys = None;
     let mut agent_version = None;
     for e in fat::walk(&fs)? {
         let mut sha256 = None;
@@ -123,6 +157,9 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
             sha256 = Some(hex(&Sha256::digest(&bytes)));
             if e.path.eq_ignore_ascii_case(stick::AGENT_PATH) {
                 agent_version = agent::version(&bytes);
+            }
+            if e.path.eq_ignore_ascii_case(keyring::STICK_PATH) {
+                keys = Some(keys_info(&bytes));
             }
             if e.path.eq_ignore_ascii_case(stick::PROFILE_PATH) {
                 let text = String::from_utf8(bytes).context("rescue/profile.toml is not UTF-8")?;
@@ -152,7 +189,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     if agent_version.is_none() && !files.iter().any(|f| f.path.eq_ignore_ascii_case(stick::AGENT_PATH)) {
         bail!("no {} on the boot partition: this is not a rescue image", stick::AGENT_PATH);
     }
-    Ok(Report { format, size, partitions, boot_partition_offset: boot.0, files, profile, agent_version })
+    Ok(Report { format, size, partitions, boot_partition_offset: boot.0, keys, files, profile, agent_version })
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
@@ -174,6 +211,17 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             println!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
         }
         None => println!("profile:  (none)"),
+    }
+    match &r.keys {
+        None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),
+        Some(k) if k.error.is_some() => println!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default()),
+        Some(k) => {
+            let how = if k.sealed { format!("sealed with a PIN ({})", k.kdf.as_deref().unwrap_or_default()) } else { "UNSEALED: anyone with the stick can read them".to_string() };
+            println!("keys:     {} recovery key(s) in {}, {how}", k.count, k.path);
+            for id in &k.key_ids {
+                println!("          Key ID {{{id}}}");
+            }
+        }
     }
     println!("partitions:");
     for p in &r.partitions {

@@ -3,12 +3,14 @@
 
 mod agent;
 mod build;
+mod collect;
 mod disk;
 mod fat;
 mod flash;
 mod host;
 mod inspect;
 mod iso;
+mod keys;
 mod secureboot;
 mod sign;
 mod stick;
@@ -63,6 +65,11 @@ enum Command {
     Bitlocker(unlock::BitLockerCommand),
     /// Write the decrypted contents of a BitLocker volume to a file
     Unlock(unlock::UnlockArgs),
+    /// Site recovery-key files: check them before building a keyed image
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Gather the agent's reports from sticks, images or folders into one CSV or JSON table
+    Collect(collect::CollectArgs),
     /// Secure Boot: make a key and certificate for signing agents
     #[command(subcommand)]
     Secureboot(secureboot::SecureBootCommand),
@@ -117,6 +124,8 @@ fn main() {
         Command::Apply(a) => host::apply(a),
         Command::Bitlocker(c) => unlock::bitlocker_command(c),
         Command::Unlock(a) => unlock::unlock(a),
+        Command::Keys(c) => keys::command(c),
+        Command::Collect(a) => collect::run(a),
         Command::Secureboot(c) => secureboot::run(c),
     };
     if let Err(e) = result {

@@ -1,0 +1,390 @@
+//! `rescue collect`: the agent's reports (`rescue/reports/*.json`) from
+//! sticks, images and folders, gathered into one table for the helpdesk.
+//!
+//! Reports are read as plain JSON values, so reports of older and newer
+//! agents (fields added or missing) still make a row. A report never holds
+//! a key, and as a second line of defence every text taken into the table
+//! has anything shaped like a 48-digit recovery password masked.
+
+use crate::{fat, stick};
+use anyhow::{bail, Context, Result};
+use rescue_engine::partition::{self, Guid, PartitionKind};
+use serde::Serialize;
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Largest report read (a report is a few KiB).
+const MAX_REPORT_BYTES: u64 = 16 << 20;
+
+/// Arguments of `rescue collect`.
+#[derive(clap::Args, Debug)]
+pub struct CollectArgs {
+    /// Sticks (block devices), stick images, folders (a stick's mount point,
+    /// its rescue/reports folder, or any folder of .json reports) or report files
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<PathBuf>,
+    /// The table to write: FILE.csv or FILE.json
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// A file deleted on a machine.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Deleted {
+    pub path: String,
+    pub sha256: Option<String>,
+}
+
+/// A volume (or file) left alone, and why.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub what: String,
+    pub reason: String,
+}
+
+/// One agent run on one machine.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Row {
+    /// The stick, image or folder it came from, and the report's name there.
+    pub source: String,
+    pub report: String,
+    pub started: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub outcome: String,
+    pub reason: String,
+    pub deleted: Vec<Deleted>,
+    pub skipped: Vec<Skipped>,
+    pub errors: Vec<String>,
+    pub agent_version: String,
+    pub profile: String,
+}
+
+/// Masks anything shaped like a recovery password (8 groups of 6 digits,
+/// any separators of dashes or spaces, or 48 digits in a row).
+pub fn scrub(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_digit()) {
+            // Count digits from i, allowing single '-' or ' ' between 6-digit groups.
+            let mut j = i;
+            let mut digits = 0;
+            let mut ok = true;
+            while j < chars.len() && digits < 48 {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                    j += 1;
+                } else if (chars[j] == '-' || chars[j] == ' ') && digits % 6 == 0 && digits > 0 && j + 1 < chars.len() && chars[j + 1].is_ascii_digit() {
+                    j += 1;
+                } else {
+                    ok = false;
+                    break;
+                }
+            }
+            if digits == 48 && (j == chars.len() || !chars[j].is_ascii_digit()) {
+                out.push_str("[recovery password removed]");
+                i = j;
+                continue;
+            }
+            let _ = ok;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => scrub(s),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => scrub(&other.to_string()),
+    }
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// A row from one report's JSON; `None` when it is not an agent report.
+pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
+    if !json.is_object() || (json.get("outcome").is_none() && json.get("started").is_none()) {
+        return None;
+    }
+    let machine = json.get("machine").cloned().unwrap_or(Value::Null);
+    let mut deleted = Vec::new();
+    let mut skipped = Vec::new();
+    for (vi, vol) in list(json, "volumes").iter().enumerate() {
+        let idx = vol.get("index").and_then(Value::as_u64).unwrap_or(vi as u64);
+        let part = vol.get("partition").and_then(Value::as_u64).unwrap_or(0);
+        let what = format!("volume {idx} (partition {part})");
+        let refused = text(vol, "write_refused");
+        if !refused.is_empty() {
+            skipped.push(Skipped { what: what.clone(), reason: format!("not written: {refused}") });
+        }
+        let error = text(vol, "error");
+        if !error.is_empty() {
+            skipped.push(Skipped { what: what.clone(), reason: error });
+        }
+        for rule in list(vol, "rules") {
+            for f in list(rule, "files") {
+                let path = text(f, "path");
+                let action = text(f, "action");
+                let sha = f.get("sha256").and_then(Value::as_str).map(scrub);
+                match action.as_str() {
+                    "deleted" => deleted.push(Deleted { path, sha256: sha }),
+                    "skipped" | "failed" => {
+                        let reason = text(f, "reason");
+                        skipped.push(Skipped { what: format!("file {path}"), reason: if reason.is_empty() { action } else { format!("{action}: {reason}") } });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for bl in list(json, "bitlocker") {
+        let reason = text(bl, "skipped");
+        if !reason.is_empty() {
+            let vol = bl.get("volume").and_then(Value::as_u64).map(|v| format!("volume {v}")).unwrap_or_else(|| "volume".into());
+            skipped.push(Skipped { what: format!("BitLocker {vol}"), reason: format!("locked: {reason}") });
+        }
+    }
+    let mut errors: Vec<String> = list(json, "errors").iter().map(|e| e.as_str().map(scrub).unwrap_or_else(|| scrub(&e.to_string()))).collect();
+    for d in list(json, "disks") {
+        let e = text(d, "error");
+        if !e.is_empty() {
+            errors.push(format!("disk {}: {e}", text(d, "label")));
+        }
+    }
+    Some(Row {
+        source: source.to_string(),
+        report: name.to_string(),
+        started: text(json, "started"),
+        manufacturer: text(&machine, "manufacturer"),
+        model: text(&machine, "model"),
+        serial: text(&machine, "serial_number"),
+        outcome: text(json, "outcome"),
+        reason: text(json, "reason"),
+        deleted,
+        skipped,
+        errors,
+        agent_version: text(json, "agent_version"),
+        profile: text(json, "profile"),
+    })
+}
+
+/// Problems met while reading sources (bad JSON, unreadable files): reported, not fatal.
+pub type Warnings = Vec<String>;
+
+fn add_report(rows: &mut Vec<Row>, warnings: &mut Warnings, source: &str, name: &str, bytes: &[u8]) {
+    let json: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            warnings.push(format!("{source}: {name}: not valid JSON ({e})"));
+            return;
+        }
+    };
+    match row_from_report(source, name, &json) {
+        Some(r) => rows.push(r),
+        None => warnings.push(format!("{source}: {name}: not a rescue agent report (no outcome or started)")),
+    }
+}
+
+fn is_json(name: &str) -> bool {
+    name.len() > 5 && name[name.len() - 5..].eq_ignore_ascii_case(".json")
+}
+
+/// The reports in a folder: `DIR/rescue/reports/*.json` when that exists
+/// (a mounted stick), else `DIR/*.json`.
+fn collect_dir(dir: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Result<()> {
+    let reports = dir.join(stick::REPORTS_DIR);
+    let dir = if reports.is_dir() { reports } else { dir.to_path_buf() };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_json))
+        .collect();
+    names.sort();
+    let source = dir.display().to_string();
+    for p in names {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        match read_bounded(&p) {
+            Ok(b) => add_report(rows, warnings, &source, &name, &b),
+            Err(e) => warnings.push(format!("{source}: {name}: {e:#}")),
+        }
+    }
+    Ok(())
+}
+
+fn read_bounded(p: &Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(p)?.len();
+    if len > MAX_REPORT_BYTES {
+        bail!("{len} bytes is too large for a report");
+    }
+    Ok(std::fs::read(p)?)
+}
+
+/// The boot partition of a stick or image: the GPT ESP, else an MBR FAT
+/// partition, else the whole device.
+fn boot_partition(path: &Path) -> Result<(u64, u64)> {
+    let mut disk = crate::disk::FileDisk::open(path, false)?;
+    let parts = partition::discover(&mut disk).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let p = parts
+        .iter()
+        .find(|p| matches!(&p.kind, PartitionKind::Gpt { type_guid, .. } if *type_guid == Guid::ESP))
+        .or_else(|| parts.iter().find(|p| matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF | 0x0B | 0x0C })))
+        .or_else(|| parts.iter().find(|p| p.kind == PartitionKind::Whole))
+        .with_context(|| format!("{}: no EFI System Partition or FAT volume found: not a rescue stick", path.display()))?;
+    Ok((p.offset, p.size))
+}
+
+/// The reports on a stick or image's FAT boot partition.
+fn collect_image(path: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Result<()> {
+    let (offset, size) = boot_partition(path)?;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let fs = fat::open(fat::Window::new(&file, offset, size)).with_context(|| format!("{}: boot partition", path.display()))?;
+    let source = path.display().to_string();
+    let prefix = format!("{}/", stick::REPORTS_DIR);
+    let mut found = false;
+    for e in fat::walk(&fs)? {
+        let Some(rest) = e.path.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(&prefix)).map(|_| &e.path[prefix.len()..]) else {
+            continue;
+        };
+        found = true;
+        if e.is_dir || rest.contains('/') || !is_json(rest) {
+            continue;
+        }
+        if e.size > MAX_REPORT_BYTES {
+            warnings.push(format!("{source}: {}: {} bytes is too large for a report", e.path, e.size));
+            continue;
+        }
+        match fat::read_file(&fs, &e.path) {
+            Ok(b) => add_report(rows, warnings, &source, rest, &b),
+            Err(err) => warnings.push(format!("{source}: {}: {err:#}", e.path)),
+        }
+    }
+    if !found && !fat::walk(&fs)?.iter().any(|e| e.path.eq_ignore_ascii_case(stick::REPORTS_DIR)) {
+        warnings.push(format!("{source}: no {} folder: is this a rescue stick?", stick::REPORTS_DIR));
+    }
+    Ok(())
+}
+
+/// Reads every source; rows are sorted by start time, then source.
+pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
+    let mut rows = Vec::new();
+    let mut warnings = Vec::new();
+    for s in sources {
+        let meta = std::fs::metadata(s).with_context(|| format!("cannot read {}", s.display()))?;
+        if meta.is_dir() {
+            collect_dir(s, &mut rows, &mut warnings)?;
+        } else if s.file_name().and_then(|n| n.to_str()).is_some_and(is_json) {
+            let b = read_bounded(s).with_context(|| format!("reading {}", s.display()))?;
+            let dir = s.parent().map(|p| p.display().to_string()).unwrap_or_default();
+            add_report(&mut rows, &mut warnings, &dir, &s.file_name().unwrap_or_default().to_string_lossy(), &b);
+        } else {
+            collect_image(s, &mut rows, &mut warnings)?;
+        }
+    }
+    rows.sort_by(|a, b| (&a.started, &a.source, &a.report).cmp(&(&b.started, &b.source, &b.report)));
+    Ok((rows, warnings))
+}
+
+fn csv_field(s: &str) -> String {
+    // Cells that a spreadsheet would run as a formula get a leading quote.
+    let s = if s.starts_with(['=', '+', '-', '@']) && !s.starts_with(|c: char| c == '-' && s[1..].starts_with(|d: char| d.is_ascii_digit())) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r', ';']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The table as CSV: one line per report, lists joined with " | ".
+pub fn to_csv(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,errors,profile,agent_version,source,report\r\n",
+    );
+    for r in rows {
+        let deleted = r.deleted.iter().map(|d| format!("{} sha256={}", d.path, d.sha256.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(" | ");
+        let skipped = r.skipped.iter().map(|s| format!("{}: {}", s.what, s.reason)).collect::<Vec<_>>().join(" | ");
+        let cells = [
+            r.started.clone(),
+            r.manufacturer.clone(),
+            r.model.clone(),
+            r.serial.clone(),
+            r.outcome.clone(),
+            r.reason.clone(),
+            r.deleted.len().to_string(),
+            deleted,
+            skipped,
+            r.errors.join(" | "),
+            r.profile.clone(),
+            r.agent_version.clone(),
+            r.source.clone(),
+            r.report.clone(),
+        ];
+        out += &cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+        out += "\r\n";
+    }
+    out
+}
+
+pub fn run(args: &CollectArgs) -> Result<()> {
+    let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let (rows, warnings) = collect(&args.sources)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let bytes = match ext.as_deref() {
+        Some("csv") => to_csv(&rows).into_bytes(),
+        Some("json") => {
+            let mut v = serde_json::to_vec_pretty(&rows)?;
+            v.push(b'\n');
+            v
+        }
+        _ => bail!("--out {}: name a .csv or .json file", args.out.display()),
+    };
+    crate::build::write_atomically(&args.out, bytes.len() as u64, &[(0, bytes)])?;
+    let fixed = rows.iter().filter(|r| r.outcome == "FIXED").count();
+    let failed = rows.iter().filter(|r| r.outcome == "FAILED").count();
+    println!(
+        "{}: {} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED",
+        args.out.display(),
+        rows.len(),
+        args.sources.len(),
+        rows.iter().filter(|r| r.outcome == "NOTHING TO DO").count()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_masks_recovery_passwords_only() {
+        let pw = "236808-089419-192665-495704-618299-073414-538373-542366";
+        assert_eq!(scrub(&format!("key {pw} typed")), "key [recovery password removed] typed");
+        assert_eq!(scrub(&pw.replace('-', "")), "[recovery password removed]");
+        assert_eq!(scrub(&pw.replace('-', " ")), "[recovery password removed]");
+        for keep in ["disk 1: 512 MiB", "2026-11-28T10:11:12Z", "123456-123456", "serial 0123456789"] {
+            assert_eq!(scrub(keep), keep);
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("-5"), "-5");
+    }
+}
