@@ -144,3 +144,97 @@ fn no_windows_anywhere_is_a_failure_and_writes_nothing() {
     assert!(v.starts_with("FAILED") && v.contains("no Windows volume"), "{v}");
     assert_eq!(disk_sha(&disk), before);
 }
+
+/// A recovery password (every block a multiple of 11 below 720896).
+const RP: &str = "466895-217492-569250-069608-104434-135707-527241-083622";
+const OTHER_RP: &str = "111111-222222-333333-444444-555555-666666-700007-000011";
+
+/// Boots a stick with one BitLocker disk and drives the key prompt with `script`.
+fn boot_bitlocker(dir: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -> Run {
+    let stick = dir.join("stick.img");
+    ok(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--size").arg("40").arg("--out").arg(&stick));
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    script(&mut vm);
+    vm.wait_exit(Duration::from_secs(240));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
+    let reports: Vec<String> = stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
+    Run { stick, report, lines }
+}
+
+fn at_prompt(vm: &mut Qemu) {
+    vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+}
+
+#[test]
+fn bitlocker_volume_is_fixed_with_the_typed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let run = boot_bitlocker(dir.path(), &disk, |vm| {
+        at_prompt(vm);
+        // The prompt shows the Key ID Windows shows on its recovery screen.
+        assert!(vm.count_lines(|l| l.trim_start().starts_with("Key ID: ")) >= 1, "{}", vm.serial_text());
+        vm.type_text(&format!("{}\r", RP.replace('-', "")));
+    });
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert!(run.lines.iter().all(|l| !l.contains(RP) && !l.contains(&RP.replace('-', ""))), "the key was echoed in a status line");
+    let bl = &run.report["bitlocker"][0];
+    assert!(bl["unlocked_by"].as_str().unwrap().starts_with("recovery password"), "{bl}");
+    let report_text = run.report.to_string();
+    assert!(!report_text.contains(&RP[..13]), "the report holds the key");
+    disk.check_with_ntfs3g(&[BAD]);
+    let backups = backup_on_stick(&run, "CrowdStrike/C-00000291-00000000-00000032.sys");
+    assert_eq!(backups.len(), 1);
+    assert_eq!(sha256_hex(&backups[0]), disk.files[BAD]);
+}
+
+#[test]
+fn bitlocker_wrong_block_and_wrong_key_then_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let run = boot_bitlocker(dir.path(), &disk, |vm| {
+        at_prompt(vm);
+        // A mistyped second block is named at once.
+        vm.type_text("466895-217493");
+        vm.wait_line(|l| l.starts_with("Block 2 is wrong"), Duration::from_secs(60));
+        // A well-formed but wrong key is refused, and the prompt asks again.
+        vm.type_text(&format!("{OTHER_RP}\r"));
+        vm.wait_line(|l| l.contains("does not open this volume"), Duration::from_secs(120));
+        vm.type_text(&format!("{RP}\r"));
+    });
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert_eq!(run.report["bitlocker"][0]["wrong_attempts"], 1);
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+#[test]
+fn bitlocker_volume_skipped_with_esc_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let before = disk_sha(&disk);
+    let run = boot_bitlocker(dir.path(), &disk, |vm| {
+        at_prompt(vm);
+        vm.type_text("\x1b");
+    });
+    let v = verdict(&run);
+    assert!(v.starts_with("FAILED") && v.contains("skipped"), "{v}");
+    assert_eq!(disk_sha(&disk), before);
+    assert!(run.report["bitlocker"][0]["skipped"].as_str().unwrap().contains("Esc"));
+}
+
+#[test]
+fn read_only_medium_still_fixes_and_says_so() {
+    // An ISO booted as a CD: no backups or report can be kept, the fix goes on.
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &[]);
+    let iso = build_image(dir.path(), "stick.iso", &["--format", "iso"]);
+    let mut vm = Qemu::boot(&iso, Media::Cdrom, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_exit(Duration::from_secs(180));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l == "RESULT: FIXED"), "{:#?}", lines);
+    assert!(lines.iter().any(|l| l.starts_with("warning: backup of") && l.contains("not kept")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("warning: no report kept")), "{lines:#?}");
+    disk.check_with_ntfs3g(&[BAD]);
+}

@@ -84,6 +84,10 @@ impl Drop for Qemu {
 
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF built with Secure Boot (needs SMM and a secure flash).
+pub const OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+/// A varstore with Microsoft's 2011 KEK and db (Windows and third-party UEFI CAs), Secure Boot on.
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
 impl Qemu {
     /// Boots `image` as `media` on q35 with OVMF under TCG, with test disks
@@ -93,10 +97,34 @@ impl Qemu {
         let vars = tempfile::tempdir().unwrap();
         let vars_fd = vars.path().join("vars.fd");
         std::fs::copy(OVMF_VARS, &vars_fd).expect("OVMF is missing: run scripts/test, which installs ovmf");
+        Qemu::start(image, media, disks, extra, false, &vars_fd, vars)
+    }
+
+    /// Boots `image` with Secure Boot firmware (`OVMF_CODE_4M.secboot.fd`,
+    /// q35 with SMM, secure flash) and the varstore `vars`, used in place:
+    /// what the firmware or MokManager writes stays there for the next boot.
+    pub fn boot_secure(image: &Path, media: Media, vars: &Path, extra: &[&str]) -> Qemu {
+        assert!(Path::new(OVMF_CODE_SECBOOT).exists(), "OVMF (Secure Boot) is missing: run scripts/test, which installs ovmf");
+        Qemu::start(image, media, &[], extra, true, vars, tempfile::tempdir().unwrap())
+    }
+
+    fn start(
+        image: &Path,
+        media: Media,
+        disks: &[(&Path, Bus)],
+        extra: &[&str],
+        secure: bool,
+        vars_fd: &Path,
+        vars: tempfile::TempDir,
+    ) -> Qemu {
+        let (machine, code) = if secure { ("q35,smm=on", OVMF_CODE_SECBOOT) } else { ("q35", OVMF_CODE) };
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-machine", "q35", "-accel", "tcg", "-m", "512", "-display", "none", "-no-reboot", "-net", "none"])
-            .arg("-drive")
-            .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"))
+        cmd.args(["-machine", machine, "-accel", "tcg", "-m", "512", "-display", "none", "-no-reboot", "-net", "none"]);
+        if secure {
+            cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+        }
+        cmd.arg("-drive")
+            .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"))
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,unit=1,file={}", vars_fd.display()))
             .args(["-serial", "stdio", "-monitor", "none"]);
@@ -176,6 +204,26 @@ impl Qemu {
             .collect()
     }
 
+    /// Waits until the raw serial text (firmware messages included) satisfies
+    /// `pred`; returns false if QEMU ended or `limit` passed first.
+    pub fn wait_serial(&mut self, pred: impl Fn(&str) -> bool, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if pred(&self.serial_text()) {
+                return true;
+            }
+            if start.elapsed() > limit || self.child.try_wait().ok().flatten().is_some() {
+                return pred(&self.serial_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether QEMU is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     /// Waits for QEMU to exit by itself within `limit`; panics with the serial log if it does not.
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let start = Instant::now();
@@ -243,6 +291,14 @@ impl TestDisk {
                 std::fs::write(&enc, buf).unwrap();
                 ok(Command::new("dislocker-file").arg("-V").arg(&enc).arg(format!("-p{rp}")).arg(out));
                 std::fs::remove_file(&enc).unwrap();
+                // The NTFS inside ends before the partition does (BitLocker's
+                // metadata lies beyond it): cut the file where NTFS says it
+                // ends, so its backup boot sector is last, as ntfsfix expects.
+                let mut head = [0u8; 512];
+                std::fs::File::open(out).unwrap().read_exact(&mut head).unwrap();
+                let bps = u16::from_le_bytes([head[11], head[12]]) as u64;
+                let sectors = u64::from_le_bytes(head[0x28..0x30].try_into().unwrap());
+                std::fs::OpenOptions::new().write(true).open(out).unwrap().set_len((sectors + 1) * bps).unwrap();
             }
         }
     }
