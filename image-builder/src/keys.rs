@@ -402,8 +402,8 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
     };
     // Headerless two-column form: the first row already is a Key ID and a key.
     let looks_like_data = first.fields.len() >= 2 && parse_guid(&first.fields[0]).is_some();
-    let (kind, id_col, key_col, name_col, dev_col, data) = if looks_like_data {
-        (Kind::Headerless, Some(0), 1, None, None, records)
+    let (kind, id_col, key_col, name_col, dn_col, dev_col, data) = if looks_like_data {
+        (Kind::Headerless, Some(0), 1, None, None, None, records)
     } else {
         let header: Vec<String> = first.fields.iter().map(|f| norm(f)).collect();
         let key_col = find_column(&header, KEY_COLUMNS).ok_or_else(|| {
@@ -418,12 +418,17 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
             return Err((first.line, "no Key ID column in the header (looked for e.g. KeyID, RecoveryKeyId, Id, or an AD Name/DistinguishedName holding {Key ID})".into()));
         }
         let kind = if id_col.is_none() { Kind::ActiveDirectory } else { Kind::Columns };
-        (kind, id_col, key_col, name_col, find_column(&header, DEVICE_COLUMNS), &records[1..])
+        (kind, id_col, key_col, name_col, find_column(&header, &["distinguishedname", "dn"]), find_column(&header, DEVICE_COLUMNS), &records[1..])
     };
     let mut rows = Vec::new();
     for r in data {
         let get = |c: usize| r.fields.get(c).map(|f| f.trim()).unwrap_or("");
-        let device = dev_col.map(get).filter(|d| !d.is_empty()).map(str::to_string).or_else(|| name_col.and_then(|c| ad_computer(get(c))));
+        let device = dev_col
+            .map(get)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .or_else(|| dn_col.and_then(|c| ad_computer(get(c))))
+            .or_else(|| name_col.and_then(|c| ad_computer(get(c))));
         let result = (|| {
             let key_id = match id_col {
                 Some(c) => {
@@ -435,7 +440,9 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
                 }
                 None => {
                     let t = name_col.map(get).unwrap_or("");
-                    ad_key_id(t).ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", short(t)))?
+                    ad_key_id(t)
+                        .or_else(|| dn_col.and_then(|c| ad_key_id(get(c))))
+                        .ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", short(t)))?
                 }
             };
             let pw = get(key_col);
@@ -450,6 +457,10 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
             })?;
             Ok((key_id, key))
         })();
+        let result = result.map_err(|m| match &device {
+            Some(d) => format!("{m} (device {})", short(d)),
+            None => m,
+        });
         rows.push(Row { line: r.line, device, result });
     }
     Ok((kind, rows))

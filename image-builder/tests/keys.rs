@@ -123,7 +123,7 @@ fn active_directory_export_reports_bad_lines_duplicates_and_conflicts() {
     let text = out_text(&o);
     assert!(!o.status.success(), "errors must fail the check:\n{text}");
     assert!(text.contains("Active Directory"), "{text}");
-    assert!(text.contains(":5: error") && text.contains("block 3"), "bad block not reported on line 5:\n{text}");
+    assert!(text.contains(":5: error") && text.contains("block 3") && text.contains("(device PC03)"), "bad block not reported on line 5:\n{text}");
     assert!(text.contains(":6: warning") && text.contains("duplicate") && text.contains("line 3"), "duplicate not reported:\n{text}");
     assert!(text.contains(":7: error") && text.contains("conflict") && text.contains("line 4"), "conflict not reported:\n{text}");
     assert!(text.contains(":8: error") && text.contains("no {Key ID}"), "line 8:\n{text}");
