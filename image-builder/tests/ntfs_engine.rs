@@ -803,6 +803,25 @@ fn emptied_leaf_differential() {
         assert_eq!(a.listing, b.listing);
         check_volume(&ours);
     }
+    // Emptying a directory whose root has one child block: the root becomes a small index again.
+    let img = make_volume(t.path(), "el1.img", 16, &[], &many_files(30));
+    let ours = copy(&img, &t.path().join("ours1.img"));
+    let theirs = copy(&img, &t.path().join("theirs1.img"));
+    let names: Vec<String> = (0..30).map(|i| format!("f{i:05}_name.txt")).collect();
+    let mut dev = FileDev::open(&ours);
+    for name in &names {
+        let p = plan_for(&mut dev, "d", name);
+        plan::execute(&mut dev, &p, None).unwrap();
+    }
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, "d").unwrap();
+    assert!(!v.open_dir(&mut dev, r).unwrap().root.is_large(), "root should be a small index again");
+    drop(dev);
+    with_mount(&theirs, &[], |m| names.iter().for_each(|n| fs::remove_file(m.join("d").join(n)).unwrap()));
+    assert_eq!(observe(&ours, "/d"), observe(&theirs, "/d"));
+    let dump = |img: &Path| run(Command::new("ntfsinfo").args(["-F", "/d"]).arg(img)).lines().filter(|l| l.contains("Index") || l.contains("size")).map(String::from).collect::<Vec<_>>();
+    assert_eq!(dump(&ours), dump(&theirs), "directory index attributes differ from ntfs-3g's");
+    check_volume(&ours);
 }
 
 /// `rescue apply` through BitLocker: a volume we encrypt with `rescue bitlocker

@@ -633,6 +633,18 @@ impl Editor<'_> {
             let end = pes2[pes2.len() - 1].clone();
             p.set_sub(&end, a);
             self.emit(ploc, "unlink the emptied leaf")?;
+        } else if ploc == NodeLoc::Root {
+            // The root's only child is empty: the root becomes a small index (as ntfs-3g does);
+            // $INDEX_ALLOCATION stays allocated, its block is freed in the index bitmap.
+            let end = entry_bytes(self.node(dev, ploc)?, &pe, None);
+            let root = self.node(dev, ploc)?;
+            root.splice(pe.off, pe.len, &end)?;
+            let hdr = root.hdr;
+            if let Some(f) = root.buf.get_mut(hdr + 12) {
+                *f &= !super::index::LARGE_INDEX;
+            }
+            root.entries()?;
+            self.emit(ploc, "the index's only block is empty: make the root a small index")?;
         } else {
             self.plan.notes.push(String::from("an emptied index leaf was kept (its parent has no other child)"));
             return Ok(());
