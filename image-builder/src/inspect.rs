@@ -33,6 +33,15 @@ pub struct Report {
     pub files: Vec<FileInfo>,
     pub profile: Option<ProfileInfo>,
     pub agent_version: Option<String>,
+    /// Authenticode signatures of every .efi file, checked against the file.
+    pub efi_signatures: Vec<EfiSignatures>,
+}
+
+#[derive(Serialize)]
+pub struct EfiSignatures {
+    pub path: String,
+    pub signed: bool,
+    pub signatures: Vec<crate::sign::SignatureCheck>,
 }
 
 #[derive(Serialize)]
@@ -150,13 +159,22 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     let mut profile = None;
     let mut keys = None;
     let mut agent_version = None;
+    let mut efi_signatures = Vec::new();
     for e in fat::walk(&fs)? {
         let mut sha256 = None;
         if !e.is_dir {
             let bytes = fat::read_file(&fs, &e.path)?;
             sha256 = Some(hex(&Sha256::digest(&bytes)));
-            if e.path.eq_ignore_ascii_case(stick::AGENT_PATH) {
-                agent_version = agent::version(&bytes);
+            if e.path.eq_ignore_ascii_case(stick::AGENT_PATH)
+                || (e.path.eq_ignore_ascii_case(stick::SHIM_SECOND_STAGE_PATH) && agent_version.is_none())
+            {
+                agent_version = agent::version(&bytes).or(agent_version);
+            }
+            if e.path.to_ascii_lowercase().ends_with(".efi") {
+                let signatures = crate::sign::verify(&bytes).unwrap_or_else(|err| {
+                    vec![crate::sign::SignatureCheck::unreadable(format!("{err:#}"))]
+                });
+                efi_signatures.push(EfiSignatures { path: e.path.clone(), signed: !signatures.is_empty(), signatures });
             }
             if e.path.eq_ignore_ascii_case(keyring::STICK_PATH) {
                 keys = Some(keys_info(&bytes));
@@ -189,7 +207,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     if agent_version.is_none() && !files.iter().any(|f| f.path.eq_ignore_ascii_case(stick::AGENT_PATH)) {
         bail!("no {} on the boot partition: this is not a rescue image", stick::AGENT_PATH);
     }
-    Ok(Report { format, size, partitions, boot_partition_offset: boot.0, keys, files, profile, agent_version })
+    Ok(Report { format, size, partitions, boot_partition_offset: boot.0, keys, files, profile, agent_version, efi_signatures })
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
@@ -211,6 +229,25 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             println!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
         }
         None => println!("profile:  (none)"),
+    }
+    println!("signatures:");
+    for f in &r.efi_signatures {
+        if !f.signed {
+            println!("  {:<26} not signed (Secure Boot refuses it unless its hash is in db)", f.path);
+        }
+        for s in &f.signatures {
+            let verdict = if s.ok() { "signature matches the image" } else { "SIGNATURE DOES NOT MATCH" };
+            println!("  {:<26} signed by {}: {verdict}", f.path, s.signer_subject.as_deref().unwrap_or("(unknown signer)"));
+            if let Some(i) = &s.signer_issuer {
+                println!("  {:<26}   issuer {i}", "");
+            }
+            if let Some(fp) = &s.signer_sha256 {
+                println!("  {:<26}   certificate SHA-256 {fp}", "");
+            }
+            for p in &s.problems {
+                println!("  {:<26}   {p}", "");
+            }
+        }
     }
     match &r.keys {
         None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),

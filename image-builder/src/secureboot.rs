@@ -13,6 +13,23 @@ use std::path::{Path, PathBuf};
 pub enum SecureBootCommand {
     /// Make an RSA key and a self-signed certificate for signing rescue agents (for db or MOK)
     Genkey(GenkeyArgs),
+    /// Sign a UEFI binary with Authenticode (rescue build --sign-key does this for the agent)
+    Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    /// RSA private key (PEM, PKCS#1 or PKCS#8, 2048-4096 bits)
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: PathBuf,
+    /// Its certificate (PEM or DER)
+    #[arg(long, value_name = "CERT.pem")]
+    pub cert: PathBuf,
+    /// The UEFI binary (PE) to sign
+    pub input: PathBuf,
+    /// Where to write the signed binary
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -34,7 +51,18 @@ pub struct GenkeyArgs {
 pub fn run(cmd: &SecureBootCommand) -> Result<()> {
     match cmd {
         SecureBootCommand::Genkey(a) => genkey(a),
+        SecureBootCommand::Sign(a) => sign_file(a),
     }
+}
+
+fn sign_file(a: &SignArgs) -> Result<()> {
+    let signer = Signer::load(&a.key, &a.cert)?;
+    let image = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let signed = sign::sign(&image, &signer).with_context(|| format!("{}", a.input.display()))?;
+    let len = signed.len() as u64;
+    crate::build::write_atomically(&a.out, len, &[(0, signed)])?;
+    println!("signed {} -> {} with {:?} (certificate SHA-256 {})", a.input.display(), a.out.display(), signer.cert.subject(), signer.cert.fingerprint());
+    Ok(())
 }
 
 fn genkey(a: &GenkeyArgs) -> Result<()> {
@@ -164,6 +192,10 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
         plan.signer.cert.subject(),
         plan.signer.cert.fingerprint()
     )];
+    let nx = sign::pe::parse(agent).map(|i| sign::pe::nx_problems(&i)).unwrap_or_default();
+    if !nx.is_empty() {
+        notes.push(format!("warning: the agent is not NX-compatible ({}); firmware that enforces NX may refuse it", nx.join("; ")));
+    }
     let Some(dir) = &plan.shim_dir else {
         files.file(stick::AGENT_PATH, signed);
         return Ok(notes);

@@ -63,7 +63,7 @@ pub fn load_cert(path: &Path) -> Result<Cert> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the certificate {}", path.display()))?;
     let parsed = if bytes.starts_with(b"-----BEGIN") || bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
         let text = std::str::from_utf8(&bytes).with_context(|| format!("{}: PEM that is not text", path.display()))?;
-        let start = text.find("-----BEGIN CERTIFICATE-----").with_context(|| format!("{}: no CERTIFICATE in this PEM file", path.display()))?;
+        let start = text.find("-----BEGIN CERTIFICATE-----").with_context(|| format!("{}: no certificate (-----BEGIN CERTIFICATE-----) in this PEM file", path.display()))?;
         Certificate::from_pem(&text[start..])
             .map_err(|e| anyhow::anyhow!("{}: not a valid PEM certificate ({e})", path.display()))
             .and_then(|c| Ok(Cert { der: c.to_der()?, cert: c }))?
@@ -81,7 +81,8 @@ pub fn load_key(path: &Path) -> Result<RsaPrivateKey> {
     let key = if let Some(at) = text.find("-----BEGIN RSA PRIVATE KEY-----") {
         RsaPrivateKey::from_pkcs1_pem(&text[at..]).map_err(|e| anyhow::anyhow!("{p}: bad PKCS#1 RSA key ({e})"))?
     } else if let Some(at) = text.find("-----BEGIN PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs8_pem(&text[at..]).map_err(|e| anyhow::anyhow!("{p}: not an RSA PKCS#8 key ({e})"))?
+        RsaPrivateKey::from_pkcs8_pem(&text[at..])
+            .map_err(|e| anyhow::anyhow!("{p}: only RSA keys are supported, and this PKCS#8 key is not one ({e})"))?
     } else if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         bail!("{p}: the key is encrypted; decrypt it to a file only you can read first (openssl pkey -in {p} -out plain.key)")
     } else if text.contains("PRIVATE KEY-----") {

@@ -21,7 +21,7 @@ fn put_u32(d: &mut [u8], at: usize, v: u32) {
 /// certificate table (one WIN_CERTIFICATE, revision 2.0, PKCS_SIGNED_DATA,
 /// 8-byte aligned) follows, and the PE checksum is recomputed.
 pub fn sign(image: &[u8], signer: &Signer) -> Result<Vec<u8>> {
-    let info = pe::parse(image).context("cannot sign the agent")?;
+    let info = pe::parse(image).context("cannot sign: not a valid UEFI (PE) image")?;
     let mut out = match info.cert_table {
         Some((at, _)) => image[..at].to_vec(),
         None => image.to_vec(),
@@ -56,14 +56,7 @@ pub fn verify(image: &[u8]) -> Result<Vec<SignatureCheck>> {
     for p7 in pe::signatures(image, &info)? {
         match pkcs7::check(p7, &hash) {
             Ok(checks) => out.extend(checks),
-            Err(e) => out.push(SignatureCheck {
-                signer_subject: None,
-                signer_issuer: None,
-                signer_sha256: None,
-                hash_matches: false,
-                signature_valid: false,
-                problems: vec![format!("unreadable signature: {e:#}")],
-            }),
+            Err(e) => out.push(SignatureCheck::unreadable(format!("unreadable signature: {e:#}"))),
         }
     }
     Ok(out)

@@ -32,7 +32,6 @@ pub struct PeInfo {
 pub struct Section {
     pub name: String,
     pub virtual_size: u32,
-    pub virtual_address: u32,
     pub raw_size: usize,
     pub raw_at: usize,
     pub characteristics: u32,
@@ -88,7 +87,6 @@ pub fn parse(d: &[u8]) -> Result<PeInfo> {
         let sec = Section {
             name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
             virtual_size: u32_at(d, s + 8)?,
-            virtual_address: u32_at(d, s + 12)?,
             raw_size: u32_at(d, s + 16)? as usize,
             raw_at: u32_at(d, s + 20)? as usize,
             characteristics: u32_at(d, s + 36)?,

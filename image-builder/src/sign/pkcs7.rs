@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 pub const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 pub const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
 pub const OID_RSA: &str = "1.2.840.113549.1.1.1";
-pub const OID_SHA256_RSA: &str = "1.2.840.113549.1.1.11";
 pub const OID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
 pub const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 pub const OID_SPC_INDIRECT_DATA: &str = "1.3.6.1.4.1.311.2.1.4";
@@ -115,6 +114,18 @@ pub struct SignatureCheck {
 }
 
 impl SignatureCheck {
+    /// A signature that could not be read at all.
+    pub fn unreadable(why: String) -> SignatureCheck {
+        SignatureCheck {
+            signer_subject: None,
+            signer_issuer: None,
+            signer_sha256: None,
+            hash_matches: false,
+            signature_valid: false,
+            problems: vec![why],
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.hash_matches && self.signature_valid
     }

@@ -1,0 +1,330 @@
+//! Secure Boot: our Authenticode signatures checked by tools we did not
+//! write (sbverify, osslsigncode, openssl), and by OVMF with Secure Boot on:
+//! a varstore with our certificate in db (made by virt-fw-vars) boots the
+//! signed stick and refuses an unsigned one and one altered by a byte; with
+//! Microsoft's keys, shim starts, MokManager enrolls our certificate from the
+//! stick, and the agent then runs under shim.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use support::*;
+
+/// A key and certificate made once per test run with `rescue secureboot genkey`.
+struct Key {
+    key: PathBuf,
+    crt: PathBuf,
+    der: PathBuf,
+}
+
+fn key() -> &'static Key {
+    static KEY: OnceLock<Key> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        ok(rescue().args(["secureboot", "genkey", "--name", "Rescue Test"]).arg("--out").arg(&dir));
+        Key { key: dir.join("Rescue-Test.key"), crt: dir.join("Rescue-Test.crt"), der: dir.join("Rescue-Test.der") }
+    })
+}
+
+fn signed_stick(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let k = key();
+    let mut args = vec!["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    build_image(dir, name, &args)
+}
+
+fn agent_of(stick: &Path, path: &str, out: &Path) -> PathBuf {
+    std::fs::write(out, stick_file(stick, path).unwrap_or_else(|| panic!("no {path} on the stick"))).unwrap();
+    out.to_path_buf()
+}
+
+/// Replaces a file on a stick image's ESP (mtools).
+fn put_on_stick(stick: &Path, path: &str, from: &Path) {
+    ok(Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", stick.display())).arg(from).arg(format!("::/{path}")));
+}
+
+fn sbverify(cert: &Path, efi: &Path) -> bool {
+    run(Command::new("sbverify").arg("--cert").arg(cert).arg(efi)).status.success()
+}
+
+fn osslsigncode(cert: &Path, efi: &Path) -> (bool, String) {
+    let o = run(Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(cert).arg("-in").arg(efi));
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+}
+
+fn inspect_json(image: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(rescue().arg("inspect").arg("--json").arg(image))).unwrap()
+}
+
+fn signatures_of<'a>(report: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    report["efi_signatures"].as_array().unwrap().iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("no {path} in {report}"))
+}
+
+fn openssl_fingerprint(crt: &Path) -> String {
+    let out = ok(Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(crt));
+    out.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase()
+}
+
+/// Flips one byte in the middle of a file.
+fn alter_one_byte(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    let at = b.len() / 3;
+    b[at] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn genkey_makes_a_code_signing_key_and_certificate() {
+    let k = key();
+    let text = ok(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(&k.crt));
+    assert!(text.contains("Subject: CN = Rescue Test"), "{text}");
+    assert!(text.contains("Code Signing"), "no code-signing EKU:\n{text}");
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    ok(Command::new("openssl").args(["rsa", "-check", "-noout", "-in"]).arg(&k.key));
+    // The DER file is the same certificate.
+    let der_pem = ok(Command::new("openssl").args(["x509", "-inform", "der", "-in"]).arg(&k.der));
+    assert_eq!(der_pem.trim(), std::fs::read_to_string(&k.crt).unwrap().trim());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&k.key).unwrap().permissions().mode() & 0o777, 0o600);
+    // Never overwrites a key.
+    let again = run(rescue().args(["secureboot", "genkey", "--name", "Rescue Test"]).arg("--out").arg(k.key.parent().unwrap()));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn signed_agent_verifies_with_sbverify_and_osslsigncode() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    let stick = signed_stick(dir.path(), "signed.img", &[]);
+    let agent = agent_of(&stick, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("agent.efi"));
+    assert!(sbverify(&k.crt, &agent), "sbverify refused our signature");
+    let (good, text) = osslsigncode(&k.crt, &agent);
+    assert!(good, "osslsigncode refused our signature:\n{text}");
+    assert!(text.contains("Signature verification: ok"), "{text}");
+
+    // Another certificate does not verify it: the checks above can fail.
+    let other = tempfile::tempdir().unwrap();
+    ok(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Someone Else", "-keyout"])
+        .arg(other.path().join("o.key"))
+        .arg("-out")
+        .arg(other.path().join("o.crt")));
+    assert!(!sbverify(&other.path().join("o.crt"), &agent));
+
+    // inspect: signed, by whom, and the signature matches the image.
+    let r = inspect_json(&stick);
+    let s = &signatures_of(&r, "EFI/BOOT/BOOTX64.EFI")["signatures"][0];
+    assert_eq!(s["signer_subject"], "CN=Rescue Test");
+    assert_eq!(s["signer_sha256"].as_str().unwrap(), openssl_fingerprint(&k.crt));
+    assert_eq!(s["hash_matches"], true);
+    assert_eq!(s["signature_valid"], true);
+    let text = ok(rescue().arg("inspect").arg(&stick));
+    assert!(text.contains("signed by CN=Rescue Test: signature matches the image"), "{text}");
+
+    // The agent still carries its version, .sbat and NX compatibility.
+    assert_eq!(r["agent_version"], env!("CARGO_PKG_VERSION"));
+    let headers = ok(Command::new("objdump").arg("-h").arg(&agent));
+    assert!(headers.contains(".sbat"), "no .sbat section:\n{headers}");
+    let p = ok(Command::new("objdump").arg("-p").arg(&agent));
+    assert!(p.contains("NX_COMPAT"), "not NX-compatible:\n{p}");
+}
+
+#[test]
+fn altered_agent_no_longer_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    let stick = signed_stick(dir.path(), "altered.img", &[]);
+    let agent = agent_of(&stick, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("agent.efi"));
+    alter_one_byte(&agent);
+    assert!(!sbverify(&k.crt, &agent), "sbverify accepted an altered agent");
+    assert!(!osslsigncode(&k.crt, &agent).0, "osslsigncode accepted an altered agent");
+    put_on_stick(&stick, "EFI/BOOT/BOOTX64.EFI", &agent);
+    let r = inspect_json(&stick);
+    let s = &signatures_of(&r, "EFI/BOOT/BOOTX64.EFI")["signatures"][0];
+    assert_eq!(s["hash_matches"], false);
+    assert!(ok(rescue().arg("inspect").arg(&stick)).contains("SIGNATURE DOES NOT MATCH"));
+}
+
+#[test]
+fn keys_made_by_openssl_sign_too_pkcs1_and_4096_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:4096", "-nodes", "-days", "30", "-subj", "/CN=Org 4096/O=Example Org", "-keyout"])
+        .arg(d.join("k8.pem"))
+        .arg("-out")
+        .arg(d.join("c.pem")));
+    ok(Command::new("openssl").args(["rsa", "-traditional", "-in"]).arg(d.join("k8.pem")).arg("-out").arg(d.join("k1.pem")));
+    assert!(std::fs::read_to_string(d.join("k1.pem")).unwrap().contains("BEGIN RSA PRIVATE KEY"));
+    let unsigned = build_image(d, "plain.img", &[]);
+    let plain = agent_of(&unsigned, "EFI/BOOT/BOOTX64.EFI", &d.join("plain.efi"));
+    for key in ["k8.pem", "k1.pem"] {
+        let out = d.join(format!("signed-{key}.efi"));
+        ok(rescue().args(["secureboot", "sign", "--key"]).arg(d.join(key)).arg("--cert").arg(d.join("c.pem")).arg(&plain).arg("--out").arg(&out));
+        assert!(sbverify(&d.join("c.pem"), &out), "sbverify refused a {key} signature");
+        let (good, text) = osslsigncode(&d.join("c.pem"), &out);
+        assert!(good, "{text}");
+    }
+}
+
+#[test]
+fn bad_signing_inputs_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = key();
+    let openssl = |args: &[&str]| ok(Command::new("openssl").args(args).current_dir(d));
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Other", "-keyout", "other.key", "-out", "other.crt"]);
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec.key"]);
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", "small.key"]);
+    openssl(&["pkcs8", "-topk8", "-in", "other.key", "-passout", "pass:secret", "-out", "enc.key"]);
+    std::fs::write(d.join("notpe.efi"), b"MZ but not really a PE image, just text padding it out to more than 64 bytes....").unwrap();
+    let kk = k.key.to_str().unwrap();
+    let kc = k.crt.to_str().unwrap();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), p("other.crt")], "do not belong together"),
+        (vec!["--sign-key".into(), p("ec.key"), "--sign-cert".into(), kc.into()], "only RSA"),
+        (vec!["--sign-key".into(), p("small.key"), "--sign-cert".into(), kc.into()], "1024 bits"),
+        (vec!["--sign-key".into(), p("enc.key"), "--sign-cert".into(), kc.into()], "encrypted"),
+        (vec!["--sign-key".into(), kc.into(), "--sign-cert".into(), kc.into()], "not a PEM private key"),
+        (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kk.into()], "certificate"),
+        (vec!["--sign-key".into(), kk.into()], "go together"),
+        (vec!["--shim".into()], "--shim needs --sign-key"),
+        (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kc.into(), "--agent".into(), p("notpe.efi")], "agent"),
+        (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kc.into(), "--shim".into(), "--shim-dir".into(), p("")], "shimx64.efi.signed"),
+    ];
+    for (i, (args, want)) in cases.iter().enumerate() {
+        let out = d.join(format!("out{i}.img"));
+        let o = run(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--out").arg(&out).args(args));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        assert!(err.contains(want), "{args:?}: expected an error about {want:?}, got:\n{err}");
+        assert!(!out.exists(), "{args:?} left an image behind");
+    }
+    let o = run(rescue().args(["secureboot", "sign", "--key", kk, "--cert", kc]).arg(d.join("notpe.efi")).arg("--out").arg(d.join("x.efi")));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("PE"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.join("x.efi").exists());
+}
+
+#[test]
+fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    let stick = signed_stick(dir.path(), "shim.img", &["--shim"]);
+    let shim_dir = Path::new("/usr/lib/shim");
+    assert_eq!(stick_file(&stick, "EFI/BOOT/BOOTX64.EFI").unwrap(), std::fs::read(shim_dir.join("shimx64.efi.signed")).unwrap());
+    assert_eq!(stick_file(&stick, "EFI/BOOT/mmx64.efi").unwrap(), std::fs::read(shim_dir.join("mmx64.efi.signed")).unwrap());
+    assert_eq!(stick_file(&stick, "rescue/Rescue-Test.der").unwrap(), std::fs::read(&k.der).unwrap());
+    let second = agent_of(&stick, "EFI/BOOT/grubx64.efi", &dir.path().join("grubx64.efi"));
+    assert!(sbverify(&k.crt, &second));
+    let r = inspect_json(&stick);
+    assert_eq!(r["agent_version"], env!("CARGO_PKG_VERSION"));
+    let shim = &signatures_of(&r, "EFI/BOOT/BOOTX64.EFI")["signatures"];
+    assert!(shim.as_array().unwrap().iter().any(|s| s["signer_issuer"].as_str().unwrap_or("").contains("Microsoft Corporation UEFI CA 2011")
+        && s["hash_matches"] == true
+        && s["signature_valid"] == true));
+
+    // The private key is nowhere on the image, in PEM or DER.
+    let image = std::fs::read(&stick).unwrap();
+    let der = run(Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"]).arg(&k.key)).stdout;
+    assert!(der.len() > 1000);
+    assert!(!image.windows(der.len()).any(|w| w == der.as_slice()), "the private key (DER) is on the image");
+    assert!(!image.windows(11).any(|w| w == b"PRIVATE KEY"), "a PEM private key is on the image");
+
+    // A shim that is not validly signed is refused.
+    let fake = tempfile::tempdir().unwrap();
+    let mut bad = std::fs::read(shim_dir.join("shimx64.efi.signed")).unwrap();
+    let at = bad.len() / 3;
+    bad[at] ^= 1;
+    std::fs::write(fake.path().join("shimx64.efi.signed"), bad).unwrap();
+    std::fs::copy(shim_dir.join("mmx64.efi.signed"), fake.path().join("mmx64.efi.signed")).unwrap();
+    let out = dir.path().join("badshim.img");
+    let o = run(rescue()
+        .arg("build")
+        .arg("--profile")
+        .arg(default_profile())
+        .arg("--out")
+        .arg(&out)
+        .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--shim-dir"])
+        .arg(fake.path()));
+    assert!(!o.status.success(), "a tampered shim was accepted");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no signature holds"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.exists());
+}
+
+// ---- QEMU with Secure Boot on ----
+
+/// A varstore whose db holds only our certificate (and PK/KEK made up by
+/// virt-fw-vars), Secure Boot enabled.
+fn org_varstore(dir: &Path) -> PathBuf {
+    let vars = dir.join("vars.fd");
+    ok(Command::new("virt-fw-vars")
+        .args(["--input", OVMF_VARS, "--output"])
+        .arg(&vars)
+        .args(["--enroll-generate", "Rescue Test Platform", "--no-microsoft", "--microsoft-kek", "none"])
+        .args(["--add-db", "7c2a4d3e-8a65-4f0b-9d5e-2b1f0c6a9e11"])
+        .arg(&key().crt)
+        .arg("--sb"));
+    vars
+}
+
+const BANNER: &str = concat!("rescue-agent ", env!("CARGO_PKG_VERSION"));
+
+/// Boots a stick that the firmware must refuse: the firmware says "Access
+/// Denied" for the stick, and the agent never starts. The VM does not end
+/// by itself (the firmware waits), so it is killed after the check.
+fn refused(stick: &Path, vars: &Path) {
+    let mut vm = Qemu::boot_secure(stick, Media::UsbStick, vars, &[]);
+    let said = vm.wait_serial(|s| s.contains("No bootable option") || s.contains(BANNER), Duration::from_secs(60));
+    let serial = vm.serial_text();
+    assert!(said, "the firmware said nothing within 60 s:\n{serial}");
+    assert!(!vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")), "the agent ran:\n{serial}");
+    assert!(
+        serial.lines().any(|l| l.contains("failed to load") && l.contains("USB") && l.contains("Access Denied")),
+        "the firmware did not refuse the stick with Access Denied:\n{serial}"
+    );
+}
+
+#[test]
+fn secure_boot_runs_the_signed_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = org_varstore(dir.path());
+    let stick = signed_stick(dir.path(), "signed.img", &[]);
+    let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
+    vm.wait_exit(Duration::from_secs(120));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l == BANNER), "no banner:\n{}", vm.serial_text());
+    assert!(lines.iter().any(|l| l == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"), "{}", vm.serial_text());
+    let reports: Vec<String> = stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report: serde_json::Value = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
+    assert!(
+        report["notes"].as_array().unwrap().iter().any(|n| n == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"),
+        "report notes: {}",
+        report["notes"]
+    );
+}
+
+#[test]
+fn secure_boot_refuses_an_unsigned_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = org_varstore(dir.path());
+    let stick = build_image(dir.path(), "unsigned.img", &[]);
+    refused(&stick, &vars);
+}
+
+#[test]
+fn secure_boot_refuses_an_agent_altered_by_one_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = org_varstore(dir.path());
+    let stick = signed_stick(dir.path(), "altered.img", &[]);
+    let agent = agent_of(&stick, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("agent.efi"));
+    alter_one_byte(&agent);
+    put_on_stick(&stick, "EFI/BOOT/BOOTX64.EFI", &agent);
+    refused(&stick, &vars);
+}
