@@ -191,8 +191,11 @@ pub struct UnlockArgs {
     #[arg(long = "clear-key")]
     pub clear_key: bool,
     /// Where to write the decrypted volume
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "test_key")]
+    pub out: Option<PathBuf>,
+    /// Only check that the key opens the volume; write nothing
+    #[arg(long = "test-key", conflicts_with = "out")]
+    pub test_key: bool,
     /// Use this partition number instead of the first BitLocker one
     #[arg(long)]
     pub partition: Option<u32>,
@@ -345,8 +348,9 @@ pub fn unlock(a: &UnlockArgs) -> Result<()> {
     }
     let mut vol = bl.unlock_any(&list).map_err(|e: BitLockerError| anyhow::anyhow!("{e}"))?;
     eprintln!("unlocked with Key ID {{{}}} (partition at byte {})", vol.key_id(), p.offset);
+    let Some(out) = a.out.as_deref() else { return Ok(()) };
     let size = vol.size();
-    let tmp = tmp_beside(&a.out)?;
+    let tmp = tmp_beside(out)?;
     let file = tmp.as_file();
     file.set_len(size)?;
     let bar = ProgressBar::new(size);
@@ -371,8 +375,8 @@ pub fn unlock(a: &UnlockArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     tmp.as_file().sync_all()?;
-    tmp.persist(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    tmp.persist(out).with_context(|| format!("cannot write {}", out.display()))?;
     let _ = std::io::stderr().flush();
-    eprintln!("wrote {} ({} bytes)", a.out.display(), size);
+    eprintln!("wrote {} ({} bytes)", out.display(), size);
     Ok(())
 }

@@ -8,7 +8,6 @@ use super::metadata::EncryptionMethod;
 use aes::cipher::{BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit};
 use aes::{Aes128, Aes256};
 use cipher_gen::GenericArray;
-use xts_mode::{get_tweak_default, Xts128};
 
 mod cipher_gen {
     pub use aes::cipher::generic_array::GenericArray;
@@ -17,8 +16,8 @@ mod cipher_gen {
 enum Inner {
     Cbc128 { key: Aes128, tweak: Option<Aes128> },
     Cbc256 { key: Aes256, tweak: Option<Aes256> },
-    Xts128(Xts128<Aes128>),
-    Xts256(Xts128<Aes256>),
+    Xts128 { data: Aes128, tweak: Aes128 },
+    Xts256 { data: Aes256, tweak: Aes256 },
 }
 
 /// Encrypts and decrypts whole sectors of one volume.
@@ -54,14 +53,14 @@ impl SectorCipher {
                 key: Aes256::new_from_slice(k(0..32)?).map_err(|_| bad())?,
                 tweak: Some(Aes256::new_from_slice(k(32..64)?).map_err(|_| bad())?),
             },
-            EncryptionMethod::XtsAes128 => Inner::Xts128(Xts128::new(
-                Aes128::new_from_slice(k(0..16)?).map_err(|_| bad())?,
-                Aes128::new_from_slice(k(16..32)?).map_err(|_| bad())?,
-            )),
-            EncryptionMethod::XtsAes256 => Inner::Xts256(Xts128::new(
-                Aes256::new_from_slice(k(0..32)?).map_err(|_| bad())?,
-                Aes256::new_from_slice(k(32..64)?).map_err(|_| bad())?,
-            )),
+            EncryptionMethod::XtsAes128 => Inner::Xts128 {
+                data: Aes128::new_from_slice(k(0..16)?).map_err(|_| bad())?,
+                tweak: Aes128::new_from_slice(k(16..32)?).map_err(|_| bad())?,
+            },
+            EncryptionMethod::XtsAes256 => Inner::Xts256 {
+                data: Aes256::new_from_slice(k(0..32)?).map_err(|_| bad())?,
+                tweak: Aes256::new_from_slice(k(32..64)?).map_err(|_| bad())?,
+            },
         };
         Ok(SectorCipher { inner, sector_size: sector_size as usize })
     }
@@ -75,8 +74,8 @@ impl SectorCipher {
     pub fn decrypt(&self, pos: u64, buf: &mut [u8]) {
         let ss = self.sector_size;
         match &self.inner {
-            Inner::Xts128(x) => x.decrypt_area(buf, ss, (pos / ss as u64) as u128, get_tweak_default),
-            Inner::Xts256(x) => x.decrypt_area(buf, ss, (pos / ss as u64) as u128, get_tweak_default),
+            Inner::Xts128 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, false),
+            Inner::Xts256 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, false),
             Inner::Cbc128 { key, tweak } => {
                 for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
                     cbc_decrypt_sector(key, tweak.as_ref(), pos + (i * ss) as u64, s)
@@ -94,8 +93,8 @@ impl SectorCipher {
     pub fn encrypt(&self, pos: u64, buf: &mut [u8]) {
         let ss = self.sector_size;
         match &self.inner {
-            Inner::Xts128(x) => x.encrypt_area(buf, ss, (pos / ss as u64) as u128, get_tweak_default),
-            Inner::Xts256(x) => x.encrypt_area(buf, ss, (pos / ss as u64) as u128, get_tweak_default),
+            Inner::Xts128 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, true),
+            Inner::Xts256 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, true),
             Inner::Cbc128 { key, tweak } => {
                 for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
                     cbc_encrypt_sector(key, tweak.as_ref(), pos + (i * ss) as u64, s)
@@ -176,6 +175,42 @@ fn diffuser_b_encrypt(d: &mut [u32]) {
 }
 
 const MAX_BLOCKS: usize = 4096 / 16;
+
+/// XTS (IEEE 1619) over whole sectors: the tweak of sector `n` is
+/// AES(tweak key, n as a 128-bit little-endian number), multiplied by x in
+/// GF(2^128) from block to block. Sector sizes are multiples of 16, so no
+/// ciphertext stealing. Blocks of a sector go through AES together, which
+/// lets AES-NI pipeline them.
+fn xts_area<C, T>(data: &C, tweak: &T, first_sector: u64, ss: usize, buf: &mut [u8], encrypt: bool)
+where
+    C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>,
+    T: BlockEncrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>,
+{
+    let mut blocks: [Block; MAX_BLOCKS] = core::array::from_fn(|_| Block::default());
+    let mut tweaks = [0u128; MAX_BLOCKS];
+    for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
+        let n = (s.len() / 16).min(MAX_BLOCKS);
+        let mut t = offset_block(first_sector + i as u64);
+        tweak.encrypt_block(&mut t);
+        let mut tw = u128::from_le_bytes(t.into());
+        for j in 0..n {
+            tweaks[j] = tw;
+            let mut x = [0u8; 16];
+            x.copy_from_slice(&s[j * 16..j * 16 + 16]);
+            blocks[j] = (u128::from_le_bytes(x) ^ tw).to_le_bytes().into();
+            tw = (tw << 1) ^ if tw >> 127 == 1 { 0x87 } else { 0 };
+        }
+        if encrypt {
+            data.encrypt_blocks(&mut blocks[..n]);
+        } else {
+            data.decrypt_blocks(&mut blocks[..n]);
+        }
+        for j in 0..n {
+            let x: [u8; 16] = blocks[j].into();
+            s[j * 16..j * 16 + 16].copy_from_slice(&(u128::from_le_bytes(x) ^ tweaks[j]).to_le_bytes());
+        }
+    }
+}
 
 fn cbc_decrypt_sector<C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>>(
     key: &C,
