@@ -35,6 +35,7 @@ impl KeyArgs {
 }
 
 /// A volume as the engine should see it: plain, or BitLocker unlocked.
+#[allow(dead_code)] // for rescue ls / rescue apply
 pub enum Volume<D: BlockDevice> {
     Plain(D),
     BitLocker(Box<Unlocked<D>>),
@@ -81,6 +82,7 @@ fn read_bek(path: &Path) -> Result<StartupKey> {
 /// Opens a partition: a BitLocker volume is unlocked with the clear key (if
 /// protection is suspended) or the given keys; anything else is returned as
 /// it is. Errors name the Key IDs a recovery password is asked for.
+#[allow(dead_code)] // for rescue ls / rescue apply
 pub fn open_volume<D: BlockDevice>(mut dev: D, keys: &KeyArgs) -> Result<Volume<D>> {
     if !bitlocker::detect(&mut dev).map_err(|e| anyhow::anyhow!("{e}"))? {
         return Ok(Volume::Plain(dev));

@@ -385,3 +385,55 @@ fn our_volumes_open_in_dislocker_bdeinfo_cryptsetup_and_round_trip() {
         assert!(got == expected, "{method}: dislocker-file disagrees with our writes");
     }
 }
+
+/// `scripts/make-test-disk --bitlocker`: a whole GPT disk whose Windows
+/// partition is BitLocker. `rescue unlock` finds the partition on the whole
+/// disk and agrees with dislocker-file; the channel files are inside.
+#[test]
+fn make_test_disk_bitlocker_opens_everywhere() {
+    for t in ["ntfs-3g", "sgdisk", "mkfs.fat", "mcopy", "dislocker-file", "ntfsls"] {
+        assert!(have(t), "{t} is not installed (scripts/test installs it)");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let disk = d.path().join("pc.img");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-test-disk");
+    let o = Command::new(&script)
+        .args(["--size", "200", "--bitlocker", RP, "--bitlocker-method", "aes-cbc-128", "--bitlocker-password", "pw"])
+        .arg(&disk)
+        .env("RESCUE", RESCUE)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "make-test-disk: {}", String::from_utf8_lossy(&o.stderr));
+    let manifest = std::fs::read_to_string(d.path().join("pc.img.json")).unwrap();
+    assert!(manifest.contains("\"bitlocker\": true") && manifest.contains("aes-cbc-128"), "{manifest}");
+    let info = rescue(&["bitlocker", "info", disk.to_str().unwrap()]);
+    let so = String::from_utf8_lossy(&info.stdout);
+    assert!(so.contains("partition 3") && so.contains("AES-CBC 128-bit"), "{so}");
+    // Each Key ID in the manifest is a protector of the volume.
+    for line in manifest.lines().filter(|l| l.trim().starts_with('"') && l.contains('-') && l.len() < 60) {
+        let id = line.trim().trim_matches(|c| c == '"' || c == ',');
+        if id.len() == 36 {
+            assert!(so.contains(id), "{id} not in {so}");
+        }
+    }
+    let ours = d.path().join("ours.img");
+    let r = rescue(&["unlock", "--password", "pw", "--out", ours.to_str().unwrap(), disk.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // dislocker-file on the partition, cut out with the manifest's offsets.
+    let v: Vec<u64> = ["windows_partition_offset", "windows_partition_size"]
+        .iter()
+        .map(|k| {
+            let l = manifest.lines().find(|l| l.contains(k)).unwrap();
+            l.split(':').nth(1).unwrap().trim().trim_end_matches(',').parse().unwrap()
+        })
+        .collect();
+    let raw = std::fs::read(&disk).unwrap();
+    let part = d.path().join("part.img");
+    std::fs::write(&part, &raw[v[0] as usize..(v[0] + v[1]) as usize]).unwrap();
+    let dis = d.path().join("dis.img");
+    dislocker(&part, &dis);
+    assert!(std::fs::read(&dis).unwrap() == std::fs::read(&ours).unwrap(), "rescue unlock and dislocker-file disagree");
+    let o = Command::new("ntfsls").arg(&ours).arg("-p").arg("/Windows/System32/drivers/CrowdStrike").output().unwrap();
+    let ls = String::from_utf8_lossy(&o.stdout);
+    assert!(ls.contains("C-00000291-00000000-00000032.sys"), "ntfsls: {ls}{}", String::from_utf8_lossy(&o.stderr));
+}
