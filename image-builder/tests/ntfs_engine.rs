@@ -408,15 +408,43 @@ fn interrupted_after_every_write() {
     plan::execute(&mut FileDev::open(&done), &full, None).unwrap();
     let fin = observe(&done, "/d");
     assert!(full.len() >= 4, "{full}");
+    eprintln!("interior delete plan:\n{full}");
     for k in 0..=full.len() {
         let part = copy(&img, &t.path().join(format!("k{k}.img")));
         plan::execute(&mut FileDev::open(&part), &full, Some(k)).unwrap();
         check_volume(&part);
         let o = observe(&part, "/d");
+        let names = |l: &str| l.lines().filter_map(|x| x.split_whitespace().nth(1).map(String::from)).collect::<std::collections::BTreeSet<_>>();
+        let (now, before, after) = (names(&o.listing), names(&orig.listing), names(&fin.listing));
+        assert!(now.is_subset(&before) && after.is_subset(&now), "k={k}: another file's entry was lost or invented");
         for (i, ((p, f), b)) in o.bitmap.iter().zip(&fin.bitmap).zip(&orig.bitmap).enumerate() {
             assert_eq!(p & !b, 0, "k={k}: cluster byte {i} in use beyond the original");
             assert_eq!(f & !p, 0, "k={k}: cluster byte {i} freed before the final state (cross-link risk)");
         }
+        fs::remove_file(part).unwrap();
+    }
+    // The last key of a leaf: the leaf is unlinked, a separator moves down, the block is freed.
+    let base = copy(&img, &t.path().join("leaf-base.img"));
+    let mut dev = FileDev::open(&base);
+    let (_, _, l2) = tree_keys(&mut dev, "d");
+    let leaf = &l2[1];
+    for name in &leaf[..leaf.len() - 1] {
+        let p = plan_for(&mut dev, "d", name);
+        plan::execute(&mut dev, &p, None).unwrap();
+    }
+    let last = plan_for(&mut dev, "d", &leaf[leaf.len() - 1]);
+    drop(dev);
+    assert!(last.writes.iter().any(|w| w.reason.contains("free the emptied index block")), "{last}");
+    let lorig = observe(&base, "/d");
+    for k in 0..=last.len() {
+        let part = copy(&base, &t.path().join(format!("l{k}.img")));
+        plan::execute(&mut FileDev::open(&part), &last, Some(k)).unwrap();
+        check_volume(&part);
+        let o = observe(&part, "/d");
+        let names = |l: &str| l.lines().filter_map(|x| x.split_whitespace().nth(1).map(String::from)).collect::<std::collections::BTreeSet<_>>();
+        let mut expect = names(&lorig.listing);
+        expect.remove(&leaf[leaf.len() - 1]);
+        assert!(expect.is_subset(&names(&o.listing)), "k={k}: another entry was lost");
         fs::remove_file(part).unwrap();
     }
     // The big file too (clusters freed last).
