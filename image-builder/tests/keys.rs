@@ -354,3 +354,71 @@ fn bad_key_files_and_pins_build_nothing() {
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("--pin-file") && !help.contains("--pin <") && !help.contains("--pin="), "{help}");
 }
+
+/// An independent reader of `rescue/keys.sealed`, written from the layout
+/// documented in rescue-agent/src/keyring.rs with Debian's python3-argon2
+/// (argon2-cffi) and python3-cryptography: checks the SHA-256, derives the
+/// key with Argon2id, opens ChaCha20-Poly1305 with the header as associated
+/// data, and compares every key with the expected ones (given on stdin as
+/// `KEYID HEX` lines). Prints only a count.
+const PY_READER: &str = r#"
+import sys, struct, hashlib, uuid
+from argon2.low_level import hash_secret_raw, Type
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+data = open(sys.argv[1], 'rb').read()
+pin = sys.argv[2].encode()
+body, s = data[:-32], data[-32:]
+assert hashlib.sha256(body).digest() == s, 'checksum'
+assert body[:8] == b'RSCKEYS\x1a', 'magic'
+ver, flags, kdf, n, m, t, p = struct.unpack_from('<HBBIIII', body, 8)
+assert (ver, flags, kdf) == (1, 1, 1), (ver, flags, kdf)
+salt, nonce = body[28:44], body[44:56]
+ids_end = 64 + 16 * n
+ids = [str(uuid.UUID(bytes_le=body[64 + 16 * i:80 + 16 * i])).upper() for i in range(n)]
+key = hash_secret_raw(pin, salt, time_cost=t, memory_cost=m, parallelism=p, hash_len=32, type=Type.ID, version=19)
+plain = ChaCha20Poly1305(key).decrypt(nonce, body[ids_end:], body[:ids_end])
+got = {ids[i]: plain[16 * i:16 * i + 16].hex() for i in range(n)}
+want = dict(x.split() for x in sys.stdin.read().splitlines() if x.strip())
+assert got == want, 'keys differ'
+print('OK', n)
+"#;
+
+#[test]
+fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
+    let dir = tempfile::tempdir().unwrap();
+    let k: Vec<(String, String)> = (50..53).map(key).collect();
+    let f = dir.path().join("k.csv");
+    fs::write(&f, k.iter().map(|(i, p)| format!("{i},{p}\n")).collect::<String>()).unwrap();
+    let pin = dir.path().join("pin");
+    fs::write(&pin, "correct horse 42\r\n").unwrap();
+    let (img, o) = build(dir.path(), "k.img", &["--keys", f.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let sealed = dir.path().join("keys.sealed");
+    fs::write(&sealed, stick_file(&img, keyring::STICK_PATH).unwrap()).unwrap();
+    let want: String = k
+        .iter()
+        .map(|(i, p)| format!("{i} {}\n", parse_recovery_password(p).unwrap().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        .collect();
+    let py = |pin: &str| {
+        use std::io::Write;
+        // Debian's interpreter, where python3-argon2 and python3-cryptography are installed.
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(PY_READER)
+            .arg(&sealed)
+            .arg(pin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run /usr/bin/python3; run scripts/test, which installs python3-argon2 and python3-cryptography");
+        child.stdin.take().unwrap().write_all(want.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // The PIN file's CRLF is not part of the PIN.
+    let o = py("correct horse 42");
+    assert!(o.status.success(), "independent reader failed:\n{}", out_text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "OK 3");
+    let o = py("correct horse 43");
+    assert!(!o.status.success() && out_text(&o).contains("InvalidTag"), "a wrong PIN opened the file:\n{}", out_text(&o));
+}

@@ -150,9 +150,10 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// What `rescue build` uses: 32 MiB, 3 passes, 1 lane. About 0.1 s on
-    /// a current x86-64 core, 1-3 s in the agent under QEMU TCG; fits a VM
-    /// with QEMU's default 128 MiB of RAM.
+    /// What `rescue build` uses: 32 MiB, 3 passes, 1 lane. Measured 0.07 s
+    /// on an idle x86-64 core (AVX2) and 1.5 s under QEMU TCG without SIMD
+    /// (`qemu-x86_64 -cpu qemu64`, the agent's case) on a busy machine;
+    /// fits a VM with QEMU's default 128 MiB of RAM.
     pub const DEFAULT: KdfParams = KdfParams { m_kib: 32 * 1024, t: 3, p: 1 };
 
     /// Checks the parameters against what the agent can afford and what Argon2 accepts.
