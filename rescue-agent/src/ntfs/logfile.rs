@@ -69,3 +69,60 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
     }
     Ok(best.map_or(JournalState::Empty, |(_, s)| s))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// A restart page of `version` whose restart area has `flags` and `in_use`, with valid fixups.
+    fn page(major: u16, minor: u16, flags: u16, in_use: u16, lsn: u64) -> Vec<u8> {
+        let mut p = vec![0u8; 4096];
+        p[..4].copy_from_slice(b"RSTR");
+        p[4..6].copy_from_slice(&0x1Eu16.to_le_bytes());
+        p[6..8].copy_from_slice(&9u16.to_le_bytes());
+        p[0x10..0x14].copy_from_slice(&4096u32.to_le_bytes());
+        p[0x14..0x18].copy_from_slice(&4096u32.to_le_bytes());
+        p[0x18..0x1A].copy_from_slice(&0x30u16.to_le_bytes());
+        p[0x1A..0x1C].copy_from_slice(&minor.to_le_bytes());
+        p[0x1C..0x1E].copy_from_slice(&major.to_le_bytes());
+        p[0x30..0x38].copy_from_slice(&lsn.to_le_bytes());
+        p[0x3C..0x3E].copy_from_slice(&in_use.to_le_bytes());
+        p[0x3E..0x40].copy_from_slice(&flags.to_le_bytes());
+        // USN 1 at every stride end (the saved bytes are zero).
+        p[0x1E..0x20].copy_from_slice(&1u16.to_le_bytes());
+        for i in 1..9 {
+            p[i * 512 - 2..i * 512].copy_from_slice(&1u16.to_le_bytes());
+        }
+        p
+    }
+
+    fn log(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
+        let mut v = a;
+        v.extend(b);
+        v.resize(65536, 0xFF);
+        v
+    }
+
+    #[test]
+    fn states() {
+        assert_eq!(state(&vec![0xFF; 65536], 0), Ok(JournalState::Empty));
+        assert_eq!(state(&log(page(1, 1, 2, 0, 5), page(1, 1, 2, 0, 4)), 0), Ok(JournalState::Clean));
+        assert_eq!(state(&log(page(2, 0, 0, 0, 5), page(2, 0, 0, 0, 4)), 0), Ok(JournalState::Unclean));
+        // No client in use counts as clean; the newest restart area decides.
+        assert_eq!(state(&log(page(2, 0, 0, 0xFFFF, 5), page(2, 0, 0, 0, 4)), 0), Ok(JournalState::Clean));
+        assert_eq!(state(&log(page(2, 0, 2, 0, 4), page(2, 0, 0, 0, 5)), 0), Ok(JournalState::Unclean));
+        // Unknown versions, CHKD pages and garbage are refused.
+        assert!(matches!(state(&log(page(3, 0, 2, 0, 5), page(3, 0, 2, 0, 4)), 0), Err(NtfsError::UnknownJournal { major: 3, .. })));
+        let mut chkd = page(1, 1, 2, 0, 5);
+        chkd[..4].copy_from_slice(b"CHKD");
+        assert!(state(&log(chkd, page(1, 1, 2, 0, 4)), 0).is_err());
+        assert!(state(&vec![0u8; 65536], 0).is_err());
+        assert!(state(&vec![0xFF; 100], 0).is_err());
+        // A torn restart page (USN mismatch) is an error, not a guess.
+        let mut torn = page(1, 1, 2, 0, 5);
+        torn[1022] = 7;
+        assert!(state(&log(torn, page(1, 1, 2, 0, 4)), 0).is_err());
+    }
+}
