@@ -9,6 +9,25 @@
 //! (`$Volume` flags, hibernation) and [`plan`] (the delete planner and the
 //! only function that writes, [`plan::execute`]).
 //!
+//! Typical use (what `rescue apply` and the agent do through
+//! [`crate::remediate::remediate_volume`]):
+//!
+//! ```text
+//! let v = Ntfs::open(dev)?;                                   // boot sector, $MFT runs, $UpCase
+//! let dir = v.open_dir(dev, v.lookup(dev, r"Windows\System32")?)?;
+//! let hits = v.glob(dev, &dir, "C-00000291*.sys")?;           // case-folded by $UpCase
+//! let mut gate = plan::clear_for_writing(&v, dev, UncleanJournal::Refuse)?; // hibernation, journal
+//! let plan = plan::plan_delete(&v, dev, &gate, dir_ref, file_ref, &[name])?; // reads only
+//! plan::execute(dev, &plan, None)?;                          // the only NTFS write path
+//! ```
+//!
+//! Known limits (each refused with a typed error or noted in the plan, never
+//! guessed): the `$ObjId`/`$Reparse`/`$Quota` indexes and the USN journal are
+//! not updated (a file with an object ID leaves an `$ObjId` entry that chkdsk
+//! removes; reparse points are refused); compressed and EFS files are
+//! reported and left alone; an interior index entry whose successor does not
+//! fit its node is refused ([`NtfsError::NoSpace`]) rather than split.
+//!
 //! Guarantees shared by every function here: the device is passed per call;
 //! disk data never causes a panic; every allocation is capped (by the volume
 //! size or a fixed limit below) and every walk is bounded (run lists by their

@@ -6,10 +6,18 @@
 //! plan. Writes are ordered so that stopping after any one of them leaves a
 //! volume that mounts with nothing cross-linked:
 //!
+//! 0. (journal reset only) the `$Volume` dirty flag in record 3, then its
+//!    `$MFTMirr` copy, then `$LogFile` filled with 0xFF. Between the first two
+//!    writes `$MFT` and `$MFTMirr` differ: ntfs-3g refuses to mount until
+//!    `ntfsfix` (or chkdsk, which the dirty flag schedules) copies it — the
+//!    one window that cannot be closed with single-sector writes;
 //! 1. directory index nodes (every name of the file leaves its parent's
-//!    index; an entry moved between nodes is first written at its new place,
-//!    then removed from the old one, so a crash can duplicate but never lose
-//!    another file's entry);
+//!    index; an interior entry is replaced by its successor, as ntfs-3g does;
+//!    an entry moved between nodes is first written at its new place, then
+//!    removed from the old one, so a crash can duplicate but never lose
+//!    another file's entry; an emptied leaf is unlinked and freed in the
+//!    index bitmap, and a root whose only block empties becomes a small
+//!    index again);
 //! 2. the file's MFT records (base first, then extension records): in-use
 //!    cleared, sequence number advanced; `$MFTMirr` too for records 0–3;
 //! 3. the `$MFT` bitmap bits;
