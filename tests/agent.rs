@@ -238,3 +238,45 @@ fn read_only_medium_still_fixes_and_says_so() {
     assert!(lines.iter().any(|l| l.starts_with("warning: no report kept")), "{lines:#?}");
     disk.check_with_ntfs3g(&[BAD]);
 }
+
+/// Boots `stick` with `disk` and a varstore holding a Windows Boot Manager
+/// entry (made with virt-fw-vars, as Windows setup leaves one); returns the
+/// agent's lines and the varstore as `virt-fw-vars --print` shows it after.
+fn boot_with_windows_entry(dir: &Path, stick: &Path, disk: &TestDisk, name: &str) -> (Vec<String>, String) {
+    let vars = dir.join(name);
+    ok(std::process::Command::new("virt-fw-vars")
+        .args(["-i", OVMF_VARS, "-o"])
+        .arg(&vars)
+        .args(["--append-boot-filepath", "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"]));
+    let mut vm = Qemu::boot_with_vars(stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &vars);
+    vm.wait_exit(Duration::from_secs(180));
+    (vm.agent_lines(), ok(std::process::Command::new("virt-fw-vars").arg("-i").arg(&vars).arg("--print")))
+}
+
+fn var(printed: &str, name: &str) -> Option<String> {
+    printed.lines().find(|l| l.starts_with(name)).map(|l| l.split(':').next_back().unwrap().trim().to_string())
+}
+
+#[test]
+fn reboot_boots_windows_next_without_touching_boot_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &[]);
+    let stick = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let (lines, printed) = boot_with_windows_entry(dir.path(), &stick, &disk, "vars.fd");
+    assert!(lines.iter().any(|l| l == "RESULT: FIXED"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("next boot: Boot") && l.contains("(BootNext)")), "{lines:#?}");
+    let entry = printed.lines().find(|l| l.contains("bootmgfw.efi")).expect("the Windows entry");
+    let number = entry.split_whitespace().next().unwrap().trim_start_matches("Boot").to_string();
+    assert_eq!(var(&printed, "BootNext").as_deref(), Some(number.as_str()), "BootNext does not point at the Windows Boot Manager:\n{printed}");
+
+    // Control: the same boot with a profile that shuts down (no BootNext) leaves
+    // BootOrder exactly as the reboot run did: the agent never writes it.
+    let profile = dir.path().join("shutdown.toml");
+    std::fs::write(&profile, crowdstrike().replace("action = \"reboot\"", "action = \"shutdown\"")).unwrap();
+    let stick2 = dir.path().join("stick2.img");
+    ok(rescue().arg("build").arg("--profile").arg(&profile).arg("--size").arg("40").arg("--out").arg(&stick2));
+    let (lines2, printed2) = boot_with_windows_entry(dir.path(), &stick2, &disk, "vars2.fd");
+    assert!(lines2.iter().any(|l| l == "RESULT: NOTHING TO DO"), "{lines2:#?}");
+    assert_eq!(var(&printed2, "BootNext"), None);
+    assert_eq!(var(&printed, "BootOrder"), var(&printed2, "BootOrder"), "BootOrder differs with and without the agent's BootNext");
+}

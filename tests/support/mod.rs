@@ -103,6 +103,12 @@ impl Qemu {
     /// Boots `image` with Secure Boot firmware (`OVMF_CODE_4M.secboot.fd`,
     /// q35 with SMM, secure flash) and the varstore `vars`, used in place:
     /// what the firmware or MokManager writes stays there for the next boot.
+    /// Boots like [`Qemu::boot`] but with the varstore `vars`, used in place
+    /// (so the test can read what the agent left in it, e.g. `BootNext`).
+    pub fn boot_with_vars(image: &Path, media: Media, disks: &[(&Path, Bus)], vars: &Path) -> Qemu {
+        Qemu::start(image, media, disks, &[], false, vars, tempfile::tempdir().unwrap())
+    }
+
     pub fn boot_secure(image: &Path, media: Media, vars: &Path, extra: &[&str]) -> Qemu {
         assert!(Path::new(OVMF_CODE_SECBOOT).exists(), "OVMF (Secure Boot) is missing: run scripts/test, which installs ovmf");
         Qemu::start(image, media, &[], extra, true, vars, tempfile::tempdir().unwrap())
