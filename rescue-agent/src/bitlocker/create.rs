@@ -84,6 +84,7 @@ fn ccm_datum(entry_type: u16, w: &super::protector::WrappedKey) -> Vec<u8> {
     build(entry_type, value::AES_CCM, 1, &v)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn vmk_datum(guid: Guid, filetime: u64, kind: u16, salt: &[u8; 16], stretch_method: u32, stretched: &[u8; 32], vmk: &[u8; 32], n: &mut Nonces) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&guid.0);
@@ -125,7 +126,7 @@ pub fn encrypt_in_place<D: BlockDevice>(
     let t = fs_end.div_ceil(AREA_SIZE) * AREA_SIZE;
     let offsets = [t, t + AREA_SIZE, t + 2 * AREA_SIZE];
     let vh_off = t + 3 * AREA_SIZE;
-    if vh_off + vh_size > size || size % ss != 0 {
+    if vh_off + vh_size > size || !size.is_multiple_of(ss) {
         return Err(BitLockerError::BadSize {
             what: "no room after the filesystem for BitLocker metadata (make the filesystem 1 MiB smaller than its container)",
             size,

@@ -26,7 +26,7 @@ pub type Key32 = Zeroizing<[u8; 32]>;
 /// Why a 6-digit block cannot be part of a recovery password (Windows' own
 /// check: every block is a multiple of 11 below 720896).
 pub fn check_block(block: u32) -> core::result::Result<(), &'static str> {
-    if block % 11 != 0 {
+    if !block.is_multiple_of(11) {
         Err("it is not a multiple of 11, so a digit is mistyped")
     } else if block >= 720_896 {
         Err("it is too large (every block is below 720896)")

@@ -200,11 +200,7 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
     for d in Datums::new(&block[HEADERS_LEN..64 + meta_size], at + HEADERS_LEN as u64) {
         let d = d?;
         match (d.entry_type, d.value_type) {
-            (entry::VMK, value::VMK) => {
-                if protectors.len() < 64 {
-                    protectors.push(Protector::parse(&d)?);
-                }
-            }
+            (entry::VMK, value::VMK) if protectors.len() < 64 => protectors.push(Protector::parse(&d)?),
             (entry::FVEK, value::AES_CCM) if wrapped_fvek.is_none() => {
                 wrapped_fvek = Some(WrappedKey::from_blob(&d.ccm()?));
             }

@@ -163,11 +163,7 @@ impl Protector {
             let c = child?;
             match c.value_type {
                 value::STRETCH_KEY => p.salt = Some(c.stretch_salt()?),
-                value::AES_CCM => {
-                    if p.wrapped_vmk.len() < 8 {
-                        p.wrapped_vmk.push(WrappedKey::from_blob(&c.ccm()?));
-                    }
-                }
+                value::AES_CCM if p.wrapped_vmk.len() < 8 => p.wrapped_vmk.push(WrappedKey::from_blob(&c.ccm()?)),
                 value::KEY => {
                     let (_, k) = c.key()?;
                     p.clear_key = Some(Zeroizing::new(k.to_vec()));
