@@ -57,6 +57,8 @@ pub struct Row {
     pub reason: String,
     pub deleted: Vec<Deleted>,
     pub skipped: Vec<Skipped>,
+    /// BitLocker volumes opened, and how ("recovery password for Key ID …", "clear key …").
+    pub unlocked: Vec<String>,
     pub errors: Vec<String>,
     pub agent_version: String,
     pub profile: String,
@@ -146,7 +148,13 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
             }
         }
     }
+    let mut unlocked = Vec::new();
     for bl in list(json, "bitlocker") {
+        let by = text(bl, "unlocked_by");
+        if !by.is_empty() {
+            let vol = bl.get("volume").and_then(Value::as_u64).map(|v| format!("volume {v}")).unwrap_or_else(|| "volume".into());
+            unlocked.push(format!("{vol}: {by}"));
+        }
         let reason = text(bl, "skipped");
         if !reason.is_empty() {
             let vol = bl.get("volume").and_then(Value::as_u64).map(|v| format!("volume {v}")).unwrap_or_else(|| "volume".into());
@@ -171,6 +179,7 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
         reason: text(json, "reason"),
         deleted,
         skipped,
+        unlocked,
         errors,
         agent_version: text(json, "agent_version"),
         profile: text(json, "profile"),
@@ -310,7 +319,7 @@ fn csv_field(s: &str) -> String {
 /// The table as CSV: one line per report, lists joined with " | ".
 pub fn to_csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,errors,profile,agent_version,source,report\r\n",
+        "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,bitlocker_unlocked,errors,profile,agent_version,source,report\r\n",
     );
     for r in rows {
         let deleted = r.deleted.iter().map(|d| format!("{} sha256={}", d.path, d.sha256.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(" | ");
@@ -325,6 +334,7 @@ pub fn to_csv(rows: &[Row]) -> String {
             r.deleted.len().to_string(),
             deleted,
             skipped,
+            r.unlocked.join(" | "),
             r.errors.join(" | "),
             r.profile.clone(),
             r.agent_version.clone(),

@@ -34,6 +34,8 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
     if let Some(why) = locked {
         volumes.push(VolumeReport { index: 2, partition: 5, filesystem: "bitlocker (locked)".into(), ..Default::default() });
         bitlocker.push(BitLockerReport { volume: 2, recovery_key_ids: vec!["B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB".into()], skipped: Some(why.into()), ..Default::default() });
+    } else {
+        bitlocker.push(BitLockerReport { volume: 0, unlocked_by: Some("recovery password for Key ID 0A0B0C0D-0000-4000-8000-000000000001".into()), ..Default::default() });
     }
     let r = RunReport {
         agent_version: "0.1.0",
@@ -103,6 +105,7 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     assert!(lines[2].contains("file \\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-keep.sys: skipped: header does not match"), "{}", lines[2]);
     assert!(lines[3].contains(",FAILED,") && lines[3].contains("BitLocker volume 2: locked: no key typed within 60 s"), "{}", lines[3]);
     assert!(lines[1].contains(",2,"), "two files deleted on PF-CCC4: {}", lines[1]);
+    assert!(lines[1].contains("volume 0: recovery password for Key ID 0A0B0C0D-0000-4000-8000-000000000001"), "{}", lines[1]);
 
     // The same as JSON, with structured lists.
     let js = dir.path().join("fleet.json");

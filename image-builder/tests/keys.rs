@@ -50,7 +50,7 @@ fn leaks(text: &[u8], pw: &str) -> Vec<String> {
     ];
     // No two consecutive blocks either (a partial leak).
     for b in 0..7 {
-        forms.push((format!("blocks {}-{}", b + 1, b + 2), pw[b * 7..b * 7 + 13].as_bytes().to_vec()));
+        forms.push((format!("blocks {}-{}", b + 1, b + 2), pw.as_bytes()[b * 7..b * 7 + 13].to_vec()));
     }
     forms.into_iter().filter(|(_, f)| text.windows(f.len()).any(|w| w == &f[..])).map(|(n, _)| n).collect()
 }

@@ -585,7 +585,7 @@ mod tests {
     }
 
     /// Recomputes the trailing checksum (a tamperer who knows the format).
-    fn fix_sum(b: &mut Vec<u8>) {
+    fn fix_sum(b: &mut [u8]) {
         let n = b.len() - 32;
         let sum = Sha256::digest(&b[..n]);
         b[n..].copy_from_slice(&sum);
