@@ -923,3 +923,28 @@ fn interrupted_journal_reset_and_delete() {
         fs::remove_file(img).unwrap();
     }
 }
+
+/// `rescue apply` refuses a block device that is mounted, and works on it once unmounted.
+#[test]
+fn apply_refuses_mounted_block_device() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "loop.img", 16, &[], "echo x > victim.sys");
+    let lo = run(Command::new("losetup").args(["-f", "--show"]).arg(&img)).trim().to_string();
+    let prof = t.path().join("p.toml");
+    fs::write(&prof, "name = \"p\"\n[[delete]]\npath = 'victim.sys'\nbackup = false\n").unwrap();
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let r = std::panic::catch_unwind(|| {
+        let m = tempfile::tempdir().unwrap();
+        run(Command::new("ntfs-3g").arg(&lo).arg(m.path()));
+        let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo).output().unwrap();
+        run(Command::new("umount").arg(m.path()));
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mounted"), "{out:?}");
+        let o = run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo));
+        assert!(o.contains("1 deleted"), "{o}");
+    });
+    run(Command::new("losetup").arg("-d").arg(&lo));
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
+    check_volume(&img);
+}
