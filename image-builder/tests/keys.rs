@@ -422,3 +422,80 @@ fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
     let o = py("correct horse 43");
     assert!(!o.status.success() && out_text(&o).contains("InvalidTag"), "a wrong PIN opened the file:\n{}", out_text(&o));
 }
+
+/// Runs `rescue build` on a pseudo-terminal (util-linux `script`), typing
+/// each of `pins` after the prompt for it appears. Returns the exit status
+/// and everything the terminal showed.
+fn build_on_terminal(dir: &Path, out: &Path, keys: &Path, pins: &[&str]) -> (bool, String) {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    let cmd = format!(
+        "{} build --profile {} --size 40 --out {} --keys {}",
+        env!("CARGO_BIN_EXE_rescue"),
+        default_profile().display(),
+        out.display(),
+        keys.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut stdin = child.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for (i, pin) in pins.iter().enumerate() {
+        let prompt: &[u8] = if i == 0 { b"Site PIN" } else { b"PIN again" };
+        while !seen.windows(prompt.len()).any(|w| w == prompt) {
+            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(b) => seen.extend(b),
+                Err(_) => assert!(std::time::Instant::now() < deadline, "no prompt {:?}:\n{}", String::from_utf8_lossy(prompt), String::from_utf8_lossy(&seen)),
+            }
+        }
+        // Give rpassword time to turn echo off after printing the prompt.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(format!("{pin}\r").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+        seen.extend(b);
+    }
+    (status.success(), String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[test]
+fn pin_is_asked_twice_on_the_terminal_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, pw) = key(60);
+    let f = dir.path().join("k.csv");
+    fs::write(&f, format!("KeyID,RecoveryKey\n{id},{pw}\n")).unwrap();
+
+    let img = dir.path().join("tty.img");
+    let (ok_, shown) = build_on_terminal(dir.path(), &img, &f, &["Tr0ub4dor-77", "Tr0ub4dor-77"]);
+    assert!(ok_, "{shown}");
+    assert!(shown.contains("sealed with the site PIN"), "{shown}");
+    assert!(!shown.contains("Tr0ub4dor"), "the PIN was echoed:\n{shown}");
+    let kr = Keyring::parse(&stick_file(&img, keyring::STICK_PATH).unwrap()).unwrap();
+    assert_eq!(&kr.open("Tr0ub4dor-77").unwrap().password(&parse_guid(&id).unwrap()).unwrap()[..], pw.as_str());
+
+    // Two different PINs: nothing is built.
+    let img2 = dir.path().join("tty2.img");
+    let (ok_, shown) = build_on_terminal(dir.path(), &img2, &f, &["Tr0ub4dor-77", "Tr0ub4dor-78"]);
+    assert!(!ok_ && shown.contains("the two PINs differ"), "{shown}");
+    assert!(!img2.exists());
+}
