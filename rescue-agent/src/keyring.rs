@@ -228,6 +228,12 @@ impl SiteKeys {
         self.find(key_id).map(|k| recovery_password(k))
     }
 
+    /// The first of `key_ids` (e.g. a volume's recovery-password protectors)
+    /// that has a key here, with its recovery password.
+    pub fn find_any<'a>(&self, key_ids: impl IntoIterator<Item = &'a Guid>) -> Option<(Guid, Zeroizing<String>)> {
+        key_ids.into_iter().find_map(|id| self.password(id).map(|pw| (*id, pw)))
+    }
+
     fn find(&self, key_id: &Guid) -> Option<&Zeroizing<[u8; 16]>> {
         self.entries.binary_search_by(|e| e.0 .0.cmp(&key_id.0)).ok().map(|i| &self.entries[i].1)
     }
@@ -632,6 +638,9 @@ mod tests {
         assert_eq!(&keys.password(&parse_guid(ID2).unwrap()).unwrap()[..], PW2);
         assert_eq!(keys.key(&parse_guid(ID2).unwrap()), Some(&*parse_recovery_password(PW2).unwrap()));
         assert!(keys.password(&Guid([1; 16])).is_none());
+        let (id, pw) = keys.find_any(&[Guid([1; 16]), parse_guid(ID2).unwrap(), parse_guid(ID1).unwrap()]).unwrap();
+        assert_eq!((id, &pw[..]), (parse_guid(ID2).unwrap(), PW2));
+        assert!(keys.find_any(&[Guid([1; 16])]).is_none());
         // Debug never shows keys.
         let dbg = alloc::format!("{keys:?} {kr:?}");
         assert!(!dbg.contains("236808") && !dbg.contains("4711"), "{dbg}");
