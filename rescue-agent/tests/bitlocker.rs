@@ -224,3 +224,11 @@ fn xts_matches_the_reference_implementation() {
         }
     }
 }
+
+#[test]
+fn fast_stretch_equals_the_plain_one() {
+    use rescue_engine::bitlocker::keys;
+    let initial = [7u8; 32];
+    let salt = [9u8; 16];
+    assert_eq!(*keys::stretch(&initial, &salt), *keys::stretch_reference(&initial, &salt, keys::STRETCH_ROUNDS));
+}

@@ -78,10 +78,40 @@ pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
 /// The BitLocker key stretch: 2^20 rounds of SHA-256 over
 /// (last hash, initial hash, salt, round counter).
 pub fn stretch(initial: &[u8; 32], salt: &[u8; 16]) -> Key32 {
+    // The 88-byte message is two SHA-256 blocks: (last hash, initial hash),
+    // then (salt, counter, padding, length). Calling the compression function
+    // directly skips the hasher's buffering; on the host it uses SHA-NI when
+    // the CPU has it (runtime detection inside `sha2`).
+    const IV: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ];
+    let mut blocks = Zeroizing::new([[0u8; 64]; 2]);
+    blocks[0][32..64].copy_from_slice(initial);
+    blocks[1][..16].copy_from_slice(salt);
+    blocks[1][24] = 0x80;
+    blocks[1][56..64].copy_from_slice(&(88u64 * 8).to_be_bytes());
+    let mut state = Zeroizing::new([0u32; 8]);
+    for i in 0..STRETCH_ROUNDS {
+        blocks[1][16..24].copy_from_slice(&i.to_le_bytes());
+        *state = IV;
+        let b = &mut *blocks;
+        sha2::compress256(&mut state, &[(*GenericArray::from_slice(&b[0])), (*GenericArray::from_slice(&b[1]))]);
+        for (j, w) in state.iter().enumerate() {
+            b[0][j * 4..j * 4 + 4].copy_from_slice(&w.to_be_bytes());
+        }
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&blocks[0][..32]);
+    out
+}
+
+/// The stretch written the plain way (one SHA-256 per round), kept to check
+/// [`stretch`] against.
+pub fn stretch_reference(initial: &[u8; 32], salt: &[u8; 16], rounds: u64) -> Key32 {
     let mut block = Zeroizing::new([0u8; 88]);
     block[32..64].copy_from_slice(initial);
     block[64..80].copy_from_slice(salt);
-    for i in 0..STRETCH_ROUNDS {
+    for i in 0..rounds {
         block[80..88].copy_from_slice(&i.to_le_bytes());
         let h = Sha256::digest(&block[..]);
         block[..32].copy_from_slice(&h);
