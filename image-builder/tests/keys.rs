@@ -294,6 +294,13 @@ fn no_seal_stores_keys_unsealed_with_a_loud_warning() {
     assert!(shown.contains("UNSEALED"), "{shown}");
     assert_no_leak("rescue inspect of an unsealed stick", shown.as_bytes(), &[&pw]);
 
+    // An ISO carries the key file in its El Torito boot image too.
+    let iso = dir.path().join("k.iso");
+    ok(rescue().arg("build").arg("--profile").arg(default_profile()).args(["--format", "iso", "--no-seal", "--keys"]).arg(&f).arg("--out").arg(&iso));
+    let (info, _) = inspect_json(&iso);
+    assert_eq!(info["keys"]["count"], 1);
+    assert_eq!(info["keys"]["key_ids"][0], id.as_str());
+
     // Without --keys there is no key file, and inspect says so.
     let (plain, o) = build(dir.path(), "plain.img", &[]);
     assert!(o.status.success(), "{}", out_text(&o));
