@@ -437,3 +437,26 @@ fn make_test_disk_bitlocker_opens_everywhere() {
     let ls = String::from_utf8_lossy(&o.stdout);
     assert!(ls.contains("C-00000291-00000000-00000032.sys"), "ntfsls: {ls}{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A used-space-only (encrypt-on-write) Windows volume keeps its relocated
+/// boot sectors unencrypted: they read as the NTFS boot sector and refuse
+/// writes; the rest of the volume is written encrypted.
+#[test]
+fn encrypt_on_write_volume_reads_boot_sector_and_guards_it() {
+    let img = std::fs::read(corpus().join("bitlk-images/bitlk-aes-xts-128-eow.img")).unwrap();
+    let bl = BitLocker::open(MemDisk::new(img.clone(), 512)).unwrap();
+    assert!(bl.header.encrypt_on_write());
+    let mut u = bl.unlock(&UnlockKey::RecoveryPassword("685839-373538-494868-036223-326590-515064-328416-685102")).unwrap();
+    let mut s = [0u8; 512];
+    u.read_at(0, &mut s).unwrap();
+    assert_eq!(&s[3..11], b"NTFS    ");
+    assert!(matches!(u.write_at(100, b"x"), Err(IoError::ReadOnly { .. })));
+    let at = 20 << 20;
+    u.write_at(at, b"written through BitLocker").unwrap();
+    let mut b = [0u8; 25];
+    u.read_at(at, &mut b).unwrap();
+    assert_eq!(&b, b"written through BitLocker");
+    let raw = u.into_inner().data;
+    assert_ne!(&raw[at as usize..at as usize + 25], b"written through BitLocker", "data must be encrypted on disk");
+    assert_eq!(raw[..at as usize], img[..at as usize], "nothing else may change");
+}

@@ -249,7 +249,7 @@ enum Kind {
     /// Not yet encrypted (beyond the conversion boundary).
     Plain,
     /// The relocated boot sectors, stored unencrypted at `src + (pos - start)`
-    /// (seen on used-space-only volumes).
+    /// (seen on used-space-only volumes). Read-only.
     RelocatedPlain { src: u64 },
 }
 
@@ -427,7 +427,8 @@ impl<D: BlockDevice> BlockDevice for Unlocked<D> {
         let end_all = offset + buf.len() as u64;
         // Refuse before writing anything.
         for r in &self.regions {
-            if r.kind == Kind::Zero && r.start < end_all && offset < r.end && !buf.is_empty() {
+            let refused = matches!(r.kind, Kind::Zero | Kind::RelocatedPlain { .. });
+            if refused && r.start < end_all && offset < r.end && !buf.is_empty() {
                 return Err(IoError::ReadOnly { offset: offset.max(r.start) });
             }
         }
@@ -460,7 +461,9 @@ impl<D: BlockDevice> BlockDevice for Unlocked<D> {
                     self.cipher.encrypt(at, &mut data[..whole]);
                     at
                 }
-                Kind::RelocatedPlain { src } => src + (start - r.start),
+                // Windows would encrypt a rewrite of these sectors, and we
+                // cannot tell how it marks that: refuse rather than guess.
+                Kind::RelocatedPlain { .. } => return Err(IoError::ReadOnly { offset: start }),
             };
             self.dev.write_at(at, &self.scratch[..n])?;
             done += take;
