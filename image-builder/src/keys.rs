@@ -445,7 +445,8 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
                         .ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", short(t)))?
                 }
             };
-            let pw = get(key_col);
+            // Excel's "treat as text" apostrophe is not part of the key.
+            let pw = get(key_col).strip_prefix('\'').unwrap_or(get(key_col)).trim();
             if pw.is_empty() {
                 return Err(format!("Key ID {{{key_id}}}: the recovery key is empty"));
             }

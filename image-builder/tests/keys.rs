@@ -10,7 +10,7 @@ use rescue_engine::bitlocker::keys::parse_recovery_password;
 use rescue_engine::keyring::{self, parse_guid, recovery_password, Keyring, KeyringError};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use support::*;
 
 /// A valid recovery password and its Key ID, different for every `n`.
@@ -170,6 +170,8 @@ fn entra_intune_mbam_plain_and_headerless_exports_are_read() {
         ),
         // Plain two columns with a header; a key typed with spaces instead of dashes.
         ("plain.csv", format!("KeyID,RecoveryKey\n{},{}\n", k[4].0, k[4].1.replace('-', " ")).into_bytes(), 1),
+        // Saved from Excel, which kept the key as text with a leading apostrophe; tab separated.
+        ("excel.txt", format!("Key ID\tRecovery Key\r\n{}\t'{}\r\n", k[4].0, k[4].1).into_bytes(), 1),
         // No header at all, UTF-8 BOM, a blank line, no final newline.
         ("bare.csv", format!("\u{feff}{{{}}},{}\n\n{},{}", k[5].0, k[5].1, k[4].0, k[4].1).into_bytes(), 2),
     ];
@@ -271,6 +273,16 @@ fn sealed_keys_on_a_built_image_hold_no_password_and_open_only_with_the_pin() {
     }
     assert!(shown.contains("5 recovery key(s) in rescue/keys.sealed, sealed with a PIN"), "{shown}");
     assert_no_leak("rescue inspect", shown.as_bytes(), &pws);
+
+    // A tampered key file on the stick: inspect says so (and still shows the rest).
+    let mut t = sealed.clone();
+    t[100] ^= 0x20;
+    let tf = dir.path().join("tampered");
+    fs::write(&tf, &t).unwrap();
+    ok(Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", img.display())).arg(&tf).arg("::/rescue/keys.sealed"));
+    let (info, shown) = inspect_json(&img);
+    assert!(info["keys"]["error"].as_str().unwrap().contains("damaged or was altered"), "{shown}");
+    assert!(shown.contains("UNREADABLE") && shown.contains("crowdstrike-c00000291"), "{shown}");
 }
 
 #[test]
