@@ -262,7 +262,18 @@ fn info(volume: &Path, number: Option<u32>) -> Result<()> {
     println!("  boot sectors:   relocated to byte {} ({} bytes)", m.volume_header_offset, m.volume_header_size);
     println!("  key protectors:");
     for pr in bl.protectors() {
-        println!("    Key ID {{{}}}  {}{}  modified {}", pr.key_id, pr.kind, pr.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default(), filetime_str(pr.modified));
+        println!(
+            "    Key ID {{{}}}  {}{}  modified {}{}",
+            pr.key_id,
+            pr.kind,
+            pr.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default(),
+            filetime_str(pr.modified),
+            if pr.kind == bitlocker::ProtectorKind::RecoveryPassword {
+                format!("  (recovery screen shows Key ID {})", pr.short_key_id())
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(())
 }
