@@ -523,6 +523,9 @@ fn windows_corpus_volumes() {
         let b = observe(&theirs, parent);
         assert_eq!(a.listing, b.listing, "{disk}");
         assert!(a.bitmap == b.bitmap && a.mft_bitmap == b.mft_bitmap, "{disk}: bitmaps differ");
+        // Windows gave these files object IDs: $ObjId:$O must lose the same entry as with ntfs-3g.
+        let objid = |img: &Path| bytes(Command::new("ntfscat").args(["-a", "0x90", "-n", "$O"]).arg(img).arg("/$Extend/$ObjId"));
+        assert!(objid(&part) == objid(&theirs), "{disk}: $ObjId index differs");
         check_volume(&part);
     }
     assert!(seen > 0, "corpus not found at ../shared/corpus/ntfs");

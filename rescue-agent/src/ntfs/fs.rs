@@ -89,6 +89,10 @@ pub struct Directory {
     /// Bytes per index VCN.
     pub vcn_unit: u64,
     pub alloc: Option<Stream>,
+    /// The index's attribute name (`$I30` for directories).
+    pub name: Vec<u16>,
+    /// A view index (keys are not `$FILE_NAME`s).
+    pub view: bool,
 }
 
 /// Where a node lives.
@@ -311,23 +315,32 @@ impl Ntfs {
         if !base.is_dir() {
             return Err(NtfsError::NotADirectory { path: String::new() });
         }
-        let (ri, ra) = file.find(INDEX_ROOT, &I30).next().cloned().ok_or(corrupt("MFT record", base.offset, "directory without $INDEX_ROOT:$I30"))?;
+        self.open_index(file, &I30, FILE_NAME, 1)
+    }
+
+    /// Opens the index named `name` of a loaded file, checking its indexed
+    /// attribute type and collation rule (`$I30`: 0x30 and 1; `$ObjId:$O`: 0 and 0x13).
+    pub fn open_index(&self, file: File, name: &[u16], indexed_type: u32, collation: u32) -> Result<Directory> {
+        let base = file.base();
+        let (ri, ra) = file.find(INDEX_ROOT, name).next().cloned().ok_or(corrupt("MFT record", base.offset, "no $INDEX_ROOT of that name"))?;
         let rec = &file.records[ri];
         let off = rec.offset + ra.offset as u64;
         let value = ra.value(rec).ok_or(corrupt("$INDEX_ROOT", off, "not resident"))?.to_vec();
-        let (root, info) = Node::root(value, off)?;
-        if info.indexed_type != FILE_NAME || info.collation != 1 {
-            return Err(NtfsError::Unsupported { structure: "$INDEX_ROOT", offset: off, detail: "not a file-name index" });
+        let (mut root, info) = Node::root(value, off)?;
+        if info.indexed_type != indexed_type || info.collation != collation {
+            return Err(NtfsError::Unsupported { structure: "$INDEX_ROOT", offset: off, detail: "index type or collation not as expected" });
         }
+        let view = indexed_type != FILE_NAME;
+        root.view = view;
         if !info.block_size.is_power_of_two() || !(512..=65536).contains(&info.block_size) {
             return Err(corrupt("$INDEX_ROOT", off + 8, "index block size out of range"));
         }
         let vcn_unit = if info.block_size as u64 >= self.cluster() { self.cluster() } else { 512 };
-        let alloc = file.stream(INDEX_ALLOCATION, &I30)?;
+        let alloc = file.stream(INDEX_ALLOCATION, name)?;
         if root.is_large() && !matches!(alloc, Some(Stream::NonResident { .. })) {
             return Err(corrupt("$INDEX_ROOT", off, "large index without $INDEX_ALLOCATION"));
         }
-        Ok(Directory { root_rec: ri, root_attr_off: ra.offset, root, block_size: info.block_size, vcn_unit, alloc, file })
+        Ok(Directory { root_rec: ri, root_attr_off: ra.offset, root, block_size: info.block_size, vcn_unit, alloc, file, name: name.to_vec(), view })
     }
 
     /// Physical extents of the index block at `vcn`.
@@ -352,7 +365,9 @@ impl Ntfs {
             dev.read_at(*p, &mut raw[o..o + *l as usize])?;
             o += *l as usize;
         }
-        Node::block(raw, vcn, ex[0].0)
+        let mut n = Node::block(raw, vcn, ex[0].0)?;
+        n.view = dir.view;
+        Ok(n)
     }
 
     /// Every entry of a directory in collation order (END entries left

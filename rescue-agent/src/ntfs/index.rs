@@ -33,6 +33,8 @@ pub struct Entry {
     pub key: Option<FileName>,
     /// VCN of the sub-node (when `ENTRY_NODE` is set).
     pub sub: Option<u64>,
+    /// The key's bytes (for view indexes such as `$ObjId:$O`; empty for END).
+    pub raw_key: Vec<u8>,
 }
 
 impl Entry {
@@ -51,6 +53,8 @@ pub struct Node {
     pub is_root: bool,
     /// Byte offset on the volume, for errors.
     pub offset: u64,
+    /// A view index (keys are not `$FILE_NAME`s, e.g. `$ObjId:$O`).
+    pub view: bool,
 }
 
 /// Parameters from an `$INDEX_ROOT` value.
@@ -68,7 +72,7 @@ impl Node {
             return Err(corrupt("$INDEX_ROOT", offset, "shorter than its header"));
         }
         let info = RootInfo { indexed_type: le32(&value, 0).unwrap_or(0), collation: le32(&value, 4).unwrap_or(0), block_size: le32(&value, 8).unwrap_or(0) };
-        let n = Node { buf: value, hdr: ROOT_HEADER, is_root: true, offset };
+        let n = Node { buf: value, hdr: ROOT_HEADER, is_root: true, offset, view: false };
         n.check_header(n.buf.len())?;
         Ok((n, info))
     }
@@ -83,7 +87,7 @@ impl Node {
         if le64(&raw, 0x10) != Some(vcn) {
             return Err(corrupt("index block", offset + 0x10, "VCN field does not match its position"));
         }
-        let n = Node { buf: raw, hdr: BLOCK_HEADER, is_root: false, offset };
+        let n = Node { buf: raw, hdr: BLOCK_HEADER, is_root: false, offset, view: false };
         let alloc = le32(&n.buf, n.hdr + 8).unwrap_or(0) as usize;
         if n.hdr + alloc > n.buf.len() {
             return Err(corrupt("index block", offset + 0x20, "allocated size beyond the block"));
@@ -155,7 +159,7 @@ impl Node {
             }
             let sub = if node { Some(le64(&self.buf, o + len - 8).unwrap_or(0)) } else { None };
             let is_end = flags & ENTRY_END != 0;
-            let key = if is_end {
+            let key = if is_end || self.view {
                 None
             } else {
                 if key_len < 0x42 {
@@ -163,7 +167,8 @@ impl Node {
                 }
                 Some(FileName::parse(&self.buf[o + 0x10..o + 0x10 + key_len], at + 0x10)?)
             };
-            out.push(Entry { off: o, len, flags, file_ref: le64(&self.buf, o).unwrap_or(0), key, sub });
+            let raw_key = if is_end { Vec::new() } else { self.buf[o + 0x10..o + 0x10 + key_len].to_vec() };
+            out.push(Entry { off: o, len, flags, file_ref: le64(&self.buf, o).unwrap_or(0), key, sub, raw_key });
             if is_end {
                 return Ok(out);
             }

@@ -22,9 +22,10 @@
 //! ```
 //!
 //! Known limits (each refused with a typed error or noted in the plan, never
-//! guessed): the `$ObjId`/`$Reparse`/`$Quota` indexes and the USN journal are
-//! not updated (a file with an object ID leaves an `$ObjId` entry that chkdsk
-//! removes; reparse points are refused); compressed and EFS files are
+//! guessed): a file's object ID leaves `$Extend\$ObjId:$O` with the file
+//! (as Windows and ntfs-3g do), but the `$Reparse` and `$Quota` indexes and
+//! the USN journal are not updated (reparse points are refused; quota
+//! charges and USN records are left to Windows); compressed and EFS files are
 //! reported and left alone; an interior index entry whose successor does not
 //! fit its node is refused ([`NtfsError::NoSpace`]) rather than split.
 //!

@@ -286,7 +286,7 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
     let mut ed = Editor { v, dir, blocks: BTreeMap::new(), plan: Plan::default() };
     for &i in &remove {
         let fname = &all[i].2;
-        ed.remove(dev, &fname.name, file_ref, &fname.name_string())?;
+        ed.remove(dev, &Key::Name { name: fname.name.clone(), file_ref }, &fname.name_string())?;
     }
     plan.extend(ed.plan);
 
@@ -313,8 +313,28 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
         plan.notes.push(format!("file has {keep} other name(s): record {n} kept, link count now {lc}"));
         return Ok(plan);
     }
-    if f.attrs.iter().any(|(_, a)| a.type_code == attr::OBJECT_ID) {
-        plan.notes.push(String::from("file had an object ID: its $ObjId entry is left for chkdsk to remove"));
+    if let Some((ri, oa)) = f.attrs.iter().find(|(_, a)| a.type_code == attr::OBJECT_ID) {
+        // Its entry in $Extend\$ObjId:$O goes before the record is freed (as Windows and ntfs-3g do).
+        let guid = oa.value(&f.records[*ri]).and_then(|v| v.get(..16)).map(|g| g.to_vec());
+        match (guid, v.lookup(dev, "$Extend\\$ObjId")) {
+            (Some(g), Ok(objid)) => {
+                let of = v.load_file(dev, ref_record(objid))?;
+                let o_name: Vec<u16> = "$O".encode_utf16().collect();
+                let idx = v.open_index(of, &o_name, 0, 0x13)?;
+                let mut ed = Editor { v, dir: idx, blocks: BTreeMap::new(), plan: Plan::default() };
+                match ed.find(dev, &Key::Ulongs(g.clone()))? {
+                    Some(_) => {
+                        ed.remove(dev, &Key::Ulongs(g), "object ID")?;
+                        for w in &mut ed.plan.writes {
+                            w.reason = format!("$ObjId: {}", w.reason);
+                        }
+                        plan.extend(ed.plan);
+                    }
+                    None => plan.notes.push(String::from("file has an object ID that $ObjId does not list")),
+                }
+            }
+            _ => plan.notes.push(String::from("file has an object ID but the volume has no $Extend\\$ObjId index")),
+        }
     }
 
     // 2b. Free the records (base first).
@@ -418,6 +438,26 @@ fn remove_attr(rec: &mut Record, off: usize, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// What an index edit looks for.
+enum Key {
+    /// A directory entry: this exact name of this file.
+    Name { name: Vec<u16>, file_ref: u64 },
+    /// A view-index key compared as little-endian u32s (`$ObjId:$O`, collation 0x13).
+    Ulongs(Vec<u8>),
+}
+
+/// NTFS `COLLATION_NTOFS_ULONGS`: compare as sequences of little-endian u32s, then by length.
+fn cmp_ulongs(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    for (x, y) in a.chunks(4).zip(b.chunks(4)) {
+        let f = |c: &[u8]| c.iter().rev().fold(0u32, |v, &b| v << 8 | b as u32);
+        match f(x).cmp(&f(y)) {
+            core::cmp::Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 /// Edits one directory's index in memory and records a write per change.
 struct Editor<'a> {
     v: &'a Ntfs,
@@ -489,11 +529,11 @@ impl Editor<'_> {
         Ok(())
     }
 
-    /// Finds the entry of `file_ref` named exactly `name`, searching the in-memory nodes.
-    fn find(&mut self, dev: &mut impl BlockDevice, name: &[u16], file_ref: u64) -> Result<Option<Vec<(NodeLoc, usize)>>> {
+    /// Finds the entry for `key`, searching the in-memory nodes.
+    fn find(&mut self, dev: &mut impl BlockDevice, key: &Key) -> Result<Option<Vec<(NodeLoc, usize)>>> {
         let mut path = Vec::new();
         let mut steps = 0usize;
-        if self.search(dev, NodeLoc::Root, name, file_ref, 0, &mut path, &mut steps)? {
+        if self.search(dev, NodeLoc::Root, key, 0, &mut path, &mut steps)? {
             Ok(Some(path))
         } else {
             Ok(None)
@@ -501,25 +541,36 @@ impl Editor<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn search(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, name: &[u16], file_ref: u64, depth: usize, path: &mut Vec<(NodeLoc, usize)>, steps: &mut usize) -> Result<bool> {
+    fn search(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, key: &Key, depth: usize, path: &mut Vec<(NodeLoc, usize)>, steps: &mut usize) -> Result<bool> {
         *steps += 1;
         if depth > MAX_INDEX_DEPTH || *steps > 4096 {
             return Err(corrupt("index block", self.dir.root.offset, "index tree too deep or looping"));
         }
         let entries = self.entries(dev, loc)?;
         for (i, e) in entries.iter().enumerate() {
-            let ord = match &e.key {
-                None => core::cmp::Ordering::Less,
-                Some(k) => self.v.upcase.cmp(name, &k.name),
+            let (ord, hit) = if e.is_end() {
+                (core::cmp::Ordering::Less, false)
+            } else {
+                match key {
+                    Key::Name { name, file_ref } => {
+                        let k = e.key.as_ref().ok_or(corrupt("directory index", self.dir.root.offset, "entry without a file name"))?;
+                        let o = self.v.upcase.cmp(name, &k.name);
+                        (o, o == core::cmp::Ordering::Equal && ref_record(e.file_ref) == ref_record(*file_ref) && k.name == *name)
+                    }
+                    Key::Ulongs(k) => {
+                        let o = cmp_ulongs(k, &e.raw_key);
+                        (o, o == core::cmp::Ordering::Equal)
+                    }
+                }
             };
-            if ord == core::cmp::Ordering::Equal && ref_record(e.file_ref) == ref_record(file_ref) && e.key.as_ref().is_some_and(|k| k.name == name) {
+            if hit {
                 path.push((loc, i));
                 return Ok(true);
             }
             if ord != core::cmp::Ordering::Greater {
                 if let Some(s) = e.sub {
                     path.push((loc, i));
-                    if self.search(dev, NodeLoc::Block(s), name, file_ref, depth + 1, path, steps)? {
+                    if self.search(dev, NodeLoc::Block(s), key, depth + 1, path, steps)? {
                         return Ok(true);
                     }
                     path.pop();
@@ -533,8 +584,8 @@ impl Editor<'_> {
     }
 
     /// Removes the entry of `file_ref` named `name`, keeping the tree valid and sorted.
-    fn remove(&mut self, dev: &mut impl BlockDevice, name: &[u16], file_ref: u64, shown: &str) -> Result<()> {
-        let path = self.find(dev, name, file_ref)?.ok_or(corrupt("directory index", self.dir.root.offset, "no index entry for a name of the file"))?;
+    fn remove(&mut self, dev: &mut impl BlockDevice, key: &Key, shown: &str) -> Result<()> {
+        let path = self.find(dev, key)?.ok_or(corrupt("directory index", self.dir.root.offset, "no index entry for a name of the file"))?;
         let &(loc, idx) = path.last().ok_or(corrupt("directory index", 0, "internal"))?;
         let entries = self.entries(dev, loc)?;
         let e = entries.get(idx).cloned().ok_or(corrupt("directory index", 0, "internal"))?;
@@ -664,7 +715,8 @@ impl Editor<'_> {
     /// Clears the bit of index block `vcn` in the directory's `$BITMAP:$I30`.
     fn free_block(&mut self, dev: &mut impl BlockDevice, vcn: u64) -> Result<()> {
         let bit = vcn * self.dir.vcn_unit / self.dir.block_size as u64;
-        let s = self.dir.file.stream(attr::BITMAP, &super::fs::I30)?;
+        let iname = self.dir.name.clone();
+        let s = self.dir.file.stream(attr::BITMAP, &iname)?;
         match s {
             Some(s @ Stream::NonResident { .. }) => {
                 let mut m = BTreeMap::new();
@@ -672,7 +724,7 @@ impl Editor<'_> {
                 clear_bits(self.v, dev, &mut self.plan, &s, &m, "index bitmap", "free the emptied index block")
             }
             Some(Stream::Resident(_)) => {
-                let Some((ri, a)) = self.dir.file.find(attr::BITMAP, &super::fs::I30).next().cloned() else { return Ok(()) };
+                let Some((ri, a)) = self.dir.file.find(attr::BITMAP, &iname).next().cloned() else { return Ok(()) };
                 if ri != self.dir.root_rec {
                     self.plan.notes.push(String::from("an unlinked index block stays marked in use (chkdsk frees it)"));
                     return Ok(());
@@ -680,7 +732,7 @@ impl Editor<'_> {
                 // Re-read the attribute from the current (edited) record.
                 let rec = &self.dir.file.records[ri];
                 let attrs = rec.attrs(self.v.boot.total_clusters)?;
-                let Some(cur) = attrs.iter().find(|x| x.type_code == attr::BITMAP && x.name == super::fs::I30) else { return Ok(()) };
+                let Some(cur) = attrs.iter().find(|x| x.type_code == attr::BITMAP && x.name == iname) else { return Ok(()) };
                 let _ = a;
                 let Form::Resident { value_offset, value_len } = cur.form else { return Ok(()) };
                 let byte = (bit / 8) as usize;
