@@ -951,3 +951,44 @@ fn apply_refuses_mounted_block_device() {
     }
     check_volume(&img);
 }
+
+/// An interior key of the index root whose successor is a 200-character name
+/// that does not fit the root's MFT record: the predecessor replaces it. The
+/// tree stays valid (ntfs-3g lists exactly the other names, ntfsfix passes).
+#[test]
+fn interior_successor_too_big_uses_predecessor() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "big.img", 32, &[], &many_files(1000));
+    let mut dev = FileDev::open(&img);
+    let (root, _, _) = tree_keys(&mut dev, "d");
+    drop(dev);
+    let k = root[0].clone();
+    let long = format!("{k}{}", "~".repeat(200));
+    with_mount(&img, &[], |m| fs::write(m.join("d").join(&long), b"long").unwrap());
+    let mut dev = FileDev::open(&img);
+    let p = plan_for(&mut dev, "d", &k);
+    assert!(p.writes.iter().any(|w| w.reason.contains("predecessor")), "{p}");
+    let before: Vec<String> = {
+        let v = open(&mut dev);
+        let r = v.lookup(&mut dev, "d").unwrap();
+        let d = v.open_dir(&mut dev, r).unwrap();
+        v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect()
+    };
+    plan::execute(&mut dev, &p, None).unwrap();
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, "d").unwrap();
+    let d = v.open_dir(&mut dev, r).unwrap();
+    let after: Vec<String> = v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect();
+    let expect: Vec<String> = before.into_iter().filter(|n| *n != k).collect();
+    assert_eq!(after, expect, "sorted order kept");
+    drop(dev);
+    check_volume(&img);
+    let listing = run(Command::new("ntfsls").args(["-a", "-p", "/d"]).arg(&img));
+    let mut theirs: Vec<&str> = listing.lines().filter(|l| *l != "." && *l != "..").collect();
+    theirs.sort();
+    let mut ours: Vec<&str> = expect.iter().map(|s| s.as_str()).collect();
+    ours.sort();
+    assert_eq!(theirs, ours);
+    assert!(!with_mount(&img, &[], |m| m.join("d").join(&k).exists()));
+    assert!(with_mount(&img, &[], |m| m.join("d").join(&long).exists()));
+}

@@ -600,36 +600,61 @@ impl Editor<'_> {
                 }
             }
             Some(sub) => {
-                // Replace with the successor (as ntfs-3g does): the first key of
-                // the leftmost leaf under the next entry's sub-node.
-                let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt("directory index", self.dir.root.offset, "interior entry without a following sub-node"))?;
-                let mut cur = NodeLoc::Block(next_sub);
-                let mut parent = (loc, idx + 1);
-                for _ in 0..=MAX_INDEX_DEPTH {
-                    let es = self.entries(dev, cur)?;
-                    match es[0].sub {
-                        Some(s) => {
-                            parent = (cur, 0);
-                            cur = NodeLoc::Block(s);
-                        }
-                        None => break,
+                // Successor first (as ntfs-3g does); when it does not fit the
+                // node, the predecessor (nothing was emitted yet: undo and retry).
+                let saved = self.node(dev, loc)?.clone();
+                let n_writes = self.plan.writes.len();
+                match self.replace_interior(dev, loc, idx, &e, sub, shown, true) {
+                    Err(NtfsError::NoSpace { .. }) => {
+                        *self.node(dev, loc)? = saved;
+                        self.plan.writes.truncate(n_writes);
+                        self.replace_interior(dev, loc, idx, &e, sub, shown, false)?;
                     }
-                }
-                let leaf_es = self.entries(dev, cur)?;
-                if leaf_es.len() < 2 {
-                    return Err(NtfsError::Unsupported { structure: "index block", offset: self.node(dev, cur)?.offset, detail: "successor leaf is empty" });
-                }
-                let x = leaf_es[0].clone();
-                let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
-                let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_default();
-                self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
-                self.emit(loc, &format!("replace interior index entry {shown:?} by its successor {xname:?}"))?;
-                self.node(dev, cur)?.splice(x.off, x.len, &[])?;
-                self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))?;
-                if let NodeLoc::Block(vcn) = cur {
-                    self.collapse_if_empty(dev, parent, vcn)?;
+                    r => r?,
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Replaces interior entry `e` (index `idx` of node `loc`, sub-node `sub`)
+    /// by its successor (the first key of the leftmost leaf right of it) or
+    /// its predecessor (the last key of the rightmost leaf under `sub`), then
+    /// removes that key from its leaf. The node is written before the leaf.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_interior(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, idx: usize, e: &Entry, sub: u64, shown: &str, successor: bool) -> Result<()> {
+        let entries = self.entries(dev, loc)?;
+        let (mut cur, mut parent) = if successor {
+            let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt("directory index", self.dir.root.offset, "interior entry without a following sub-node"))?;
+            (NodeLoc::Block(next_sub), (loc, idx + 1))
+        } else {
+            (NodeLoc::Block(sub), (loc, idx))
+        };
+        for _ in 0..=MAX_INDEX_DEPTH {
+            let es = self.entries(dev, cur)?;
+            let pick = if successor { 0 } else { es.len() - 1 };
+            match es[pick].sub {
+                Some(s) => {
+                    parent = (cur, pick);
+                    cur = NodeLoc::Block(s);
+                }
+                None => break,
+            }
+        }
+        let leaf_es = self.entries(dev, cur)?;
+        if leaf_es.len() < 2 {
+            return Err(NtfsError::Unsupported { structure: "index block", offset: self.node(dev, cur)?.offset, detail: "replacement leaf is empty" });
+        }
+        let x = if successor { leaf_es[0].clone() } else { leaf_es[leaf_es.len() - 2].clone() };
+        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
+        let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
+        let which = if successor { "successor" } else { "predecessor" };
+        self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
+        self.emit(loc, &format!("replace interior index entry {shown:?} by its {which} {xname:?}"))?;
+        self.node(dev, cur)?.splice(x.off, x.len, &[])?;
+        self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))?;
+        if let NodeLoc::Block(vcn) = cur {
+            self.collapse_if_empty(dev, parent, vcn)?;
         }
         Ok(())
     }
