@@ -232,3 +232,19 @@ fn fast_stretch_equals_the_plain_one() {
     let salt = [9u8; 16];
     assert_eq!(*keys::stretch(&initial, &salt), *keys::stretch_reference(&initial, &salt, keys::STRETCH_ROUNDS));
 }
+
+#[test]
+fn stretch_takes_a_caller_compression_function() {
+    use rescue_engine::bitlocker::keys;
+    fn counting(state: &mut [u32; 8], blocks: &[[u8; 64]; 2]) {
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        keys::stretch_compress_default()(state, blocks)
+    }
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let plain = fake_ntfs(4 << 20, 3 << 20, 512);
+    let disk = make(&plain, 512, EncryptionMethod::XtsAes128, None);
+    let mut bl = BitLocker::open(disk).unwrap();
+    bl.set_compress(counting);
+    assert!(bl.unlock_key(&UnlockKey::RecoveryPassword(RP)).is_ok());
+    assert_eq!(CALLS.load(std::sync::atomic::Ordering::Relaxed), keys::STRETCH_ROUNDS);
+}

@@ -78,10 +78,30 @@ pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
 /// The BitLocker key stretch: 2^20 rounds of SHA-256 over
 /// (last hash, initial hash, salt, round counter).
 pub fn stretch(initial: &[u8; 32], salt: &[u8; 16]) -> Key32 {
+    stretch_with(initial, salt, sha2_compress)
+}
+
+/// The compression function [`stretch`] uses (the `sha2` crate's).
+pub fn stretch_compress_default() -> Compress {
+    sha2_compress
+}
+
+fn sha2_compress(state: &mut [u32; 8], blocks: &[[u8; 64]; 2]) {
+    sha2::compress256(state, &[*GenericArray::from_slice(&blocks[0]), *GenericArray::from_slice(&blocks[1])]);
+}
+
+/// A SHA-256 compression function over two 64-byte blocks.
+pub type Compress = fn(&mut [u32; 8], &[[u8; 64]; 2]);
+
+/// The key stretch with a caller-supplied SHA-256 compression function: the
+/// UEFI front end, where the `sha2` crate runs its software code, can pass
+/// one that uses the SHA extensions after checking CPUID (see
+/// [`super::BitLocker::set_compress`]).
+pub fn stretch_with(initial: &[u8; 32], salt: &[u8; 16], compress: Compress) -> Key32 {
     // The 88-byte message is two SHA-256 blocks: (last hash, initial hash),
     // then (salt, counter, padding, length). Calling the compression function
-    // directly skips the hasher's buffering; on the host it uses SHA-NI when
-    // the CPU has it (runtime detection inside `sha2`).
+    // directly skips the hasher's buffering; on the host `sha2` uses SHA-NI
+    // when the CPU has it (runtime detection inside the crate).
     const IV: [u32; 8] = [
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
     ];
@@ -94,10 +114,9 @@ pub fn stretch(initial: &[u8; 32], salt: &[u8; 16]) -> Key32 {
     for i in 0..STRETCH_ROUNDS {
         blocks[1][16..24].copy_from_slice(&i.to_le_bytes());
         *state = IV;
-        let b = &mut *blocks;
-        sha2::compress256(&mut state, &[(*GenericArray::from_slice(&b[0])), (*GenericArray::from_slice(&b[1]))]);
+        compress(&mut state, &blocks);
         for (j, w) in state.iter().enumerate() {
-            b[0][j * 4..j * 4 + 4].copy_from_slice(&w.to_be_bytes());
+            blocks[0][j * 4..j * 4 + 4].copy_from_slice(&w.to_be_bytes());
         }
     }
     let mut out = Zeroizing::new([0u8; 32]);

@@ -69,6 +69,7 @@ pub struct BitLocker<D> {
     dev: D,
     pub header: VolumeHeader,
     pub metadata: Metadata,
+    compress: keys::Compress,
 }
 
 impl<D: BlockDevice> BitLocker<D> {
@@ -81,7 +82,13 @@ impl<D: BlockDevice> BitLocker<D> {
         dev.read_at(0, &mut s)?;
         let header = header::parse(&s)?;
         let metadata = Metadata::read(&mut dev, &header)?;
-        Ok(BitLocker { dev, header, metadata })
+        Ok(BitLocker { dev, header, metadata, compress: keys::stretch_compress_default() })
+    }
+
+    /// Uses `compress` (a SHA-256 compression function, e.g. one using the
+    /// CPU's SHA extensions) for the 2^20-round key stretch.
+    pub fn set_compress(&mut self, compress: keys::Compress) {
+        self.compress = compress;
     }
 
     /// The key protectors, in metadata order.
@@ -176,7 +183,7 @@ impl<D: BlockDevice> BitLocker<D> {
         for p in self.protectors().iter().filter(|p| p.kind == kind) {
             any = true;
             let Some(salt) = p.salt else { continue };
-            let k = keys::stretch(initial, &salt);
+            let k = keys::stretch_with(initial, &salt, self.compress);
             if let Some(v) = Self::open_vmk(p, &k[..]) {
                 return Ok((p.key_id, v));
             }
