@@ -26,8 +26,9 @@
 //! (as Windows and ntfs-3g do), but the `$Reparse` and `$Quota` indexes and
 //! the USN journal are not updated (reparse points are refused; quota
 //! charges and USN records are left to Windows); compressed and EFS files are
-//! reported and left alone; an interior index entry whose successor does not
-//! fit its node is refused ([`NtfsError::NoSpace`]) rather than split.
+//! reported and left alone; an interior index entry whose successor and
+//! predecessor both do not fit its node is refused ([`NtfsError::NoSpace`])
+//! rather than split.
 //!
 //! Guarantees shared by every function here: the device is passed per call;
 //! disk data never causes a panic; every allocation is capped (by the volume
