@@ -280,3 +280,98 @@ fn reboot_boots_windows_next_without_touching_boot_order() {
     assert_eq!(var(&printed2, "BootNext"), None);
     assert_eq!(var(&printed, "BootOrder"), var(&printed2, "BootOrder"), "BootOrder differs with and without the agent's BootNext");
 }
+
+/// The Key ID of the recovery-password protector, as `rescue bitlocker info` shows it.
+fn recovery_key_id(disk: &TestDisk) -> String {
+    let info = ok(rescue().arg("bitlocker").arg("info").arg(&disk.path));
+    let line = info.lines().find(|l| l.contains("recovery password")).unwrap_or_else(|| panic!("no recovery protector:\n{info}"));
+    line.split(['{', '}']).nth(1).unwrap().to_string()
+}
+
+const PIN: &str = "2468-site";
+
+/// A keyed stick: the default profile plus `keys_csv`, sealed with [`PIN`].
+fn keyed_stick(dir: &Path, keys_csv: &str) -> PathBuf {
+    let keys = dir.join("keys.csv");
+    std::fs::write(&keys, keys_csv).unwrap();
+    let pin = dir.join("pin.txt");
+    std::fs::write(&pin, format!("{PIN}\n")).unwrap();
+    let stick = dir.join("keyed.img");
+    ok(rescue()
+        .arg("build")
+        .arg("--profile")
+        .arg(default_profile())
+        .arg("--keys")
+        .arg(&keys)
+        .arg("--pin-file")
+        .arg(&pin)
+        .args(["--size", "40", "--out"])
+        .arg(&stick));
+    stick
+}
+
+/// Boots a keyed stick with a BitLocker disk, drives it with `script`, returns the run.
+fn boot_keyed(stick: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -> Run {
+    let mut vm = Qemu::boot(stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    script(&mut vm);
+    vm.wait_exit(Duration::from_secs(240));
+    let lines = vm.agent_lines();
+    let reports: Vec<String> = stick_list(stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    assert_eq!(reports.len(), 1, "{reports:?}\n{}", vm.serial_text());
+    let report = serde_json::from_slice(&stick_file(stick, &reports[0]).unwrap()).unwrap();
+    Run { stick: stick.to_path_buf(), report, lines }
+}
+
+#[test]
+fn keyed_image_unlocks_after_the_pin_wrong_pin_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let stick = keyed_stick(dir.path(), &format!("KeyID,RecoveryKey\r\n{{{}}},{RP}\r\n", recovery_key_id(&disk)));
+    let run = boot_keyed(&stick, &disk, |vm| {
+        vm.wait_line(|l| l.starts_with("PIN:"), Duration::from_secs(120));
+        vm.type_text("1357\r");
+        vm.wait_line(|l| l.starts_with("Wrong PIN"), Duration::from_secs(120));
+        vm.type_text(&format!("{PIN}\r"));
+    });
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert!(run.lines.iter().all(|l| !l.starts_with("KEY: ")), "a recovery key was asked for: {:#?}", run.lines);
+    assert!(run.lines.iter().all(|l| !l.contains(PIN)), "the PIN was echoed");
+    assert!(run.report["bitlocker"][0]["unlocked_by"].as_str().unwrap().starts_with("site key"), "{}", run.report["bitlocker"]);
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+#[test]
+fn keyed_image_without_this_disks_key_falls_back_to_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let stick = keyed_stick(dir.path(), &format!("KeyID,RecoveryKey\n12345678-1234-1234-1234-123456789ABC,{OTHER_RP}\n"));
+    let run = boot_keyed(&stick, &disk, |vm| {
+        vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+        vm.type_text(&format!("{RP}\r"));
+    });
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert!(run.lines.iter().any(|l| l == "The stick holds no key for this volume."), "{:#?}", run.lines);
+    assert!(run.lines.iter().all(|l| !l.starts_with("PIN:")), "the PIN was asked although no key matched");
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+#[test]
+fn tampered_key_file_is_detected_and_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let stick = keyed_stick(dir.path(), &format!("KeyID,RecoveryKey\n{},{RP}\n", recovery_key_id(&disk)));
+    // Flip one byte of the sealed file on the stick, with mtools.
+    let mut sealed = stick_file(&stick, "rescue/keys.sealed").expect("keys.sealed on the stick");
+    let at = sealed.len() / 2;
+    sealed[at] ^= 0x01;
+    let altered = dir.path().join("keys.sealed");
+    std::fs::write(&altered, &sealed).unwrap();
+    ok(std::process::Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", stick.display())).arg(&altered).arg("::/rescue/keys.sealed"));
+    let run = boot_keyed(&stick, &disk, |vm| {
+        vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+        vm.type_text(&format!("{RP}\r"));
+    });
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert!(run.lines.iter().any(|l| l.contains("site key file") && l.contains("unusable")), "{:#?}", run.lines);
+    disk.check_with_ntfs3g(&[BAD]);
+}

@@ -24,3 +24,4 @@ pub mod bootopt;
 pub mod banner;
 pub mod diskid;
 pub mod keyring;
+pub mod sitekeys;

@@ -13,6 +13,7 @@ use console::{Clock, Console};
 use rescue_engine::banner;
 use rescue_engine::profile::{FinishAction, Profile};
 use rescue_engine::session::{self, Disk, Outcome};
+use rescue_engine::sitekeys::StickKeys;
 use rescue_engine::version;
 use stick::Stick;
 use uefi::prelude::*;
@@ -103,7 +104,19 @@ fn main() -> Status {
     let machine = firmware::machine();
     let serial = machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
     stick.run_id = format!("{stamp}-{}", sanitize(&serial));
-    let mut report = session::run(&profile, &mut found, &mut con, &mut stick, &mut session::NoSiteKeys, &|| clock.ms());
+    // Site keys (keyed images): the PIN is asked only when a volume needs one.
+    let mut site_keys = stick.read("\\rescue\\keys.sealed").ok().map(|b| StickKeys::new(&b));
+    if let Some(k) = &site_keys {
+        con.line(&format!("site keys: {}", k.describe()));
+    }
+    let keys: &mut dyn session::KeySource = match &mut site_keys {
+        Some(k) => k,
+        None => &mut session::NoSiteKeys,
+    };
+    let mut report = session::run(&profile, &mut found, &mut con, &mut stick, keys, &|| clock.ms());
+    if let Some(k) = &site_keys {
+        report.notes.push(format!("site keys: {}", k.describe()));
+    }
     for w in core::mem::take(&mut stick.warnings) {
         con.colored(&format!("warning: {w}"), Color::Yellow);
     }
