@@ -141,6 +141,15 @@ impl UefiDisk {
         Ok(())
     }
 
+    /// The next piece of a transfer at byte `pos` with `left` bytes to go:
+    /// (first block, bytes to skip in it, bytes moved, whole-block span).
+    fn chunk(&self, pos: u64, left: usize) -> (u64, usize, usize, usize) {
+        let skip = (pos % self.block) as usize;
+        let want = left.min(CHUNK as usize);
+        let span = (skip + want).div_ceil(self.block as usize) * self.block as usize;
+        (pos / self.block, skip, want, span)
+    }
+
     fn write_blocks(&mut self, lba: u64, data: &[u8]) -> Result<(), IoError> {
         let (mut v, s) = self.scratch(data.len());
         v[s..s + data.len()].copy_from_slice(data);
@@ -160,11 +169,7 @@ impl BlockDevice for UefiDisk {
         check_range(offset, buf.len(), self.size)?;
         let mut done = 0usize;
         while done < buf.len() {
-            let pos = offset + done as u64;
-            let first = pos / self.block;
-            let skip = (pos % self.block) as usize;
-            let want = (buf.len() - done).min(CHUNK as usize);
-            let span = (skip + want).div_ceil(self.block as usize) * self.block as usize;
+            let (first, skip, want, span) = self.chunk(offset + done as u64, buf.len() - done);
             let mut tmp = vec![0u8; span];
             self.read_blocks(first, &mut tmp)?;
             buf[done..done + want].copy_from_slice(&tmp[skip..skip + want]);
@@ -179,11 +184,7 @@ impl BlockDevice for UefiDisk {
         }
         let mut done = 0usize;
         while done < buf.len() {
-            let pos = offset + done as u64;
-            let first = pos / self.block;
-            let skip = (pos % self.block) as usize;
-            let want = (buf.len() - done).min(CHUNK as usize);
-            let span = (skip + want).div_ceil(self.block as usize) * self.block as usize;
+            let (first, skip, want, span) = self.chunk(offset + done as u64, buf.len() - done);
             let mut tmp = vec![0u8; span];
             if skip != 0 || want % self.block as usize != 0 {
                 // Partial blocks at either end: read, modify, write.
