@@ -71,7 +71,7 @@ pub fn parse_attrs(rec: &Record, total_clusters: u64) -> Result<Vec<Attr>> {
             return Ok(out);
         }
         let len = le32(d, o + 4).ok_or(corrupt("attribute", at(o), "short"))? as usize;
-        if len < 0x18 || len % 8 != 0 || o.checked_add(len).map_or(true, |e| e + 4 > used) {
+        if len < 0x18 || len % 8 != 0 || o.checked_add(len).is_none_or(|e| e + 4 > used) {
             return Err(corrupt("attribute", at(o), "length out of range"));
         }
         let a = &d[o..o + len];
@@ -90,7 +90,7 @@ pub fn parse_attrs(rec: &Record, total_clusters: u64) -> Result<Vec<Attr>> {
             0 => {
                 let vl = le32(a, 0x10).unwrap_or(u32::MAX) as usize;
                 let vo = le16(a, 0x14).unwrap_or(0) as usize;
-                if vo.checked_add(vl).map_or(true, |e| e > len) || (vl > 0 && vo < 0x18) {
+                if vo.checked_add(vl).is_none_or(|e| e > len) || (vl > 0 && vo < 0x18) {
                     return Err(corrupt("attribute", at(o), "resident value outside the attribute"));
                 }
                 Form::Resident { value_offset: o + vo, value_len: vl }

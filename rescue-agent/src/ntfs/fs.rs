@@ -95,6 +95,9 @@ pub struct Directory {
     pub view: bool,
 }
 
+/// A found entry: the path of (node, entry index) from the root, and the entry.
+pub type Found = (Vec<(NodeLoc, usize)>, Entry);
+
 /// Where a node lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeLoc {
@@ -237,7 +240,7 @@ impl Ntfs {
                 buf.copy_from_slice(&v[pos as usize..end as usize]);
             }
             Stream::NonResident { runs, data_size, initialized, offset, .. } => {
-                if pos.checked_add(len).map_or(true, |e| e > *data_size) {
+                if pos.checked_add(len).is_none_or(|e| e > *data_size) {
                     return Err(corrupt("attribute", *offset, "read beyond the stream"));
                 }
                 let valid = initialized.saturating_sub(pos).min(len) as usize;
@@ -350,7 +353,7 @@ impl Ntfs {
         };
         let pos = vcn.checked_mul(dir.vcn_unit).ok_or(corrupt("index entry", dir.root.offset, "sub-node VCN overflow"))?;
         let bs = dir.block_size as u64;
-        if pos % bs != 0 || pos.checked_add(bs).map_or(true, |e| e > *data_size) {
+        if pos % bs != 0 || pos.checked_add(bs).is_none_or(|e| e > *data_size) {
             return Err(corrupt("$INDEX_ALLOCATION", *offset, "sub-node VCN outside the allocation"));
         }
         runs::extents(runs, self.cluster(), pos, bs, *offset)?.into_iter().map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt("$INDEX_ALLOCATION", *offset, "sparse index block"))).collect()
@@ -401,14 +404,14 @@ impl Ntfs {
     /// Finds the entry for `name` in `dir`; when `target` is given, only an
     /// entry of that record with exactly that name (case-sensitive) counts.
     /// Returns the path of (node, entry index) from the root to the entry.
-    pub fn find_entry(&self, dev: &mut impl BlockDevice, dir: &Directory, name: &[u16], target: Option<u64>) -> Result<Option<(Vec<(NodeLoc, usize)>, Entry)>> {
+    pub fn find_entry(&self, dev: &mut impl BlockDevice, dir: &Directory, name: &[u16], target: Option<u64>) -> Result<Option<Found>> {
         let mut path = Vec::new();
         let mut seen = BTreeSet::new();
         self.search(dev, dir, NodeLoc::Root, &dir.root, name, target, 0, &mut seen, &mut path)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn search(&self, dev: &mut impl BlockDevice, dir: &Directory, loc: NodeLoc, node: &Node, name: &[u16], target: Option<u64>, depth: usize, seen: &mut BTreeSet<u64>, path: &mut Vec<(NodeLoc, usize)>) -> Result<Option<(Vec<(NodeLoc, usize)>, Entry)>> {
+    fn search(&self, dev: &mut impl BlockDevice, dir: &Directory, loc: NodeLoc, node: &Node, name: &[u16], target: Option<u64>, depth: usize, seen: &mut BTreeSet<u64>, path: &mut Vec<(NodeLoc, usize)>) -> Result<Option<Found>> {
         if depth > MAX_INDEX_DEPTH {
             return Err(corrupt("index block", node.offset, "index tree too deep (loop?)"));
         }

@@ -62,7 +62,7 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
         let in_use = le16(&page, ra_off + 0x0C).unwrap_or(0);
         let flags = le16(&page, ra_off + 0x0E).unwrap_or(0);
         let st = if in_use == 0xFFFF || flags & RESTART_VOLUME_IS_CLEAN != 0 { JournalState::Clean } else { JournalState::Unclean };
-        if best.map_or(true, |(l, _)| lsn >= l) {
+        if best.is_none_or(|(l, _)| lsn >= l) {
             best = Some((lsn, st));
         }
         page_at += sys_page;
@@ -119,7 +119,7 @@ mod tests {
         chkd[..4].copy_from_slice(b"CHKD");
         assert!(state(&log(chkd, page(1, 1, 2, 0, 4)), 0).is_err());
         assert!(state(&vec![0u8; 65536], 0).is_err());
-        assert!(state(&vec![0xFF; 100], 0).is_err());
+        assert!(state(&[0xFF; 100], 0).is_err());
         // A torn restart page (USN mismatch) is an error, not a guess.
         let mut torn = page(1, 1, 2, 0, 5);
         torn[1022] = 7;

@@ -37,6 +37,9 @@
 //! [`MAX_EXTENSION_RECORDS`], visited sets for index blocks). Errors name the
 //! structure and carry its byte offset on the volume.
 
+// Byte-layout checks read better as `% 8 != 0`; `is_multiple_of` needs Rust 1.87 (MSRV is 1.85).
+#![allow(clippy::manual_is_multiple_of)]
+
 pub mod attr;
 pub mod attrlist;
 pub mod boot;

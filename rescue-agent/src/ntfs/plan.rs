@@ -262,7 +262,7 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
     let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| ref_record(fname.parent) == ref_record(dir_ref)).collect();
     let mut remove: Vec<usize> = Vec::new(); // indexes into `all`
     for (i, (_, _, fname)) in all.iter().enumerate() {
-        if ref_record(fname.parent) == ref_record(dir_ref) && names.iter().any(|x| *x == fname.name) {
+        if ref_record(fname.parent) == ref_record(dir_ref) && names.contains(&fname.name) {
             remove.push(i);
         }
     }

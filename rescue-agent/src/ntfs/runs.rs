@@ -51,7 +51,7 @@ pub fn decode(b: &[u8], lowest_vcn: u64, total_clusters: u64, offset: u64) -> Re
                 d = (d << shift) >> shift;
             }
             lcn = lcn.checked_add(d).ok_or(err(i, "cluster number overflow"))?;
-            if lcn < 0 || (lcn as u64).checked_add(len).map_or(true, |e| e > total_clusters) {
+            if lcn < 0 || (lcn as u64).checked_add(len).is_none_or(|e| e > total_clusters) {
                 return Err(err(i, "run lies outside the volume"));
             }
             Some(lcn as u64)
