@@ -145,7 +145,6 @@ impl KeySet {
 
     /// Like [`KeySet::add_file`] on bytes already read.
     pub fn add_bytes(&mut self, path: &Path, bytes: &[u8]) {
-        let before = self.entries.len();
         let mut problem = |line: usize, severity: Severity, message: String| {
             self.problems.push(Problem { file: path.to_path_buf(), line, severity, message });
         };
@@ -205,7 +204,6 @@ impl KeySet {
             seen.insert(e.key_id.0, self.entries.len());
             self.entries.push(e);
         }
-        let _ = before;
     }
 
     pub fn errors(&self) -> usize {
