@@ -255,6 +255,36 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
     assert!(!o.status.success(), "a tampered shim was accepted");
     assert!(String::from_utf8_lossy(&o.stderr).contains("no signature holds"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!out.exists());
+
+    // Validly signed, but by the wrong keys: shim by us (not under Microsoft's
+    // UEFI CA), or MokManager by us (not by the vendor key shim carries).
+    let sign_with_ours = |from: &Path, to: &Path| {
+        ok(rescue().args(["secureboot", "sign", "--key"]).arg(&k.key).arg("--cert").arg(&k.crt).arg(from).arg("--out").arg(to));
+    };
+    let build_with = |shim: &Path, mm: &Path| {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::copy(shim, d.path().join("shimx64.efi.signed")).unwrap();
+        std::fs::copy(mm, d.path().join("mmx64.efi.signed")).unwrap();
+        let out = d.path().join("o.img");
+        let o = run(rescue()
+            .arg("build")
+            .arg("--profile")
+            .arg(default_profile())
+            .arg("--out")
+            .arg(&out)
+            .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--shim-dir"])
+            .arg(d.path()));
+        assert!(!out.exists());
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let our_shim = dir.path().join("our-shim.efi");
+    sign_with_ours(&shim_dir.join("shimx64.efi"), &our_shim);
+    let (good, err) = build_with(&our_shim, &shim_dir.join("mmx64.efi.signed"));
+    assert!(!good && err.contains("not signed under Microsoft"), "{err}");
+    let our_mm = dir.path().join("our-mm.efi");
+    sign_with_ours(&shim_dir.join("mmx64.efi"), &our_mm);
+    let (good, err) = build_with(&shim_dir.join("shimx64.efi.signed"), &our_mm);
+    assert!(!good && err.contains("not signed by the key shim trusts"), "{err}");
 }
 
 // ---- QEMU with Secure Boot on ----
@@ -327,4 +357,156 @@ fn secure_boot_refuses_an_agent_altered_by_one_byte() {
     alter_one_byte(&agent);
     put_on_stick(&stick, "EFI/BOOT/BOOTX64.EFI", &agent);
     refused(&stick, &vars);
+}
+
+// ---- shim + MOK, with Microsoft's keys ----
+
+/// The serial text with terminal escape sequences removed.
+fn screen(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while let Some(&n) = chars.peek() {
+                    chars.next();
+                    if n.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Drives a text-mode firmware UI over the serial console: each step waits
+/// for text that appears after the previous step's keys, then types.
+struct Driver {
+    mark: usize,
+}
+
+impl Driver {
+    /// The screen text that arrived since the last keys were typed.
+    fn since(&self, vm: &Qemu) -> String {
+        let s = vm.serial_text();
+        let mut m = self.mark.min(s.len());
+        while !s.is_char_boundary(m) {
+            m += 1;
+        }
+        screen(&s[m..])
+    }
+
+    fn wait(&self, vm: &mut Qemu, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let seen = self.since(vm);
+            if seen.contains(text) {
+                // Let the UI finish drawing and start reading keys.
+                std::thread::sleep(Duration::from_millis(1500));
+                return self.since(vm);
+            }
+            assert!(
+                std::time::Instant::now() < deadline && vm.running(),
+                "waited in vain for {text:?}; the screen since the last keys:\n{seen}\nwhole serial:\n{}",
+                screen(&vm.serial_text())
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn keys(&mut self, vm: &mut Qemu, keys: &str) {
+        self.mark = vm.serial_text().len();
+        vm.type_text(keys);
+    }
+}
+
+const DOWN: &str = "\u{1b}[B";
+const ENTER: &str = "\r";
+
+/// The position of `name` among the entries MokManager lists after
+/// `header`: each entry sits in its own box, drawn with code page 437
+/// bytes (not ASCII once read as UTF-8); the first repeated entry ends the list.
+fn menu_index(screen: &str, header: &str, name: &str) -> usize {
+    let tail = &screen[screen.rfind(header).map_or(0, |i| i + header.len())..];
+    let mut items: Vec<&str> = Vec::new();
+    for part in tail.split(|c: char| !c.is_ascii()).map(str::trim).filter(|t| !t.is_empty()) {
+        if items.contains(&part) {
+            break;
+        }
+        items.push(part);
+    }
+    items.iter().position(|t| *t == name).unwrap_or_else(|| panic!("{name:?} not in the menu {items:?}"))
+}
+
+/// Takes the agent without its `.sbat` section (renamed), signed with our key.
+fn signed_agent_without_sbat(dir: &Path) -> PathBuf {
+    let plain = build_image(dir, "plain.img", &[]);
+    let mut efi = stick_file(&plain, "EFI/BOOT/BOOTX64.EFI").unwrap();
+    let at = efi.windows(8).position(|w| w == b".sbat\0\0\0").expect("the agent has an .sbat section header");
+    efi[at..at + 8].copy_from_slice(b".nosbat\0");
+    let unsigned = dir.join("nosbat.efi");
+    std::fs::write(&unsigned, efi).unwrap();
+    let signed = dir.join("nosbat-signed.efi");
+    let k = key();
+    ok(rescue().args(["secureboot", "sign", "--key"]).arg(&k.key).arg("--cert").arg(&k.crt).arg(&unsigned).arg("--out").arg(&signed));
+    assert!(sbverify(&k.crt, &signed), "the no-.sbat agent must carry a good signature for this test to mean anything");
+    signed
+}
+
+#[test]
+fn shim_mokmanager_enrolls_our_key_then_the_agent_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("vars.fd");
+    std::fs::copy(OVMF_VARS_MS, &vars).expect("OVMF_VARS_4M.ms.fd is missing: run scripts/test, which installs ovmf");
+    let stick = signed_stick(dir.path(), "shim.img", &["--shim"]);
+
+    // First boot: shim starts, refuses our (not yet trusted) agent, runs MokManager.
+    let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
+    let mut ui = Driver { mark: 0 };
+    ui.wait(&mut vm, "Verification failed: (0x1A) Security Violation");
+    assert!(!vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")), "the agent ran before its key was enrolled");
+    ui.keys(&mut vm, ENTER);
+    ui.wait(&mut vm, "Press any key to perform MOK management");
+    ui.keys(&mut vm, " ");
+    let menu = ui.wait(&mut vm, "Enroll hash from disk");
+    let i = menu_index(&menu, "Perform MOK management", "Enroll key from disk");
+    ui.keys(&mut vm, &(DOWN.repeat(i) + ENTER));
+    ui.wait(&mut vm, "Remember to make sure it is a genuine key before Enrolling it");
+    ui.keys(&mut vm, ENTER); // the only volume: the stick
+    let root = ui.wait(&mut vm, "rescue/");
+    let i = menu_index(&root, "Enrolling it", "rescue/");
+    ui.keys(&mut vm, &(DOWN.repeat(i) + ENTER));
+    let folder = ui.wait(&mut vm, "Rescue-Test.der");
+    let i = menu_index(&folder, "Enrolling it", "Rescue-Test.der");
+    ui.keys(&mut vm, &(DOWN.repeat(i) + ENTER));
+    ui.wait(&mut vm, "[Enroll MOK]");
+    ui.keys(&mut vm, &(DOWN.to_string() + ENTER)); // Continue
+    ui.wait(&mut vm, "Enroll the key(s)?");
+    ui.keys(&mut vm, &(DOWN.to_string() + ENTER)); // Yes
+    ui.wait(&mut vm, "Reboot");
+    ui.keys(&mut vm, ENTER);
+    vm.wait_exit(Duration::from_secs(60));
+    drop(vm);
+
+    // Second boot, same varstore (MokList lives there): shim runs the agent.
+    let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
+    vm.wait_exit(Duration::from_secs(120));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l == BANNER), "no banner after enrolling:\n{}", screen(&vm.serial_text()));
+    assert!(lines.iter().any(|l| l == "secure boot: SecureBoot=1, SetupMode=0, Shim=yes"), "{lines:?}");
+    drop(vm);
+
+    // Same varstore, an agent signed with the same (now trusted) key but
+    // without .sbat: shim refuses it.
+    let nosbat = signed_agent_without_sbat(dir.path());
+    put_on_stick(&stick, "EFI/BOOT/grubx64.efi", &nosbat);
+    let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
+    let said = vm.wait_serial(|s| s.contains("Security Violation") || s.contains(BANNER), Duration::from_secs(60));
+    assert!(said, "shim said nothing within 60 s:\n{}", screen(&vm.serial_text()));
+    assert!(!vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")), "shim ran an agent without .sbat:\n{}", screen(&vm.serial_text()));
+    assert!(screen(&vm.serial_text()).contains("Verification failed: (0x1A) Security Violation"));
 }

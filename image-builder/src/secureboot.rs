@@ -204,19 +204,31 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
         bail!("the agent has no .sbat section: shim would refuse it; use an agent built by this version of rescue");
     }
     let (shim, shim_checks) = signed_binary(&dir.join("shimx64.efi.signed"))?;
-    if !shim_checks.iter().any(|c| c.ok() && c.signer_issuer.as_deref().is_some_and(|i| i.contains("Microsoft"))) {
+    let by_microsoft = |c: &sign::SignatureCheck| {
+        c.ok() && c.issuer_cert_sha256.as_deref().is_some_and(|fp| MICROSOFT_UEFI_CAS.iter().any(|(_, known)| *known == fp))
+    };
+    if !shim_checks.iter().any(by_microsoft) {
         bail!(
-            "{}: not signed by Microsoft (signers: {}); PCs trusting Microsoft's third-party UEFI CA would refuse it",
+            "{}: not signed under Microsoft's third-party UEFI CA (signers: {}); PCs with Secure Boot would refuse it",
             dir.join("shimx64.efi.signed").display(),
             shim_checks.iter().filter_map(|c| c.signer_subject.clone()).collect::<Vec<_>>().join("; ")
         );
     }
+    // MokManager is signed by the shim vendor's CA, whose certificate shim carries in .vendor_cert.
+    let vendor = vendor_cert(&shim).with_context(|| format!("{}: no vendor certificate in .vendor_cert", dir.join("shimx64.efi.signed").display()))?;
     let (mm, mm_checks) = signed_binary(&dir.join("mmx64.efi.signed"))?;
+    if !mm_checks.iter().any(|c| c.ok() && c.signer_cert.as_ref().is_some_and(|s| vendor.issued(s) || s.der == vendor.der)) {
+        bail!(
+            "{}: not signed by the key shim trusts ({}); shim would refuse to start it",
+            dir.join("mmx64.efi.signed").display(),
+            vendor.subject()
+        );
+    }
     let signer_list = |cs: &[sign::SignatureCheck]| {
         cs.iter().filter(|c| c.ok()).filter_map(|c| c.signer_issuer.clone()).collect::<Vec<_>>().join("; ")
     };
-    notes.push(format!("{}; signed by {}", describe("shim", &shim), signer_list(&shim_checks)));
-    notes.push(format!("{}; signed by {}", describe("MokManager", &mm), signer_list(&mm_checks)));
+    notes.push(format!("{}; signed by {} (checked)", describe("shim", &shim), signer_list(&shim_checks)));
+    notes.push(format!("{}; signed by {} (checked against shim's vendor certificate)", describe("MokManager", &mm), signer_list(&mm_checks)));
     let der_path = format!("{}/{}.der", stick::RESCUE_DIR, plan.cert_name);
     notes.push(format!("certificate for \"Enroll key from disk\": {der_path}"));
     files.file(stick::AGENT_PATH, shim);
@@ -255,6 +267,24 @@ pub fn plan(key: Option<&Path>, cert: Option<&Path>, shim: bool, shim_dir: Optio
         cert_name,
         shim_dir: shim.then(|| shim_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(DEFAULT_SHIM_DIR))),
     }))
+}
+
+/// Microsoft's third-party UEFI CAs (SHA-256 of the certificates that sign
+/// shim; the same ones Microsoft ships for firmware db).
+pub const MICROSOFT_UEFI_CAS: [(&str, &str); 2] = [
+    ("Microsoft Corporation UEFI CA 2011", "48e99b991f57fc52f76149599bff0a58c47154229b9f8d603ac40d3500248507"),
+    ("Microsoft UEFI CA 2023", "f6124e34125bee3fe6d79a574eaa7b91c0e7bd9d929c1a321178efd611dad901"),
+];
+
+/// The certificate shim trusts for its vendor's binaries: shim's
+/// `.vendor_cert` section starts with the sizes and offsets (u32 each) of
+/// the authorized and deauthorized lists; the authorized one is a DER certificate.
+fn vendor_cert(shim: &[u8]) -> Option<Cert> {
+    let info = sign::pe::parse(shim).ok()?;
+    let s = sign::pe::section(shim, &info, ".vendor_cert")?;
+    let u = |at: usize| s.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let (size, offset) = (u(0)?, u(8)?);
+    Cert::from_der(s.get(offset..offset.checked_add(size)?)?).ok()
 }
 
 /// Where Debian's shim-signed and shim-helpers-amd64-signed put their files.

@@ -18,7 +18,7 @@ pub const MIN_BITS: usize = 2048;
 pub const MAX_BITS: usize = 4096;
 
 /// A certificate as parsed, with its exact DER encoding.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Cert {
     pub der: Vec<u8>,
     pub cert: Certificate,
@@ -49,6 +49,21 @@ impl Cert {
     pub fn rsa_public_key(&self) -> Result<RsaPublicKey> {
         let spki = self.cert.tbs_certificate.subject_public_key_info.to_der()?;
         RsaPublicKey::from_public_key_der(&spki).map_err(|e| anyhow::anyhow!("the certificate's key is not an RSA key ({e})"))
+    }
+
+    /// Whether this certificate issued `child`: its subject is the child's
+    /// issuer and its RSA key verifies the child's sha256WithRSAEncryption signature.
+    pub fn issued(&self, child: &Cert) -> bool {
+        use rsa::signature::Verifier;
+        let c = &child.cert;
+        if c.tbs_certificate.issuer != self.cert.tbs_certificate.subject
+            || c.signature_algorithm.oid != der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11")
+        {
+            return false;
+        }
+        let (Ok(key), Ok(tbs), Some(sig)) = (self.rsa_public_key(), c.tbs_certificate.to_der(), c.signature.as_bytes()) else { return false };
+        rsa::pkcs1v15::Signature::try_from(sig)
+            .is_ok_and(|s| rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify(&tbs, &s).is_ok())
     }
 
     /// DER of the issuer Name and of the serial number INTEGER, as a

@@ -84,8 +84,18 @@ pub fn parse(d: &[u8]) -> Result<PeInfo> {
         let s = table + i * 40;
         let name_bytes = d.get(s..s + 8).with_context(|| format!("PE: section table truncated at byte {s}"))?;
         let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(8);
+        let mut name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
+        // Names longer than 8 bytes are "/N": offset N into the COFF string
+        // table, which follows the symbol table (GNU ld does this for images).
+        if let Some(off) = name.strip_prefix('/').and_then(|n| n.parse::<usize>().ok()) {
+            let strtab = u32_at(d, coff + 8)? as usize + u32_at(d, coff + 12)? as usize * 18;
+            if let Some(tail) = d.get(strtab + off..) {
+                let end = tail.iter().take(256).position(|&b| b == 0).unwrap_or(0);
+                name = String::from_utf8_lossy(&tail[..end]).into_owned();
+            }
+        }
         let sec = Section {
-            name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
+            name,
             virtual_size: u32_at(d, s + 8)?,
             raw_size: u32_at(d, s + 16)? as usize,
             raw_at: u32_at(d, s + 20)? as usize,

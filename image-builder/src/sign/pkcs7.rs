@@ -109,8 +109,14 @@ pub struct SignatureCheck {
     /// The signer's RSA signature over the signed attributes is valid and
     /// the attributes' messageDigest matches the signed content.
     pub signature_valid: bool,
+    /// SHA-256 fingerprint of the certificate (carried in the signature)
+    /// that issued and verifiably signed the signer's certificate.
+    pub issuer_cert_sha256: Option<String>,
     /// Why something could not be checked or did not hold.
     pub problems: Vec<String>,
+    /// The signer's certificate.
+    #[serde(skip)]
+    pub signer_cert: Option<Cert>,
 }
 
 impl SignatureCheck {
@@ -122,7 +128,9 @@ impl SignatureCheck {
             signer_sha256: None,
             hash_matches: false,
             signature_valid: false,
+            issuer_cert_sha256: None,
             problems: vec![why],
+            signer_cert: None,
         }
     }
 
@@ -179,7 +187,9 @@ pub fn check(p7: &[u8], image_hash: &[u8; 32]) -> Result<Vec<SignatureCheck>> {
         signer_sha256: None,
         hash_matches: false,
         signature_valid: false,
+        issuer_cert_sha256: None,
         problems: Vec::new(),
+        signer_cert: None,
     };
     let mut nested = Vec::new();
     if alg.first().is_some_and(|a| oid_is(a, OID_SHA256)) {
@@ -199,6 +209,8 @@ pub fn check(p7: &[u8], image_hash: &[u8; 32]) -> Result<Vec<SignatureCheck>> {
         out.signer_subject = Some(c.subject());
         out.signer_issuer = Some(c.issuer());
         out.signer_sha256 = Some(c.fingerprint());
+        out.signer_cert = Some(c.clone());
+        out.issuer_cert_sha256 = certs.iter().find(|ca| ca.issued(c)).map(Cert::fingerprint);
     } else {
         out.problems.push("the signer's certificate is not in the signature".into());
     }
