@@ -104,11 +104,11 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             if !(2..=DEFAULT_ISO_MIB).contains(&mib) {
                 bail!("--size {mib}: an ISO's boot partition must be 2-32 MiB (El Torito counts its size in 16 bits)");
             }
-            let stamp = iso::Stamp::from_unix(
+            let stamp = rescue_engine::time::civil_from_unix(
                 std::env::var("SOURCE_DATE_EPOCH")
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+                    .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)),
             );
             iso::build(&files, (mib << 20).min(iso::MAX_BOOT_IMAGE), seed, stamp)?
         }

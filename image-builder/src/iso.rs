@@ -8,6 +8,7 @@ use crate::fat;
 use crate::stick::StickFiles;
 use anyhow::{bail, Result};
 use rescue_engine::partition::{Gpt, GptEntry, Guid};
+use rescue_engine::time::Civil;
 
 /// ISO 9660 logical block size.
 pub const BLOCK: u64 = 2048;
@@ -27,48 +28,17 @@ const GPT_TAIL: u64 = 32 * 1024;
 /// Name of the boot image in the ISO's root folder.
 pub const BOOT_IMAGE_NAME: &str = "EFIBOOT.IMG;1";
 
-/// Date and time for the volume and its records.
-#[derive(Clone, Copy)]
-pub struct Stamp {
-    pub year: u16,
-    pub month: u8,
-    pub day: u8,
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
+/// A directory record's 7-byte date.
+fn record_date(c: &Civil) -> [u8; 7] {
+    [(c.year - 1900).clamp(0, 255) as u8, c.month, c.day, c.hour, c.minute, c.second, 0]
 }
 
-impl Stamp {
-    /// A UTC time from seconds since 1970.
-    pub fn from_unix(secs: u64) -> Stamp {
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        // Civil-from-days (proleptic Gregorian).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
-        Stamp { year, month, day, hour: (rem / 3600) as u8, minute: (rem / 60 % 60) as u8, second: (rem % 60) as u8 }
-    }
-
-    fn record(&self) -> [u8; 7] {
-        [(self.year - 1900) as u8, self.month, self.day, self.hour, self.minute, self.second, 0]
-    }
-
-    fn volume(&self) -> [u8; 17] {
-        let s = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}00",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        );
-        let mut out = [0u8; 17];
-        out[..16].copy_from_slice(s.as_bytes());
-        out
-    }
+/// A volume descriptor's 17-byte date ("YYYYMMDDHHMMSScc" and a zone offset of 0).
+fn volume_date(c: &Civil) -> [u8; 17] {
+    let s = format!("{:04}{:02}{:02}{:02}{:02}{:02}00", c.year, c.month, c.day, c.hour, c.minute, c.second);
+    let mut out = [0u8; 17];
+    out[..16].copy_from_slice(s.as_bytes());
+    out
 }
 
 fn both16(v: u16) -> [u8; 4] {
@@ -82,12 +52,12 @@ fn both32(v: u32) -> [u8; 8] {
 }
 
 /// A directory record for `name` (`\0` is ".", `\1` is "..").
-fn dir_record(name: &[u8], lba: u32, len: u32, is_dir: bool, stamp: &Stamp) -> Vec<u8> {
+fn dir_record(name: &[u8], lba: u32, len: u32, is_dir: bool, stamp: &Civil) -> Vec<u8> {
     let mut r = vec![0u8; 33 + name.len() + (name.len() + 1) % 2];
     r[0] = r.len() as u8;
     r[2..10].copy_from_slice(&both32(lba));
     r[10..18].copy_from_slice(&both32(len));
-    r[18..25].copy_from_slice(&stamp.record());
+    r[18..25].copy_from_slice(&record_date(stamp));
     r[25] = if is_dir { 0x02 } else { 0 };
     r[28..32].copy_from_slice(&both16(1));
     r[32] = name.len() as u8;
@@ -106,7 +76,7 @@ fn padded<const N: usize>(s: &str, pad: u8) -> [u8; N] {
 /// The bytes of a hybrid ISO whose boot image is a FAT volume of `fat_size`
 /// bytes holding `files`, as `(offset, bytes)` writes over an all-zero file of
 /// [`total_len`] bytes.
-pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Stamp) -> Result<(u64, Vec<(u64, Vec<u8>)>)> {
+pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) -> Result<(u64, Vec<(u64, Vec<u8>)>)> {
     if fat_size % BLOCK != 0 || fat_size > MAX_BOOT_IMAGE || fat_size < (1 << 20) {
         bail!("the ISO's boot image must be 1-32 MiB (El Torito counts it in 16 bits)");
     }
@@ -141,8 +111,8 @@ pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Stamp) ->
     pvd[446..574].copy_from_slice(&padded::<128>("", b' '));
     pvd[574..702].copy_from_slice(&padded::<128>("RESCUE IMAGE BUILDER", b' '));
     pvd[702..813].fill(b' ');
-    pvd[813..830].copy_from_slice(&stamp.volume());
-    pvd[830..847].copy_from_slice(&stamp.volume());
+    pvd[813..830].copy_from_slice(&volume_date(&stamp));
+    pvd[830..847].copy_from_slice(&volume_date(&stamp));
     pvd[847..863].fill(b'0');
     pvd[864..880].fill(b'0');
     pvd[881] = 1;

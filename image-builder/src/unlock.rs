@@ -213,24 +213,12 @@ pub fn bitlocker_command(c: &BitLockerCommand) -> Result<()> {
 }
 
 fn filetime_str(ft: u64) -> String {
-    let secs = (ft / 10_000_000) as i64 - 11_644_473_600;
+    let (secs, _) = rescue_engine::time::filetime_to_unix(ft);
     if ft == 0 || secs < 0 {
         return "-".into();
     }
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil date from days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+    let c = rescue_engine::time::civil_from_unix(secs);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", c.year, c.month, c.day, c.hour, c.minute, c.second)
 }
 
 fn info(volume: &Path, number: Option<u32>) -> Result<()> {

@@ -25,3 +25,4 @@ pub mod banner;
 pub mod diskid;
 pub mod keyring;
 pub mod sitekeys;
+pub mod time;

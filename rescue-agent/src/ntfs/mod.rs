@@ -166,24 +166,9 @@ pub fn ref_seq(r: u64) -> u16 {
 
 /// Formats an NT time (100 ns ticks since 1601-01-01 UTC) as RFC 3339.
 pub fn nt_time_rfc3339(t: u64) -> String {
-    let secs = t / 10_000_000;
-    let frac = t % 10_000_000;
-    // 1601-01-01 to 1970-01-01
-    let unix = secs as i64 - 11_644_473_600;
-    let days = unix.div_euclid(86400);
-    let sod = unix.rem_euclid(86400);
-    // civil from days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    alloc::format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z", sod / 3600, sod / 60 % 60, sod % 60)
+    let (unix, frac) = crate::time::filetime_to_unix(t);
+    let c = crate::time::civil_from_unix(unix);
+    alloc::format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac:07}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
 }
 
 #[cfg(test)]

@@ -1,0 +1,53 @@
+//! Calendar arithmetic for the timestamps the engine and the tool show. No
+//! clock: callers bring the time (a FILETIME from disk, the firmware's clock).
+
+/// A UTC date and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+/// Seconds from 1601-01-01 (Windows FILETIME epoch) to 1970-01-01.
+const FILETIME_TO_UNIX: i64 = 11_644_473_600;
+
+/// The UTC date and time `secs` seconds after 1970-01-01 (proleptic
+/// Gregorian; Howard Hinnant's civil-from-days).
+pub fn civil_from_unix(secs: i64) -> Civil {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil { year, month, day, hour: (sod / 3600) as u8, minute: (sod / 60 % 60) as u8, second: (sod % 60) as u8 }
+}
+
+/// A Windows FILETIME (100 ns ticks since 1601-01-01 UTC) as seconds since
+/// 1970 and the remaining 100 ns ticks.
+pub fn filetime_to_unix(ft: u64) -> (i64, u32) {
+    ((ft / 10_000_000) as i64 - FILETIME_TO_UNIX, (ft % 10_000_000) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(civil_from_unix(0), Civil { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 });
+        // The CrowdStrike update: 2024-07-19 04:09 UTC.
+        assert_eq!(civil_from_unix(1_721_362_140), Civil { year: 2024, month: 7, day: 19, hour: 4, minute: 9, second: 0 });
+        assert_eq!(civil_from_unix(951_782_400).day, 29); // 2000-02-29
+        assert_eq!(filetime_to_unix(116_444_736_000_000_001), (0, 1));
+    }
+}
