@@ -106,6 +106,8 @@ fn signed_agent_verifies_with_sbverify_and_osslsigncode() {
     let (good, text) = osslsigncode(&k.crt, &agent);
     assert!(good, "osslsigncode refused our signature:\n{text}");
     assert!(text.contains("Signature verification: ok"), "{text}");
+    // osslsigncode recomputes the PE checksum and flags a wrong one.
+    assert!(text.contains("PE checksum") && !text.contains("MISMATCH"), "{text}");
 
     // Another certificate does not verify it: the checks above can fail.
     let other = tempfile::tempdir().unwrap();
@@ -338,6 +340,18 @@ fn secure_boot_runs_the_signed_agent() {
         "report notes: {}",
         report["notes"]
     );
+}
+
+#[test]
+fn secure_boot_runs_the_signed_iso_as_cdrom() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = org_varstore(dir.path());
+    let iso = signed_stick(dir.path(), "signed.iso", &["--format", "iso"]);
+    let mut vm = Qemu::boot_secure(&iso, Media::Cdrom, &vars, &[]);
+    vm.wait_exit(Duration::from_secs(120));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l == BANNER), "no banner:\n{}", vm.serial_text());
+    assert!(lines.iter().any(|l| l == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"), "{lines:?}");
 }
 
 #[test]
