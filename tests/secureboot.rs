@@ -258,6 +258,24 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no signature holds"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!out.exists());
 
+    // An agent without .sbat would be refused by shim: the build says so first.
+    let plain = build_image(dir.path(), "plain.img", &[]);
+    let mut efi = stick_file(&plain, "EFI/BOOT/BOOTX64.EFI").unwrap();
+    let at = efi.windows(8).position(|w| w == b".sbat\0\0\0").expect("the agent has an .sbat section header");
+    efi[at..at + 8].copy_from_slice(b".nosbat\0");
+    std::fs::write(dir.path().join("nosbat.efi"), efi).unwrap();
+    let out = dir.path().join("nosbat.img");
+    let o = run(rescue()
+        .arg("build")
+        .arg("--profile")
+        .arg(default_profile())
+        .arg("--out")
+        .arg(&out)
+        .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--agent"])
+        .arg(dir.path().join("nosbat.efi")));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no .sbat section"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.exists());
+
     // Validly signed, but by the wrong keys: shim by us (not under Microsoft's
     // UEFI CA), or MokManager by us (not by the vendor key shim carries).
     let sign_with_ours = |from: &Path, to: &Path| {
