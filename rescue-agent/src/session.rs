@@ -339,12 +339,6 @@ pub fn run<D: BlockDevice>(
             }
             if windows_volume {
                 windows += 1;
-                if let Some(why) = &vr.write_refused {
-                    let blocked = vr.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != "deleted");
-                    if blocked {
-                        failures.push(format!("disk {} partition {}: {why}", n + 1, p.number));
-                    }
-                }
             }
             dr.volumes.push(index);
             result.volumes.push(vr);
@@ -352,16 +346,16 @@ pub fn run<D: BlockDevice>(
         disk_reports.push(dr);
     }
 
-    // Any matching file left in place is a failure, whatever the cause.
+    // A volume whose writes were refused (hibernated, unclean journal...)
+    // fails the run when a file to delete stayed on it; every other file
+    // left in place is already among the engine's errors.
     for v in &result.volumes {
-        for f in v.rules.iter().flat_map(|r| &r.files) {
-            if f.header_match && f.action != "deleted" && v.write_refused.is_none() {
-                failures.push(format!("{}: {}", f.path, f.reason.clone().unwrap_or_else(|| f.action.clone())));
-            }
+        let stayed = v.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != "deleted");
+        if let (Some(why), true) = (&v.write_refused, stayed) {
+            failures.push(format!("volume {} (partition {}): {why}", v.index, v.partition));
         }
     }
     failures.extend(result.errors.iter().cloned());
-    failures.dedup();
     result.ok = failures.is_empty();
     let (outcome, reason) = if !failures.is_empty() {
         (Outcome::Failed, Some(failures.join("; ")))
