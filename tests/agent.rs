@@ -375,3 +375,26 @@ fn tampered_key_file_is_detected_and_falls_back() {
     assert!(run.lines.iter().any(|l| l.contains("site key file") && l.contains("unusable")), "{:#?}", run.lines);
     disk.check_with_ntfs3g(&[BAD]);
 }
+
+#[test]
+fn corrupted_windows_volume_fails_clearly_and_is_not_written() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "broken.img", &[]);
+    // Break the $MFT's first record (its "FILE" signature), as a failing disk might.
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&disk.path).unwrap();
+    let mut boot = [0u8; 512];
+    f.read_exact_at(&mut boot, disk.part_offset).unwrap();
+    let cluster = u16::from_le_bytes([boot[11], boot[12]]) as u64 * boot[13] as u64;
+    let mft = disk.part_offset + u64::from_le_bytes(boot[0x30..0x38].try_into().unwrap()) * cluster;
+    let mut sig = [0u8; 4];
+    f.read_exact_at(&mut sig, mft).unwrap();
+    assert_eq!(&sig, b"FILE");
+    f.write_all_at(b"XXXX", mft).unwrap();
+    drop(f);
+    let before = disk_sha(&disk);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    let v = verdict(&run);
+    assert!(v.starts_with("FAILED") && v.contains("unreadable NTFS"), "{v}\n{:#?}", run.lines);
+    assert_eq!(disk_sha(&disk), before, "a corrupted volume was written to");
+}

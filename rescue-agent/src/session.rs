@@ -8,7 +8,7 @@
 
 use crate::bitlocker::{BitLocker, BitLockerError, ProtectorKind, UnlockKey};
 use crate::block::{BlockDevice, Slice};
-use crate::ntfs::Ntfs;
+use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
 use crate::profile::Profile;
 use crate::prompt::{self, Event, Key};
@@ -233,8 +233,14 @@ fn open_bitlocker<D: BlockDevice>(
 }
 
 /// True when the NTFS volume holds `Windows\System32`.
-fn is_windows<D: BlockDevice>(vol: &mut D) -> bool {
-    Ntfs::open(vol).and_then(|v| v.lookup(vol, "Windows\\System32")).is_ok()
+/// An NTFS volume the engine cannot read is an error, not "no Windows": a
+/// damaged system volume must not pass for a data disk.
+fn is_windows<D: BlockDevice>(vol: &mut D) -> Result<bool, NtfsError> {
+    match Ntfs::open(vol).and_then(|v| v.lookup(vol, "Windows\\System32")) {
+        Ok(_) => Ok(true),
+        Err(NtfsError::NotFound { .. } | NtfsError::NotADirectory { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Runs the profile on `vol` if it is a Windows volume; returns whether it was.
@@ -249,10 +255,19 @@ fn fix_if_windows<D: BlockDevice>(
     result: &mut Report,
     what: &str,
 ) -> bool {
-    if !is_windows(vol) {
-        vr.notes.push("no Windows\\System32: not a Windows volume, left alone".into());
-        console.line(&format!("{what}: no Windows: left alone"));
-        return false;
+    match is_windows(vol) {
+        Ok(true) => {}
+        Ok(false) => {
+            vr.notes.push("no Windows\\System32: not a Windows volume, left alone".into());
+            console.line(&format!("{what}: no Windows: left alone"));
+            return false;
+        }
+        Err(e) => {
+            console.line(&format!("{what}: NTFS volume the engine cannot read, left alone: {e}"));
+            vr.error = Some(format!("{e}"));
+            result.errors.push(format!("volume {}: unreadable NTFS, left alone: {e}", vr.index));
+            return false;
+        }
     }
     console.line(&format!("{what}: Windows volume"));
     let mut log = |m: &str| console.line(&format!("    {m}"));
