@@ -11,6 +11,9 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// An image as `(offset, bytes)` pieces over an all-zero file (they do not overlap).
+pub type Writes = Vec<(u64, Vec<u8>)>;
+
 /// Image formats `rescue build` makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -4,6 +4,7 @@
 //! that same FAT image as an EFI System Partition, so the file boots when
 //! burnt to a CD and when written to a USB stick.
 
+use crate::build::Writes;
 use crate::fat;
 use crate::stick::StickFiles;
 use anyhow::{bail, Result};
@@ -76,8 +77,8 @@ fn padded<const N: usize>(s: &str, pad: u8) -> [u8; N] {
 /// The bytes of a hybrid ISO whose boot image is a FAT volume of `fat_size`
 /// bytes holding `files`, as `(offset, bytes)` writes over an all-zero file of
 /// [`total_len`] bytes.
-pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) -> Result<(u64, Vec<(u64, Vec<u8>)>)> {
-    if fat_size % BLOCK != 0 || fat_size > MAX_BOOT_IMAGE || fat_size < (1 << 20) {
+pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) -> Result<(u64, Writes)> {
+    if !fat_size.is_multiple_of(BLOCK) || !((1 << 20)..=MAX_BOOT_IMAGE).contains(&fat_size) {
         bail!("the ISO's boot image must be 1-32 MiB (El Torito counts it in 16 bits)");
     }
     let volume_id = u32::from_le_bytes(seed[..4].try_into()?);
@@ -88,7 +89,7 @@ pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) ->
     let total_len = iso_len + GPT_TAIL;
 
     let block = |lba: u32| lba as u64 * BLOCK;
-    let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut writes: Writes = Vec::new();
 
     // Primary volume descriptor.
     let root = dir_record(&[0], ROOT_LBA, BLOCK as u32, true, &stamp);

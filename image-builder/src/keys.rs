@@ -252,7 +252,7 @@ pub fn load(paths: &[PathBuf]) -> Result<(SiteKeys, KeySet)> {
 /// or UTF-16LE without BOM when every other byte is zero.
 fn decode(bytes: &[u8]) -> std::result::Result<Zeroizing<String>, String> {
     let utf16 = |body: &[u8], le: bool| -> std::result::Result<Zeroizing<String>, String> {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err("UTF-16 file with an odd number of bytes (truncated?)".into());
         }
         let units: Zeroizing<Vec<u16>> = Zeroizing::new(
@@ -269,7 +269,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<Zeroizing<String>, String> {
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
         return utf16(rest, false);
     }
-    if bytes.len() >= 4 && bytes.len() % 2 == 0 && bytes.iter().skip(1).step_by(2).all(|&b| b == 0) && bytes[0] != 0 {
+    if bytes.len() >= 4 && bytes.len().is_multiple_of(2) && bytes.iter().skip(1).step_by(2).all(|&b| b == 0) && bytes[0] != 0 {
         return utf16(bytes, true);
     }
     std::str::from_utf8(bytes).map(|s| Zeroizing::new(s.to_string())).map_err(|e| {

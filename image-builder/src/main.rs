@@ -90,7 +90,7 @@ fn devices(all: bool) -> Result<()> {
         println!("no removable disks found (plug in a stick, or use --all to see every disk)");
         return Ok(());
     }
-    println!("{:<14} {:>10}  {:<9} {:<28} {}", "DEVICE", "SIZE", "REMOVABLE", "MODEL", "MOUNTED");
+    println!("{:<14} {:>10}  {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "REMOVABLE", "MODEL");
     for d in disks {
         let mounted = if d.mounts.is_empty() { "no".to_string() } else { d.mounts.join(", ") };
         println!(

@@ -179,7 +179,7 @@ fn mbr_entries(sector: &[u8; 512]) -> [MbrEntry; 4] {
 fn mbr_partition(number: u32, base: u64, e: &MbrEntry, disk: u64) -> Result<Partition, PartitionError> {
     let offset = base + e.lba as u64 * 512;
     let size = e.sectors as u64 * 512;
-    if offset.checked_add(size).map_or(true, |end| end > disk) {
+    if offset.checked_add(size).is_none_or(|end| end > disk) {
         return Err(PartitionError::Corrupt { what: "MBR partition entry (extends past the end of the disk)", offset: base });
     }
     Ok(Partition { number, offset, size, kind: PartitionKind::Mbr { type_code: e.type_code } })
@@ -289,7 +289,7 @@ impl Gpt {
         let count = u32::from_le_bytes(h[80..84].try_into().unwrap()) as u64;
         let esize = u32::from_le_bytes(h[84..88].try_into().unwrap()) as u64;
         let entries_crc = u32::from_le_bytes(h[88..92].try_into().unwrap());
-        if esize < 128 || esize % 8 != 0 || count.saturating_mul(esize) > MAX_GPT_ENTRIES_BYTES {
+        if esize < 128 || !esize.is_multiple_of(8) || count.saturating_mul(esize) > MAX_GPT_ENTRIES_BYTES {
             return Err(corrupt("GPT header (bad entry array size)"));
         }
         let mut table = vec![0u8; (count * esize) as usize];

@@ -271,7 +271,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
         return Err(format!("`header` must be hex digits (0-9, A-F); found {:?}", *bad as char));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("`header` has an odd number of hex digits ({}): each byte takes two", digits.len()));
     }
     if digits.len() / 2 > MAX_HEADER {

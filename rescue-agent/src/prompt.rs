@@ -62,7 +62,7 @@ impl Entry {
             }
             Key::Char(c) if c.is_ascii_digit() && self.digits.len() < DIGITS => {
                 self.digits.push(c as u8 - b'0');
-                if self.digits.len() % BLOCK == 0 {
+                if self.digits.len().is_multiple_of(BLOCK) {
                     let n = self.digits.len() / BLOCK;
                     let block = self.digits[(n - 1) * BLOCK..].iter().fold(0u32, |a, &d| a * 10 + d as u32);
                     if let Err(why) = check_block(block) {

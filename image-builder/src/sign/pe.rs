@@ -202,7 +202,7 @@ pub fn nx_problems(info: &PeInfo) -> Vec<String> {
     if info.dll_characteristics & NX_COMPAT == 0 {
         out.push("the NX_COMPAT flag is not set".to_string());
     }
-    if info.section_alignment % 4096 != 0 {
+    if !info.section_alignment.is_multiple_of(4096) {
         out.push(format!("sections are aligned to {} bytes, not to pages", info.section_alignment));
     }
     for s in &info.sections {

@@ -54,7 +54,7 @@ fn attribute(type_oid: &str, value: &[u8]) -> Vec<u8> {
 pub fn build(image_hash: &[u8; 32], signer: &Signer) -> Result<Vec<u8>> {
     let content = indirect_data(image_hash);
     // messageDigest covers the SpcIndirectDataContent's contents, without its tag and length.
-    let content_digest = Sha256::digest(&der::parse(&content)?.contents.to_vec());
+    let content_digest = Sha256::digest(der::parse(&content)?.contents);
     let attrs = vec![
         attribute(OID_CONTENT_TYPE, &oid(OID_SPC_INDIRECT_DATA)),
         attribute(OID_SPC_STATEMENT_TYPE, &cons(SEQUENCE, &[&oid(OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE)])),
