@@ -121,6 +121,16 @@ pub fn is_volume_boot_sector(s: &[u8]) -> bool {
 
 const MAX_LOGICAL: usize = 128;
 
+/// Little-endian u32 at `o` (callers pass buffers of checked, fixed layout).
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+/// Little-endian u64 at `o`.
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from(le32(b, o)) | u64::from(le32(b, o + 4)) << 32
+}
+
 /// Lists the volumes a device may hold: GPT partitions, MBR partitions
 /// (primary and logical), or the whole device when sector 0 is a volume boot
 /// sector or there is no table at all. Unused entries and extended-partition
@@ -274,21 +284,20 @@ impl Gpt {
         if &h[0..8] != b"EFI PART" {
             return Err(corrupt("GPT header (no signature)"));
         }
-        let hsize = u32::from_le_bytes(h[12..16].try_into().unwrap()) as usize;
+        let hsize = le32(&h, 12) as usize;
         if !(92..=ss as usize).contains(&hsize) {
             return Err(corrupt("GPT header (bad header size)"));
         }
-        let stored = u32::from_le_bytes(h[16..20].try_into().unwrap());
+        let stored = le32(&h, 16);
         let mut hc = h[..hsize].to_vec();
         hc[16..20].fill(0);
         if crc32(&hc) != stored {
             return Err(corrupt("GPT header (CRC mismatch)"));
         }
-        let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap());
-        let entries_lba = u64_at(72);
-        let count = u32::from_le_bytes(h[80..84].try_into().unwrap()) as u64;
-        let esize = u32::from_le_bytes(h[84..88].try_into().unwrap()) as u64;
-        let entries_crc = u32::from_le_bytes(h[88..92].try_into().unwrap());
+        let entries_lba = le64(&h, 72);
+        let count = le32(&h, 80) as u64;
+        let esize = le32(&h, 84) as u64;
+        let entries_crc = le32(&h, 88);
         if esize < 128 || !esize.is_multiple_of(8) || count.saturating_mul(esize) > MAX_GPT_ENTRIES_BYTES {
             return Err(corrupt("GPT header (bad entry array size)"));
         }
@@ -305,8 +314,8 @@ impl Gpt {
             if type_guid == Guid::default() {
                 continue;
             }
-            let first_lba = u64::from_le_bytes(e[32..40].try_into().unwrap());
-            let last_lba = u64::from_le_bytes(e[40..48].try_into().unwrap());
+            let first_lba = le64(e, 32);
+            let last_lba = le64(e, 40);
             if first_lba > last_lba || last_lba >= disk_sectors {
                 return Err(PartitionError::Corrupt { what: "GPT entry (range outside the disk)", offset: table_at });
             }
@@ -316,7 +325,7 @@ impl Gpt {
                 guid: Guid::from_slice(&e[16..32]),
                 first_lba,
                 last_lba,
-                attributes: u64::from_le_bytes(e[48..56].try_into().unwrap()),
+                attributes: le64(e, 48),
                 name: char::decode_utf16(units).map(|c| c.unwrap_or('\u{FFFD}')).collect(),
             });
         }
