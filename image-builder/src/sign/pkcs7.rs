@@ -97,7 +97,7 @@ pub fn build(image_hash: &[u8; 32], signer: &Signer) -> Result<Vec<u8>> {
 }
 
 /// What one Authenticode signature says, and whether it holds.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SignatureCheck {
     /// The signer's certificate subject, issuer and SHA-256 fingerprint
     /// (`None` when the signer's certificate is not in the signature).
@@ -122,16 +122,7 @@ pub struct SignatureCheck {
 impl SignatureCheck {
     /// A signature that could not be read at all.
     pub fn unreadable(why: String) -> SignatureCheck {
-        SignatureCheck {
-            signer_subject: None,
-            signer_issuer: None,
-            signer_sha256: None,
-            hash_matches: false,
-            signature_valid: false,
-            issuer_cert_sha256: None,
-            problems: vec![why],
-            signer_cert: None,
-        }
+        SignatureCheck { problems: vec![why], ..Default::default() }
     }
 
     pub fn ok(&self) -> bool {
@@ -181,16 +172,7 @@ pub fn check(p7: &[u8], image_hash: &[u8; 32]) -> Result<Vec<SignatureCheck>> {
     let signer_infos = rest.first().context("SignedData: no signerInfos")?.expect(SET, "signerInfos")?.children()?;
     let si = signer_infos.first().context("SignedData: no SignerInfo")?.children()?;
 
-    let mut out = SignatureCheck {
-        signer_subject: None,
-        signer_issuer: None,
-        signer_sha256: None,
-        hash_matches: false,
-        signature_valid: false,
-        issuer_cert_sha256: None,
-        problems: Vec::new(),
-        signer_cert: None,
-    };
+    let mut out = SignatureCheck::default();
     let mut nested = Vec::new();
     if alg.first().is_some_and(|a| oid_is(a, OID_SHA256)) {
         out.hash_matches = signed_hash == image_hash;

@@ -72,39 +72,21 @@ impl SectorCipher {
     /// Decrypts whole sectors in place; `pos` is the byte offset of the first.
     /// `buf.len()` must be a multiple of the sector size (extra bytes are left alone).
     pub fn decrypt(&self, pos: u64, buf: &mut [u8]) {
-        let ss = self.sector_size;
-        match &self.inner {
-            Inner::Xts128 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, false),
-            Inner::Xts256 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, false),
-            Inner::Cbc128 { key, tweak } => {
-                for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
-                    cbc_decrypt_sector(key, tweak.as_ref(), pos + (i * ss) as u64, s)
-                }
-            }
-            Inner::Cbc256 { key, tweak } => {
-                for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
-                    cbc_decrypt_sector(key, tweak.as_ref(), pos + (i * ss) as u64, s)
-                }
-            }
-        }
+        self.crypt(pos, buf, false)
     }
 
     /// Encrypts whole sectors in place; `pos` is the byte offset of the first.
     pub fn encrypt(&self, pos: u64, buf: &mut [u8]) {
+        self.crypt(pos, buf, true)
+    }
+
+    fn crypt(&self, pos: u64, buf: &mut [u8], encrypt: bool) {
         let ss = self.sector_size;
         match &self.inner {
-            Inner::Xts128 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, true),
-            Inner::Xts256 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, true),
-            Inner::Cbc128 { key, tweak } => {
-                for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
-                    cbc_encrypt_sector(key, tweak.as_ref(), pos + (i * ss) as u64, s)
-                }
-            }
-            Inner::Cbc256 { key, tweak } => {
-                for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
-                    cbc_encrypt_sector(key, tweak.as_ref(), pos + (i * ss) as u64, s)
-                }
-            }
+            Inner::Xts128 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, encrypt),
+            Inner::Xts256 { data, tweak } => xts_area(data, tweak, pos / ss as u64, ss, buf, encrypt),
+            Inner::Cbc128 { key, tweak } => cbc_area(key, tweak.as_ref(), pos, ss, buf, encrypt),
+            Inner::Cbc256 { key, tweak } => cbc_area(key, tweak.as_ref(), pos, ss, buf, encrypt),
         }
     }
 }
@@ -208,6 +190,25 @@ where
         for j in 0..n {
             let x: [u8; 16] = blocks[j].into();
             s[j * 16..j * 16 + 16].copy_from_slice(&(u128::from_le_bytes(x) ^ tweaks[j]).to_le_bytes());
+        }
+    }
+}
+
+/// AES-CBC (with the Elephant diffuser when `tweak` is set) over whole sectors.
+fn cbc_area<C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>>(
+    key: &C,
+    tweak: Option<&C>,
+    pos: u64,
+    ss: usize,
+    buf: &mut [u8],
+    encrypt: bool,
+) {
+    for (i, s) in buf.chunks_exact_mut(ss).enumerate() {
+        let at = pos + (i * ss) as u64;
+        if encrypt {
+            cbc_encrypt_sector(key, tweak, at, s)
+        } else {
+            cbc_decrypt_sector(key, tweak, at, s)
         }
     }
 }

@@ -372,6 +372,21 @@ impl<D: BlockDevice> Unlocked<D> {
         self.regions.iter().filter(|r| r.kind == Kind::Zero).map(|r| (r.start, r.end)).collect()
     }
 
+    /// The next piece of a transfer of `len` bytes at `offset`, `done` bytes
+    /// in: its region, first sector-aligned byte, bytes spanned (whole
+    /// sectors, within one region and [`CHUNK`]), bytes to skip and to take.
+    fn window(&self, offset: u64, len: usize, done: usize) -> (Region, u64, usize, usize, usize) {
+        let ss = self.cipher.sector_size() as u64;
+        let pos = offset + done as u64;
+        let start = pos / ss * ss;
+        let r = self.region(start);
+        let want_end = (offset + len as u64).div_ceil(ss) * ss;
+        let end = (start + CHUNK as u64).min(r.end).min(want_end).min(self.size);
+        let n = (end - start) as usize;
+        let skip = (pos - start) as usize;
+        (r, start, n, skip, (n - skip).min(len - done))
+    }
+
     fn region(&self, pos: u64) -> Region {
         // Regions cover [0, size) without gaps.
         let i = self.regions.partition_point(|r| r.end <= pos);
@@ -411,18 +426,10 @@ impl<D: BlockDevice> BlockDevice for Unlocked<D> {
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> core::result::Result<(), IoError> {
         check_range(offset, buf.len(), self.size)?;
-        let ss = self.cipher.sector_size() as u64;
         let mut done = 0usize;
         while done < buf.len() {
-            let pos = offset + done as u64;
-            let start = pos / ss * ss;
-            let r = self.region(start);
-            let want_end = (offset + buf.len() as u64).div_ceil(ss) * ss;
-            let end = (start + CHUNK as u64).min(r.end).min(want_end).min(self.size);
-            let n = (end - start) as usize;
+            let (r, start, n, skip, take) = self.window(offset, buf.len(), done);
             self.load(r, start, n)?;
-            let skip = (pos - start) as usize;
-            let take = (n - skip).min(buf.len() - done);
             buf[done..done + take].copy_from_slice(&self.scratch[skip..skip + take]);
             done += take;
         }
@@ -442,14 +449,7 @@ impl<D: BlockDevice> BlockDevice for Unlocked<D> {
         let ss = self.cipher.sector_size() as u64;
         let mut done = 0usize;
         while done < buf.len() {
-            let pos = offset + done as u64;
-            let start = pos / ss * ss;
-            let r = self.region(start);
-            let want_end = end_all.div_ceil(ss) * ss;
-            let end = (start + CHUNK as u64).min(r.end).min(want_end).min(self.size);
-            let n = (end - start) as usize;
-            let skip = (pos - start) as usize;
-            let take = (n - skip).min(buf.len() - done);
+            let (r, start, n, skip, take) = self.window(offset, buf.len(), done);
             if skip != 0 || take != n {
                 self.load(r, start, n)?;
             }
