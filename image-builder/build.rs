@@ -45,7 +45,15 @@ fn main() {
                 cmd.env_remove(&key);
             }
         }
-        let status = cmd.status().expect("could not run cargo to build the UEFI agent");
+        let mut status = cmd.status().expect("could not run cargo to build the UEFI agent");
+        if !status.success() {
+            // rust-toolchain.toml names the target, but rustup adds it only when it
+            // installs the toolchain: add it now and try once more.
+            let added = Command::new("rustup").args(["target", "add", TARGET]).status().is_ok_and(|s| s.success());
+            if added {
+                status = cmd.status().expect("could not run cargo to build the UEFI agent");
+            }
+        }
         if !status.success() {
             panic!(
                 "building the UEFI agent failed; is the target installed? Run: rustup target add {TARGET}"

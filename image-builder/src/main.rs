@@ -1,26 +1,21 @@
 //! `rescue`: build, inspect and flash rescue sticks, and run the rescue
 //! engine against disks attached to this machine.
+//!
+//! Layout: [`cli`] holds one module per verb (its arguments and its `run`);
+//! [`image`] makes and reads images; [`sign`] is Authenticode; [`host`] is
+//! this machine's disks; [`site_keys`] imports and seals recovery keys;
+//! [`output`] writes files atomically.
 
-mod agent;
-mod build;
-mod collect;
-mod disk;
-mod fat;
-mod flash;
+mod cli;
+mod clock;
 mod host;
-mod inspect;
-mod iso;
-mod keys;
-mod secureboot;
+mod image;
+mod output;
 mod sign;
-mod stick;
-mod sysblock;
-mod unlock;
-mod usb;
+mod site_keys;
 
-use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use cli::*;
 
 #[derive(Parser)]
 #[command(
@@ -48,21 +43,17 @@ enum Command {
     /// Write an image to a stick, then read it back and verify it
     Flash(flash::FlashArgs),
     /// List removable disks (candidate sticks)
-    Devices {
-        /// List every disk, not only removable ones
-        #[arg(long)]
-        all: bool,
-    },
+    Devices(devices::DevicesArgs),
     /// Work with profiles
     #[command(subcommand)]
-    Profile(ProfileCommand),
+    Profile(profile::ProfileCommand),
     /// List a directory on each NTFS volume of a disk, image or device
-    Ls(host::LsArgs),
+    Ls(ls::LsArgs),
     /// Run a profile's fixes on every NTFS volume of a disk, image or device
-    Apply(host::ApplyArgs),
+    Apply(apply::ApplyArgs),
     /// BitLocker volumes: show metadata and key protectors
     #[command(subcommand)]
-    Bitlocker(unlock::BitLockerCommand),
+    Bitlocker(bitlocker::BitLockerCommand),
     /// Write the decrypted contents of a BitLocker volume to a file
     Unlock(unlock::UnlockArgs),
     /// Site recovery-key files: check them before building a keyed image
@@ -75,56 +66,18 @@ enum Command {
     Secureboot(secureboot::SecureBootCommand),
 }
 
-#[derive(Subcommand)]
-enum ProfileCommand {
-    /// Check that a profile is valid; errors name the line and column
-    Check {
-        /// The profile (TOML)
-        file: PathBuf,
-    },
-}
-
-fn devices(all: bool) -> Result<()> {
-    let disks: Vec<_> = sysblock::disks().into_iter().filter(|d| all || d.removable).collect();
-    if disks.is_empty() {
-        println!("no removable disks found (plug in a stick, or use --all to see every disk)");
-        return Ok(());
-    }
-    println!("{:<14} {:>10}  {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "REMOVABLE", "MODEL");
-    for d in disks {
-        let mounted = if d.mounts.is_empty() { "no".to_string() } else { d.mounts.join(", ") };
-        println!(
-            "{:<14} {:>10}  {:<9} {:<28} {}{}",
-            d.dev_path.display(),
-            sysblock::human(d.size),
-            if d.removable { "yes" } else { "no" },
-            if d.model.is_empty() { "-" } else { &d.model },
-            mounted,
-            if d.holds_system { " (system disk)" } else { "" }
-        );
-    }
-    Ok(())
-}
-
-fn profile_check(file: &std::path::Path) -> Result<()> {
-    let (p, _) = build::read_profile(file)?;
-    println!("{}: valid profile {:?} with {} rule(s)", file.display(), p.name, p.delete.len());
-    Ok(())
-}
-
 fn main() {
-    let cli = Cli::parse();
-    let result = match &cli.command {
+    let result = match &Cli::parse().command {
         Command::Build(a) => build::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Flash(a) => flash::run(a),
-        Command::Devices { all } => devices(*all),
-        Command::Profile(ProfileCommand::Check { file }) => profile_check(file),
-        Command::Ls(a) => host::ls(a),
-        Command::Apply(a) => host::apply(a),
-        Command::Bitlocker(c) => unlock::bitlocker_command(c),
-        Command::Unlock(a) => unlock::unlock(a),
-        Command::Keys(c) => keys::command(c),
+        Command::Devices(a) => devices::run(a),
+        Command::Profile(c) => profile::run(c),
+        Command::Ls(a) => ls::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Bitlocker(c) => bitlocker::run(c),
+        Command::Unlock(a) => unlock::run(a),
+        Command::Keys(c) => keys::run(c),
         Command::Collect(a) => collect::run(a),
         Command::Secureboot(c) => secureboot::run(c),
     };

@@ -30,6 +30,8 @@ impl fmt::Display for IoError {
     }
 }
 
+impl core::error::Error for IoError {}
+
 /// Random access to a device of fixed size.
 ///
 /// Offsets and lengths are in bytes and need not be sector-aligned:

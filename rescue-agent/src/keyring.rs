@@ -1,5 +1,5 @@
 //! Site key files: the BitLocker recovery keys of a site, carried on the
-//! stick at [`STICK_PATH`], sealed with a PIN (or, on explicit request,
+//! stick at [`crate::stick::KEYS_PATH`], sealed with a PIN (or, on explicit request,
 //! unsealed).
 //!
 //! # Format (all integers little-endian)
@@ -50,9 +50,6 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-/// Where the key file lives on the stick's boot partition (`/` separators;
-/// the agent opens `rescue\keys.sealed`).
-pub const STICK_PATH: &str = "rescue/keys.sealed";
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"RSCKEYS\x1a";
 /// The format version this engine writes and reads.
@@ -137,6 +134,8 @@ impl fmt::Display for KeyringError {
         }
     }
 }
+
+impl core::error::Error for KeyringError {}
 
 /// Argon2id cost parameters, stored in the header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

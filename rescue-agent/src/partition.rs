@@ -107,6 +107,8 @@ impl fmt::Display for PartitionError {
     }
 }
 
+impl core::error::Error for PartitionError {}
+
 /// True when a first sector is a volume boot sector (NTFS, BitLocker, FAT, exFAT)
 /// rather than a master boot record.
 pub fn is_volume_boot_sector(s: &[u8]) -> bool {

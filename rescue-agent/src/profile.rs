@@ -111,6 +111,8 @@ impl fmt::Display for ProfileError {
     }
 }
 
+impl core::error::Error for ProfileError {}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {

@@ -8,7 +8,9 @@
 
 use crate::block::{BlockDevice, IoError, Slice};
 use crate::ntfs::plan::{self, Clearance, Plan, PlanWrite};
-use crate::ntfs::{self, nt_time_rfc3339, Ntfs, NtfsError};
+use crate::hex::hex;
+use crate::ntfs::{self, Ntfs, NtfsError};
+use crate::time::filetime_rfc3339;
 use crate::partition;
 use crate::profile::{DeleteRule, Profile};
 use alloc::collections::BTreeMap;
@@ -155,9 +157,6 @@ pub struct FileReport {
     pub notes: Vec<String>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Runs `profile` over every volume of `dev` (whole disk, partition, or
 /// volume). Never panics on disk data; every failure lands in the report.
@@ -297,10 +296,10 @@ fn one_file<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &Del
     let info = v.info_of(&f).map_err(e)?;
     fr.names = info.names.iter().map(|n| n.2.clone()).collect();
     fr.size = info.size;
-    fr.created = nt_time_rfc3339(info.created);
-    fr.modified = nt_time_rfc3339(info.modified);
-    fr.mft_modified = nt_time_rfc3339(info.mft_modified);
-    fr.accessed = nt_time_rfc3339(info.accessed);
+    fr.created = filetime_rfc3339(info.created);
+    fr.modified = filetime_rfc3339(info.modified);
+    fr.mft_modified = filetime_rfc3339(info.mft_modified);
+    fr.accessed = filetime_rfc3339(info.accessed);
     if info.is_dir {
         fr.reason = Some(String::from("is a directory"));
         return Ok(());

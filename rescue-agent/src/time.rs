@@ -1,6 +1,9 @@
 //! Calendar arithmetic for the timestamps the engine and the tool show. No
 //! clock: callers bring the time (a FILETIME from disk, the firmware's clock).
 
+use alloc::format;
+use alloc::string::String;
+
 /// A UTC date and time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Civil {
@@ -38,6 +41,24 @@ pub fn filetime_to_unix(ft: u64) -> (i64, u32) {
     ((ft / 10_000_000) as i64 - FILETIME_TO_UNIX, (ft % 10_000_000) as u32)
 }
 
+/// A FILETIME as RFC 3339 with its full 100 ns precision, e.g.
+/// `2024-07-19T04:09:00.0000000Z` (the report's and `rescue ls`'s form).
+pub fn filetime_rfc3339(ft: u64) -> String {
+    let (unix, frac) = filetime_to_unix(ft);
+    let c = civil_from_unix(unix);
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac:07}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
+/// A FILETIME for people, e.g. `2024-07-19 04:09:00 UTC`; `-` for zero or a time before 1970.
+pub fn filetime_display(ft: u64) -> String {
+    let (secs, _) = filetime_to_unix(ft);
+    if ft == 0 || secs < 0 {
+        return "-".into();
+    }
+    let c = civil_from_unix(secs);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +70,13 @@ mod tests {
         assert_eq!(civil_from_unix(1_721_362_140), Civil { year: 2024, month: 7, day: 19, hour: 4, minute: 9, second: 0 });
         assert_eq!(civil_from_unix(951_782_400).day, 29); // 2000-02-29
         assert_eq!(filetime_to_unix(116_444_736_000_000_001), (0, 1));
+    }
+
+    #[test]
+    fn filetime_strings() {
+        assert_eq!(filetime_rfc3339(116_444_736_000_000_000), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(filetime_rfc3339(133_658_208_000_000_000), "2024-07-19T00:00:00.0000000Z");
+        assert_eq!(filetime_display(133_658_208_000_000_000), "2024-07-19 00:00:00 UTC");
+        assert_eq!(filetime_display(0), "-");
     }
 }

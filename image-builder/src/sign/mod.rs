@@ -4,12 +4,12 @@
 //! `rescue inspect` and for checking shim before it goes on a stick.
 
 pub mod der;
-pub mod keys;
+pub mod cert;
 pub mod pe;
 pub mod pkcs7;
 
 use anyhow::{bail, Context, Result};
-pub use keys::Signer;
+pub use cert::Signer;
 pub use pkcs7::SignatureCheck;
 
 fn put_u32(d: &mut [u8], at: usize, v: u32) {

@@ -13,7 +13,7 @@
 //! ```
 
 use super::der::{self, cons, ctx, ctx_prim, oid, set_of, tlv, Element, BIT_STRING, INTEGER, NULL, OCTET_STRING, SEQUENCE, SET};
-use super::keys::{Cert, Signer};
+use super::cert::{Cert, Signer};
 use anyhow::{bail, Context, Result};
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::signature::{SignatureEncoding, Signer as _, Verifier as _};

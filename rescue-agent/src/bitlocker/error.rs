@@ -109,6 +109,8 @@ impl fmt::Display for BitLockerError {
     }
 }
 
+impl core::error::Error for BitLockerError {}
+
 /// Shorthand used by the parsers.
 pub type Result<T> = core::result::Result<T, BitLockerError>;
 

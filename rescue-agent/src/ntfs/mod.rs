@@ -129,6 +129,8 @@ impl fmt::Display for NtfsError {
     }
 }
 
+impl core::error::Error for NtfsError {}
+
 pub type Result<T> = core::result::Result<T, NtfsError>;
 
 pub(crate) fn corrupt(structure: &'static str, offset: u64, detail: &'static str) -> NtfsError {
@@ -162,20 +164,4 @@ pub fn ref_record(r: u64) -> u64 {
 /// Sequence number (high 16 bits) of a file reference.
 pub fn ref_seq(r: u64) -> u16 {
     (r >> 48) as u16
-}
-
-/// Formats an NT time (100 ns ticks since 1601-01-01 UTC) as RFC 3339.
-pub fn nt_time_rfc3339(t: u64) -> String {
-    let (unix, frac) = crate::time::filetime_to_unix(t);
-    let c = crate::time::civil_from_unix(unix);
-    alloc::format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac:07}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn time() {
-        assert_eq!(super::nt_time_rfc3339(116_444_736_000_000_000), "1970-01-01T00:00:00.0000000Z");
-        assert_eq!(super::nt_time_rfc3339(133_658_208_000_000_000), "2024-07-19T00:00:00.0000000Z");
-    }
 }

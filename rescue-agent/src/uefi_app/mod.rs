@@ -14,6 +14,7 @@ use rescue_engine::banner;
 use rescue_engine::profile::{FinishAction, Profile};
 use rescue_engine::session::{self, Disk, Outcome};
 use rescue_engine::sitekeys::StickKeys;
+use rescue_engine::stick as layout;
 use rescue_engine::version;
 use stick::Stick;
 use uefi::prelude::*;
@@ -105,7 +106,7 @@ fn main() -> Status {
     let serial = machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
     stick.run_id = format!("{stamp}-{}", sanitize(&serial));
     // Site keys (keyed images): the PIN is asked only when a volume needs one.
-    let mut site_keys = stick.read("\\rescue\\keys.sealed").ok().map(|b| StickKeys::new(&b));
+    let mut site_keys = stick.read(layout::KEYS_PATH).ok().map(|b| StickKeys::new(&b));
     if let Some(k) = &site_keys {
         con.line(&format!("site keys: {}", k.describe()));
     }
@@ -130,7 +131,7 @@ fn main() -> Status {
     }
 
     // The report: one JSON file per run.
-    let name = format!("rescue\\reports\\{}.json", stick.run_id);
+    let name = layout::report_path(&stick.run_id);
     match serde_json::to_vec_pretty(&report) {
         Ok(json) => match stick.write(&name, &json) {
             Ok(()) => con.line(&format!("report: {name}")),
@@ -170,9 +171,9 @@ fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
 
 /// Reads and validates `rescue\profile.toml` from the stick the agent booted from.
 fn load_profile(stick: &mut Stick) -> Result<Profile, String> {
-    let bytes = stick.read("\\rescue\\profile.toml").map_err(|e| format!("cannot read the profile on the stick: {e}"))?;
-    let text = core::str::from_utf8(&bytes).map_err(|_| String::from("rescue\\profile.toml is not UTF-8 text"))?;
-    Profile::parse(text).map_err(|e| format!("rescue\\profile.toml: {e}"))
+    let bytes = stick.read(layout::PROFILE_PATH).map_err(|e| format!("cannot read the profile on the stick: {e}"))?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| format!("{} is not UTF-8 text", layout::PROFILE_PATH))?;
+    Profile::parse(text).map_err(|e| format!("{}: {e}", layout::PROFILE_PATH))
 }
 
 fn finish(con: &mut Console, action: FinishAction) -> ! {

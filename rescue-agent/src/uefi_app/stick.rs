@@ -7,6 +7,7 @@
 use alloc::format;
 use alloc::string::String;
 use rescue_engine::remediate::{BackupItem, BackupSink};
+use rescue_engine::stick as layout;
 use uefi::fs::FileSystem;
 use uefi::{boot, CString16};
 
@@ -21,8 +22,9 @@ pub struct Stick {
     pub warnings: alloc::vec::Vec<String>,
 }
 
+/// A layout path (`/` separators) as a UEFI path.
 fn path16(p: &str) -> Result<CString16, String> {
-    CString16::try_from(p).map_err(|_| format!("{p}: not a valid UEFI path"))
+    CString16::try_from(layout::uefi_path(p).as_str()).map_err(|_| format!("{p}: not a valid UEFI path"))
 }
 
 impl Stick {
@@ -45,7 +47,7 @@ impl Stick {
         }
         let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;
         let p = path16(path)?;
-        if let Some((dir, _)) = path.rsplit_once('\\') {
+        if let Some((dir, _)) = path.rsplit_once('/') {
             fs.create_dir_all(path16(dir)?.as_ref()).map_err(|e| format!("{dir}: {e:?}"))?;
         }
         if let Err(e) = fs.write(p.as_ref(), data) {
@@ -60,7 +62,7 @@ impl Stick {
 
 impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        let path = format!("rescue\\backups\\{:016X}\\{}\\{}", item.volume_serial, self.run_id, item.path);
+        let path = format!("{}/{:016X}/{}/{}", layout::BACKUPS_DIR, item.volume_serial, self.run_id, item.path.replace('\\', "/"));
         match self.write(&path, item.content) {
             Ok(()) => Ok(path),
             Err(why) => {

@@ -5,7 +5,7 @@
 //! target is read back bypassing the page cache and its SHA-256 must equal
 //! the image's, or the command fails loudly.
 
-use crate::sysblock;
+use crate::host::sysblock;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -119,7 +119,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 pub fn run(args: &FlashArgs) -> Result<()> {
-    if let Err(e) = crate::inspect::inspect(&args.image) {
+    if let Err(e) = crate::image::read::inspect(&args.image) {
         if !args.force {
             bail!("{} does not look like a rescue image ({e:#}); add --force to write it anyway", args.image.display());
         }
@@ -129,7 +129,7 @@ pub fn run(args: &FlashArgs) -> Result<()> {
     confirm(args, &target)?;
     let digest = write(&args.image, &args.target, matches!(target, Target::File))?;
     verify(&args.target, image_len, &digest)?;
-    println!("flashed and verified {} (sha256 {})", args.target.display(), crate::inspect::hex(&digest));
+    println!("flashed and verified {} (sha256 {})", args.target.display(), rescue_engine::hex::hex(&digest));
     Ok(())
 }
 
@@ -205,8 +205,8 @@ pub fn verify(target: &Path, len: u64, expected: &[u8; 32]) -> Result<()> {
         bail!(
             "VERIFY FAILED: {} does not hold the image (sha256 {} read back, {} expected). Do not use this stick; flash it again or replace it",
             target.display(),
-            crate::inspect::hex(&got),
-            crate::inspect::hex(expected)
+            rescue_engine::hex::hex(&got),
+            rescue_engine::hex::hex(expected)
         );
     }
     Ok(())

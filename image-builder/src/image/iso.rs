@@ -4,9 +4,9 @@
 //! that same FAT image as an EFI System Partition, so the file boots when
 //! burnt to a CD and when written to a USB stick.
 
-use crate::build::Writes;
-use crate::fat;
-use crate::stick::StickFiles;
+use super::Pieces;
+use super::fat;
+use super::stick::StickFiles;
 use anyhow::{bail, Result};
 use rescue_engine::partition::{Gpt, GptEntry, Guid};
 use rescue_engine::time::Civil;
@@ -77,7 +77,7 @@ fn padded<const N: usize>(s: &str, pad: u8) -> [u8; N] {
 /// The bytes of a hybrid ISO whose boot image is a FAT volume of `fat_size`
 /// bytes holding `files`, as `(offset, bytes)` writes over an all-zero file of
 /// [`total_len`] bytes.
-pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) -> Result<(u64, Writes)> {
+pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) -> Result<(u64, Pieces)> {
     if !fat_size.is_multiple_of(BLOCK) || !((1 << 20)..=MAX_BOOT_IMAGE).contains(&fat_size) {
         bail!("the ISO's boot image must be 1-32 MiB (El Torito counts it in 16 bits)");
     }
@@ -89,7 +89,7 @@ pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) ->
     let total_len = iso_len + GPT_TAIL;
 
     let block = |lba: u32| lba as u64 * BLOCK;
-    let mut writes: Writes = Vec::new();
+    let mut writes: Pieces = Vec::new();
 
     // Primary volume descriptor.
     let root = dir_record(&[0], ROOT_LBA, BLOCK as u32, true, &stamp);

@@ -1,8 +1,8 @@
 //! The USB stick image: protective MBR, GPT, one FAT32 EFI System Partition.
 
-use crate::build::Writes;
-use crate::fat;
-use crate::stick::StickFiles;
+use super::Pieces;
+use super::fat;
+use super::stick::StickFiles;
 use anyhow::Result;
 use rescue_engine::partition::{Gpt, GptEntry, Guid};
 
@@ -12,7 +12,7 @@ const SECTOR: u64 = 512;
 
 /// The bytes of a USB image of `size` bytes, as `(offset, bytes)` writes
 /// over an all-zero file (so the image stays sparse on disk).
-pub fn build(files: &StickFiles, size: u64, seed: [u8; 32]) -> Result<Writes> {
+pub fn build(files: &StickFiles, size: u64, seed: [u8; 32]) -> Result<Pieces> {
     let disk_sectors = size / SECTOR;
     let mut gpt = Gpt {
         sector_size: SECTOR as u32,

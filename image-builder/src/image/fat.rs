@@ -4,7 +4,7 @@
 //! rafalh/rust-fatfs#117); [`fix_dot_entries`] puts them back in the order the
 //! FAT specification and `fsck.fat` require.
 
-use crate::stick::StickFiles;
+use super::stick::StickFiles;
 use anyhow::{bail, Context, Result};
 use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};

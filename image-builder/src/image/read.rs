@@ -1,27 +1,72 @@
-//! `rescue inspect`: what an image holds — never any secret.
+//! Reading an image or stick back: its boot partition, its files, its
+//! profile, agent, key file and signatures — never any secret.
 
-use crate::{agent, fat, iso, stick};
+use super::{agent, fat, iso, stick};
+use crate::host::disk::FileDisk;
+use crate::sign;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::BlockDevice;
+use rescue_engine::hex::hex;
 use rescue_engine::keyring;
-use rescue_engine::partition::{self, Guid, PartitionKind};
+use rescue_engine::partition::{self, Guid, Partition, PartitionKind};
 use rescue_engine::profile::Profile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::Path;
 
-/// Arguments of `rescue inspect`.
-#[derive(clap::Args, Debug)]
-pub struct InspectArgs {
-    /// A USB image, ISO, or a flashed stick's block device
-    pub image: PathBuf,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
+/// A stick's or image's boot partition: where its FAT file system is.
+pub struct BootPartition {
+    /// What kind of image this is, for people.
+    pub format: String,
+    /// Byte offset of the FAT volume.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
+/// The boot partition: the El Torito UEFI image of an ISO, else the GPT
+/// ESP, else an MBR FAT partition, else the whole device.
+pub fn boot_partition(file: &File, parts: &[Partition]) -> Result<BootPartition> {
+    if let Some(info) = iso::read_info(&mut |o, b| file.read_exact_at(b, o)) {
+        let (_, lba, count) = info
+            .boot_entries
+            .iter()
+            .find(|e| e.0 == 0xEF)
+            .copied()
+            .context("the ISO has no UEFI (platform 0xEF) El Torito boot entry")?;
+        let hybrid = if parts.iter().any(|p| matches!(p.kind, PartitionKind::Gpt { .. })) { ", hybrid GPT" } else { "" };
+        return Ok(BootPartition {
+            format: format!("ISO 9660 volume {:?} of {} blocks, El Torito UEFI boot{hybrid}", info.volume_id, info.blocks),
+            offset: lba as u64 * iso::BLOCK,
+            size: count as u64 * 512,
+        });
+    }
+    let esp = parts
+        .iter()
+        .find(|p| matches!(&p.kind, PartitionKind::Gpt { type_guid, .. } if *type_guid == Guid::ESP))
+        .or_else(|| parts.iter().find(|p| matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF | 0x0B | 0x0C })))
+        .or_else(|| parts.iter().find(|p| p.kind == PartitionKind::Whole))
+        .context("no EFI System Partition or FAT volume found: this is not a rescue image")?;
+    let format = match esp.kind {
+        PartitionKind::Gpt { .. } => "USB disk image (GPT)",
+        PartitionKind::Mbr { .. } => "disk image (MBR)",
+        PartitionKind::Whole => "bare FAT volume",
+    };
+    Ok(BootPartition { format: format.into(), offset: esp.offset, size: esp.size })
+}
+
+/// Opens the FAT file system on the boot partition of the image or stick at `path`.
+pub fn open_boot_fat(path: &Path) -> Result<(File, BootPartition)> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut disk = FileDisk::open(path, false)?;
+    let parts = partition::discover(&mut disk).with_context(|| path.display().to_string())?;
+    let boot = boot_partition(&file, &parts).with_context(|| path.display().to_string())?;
+    Ok((file, boot))
+}
+
+/// Everything `rescue inspect` shows of an image.
 #[derive(Serialize)]
 pub struct Report {
     pub format: String,
@@ -41,7 +86,7 @@ pub struct Report {
 pub struct EfiSignatures {
     pub path: String,
     pub signed: bool,
-    pub signatures: Vec<crate::sign::SignatureCheck>,
+    pub signatures: Vec<sign::SignatureCheck>,
 }
 
 #[derive(Serialize)]
@@ -85,7 +130,7 @@ pub struct KeysInfo {
 
 /// Reads a key file's clear header. Never needs or asks for the PIN.
 pub fn keys_info(bytes: &[u8]) -> KeysInfo {
-    let path = keyring::STICK_PATH.to_string();
+    let path = stick::KEYS_PATH.to_string();
     match keyring::Keyring::parse(bytes) {
         Ok(k) => KeysInfo {
             path,
@@ -99,18 +144,12 @@ pub fn keys_info(bytes: &[u8]) -> KeysInfo {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Reads everything `rescue inspect` shows.
 pub fn inspect(path: &std::path::Path) -> Result<Report> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut disk = crate::disk::FileDisk::open(path, false)?;
+    let mut disk = FileDisk::open(path, false)?;
     let size = disk.size();
-
-    let iso_info = iso::read_info(&mut |o, b| file.read_exact_at(b, o));
-    let parts = partition::discover(&mut disk).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let parts = partition::discover(&mut disk).with_context(|| path.display().to_string())?;
     let partitions: Vec<PartitionInfo> = parts
         .iter()
         .map(|p| PartitionInfo {
@@ -125,36 +164,9 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
             },
         })
         .collect();
-
-    // The boot partition: the El Torito image of an ISO, else the ESP, else the whole device.
-    let (format, boot) = match &iso_info {
-        Some(info) => {
-            let (_, lba, count) = info
-                .boot_entries
-                .iter()
-                .find(|e| e.0 == 0xEF)
-                .copied()
-                .context("the ISO has no UEFI (platform 0xEF) El Torito boot entry")?;
-            let hybrid = if parts.iter().any(|p| matches!(p.kind, PartitionKind::Gpt { .. })) { ", hybrid GPT" } else { "" };
-            (format!("ISO 9660 volume {:?} of {} blocks, El Torito UEFI boot{hybrid}", info.volume_id, info.blocks), (lba as u64 * iso::BLOCK, count as u64 * 512))
-        }
-        None => {
-            let esp = parts
-                .iter()
-                .find(|p| matches!(&p.kind, PartitionKind::Gpt { type_guid, .. } if *type_guid == Guid::ESP))
-                .or_else(|| parts.iter().find(|p| matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF | 0x0B | 0x0C })))
-                .or_else(|| parts.iter().find(|p| p.kind == PartitionKind::Whole))
-                .context("no EFI System Partition found: this is not a rescue image")?;
-            let fmt = match esp.kind {
-                PartitionKind::Gpt { .. } => "USB disk image (GPT)",
-                PartitionKind::Mbr { .. } => "disk image (MBR)",
-                PartitionKind::Whole => "bare FAT volume",
-            };
-            (fmt.to_string(), (esp.offset, esp.size))
-        }
-    };
-
-    let fs = fat::open(fat::Window::new(&file, boot.0, boot.1))?;
+    let boot = boot_partition(&file, &parts)?;
+    let format = boot.format.clone();
+    let fs = fat::open(fat::Window::new(&file, boot.offset, boot.size))?;
     let mut files = Vec::new();
     let mut profile = None;
     let mut keys = None;
@@ -171,12 +183,12 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
                 agent_version = agent::version(&bytes).or(agent_version);
             }
             if e.path.to_ascii_lowercase().ends_with(".efi") {
-                let signatures = crate::sign::verify(&bytes).unwrap_or_else(|err| {
-                    vec![crate::sign::SignatureCheck::unreadable(format!("{err:#}"))]
+                let signatures = sign::verify(&bytes).unwrap_or_else(|err| {
+                    vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]
                 });
                 efi_signatures.push(EfiSignatures { path: e.path.clone(), signed: !signatures.is_empty(), signatures });
             }
-            if e.path.eq_ignore_ascii_case(keyring::STICK_PATH) {
+            if e.path.eq_ignore_ascii_case(stick::KEYS_PATH) {
                 keys = Some(keys_info(&bytes));
             }
             if e.path.eq_ignore_ascii_case(stick::PROFILE_PATH) {
@@ -207,69 +219,6 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     if agent_version.is_none() && !files.iter().any(|f| f.path.eq_ignore_ascii_case(stick::AGENT_PATH)) {
         bail!("no {} on the boot partition: this is not a rescue image", stick::AGENT_PATH);
     }
-    Ok(Report { format, size, partitions, boot_partition_offset: boot.0, keys, files, profile, agent_version, efi_signatures })
+    Ok(Report { format, size, partitions, boot_partition_offset: boot.offset, keys, files, profile, agent_version, efi_signatures })
 }
 
-pub fn run(args: &InspectArgs) -> Result<()> {
-    let r = inspect(&args.image)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(());
-    }
-    println!("image:    {}", args.image.display());
-    println!("format:   {}", r.format);
-    println!("size:     {} bytes ({} MiB)", r.size, r.size >> 20);
-    println!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
-    match &r.profile {
-        Some(p) => {
-            println!("profile:  {} — {}", p.name, p.description);
-            for a in &p.actions {
-                println!("          {a}");
-            }
-            println!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
-        }
-        None => println!("profile:  (none)"),
-    }
-    println!("signatures:");
-    for f in &r.efi_signatures {
-        if !f.signed {
-            println!("  {:<26} not signed (Secure Boot refuses it unless its hash is in db)", f.path);
-        }
-        for s in &f.signatures {
-            let verdict = if s.ok() { "signature matches the image" } else { "SIGNATURE DOES NOT MATCH" };
-            println!("  {:<26} signed by {}: {verdict}", f.path, s.signer_subject.as_deref().unwrap_or("(unknown signer)"));
-            if let Some(i) = &s.signer_issuer {
-                println!("  {:<26}   issuer {i}", "");
-            }
-            if let Some(fp) = &s.signer_sha256 {
-                println!("  {:<26}   certificate SHA-256 {fp}", "");
-            }
-            for p in &s.problems {
-                println!("  {:<26}   {p}", "");
-            }
-        }
-    }
-    match &r.keys {
-        None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),
-        Some(k) if k.error.is_some() => println!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default()),
-        Some(k) => {
-            let how = if k.sealed { format!("sealed with a PIN ({})", k.kdf.as_deref().unwrap_or_default()) } else { "UNSEALED: anyone with the stick can read them".to_string() };
-            println!("keys:     {} recovery key(s) in {}, {how}", k.count, k.path);
-            for id in &k.key_ids {
-                println!("          Key ID {{{id}}}");
-            }
-        }
-    }
-    println!("partitions:");
-    for p in &r.partitions {
-        println!("  {:>2}  at {:>10} bytes  {:>10} bytes  {}", p.number, p.offset, p.size, p.kind);
-    }
-    println!("files on the boot partition (at byte {}):", r.boot_partition_offset);
-    for f in &r.files {
-        match &f.sha256 {
-            Some(h) => println!("  {:<40} {:>10}  sha256 {h}", f.path, f.size),
-            None => println!("  {:<40} {:>10}", format!("{}/", f.path), "folder"),
-        }
-    }
-    Ok(())
-}

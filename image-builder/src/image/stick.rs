@@ -1,22 +1,12 @@
 //! What a rescue stick holds: one map of path → content that every image
-//! format (USB disk, ISO) is produced from.
+//! format (USB disk, ISO) is produced from. Paths come from the engine's
+//! [`rescue_engine::stick`] layout, which the agent reads too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Path of the agent on the stick (the removable-media boot path).
-pub const AGENT_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
-/// Path of the profile on the stick.
-pub const PROFILE_PATH: &str = "rescue/profile.toml";
-/// Where the agent writes its reports.
-pub const REPORTS_DIR: &str = "rescue/reports";
-/// Where the agent copies files before deleting them.
-pub const BACKUPS_DIR: &str = "rescue/backups";
-/// The stick's own folder (profile, reports, backups, certificate for MokManager).
-pub const RESCUE_DIR: &str = "rescue";
-/// Shim route: shim is at [`AGENT_PATH`] and starts this file (the signed agent) …
-pub const SHIM_SECOND_STAGE_PATH: &str = "EFI/BOOT/grubx64.efi";
-/// … or MokManager, when the second stage is not trusted yet.
-pub const MOKMANAGER_PATH: &str = "EFI/BOOT/mmx64.efi";
+pub use rescue_engine::stick::{
+    AGENT_PATH, BACKUPS_DIR, KEYS_PATH, MOKMANAGER_PATH, PROFILE_PATH, REPORTS_DIR, RESCUE_DIR, SHIM_SECOND_STAGE_PATH,
+};
 
 /// The files and folders of a stick's boot partition. Paths use `/`.
 #[derive(Default, Debug, Clone)]
@@ -36,17 +26,19 @@ impl StickFiles {
         s
     }
 
+    /// Adds (or replaces) a file.
     pub fn file(&mut self, path: &str, bytes: Vec<u8>) {
         self.entries.insert(path.to_string(), Some(bytes));
     }
 
+    /// Adds an empty folder.
     pub fn dir(&mut self, path: &str) {
         self.entries.insert(path.to_string(), None);
     }
 
     /// Every folder, parents first (explicit ones and those implied by files).
     pub fn dirs(&self) -> Vec<String> {
-        let mut dirs = std::collections::BTreeSet::new();
+        let mut dirs = BTreeSet::new();
         for (path, content) in &self.entries {
             let mut parts: Vec<&str> = path.split('/').collect();
             if content.is_some() {

@@ -6,12 +6,12 @@
 //! a key, and as a second line of defence every text taken into the table
 //! has anything shaped like a 48-digit recovery password masked.
 
-use crate::{fat, stick};
+use crate::image::read::open_boot_fat;
+use crate::image::{fat, stick};
+use crate::output;
 use anyhow::{bail, Context, Result};
-use rescue_engine::partition::{self, Guid, PartitionKind};
 use serde::Serialize;
 use serde_json::Value;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Largest report read (a report is a few KiB).
@@ -237,25 +237,10 @@ fn read_bounded(p: &Path) -> Result<Vec<u8>> {
     Ok(std::fs::read(p)?)
 }
 
-/// The boot partition of a stick or image: the GPT ESP, else an MBR FAT
-/// partition, else the whole device.
-fn boot_partition(path: &Path) -> Result<(u64, u64)> {
-    let mut disk = crate::disk::FileDisk::open(path, false)?;
-    let parts = partition::discover(&mut disk).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let p = parts
-        .iter()
-        .find(|p| matches!(&p.kind, PartitionKind::Gpt { type_guid, .. } if *type_guid == Guid::ESP))
-        .or_else(|| parts.iter().find(|p| matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF | 0x0B | 0x0C })))
-        .or_else(|| parts.iter().find(|p| p.kind == PartitionKind::Whole))
-        .with_context(|| format!("{}: no EFI System Partition or FAT volume found: not a rescue stick", path.display()))?;
-    Ok((p.offset, p.size))
-}
-
 /// The reports on a stick or image's FAT boot partition.
 fn collect_image(path: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Result<()> {
-    let (offset, size) = boot_partition(path)?;
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let fs = fat::open(fat::Window::new(&file, offset, size)).with_context(|| format!("{}: boot partition", path.display()))?;
+    let (file, boot) = open_boot_fat(path)?;
+    let fs = fat::open(fat::Window::new(&file, boot.offset, boot.size)).with_context(|| format!("{}: boot partition", path.display()))?;
     let source = path.display().to_string();
     let prefix = format!("{}/", stick::REPORTS_DIR);
     let mut found = false;
@@ -347,6 +332,7 @@ pub fn to_csv(rows: &[Row]) -> String {
     out
 }
 
+/// Runs `rescue collect`.
 pub fn run(args: &CollectArgs) -> Result<()> {
     let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let (rows, warnings) = collect(&args.sources)?;
@@ -362,7 +348,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         }
         _ => bail!("--out {}: name a .csv or .json file", args.out.display()),
     };
-    crate::build::write_atomically(&args.out, bytes.len() as u64, &[(0, bytes)])?;
+    output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes)])?;
     let fixed = rows.iter().filter(|r| r.outcome == "FIXED").count();
     let failed = rows.iter().filter(|r| r.outcome == "FAILED").count();
     println!(

@@ -1,0 +1,126 @@
+//! `rescue apply`: run a profile's fixes on every NTFS volume of a disk,
+//! image or device, with the same engine as the agent.
+
+use crate::cli::read_profile;
+use crate::cli::volume_keys::KeyArgs;
+use crate::host::backup_dir::DirSink;
+use crate::host::disk::FileDisk;
+use crate::host::in_use::refuse_if_in_use;
+use crate::host::volume::{open_volume, Volume};
+use anyhow::{bail, Context, Result};
+use rescue_engine::block::{BlockDevice, Slice};
+use rescue_engine::partition;
+use rescue_engine::remediate::{self, Counting, Options};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `rescue apply`.
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// The profile whose fixes to run.
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Print the plan (which bytes of which structures would change) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the JSON report here (default: print a summary only).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Folder for backups of deleted files (default: `backup` beside the report, else `./rescue-backup`).
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Disk image, partition image or block device.
+    pub target: PathBuf,
+}
+
+fn default_backup_dir(args: &ApplyArgs) -> PathBuf {
+    if let Some(d) = &args.backup_dir {
+        return d.clone();
+    }
+    match &args.report {
+        Some(r) => r.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("backup"),
+        None => PathBuf::from("rescue-backup"),
+    }
+}
+
+/// Runs `rescue apply`.
+pub fn run(args: &ApplyArgs) -> Result<()> {
+    let (profile, _) = read_profile(&args.profile)?;
+    let creds = args.keys.credentials()?;
+    if !args.dry_run {
+        refuse_if_in_use(&args.target)?;
+    }
+    let disk = FileDisk::open(&args.target, !args.dry_run)?;
+    let mut sink = DirSink { dir: default_backup_dir(args) };
+    let opts = Options { dry_run: args.dry_run };
+    let started = std::time::Instant::now();
+    let mut disk = Counting::new(disk);
+    let mut report = remediate::Report { profile: profile.name.clone(), engine_version: rescue_engine::version::VERSION, dry_run: opts.dry_run, ..Default::default() };
+    let parts = match partition::discover(&mut disk) {
+        Ok(p) => p,
+        Err(e) => {
+            report.errors.push(format!("partition table: {e}"));
+            Vec::new()
+        }
+    };
+    let mut log = |line: &str| eprintln!("{line}");
+    for p in parts {
+        let mut vr = remediate::VolumeReport { index: report.volumes.len(), partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
+        match open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) {
+            Ok(mut vol) => {
+                if let Volume::BitLocker(_) = vol {
+                    vr.notes.push("BitLocker volume, unlocked".into());
+                }
+                remediate::remediate_volume(&profile, &mut vol, &opts, &mut sink, &mut log, &mut vr, &mut report);
+                if let Volume::BitLocker(_) = vol {
+                    vr.filesystem = format!("{} (in BitLocker)", vr.filesystem);
+                }
+            }
+            Err(e) => {
+                vr.filesystem = "bitlocker (locked)".into();
+                let m = format!("partition {} (byte {}): {e:#}", p.number, p.offset);
+                log(&m);
+                // A volume we could not look into may be the one that needed the fix: that is a failure.
+                vr.error = Some(m.clone());
+                report.errors.push(m);
+            }
+        }
+        report.volumes.push(vr);
+    }
+    report.bytes_read = disk.bytes_read;
+    report.read_calls = disk.reads;
+    report.bytes_written = disk.bytes_written;
+    report.ok = report.errors.is_empty();
+    let elapsed = started.elapsed();
+    disk.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
+    for v in &report.volumes {
+        println!("volume {} (partition {}, byte {}): {}{}", v.index, v.partition, v.offset, v.filesystem, v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default());
+        if let Some(w) = &v.write_refused {
+            println!("  writes refused: {w}");
+        }
+        for r in &v.rules {
+            println!("  rule {}: {}", r.path, if r.directory_found { format!("{} file(s) matched", r.files.len()) } else { "directory not found".into() });
+            for f in &r.files {
+                println!("    {} ({} bytes, sha256 {}): {}{}", f.path, f.size, f.sha256.as_deref().unwrap_or("-"), f.action, f.reason.as_ref().map(|r| format!(" - {r}")).unwrap_or_default());
+                if args.dry_run && !f.writes.is_empty() {
+                    let p = rescue_engine::ntfs::Plan { writes: f.writes.clone(), notes: f.notes.clone() };
+                    print!("{p}");
+                }
+            }
+        }
+    }
+    println!("{} deleted, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms", report.files_deleted, report.files_skipped, report.errors.len(), report.bytes_read, report.read_calls, report.bytes_written, elapsed.as_secs_f64() * 1000.0);
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !report.ok {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        bail!("{} error(s)", report.errors.len());
+    }
+    Ok(())
+}
+

@@ -1,0 +1,137 @@
+//! `rescue bitlocker info` and the hidden test-support `rescue bitlocker encrypt`.
+
+use crate::host::disk::FileDisk;
+use crate::host::volume::find_bitlocker;
+use crate::output;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rescue_engine::bitlocker::{self, create, BitLocker, EncryptionMethod};
+use rescue_engine::time::filetime_display;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum BitLockerCommand {
+    /// Show a BitLocker volume's metadata and key protectors (no secrets)
+    Info {
+        /// Disk, partition image or block device
+        volume: PathBuf,
+        /// Use this partition number instead of the first BitLocker one
+        #[arg(long)]
+        partition: Option<u32>,
+    },
+    /// Test support: encrypt a plain NTFS volume image into a BitLocker volume
+    #[command(hide = true)]
+    Encrypt(EncryptArgs),
+}
+
+#[derive(Args)]
+pub struct EncryptArgs {
+    /// xts-aes-128, xts-aes-256, aes-cbc-128, aes-cbc-256, aes-cbc-128-diffuser or aes-cbc-256-diffuser
+    #[arg(long, default_value = "xts-aes-128")]
+    pub method: String,
+    /// Recovery password of the recovery-password protector
+    #[arg(long = "recovery-password")]
+    pub recovery_password: String,
+    /// Also add a password protector
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Leave the volume half-converted: encrypt only up to this byte offset
+    #[arg(long = "encrypted-size")]
+    pub encrypted_size: Option<u64>,
+    /// The plain NTFS volume image
+    pub input: PathBuf,
+    /// The BitLocker volume image to write
+    pub output: PathBuf,
+}
+
+/// Runs `rescue bitlocker …`.
+pub fn run(c: &BitLockerCommand) -> Result<()> {
+    match c {
+        BitLockerCommand::Info { volume, partition } => info(volume, *partition),
+        BitLockerCommand::Encrypt(a) => encrypt(a),
+    }
+}
+
+fn info(volume: &Path, number: Option<u32>) -> Result<()> {
+    let (p, dev) = find_bitlocker(volume, false, number)?;
+    let bl = BitLocker::open(dev)?;
+    let m = &bl.metadata;
+    let h = &bl.header;
+    println!("BitLocker volume at byte {} ({} bytes){}", p.offset, p.size, if p.number > 0 { format!(", partition {}", p.number) } else { String::new() });
+    println!("  flavour:        {}", match h.flavour { bitlocker::header::Flavour::Fixed => "fixed/OS volume", bitlocker::header::Flavour::ToGo => "BitLocker To Go" });
+    println!("  volume GUID:    {}", m.volume_guid);
+    println!("  metadata:       version {}", m.version);
+    println!("  encryption:     {} ({:#06x})", m.method, m.method.code());
+    println!("  sector size:    {}", h.sector_size);
+    println!("  state:          {} (next: {}){}", m.current_state, m.next_state, if h.encrypt_on_write() { ", used space only (encrypt-on-write)" } else { "" });
+    println!("  encrypted size: {} bytes", m.encrypted_size);
+    println!("  created:        {}", filetime_display(m.created));
+    if let Some(d) = &m.description {
+        println!("  description:    {d}");
+    }
+    for i in 0..3 {
+        println!(
+            "  metadata copy {}: byte {} {:?}{}",
+            i + 1,
+            h.metadata_offsets[i],
+            m.copies[i],
+            if m.copy_used == i { " (used)" } else { "" }
+        );
+    }
+    println!("  boot sectors:   relocated to byte {} ({} bytes)", m.volume_header_offset, m.volume_header_size);
+    println!("  key protectors:");
+    for pr in bl.protectors() {
+        println!(
+            "    Key ID {{{}}}  {}{}  modified {}{}",
+            pr.key_id,
+            pr.kind,
+            pr.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default(),
+            filetime_display(pr.modified),
+            if pr.kind == bitlocker::ProtectorKind::RecoveryPassword {
+                format!("  (recovery screen shows Key ID {})", pr.short_key_id())
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn method_from_name(s: &str) -> Result<EncryptionMethod> {
+    Ok(match s {
+        "xts-aes-128" => EncryptionMethod::XtsAes128,
+        "xts-aes-256" => EncryptionMethod::XtsAes256,
+        "aes-cbc-128" => EncryptionMethod::AesCbc128,
+        "aes-cbc-256" => EncryptionMethod::AesCbc256,
+        "aes-cbc-128-diffuser" => EncryptionMethod::AesCbc128Diffuser,
+        "aes-cbc-256-diffuser" => EncryptionMethod::AesCbc256Diffuser,
+        _ => bail!("unknown method {s:?}"),
+    })
+}
+
+fn encrypt(a: &EncryptArgs) -> Result<()> {
+    let method = method_from_name(&a.method)?;
+    let tmp = output::temp_beside(&a.output)?;
+    std::fs::copy(&a.input, tmp.path()).with_context(|| format!("cannot copy {}", a.input.display()))?;
+    let mut dev = FileDisk::open(tmp.path(), true)?;
+    let mut random = |b: &mut [u8]| rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, b);
+    let opts = create::CreateOptions {
+        method,
+        recovery_password: &a.recovery_password,
+        password: a.password.as_deref(),
+        description: "RESCUE-TEST C: test volume",
+        filetime: crate::clock::now_filetime(),
+        encrypted_size: a.encrypted_size,
+    };
+    let created = create::encrypt_in_place(&mut dev, &opts, &mut random, &mut |_, _| {})
+        .with_context(|| format!("encrypting {}", a.input.display()))?;
+    drop(dev);
+    output::persist(tmp, &a.output)?;
+    println!("{}: BitLocker {} volume {}", a.output.display(), method, created.volume_guid);
+    println!("  recovery password Key ID {{{}}}", created.recovery_key_id);
+    if let Some(id) = created.password_key_id {
+        println!("  password Key ID {{{id}}}");
+    }
+    Ok(())
+}
+

@@ -1,0 +1,130 @@
+//! `rescue build`: a profile (and later keys) in, a bootable image out.
+
+use crate::cli::read_profile;
+use crate::image::stick::{self, StickFiles};
+use crate::image::{self, agent, shim};
+use crate::{clock, output, site_keys};
+use anyhow::Result;
+use clap::ValueEnum;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// Image formats `rescue build` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Raw disk image for a USB stick: protective MBR, GPT, one FAT32 EFI System Partition
+    Usb,
+    /// Hybrid ISO 9660 with a UEFI El Torito entry; also boots when written to a stick
+    Iso,
+}
+
+impl From<Format> for image::Format {
+    fn from(f: Format) -> image::Format {
+        match f {
+            Format::Usb => image::Format::Usb,
+            Format::Iso => image::Format::Iso,
+        }
+    }
+}
+
+/// Arguments of `rescue build`.
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// The profile to put on the stick (TOML; see profiles/README.md)
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Image format
+    #[arg(long, value_enum, default_value_t = Format::Usb)]
+    pub format: Format,
+    /// Image size in MiB [default: 128 for usb; 32 for iso, its maximum]
+    #[arg(long, value_name = "MIB")]
+    pub size: Option<u64>,
+    /// Use this agent (a rescue-agent.efi) instead of the one built into rescue
+    #[arg(long, value_name = "FILE")]
+    pub agent: Option<PathBuf>,
+    /// Where to write the image (written to a temporary file, then renamed)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Sign the agent for Secure Boot (Authenticode) with this RSA private key (PEM, PKCS#1 or PKCS#8); never copied to the image
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign_key: Option<PathBuf>,
+    /// The certificate (PEM or DER) of --sign-key, as enrolled in db or MOK
+    #[arg(long, value_name = "CERT.pem")]
+    pub sign_cert: Option<PathBuf>,
+    /// Boot through Microsoft-signed shim: shim as BOOTX64.EFI, the signed agent as grubx64.efi, MokManager, and the certificate (DER) in rescue/ for "Enroll key from disk"
+    #[arg(long)]
+    pub shim: bool,
+    /// Where shimx64.efi.signed and mmx64.efi.signed are [default: /usr/lib/shim]
+    #[arg(long, value_name = "DIR")]
+    pub shim_dir: Option<PathBuf>,
+    /// Site recovery keys to carry, sealed with a PIN (CSV exports from Active Directory, Entra ID / Intune, MBAM, or KeyID,RecoveryKey; repeat for several files; see docs/keys.md)
+    #[arg(long = "keys", value_name = "FILE")]
+    pub keys: Vec<PathBuf>,
+    /// Read the site PIN from the first line of this file instead of asking on the terminal
+    #[arg(long, value_name = "FILE", requires = "keys", conflicts_with = "no_seal")]
+    pub pin_file: Option<PathBuf>,
+    /// Store the keys UNSEALED (anyone holding the stick can read them)
+    #[arg(long, requires = "keys")]
+    pub no_seal: bool,
+}
+
+/// Runs `rescue build`.
+pub fn run(args: &BuildArgs) -> Result<()> {
+    let (profile, text) = read_profile(&args.profile)?;
+    let plan = shim::plan(args.sign_key.as_deref(), args.sign_cert.as_deref(), args.shim, args.shim_dir.as_deref())?;
+    // Keys and PIN come first: a bad key file or PIN file stops the build before any work.
+    let key_file = keyed(args)?;
+    let agent = agent::load(args.agent.as_deref())?;
+    let mut files = StickFiles::new(&agent, &text);
+    if let Some((bytes, _)) = &key_file {
+        files.file(stick::KEYS_PATH, bytes.clone());
+    }
+    let secure_boot_notes = match &plan {
+        Some(p) => shim::apply(p, &agent, &mut files)?,
+        None => Vec::new(),
+    };
+    // GUIDs and volume serials come from the content: the same inputs give the same image.
+    let seed: [u8; 32] = Sha256::new().chain_update(&*agent).chain_update(text.as_bytes()).finalize().into();
+    let format = image::Format::from(args.format);
+    let stamp = rescue_engine::time::civil_from_unix(
+        std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or_else(clock::unix_now),
+    );
+    let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
+    output::write_pieces(&args.out, len, &pieces)?;
+    println!(
+        "built {} ({} image, {} MiB): profile {:?}, {} rule(s), agent {}",
+        args.out.display(),
+        format.name(),
+        len >> 20,
+        profile.name,
+        profile.delete.len(),
+        agent::version(&agent).unwrap_or_default()
+    );
+    for n in secure_boot_notes {
+        println!("  {n}");
+    }
+    if let Some((_, summary)) = &key_file {
+        println!("  {summary}");
+    }
+    Ok(())
+}
+
+/// The key file for `--keys` (sealed with the PIN, or unsealed with
+/// `--no-seal`) and a one-line summary; `None` without `--keys`.
+fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
+    if args.keys.is_empty() {
+        return Ok(None);
+    }
+    let (keys, set) = site_keys::import::load(&args.keys)?;
+    let files = set.files.len();
+    let bytes = if args.no_seal {
+        eprintln!("WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.", keys.len(), stick::KEYS_PATH);
+        eprintln!("WARNING: anyone who finds or copies this stick can unlock those PCs' BitLocker volumes.");
+        site_keys::key_file(&keys, None)?
+    } else {
+        let pin = site_keys::pin::read_pin(args.pin_file.as_deref())?;
+        site_keys::key_file(&keys, Some(&pin))?
+    };
+    let how = if args.no_seal { "UNSEALED" } else { "sealed with the site PIN" };
+    Ok(Some((bytes, format!("{} recovery key(s) from {files} file(s), {how}, in {}", keys.len(), stick::KEYS_PATH))))
+}

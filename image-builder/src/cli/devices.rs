@@ -1,0 +1,35 @@
+//! `rescue devices`: the disks a stick could be flashed to.
+
+use crate::host::sysblock;
+use anyhow::Result;
+
+/// Arguments of `rescue devices`.
+#[derive(clap::Args, Debug)]
+pub struct DevicesArgs {
+    /// List every disk, not only removable ones
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Runs `rescue devices`.
+pub fn run(args: &DevicesArgs) -> Result<()> {
+    let disks: Vec<_> = sysblock::disks().into_iter().filter(|d| args.all || d.removable).collect();
+    if disks.is_empty() {
+        println!("no removable disks found (plug in a stick, or use --all to see every disk)");
+        return Ok(());
+    }
+    println!("{:<14} {:>10}  {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "REMOVABLE", "MODEL");
+    for d in disks {
+        let mounted = if d.mounts.is_empty() { "no".to_string() } else { d.mounts.join(", ") };
+        println!(
+            "{:<14} {:>10}  {:<9} {:<28} {}{}",
+            d.dev_path.display(),
+            sysblock::human(d.size),
+            if d.removable { "yes" } else { "no" },
+            if d.model.is_empty() { "-" } else { &d.model },
+            mounted,
+            if d.holds_system { " (system disk)" } else { "" }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `rescue inspect`: what an image holds — never any secret.
+
+use crate::image::read::inspect;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// Arguments of `rescue inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// A USB image, ISO, or a flashed stick's block device
+    pub image: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `rescue inspect`.
+pub fn run(args: &InspectArgs) -> Result<()> {
+    let r = inspect(&args.image)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("image:    {}", args.image.display());
+    println!("format:   {}", r.format);
+    println!("size:     {} bytes ({} MiB)", r.size, r.size >> 20);
+    println!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
+    match &r.profile {
+        Some(p) => {
+            println!("profile:  {} — {}", p.name, p.description);
+            for a in &p.actions {
+                println!("          {a}");
+            }
+            println!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
+        }
+        None => println!("profile:  (none)"),
+    }
+    println!("signatures:");
+    for f in &r.efi_signatures {
+        if !f.signed {
+            println!("  {:<26} not signed (Secure Boot refuses it unless its hash is in db)", f.path);
+        }
+        for s in &f.signatures {
+            let verdict = if s.ok() { "signature matches the image" } else { "SIGNATURE DOES NOT MATCH" };
+            println!("  {:<26} signed by {}: {verdict}", f.path, s.signer_subject.as_deref().unwrap_or("(unknown signer)"));
+            if let Some(i) = &s.signer_issuer {
+                println!("  {:<26}   issuer {i}", "");
+            }
+            if let Some(fp) = &s.signer_sha256 {
+                println!("  {:<26}   certificate SHA-256 {fp}", "");
+            }
+            for p in &s.problems {
+                println!("  {:<26}   {p}", "");
+            }
+        }
+    }
+    match &r.keys {
+        None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),
+        Some(k) if k.error.is_some() => println!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default()),
+        Some(k) => {
+            let how = if k.sealed { format!("sealed with a PIN ({})", k.kdf.as_deref().unwrap_or_default()) } else { "UNSEALED: anyone with the stick can read them".to_string() };
+            println!("keys:     {} recovery key(s) in {}, {how}", k.count, k.path);
+            for id in &k.key_ids {
+                println!("          Key ID {{{id}}}");
+            }
+        }
+    }
+    println!("partitions:");
+    for p in &r.partitions {
+        println!("  {:>2}  at {:>10} bytes  {:>10} bytes  {}", p.number, p.offset, p.size, p.kind);
+    }
+    println!("files on the boot partition (at byte {}):", r.boot_partition_offset);
+    for f in &r.files {
+        match &f.sha256 {
+            Some(h) => println!("  {:<40} {:>10}  sha256 {h}", f.path, f.size),
+            None => println!("  {:<40} {:>10}", format!("{}/", f.path), "folder"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! `rescue ls`: list a folder on each NTFS volume of a disk, image or device.
+
+use crate::cli::volume_keys::KeyArgs;
+use crate::host::disk::FileDisk;
+use crate::host::volume::open_volume;
+use anyhow::{bail, Context, Result};
+use rescue_engine::block::Slice;
+use rescue_engine::ntfs::{self, Ntfs};
+use rescue_engine::partition;
+use rescue_engine::remediate::Counting;
+use rescue_engine::time::filetime_rfc3339;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `rescue ls`.
+#[derive(clap::Args)]
+pub struct LsArgs {
+    /// Disk image, partition image or block device.
+    pub target: PathBuf,
+    /// Directory to list, relative to each volume's root (e.g. 'Windows\System32').
+    pub path: Option<String>,
+    /// Also list DOS (8.3) names.
+    #[arg(long)]
+    pub dos: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// Runs `rescue ls`.
+pub fn run(args: &LsArgs) -> Result<()> {
+    let mut disk = Counting::new(FileDisk::open(&args.target, false)?);
+    let parts = partition::discover(&mut disk).map_err(|e| anyhow::anyhow!("{e}")).context("reading the partition table")?;
+    let mut found = 0;
+    let mut failed = false;
+    for p in parts {
+        let mut vol = match open_volume(Slice::new(&mut disk, p.offset, p.size), &args.keys.credentials()?) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("partition {} (byte {}): {e:#}", p.number, p.offset);
+                failed |= !args.keys.is_empty();
+                continue;
+            }
+        };
+        let v = match Ntfs::open(&mut vol) {
+            Ok(v) => v,
+            Err(ntfs::NtfsError::NotNtfs { .. }) => continue,
+            Err(e) => {
+                eprintln!("volume {} (partition {}, byte {}): {e}", found, p.number, p.offset);
+                failed = true;
+                continue;
+            }
+        };
+        let path = args.path.clone().unwrap_or_default();
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "== volume {found}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}", p.number, p.offset, p.size, v.boot.serial, path);
+        found += 1;
+        let r = (|| -> Result<(), ntfs::NtfsError> {
+            let dir_ref = v.lookup(&mut vol, &path)?;
+            let dir = match v.open_dir(&mut vol, dir_ref) {
+                Err(ntfs::NtfsError::NotADirectory { .. }) => return Err(ntfs::NtfsError::NotADirectory { path: path.clone() }),
+                r => r?,
+            };
+            for e in v.list_dir(&mut vol, &dir)? {
+                if e.namespace == ntfs::filename::DOS && !args.dos {
+                    continue;
+                }
+                let kind = if e.is_dir { "<DIR>" } else { "" };
+                let ns = match e.namespace {
+                    0 => "posix",
+                    1 => "win32",
+                    2 => "dos",
+                    _ => "win32+dos",
+                };
+                if writeln!(o, "{:>12} {:5} {}  {:<9} rec {:>8}  {}", e.size, kind, &filetime_rfc3339(e.modified)[..19], ns, ntfs::ref_record(e.file_ref), e.name).is_err() {
+                    break; // stdout closed (e.g. piped into head)
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            eprintln!("volume {}: {e}", found - 1);
+            failed = true;
+        }
+    }
+    eprintln!("read {} bytes in {} reads", disk.bytes_read, disk.reads);
+    if found == 0 {
+        bail!("no NTFS volume found in {}", args.target.display());
+    }
+    if failed {
+        bail!("some volumes could not be listed");
+    }
+    Ok(())
+}
+

@@ -1,0 +1,148 @@
+//! Opening a volume on the host: a BitLocker volume is unlocked with the
+//! credentials given, anything else is passed through as it is.
+
+use crate::host::disk::FileDisk;
+use anyhow::{bail, Context, Result};
+use rescue_engine::bitlocker::{self, BitLocker, ProtectorKind, StartupKey, UnlockKey, Unlocked};
+use rescue_engine::block::{BlockDevice, IoError, Slice};
+use rescue_engine::partition::{self, Partition};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// What the admin gave to unlock BitLocker volumes. Deliberately not
+/// `Debug`; the secrets are zeroized when dropped.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Recovery passwords (48 digits, dashes optional), tried in order.
+    pub recovery_passwords: Vec<Zeroizing<String>>,
+    /// A BitLocker password, as typed in Windows.
+    pub password: Option<Zeroizing<String>>,
+    /// A startup or recovery key file (.BEK).
+    pub bek: Option<PathBuf>,
+    /// Use the clear key of a volume whose protection is suspended.
+    pub clear_key: bool,
+}
+
+impl Credentials {
+    /// True when nothing was given.
+    pub fn is_empty(&self) -> bool {
+        self.recovery_passwords.is_empty() && self.password.is_none() && self.bek.is_none() && !self.clear_key
+    }
+
+    /// Reads the .BEK file, if one was given.
+    fn startup_key(&self) -> Result<Option<StartupKey>> {
+        let Some(path) = &self.bek else { return Ok(None) };
+        let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some(bitlocker::parse_bek(&data).with_context(|| path.display().to_string())?))
+    }
+
+    /// The keys to try, in order: clear key (if asked), recovery passwords, password, startup key.
+    fn unlock_keys<'a>(&'a self, bek: &'a Option<StartupKey>) -> Vec<UnlockKey<'a>> {
+        let mut list = Vec::new();
+        if self.clear_key {
+            list.push(UnlockKey::ClearKey);
+        }
+        list.extend(self.recovery_passwords.iter().map(|rp| UnlockKey::RecoveryPassword(rp)));
+        list.extend(self.password.iter().map(|pw| UnlockKey::Password(pw)));
+        list.extend(bek.iter().map(UnlockKey::StartupKey));
+        list
+    }
+
+    /// Unlocks an opened BitLocker volume with these credentials.
+    pub fn unlock<D: BlockDevice>(&self, bl: BitLocker<D>) -> Result<Unlocked<D>> {
+        let bek = self.startup_key()?;
+        Ok(bl.unlock_any(&self.unlock_keys(&bek))?)
+    }
+}
+
+/// A volume as the engine should see it: plain, or BitLocker unlocked.
+pub enum Volume<D: BlockDevice> {
+    /// Not BitLocker: the partition itself.
+    Plain(D),
+    /// A BitLocker volume, unlocked.
+    BitLocker(Box<Unlocked<D>>),
+}
+
+impl<D: BlockDevice> Volume<D> {
+    fn inner(&mut self) -> &mut dyn BlockDevice {
+        match self {
+            Volume::Plain(d) => d,
+            Volume::BitLocker(d) => d.as_mut(),
+        }
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Volume<D> {
+    fn sector_size(&self) -> u32 {
+        match self {
+            Volume::Plain(d) => d.sector_size(),
+            Volume::BitLocker(d) => d.sector_size(),
+        }
+    }
+    fn size(&self) -> u64 {
+        match self {
+            Volume::Plain(d) => d.size(),
+            Volume::BitLocker(d) => d.size(),
+        }
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.inner().read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.inner().write_at(offset, buf)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.inner().flush()
+    }
+}
+
+/// Opens a partition: a BitLocker volume is unlocked with its clear key (if
+/// protection is suspended) or the given credentials; anything else is
+/// returned as it is. Errors name the Key IDs a recovery password is asked for.
+pub fn open_volume<D: BlockDevice>(mut dev: D, creds: &Credentials) -> Result<Volume<D>> {
+    if !bitlocker::detect(&mut dev)? {
+        return Ok(Volume::Plain(dev));
+    }
+    let bl = BitLocker::open(dev)?;
+    let mut creds = creds.clone();
+    creds.clear_key |= bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey);
+    if creds.is_empty() {
+        let ids: Vec<String> = bl
+            .protectors()
+            .iter()
+            .filter(|p| p.kind == ProtectorKind::RecoveryPassword)
+            .map(|p| format!("{{{}}}", p.key_id))
+            .collect();
+        bail!(
+            "BitLocker volume {} is locked: give --recovery-password (Key ID {}), --password or --bek",
+            bl.metadata.volume_guid,
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        );
+    }
+    Ok(Volume::BitLocker(Box::new(creds.unlock(bl)?)))
+}
+
+/// The BitLocker volume of a target: a whole disk (first BitLocker
+/// partition, or partition `number`), a partition image or a block device.
+pub fn find_bitlocker(target: &Path, writable: bool, number: Option<u32>) -> Result<(Partition, Slice<FileDisk>)> {
+    let mut disk = FileDisk::open(target, writable)?;
+    let parts = partition::discover(&mut disk).with_context(|| format!("reading the partition table of {}", target.display()))?;
+    let mut chosen = None;
+    for p in parts {
+        let wanted = match number {
+            Some(n) => p.number == n,
+            None => bitlocker::detect(&mut Slice::new(&mut disk, p.offset, p.size)).unwrap_or(false),
+        };
+        if wanted {
+            chosen = Some(p);
+            break;
+        }
+    }
+    let p = match (chosen, number) {
+        (Some(p), _) => p,
+        (None, Some(n)) => bail!("{} has no partition {n}", target.display()),
+        (None, None) => bail!("{} holds no BitLocker volume", target.display()),
+    };
+    let (off, size) = (p.offset, p.size);
+    Ok((p, Slice::new(disk, off, size)))
+}
