@@ -3,11 +3,13 @@
 //! file to a [`BackupSink`] before deleting it, and produce a [`Report`].
 //!
 //! One code path for dry and real runs: every deletion is planned
-//! ([`crate::ntfs::plan::plan_delete`]); a dry run records the plan, a real
+//! ([`crate::ntfs::delete::plan_delete`]); a dry run records the plan, a real
 //! run executes the same plan. A file whose backup fails is not deleted.
 
 use crate::block::{BlockDevice, IoError, Slice};
-use crate::ntfs::plan::{self, Clearance, Plan, PlanWrite};
+use crate::ntfs::delete::plan_delete;
+use crate::ntfs::gate::{clear_for_writing, Clearance};
+use crate::ntfs::plan::{self, Plan, PlanWrite};
 use crate::hex::hex;
 use crate::ntfs::{self, Ntfs, NtfsError};
 use crate::time::filetime_rfc3339;
@@ -212,7 +214,7 @@ pub fn remediate_volume<D: BlockDevice>(profile: &Profile, vol: &mut D, opts: &O
         }
     };
     vr.serial = Some(format!("{:016X}", v.boot.serial));
-    let mut gate: Result<Clearance, NtfsError> = plan::clear_for_writing(&v, vol, profile.ntfs.unclean_journal);
+    let mut gate: Result<Clearance, NtfsError> = clear_for_writing(&v, vol, profile.ntfs.unclean_journal);
     match &gate {
         Ok(c) => vr.journal = Some(format!("{:?}", c.journal()).to_lowercase()),
         Err(e) => {
@@ -335,7 +337,7 @@ fn one_file<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &Del
             return Err(format!("not deleted: {g}"));
         }
     };
-    let mut p = plan::plan_delete(v, vol, clear, dir_ref, file_ref, names).map_err(e)?;
+    let mut p = plan_delete(v, vol, clear, dir_ref, file_ref, names).map_err(e)?;
     fr.notes = p.notes.clone();
     let reset: Option<Plan> = clear.take_reset();
     if let Some(r) = &reset {

@@ -16,7 +16,7 @@ pub const MOKMANAGER_PATH: &str = "EFI/BOOT/mmx64.efi";
 pub const RESCUE_DIR: &str = "rescue";
 /// The profile the stick was built with.
 pub const PROFILE_PATH: &str = "rescue/profile.toml";
-/// The site's recovery keys (see [`crate::keyring`]), when the image is keyed.
+/// The site's recovery keys (a sealed key file), when the image is keyed.
 pub const KEYS_PATH: &str = "rescue/keys.sealed";
 /// Where the agent writes its reports.
 pub const REPORTS_DIR: &str = "rescue/reports";

@@ -1,6 +1,5 @@
 //! Attribute headers inside an MFT record (resident and non-resident).
 
-use super::record::Record;
 use super::runs::{self, Run};
 use super::{corrupt, le16, le32, le64, Result};
 use alloc::vec::Vec;
@@ -45,10 +44,10 @@ pub struct Attr {
 }
 
 impl Attr {
-    /// The resident value inside `rec` (None when non-resident).
-    pub fn value<'a>(&self, rec: &'a Record) -> Option<&'a [u8]> {
+    /// The resident value inside the bytes of its record (None when non-resident).
+    pub fn value<'a>(&self, record: &'a [u8]) -> Option<&'a [u8]> {
         match self.form {
-            Form::Resident { value_offset, value_len } => rec.data.get(value_offset..value_offset + value_len),
+            Form::Resident { value_offset, value_len } => record.get(value_offset..value_offset + value_len),
             _ => None,
         }
     }
@@ -57,14 +56,14 @@ impl Attr {
     }
 }
 
-/// Parses all attributes of a record. Guarantees: each header lies inside
-/// the bytes in use, is 8-aligned, and the walk ends at the end marker.
-pub fn parse_attrs(rec: &Record, total_clusters: u64) -> Result<Vec<Attr>> {
-    let d = &rec.data;
-    let used = rec.bytes_in_use();
-    let mut o = rec.attrs_offset();
+/// Parses all attributes of a record's bytes `d` (at byte `offset` on the
+/// volume; attributes start at `first`, `used` bytes are in use).
+/// Guarantees: each header lies inside the bytes in use, is 8-aligned, and
+/// the walk ends at the end marker.
+pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clusters: u64) -> Result<Vec<Attr>> {
+    let mut o = first;
     let mut out = Vec::new();
-    let at = |o: usize| rec.offset + o as u64;
+    let at = |o: usize| offset + o as u64;
     loop {
         let t = le32(d, o).ok_or(corrupt("attribute", at(o), "past the record"))?;
         if t == END {

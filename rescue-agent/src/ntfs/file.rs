@@ -54,7 +54,7 @@ impl File {
             if segs.len() != 1 {
                 return Err(corrupt("attribute", off, "resident attribute appears twice"));
             }
-            let v = first.value(&self.records[ri]).ok_or(corrupt("attribute", off, "value out of range"))?;
+            let v = first.value(&self.records[ri].data).ok_or(corrupt("attribute", off, "value out of range"))?;
             return Ok(Some(Stream::Resident(v.to_vec())));
         }
         segs.sort_by_key(|(_, a)| match a.form {
@@ -86,7 +86,7 @@ impl File {
         for (ri, a) in self.attrs.iter().filter(|(_, a)| a.type_code == FILE_NAME) {
             let r = &self.records[*ri];
             let off = r.offset + a.offset as u64;
-            let v = a.value(r).ok_or(corrupt("$FILE_NAME", off, "not resident"))?;
+            let v = a.value(&r.data).ok_or(corrupt("$FILE_NAME", off, "not resident"))?;
             out.push((*ri, a, FileName::parse(v, off)?));
         }
         Ok(out)

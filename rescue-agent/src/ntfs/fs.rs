@@ -195,7 +195,7 @@ impl Ntfs {
         if let Some(la) = list {
             let off = file.records[0].offset + la.offset as u64;
             let bytes = match &la.form {
-                Form::Resident { .. } => la.value(&file.records[0]).ok_or(corrupt("attribute list", off, "value out of range"))?.to_vec(),
+                Form::Resident { .. } => la.value(&file.records[0].data).ok_or(corrupt("attribute list", off, "value out of range"))?.to_vec(),
                 Form::NonResident { runs, data_size, initialized, allocated, .. } => {
                     if *data_size > 1 << 20 {
                         return Err(NtfsError::TooLarge { structure: "attribute list", offset: off, size: *data_size });
@@ -281,7 +281,7 @@ impl Ntfs {
     pub fn info_of(&self, f: &File) -> Result<FileInfo> {
         let base = f.base();
         let si = f.find(STANDARD_INFORMATION, &[]).next().ok_or(corrupt("MFT record", base.offset, "no $STANDARD_INFORMATION"))?;
-        let v = si.1.value(&f.records[si.0]).filter(|v| v.len() >= 0x24).ok_or(corrupt("$STANDARD_INFORMATION", base.offset, "too short"))?;
+        let v = si.1.value(&f.records[si.0].data).filter(|v| v.len() >= 0x24).ok_or(corrupt("$STANDARD_INFORMATION", base.offset, "too short"))?;
         let attributes = le32(v, 0x20).unwrap_or(0);
         let data = f.find(attr::DATA, &[]).next();
         let dflags = data.map_or(0, |d| d.1.flags);
@@ -328,7 +328,7 @@ impl Ntfs {
         let (ri, ra) = file.find(INDEX_ROOT, name).next().cloned().ok_or(corrupt("MFT record", base.offset, "no $INDEX_ROOT of that name"))?;
         let rec = &file.records[ri];
         let off = rec.offset + ra.offset as u64;
-        let value = ra.value(rec).ok_or(corrupt("$INDEX_ROOT", off, "not resident"))?.to_vec();
+        let value = ra.value(&rec.data).ok_or(corrupt("$INDEX_ROOT", off, "not resident"))?.to_vec();
         let (mut root, info) = Node::root(value, off)?;
         if info.indexed_type != indexed_type || info.collation != collation {
             return Err(NtfsError::Unsupported { structure: "$INDEX_ROOT", offset: off, detail: "index type or collation not as expected" });
@@ -515,3 +515,12 @@ impl Ntfs {
         Ok(f.names()?.into_iter().map(|(_, _, n)| n).filter(|n| ref_record(n.parent) == ref_record(parent)).collect())
     }
 }
+
+impl Ntfs {
+    /// Extents of record `n` (< 4) inside `$MFTMirr`, from the boot sector's mirror cluster.
+    pub(super) fn load_file_mirror_extents(&self, n: u64) -> Result<Vec<(u64, u64)>> {
+        let rs = self.boot.record_size as u64;
+        Ok(vec![(self.boot.mftmirr_lcn * self.cluster() + n * rs, rs)])
+    }
+}
+

@@ -5,7 +5,7 @@
 //! real key: an entry with a sub-node points to the node of keys below it;
 //! the last (END) entry carries no key and points to the node of keys above
 //! all others. This module parses and edits one node in memory; walking the
-//! tree lives in [`super::fs`], planning the writes in [`super::plan`].
+//! tree lives in `fs`, planning the writes in `plan`.
 
 use super::filename::FileName;
 use super::record::apply_fixups;

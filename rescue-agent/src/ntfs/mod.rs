@@ -6,18 +6,21 @@
 //! [`attrlist`] (`$ATTRIBUTE_LIST`), [`upcase`] (`$UpCase`), [`filename`]
 //! (`$FILE_NAME`), [`index`] (`$INDEX_ROOT`/`$INDEX_ALLOCATION`/`$BITMAP`,
 //! the B+ tree), [`logfile`] (`$LogFile` restart areas), [`volume`]
-//! (`$Volume` flags, hibernation) and [`plan`] (the delete planner and the
-//! only function that writes, [`plan::execute`]).
+//! (`$Volume` flags, hibernation). Writing is planned in four steps, one
+//! module each: [`gate`] (the safety checks that issue a
+//! [`gate::Clearance`]), [`delete`] (the delete planner), `index_edit` and
+//! `bitmap` (the index and bitmap editors it uses), and [`plan`] (the write
+//! list and [`plan::execute`], the only function that writes).
 //!
 //! Typical use (what `rescue apply` and the agent do through
-//! [`crate::remediate::remediate_volume`]):
+//! `remediate::remediate_volume`):
 //!
 //! ```text
 //! let v = Ntfs::open(dev)?;                                   // boot sector, $MFT runs, $UpCase
 //! let dir = v.open_dir(dev, v.lookup(dev, r"Windows\System32")?)?;
 //! let hits = v.glob(dev, &dir, "C-00000291*.sys")?;           // case-folded by $UpCase
-//! let mut gate = plan::clear_for_writing(&v, dev, UncleanJournal::Refuse)?; // hibernation, journal
-//! let plan = plan::plan_delete(&v, dev, &gate, dir_ref, file_ref, &[name])?; // reads only
+//! let mut gate = gate::clear_for_writing(&v, dev, UncleanJournal::Refuse)?; // hibernation, journal
+//! let plan = delete::plan_delete(&v, dev, &gate, dir_ref, file_ref, &[name])?; // reads only
 //! plan::execute(dev, &plan, None)?;                          // the only NTFS write path
 //! ```
 //!
@@ -42,12 +45,16 @@
 
 pub mod attr;
 pub mod attrlist;
+mod bitmap;
 pub mod boot;
 pub mod file;
 pub mod filename;
 pub mod fs;
 pub mod index;
 pub mod logfile;
+pub mod delete;
+pub mod gate;
+mod index_edit;
 pub mod plan;
 pub mod record;
 pub mod runs;

@@ -129,7 +129,7 @@ impl Record {
     }
     /// The attributes of this record, validated; runs decoded against `total_clusters`.
     pub fn attrs(&self, total_clusters: u64) -> Result<Vec<Attr>> {
-        parse_attrs(self, total_clusters)
+        parse_attrs(&self.data, self.offset, self.attrs_offset(), self.bytes_in_use(), total_clusters)
     }
     /// The on-disk bytes for writing this record back (USN incremented).
     pub fn to_disk(&self) -> Result<Vec<u8>> {

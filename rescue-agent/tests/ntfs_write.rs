@@ -8,6 +8,8 @@
 
 use rescue_engine::block::{check_range, BlockDevice, IoError, MemDisk, Slice};
 use rescue_engine::ntfs::fs::Directory;
+use rescue_engine::ntfs::delete::plan_delete;
+use rescue_engine::ntfs::gate::clear_for_writing;
 use rescue_engine::ntfs::plan::{self, Plan};
 use rescue_engine::ntfs::{self, Ntfs, NtfsError};
 use rescue_engine::profile::{Profile, UncleanJournal};
@@ -16,10 +18,10 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
-/// ntfs-3g mounts are serialised: FUSE under load on 2 cores is the slow part anyway.
-static MOUNT: Mutex<()> = Mutex::new(());
+#[path = "../../tests/support/ntfs3g.rs"]
+mod ntfs3g;
+use ntfs3g::{bytes, check_volume, copy, make_volume, run, with_mount};
 
 struct FileDev {
     f: fs::File,
@@ -49,55 +51,6 @@ impl BlockDevice for FileDev {
     }
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn bytes(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-/// Makes an NTFS volume of `mib` MiB with mkntfs (`extra` options), mounts
-/// it with ntfs-3g and runs `script` (sh) inside it, then unmounts.
-fn make_volume(dir: &Path, name: &str, mib: u64, extra: &[&str], script: &str) -> PathBuf {
-    let img = dir.join(name);
-    let f = fs::File::create(&img).unwrap();
-    f.set_len(mib << 20).unwrap();
-    drop(f);
-    run(Command::new("mkntfs").args(["-F", "-Q", "-q"]).args(extra).arg(&img));
-    if !script.is_empty() {
-        with_mount(&img, &[], |m| {
-            run(Command::new("sh").arg("-ec").arg(script).current_dir(m));
-        });
-    }
-    img
-}
-
-/// Mounts `img` with ntfs-3g, runs `f`, unmounts.
-fn with_mount<T>(img: &Path, opts: &[&str], f: impl FnOnce(&Path) -> T) -> T {
-    let _g = MOUNT.lock().unwrap_or_else(|e| e.into_inner());
-    let m = tempfile::tempdir().unwrap();
-    let mut c = Command::new("ntfs-3g");
-    for o in opts {
-        c.args(["-o", o]);
-    }
-    run(c.arg(img).arg(m.path()));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(m.path())));
-    run(Command::new("umount").arg(m.path()));
-    match r {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
-
-fn copy(src: &Path, dst: &Path) -> PathBuf {
-    run(Command::new("cp").arg("--sparse=always").arg(src).arg(dst));
-    dst.to_path_buf()
-}
 
 /// What the differential oracle compares.
 #[derive(PartialEq, Eq, Debug)]
@@ -115,18 +68,6 @@ fn observe(img: &Path, parent: &str) -> Observed {
     }
 }
 
-/// The independent checks every volume we wrote must pass.
-fn check_volume(img: &Path) {
-    let out = run(Command::new("ntfsfix").arg("-n").arg(img));
-    assert!(out.contains("processed successfully"), "ntfsfix -n: {out}");
-    with_mount(img, &[], |m| {
-        // read-write: create and remove a file
-        fs::write(m.join("rw-probe"), b"x").unwrap();
-        fs::remove_file(m.join("rw-probe")).unwrap();
-        run(Command::new("find").arg(m).arg("-xdev"));
-    });
-}
-
 fn open(dev: &mut impl BlockDevice) -> Ntfs {
     Ntfs::open(dev).unwrap()
 }
@@ -138,12 +79,12 @@ fn utf16(s: &str) -> Vec<u16> {
 /// Plans deleting `dir\name` with the engine (the name as listed; its DOS partner goes too).
 fn plan_for(dev: &mut impl BlockDevice, dir: &str, name: &str) -> Plan {
     let v = open(dev);
-    let mut gate = plan::clear_for_writing(&v, dev, UncleanJournal::Refuse).unwrap();
+    let mut gate = clear_for_writing(&v, dev, UncleanJournal::Refuse).unwrap();
     assert!(gate.take_reset().is_none());
     let dref = v.lookup(dev, dir).unwrap();
     let d = v.open_dir(dev, dref).unwrap();
     let fref = v.lookup_in(dev, &d, name).unwrap().unwrap_or_else(|| panic!("{name} not found"));
-    plan::plan_delete(&v, dev, &gate, dref, fref, &[utf16(name)]).unwrap()
+    plan_delete(&v, dev, &gate, dref, fref, &[utf16(name)]).unwrap()
 }
 
 /// Deletes `dir/name` with the engine on one copy and with ntfs-3g on
@@ -566,7 +507,7 @@ fn unclean_journal_refused_or_reset() {
     assert!(!r.ok && r.files_deleted == 0 && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("LogFile"), "{r:#?}");
     assert!(dev.data == before, "refused run changed the image");
     let v = open(&mut dev);
-    assert!(matches!(plan::clear_for_writing(&v, &mut dev, UncleanJournal::Refuse), Err(NtfsError::UncleanJournal { .. })));
+    assert!(matches!(clear_for_writing(&v, &mut dev, UncleanJournal::Refuse), Err(NtfsError::UncleanJournal { .. })));
     // Reset: journal filled with 0xFF, volume marked dirty, file deleted.
     let mut dev = FileDev::open(&part);
     let r = remediate::remediate(&profile("test\\1.txt", "[ntfs]\nunclean_journal = \"reset\"\n"), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
@@ -718,52 +659,6 @@ fn index_loop_is_an_error() {
 }
 
 #[test]
-fn rescue_cli_ls_and_apply() {
-    let t = tempfile::tempdir().unwrap();
-    let img = make_volume(
-        t.path(),
-        "cli.img",
-        16,
-        &[],
-        "mkdir -p Windows/System32/drivers/CrowdStrike && cd Windows/System32/drivers/CrowdStrike && \
-         printf '\\252\\252\\252\\252\\001\\000\\043\\001rest' > C-00000291-00000000-00000032.sys && \
-         printf 'not a channel file' > C-00000291-bad.sys && echo keep > C-00000290-00000000-00000001.sys",
-    );
-    let exe = env!("CARGO_BIN_EXE_rescue");
-    let ls = run(Command::new(exe).args(["ls"]).arg(&img).arg("windows\\system32\\DRIVERS\\crowdstrike"));
-    assert!(ls.contains("C-00000291-00000000-00000032.sys") && ls.contains("C-00000290"), "{ls}");
-    let prof = t.path().join("cs.toml");
-    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n").unwrap();
-    let before = fs::read(&img).unwrap();
-    let dry = run(Command::new(exe).args(["apply", "--dry-run", "--profile"]).arg(&prof).arg(&img));
-    assert!(dry.contains("would delete") && dry.contains("index") && dry.contains("$MFT bitmap"), "{dry}");
-    assert!(fs::read(&img).unwrap() == before, "dry run wrote");
-    let report = t.path().join("out/report.json");
-    fs::create_dir_all(report.parent().unwrap()).unwrap();
-    run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--report").arg(&report).arg(&img));
-    let j: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(j["files_deleted"], 1);
-    assert!(j["bytes_read"].as_u64().unwrap() > 0);
-    let files = j["volumes"][0]["rules"][0]["files"].as_array().unwrap();
-    let bad = files.iter().find(|f| f["path"].as_str().unwrap().ends_with("bad.sys")).unwrap();
-    assert_eq!(bad["header_match"], false);
-    assert_eq!(bad["action"], "skipped");
-    let good = files.iter().find(|f| f["action"] == "deleted").unwrap();
-    let backup = good["backup"].as_str().unwrap();
-    assert_eq!(fs::read(backup).unwrap(), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01rest");
-    assert!(Path::new(backup).starts_with(t.path().join("out/backup")));
-    check_volume(&img);
-    // A failing backup keeps the file and fails the run.
-    let img2 = make_volume(t.path(), "cli2.img", 16, &[], "printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys");
-    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\n").unwrap();
-    fs::write(t.path().join("file-not-dir"), b"").unwrap();
-    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--backup-dir").arg(t.path().join("file-not-dir/sub")).arg(&img2).output().unwrap();
-    assert!(!out.status.success());
-    let ls = run(Command::new("ntfsls").arg(&img2));
-    assert!(ls.contains("C-00000291-x.sys"), "file must stay when its backup fails: {ls}");
-}
-
-#[test]
 fn reads_only_what_it_needs() {
     // The CrowdStrike profile on a 1 GiB volume reads well under 1 MiB.
     let t = tempfile::tempdir().unwrap();
@@ -855,35 +750,6 @@ fn emptied_leaf_differential() {
     check_volume(&ours);
 }
 
-/// `rescue apply` through BitLocker: a volume we encrypt with `rescue bitlocker
-/// encrypt` is unlocked with its recovery password and fixed; without a key
-/// the run fails and writes nothing.
-#[test]
-fn rescue_apply_inside_bitlocker() {
-    let t = tempfile::tempdir().unwrap();
-    let plain = t.path().join("plain.img");
-    fs::File::create(&plain).unwrap().set_len(64 << 20).unwrap();
-    run(Command::new("mkntfs").args(["-F", "-Q", "-q"]).arg(&plain).arg(((63u64 << 20) / 512).to_string()));
-    with_mount(&plain, &[], |m| {
-        fs::create_dir_all(m.join("Windows/System32/drivers/CrowdStrike")).unwrap();
-        fs::write(m.join("Windows/System32/drivers/CrowdStrike/C-00000291-1.sys"), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x").unwrap();
-    });
-    let exe = env!("CARGO_BIN_EXE_rescue");
-    let rp = "193721-090981-367752-170005-714307-648065-680878-547316";
-    let bl = t.path().join("bl.img");
-    run(Command::new(exe).args(["bitlocker", "encrypt", "--recovery-password", rp]).arg(&plain).arg(&bl));
-    let prof = t.path().join("cs.toml");
-    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
-    let before = fs::read(&bl).unwrap();
-    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&bl).output().unwrap();
-    assert!(!out.status.success(), "a locked volume must fail the run");
-    assert!(fs::read(&bl).unwrap() == before);
-    let o = run(Command::new(exe).args(["apply", "--recovery-password", rp, "--profile"]).arg(&prof).arg(&bl));
-    assert!(o.contains("1 deleted"), "{o}");
-    let ls = run(Command::new(exe).args(["ls", "--recovery-password", rp]).arg(&bl).arg("Windows\\System32\\drivers\\CrowdStrike"));
-    assert!(!ls.contains("C-00000291"), "{ls}");
-}
-
 /// Interruption of a run that first resets an unclean journal (crash-like
 /// Windows volume): after every write the volume is usable by ntfs-3g. The
 /// one window where `$MFT` and `$MFTMirr` differ (record 3 written, its
@@ -898,12 +764,12 @@ fn interrupted_journal_reset_and_delete() {
     make_crash_like(&mut FileDev::open(&part));
     let mut dev = FileDev::open(&part);
     let v = open(&mut dev);
-    let mut gate = plan::clear_for_writing(&v, &mut dev, UncleanJournal::Reset).unwrap();
+    let mut gate = clear_for_writing(&v, &mut dev, UncleanJournal::Reset).unwrap();
     let mut full = gate.take_reset().expect("reset plan");
     let dref = v.lookup(&mut dev, "test").unwrap();
     let d = v.open_dir(&mut dev, dref).unwrap();
     let fref = v.lookup_in(&mut dev, &d, "1.txt").unwrap().unwrap();
-    full.extend(plan::plan_delete(&v, &mut dev, &gate, dref, fref, &[utf16("1.txt")]).unwrap());
+    full.extend(plan_delete(&v, &mut dev, &gate, dref, fref, &[utf16("1.txt")]).unwrap());
     drop(dev);
     assert_eq!(full.writes[0].structure, "MFT record");
     assert_eq!(full.writes[1].structure, "$MFTMirr");
@@ -925,31 +791,6 @@ fn interrupted_journal_reset_and_delete() {
         }
         fs::remove_file(img).unwrap();
     }
-}
-
-/// `rescue apply` refuses a block device that is mounted, and works on it once unmounted.
-#[test]
-fn apply_refuses_mounted_block_device() {
-    let t = tempfile::tempdir().unwrap();
-    let img = make_volume(t.path(), "loop.img", 16, &[], "echo x > victim.sys");
-    let lo = run(Command::new("losetup").args(["-f", "--show"]).arg(&img)).trim().to_string();
-    let prof = t.path().join("p.toml");
-    fs::write(&prof, "name = \"p\"\n[[delete]]\npath = 'victim.sys'\nbackup = false\n").unwrap();
-    let exe = env!("CARGO_BIN_EXE_rescue");
-    let r = std::panic::catch_unwind(|| {
-        let m = tempfile::tempdir().unwrap();
-        run(Command::new("ntfs-3g").arg(&lo).arg(m.path()));
-        let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo).output().unwrap();
-        run(Command::new("umount").arg(m.path()));
-        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mounted"), "{out:?}");
-        let o = run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo));
-        assert!(o.contains("1 deleted"), "{o}");
-    });
-    run(Command::new("losetup").arg("-d").arg(&lo));
-    if let Err(p) = r {
-        std::panic::resume_unwind(p);
-    }
-    check_volume(&img);
 }
 
 /// An interior key of the index root whose successor is a 200-character name

@@ -1,0 +1,113 @@
+//! `rescue ls` and `rescue apply` on NTFS volumes made by mkntfs + ntfs-3g:
+//! the CLI's side of the engine tests in rescue-agent/tests/ntfs_write.rs.
+//!
+//! Needs root (FUSE mounts, loop devices), mkntfs, ntfs-3g, ntfsprogs.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+#[path = "../../tests/support/ntfs3g.rs"]
+mod ntfs3g;
+use ntfs3g::{check_volume, make_volume, run, with_mount};
+
+#[test]
+fn rescue_cli_ls_and_apply() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "cli.img",
+        16,
+        &[],
+        "mkdir -p Windows/System32/drivers/CrowdStrike && cd Windows/System32/drivers/CrowdStrike && \
+         printf '\\252\\252\\252\\252\\001\\000\\043\\001rest' > C-00000291-00000000-00000032.sys && \
+         printf 'not a channel file' > C-00000291-bad.sys && echo keep > C-00000290-00000000-00000001.sys",
+    );
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let ls = run(Command::new(exe).args(["ls"]).arg(&img).arg("windows\\system32\\DRIVERS\\crowdstrike"));
+    assert!(ls.contains("C-00000291-00000000-00000032.sys") && ls.contains("C-00000290"), "{ls}");
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n").unwrap();
+    let before = fs::read(&img).unwrap();
+    let dry = run(Command::new(exe).args(["apply", "--dry-run", "--profile"]).arg(&prof).arg(&img));
+    assert!(dry.contains("would delete") && dry.contains("index") && dry.contains("$MFT bitmap"), "{dry}");
+    assert!(fs::read(&img).unwrap() == before, "dry run wrote");
+    let report = t.path().join("out/report.json");
+    fs::create_dir_all(report.parent().unwrap()).unwrap();
+    run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--report").arg(&report).arg(&img));
+    let j: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(j["files_deleted"], 1);
+    assert!(j["bytes_read"].as_u64().unwrap() > 0);
+    let files = j["volumes"][0]["rules"][0]["files"].as_array().unwrap();
+    let bad = files.iter().find(|f| f["path"].as_str().unwrap().ends_with("bad.sys")).unwrap();
+    assert_eq!(bad["header_match"], false);
+    assert_eq!(bad["action"], "skipped");
+    let good = files.iter().find(|f| f["action"] == "deleted").unwrap();
+    let backup = good["backup"].as_str().unwrap();
+    assert_eq!(fs::read(backup).unwrap(), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01rest");
+    assert!(Path::new(backup).starts_with(t.path().join("out/backup")));
+    check_volume(&img);
+    // A failing backup keeps the file and fails the run.
+    let img2 = make_volume(t.path(), "cli2.img", 16, &[], "printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\n").unwrap();
+    fs::write(t.path().join("file-not-dir"), b"").unwrap();
+    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--backup-dir").arg(t.path().join("file-not-dir/sub")).arg(&img2).output().unwrap();
+    assert!(!out.status.success());
+    let ls = run(Command::new("ntfsls").arg(&img2));
+    assert!(ls.contains("C-00000291-x.sys"), "file must stay when its backup fails: {ls}");
+}
+
+
+/// `rescue apply` through BitLocker: a volume we encrypt with `rescue bitlocker
+/// encrypt` is unlocked with its recovery password and fixed; without a key
+/// the run fails and writes nothing.
+#[test]
+fn rescue_apply_inside_bitlocker() {
+    let t = tempfile::tempdir().unwrap();
+    let plain = t.path().join("plain.img");
+    fs::File::create(&plain).unwrap().set_len(64 << 20).unwrap();
+    run(Command::new("mkntfs").args(["-F", "-Q", "-q"]).arg(&plain).arg(((63u64 << 20) / 512).to_string()));
+    with_mount(&plain, &[], |m| {
+        fs::create_dir_all(m.join("Windows/System32/drivers/CrowdStrike")).unwrap();
+        fs::write(m.join("Windows/System32/drivers/CrowdStrike/C-00000291-1.sys"), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x").unwrap();
+    });
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let rp = "193721-090981-367752-170005-714307-648065-680878-547316";
+    let bl = t.path().join("bl.img");
+    run(Command::new(exe).args(["bitlocker", "encrypt", "--recovery-password", rp]).arg(&plain).arg(&bl));
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
+    let before = fs::read(&bl).unwrap();
+    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&bl).output().unwrap();
+    assert!(!out.status.success(), "a locked volume must fail the run");
+    assert!(fs::read(&bl).unwrap() == before);
+    let o = run(Command::new(exe).args(["apply", "--recovery-password", rp, "--profile"]).arg(&prof).arg(&bl));
+    assert!(o.contains("1 deleted"), "{o}");
+    let ls = run(Command::new(exe).args(["ls", "--recovery-password", rp]).arg(&bl).arg("Windows\\System32\\drivers\\CrowdStrike"));
+    assert!(!ls.contains("C-00000291"), "{ls}");
+}
+
+/// `rescue apply` refuses a block device that is mounted, and works on it once unmounted.
+#[test]
+fn apply_refuses_mounted_block_device() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "loop.img", 16, &[], "echo x > victim.sys");
+    let lo = run(Command::new("losetup").args(["-f", "--show"]).arg(&img)).trim().to_string();
+    let prof = t.path().join("p.toml");
+    fs::write(&prof, "name = \"p\"\n[[delete]]\npath = 'victim.sys'\nbackup = false\n").unwrap();
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let r = std::panic::catch_unwind(|| {
+        let m = tempfile::tempdir().unwrap();
+        run(Command::new("ntfs-3g").arg(&lo).arg(m.path()));
+        let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo).output().unwrap();
+        run(Command::new("umount").arg(m.path()));
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mounted"), "{out:?}");
+        let o = run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo));
+        assert!(o.contains("1 deleted"), "{o}");
+    });
+    run(Command::new("losetup").arg("-d").arg(&lo));
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
+    check_volume(&img);
+}

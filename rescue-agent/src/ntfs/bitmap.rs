@@ -1,0 +1,58 @@
+//! Planning changes to NTFS bitmaps (`$Bitmap`, the `$MFT` bitmap, index
+//! bitmaps): bits are gathered per byte, checked against the disk, and
+//! written as whole bytes.
+
+use super::file::Stream;
+use super::fs::Ntfs;
+use super::plan::Plan;
+use super::runs;
+use super::{corrupt, NtfsError, Result};
+use crate::block::BlockDevice;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Adds bits `start..start+len` to a byte→mask map; a bit already present means two runs claim one cluster.
+pub(super) fn add_bits(map: &mut BTreeMap<u64, u8>, start: u64, len: u64, structure: &'static str, offset: u64) -> Result<()> {
+    for b in start..start + len {
+        let m = map.entry(b / 8).or_insert(0);
+        let bit = 1u8 << (b % 8);
+        if *m & bit != 0 {
+            return Err(corrupt(structure, offset, "the same cluster or record is claimed twice"));
+        }
+        *m |= bit;
+    }
+    Ok(())
+}
+
+/// Plans clearing `bits` (byte index → mask) in a bitmap stream; every bit must currently be set.
+pub(super) fn clear_bits(v: &Ntfs, dev: &mut impl BlockDevice, plan: &mut Plan, s: &Stream, bits: &BTreeMap<u64, u8>, structure: &'static str, reason: &str) -> Result<()> {
+    let Stream::NonResident { runs, offset, .. } = s else {
+        return Err(NtfsError::Unsupported { structure, offset: 0, detail: "resident bitmap" });
+    };
+    // Group consecutive bytes.
+    let mut groups: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (&byte, &mask) in bits {
+        match groups.last_mut() {
+            Some((start, masks)) if *start + masks.len() as u64 == byte => masks.push(mask),
+            _ => groups.push((byte, vec![mask])),
+        }
+    }
+    for (start, masks) in groups {
+        let mut cur = vec![0u8; masks.len()];
+        v.read_stream(dev, s, start, &mut cur).map_err(|_| corrupt(structure, *offset, "bit beyond the bitmap"))?;
+        for (i, (c, m)) in cur.iter_mut().zip(&masks).enumerate() {
+            if *c & m != *m {
+                return Err(corrupt(structure, *offset + start + i as u64, "bit already clear: the volume disagrees with the file (cross-linked?)"));
+            }
+            *c &= !m;
+        }
+        let ex: Vec<(u64, u64)> = runs::extents(runs, v.cluster(), start, masks.len() as u64, *offset)?
+            .into_iter()
+            .map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt(structure, *offset, "sparse bitmap")))
+            .collect::<Result<_>>()?;
+        plan.push_extents(structure, &ex, &cur, reason);
+    }
+    Ok(())
+}
+

@@ -1,0 +1,186 @@
+//! The delete planner: which bytes of which structures change when a file
+//! (or one of its names) is deleted. Reads only; the plan is executed by
+//! [`super::plan::execute`] in the crash-safe order documented there.
+
+use super::attr::{self, Form};
+use super::filename::{DOS, WIN32};
+use super::fs::{Ntfs, FIRST_USER_RECORD, MFT};
+use super::gate::Clearance;
+use super::index_edit::{Editor, Key};
+use super::plan::{record_write, Plan};
+use super::record::{Record, IN_USE};
+use super::{corrupt, put16, put32, ref_record, NtfsError, Result};
+use crate::block::BlockDevice;
+use alloc::collections::BTreeMap;
+use super::bitmap::{add_bits, clear_bits};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The next sequence number after freeing a record (never 0).
+pub fn next_seq(s: u16) -> u16 {
+    match s.wrapping_add(1) {
+        0 => 1,
+        n => n,
+    }
+}
+
+/// Plans deleting the names `names` of file `file_ref` from directory
+/// `dir_ref` (exact, case-sensitive names as stored; the DOS or Win32 partner
+/// of a removed name goes too). When the file keeps other names (hard links)
+/// only those names go and the record stays; otherwise the record, its
+/// extension records, their `$MFT` bitmap bits and the file's clusters are
+/// freed. Reads only; errors mean no plan (and nothing written).
+pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_ref: u64, file_ref: u64, names: &[Vec<u16>]) -> Result<Plan> {
+    let n = ref_record(file_ref);
+    let f = v.load_file(dev, n)?;
+    let base = f.base().clone();
+    if base.file_ref() != file_ref && super::ref_seq(file_ref) != 0 {
+        return Err(NtfsError::Stale { offset: base.offset });
+    }
+    if n < FIRST_USER_RECORD {
+        return Err(NtfsError::Refused { offset: base.offset, detail: "system file" });
+    }
+    if base.is_dir() {
+        return Err(NtfsError::Refused { offset: base.offset, detail: "directories are not deleted" });
+    }
+    if f.attrs.iter().any(|(_, a)| a.type_code == attr::REPARSE_POINT) {
+        return Err(NtfsError::Refused { offset: base.offset, detail: "reparse point (its $Reparse index entry is not handled)" });
+    }
+    let all = f.names()?;
+    let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| ref_record(fname.parent) == ref_record(dir_ref)).collect();
+    let mut remove: Vec<usize> = Vec::new(); // indexes into `all`
+    for (i, (_, _, fname)) in all.iter().enumerate() {
+        if ref_record(fname.parent) == ref_record(dir_ref) && names.contains(&fname.name) {
+            remove.push(i);
+        }
+    }
+    if remove.is_empty() {
+        return Err(NtfsError::Stale { offset: base.offset });
+    }
+    let has = |ns: u8, rm: &Vec<usize>| rm.iter().any(|&i| all[i].2.namespace == ns);
+    let partner = if has(WIN32, &remove) { Some(DOS) } else if has(DOS, &remove) { Some(WIN32) } else { None };
+    if let Some(p) = partner {
+        for (i, (_, _, fname)) in all.iter().enumerate() {
+            if fname.namespace == p && ref_record(fname.parent) == ref_record(dir_ref) && !remove.contains(&i) {
+                remove.push(i);
+            }
+        }
+    }
+    let _ = in_dir;
+    let mut plan = Plan::default();
+
+    // 1. The parent's index.
+    let dir = v.open_dir(dev, dir_ref)?;
+    let mut ed = Editor::new(v, dir);
+    for &i in &remove {
+        let fname = &all[i].2;
+        ed.remove(dev, &Key::Name { name: fname.name.clone(), file_ref }, &fname.name_string())?;
+    }
+    plan.extend(ed.into_plan());
+
+    let keep = all.len() - remove.len();
+    if keep > 0 {
+        // 2a. Hard link: drop the removed $FILE_NAMEs from the record, keep it.
+        let mut rec = base.clone();
+        let mut drop: Vec<(usize, usize)> = Vec::new();
+        for &i in &remove {
+            let (ri, a, _) = &all[i];
+            if *ri != 0 {
+                return Err(NtfsError::Unsupported { structure: "$FILE_NAME", offset: f.records[*ri].offset, detail: "name of a hard-linked file held in an extension record" });
+            }
+            drop.push((a.offset, a.length));
+        }
+        drop.sort();
+        for (off, len) in drop.iter().rev() {
+            remove_attr(&mut rec, *off, *len)?;
+        }
+        let links = remove.iter().filter(|&&i| all[i].2.namespace != DOS).count() as u16;
+        let lc = rec.link_count().saturating_sub(links).max(1);
+        put16(&mut rec.data, 0x12, lc);
+        record_write(v, &mut plan, &mut rec, "remove the deleted names from the hard-linked file's record")?;
+        plan.notes.push(format!("file has {keep} other name(s): record {n} kept, link count now {lc}"));
+        return Ok(plan);
+    }
+    if let Some((ri, oa)) = f.attrs.iter().find(|(_, a)| a.type_code == attr::OBJECT_ID) {
+        // Its entry in $Extend\$ObjId:$O goes before the record is freed (as Windows and ntfs-3g do).
+        let guid = oa.value(&f.records[*ri].data).and_then(|v| v.get(..16)).map(|g| g.to_vec());
+        match (guid, v.lookup(dev, "$Extend\\$ObjId")) {
+            (Some(g), Ok(objid)) => {
+                let of = v.load_file(dev, ref_record(objid))?;
+                let o_name: Vec<u16> = "$O".encode_utf16().collect();
+                let idx = v.open_index(of, &o_name, 0, 0x13)?;
+                let mut ed = Editor::new(v, idx);
+                match ed.find(dev, &Key::Ulongs(g.clone()))? {
+                    Some(_) => {
+                        ed.remove(dev, &Key::Ulongs(g), "object ID")?;
+                        let mut objid_plan = ed.into_plan();
+                        for w in &mut objid_plan.writes {
+                            w.reason = format!("$ObjId: {}", w.reason);
+                        }
+                        plan.extend(objid_plan);
+                    }
+                    None => plan.notes.push(String::from("file has an object ID that $ObjId does not list")),
+                }
+            }
+            _ => plan.notes.push(String::from("file has an object ID but the volume has no $Extend\\$ObjId index")),
+        }
+    }
+
+    // 2b. Free the records (base first).
+    for rec in &f.records {
+        let mut r = rec.clone();
+        let flags = r.flags() & !IN_USE;
+        put16(&mut r.data, 0x16, flags);
+        let seq = next_seq(r.seq());
+        put16(&mut r.data, 0x10, seq);
+        let what = if r.number == n { "free the file's MFT record" } else { "free an extension record of the file" };
+        let reason = format!("{what} {} (sequence {} -> {seq})", r.number, rec.seq());
+        record_write(v, &mut plan, &mut r, &reason)?;
+    }
+
+    // 3. $MFT bitmap.
+    let mft = v.load_file(dev, MFT)?;
+    let mbm = mft.stream(attr::BITMAP, &[])?.ok_or(corrupt("$MFT", mft.base().offset, "no $BITMAP"))?;
+    let mut bits = BTreeMap::new();
+    for rec in &f.records {
+        add_bits(&mut bits, rec.number, 1, "$MFT bitmap", mft.base().offset)?;
+    }
+    clear_bits(v, dev, &mut plan, &mbm, &bits, "$MFT bitmap", "mark the file's MFT record(s) free")?;
+
+    // 4. $Bitmap, last.
+    let mut cbits = BTreeMap::new();
+    let mut total = 0u64;
+    for (ri, a) in &f.attrs {
+        if let Form::NonResident { runs, .. } = &a.form {
+            for r in runs {
+                if let Some(l) = r.lcn {
+                    total += r.len;
+                    if total > v.boot.total_clusters {
+                        return Err(corrupt("data runs", f.records[*ri].offset, "file claims more clusters than the volume has"));
+                    }
+                    add_bits(&mut cbits, l, r.len, "data runs", f.records[*ri].offset + a.offset as u64)?;
+                }
+            }
+        }
+    }
+    if !cbits.is_empty() {
+        let bf = v.load_file(dev, super::fs::BITMAP)?;
+        let bs = bf.stream(attr::DATA, &[])?.ok_or(corrupt("$Bitmap", bf.base().offset, "no $DATA"))?;
+        clear_bits(v, dev, &mut plan, &bs, &cbits, "$Bitmap", "free the file's clusters")?;
+    }
+    Ok(plan)
+}
+
+/// Removes the attribute at `off` (`len` bytes) from a record in memory.
+fn remove_attr(rec: &mut Record, off: usize, len: usize) -> Result<()> {
+    let used = rec.bytes_in_use();
+    if off + len > used {
+        return Err(corrupt("attribute", rec.offset + off as u64, "outside the record"));
+    }
+    rec.data.copy_within(off + len..used, off);
+    rec.data[used - len..used].fill(0);
+    put32(&mut rec.data, 0x18, (used - len) as u32);
+    Ok(())
+}
+

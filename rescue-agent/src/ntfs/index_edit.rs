@@ -1,0 +1,368 @@
+//! The index editor: removes entries from a directory's (or a view
+//! index's) B+ tree in memory and records one planned write per changed node.
+
+use super::attr::{self, Form};
+use super::bitmap::clear_bits;
+use super::file::Stream;
+use super::fs::{Directory, NodeLoc, Ntfs};
+use super::index::{entry_bytes, Entry, Node};
+use super::plan::{commit_usn, record_write, Plan};
+use super::record::write_fixups;
+use super::{corrupt, le16, le32, put32, ref_record, NtfsError, Result, MAX_INDEX_DEPTH};
+use crate::block::BlockDevice;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What an index edit looks for.
+pub(super) enum Key {
+    /// A directory entry: this exact name of this file.
+    Name { name: Vec<u16>, file_ref: u64 },
+    /// A view-index key compared as little-endian u32s (`$ObjId:$O`, collation 0x13).
+    Ulongs(Vec<u8>),
+}
+
+/// NTFS `COLLATION_NTOFS_ULONGS`: compare as sequences of little-endian u32s, then by length.
+fn cmp_ulongs(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    for (x, y) in a.chunks(4).zip(b.chunks(4)) {
+        let f = |c: &[u8]| c.iter().rev().fold(0u32, |v, &b| v << 8 | b as u32);
+        match f(x).cmp(&f(y)) {
+            core::cmp::Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Edits one directory's index in memory and records a write per change.
+pub(super) struct Editor<'a> {
+    v: &'a Ntfs,
+    dir: Directory,
+    blocks: BTreeMap<u64, Node>,
+    plan: Plan,
+}
+
+impl<'a> Editor<'a> {
+    /// An editor for the index of `dir`, with no changes yet.
+    pub(super) fn new(v: &'a Ntfs, dir: Directory) -> Editor<'a> {
+        Editor { v, dir, blocks: BTreeMap::new(), plan: Plan::default() }
+    }
+
+    /// The writes planned so far.
+    pub(super) fn into_plan(self) -> Plan {
+        self.plan
+    }
+
+    fn node(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc) -> Result<&mut Node> {
+        match loc {
+            NodeLoc::Root => Ok(&mut self.dir.root),
+            NodeLoc::Block(vcn) => {
+                if !self.blocks.contains_key(&vcn) {
+                    if self.blocks.len() > 4096 {
+                        return Err(corrupt("index block", self.dir.root.offset, "too many index blocks visited"));
+                    }
+                    let b = self.v.read_block(dev, &self.dir, vcn)?;
+                    self.blocks.insert(vcn, b);
+                }
+                self.blocks.get_mut(&vcn).ok_or(corrupt("index block", 0, "internal"))
+            }
+        }
+    }
+
+    fn entries(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc) -> Result<Vec<Entry>> {
+        self.node(dev, loc)?.entries()
+    }
+
+    /// Writes the current state of node `loc`.
+    fn emit(&mut self, loc: NodeLoc, reason: &str) -> Result<()> {
+        match loc {
+            NodeLoc::Root => {
+                let ri = self.dir.root_rec;
+                let ao = self.dir.root_attr_off;
+                let rec = &mut self.dir.file.records[ri];
+                let at = rec.offset + ao as u64;
+                let old_len = le32(&rec.data, ao + 4).unwrap_or(0) as usize;
+                let vo = le16(&rec.data, ao + 0x14).unwrap_or(0) as usize;
+                let val = &self.dir.root.buf;
+                let new_len = (vo + val.len() + 7) & !7;
+                let used = rec.bytes_in_use();
+                let new_used = used - old_len + new_len;
+                if new_used + 8 > rec.data.len() {
+                    return Err(NtfsError::NoSpace { structure: "$INDEX_ROOT", offset: at });
+                }
+                let mut d = Vec::with_capacity(rec.data.len());
+                d.extend_from_slice(&rec.data[..ao + vo]);
+                d.extend_from_slice(val);
+                d.resize(ao + new_len, 0);
+                d.extend_from_slice(&rec.data[ao + old_len..used]);
+                d.resize(rec.data.len(), 0);
+                put32(&mut d, ao + 4, new_len as u32);
+                put32(&mut d, ao + 0x10, val.len() as u32);
+                put32(&mut d, 0x18, new_used as u32);
+                rec.data = d;
+                let mut r = rec.clone();
+                record_write(self.v, &mut self.plan, &mut r, reason)?;
+                self.dir.file.records[ri] = r;
+            }
+            NodeLoc::Block(vcn) => {
+                let ex = self.v.block_extents(&self.dir, vcn)?;
+                let node = self.blocks.get_mut(&vcn).ok_or(corrupt("index block", 0, "internal"))?;
+                let disk = write_fixups(&node.buf, "index block", node.offset)?;
+                commit_usn(&mut node.buf, &disk);
+                self.plan.push_extents("index block", &ex, &disk, reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the entry for `key`, searching the in-memory nodes.
+    pub(super) fn find(&mut self, dev: &mut impl BlockDevice, key: &Key) -> Result<Option<Vec<(NodeLoc, usize)>>> {
+        let mut path = Vec::new();
+        let mut steps = 0usize;
+        if self.search(dev, NodeLoc::Root, key, 0, &mut path, &mut steps)? {
+            Ok(Some(path))
+        } else {
+            Ok(None)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn search(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, key: &Key, depth: usize, path: &mut Vec<(NodeLoc, usize)>, steps: &mut usize) -> Result<bool> {
+        *steps += 1;
+        if depth > MAX_INDEX_DEPTH || *steps > 4096 {
+            return Err(corrupt("index block", self.dir.root.offset, "index tree too deep or looping"));
+        }
+        let entries = self.entries(dev, loc)?;
+        for (i, e) in entries.iter().enumerate() {
+            let (ord, hit) = if e.is_end() {
+                (core::cmp::Ordering::Less, false)
+            } else {
+                match key {
+                    Key::Name { name, file_ref } => {
+                        let k = e.key.as_ref().ok_or(corrupt("directory index", self.dir.root.offset, "entry without a file name"))?;
+                        let o = self.v.upcase.cmp(name, &k.name);
+                        (o, o == core::cmp::Ordering::Equal && ref_record(e.file_ref) == ref_record(*file_ref) && k.name == *name)
+                    }
+                    Key::Ulongs(k) => {
+                        let o = cmp_ulongs(k, &e.raw_key);
+                        (o, o == core::cmp::Ordering::Equal)
+                    }
+                }
+            };
+            if hit {
+                path.push((loc, i));
+                return Ok(true);
+            }
+            if ord != core::cmp::Ordering::Greater {
+                if let Some(s) = e.sub {
+                    path.push((loc, i));
+                    if self.search(dev, NodeLoc::Block(s), key, depth + 1, path, steps)? {
+                        return Ok(true);
+                    }
+                    path.pop();
+                }
+                if ord == core::cmp::Ordering::Less {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes the entry of `file_ref` named `name`, keeping the tree valid and sorted.
+    pub(super) fn remove(&mut self, dev: &mut impl BlockDevice, key: &Key, shown: &str) -> Result<()> {
+        let path = self.find(dev, key)?.ok_or(corrupt("directory index", self.dir.root.offset, "no index entry for a name of the file"))?;
+        let &(loc, idx) = path.last().ok_or(corrupt("directory index", 0, "internal"))?;
+        let entries = self.entries(dev, loc)?;
+        let e = entries.get(idx).cloned().ok_or(corrupt("directory index", 0, "internal"))?;
+        match e.sub {
+            None => {
+                self.node(dev, loc)?.splice(e.off, e.len, &[])?;
+                self.emit(loc, &format!("remove index entry {shown:?} from a leaf"))?;
+                if let NodeLoc::Block(vcn) = loc {
+                    if path.len() >= 2 {
+                        self.collapse_if_empty(dev, path[path.len() - 2], vcn)?;
+                    }
+                }
+            }
+            Some(sub) => {
+                // Successor first (as ntfs-3g does); when it does not fit the
+                // node, the predecessor (nothing was emitted yet: undo and retry).
+                let saved = self.node(dev, loc)?.clone();
+                let n_writes = self.plan.writes.len();
+                match self.replace_interior(dev, loc, idx, &e, sub, shown, true) {
+                    Err(NtfsError::NoSpace { .. }) => {
+                        *self.node(dev, loc)? = saved;
+                        self.plan.writes.truncate(n_writes);
+                        self.replace_interior(dev, loc, idx, &e, sub, shown, false)?;
+                    }
+                    r => r?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces interior entry `e` (index `idx` of node `loc`, sub-node `sub`)
+    /// by its successor (the first key of the leftmost leaf right of it) or
+    /// its predecessor (the last key of the rightmost leaf under `sub`), then
+    /// removes that key from its leaf. The node is written before the leaf.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_interior(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, idx: usize, e: &Entry, sub: u64, shown: &str, successor: bool) -> Result<()> {
+        let entries = self.entries(dev, loc)?;
+        let (mut cur, mut parent) = if successor {
+            let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt("directory index", self.dir.root.offset, "interior entry without a following sub-node"))?;
+            (NodeLoc::Block(next_sub), (loc, idx + 1))
+        } else {
+            (NodeLoc::Block(sub), (loc, idx))
+        };
+        for _ in 0..=MAX_INDEX_DEPTH {
+            let es = self.entries(dev, cur)?;
+            let pick = if successor { 0 } else { es.len() - 1 };
+            match es[pick].sub {
+                Some(s) => {
+                    parent = (cur, pick);
+                    cur = NodeLoc::Block(s);
+                }
+                None => break,
+            }
+        }
+        let leaf_es = self.entries(dev, cur)?;
+        if leaf_es.len() < 2 {
+            return Err(NtfsError::Unsupported { structure: "index block", offset: self.node(dev, cur)?.offset, detail: "replacement leaf is empty" });
+        }
+        let x = if successor { leaf_es[0].clone() } else { leaf_es[leaf_es.len() - 2].clone() };
+        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
+        let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
+        let which = if successor { "successor" } else { "predecessor" };
+        self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
+        self.emit(loc, &format!("replace interior index entry {shown:?} by its {which} {xname:?}"))?;
+        self.node(dev, cur)?.splice(x.off, x.len, &[])?;
+        self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))?;
+        if let NodeLoc::Block(vcn) = cur {
+            self.collapse_if_empty(dev, parent, vcn)?;
+        }
+        Ok(())
+    }
+
+    /// When leaf `vcn` (pointed to by entry `pidx` of node `ploc`) has no
+    /// key left, moves a neighbouring separator into a sibling leaf, unlinks
+    /// the empty leaf and frees it in the index bitmap. If no sibling has
+    /// room, the empty leaf stays (a valid, if wasteful, tree).
+    fn collapse_if_empty(&mut self, dev: &mut impl BlockDevice, (ploc, pidx): (NodeLoc, usize), vcn: u64) -> Result<()> {
+        if self.entries(dev, NodeLoc::Block(vcn))?.len() > 1 {
+            return Ok(());
+        }
+        let pes = self.entries(dev, ploc)?;
+        let pe = pes.get(pidx).cloned().ok_or(corrupt("directory index", 0, "internal"))?;
+        if pe.sub != Some(vcn) {
+            return Ok(());
+        }
+        if !pe.is_end() {
+            // Separator K moves to the front of the leftmost leaf of the next subtree.
+            let next = &pes[pidx + 1];
+            let Some(mut cur) = next.sub else { return Ok(()) };
+            for _ in 0..=MAX_INDEX_DEPTH {
+                match self.entries(dev, NodeLoc::Block(cur))?[0].sub {
+                    Some(s) => cur = s,
+                    None => break,
+                }
+            }
+            let k = entry_bytes(self.node(dev, ploc)?, &pe, None);
+            let first = self.entries(dev, NodeLoc::Block(cur))?[0].off;
+            if self.node(dev, NodeLoc::Block(cur))?.splice(first, 0, &k).is_err() {
+                self.plan.notes.push(String::from("an emptied index leaf was kept (no room to rebalance)"));
+                return Ok(());
+            }
+            self.emit(NodeLoc::Block(cur), "move the separator above an emptied leaf down into the next leaf")?;
+            self.node(dev, ploc)?.splice(pe.off, pe.len, &[])?;
+            self.emit(ploc, "unlink the emptied leaf")?;
+        } else if pidx > 0 {
+            // Rightmost child: the previous separator moves to the end of the rightmost leaf of its subtree.
+            let prev = pes[pidx - 1].clone();
+            let Some(a) = prev.sub else { return Ok(()) };
+            let mut cur = a;
+            for _ in 0..=MAX_INDEX_DEPTH {
+                let es = self.entries(dev, NodeLoc::Block(cur))?;
+                match es[es.len() - 1].sub {
+                    Some(s) => cur = s,
+                    None => break,
+                }
+            }
+            let k = entry_bytes(self.node(dev, ploc)?, &prev, None);
+            let es = self.entries(dev, NodeLoc::Block(cur))?;
+            let end_off = es[es.len() - 1].off;
+            if self.node(dev, NodeLoc::Block(cur))?.splice(end_off, 0, &k).is_err() {
+                self.plan.notes.push(String::from("an emptied index leaf was kept (no room to rebalance)"));
+                return Ok(());
+            }
+            self.emit(NodeLoc::Block(cur), "move the separator before an emptied leaf down into its left sibling")?;
+            let p = self.node(dev, ploc)?;
+            p.splice(prev.off, prev.len, &[])?;
+            let pes2 = p.entries()?;
+            let end = pes2[pes2.len() - 1].clone();
+            p.set_sub(&end, a);
+            self.emit(ploc, "unlink the emptied leaf")?;
+        } else if ploc == NodeLoc::Root {
+            // The root's only child is empty: the root becomes a small index (as ntfs-3g does);
+            // $INDEX_ALLOCATION stays allocated, its block is freed in the index bitmap.
+            let end = entry_bytes(self.node(dev, ploc)?, &pe, None);
+            let root = self.node(dev, ploc)?;
+            root.splice(pe.off, pe.len, &end)?;
+            let hdr = root.hdr;
+            if let Some(f) = root.buf.get_mut(hdr + 12) {
+                *f &= !super::index::LARGE_INDEX;
+            }
+            root.entries()?;
+            self.emit(ploc, "the index's only block is empty: make the root a small index")?;
+        } else {
+            self.plan.notes.push(String::from("an emptied index leaf was kept (its parent has no other child)"));
+            return Ok(());
+        }
+        self.blocks.remove(&vcn);
+        self.free_block(dev, vcn)
+    }
+
+    /// Clears the bit of index block `vcn` in the directory's `$BITMAP:$I30`.
+    fn free_block(&mut self, dev: &mut impl BlockDevice, vcn: u64) -> Result<()> {
+        let bit = vcn * self.dir.vcn_unit / self.dir.block_size as u64;
+        let iname = self.dir.name.clone();
+        let s = self.dir.file.stream(attr::BITMAP, &iname)?;
+        match s {
+            Some(s @ Stream::NonResident { .. }) => {
+                let mut m = BTreeMap::new();
+                m.insert(bit / 8, 1u8 << (bit % 8));
+                clear_bits(self.v, dev, &mut self.plan, &s, &m, "index bitmap", "free the emptied index block")
+            }
+            Some(Stream::Resident(_)) => {
+                let Some((ri, a)) = self.dir.file.find(attr::BITMAP, &iname).next().cloned() else { return Ok(()) };
+                if ri != self.dir.root_rec {
+                    self.plan.notes.push(String::from("an unlinked index block stays marked in use (chkdsk frees it)"));
+                    return Ok(());
+                }
+                // Re-read the attribute from the current (edited) record.
+                let rec = &self.dir.file.records[ri];
+                let attrs = rec.attrs(self.v.boot.total_clusters)?;
+                let Some(cur) = attrs.iter().find(|x| x.type_code == attr::BITMAP && x.name == iname) else { return Ok(()) };
+                let _ = a;
+                let Form::Resident { value_offset, value_len } = cur.form else { return Ok(()) };
+                let byte = (bit / 8) as usize;
+                if byte >= value_len {
+                    return Err(corrupt("index bitmap", rec.offset, "bit beyond the bitmap"));
+                }
+                let mut r = rec.clone();
+                let mask = 1u8 << (bit % 8);
+                if r.data[value_offset + byte] & mask == 0 {
+                    return Err(corrupt("index bitmap", rec.offset, "index block already free"));
+                }
+                r.data[value_offset + byte] &= !mask;
+                record_write(self.v, &mut self.plan, &mut r, "free the emptied index block")?;
+                self.dir.file.records[ri] = r;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
