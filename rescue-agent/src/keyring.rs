@@ -41,6 +41,7 @@
 //! Nothing here formats or logs key material; every buffer holding a key,
 //! a PIN-derived key or Argon2's working memory is zeroized.
 
+use crate::le::le32;
 use crate::partition::Guid;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -327,10 +328,6 @@ impl fmt::Debug for Keyring {
     }
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
 impl Keyring {
     /// Reads a key file's structure, never panicking and allocating at most
     /// about the file's size. Checks, in order: length, magic, version,
@@ -361,7 +358,7 @@ impl Keyring {
         }
         let sealed = flags & FLAG_SEALED != 0;
         let kdf_id = content[11];
-        let count = u32_at(content, 12) as usize;
+        let count = le32(content, 12).unwrap_or(0) as usize;
         if count == 0 || count > MAX_KEYS {
             return Err(KeyringError::KeyCount { count });
         }
@@ -372,7 +369,7 @@ impl Keyring {
             if kdf_id != KDF_ARGON2ID {
                 return corrupt("unknown key derivation", 11);
             }
-            let kdf = KdfParams { m_kib: u32_at(content, 16), t: u32_at(content, 20), p: u32_at(content, 24) };
+            let kdf = KdfParams { m_kib: le32(content, 16).unwrap_or(0), t: le32(content, 20).unwrap_or(0), p: le32(content, 24).unwrap_or(0) };
             kdf.check()?;
             let mut salt = [0u8; 16];
             salt.copy_from_slice(&content[28..44]);

@@ -6,6 +6,7 @@
 //! whole device. [`Gpt`] also serialises a table, so the image builder and the
 //! agent share one model of the format.
 
+use crate::le::{le32, le64};
 use crate::block::{BlockDevice, IoError};
 use crate::crc32::crc32;
 use alloc::string::String;
@@ -122,16 +123,6 @@ pub fn is_volume_boot_sector(s: &[u8]) -> bool {
 }
 
 const MAX_LOGICAL: usize = 128;
-
-/// Little-endian u32 at `o` (callers pass buffers of checked, fixed layout).
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-/// Little-endian u64 at `o`.
-fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from(le32(b, o)) | u64::from(le32(b, o + 4)) << 32
-}
 
 /// Lists the volumes a device may hold: GPT partitions, MBR partitions
 /// (primary and logical), or the whole device when sector 0 is a volume boot
@@ -286,20 +277,20 @@ impl Gpt {
         if &h[0..8] != b"EFI PART" {
             return Err(corrupt("GPT header (no signature)"));
         }
-        let hsize = le32(&h, 12) as usize;
+        let hsize = le32(&h, 12).unwrap_or(0) as usize;
         if !(92..=ss as usize).contains(&hsize) {
             return Err(corrupt("GPT header (bad header size)"));
         }
-        let stored = le32(&h, 16);
+        let stored = le32(&h, 16).unwrap_or(0);
         let mut hc = h[..hsize].to_vec();
         hc[16..20].fill(0);
         if crc32(&hc) != stored {
             return Err(corrupt("GPT header (CRC mismatch)"));
         }
-        let entries_lba = le64(&h, 72);
-        let count = le32(&h, 80) as u64;
-        let esize = le32(&h, 84) as u64;
-        let entries_crc = le32(&h, 88);
+        let entries_lba = le64(&h, 72).unwrap_or(0);
+        let count = le32(&h, 80).unwrap_or(0) as u64;
+        let esize = le32(&h, 84).unwrap_or(0) as u64;
+        let entries_crc = le32(&h, 88).unwrap_or(0);
         if esize < 128 || !esize.is_multiple_of(8) || count.saturating_mul(esize) > MAX_GPT_ENTRIES_BYTES {
             return Err(corrupt("GPT header (bad entry array size)"));
         }
@@ -316,8 +307,8 @@ impl Gpt {
             if type_guid == Guid::default() {
                 continue;
             }
-            let first_lba = le64(e, 32);
-            let last_lba = le64(e, 40);
+            let first_lba = le64(e, 32).unwrap_or(0);
+            let last_lba = le64(e, 40).unwrap_or(0);
             if first_lba > last_lba || last_lba >= disk_sectors {
                 return Err(PartitionError::Corrupt { what: "GPT entry (range outside the disk)", offset: table_at });
             }
@@ -327,7 +318,7 @@ impl Gpt {
                 guid: Guid::from_slice(&e[16..32]),
                 first_lba,
                 last_lba,
-                attributes: le64(e, 48),
+                attributes: le64(e, 48).unwrap_or(0),
                 name: char::decode_utf16(units).map(|c| c.unwrap_or('\u{FFFD}')).collect(),
             });
         }

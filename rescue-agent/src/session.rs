@@ -11,43 +11,14 @@ use crate::block::{BlockDevice, Slice};
 use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
 use crate::profile::Profile;
-use crate::prompt::{self, Event, Key};
+pub use crate::ports::{Console, KeySource, NoSiteKeys};
+use crate::prompt::{self, Event};
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
 use crate::smbios::Machine;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Serialize;
-use zeroize::Zeroizing;
-
-/// What the agent shows and reads.
-pub trait Console {
-    /// A status line (screen and serial).
-    fn line(&mut self, text: &str);
-    /// The key-entry field, redrawn in place on screen (a line on serial).
-    fn field(&mut self, text: &str) {
-        self.line(text)
-    }
-    /// Waits for a key; `None` when `timeout_s` seconds pass first (`None`: wait forever).
-    fn key(&mut self, timeout_s: Option<u32>) -> Option<Key>;
-}
-
-/// Recovery keys the stick carries for its site (keyed images).
-pub trait KeySource {
-    /// A recovery password for a volume protected by one of `key_ids`, if
-    /// the stick holds one. May ask the technician (e.g. the site PIN,
-    /// once per boot) through `console`.
-    fn recovery_password(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Option<Zeroizing<String>>;
-}
-
-/// A stick without site keys: every locked volume goes to the prompt.
-pub struct NoSiteKeys;
-
-impl KeySource for NoSiteKeys {
-    fn recovery_password(&mut self, _: &[Guid], _: &mut dyn Console) -> Option<Zeroizing<String>> {
-        None
-    }
-}
 
 /// A disk the firmware sees, with what it says about it.
 pub struct Disk<D> {

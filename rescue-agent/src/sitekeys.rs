@@ -7,7 +7,7 @@
 use crate::keyring::{Keyring, KeyringError, SiteKeys};
 use crate::partition::Guid;
 use crate::prompt::Key;
-use crate::session::{Console, KeySource};
+use crate::ports::{Console, KeySource};
 use alloc::format;
 use alloc::string::String;
 use zeroize::Zeroizing;

@@ -93,7 +93,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     report.bytes_written = disk.bytes_written;
     report.ok = report.errors.is_empty();
     let elapsed = started.elapsed();
-    disk.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
+    disk.flush()?;
     for v in &report.volumes {
         println!("volume {} (partition {}, byte {}): {}{}", v.index, v.partition, v.offset, v.filesystem, v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default());
         if let Some(w) = &v.write_refused {

@@ -29,7 +29,7 @@ pub struct LsArgs {
 /// Runs `rescue ls`.
 pub fn run(args: &LsArgs) -> Result<()> {
     let mut disk = Counting::new(FileDisk::open(&args.target, false)?);
-    let parts = partition::discover(&mut disk).map_err(|e| anyhow::anyhow!("{e}")).context("reading the partition table")?;
+    let parts = partition::discover(&mut disk).context("reading the partition table")?;
     let mut found = 0;
     let mut failed = false;
     for p in parts {

@@ -98,20 +98,20 @@ fn genkey(a: &GenkeyArgs) -> Result<()> {
     let mut rng = rand_core::OsRng;
     let key = RsaPrivateKey::new(&mut rng, a.bits).context("RSA key generation failed")?;
     let signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
-    let subject = Name::from_str(&format!("CN={name}")).map_err(|e| anyhow::anyhow!("bad name: {e}"))?;
-    let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let validity = Validity::from_now(std::time::Duration::from_secs(a.years * 365 * 86400)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let subject = Name::from_str(&format!("CN={name}")).context("bad name")?;
+    let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key())?;
+    let validity = Validity::from_now(std::time::Duration::from_secs(a.years * 365 * 86400))?;
     let mut serial = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rng, &mut serial);
     serial[0] = (serial[0] & 0x7f) | 0x40;
-    let serial = SerialNumber::new(&serial).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let serial = SerialNumber::new(&serial)?;
     let profile = Profile::Leaf { issuer: subject.clone(), enable_key_agreement: false, enable_key_encipherment: false };
-    let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, &signing).map_err(|e| anyhow::anyhow!("{e}"))?;
-    b.add_extension(&ExtendedKeyUsage(vec![der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")])).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cert = b.build::<rsa::pkcs1v15::Signature>().map_err(|e| anyhow::anyhow!("cannot make the certificate: {e}"))?;
+    let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, &signing)?;
+    b.add_extension(&ExtendedKeyUsage(vec![der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")]))?;
+    let cert = b.build::<rsa::pkcs1v15::Signature>().context("cannot make the certificate")?;
     let cert_der = cert.to_der()?;
     let cert_pem = cert.to_pem(LineEnding::LF)?;
-    let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key_pem = key.to_pkcs8_pem(LineEnding::LF)?;
 
     write_new(&paths[0], key_pem.as_bytes(), 0o600)?;
     write_new(&paths[1], cert_pem.as_bytes(), 0o644)?;

@@ -193,7 +193,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
             }
             if e.path.eq_ignore_ascii_case(stick::PROFILE_PATH) {
                 let text = String::from_utf8(bytes).context("rescue/profile.toml is not UTF-8")?;
-                let p = Profile::parse(&text).map_err(|err| anyhow::anyhow!("rescue/profile.toml on the image: {err}"))?;
+                let p = Profile::parse(&text).context("rescue/profile.toml on the image")?;
                 profile = Some(ProfileInfo {
                     actions: p
                         .delete

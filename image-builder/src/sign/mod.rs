@@ -3,7 +3,6 @@
 //! appended and pointed to, the PE checksum updated. And the reverse, for
 //! `rescue inspect` and for checking shim before it goes on a stick.
 
-pub mod der;
 pub mod cert;
 pub mod pe;
 pub mod pkcs7;
@@ -35,7 +34,9 @@ pub fn sign(image: &[u8], signer: &Signer) -> Result<Vec<u8>> {
     p7.resize(p7.len().next_multiple_of(8), 0);
     let table_at = out.len();
     let len = 8 + p7.len();
-    let (Ok(table_at32), Ok(len32)) = (u32::try_from(table_at), u32::try_from(len)) else { bail!("the image is too large to sign") };
+    let (Ok(table_at32), Ok(len32)) = (u32::try_from(table_at), u32::try_from(len)) else {
+        bail!("the image is too large to sign")
+    };
     out.extend_from_slice(&len32.to_le_bytes());
     out.extend_from_slice(&pe::WIN_CERT_REVISION_2_0.to_le_bytes());
     out.extend_from_slice(&pe::WIN_CERT_TYPE_PKCS_SIGNED_DATA.to_le_bytes());
@@ -56,7 +57,9 @@ pub fn verify(image: &[u8]) -> Result<Vec<SignatureCheck>> {
     for p7 in pe::signatures(image, &info)? {
         match pkcs7::check(p7, &hash) {
             Ok(checks) => out.extend(checks),
-            Err(e) => out.push(SignatureCheck::unreadable(format!("unreadable signature: {e:#}"))),
+            Err(e) => out.push(SignatureCheck::unreadable(format!(
+                "unreadable signature: {e:#}"
+            ))),
         }
     }
     Ok(out)

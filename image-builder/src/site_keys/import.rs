@@ -214,7 +214,7 @@ impl KeySet {
     pub fn site_keys(&self) -> Result<SiteKeys> {
         let mut keys = SiteKeys::new();
         for e in &self.entries {
-            keys.insert(e.key_id, &e.key).map_err(|err| anyhow::anyhow!("{}:{}: {err}", e.file.display(), e.line))?;
+            keys.insert(e.key_id, &e.key).with_context(|| format!("{}:{}", e.file.display(), e.line))?;
         }
         Ok(keys)
     }

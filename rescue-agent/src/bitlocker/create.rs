@@ -8,7 +8,8 @@
 //! encrypted in place, so the unlocked volume equals the input byte for byte.
 
 use super::cipher::SectorCipher;
-use super::datum::{build, entry, le16, le64, value};
+use super::datum::{build, entry, value};
+use crate::le::{le16, le64};
 use super::error::{BitLockerError, Result};
 use super::header::GUID_NORMAL;
 use super::keys;
@@ -117,11 +118,11 @@ pub fn encrypt_in_place<D: BlockDevice>(
     if &boot[3..11] != b"NTFS    " {
         return Err(BitLockerError::Unsupported { what: "only NTFS volumes can be encrypted by the test tool" });
     }
-    let ss = le16(&boot, 11) as u64;
+    let ss = le16(&boot, 11).unwrap_or(0) as u64;
     if !matches!(ss, 512 | 4096) {
         return Err(BitLockerError::BadSize { what: "unsupported sector size", size: ss });
     }
-    let fs_end = le64(&boot, 0x28).saturating_add(1).saturating_mul(ss);
+    let fs_end = le64(&boot, 0x28).unwrap_or(0).saturating_add(1).saturating_mul(ss);
     let vh_size = 8192u64.max(ss);
     let t = fs_end.div_ceil(AREA_SIZE) * AREA_SIZE;
     let offsets = [t, t + AREA_SIZE, t + 2 * AREA_SIZE];

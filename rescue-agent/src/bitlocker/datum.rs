@@ -6,6 +6,7 @@
 //! is reported as corrupt with its byte offset.
 
 use super::error::{corrupt, Result};
+use crate::le::{le16, le64};
 use crate::partition::Guid;
 use alloc::string::String;
 
@@ -53,18 +54,6 @@ pub struct Datum<'a> {
     pub raw: &'a [u8],
 }
 
-pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
-}
-
 /// Iterates over a list of datums in `buf`, whose first byte is at byte
 /// position `base`. Stops at the end of the buffer, at a zero size or at
 /// fewer than 8 bytes left; yields an error (once) for a datum that runs past
@@ -89,7 +78,7 @@ impl<'a> Iterator for Datums<'a> {
             return None;
         }
         let b = &self.buf[self.pos..];
-        let size = le16(b, 0) as usize;
+        let size = le16(b, 0).unwrap_or(0) as usize;
         if size == 0 {
             return None;
         }
@@ -98,7 +87,7 @@ impl<'a> Iterator for Datums<'a> {
             self.failed = true;
             return Some(corrupt("metadata entry size", offset));
         }
-        let d = Datum { offset, entry_type: le16(b, 2), value_type: le16(b, 4), version: le16(b, 6), raw: &b[..size] };
+        let d = Datum { offset, entry_type: le16(b, 2).unwrap_or(0), value_type: le16(b, 4).unwrap_or(0), version: le16(b, 6).unwrap_or(0), raw: &b[..size] };
         self.pos += size;
         Some(Ok(d))
     }
@@ -142,7 +131,7 @@ impl<'a> Datum<'a> {
             return corrupt("key entry (wrong value type)", self.offset);
         }
         let d = self.need(4, "key entry")?;
-        Ok((le16(d, 0), &d[4..]))
+        Ok((le16(d, 0).unwrap_or(0), &d[4..]))
     }
 
     /// A UTF-16LE string value, decoded (unpaired surrogates become U+FFFD;
@@ -183,7 +172,7 @@ impl<'a> Datum<'a> {
     /// An offset-and-size value.
     pub fn offset_size(&self) -> Result<(u64, u64)> {
         let d = self.need(16, "offset and size entry")?;
-        Ok((le64(d, 0), le64(d, 8)))
+        Ok((le64(d, 0).unwrap_or(0), le64(d, 8).unwrap_or(0)))
     }
 }
 

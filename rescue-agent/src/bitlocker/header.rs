@@ -2,7 +2,7 @@
 //! of an encrypted volume. It tells the sector size and where the three FVE
 //! metadata copies are.
 
-use super::datum::{le16, le64};
+use crate::le::{le16, le64};
 use super::error::{corrupt, BitLockerError, Result};
 use crate::partition::Guid;
 
@@ -70,14 +70,14 @@ pub fn parse(sector: &[u8]) -> Result<VolumeHeader> {
         }
         return corrupt("volume identifier in the boot sector", at as u64);
     }
-    let sector_size = match le16(sector, 11) {
+    let sector_size = match le16(sector, 11).unwrap_or(0) {
         0 => 512,
         s @ (512 | 1024 | 2048 | 4096) => s as u32,
         _ => return corrupt("bytes per sector in the boot sector", 11),
     };
     let mut metadata_offsets = [0u64; 3];
     for (i, o) in metadata_offsets.iter_mut().enumerate() {
-        *o = le64(sector, at + 16 + 8 * i);
+        *o = le64(sector, at + 16 + 8 * i).unwrap_or(0);
     }
     Ok(VolumeHeader { flavour, sector_size, identifier, metadata_offsets })
 }

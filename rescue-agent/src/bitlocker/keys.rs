@@ -5,7 +5,8 @@
 //! Every buffer that holds key material is [`Zeroizing`]; nothing here
 //! formats or logs a key.
 
-use super::datum::{entry, le16, value, Datums};
+use super::datum::{entry, value, Datums};
+use crate::le::le16;
 use super::error::{BitLockerError, Result};
 use super::protector::WrappedKey;
 use crate::partition::Guid;
@@ -172,7 +173,7 @@ pub fn unwrap(key: &[u8], w: &WrappedKey) -> Option<Zeroizing<Vec<u8>>> {
     cipher
         .decrypt_in_place_detached(GenericArray::from_slice(&w.nonce), &[], &mut buf[..], GenericArray::from_slice(&w.tag))
         .ok()?;
-    if le16(&buf, 0) as usize != buf.len() {
+    if le16(&buf, 0).unwrap_or(0) as usize != buf.len() {
         return None;
     }
     Some(buf)
@@ -196,10 +197,10 @@ pub fn wrap(key: &[u8; 32], nonce: [u8; 12], datum: &[u8], offset: u64) -> Wrapp
 
 /// From a decrypted key datum: the key bytes after the 12-byte header.
 pub fn key_bytes(datum: &[u8]) -> Option<(u16, &[u8])> {
-    if datum.len() < 12 || le16(datum, 4) != value::KEY {
+    if datum.len() < 12 || le16(datum, 4).unwrap_or(0) != value::KEY {
         return None;
     }
-    Some((le16(datum, 8), &datum[12..]))
+    Some((le16(datum, 8).unwrap_or(0), &datum[12..]))
 }
 
 /// A startup key read from a .BEK file.

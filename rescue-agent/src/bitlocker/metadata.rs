@@ -4,7 +4,8 @@
 //! SHA-256 of it). [`Metadata::read`] validates every copy and uses the first
 //! valid one.
 
-use super::datum::{entry, le16, le32, le64, value, Datums};
+use super::datum::{entry, value, Datums};
+use crate::le::{le16, le32, le64};
 use super::error::{corrupt, BitLockerError, Result};
 use super::header::VolumeHeader;
 use super::protector::{Protector, WrappedKey};
@@ -158,20 +159,20 @@ fn parse_copy(block: &[u8], at: u64, index: usize) -> core::result::Result<Metad
     if block.len() < HEADERS_LEN || &block[..8] != b"-FVE-FS-" {
         return Err(CopyStatus::BadSignature);
     }
-    let version = le16(block, 10);
+    let version = le16(block, 10).unwrap_or(0);
     if version != 2 {
         return Err(CopyStatus::BadStructure);
     }
-    let block_len = le16(block, 8) as usize * 16;
+    let block_len = le16(block, 8).unwrap_or(0) as usize * 16;
     if block_len < HEADERS_LEN || block_len + 8 > block.len() {
         return Err(CopyStatus::BadStructure);
     }
-    let vsize = le16(block, block_len) as usize;
-    let vversion = le16(block, block_len + 2);
+    let vsize = le16(block, block_len).unwrap_or(0) as usize;
+    let vversion = le16(block, block_len + 2).unwrap_or(0);
     if vsize < 8 || vversion > 2 {
         return Err(CopyStatus::BadStructure);
     }
-    if crc32(&block[..block_len]) != le32(block, block_len + 4) {
+    if crc32(&block[..block_len]) != le32(block, block_len + 4).unwrap_or(0) {
         return Err(CopyStatus::BadCrc);
     }
     parse_block(block, block_len, at, index).map_err(|_| CopyStatus::BadStructure)
@@ -180,19 +181,19 @@ fn parse_copy(block: &[u8], at: u64, index: usize) -> core::result::Result<Metad
 fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<Metadata> {
     let mut offsets = [0u64; 3];
     for (i, o) in offsets.iter_mut().enumerate() {
-        *o = le64(block, 32 + 8 * i);
+        *o = le64(block, 32 + 8 * i).unwrap_or(0);
     }
     if offsets[index] != at {
         return corrupt("metadata block location", at + 32);
     }
-    let meta_size = le32(block, 64) as usize;
-    if le32(block, 72) != 48 || meta_size < 48 || 64 + meta_size > block_len {
+    let meta_size = le32(block, 64).unwrap_or(0) as usize;
+    if le32(block, 72).unwrap_or(0) != 48 || meta_size < 48 || 64 + meta_size > block_len {
         return corrupt("metadata header size", at + 64);
     }
-    let code = le16(block, 64 + 36);
+    let code = le16(block, 64 + 36).unwrap_or(0);
     let method = EncryptionMethod::from_code(code).ok_or(BitLockerError::UnsupportedMethod { method: code })?;
     let volume_guid = Guid::from_slice(&block[64 + 16..]);
-    let created = le64(block, 64 + 40);
+    let created = le64(block, 64 + 40).unwrap_or(0);
     let mut description = None;
     let mut protectors = Vec::new();
     let mut wrapped_fvek = None;
@@ -216,7 +217,7 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
     let (volume_header_offset, volume_header_size) = match vh {
         Some(v) => v,
         // Older metadata has no entry: the block header says it.
-        None => (le64(block, 56), le32(block, 28) as u64 * 512),
+        None => (le64(block, 56).unwrap_or(0), le32(block, 28).unwrap_or(0) as u64 * 512),
     };
     // The validation structure: size, version, CRC-32, then an AES-CCM datum.
     let validation = Datums::new(&block[block_len + 8..(block_len + 8 + 120).min(block.len())], at + block_len as u64 + 8)
@@ -235,9 +236,9 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
         copy_used: index,
         copies: [CopyStatus::Unreadable; 3],
         version: 2,
-        current_state: ConversionState::from_code(le16(block, 12)),
-        next_state: ConversionState::from_code(le16(block, 14)),
-        encrypted_size: le64(block, 16),
+        current_state: ConversionState::from_code(le16(block, 12).unwrap_or(0)),
+        next_state: ConversionState::from_code(le16(block, 14).unwrap_or(0)),
+        encrypted_size: le64(block, 16).unwrap_or(0),
         offsets,
         volume_header_offset,
         volume_header_size,
@@ -270,7 +271,7 @@ impl Metadata {
             if dev.read_at(at, &mut buf[..len]).is_err() {
                 continue;
             }
-            if len >= 12 && &buf[..8] == b"-FVE-FS-" && le16(&buf, 10) == 1 {
+            if len >= 12 && &buf[..8] == b"-FVE-FS-" && le16(&buf, 10).unwrap_or(0) == 1 {
                 return Err(BitLockerError::VistaUnsupported);
             }
             match parse_copy(&buf[..len], at, i) {

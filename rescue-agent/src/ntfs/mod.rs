@@ -140,28 +140,10 @@ impl core::error::Error for NtfsError {}
 
 pub type Result<T> = core::result::Result<T, NtfsError>;
 
+pub(crate) use crate::le::{le16, le32, le64, put16, put32};
+
 pub(crate) fn corrupt(structure: &'static str, offset: u64, detail: &'static str) -> NtfsError {
     NtfsError::Corrupt { structure, offset, detail }
-}
-
-pub(crate) fn le16(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
-}
-pub(crate) fn le32(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
-}
-pub(crate) fn le64(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
-}
-pub(crate) fn put16(b: &mut [u8], o: usize, v: u16) {
-    if let Some(s) = b.get_mut(o..o + 2) {
-        s.copy_from_slice(&v.to_le_bytes());
-    }
-}
-pub(crate) fn put32(b: &mut [u8], o: usize, v: u32) {
-    if let Some(s) = b.get_mut(o..o + 4) {
-        s.copy_from_slice(&v.to_le_bytes());
-    }
 }
 
 /// Record number (low 48 bits) of a file reference.
