@@ -26,7 +26,8 @@ fn main() {
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         // Run from the agent's folder so the workspace's .cargo/config.toml applies.
-        cmd.current_dir(&agent_dir).arg("build")
+        cmd.current_dir(&agent_dir)
+            .arg("build")
             .arg("--release")
             .args(["--target", TARGET])
             .args(["--bin", "rescue-agent"])
@@ -37,10 +38,22 @@ fn main() {
         // The outer build's flags and job server are not for this build.
         for (key, _) in env::vars_os() {
             let key = key.to_string_lossy().into_owned();
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER"
-                || key == "RUSTC_WORKSPACE_WRAPPER" || key == "RUSTDOC" || key == "RUSTC" || key == "MAKEFLAGS"
-                || key == "CARGO_MAKEFLAGS" || key == "MFLAGS" || key == "DEBUG" || key == "PROFILE" || key == "OPT_LEVEL"
-                || key == "TARGET" || key == "HOST" || key == "NUM_JOBS" || key == "OUT_DIR"
+            if key.starts_with("CARGO_") && key != "CARGO_HOME"
+                || key == "RUSTFLAGS"
+                || key == "RUSTC_WRAPPER"
+                || key == "RUSTC_WORKSPACE_WRAPPER"
+                || key == "RUSTDOC"
+                || key == "RUSTC"
+                || key == "MAKEFLAGS"
+                || key == "CARGO_MAKEFLAGS"
+                || key == "MFLAGS"
+                || key == "DEBUG"
+                || key == "PROFILE"
+                || key == "OPT_LEVEL"
+                || key == "TARGET"
+                || key == "HOST"
+                || key == "NUM_JOBS"
+                || key == "OUT_DIR"
             {
                 cmd.env_remove(&key);
             }
@@ -55,9 +68,7 @@ fn main() {
             }
         }
         if !status.success() {
-            panic!(
-                "building the UEFI agent failed; is the target installed? Run: rustup target add {TARGET}"
-            );
+            panic!("building the UEFI agent failed; is the target installed? Run: rustup target add {TARGET}");
         }
         target_dir.join(TARGET).join("release").join("rescue-agent.efi")
     };

@@ -30,7 +30,8 @@ fn boot_and_fix(dir: &Path, profile: &str, disks: &[(&TestDisk, Bus)]) -> Run {
     vm.wait_exit(Duration::from_secs(180));
     let lines = vm.agent_lines();
     assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
-    let reports: Vec<String> = stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    let reports: Vec<String> =
+        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
     assert_eq!(reports.len(), 1, "expected one report on the stick, found {reports:?}\nserial:\n{}", vm.serial_text());
     let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
     Run { stick, report, lines }
@@ -65,7 +66,11 @@ fn fixes_windows_disks_on_ahci_nvme_and_virtio() {
     let virtio = make_test_disk(dir.path(), "virtio.img", &["--seed", "3"]);
     let data = make_test_disk(dir.path(), "data.img", &["--no-windows"]);
     let data_before = disk_sha(&data);
-    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&ahci, Bus::Ahci), (&nvme, Bus::Nvme), (&virtio, Bus::Virtio), (&data, Bus::Ahci)]);
+    let run = boot_and_fix(
+        dir.path(),
+        &crowdstrike(),
+        &[(&ahci, Bus::Ahci), (&nvme, Bus::Nvme), (&virtio, Bus::Virtio), (&data, Bus::Ahci)],
+    );
     assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
     assert_eq!(run.report["outcome"], "FIXED");
     assert_eq!(run.report["windows_volumes"], 3);
@@ -158,7 +163,8 @@ fn boot_bitlocker(dir: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -
     vm.wait_exit(Duration::from_secs(240));
     let lines = vm.agent_lines();
     assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
-    let reports: Vec<String> = stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    let reports: Vec<String> =
+        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
     Run { stick, report, lines }
@@ -179,7 +185,10 @@ fn bitlocker_volume_is_fixed_with_the_typed_key() {
         vm.type_text(&format!("{}\r", RP.replace('-', "")));
     });
     assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
-    assert!(run.lines.iter().all(|l| !l.contains(RP) && !l.contains(&RP.replace('-', ""))), "the key was echoed in a status line");
+    assert!(
+        run.lines.iter().all(|l| !l.contains(RP) && !l.contains(&RP.replace('-', ""))),
+        "the key was echoed in a status line"
+    );
     let bl = &run.report["bitlocker"][0];
     assert!(bl["unlocked_by"].as_str().unwrap().starts_with("recovery password"), "{bl}");
     let report_text = run.report.to_string();
@@ -267,7 +276,11 @@ fn reboot_boots_windows_next_without_touching_boot_order() {
     assert!(lines.iter().any(|l| l.starts_with("next boot: Boot") && l.contains("(BootNext)")), "{lines:#?}");
     let entry = printed.lines().find(|l| l.contains("bootmgfw.efi")).expect("the Windows entry");
     let number = entry.split_whitespace().next().unwrap().trim_start_matches("Boot").to_string();
-    assert_eq!(var(&printed, "BootNext").as_deref(), Some(number.as_str()), "BootNext does not point at the Windows Boot Manager:\n{printed}");
+    assert_eq!(
+        var(&printed, "BootNext").as_deref(),
+        Some(number.as_str()),
+        "BootNext does not point at the Windows Boot Manager:\n{printed}"
+    );
 
     // Control: the same boot with a profile that shuts down (no BootNext) leaves
     // BootOrder exactly as the reboot run did: the agent never writes it.
@@ -278,13 +291,20 @@ fn reboot_boots_windows_next_without_touching_boot_order() {
     let (lines2, printed2) = boot_with_windows_entry(dir.path(), &stick2, &disk, "vars2.fd");
     assert!(lines2.iter().any(|l| l == "RESULT: NOTHING TO DO"), "{lines2:#?}");
     assert_eq!(var(&printed2, "BootNext"), None);
-    assert_eq!(var(&printed, "BootOrder"), var(&printed2, "BootOrder"), "BootOrder differs with and without the agent's BootNext");
+    assert_eq!(
+        var(&printed, "BootOrder"),
+        var(&printed2, "BootOrder"),
+        "BootOrder differs with and without the agent's BootNext"
+    );
 }
 
 /// The Key ID of the recovery-password protector, as `rescue bitlocker info` shows it.
 fn recovery_key_id(disk: &TestDisk) -> String {
     let info = ok(rescue().arg("bitlocker").arg("info").arg(&disk.path));
-    let line = info.lines().find(|l| l.contains("recovery password")).unwrap_or_else(|| panic!("no recovery protector:\n{info}"));
+    let line = info
+        .lines()
+        .find(|l| l.contains("recovery password"))
+        .unwrap_or_else(|| panic!("no recovery protector:\n{info}"));
     line.split(['{', '}']).nth(1).unwrap().to_string()
 }
 
@@ -316,7 +336,8 @@ fn boot_keyed(stick: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -> 
     script(&mut vm);
     vm.wait_exit(Duration::from_secs(240));
     let lines = vm.agent_lines();
-    let reports: Vec<String> = stick_list(stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    let reports: Vec<String> =
+        stick_list(stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
     assert_eq!(reports.len(), 1, "{reports:?}\n{}", vm.serial_text());
     let report = serde_json::from_slice(&stick_file(stick, &reports[0]).unwrap()).unwrap();
     Run { stick: stick.to_path_buf(), report, lines }
@@ -336,7 +357,11 @@ fn keyed_image_unlocks_after_the_pin_wrong_pin_first() {
     assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
     assert!(run.lines.iter().all(|l| !l.starts_with("KEY: ")), "a recovery key was asked for: {:#?}", run.lines);
     assert!(run.lines.iter().all(|l| !l.contains(PIN)), "the PIN was echoed");
-    assert!(run.report["bitlocker"][0]["unlocked_by"].as_str().unwrap().starts_with("site key"), "{}", run.report["bitlocker"]);
+    assert!(
+        run.report["bitlocker"][0]["unlocked_by"].as_str().unwrap().starts_with("site key"),
+        "{}",
+        run.report["bitlocker"]
+    );
     disk.check_with_ntfs3g(&[BAD]);
 }
 
@@ -344,7 +369,8 @@ fn keyed_image_unlocks_after_the_pin_wrong_pin_first() {
 fn keyed_image_without_this_disks_key_falls_back_to_the_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
-    let stick = keyed_stick(dir.path(), &format!("KeyID,RecoveryKey\n12345678-1234-1234-1234-123456789ABC,{OTHER_RP}\n"));
+    let stick =
+        keyed_stick(dir.path(), &format!("KeyID,RecoveryKey\n12345678-1234-1234-1234-123456789ABC,{OTHER_RP}\n"));
     let run = boot_keyed(&stick, &disk, |vm| {
         vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
         vm.type_text(&format!("{RP}\r"));
@@ -366,7 +392,11 @@ fn tampered_key_file_is_detected_and_falls_back() {
     sealed[at] ^= 0x01;
     let altered = dir.path().join("keys.sealed");
     std::fs::write(&altered, &sealed).unwrap();
-    ok(std::process::Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", stick.display())).arg(&altered).arg("::/rescue/keys.sealed"));
+    ok(std::process::Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(format!("{}@@1M", stick.display()))
+        .arg(&altered)
+        .arg("::/rescue/keys.sealed"));
     let run = boot_keyed(&stick, &disk, |vm| {
         vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
         vm.type_text(&format!("{RP}\r"));

@@ -6,8 +6,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::*;
 use std::time::Duration;
+use support::*;
 
 fn boots(format: &str, media: Media) {
     let dir = tempfile::tempdir().unwrap();

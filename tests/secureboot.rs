@@ -44,7 +44,11 @@ fn agent_of(stick: &Path, path: &str, out: &Path) -> PathBuf {
 
 /// Replaces a file on a stick image's ESP (mtools).
 fn put_on_stick(stick: &Path, path: &str, from: &Path) {
-    ok(Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", stick.display())).arg(from).arg(format!("::/{path}")));
+    ok(Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(format!("{}@@1M", stick.display()))
+        .arg(from)
+        .arg(format!("::/{path}")));
 }
 
 fn sbverify(cert: &Path, efi: &Path) -> bool {
@@ -61,7 +65,12 @@ fn inspect_json(image: &Path) -> serde_json::Value {
 }
 
 fn signatures_of<'a>(report: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
-    report["efi_signatures"].as_array().unwrap().iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("no {path} in {report}"))
+    report["efi_signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in {report}"))
 }
 
 fn openssl_fingerprint(crt: &Path) -> String {
@@ -91,7 +100,8 @@ fn genkey_makes_a_code_signing_key_and_certificate() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&k.key).unwrap().permissions().mode() & 0o777, 0o600);
     // Never overwrites a key.
-    let again = run(rescue().args(["secureboot", "genkey", "--name", "Rescue Test"]).arg("--out").arg(k.key.parent().unwrap()));
+    let again =
+        run(rescue().args(["secureboot", "genkey", "--name", "Rescue Test"]).arg("--out").arg(k.key.parent().unwrap()));
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -157,17 +167,39 @@ fn keys_made_by_openssl_sign_too_pkcs1_and_4096_bits() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:4096", "-nodes", "-days", "30", "-subj", "/CN=Org 4096/O=Example Org", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:4096",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Org 4096/O=Example Org",
+            "-keyout",
+        ])
         .arg(d.join("k8.pem"))
         .arg("-out")
         .arg(d.join("c.pem")));
-    ok(Command::new("openssl").args(["rsa", "-traditional", "-in"]).arg(d.join("k8.pem")).arg("-out").arg(d.join("k1.pem")));
+    ok(Command::new("openssl")
+        .args(["rsa", "-traditional", "-in"])
+        .arg(d.join("k8.pem"))
+        .arg("-out")
+        .arg(d.join("k1.pem")));
     assert!(std::fs::read_to_string(d.join("k1.pem")).unwrap().contains("BEGIN RSA PRIVATE KEY"));
     let unsigned = build_image(d, "plain.img", &[]);
     let plain = agent_of(&unsigned, "EFI/BOOT/BOOTX64.EFI", &d.join("plain.efi"));
     for key in ["k8.pem", "k1.pem"] {
         let out = d.join(format!("signed-{key}.efi"));
-        ok(rescue().args(["secureboot", "sign", "--key"]).arg(d.join(key)).arg("--cert").arg(d.join("c.pem")).arg(&plain).arg("--out").arg(&out));
+        ok(rescue()
+            .args(["secureboot", "sign", "--key"])
+            .arg(d.join(key))
+            .arg("--cert")
+            .arg(d.join("c.pem"))
+            .arg(&plain)
+            .arg("--out")
+            .arg(&out));
         assert!(sbverify(&d.join("c.pem"), &out), "sbverify refused a {key} signature");
         let (good, text) = osslsigncode(&d.join("c.pem"), &out);
         assert!(good, "{text}");
@@ -180,11 +212,29 @@ fn bad_signing_inputs_are_refused_and_write_nothing() {
     let d = dir.path();
     let k = key();
     let openssl = |args: &[&str]| ok(Command::new("openssl").args(args).current_dir(d));
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Other", "-keyout", "other.key", "-out", "other.crt"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Other",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.crt",
+    ]);
     openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec.key"]);
     openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", "small.key"]);
     openssl(&["pkcs8", "-topk8", "-in", "other.key", "-passout", "pass:secret", "-out", "enc.key"]);
-    std::fs::write(d.join("notpe.efi"), b"MZ but not really a PE image, just text padding it out to more than 64 bytes....").unwrap();
+    std::fs::write(
+        d.join("notpe.efi"),
+        b"MZ but not really a PE image, just text padding it out to more than 64 bytes....",
+    )
+    .unwrap();
     let kk = k.key.to_str().unwrap();
     let kc = k.crt.to_str().unwrap();
     let p = |n: &str| d.join(n).to_str().unwrap().to_string();
@@ -197,8 +247,22 @@ fn bad_signing_inputs_are_refused_and_write_nothing() {
         (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kk.into()], "certificate"),
         (vec!["--sign-key".into(), kk.into()], "go together"),
         (vec!["--shim".into()], "--shim needs --sign-key"),
-        (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kc.into(), "--agent".into(), p("notpe.efi")], "agent"),
-        (vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kc.into(), "--shim".into(), "--shim-dir".into(), p("")], "shimx64.efi.signed"),
+        (
+            vec!["--sign-key".into(), kk.into(), "--sign-cert".into(), kc.into(), "--agent".into(), p("notpe.efi")],
+            "agent",
+        ),
+        (
+            vec![
+                "--sign-key".into(),
+                kk.into(),
+                "--sign-cert".into(),
+                kc.into(),
+                "--shim".into(),
+                "--shim-dir".into(),
+                p(""),
+            ],
+            "shimx64.efi.signed",
+        ),
     ];
     for (i, (args, want)) in cases.iter().enumerate() {
         let out = d.join(format!("out{i}.img"));
@@ -208,8 +272,16 @@ fn bad_signing_inputs_are_refused_and_write_nothing() {
         assert!(err.contains(want), "{args:?}: expected an error about {want:?}, got:\n{err}");
         assert!(!out.exists(), "{args:?} left an image behind");
     }
-    let o = run(rescue().args(["secureboot", "sign", "--key", kk, "--cert", kc]).arg(d.join("notpe.efi")).arg("--out").arg(d.join("x.efi")));
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("PE"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(rescue()
+        .args(["secureboot", "sign", "--key", kk, "--cert", kc])
+        .arg(d.join("notpe.efi"))
+        .arg("--out")
+        .arg(d.join("x.efi")));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("PE"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!d.join("x.efi").exists());
 }
 
@@ -219,21 +291,31 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
     let k = key();
     let stick = signed_stick(dir.path(), "shim.img", &["--shim"]);
     let shim_dir = Path::new("/usr/lib/shim");
-    assert_eq!(stick_file(&stick, "EFI/BOOT/BOOTX64.EFI").unwrap(), std::fs::read(shim_dir.join("shimx64.efi.signed")).unwrap());
-    assert_eq!(stick_file(&stick, "EFI/BOOT/mmx64.efi").unwrap(), std::fs::read(shim_dir.join("mmx64.efi.signed")).unwrap());
+    assert_eq!(
+        stick_file(&stick, "EFI/BOOT/BOOTX64.EFI").unwrap(),
+        std::fs::read(shim_dir.join("shimx64.efi.signed")).unwrap()
+    );
+    assert_eq!(
+        stick_file(&stick, "EFI/BOOT/mmx64.efi").unwrap(),
+        std::fs::read(shim_dir.join("mmx64.efi.signed")).unwrap()
+    );
     assert_eq!(stick_file(&stick, "rescue/Rescue-Test.der").unwrap(), std::fs::read(&k.der).unwrap());
     let second = agent_of(&stick, "EFI/BOOT/grubx64.efi", &dir.path().join("grubx64.efi"));
     assert!(sbverify(&k.crt, &second));
     let r = inspect_json(&stick);
     assert_eq!(r["agent_version"], env!("CARGO_PKG_VERSION"));
     let shim = &signatures_of(&r, "EFI/BOOT/BOOTX64.EFI")["signatures"];
-    assert!(shim.as_array().unwrap().iter().any(|s| s["signer_issuer"].as_str().unwrap_or("").contains("Microsoft Corporation UEFI CA 2011")
+    assert!(shim.as_array().unwrap().iter().any(|s| s["signer_issuer"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Microsoft Corporation UEFI CA 2011")
         && s["hash_matches"] == true
         && s["signature_valid"] == true));
 
     // The private key is nowhere on the image, in PEM or DER.
     let image = std::fs::read(&stick).unwrap();
-    let der = run(Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"]).arg(&k.key)).stdout;
+    let der =
+        run(Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"]).arg(&k.key)).stdout;
     assert!(der.len() > 1000);
     assert!(!image.windows(der.len()).any(|w| w == der.as_slice()), "the private key (DER) is on the image");
     assert!(!image.windows(11).any(|w| w == b"PRIVATE KEY"), "a PEM private key is on the image");
@@ -255,7 +337,11 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
         .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--shim-dir"])
         .arg(fake.path()));
     assert!(!o.status.success(), "a tampered shim was accepted");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no signature holds"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no signature holds"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!out.exists());
 
     // An agent without .sbat would be refused by shim: the build says so first.
@@ -273,13 +359,24 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
         .arg(&out)
         .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--agent"])
         .arg(dir.path().join("nosbat.efi")));
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no .sbat section"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no .sbat section"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!out.exists());
 
     // Validly signed, but by the wrong keys: shim by us (not under Microsoft's
     // UEFI CA), or MokManager by us (not by the vendor key shim carries).
     let sign_with_ours = |from: &Path, to: &Path| {
-        ok(rescue().args(["secureboot", "sign", "--key"]).arg(&k.key).arg("--cert").arg(&k.crt).arg(from).arg("--out").arg(to));
+        ok(rescue()
+            .args(["secureboot", "sign", "--key"])
+            .arg(&k.key)
+            .arg("--cert")
+            .arg(&k.crt)
+            .arg(from)
+            .arg("--out")
+            .arg(to));
     };
     let build_with = |shim: &Path, mm: &Path| {
         let d = tempfile::tempdir().unwrap();
@@ -292,7 +389,14 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
             .arg(default_profile())
             .arg("--out")
             .arg(&out)
-            .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--shim-dir"])
+            .args([
+                "--sign-key",
+                k.key.to_str().unwrap(),
+                "--sign-cert",
+                k.crt.to_str().unwrap(),
+                "--shim",
+                "--shim-dir",
+            ])
             .arg(d.path()));
         assert!(!out.exists());
         (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
@@ -350,7 +454,8 @@ fn secure_boot_runs_the_signed_agent() {
     let lines = vm.agent_lines();
     assert!(lines.iter().any(|l| l == BANNER), "no banner:\n{}", vm.serial_text());
     assert!(lines.iter().any(|l| l == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"), "{}", vm.serial_text());
-    let reports: Vec<String> = stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    let reports: Vec<String> =
+        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let report: serde_json::Value = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
     assert!(
@@ -484,7 +589,14 @@ fn signed_agent_without_sbat(dir: &Path) -> PathBuf {
     std::fs::write(&unsigned, efi).unwrap();
     let signed = dir.join("nosbat-signed.efi");
     let k = key();
-    ok(rescue().args(["secureboot", "sign", "--key"]).arg(&k.key).arg("--cert").arg(&k.crt).arg(&unsigned).arg("--out").arg(&signed));
+    ok(rescue()
+        .args(["secureboot", "sign", "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.crt)
+        .arg(&unsigned)
+        .arg("--out")
+        .arg(&signed));
     assert!(sbverify(&k.crt, &signed), "the no-.sbat agent must carry a good signature for this test to mean anything");
     signed
 }
@@ -500,7 +612,10 @@ fn shim_mokmanager_enrolls_our_key_then_the_agent_runs() {
     let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
     let mut ui = Driver { mark: 0 };
     ui.wait(&mut vm, "Verification failed: (0x1A) Security Violation");
-    assert!(!vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")), "the agent ran before its key was enrolled");
+    assert!(
+        !vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")),
+        "the agent ran before its key was enrolled"
+    );
     ui.keys(&mut vm, ENTER);
     ui.wait(&mut vm, "Press any key to perform MOK management");
     ui.keys(&mut vm, " ");
@@ -539,6 +654,10 @@ fn shim_mokmanager_enrolls_our_key_then_the_agent_runs() {
     let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
     let said = vm.wait_serial(|s| s.contains("Security Violation") || s.contains(BANNER), Duration::from_secs(60));
     assert!(said, "shim said nothing within 60 s:\n{}", screen(&vm.serial_text()));
-    assert!(!vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")), "shim ran an agent without .sbat:\n{}", screen(&vm.serial_text()));
+    assert!(
+        !vm.agent_lines().iter().any(|l| l.starts_with("rescue-agent")),
+        "shim ran an agent without .sbat:\n{}",
+        screen(&vm.serial_text())
+    );
     assert!(screen(&vm.serial_text()).contains("Verification failed: (0x1A) Security Violation"));
 }

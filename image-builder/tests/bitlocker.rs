@@ -110,7 +110,10 @@ fn corpus_every_protector_unlocks() {
                 }
                 if let Some(g) = &guid {
                     if !stderr.to_lowercase().contains(&g.to_lowercase()) {
-                        failures.lock().unwrap().push(format!("{name} {kind}: unlocked by another protector: {stderr}"));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{name} {kind}: unlocked by another protector: {stderr}"));
                     }
                 }
                 match &sum {
@@ -123,8 +126,13 @@ fn corpus_every_protector_unlocks() {
                     None => {
                         let data = std::fs::read(&out).unwrap();
                         let oem = &data[3..11];
-                        if !(oem == b"NTFS    " || oem == b"MSDOS5.0" || oem == b"MSWIN4.1") || data[510..512] != [0x55, 0xAA] {
-                            failures.lock().unwrap().push(format!("{name} {kind}: boot sector did not decrypt: {oem:?}"));
+                        if !(oem == b"NTFS    " || oem == b"MSDOS5.0" || oem == b"MSWIN4.1")
+                            || data[510..512] != [0x55, 0xAA]
+                        {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{name} {kind}: boot sector did not decrypt: {oem:?}"));
                         }
                     }
                 }
@@ -169,13 +177,27 @@ fn wrong_keys_give_clear_errors_and_no_output() {
     let out = d.path().join("o.img");
     let (o, i) = (out.to_str().unwrap(), img.to_str().unwrap());
     // A well-formed recovery password of another volume.
-    let r = rescue(&["unlock", "--recovery-password", "404558-436711-420860-678557-638220-018909-039941-695321", "--out", o, i]);
+    let r = rescue(&[
+        "unlock",
+        "--recovery-password",
+        "404558-436711-420860-678557-638220-018909-039941-695321",
+        "--out",
+        o,
+        i,
+    ]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success());
     assert!(e.contains("wrong recovery password for Key ID {64311DEA-4587-4029-924A-BA299647998E}"), "{e}");
     assert!(!e.contains("404558"), "error must not echo the key: {e}");
     // A typo in block 3 (not divisible by 11) is caught before the stretch.
-    let r = rescue(&["unlock", "--recovery-password", "235818-357951-253978-013365-241120-245575-342914-591910", "--out", o, i]);
+    let r = rescue(&[
+        "unlock",
+        "--recovery-password",
+        "235818-357951-253978-013365-241120-245575-342914-591910",
+        "--out",
+        o,
+        i,
+    ]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(e.contains("block 3"), "{e}");
     let r = rescue(&["unlock", "--recovery-password", "235818-357951", "--out", o, i]);
@@ -186,7 +208,11 @@ fn wrong_keys_give_clear_errors_and_no_output() {
     // A startup key of another volume.
     let bek = corpus().join("bitlk-images/4381F759-C4F8-4DE0-BB61-FC33A831BDA5.BEK");
     let r = rescue(&["unlock", "--bek", bek.to_str().unwrap(), "--out", o, i]);
-    assert!(String::from_utf8_lossy(&r.stderr).contains("no startup key protector"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("no startup key protector"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let r = rescue(&["unlock", "--clear-key", "--out", o, i]);
     assert!(String::from_utf8_lossy(&r.stderr).contains("no clear key protector"));
     assert!(!out.exists(), "no output may be left behind");
@@ -291,7 +317,12 @@ fn plain_ntfs(dir: &Path) -> PathBuf {
     let vol = dir.join("plain.img");
     std::fs::File::create(&vol).unwrap().set_len(24 << 20).unwrap();
     let sectors = ((23u64 << 20) / 512 - 1).to_string();
-    let o = Command::new("mkntfs").args(["-F", "-Q", "-q", "-s", "512", "-L", "Windows"]).arg(&vol).arg(&sectors).output().unwrap();
+    let o = Command::new("mkntfs")
+        .args(["-F", "-Q", "-q", "-s", "512", "-L", "Windows"])
+        .arg(&vol)
+        .arg(&sectors)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "mkntfs: {}", String::from_utf8_lossy(&o.stderr));
     // Some content so the volume is not mostly zeros.
     let f = dir.join("hello.txt");
@@ -304,8 +335,16 @@ fn plain_ntfs(dir: &Path) -> PathBuf {
 fn encrypt(dir: &Path, plain: &Path, method: &str) -> PathBuf {
     let enc = dir.join(format!("enc-{method}.img"));
     let r = rescue(&[
-        "bitlocker", "encrypt", "--method", method, "--recovery-password", RP, "--password", "pässwörd",
-        plain.to_str().unwrap(), enc.to_str().unwrap(),
+        "bitlocker",
+        "encrypt",
+        "--method",
+        method,
+        "--recovery-password",
+        RP,
+        "--password",
+        "pässwörd",
+        plain.to_str().unwrap(),
+        enc.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "encrypt: {}", String::from_utf8_lossy(&r.stderr));
     enc
@@ -314,7 +353,12 @@ fn encrypt(dir: &Path, plain: &Path, method: &str) -> PathBuf {
 fn dislocker(enc: &Path, out: &Path) {
     std::fs::remove_file(out).ok();
     let o = Command::new("dislocker-file").arg("-V").arg(enc).arg(format!("-p{RP}")).arg(out).output().unwrap();
-    assert!(o.status.success() && out.exists(), "dislocker-file failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success() && out.exists(),
+        "dislocker-file failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -346,7 +390,10 @@ fn our_volumes_open_in_dislocker_bdeinfo_cryptsetup_and_round_trip() {
         let o = Command::new("cryptsetup").arg("bitlkDump").arg(&enc).output().unwrap();
         let so = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{method}: cryptsetup bitlkDump: {so}{}", String::from_utf8_lossy(&o.stderr));
-        assert!(so.contains("VMK protected with recovery passphrase") && so.contains("VMK protected with passphrase"), "{so}");
+        assert!(
+            so.contains("VMK protected with recovery passphrase") && so.contains("VMK protected with passphrase"),
+            "{so}"
+        );
         // rescue unlock gives back the plaintext, with either protector.
         let ours = d.path().join("ours.img");
         for key in [["--recovery-password", RP], ["--password", "pässwörd"]] {
@@ -374,7 +421,8 @@ fn our_volumes_open_in_dislocker_bdeinfo_cryptsetup_and_round_trip() {
         assert!(back == expected, "{method}: read-back after writes differs");
         let raw = u.into_inner().data;
         // Re-open from scratch and read again.
-        let mut u2 = BitLocker::open(MemDisk::new(raw.clone(), 512)).unwrap().unlock(&UnlockKey::Password("pässwörd")).unwrap();
+        let mut u2 =
+            BitLocker::open(MemDisk::new(raw.clone(), 512)).unwrap().unlock(&UnlockKey::Password("pässwörd")).unwrap();
         let mut back2 = vec![0u8; expected.len()];
         u2.read_at(0, &mut back2).unwrap();
         assert!(back2 == expected, "{method}: re-opened volume differs");
@@ -446,7 +494,8 @@ fn encrypt_on_write_volume_reads_boot_sector_and_guards_it() {
     let img = std::fs::read(corpus().join("bitlk-images/bitlk-aes-xts-128-eow.img")).unwrap();
     let bl = BitLocker::open(MemDisk::new(img.clone(), 512)).unwrap();
     assert!(bl.header.encrypt_on_write());
-    let mut u = bl.unlock(&UnlockKey::RecoveryPassword("685839-373538-494868-036223-326590-515064-328416-685102")).unwrap();
+    let mut u =
+        bl.unlock(&UnlockKey::RecoveryPassword("685839-373538-494868-036223-326590-515064-328416-685102")).unwrap();
     let mut s = [0u8; 512];
     u.read_at(0, &mut s).unwrap();
     assert_eq!(&s[3..11], b"NTFS    ");

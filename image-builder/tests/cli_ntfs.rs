@@ -48,15 +48,27 @@ fn rescue_cli_ls_and_apply() {
     assert!(Path::new(backup).starts_with(t.path().join("out/backup")));
     check_volume(&img);
     // A failing backup keeps the file and fails the run.
-    let img2 = make_volume(t.path(), "cli2.img", 16, &[], "printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys");
+    let img2 = make_volume(
+        t.path(),
+        "cli2.img",
+        16,
+        &[],
+        "printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys",
+    );
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\n").unwrap();
     fs::write(t.path().join("file-not-dir"), b"").unwrap();
-    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--backup-dir").arg(t.path().join("file-not-dir/sub")).arg(&img2).output().unwrap();
+    let out = Command::new(exe)
+        .args(["apply", "--profile"])
+        .arg(&prof)
+        .arg("--backup-dir")
+        .arg(t.path().join("file-not-dir/sub"))
+        .arg(&img2)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let ls = run(Command::new("ntfsls").arg(&img2));
     assert!(ls.contains("C-00000291-x.sys"), "file must stay when its backup fails: {ls}");
 }
-
 
 /// `rescue apply` through BitLocker: a volume we encrypt with `rescue bitlocker
 /// encrypt` is unlocked with its recovery password and fixed; without a key
@@ -69,7 +81,11 @@ fn rescue_apply_inside_bitlocker() {
     run(Command::new("mkntfs").args(["-F", "-Q", "-q"]).arg(&plain).arg(((63u64 << 20) / 512).to_string()));
     with_mount(&plain, &[], |m| {
         fs::create_dir_all(m.join("Windows/System32/drivers/CrowdStrike")).unwrap();
-        fs::write(m.join("Windows/System32/drivers/CrowdStrike/C-00000291-1.sys"), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x").unwrap();
+        fs::write(
+            m.join("Windows/System32/drivers/CrowdStrike/C-00000291-1.sys"),
+            b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x",
+        )
+        .unwrap();
     });
     let exe = env!("CARGO_BIN_EXE_rescue");
     let rp = "193721-090981-367752-170005-714307-648065-680878-547316";
@@ -83,7 +99,10 @@ fn rescue_apply_inside_bitlocker() {
     assert!(fs::read(&bl).unwrap() == before);
     let o = run(Command::new(exe).args(["apply", "--recovery-password", rp, "--profile"]).arg(&prof).arg(&bl));
     assert!(o.contains("1 deleted"), "{o}");
-    let ls = run(Command::new(exe).args(["ls", "--recovery-password", rp]).arg(&bl).arg("Windows\\System32\\drivers\\CrowdStrike"));
+    let ls = run(Command::new(exe)
+        .args(["ls", "--recovery-password", rp])
+        .arg(&bl)
+        .arg("Windows\\System32\\drivers\\CrowdStrike"));
     assert!(!ls.contains("C-00000291"), "{ls}");
 }
 

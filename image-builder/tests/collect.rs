@@ -19,29 +19,78 @@ const PLANTED: &str = "236808-089419-192665-495704-618299-073414-538373-542366";
 fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)], locked: Option<&str>) -> String {
     let files = deleted
         .iter()
-        .map(|(path, sha)| FileReport { path: path.to_string(), sha256: Some(sha.to_string()), action: "deleted".into(), header_match: true, ..Default::default() })
-        .chain([FileReport { path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-keep.sys".into(), action: "skipped".into(), reason: Some("header does not match".into()), ..Default::default() }])
+        .map(|(path, sha)| FileReport {
+            path: path.to_string(),
+            sha256: Some(sha.to_string()),
+            action: "deleted".into(),
+            header_match: true,
+            ..Default::default()
+        })
+        .chain([FileReport {
+            path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-keep.sys".into(),
+            action: "skipped".into(),
+            reason: Some("header does not match".into()),
+            ..Default::default()
+        }])
         .collect();
     let mut volumes = vec![VolumeReport {
         index: 0,
         partition: 3,
         filesystem: "ntfs".into(),
-        rules: vec![RuleReport { path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(), directory_found: true, files, ..Default::default() }],
+        rules: vec![RuleReport {
+            path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(),
+            directory_found: true,
+            files,
+            ..Default::default()
+        }],
         ..Default::default()
     }];
-    volumes.push(VolumeReport { index: 1, partition: 4, filesystem: "ntfs".into(), write_refused: Some("Windows is hibernated (hiberfil.sys is live)".into()), ..Default::default() });
+    volumes.push(VolumeReport {
+        index: 1,
+        partition: 4,
+        filesystem: "ntfs".into(),
+        write_refused: Some("Windows is hibernated (hiberfil.sys is live)".into()),
+        ..Default::default()
+    });
     let mut bitlocker = Vec::new();
     if let Some(why) = locked {
-        volumes.push(VolumeReport { index: 2, partition: 5, filesystem: "bitlocker (locked)".into(), ..Default::default() });
-        bitlocker.push(BitLockerReport { volume: 2, recovery_key_ids: vec!["B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB".into()], skipped: Some(why.into()), ..Default::default() });
+        volumes.push(VolumeReport {
+            index: 2,
+            partition: 5,
+            filesystem: "bitlocker (locked)".into(),
+            ..Default::default()
+        });
+        bitlocker.push(BitLockerReport {
+            volume: 2,
+            recovery_key_ids: vec!["B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB".into()],
+            skipped: Some(why.into()),
+            ..Default::default()
+        });
     } else {
-        bitlocker.push(BitLockerReport { volume: 0, unlocked_by: Some("recovery password for Key ID 0A0B0C0D-0000-4000-8000-000000000001".into()), ..Default::default() });
+        bitlocker.push(BitLockerReport {
+            volume: 0,
+            unlocked_by: Some("recovery password for Key ID 0A0B0C0D-0000-4000-8000-000000000001".into()),
+            ..Default::default()
+        });
     }
     let r = RunReport {
         agent_version: "0.1.0",
         started: started.into(),
-        machine: Some(Machine { manufacturer: "LENOVO".into(), model: "ThinkPad T14, Gen 3".into(), serial_number: serial.into(), uuid: "x".into() }),
-        disks: vec![DiskReport { label: "PciRoot(0x0)/Pci(0x1,0x0)".into(), model: "NVMe disk".into(), serial: "S1".into(), size: 1 << 30, partition_table: "GPT".into(), volumes: vec![0, 1], error: None }],
+        machine: Some(Machine {
+            manufacturer: "LENOVO".into(),
+            model: "ThinkPad T14, Gen 3".into(),
+            serial_number: serial.into(),
+            uuid: "x".into(),
+        }),
+        disks: vec![DiskReport {
+            label: "PciRoot(0x0)/Pci(0x1,0x0)".into(),
+            model: "NVMe disk".into(),
+            serial: "S1".into(),
+            size: 1 << 30,
+            partition_table: "GPT".into(),
+            volumes: vec![0, 1],
+            error: None,
+        }],
         outcome,
         reason: Some(format!("{} file(s) deleted", deleted.len())),
         windows_volumes: 1,
@@ -63,7 +112,11 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
 fn put(image: &Path, name: &str, json: &str) {
     let f = tempfile::NamedTempFile::new().unwrap();
     fs::write(f.path(), json).unwrap();
-    ok(Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", image.display())).arg(f.path()).arg(format!("::/rescue/reports/{name}")));
+    ok(Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(format!("{}@@1M", image.display()))
+        .arg(f.path())
+        .arg(format!("::/rescue/reports/{name}")));
 }
 
 #[test]
@@ -72,13 +125,37 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     let a = build_image(dir.path(), "a.img", &["--size", "40"]);
     let b = build_image(dir.path(), "b.img", &["--size", "40"]);
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-    put(&a, "run-0001.json", &report("2026-11-28T09:00:00Z", "PF-AAA1", Outcome::Fixed, &[("\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-00000000-00000032.sys", sha)], None));
+    put(
+        &a,
+        "run-0001.json",
+        &report(
+            "2026-11-28T09:00:00Z",
+            "PF-AAA1",
+            Outcome::Fixed,
+            &[("\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-00000000-00000032.sys", sha)],
+            None,
+        ),
+    );
     put(&a, "run-0002.json", &report("2026-11-28T11:00:00Z", "PF-AAA2", Outcome::NothingToDo, &[], None));
-    put(&b, "run-0001.json", &report("2026-11-28T10:00:00Z", "PF-BBB1", Outcome::Failed, &[], Some("no key typed within 60 s")));
+    put(
+        &b,
+        "run-0001.json",
+        &report("2026-11-28T10:00:00Z", "PF-BBB1", Outcome::Failed, &[], Some("no key typed within 60 s")),
+    );
     put(&b, "notes.txt", "not a report");
     let folder = dir.path().join("from-email");
     fs::create_dir(&folder).unwrap();
-    fs::write(folder.join("pc42.json"), report("2026-11-28T08:00:00Z", "PF-CCC4", Outcome::Fixed, &[("\\Windows\\a.sys", sha), ("\\Windows\\b.sys", sha)], None)).unwrap();
+    fs::write(
+        folder.join("pc42.json"),
+        report(
+            "2026-11-28T08:00:00Z",
+            "PF-CCC4",
+            Outcome::Fixed,
+            &[("\\Windows\\a.sys", sha), ("\\Windows\\b.sys", sha)],
+            None,
+        ),
+    )
+    .unwrap();
     fs::write(folder.join("broken.json"), "{\"started\": ").unwrap();
     fs::write(folder.join("other.json"), "{\"hello\": 1}").unwrap();
 
@@ -87,12 +164,19 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("4 report(s) from 3 source(s): 2 FIXED, 1 NOTHING TO DO, 1 FAILED"), "{said}");
-    assert!(said.contains("broken.json: not valid JSON") && said.contains("other.json: not a rescue agent report"), "{said}");
+    assert!(
+        said.contains("broken.json: not valid JSON") && said.contains("other.json: not a rescue agent report"),
+        "{said}"
+    );
 
     let text = fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert!(lines[0].starts_with("started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped"),
+        "{}",
+        lines[0]
+    );
     // Sorted by start time across sources.
     let serials: Vec<&str> = ["PF-CCC4", "PF-AAA1", "PF-BBB1", "PF-AAA2"].to_vec();
     for (line, serial) in lines[1..].iter().zip(&serials) {
@@ -100,12 +184,30 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     }
     // A model with a comma stays one quoted cell; deleted files carry their SHA-256.
     assert!(lines[2].contains("\"ThinkPad T14, Gen 3\""), "{}", lines[2]);
-    assert!(lines[2].contains(",FIXED,") && lines[2].contains(&format!("C-00000291-00000000-00000032.sys sha256={sha}")), "{}", lines[2]);
+    assert!(
+        lines[2].contains(",FIXED,") && lines[2].contains(&format!("C-00000291-00000000-00000032.sys sha256={sha}")),
+        "{}",
+        lines[2]
+    );
     assert!(lines[2].contains("volume 1 (partition 4): not written: Windows is hibernated"), "{}", lines[2]);
-    assert!(lines[2].contains("file \\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-keep.sys: skipped: header does not match"), "{}", lines[2]);
-    assert!(lines[3].contains(",FAILED,") && lines[3].contains("BitLocker volume 2: locked: no key typed within 60 s"), "{}", lines[3]);
+    assert!(
+        lines[2].contains(
+            "file \\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-keep.sys: skipped: header does not match"
+        ),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].contains(",FAILED,") && lines[3].contains("BitLocker volume 2: locked: no key typed within 60 s"),
+        "{}",
+        lines[3]
+    );
     assert!(lines[1].contains(",2,"), "two files deleted on PF-CCC4: {}", lines[1]);
-    assert!(lines[1].contains("volume 0: recovery password for Key ID 0A0B0C0D-0000-4000-8000-000000000001"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("volume 0: recovery password for Key ID 0A0B0C0D-0000-4000-8000-000000000001"),
+        "{}",
+        lines[1]
+    );
 
     // The same as JSON, with structured lists.
     let js = dir.path().join("fleet.json");
@@ -119,11 +221,22 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     assert_eq!(rows[1]["deleted"][0]["sha256"], sha);
     assert_eq!(rows[1]["source"], a.display().to_string());
     assert_eq!(rows[1]["report"], "run-0001.json");
-    assert_eq!(rows[2]["skipped"].as_array().unwrap().iter().filter(|s| s["reason"].as_str().unwrap().starts_with("locked")).count(), 1);
+    assert_eq!(
+        rows[2]["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["reason"].as_str().unwrap().starts_with("locked"))
+            .count(),
+        1
+    );
 
     // Never a key: the Key ID may appear nowhere but the planted password never does, in any form.
     for t in [text.clone(), fs::read_to_string(&js).unwrap(), said] {
-        assert!(!t.contains(PLANTED) && !t.contains(&PLANTED.replace('-', "")), "a recovery password got into the table");
+        assert!(
+            !t.contains(PLANTED) && !t.contains(&PLANTED.replace('-', "")),
+            "a recovery password got into the table"
+        );
     }
 
     // The error line that held it is kept, masked.
@@ -133,7 +246,8 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     // A folder that is a mounted stick (rescue/reports inside) works too; a bad --out is refused.
     let mnt = dir.path().join("mnt");
     fs::create_dir_all(mnt.join("rescue/reports")).unwrap();
-    fs::write(mnt.join("rescue/reports/r.json"), report("2026-11-28T12:00:00Z", "PF-DDD", Outcome::Fixed, &[], None)).unwrap();
+    fs::write(mnt.join("rescue/reports/r.json"), report("2026-11-28T12:00:00Z", "PF-DDD", Outcome::Fixed, &[], None))
+        .unwrap();
     let j2 = dir.path().join("one.json");
     ok(rescue().arg("collect").arg(&mnt).arg("--out").arg(&j2));
     let v: serde_json::Value = serde_json::from_slice(&fs::read(&j2).unwrap()).unwrap();
@@ -141,6 +255,10 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     let bad = run(rescue().arg("collect").arg(&mnt).arg("--out").arg(dir.path().join("t.xlsx")));
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains(".csv or .json"));
     assert!(!dir.path().join("t.xlsx").exists());
-    let bad = run(rescue().arg("collect").arg(dir.path().join("nothing-here.img")).arg("--out").arg(dir.path().join("t.csv")));
+    let bad = run(rescue()
+        .arg("collect")
+        .arg(dir.path().join("nothing-here.img"))
+        .arg("--out")
+        .arg(dir.path().join("t.csv")));
     assert!(!bad.status.success());
 }

@@ -19,7 +19,11 @@ fn extract(image: &Path, offset: u64, len: u64, out: &Path) {
 }
 
 fn mcopy(image: &Path, offset: u64, path: &str, out: &Path) -> Vec<u8> {
-    ok(Command::new("mcopy").args(["-n", "-o", "-i"]).arg(format!("{}@@{offset}", image.display())).arg(format!("::/{path}")).arg(out));
+    ok(Command::new("mcopy")
+        .args(["-n", "-o", "-i"])
+        .arg(format!("{}@@{offset}", image.display()))
+        .arg(format!("::/{path}"))
+        .arg(out));
     fs::read(out).unwrap()
 }
 
@@ -60,7 +64,8 @@ fn usb_image_passes_sgdisk_fsck_and_mtools() {
     assert_eq!(profile, fs::read(default_profile()).unwrap());
     let agent = mcopy(&img, esp_offset, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("agent.efi"));
     assert_eq!(&agent[..2], b"MZ");
-    let dirs = ok(Command::new("mdir").arg("-b").arg("-i").arg(format!("{}@@{esp_offset}", img.display())).arg("::/rescue"));
+    let dirs =
+        ok(Command::new("mdir").arg("-b").arg("-i").arg(format!("{}@@{esp_offset}", img.display())).arg("::/rescue"));
     assert!(dirs.contains("reports") && dirs.contains("backups"), "{dirs}");
 
     // inspect agrees with what mtools read.
@@ -86,8 +91,14 @@ fn iso_has_uefi_el_torito_entry_and_hybrid_gpt() {
     let dir = tempfile::tempdir().unwrap();
     let iso = build_image(dir.path(), "stick.iso", &["--format", "iso"]);
     let report = ok(Command::new("xorriso").arg("-indev").arg(&iso).args(["-report_el_torito", "plain"]));
-    let boot_line = report.lines().find(|l| l.starts_with("El Torito boot img")).unwrap_or_else(|| panic!("no boot image:\n{report}"));
-    assert!(boot_line.contains("UEFI") && boot_line.contains("none"), "not a no-emulation UEFI entry: {boot_line}\n{report}");
+    let boot_line = report
+        .lines()
+        .find(|l| l.starts_with("El Torito boot img"))
+        .unwrap_or_else(|| panic!("no boot image:\n{report}"));
+    assert!(
+        boot_line.contains("UEFI") && boot_line.contains("none"),
+        "not a no-emulation UEFI entry: {boot_line}\n{report}"
+    );
     let v = ok(Command::new("sgdisk").arg("-v").arg(&iso));
     assert!(v.contains("No problems found"), "hybrid GPT: {v}");
 
@@ -183,7 +194,11 @@ fn flash_to_loop_device_verifies_and_guards() {
     // A loop device is not removable: refused without --force.
     let o = run(rescue().arg("flash").arg(&img).arg(&dev).arg("--yes"));
     assert!(!o.status.success(), "flashed a non-removable disk without --force");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a removable disk"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a removable disk"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = ok(rescue().arg("flash").arg(&img).arg(&dev).args(["--yes", "--force"]));
     assert!(out.contains("verified"), "{out}");
     let written = fs::read(&backing).unwrap();

@@ -103,7 +103,13 @@ fn active_directory_export_reports_bad_lines_duplicates_and_conflicts() {
     // Windows PowerShell 5: Get-ADObject ... | Export-Csv (with #TYPE), UTF-8 BOM, CRLF, all fields quoted.
     let mut csv = String::from("#TYPE Microsoft.ActiveDirectory.Management.ADObject\r\n");
     csv += "\"DistinguishedName\",\"msFVE-RecoveryPassword\",\"Name\",\"ObjectClass\",\"ObjectGUID\"\r\n";
-    let row = |id: &str, pw: &str, pc: &str| format!("\"{}\",\"{pw}\",\"{}\",\"msFVE-RecoveryInformation\",\"0f0e0d0c-0000-4000-8000-000000000001\"\r\n", dn(id, pc), obj(id, pc));
+    let row = |id: &str, pw: &str, pc: &str| {
+        format!(
+            "\"{}\",\"{pw}\",\"{}\",\"msFVE-RecoveryInformation\",\"0f0e0d0c-0000-4000-8000-000000000001\"\r\n",
+            dn(id, pc),
+            obj(id, pc)
+        )
+    };
     csv += &row(&id1, &pw1, "PC01"); // line 3
     csv += &row(&id2, &pw2, "PC02"); // line 4
     csv += &row(&id3, &mistyped(&pw3), "PC03"); // line 5: bad block 3
@@ -123,9 +129,18 @@ fn active_directory_export_reports_bad_lines_duplicates_and_conflicts() {
     let text = out_text(&o);
     assert!(!o.status.success(), "errors must fail the check:\n{text}");
     assert!(text.contains("Active Directory"), "{text}");
-    assert!(text.contains(":5: error") && text.contains("block 3") && text.contains("(device PC03)"), "bad block not reported on line 5:\n{text}");
-    assert!(text.contains(":6: warning") && text.contains("duplicate") && text.contains("line 3"), "duplicate not reported:\n{text}");
-    assert!(text.contains(":7: error") && text.contains("conflict") && text.contains("line 4"), "conflict not reported:\n{text}");
+    assert!(
+        text.contains(":5: error") && text.contains("block 3") && text.contains("(device PC03)"),
+        "bad block not reported on line 5:\n{text}"
+    );
+    assert!(
+        text.contains(":6: warning") && text.contains("duplicate") && text.contains("line 3"),
+        "duplicate not reported:\n{text}"
+    );
+    assert!(
+        text.contains(":7: error") && text.contains("conflict") && text.contains("line 4"),
+        "conflict not reported:\n{text}"
+    );
     assert!(text.contains(":8: error") && text.contains("no {Key ID}"), "line 8:\n{text}");
     assert!(text.contains(":9: error") && text.contains("48 digits"), "line 9:\n{text}");
     assert!(text.contains("7 key line(s), 2 valid"), "{text}");
@@ -139,7 +154,11 @@ fn active_directory_export_reports_bad_lines_duplicates_and_conflicts() {
     fs::write(&f, good).unwrap();
     let o = check(&f);
     assert!(o.status.success(), "{}", out_text(&o));
-    assert!(out_text(&o).contains("2 distinct Key ID(s) with a valid key; 0 error(s), 0 warning(s)"), "{}", out_text(&o));
+    assert!(
+        out_text(&o).contains("2 distinct Key ID(s) with a valid key; 0 error(s), 0 warning(s)"),
+        "{}",
+        out_text(&o)
+    );
 }
 
 #[test]
@@ -189,7 +208,13 @@ fn entra_intune_mbam_plain_and_headerless_exports_are_read() {
     let f = dir.path().join("bad-header.csv");
     fs::write(&f, "Device,Id,Secret\nx,y,z\n").unwrap();
     let o = check(&f);
-    assert!(!o.status.success() && out_text(&o).contains("no recovery key column") && out_text(&o).contains("Device, Id, Secret"), "{}", out_text(&o));
+    assert!(
+        !o.status.success()
+            && out_text(&o).contains("no recovery key column")
+            && out_text(&o).contains("Device, Id, Secret"),
+        "{}",
+        out_text(&o)
+    );
     fs::write(&f, "Device,RecoveryKey\nx,y\n").unwrap();
     let o = check(&f);
     assert!(!o.status.success() && out_text(&o).contains("no Key ID column"), "{}", out_text(&o));
@@ -198,13 +223,26 @@ fn entra_intune_mbam_plain_and_headerless_exports_are_read() {
     assert!(!check(&f).status.success());
     fs::write(&f, format!("KeyID,RecoveryKey\n{},\"{}\n", k[0].0, k[0].1)).unwrap();
     let o = check(&f);
-    assert!(!o.status.success() && out_text(&o).contains(":2: error") && out_text(&o).contains("never closed"), "{}", out_text(&o));
+    assert!(
+        !o.status.success() && out_text(&o).contains(":2: error") && out_text(&o).contains("never closed"),
+        "{}",
+        out_text(&o)
+    );
     assert!(!check(&dir.path().join("missing.csv")).status.success());
 }
 
 fn build(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, Output) {
     let out = dir.join(name);
-    let o = run(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--size").arg("40").arg("--out").arg(&out).args(args).stdin(Stdio::null()));
+    let o = run(rescue()
+        .arg("build")
+        .arg("--profile")
+        .arg(default_profile())
+        .arg("--size")
+        .arg("40")
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .stdin(Stdio::null()));
     (out, o)
 }
 
@@ -223,11 +261,20 @@ fn sealed_keys_on_a_built_image_hold_no_password_and_open_only_with_the_pin() {
     let f2 = dir.path().join("site-b.csv");
     fs::write(&f1, k[..3].iter().map(|(i, p)| format!("{i},{p}\n")).collect::<String>()).unwrap();
     // The second file repeats one key of the first (a duplicate, fine) and adds two.
-    fs::write(&f2, format!("KeyID,RecoveryKey\r\n{},{}\r\n", k[2].0, k[2].1) + &k[3..].iter().map(|(i, p)| format!("{{{i}}},{p}\r\n")).collect::<String>()).unwrap();
+    fs::write(
+        &f2,
+        format!("KeyID,RecoveryKey\r\n{},{}\r\n", k[2].0, k[2].1)
+            + &k[3..].iter().map(|(i, p)| format!("{{{i}}},{p}\r\n")).collect::<String>(),
+    )
+    .unwrap();
     let pin = dir.path().join("pin.txt");
     fs::write(&pin, "7391-site-A\n").unwrap();
 
-    let (img, o) = build(dir.path(), "keyed.img", &["--keys", f1.to_str().unwrap(), "--keys", f2.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()]);
+    let (img, o) = build(
+        dir.path(),
+        "keyed.img",
+        &["--keys", f1.to_str().unwrap(), "--keys", f2.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()],
+    );
     let text = out_text(&o);
     assert!(o.status.success(), "{text}");
     assert!(text.contains("5 recovery key(s) from 2 file(s), sealed"), "{text}");
@@ -279,7 +326,11 @@ fn sealed_keys_on_a_built_image_hold_no_password_and_open_only_with_the_pin() {
     t[100] ^= 0x20;
     let tf = dir.path().join("tampered");
     fs::write(&tf, &t).unwrap();
-    ok(Command::new("mcopy").args(["-o", "-i"]).arg(format!("{}@@1M", img.display())).arg(&tf).arg("::/rescue/keys.sealed"));
+    ok(Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(format!("{}@@1M", img.display()))
+        .arg(&tf)
+        .arg("::/rescue/keys.sealed"));
     let (info, shown) = inspect_json(&img);
     assert!(info["keys"]["error"].as_str().unwrap().contains("damaged or was altered"), "{shown}");
     assert!(shown.contains("UNREADABLE") && shown.contains("crowdstrike-c00000291"), "{shown}");
@@ -308,7 +359,14 @@ fn no_seal_stores_keys_unsealed_with_a_loud_warning() {
 
     // An ISO carries the key file in its El Torito boot image too.
     let iso = dir.path().join("k.iso");
-    ok(rescue().arg("build").arg("--profile").arg(default_profile()).args(["--format", "iso", "--no-seal", "--keys"]).arg(&f).arg("--out").arg(&iso));
+    ok(rescue()
+        .arg("build")
+        .arg("--profile")
+        .arg(default_profile())
+        .args(["--format", "iso", "--no-seal", "--keys"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&iso));
     let (info, _) = inspect_json(&iso);
     assert_eq!(info["keys"]["count"], 1);
     assert_eq!(info["keys"]["key_ids"][0], id.as_str());
@@ -366,7 +424,12 @@ fn bad_key_files_and_pins_build_nothing() {
         assert_no_leak("a failed build's output", text.as_bytes(), &[&pw, &other]);
     }
     // No temporary files left either.
-    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".img") || n.starts_with(".rescue")).collect();
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".img") || n.starts_with(".rescue"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     // The PIN never comes from the command line: there is no such option.
     let o = run(rescue().args(["build", "--help"]));
@@ -416,7 +479,12 @@ fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
     fs::write(&sealed, stick_file(&img, rescue_engine::stick::KEYS_PATH).unwrap()).unwrap();
     let want: String = k
         .iter()
-        .map(|(i, p)| format!("{i} {}\n", parse_recovery_password(p).unwrap().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        .map(|(i, p)| {
+            format!(
+                "{i} {}\n",
+                parse_recovery_password(p).unwrap().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )
+        })
         .collect();
     let py = |pin: &str| {
         use std::io::Write;
@@ -430,7 +498,9 @@ fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("cannot run /usr/bin/python3; run scripts/test, which installs python3-argon2 and python3-cryptography");
+            .expect(
+                "cannot run /usr/bin/python3; run scripts/test, which installs python3-argon2 and python3-cryptography",
+            );
         child.stdin.take().unwrap().write_all(want.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     };
@@ -439,7 +509,11 @@ fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
     assert!(o.status.success(), "independent reader failed:\n{}", out_text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "OK 3");
     let o = py("correct horse 43");
-    assert!(!o.status.success() && out_text(&o).contains("InvalidTag"), "a wrong PIN opened the file:\n{}", out_text(&o));
+    assert!(
+        !o.status.success() && out_text(&o).contains("InvalidTag"),
+        "a wrong PIN opened the file:\n{}",
+        out_text(&o)
+    );
 }
 
 /// Runs `rescue build` on a pseudo-terminal (util-linux `script`), typing
@@ -481,7 +555,12 @@ fn build_on_terminal(dir: &Path, out: &Path, keys: &Path, pins: &[&str]) -> (boo
         while !seen.windows(prompt.len()).any(|w| w == prompt) {
             match rx.recv_timeout(std::time::Duration::from_millis(200)) {
                 Ok(b) => seen.extend(b),
-                Err(_) => assert!(std::time::Instant::now() < deadline, "no prompt {:?}:\n{}", String::from_utf8_lossy(prompt), String::from_utf8_lossy(&seen)),
+                Err(_) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "no prompt {:?}:\n{}",
+                    String::from_utf8_lossy(prompt),
+                    String::from_utf8_lossy(&seen)
+                ),
             }
         }
         // Give rpassword time to turn echo off after printing the prompt.

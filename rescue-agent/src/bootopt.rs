@@ -39,7 +39,11 @@ pub fn parse(b: &[u8]) -> Option<LoadOption> {
             break;
         }
         if ty == 4 && sub == 4 {
-            let units: Vec<u16> = path[p + 4..p + len].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+            let units: Vec<u16> = path[p + 4..p + len]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0)
+                .collect();
             files.push(char::decode_utf16(units).map(|c| c.unwrap_or('\u{FFFD}')).collect());
         }
         p += len;
@@ -54,7 +58,9 @@ pub fn parse(b: &[u8]) -> Option<LoadOption> {
 impl LoadOption {
     /// True for the Windows Boot Manager: by its file, or by its usual name.
     pub fn is_windows_boot_manager(&self) -> bool {
-        self.files.iter().any(|f| f.to_ascii_lowercase().replace('/', "\\").ends_with("\\efi\\microsoft\\boot\\bootmgfw.efi"))
+        self.files
+            .iter()
+            .any(|f| f.to_ascii_lowercase().replace('/', "\\").ends_with("\\efi\\microsoft\\boot\\bootmgfw.efi"))
             || self.description.to_ascii_lowercase().contains("windows boot manager")
     }
 }

@@ -159,7 +159,11 @@ impl KdfParams {
     /// Checks the parameters against what the agent can afford and what Argon2 accepts.
     pub fn check(&self) -> Result<(), KeyringError> {
         let bad = KeyringError::KdfParams { m_kib: self.m_kib, t: self.t, p: self.p };
-        if !(1..=MAX_P).contains(&self.p) || !(1..=MAX_T).contains(&self.t) || self.m_kib > MAX_M_KIB || self.m_kib < 8 * self.p {
+        if !(1..=MAX_P).contains(&self.p)
+            || !(1..=MAX_T).contains(&self.t)
+            || self.m_kib > MAX_M_KIB
+            || self.m_kib < 8 * self.p
+        {
             return Err(bad);
         }
         Ok(())
@@ -324,7 +328,11 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring").field("sealed", &self.is_sealed()).field("kdf", &self.kdf()).field("key_ids", &self.key_ids).finish()
+        f.debug_struct("Keyring")
+            .field("sealed", &self.is_sealed())
+            .field("kdf", &self.kdf())
+            .field("key_ids", &self.key_ids)
+            .finish()
     }
 }
 
@@ -338,7 +346,11 @@ impl Keyring {
             return Err(KeyringError::TooLarge { len });
         }
         if len < 8 || bytes[..8] != MAGIC {
-            return if len < 8 && MAGIC.starts_with(bytes) { Err(KeyringError::TooShort { len }) } else { Err(KeyringError::NotAKeyFile) };
+            return if len < 8 && MAGIC.starts_with(bytes) {
+                Err(KeyringError::TooShort { len })
+            } else {
+                Err(KeyringError::NotAKeyFile)
+            };
         }
         if len < HEADER_LEN + SUM_LEN {
             return Err(KeyringError::TooShort { len });
@@ -369,7 +381,11 @@ impl Keyring {
             if kdf_id != KDF_ARGON2ID {
                 return corrupt("unknown key derivation", 11);
             }
-            let kdf = KdfParams { m_kib: le32(content, 16).unwrap_or(0), t: le32(content, 20).unwrap_or(0), p: le32(content, 24).unwrap_or(0) };
+            let kdf = KdfParams {
+                m_kib: le32(content, 16).unwrap_or(0),
+                t: le32(content, 20).unwrap_or(0),
+                p: le32(content, 24).unwrap_or(0),
+            };
             kdf.check()?;
             let mut salt = [0u8; 16];
             salt.copy_from_slice(&content[28..44]);
@@ -389,7 +405,11 @@ impl Keyring {
         // count <= MAX_KEYS, so this cannot overflow.
         let want = HEADER_LEN + 32 * count + tag_len;
         if content.len() != want {
-            return if content.len() < want { Err(KeyringError::TooShort { len }) } else { corrupt("bytes after the keys", want) };
+            return if content.len() < want {
+                Err(KeyringError::TooShort { len })
+            } else {
+                corrupt("bytes after the keys", want)
+            };
         }
         let ids_end = HEADER_LEN + 16 * count;
         let mut key_ids = Vec::with_capacity(count);
@@ -536,7 +556,13 @@ fn finish(mut out: Vec<u8>) -> Vec<u8> {
 /// A sealed key file holding `keys`, readable with `pin`. `salt` and
 /// `nonce` must be fresh random bytes for every file (the caller supplies
 /// them: the engine has no random source).
-pub fn seal(keys: &SiteKeys, pin: &str, kdf: KdfParams, salt: [u8; 16], nonce: [u8; 12]) -> Result<Vec<u8>, KeyringError> {
+pub fn seal(
+    keys: &SiteKeys,
+    pin: &str,
+    kdf: KdfParams,
+    salt: [u8; 16],
+    nonce: [u8; 12],
+) -> Result<Vec<u8>, KeyringError> {
     let params = SealParams { kdf, salt, nonce };
     let mut out = header(Some(&params), keys)?;
     let key = derive(pin, &kdf, &salt)?;
@@ -599,7 +625,15 @@ mod tests {
         assert_eq!(alloc::format!("{g}"), "B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB");
         assert_eq!(parse_guid(" b5d1e0a1-6c0f-4e7e-9a4b-0123456789ab "), Some(g));
         assert_eq!(parse_guid("{ B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB }"), Some(g));
-        for bad in ["", "{}", "{B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB", "B5D1E0A1-6C0F-4E7E-9A4B-0123456789A", "B5D1E0A16C0F-4E7E-9A4B-0123456789ABC", "G5D1E0A1-6C0F-4E7E-9A4B-0123456789AB", "B5D1E0A1-6C0F-4E7E-9A4B-0123456789ÄB"] {
+        for bad in [
+            "",
+            "{}",
+            "{B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB",
+            "B5D1E0A1-6C0F-4E7E-9A4B-0123456789A",
+            "B5D1E0A16C0F-4E7E-9A4B-0123456789ABC",
+            "G5D1E0A1-6C0F-4E7E-9A4B-0123456789AB",
+            "B5D1E0A1-6C0F-4E7E-9A4B-0123456789ÄB",
+        ] {
             assert_eq!(parse_guid(bad), None, "{bad}");
         }
         // Same layout as a protector's Key ID on disk.

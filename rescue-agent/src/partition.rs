@@ -6,9 +6,9 @@
 //! whole device. [`Gpt`] also serialises a table, so the image builder and the
 //! agent share one model of the format.
 
-use crate::le::{le32, le64};
 use crate::block::{BlockDevice, IoError};
 use crate::crc32::crc32;
+use crate::le::{le32, le64};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -20,9 +20,11 @@ pub struct Guid(pub [u8; 16]);
 
 impl Guid {
     /// EFI System Partition.
-    pub const ESP: Guid = Guid::from_fields(0xC12A7328, 0xF81F, 0x11D2, [0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B]);
+    pub const ESP: Guid =
+        Guid::from_fields(0xC12A7328, 0xF81F, 0x11D2, [0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B]);
     /// Microsoft basic data (NTFS, FAT, BitLocker).
-    pub const BASIC_DATA: Guid = Guid::from_fields(0xEBD0A0A2, 0xB9E5, 0x4433, [0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7]);
+    pub const BASIC_DATA: Guid =
+        Guid::from_fields(0xEBD0A0A2, 0xB9E5, 0x4433, [0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7]);
 
     pub const fn from_fields(a: u32, b: u16, c: u16, d: [u8; 8]) -> Guid {
         let a = a.to_le_bytes();
@@ -55,7 +57,14 @@ impl fmt::Display for Guid {
             u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
             u16::from_le_bytes([g[4], g[5]]),
             u16::from_le_bytes([g[6], g[7]]),
-            g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+            g[8],
+            g[9],
+            g[10],
+            g[11],
+            g[12],
+            g[13],
+            g[14],
+            g[15]
         )
     }
 }
@@ -69,8 +78,14 @@ impl fmt::Debug for Guid {
 /// What kind of table a partition came from, with its type code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PartitionKind {
-    Gpt { type_guid: Guid, guid: Guid, name: String },
-    Mbr { type_code: u8 },
+    Gpt {
+        type_guid: Guid,
+        guid: Guid,
+        name: String,
+    },
+    Mbr {
+        type_code: u8,
+    },
     /// The device has no partition table: it is one volume.
     Whole,
 }
@@ -90,7 +105,10 @@ pub struct Partition {
 pub enum PartitionError {
     Io(IoError),
     /// A structure is inconsistent; `what` names it, `offset` is its byte position.
-    Corrupt { what: &'static str, offset: u64 },
+    Corrupt {
+        what: &'static str,
+        offset: u64,
+    },
 }
 
 impl From<IoError> for PartitionError {
@@ -118,8 +136,13 @@ pub fn is_volume_boot_sector(s: &[u8]) -> bool {
     }
     let oem = &s[3..11];
     let jump = s[0] == 0xEB || s[0] == 0xE9;
-    jump && (oem == b"NTFS    " || oem == b"-FVE-FS-" || oem == b"EXFAT   " || oem == b"MSWIN4.1"
-        || &s[0x52..0x5A] == b"FAT32   " || &s[0x36..0x3E] == b"FAT16   " || &s[0x36..0x3E] == b"FAT12   ")
+    jump && (oem == b"NTFS    "
+        || oem == b"-FVE-FS-"
+        || oem == b"EXFAT   "
+        || oem == b"MSWIN4.1"
+        || &s[0x52..0x5A] == b"FAT32   "
+        || &s[0x36..0x3E] == b"FAT16   "
+        || &s[0x36..0x3E] == b"FAT12   ")
 }
 
 const MAX_LOGICAL: usize = 128;
@@ -183,7 +206,10 @@ fn mbr_partition(number: u32, base: u64, e: &MbrEntry, disk: u64) -> Result<Part
     let offset = base + e.lba as u64 * 512;
     let size = e.sectors as u64 * 512;
     if offset.checked_add(size).is_none_or(|end| end > disk) {
-        return Err(PartitionError::Corrupt { what: "MBR partition entry (extends past the end of the disk)", offset: base });
+        return Err(PartitionError::Corrupt {
+            what: "MBR partition entry (extends past the end of the disk)",
+            offset: base,
+        });
     }
     Ok(Partition { number, offset, size, kind: PartitionKind::Mbr { type_code: e.type_code } })
 }
@@ -312,7 +338,8 @@ impl Gpt {
             if first_lba > last_lba || last_lba >= disk_sectors {
                 return Err(PartitionError::Corrupt { what: "GPT entry (range outside the disk)", offset: table_at });
             }
-            let units: Vec<u16> = e[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+            let units: Vec<u16> =
+                e[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
             entries.push(GptEntry {
                 type_guid,
                 guid: Guid::from_slice(&e[16..32]),

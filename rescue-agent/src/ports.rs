@@ -36,4 +36,3 @@ impl KeySource for NoSiteKeys {
         None
     }
 }
-

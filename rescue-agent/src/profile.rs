@@ -191,8 +191,13 @@ impl Profile {
 
         let name_pos = raw.name.span().start;
         let name = raw.name.into_inner();
-        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return Err(at(name_pos, "`name` must be 1-64 characters of letters, digits, '-', '_' or '.' (it names reports and backups)".into()));
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(at(
+                name_pos,
+                "`name` must be 1-64 characters of letters, digits, '-', '_' or '.' (it names reports and backups)"
+                    .into(),
+            ));
         }
         if raw.delete.is_empty() {
             return Err(ProfileError { line: 0, column: 0, message: "the profile has no [[delete]] rule: add at least one, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
@@ -248,7 +253,9 @@ fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
             return Err(format!("path {path:?} may not contain '.' or '..' components"));
         }
         if p.chars().any(|c| (c as u32) < 0x20 || FORBIDDEN.contains(&c)) {
-            return Err(format!("path component {p:?} holds a character Windows forbids in names (\" < > | : or a control character)"));
+            return Err(format!(
+                "path component {p:?} holds a character Windows forbids in names (\" < > | : or a control character)"
+            ));
         }
         if p.contains(['[', ']']) {
             return Err(format!("path component {p:?}: character classes [..] are not supported; use '*' or '?'"));
@@ -268,7 +275,10 @@ fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
     if digits.is_empty() {
-        return Err("`header` is empty: give the file's first bytes in hex, e.g. \"AAAAAAAA01002301\", or remove the key".into());
+        return Err(
+            "`header` is empty: give the file's first bytes in hex, e.g. \"AAAAAAAA01002301\", or remove the key"
+                .into(),
+        );
     }
     if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
         return Err(format!("`header` must be hex digits (0-9, A-F); found {:?}", *bad as char));

@@ -7,14 +7,14 @@
 //! run executes the same plan. A file whose backup fails is not deleted.
 
 use crate::block::{BlockDevice, IoError, Slice};
+use crate::hex::hex;
 use crate::ntfs::delete::plan_delete;
 use crate::ntfs::gate::{clear_for_writing, Clearance};
 use crate::ntfs::plan::{self, Plan, PlanWrite};
-use crate::hex::hex;
 use crate::ntfs::{self, Ntfs, NtfsError};
-use crate::time::filetime_rfc3339;
 use crate::partition;
 use crate::profile::{DeleteRule, Profile};
+use crate::time::filetime_rfc3339;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -159,11 +159,21 @@ pub struct FileReport {
     pub notes: Vec<String>,
 }
 
-
 /// Runs `profile` over every volume of `dev` (whole disk, partition, or
 /// volume). Never panics on disk data; every failure lands in the report.
-pub fn remediate<D: BlockDevice>(profile: &Profile, dev: &mut D, opts: &Options, sink: &mut dyn BackupSink, log: &mut dyn FnMut(&str)) -> Report {
-    let mut report = Report { profile: profile.name.clone(), engine_version: crate::version::VERSION, dry_run: opts.dry_run, ..Default::default() };
+pub fn remediate<D: BlockDevice>(
+    profile: &Profile,
+    dev: &mut D,
+    opts: &Options,
+    sink: &mut dyn BackupSink,
+    log: &mut dyn FnMut(&str),
+) -> Report {
+    let mut report = Report {
+        profile: profile.name.clone(),
+        engine_version: crate::version::VERSION,
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
     let mut cdev = Counting::new(dev);
     let parts = match partition::discover(&mut cdev) {
         Ok(p) => p,
@@ -187,7 +197,15 @@ pub fn remediate<D: BlockDevice>(profile: &Profile, dev: &mut D, opts: &Options,
 }
 
 /// Runs the profile on one volume (e.g. an unlocked BitLocker volume), filling `vr` and `report`.
-pub fn remediate_volume<D: BlockDevice>(profile: &Profile, vol: &mut D, opts: &Options, sink: &mut dyn BackupSink, log: &mut dyn FnMut(&str), vr: &mut VolumeReport, report: &mut Report) {
+pub fn remediate_volume<D: BlockDevice>(
+    profile: &Profile,
+    vol: &mut D,
+    opts: &Options,
+    sink: &mut dyn BackupSink,
+    log: &mut dyn FnMut(&str),
+    vr: &mut VolumeReport,
+    report: &mut Report,
+) {
     let mut head = [0u8; 512];
     if vol.size() < 512 || vol.read_at(0, &mut head).is_err() {
         vr.filesystem = String::from("unreadable");
@@ -223,7 +241,12 @@ pub fn remediate_volume<D: BlockDevice>(profile: &Profile, vol: &mut D, opts: &O
         }
     }
     for rule in &profile.delete {
-        let mut rr = RuleReport { path: rule.path.clone(), header: hex(&rule.header), backup: rule.backup, ..Default::default() };
+        let mut rr = RuleReport {
+            path: rule.path.clone(),
+            header: hex(&rule.header),
+            backup: rule.backup,
+            ..Default::default()
+        };
         run_rule(profile, &v, vol, rule, opts, sink, log, &mut gate, &mut rr, vr, report);
         if let Some(e) = &rr.error {
             report.errors.push(format!("volume {}: rule {}: {e}", vr.index, rule.path));
@@ -233,7 +256,19 @@ pub fn remediate_volume<D: BlockDevice>(profile: &Profile, vol: &mut D, opts: &O
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_rule<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &DeleteRule, opts: &Options, sink: &mut dyn BackupSink, log: &mut dyn FnMut(&str), gate: &mut Result<Clearance, NtfsError>, rr: &mut RuleReport, vr: &mut VolumeReport, report: &mut Report) {
+fn run_rule<D: BlockDevice>(
+    profile: &Profile,
+    v: &Ntfs,
+    vol: &mut D,
+    rule: &DeleteRule,
+    opts: &Options,
+    sink: &mut dyn BackupSink,
+    log: &mut dyn FnMut(&str),
+    gate: &mut Result<Clearance, NtfsError>,
+    rr: &mut RuleReport,
+    vr: &mut VolumeReport,
+    report: &mut Report,
+) {
     let dir_ref = match v.lookup_path(vol, &rule.dir) {
         Ok(r) => r,
         Err(NtfsError::NotFound { .. }) | Err(NtfsError::NotADirectory { .. }) => return,
@@ -267,7 +302,8 @@ fn run_rule<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &Del
     let dir_path: String = rule.dir.join("\\");
     for (rec, (file_ref, names, first)) in files {
         let path = if dir_path.is_empty() { first.clone() } else { format!("{dir_path}\\{first}") };
-        let mut fr = FileReport { path: path.clone(), record: rec, action: String::from("skipped"), ..Default::default() };
+        let mut fr =
+            FileReport { path: path.clone(), record: rec, action: String::from("skipped"), ..Default::default() };
         let res = one_file(profile, v, vol, rule, opts, sink, gate, dir_ref, file_ref, &names, &mut fr, vr, report);
         match res {
             Ok(()) => {}
@@ -286,13 +322,33 @@ fn run_rule<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &Del
         } else if fr.action != "would delete" {
             report.files_skipped += 1;
         }
-        log(&format!("volume {}: {}: {}{}", vr.index, fr.path, fr.action, fr.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()));
+        log(&format!(
+            "volume {}: {}: {}{}",
+            vr.index,
+            fr.path,
+            fr.action,
+            fr.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ));
         rr.files.push(fr);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn one_file<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &DeleteRule, opts: &Options, sink: &mut dyn BackupSink, gate: &mut Result<Clearance, NtfsError>, dir_ref: u64, file_ref: u64, names: &[Vec<u16>], fr: &mut FileReport, vr: &mut VolumeReport, report: &mut Report) -> Result<(), String> {
+fn one_file<D: BlockDevice>(
+    profile: &Profile,
+    v: &Ntfs,
+    vol: &mut D,
+    rule: &DeleteRule,
+    opts: &Options,
+    sink: &mut dyn BackupSink,
+    gate: &mut Result<Clearance, NtfsError>,
+    dir_ref: u64,
+    file_ref: u64,
+    names: &[Vec<u16>],
+    fr: &mut FileReport,
+    vr: &mut VolumeReport,
+    report: &mut Report,
+) -> Result<(), String> {
     let e = |e: NtfsError| e.to_string();
     let f = v.load_file(vol, ntfs::ref_record(file_ref)).map_err(e)?;
     let info = v.info_of(&f).map_err(e)?;
@@ -352,7 +408,14 @@ fn one_file<D: BlockDevice>(profile: &Profile, v: &Ntfs, vol: &mut D, rule: &Del
         return Ok(());
     }
     if rule.backup {
-        let item = BackupItem { profile: &profile.name, volume: vr.index, volume_serial: v.boot.serial, path: &fr.path, file: fr, content: &content };
+        let item = BackupItem {
+            profile: &profile.name,
+            volume: vr.index,
+            volume_serial: v.boot.serial,
+            path: &fr.path,
+            file: fr,
+            content: &content,
+        };
         match sink.backup(&item) {
             Ok(at) => {
                 fr.backup = Some(at.clone());

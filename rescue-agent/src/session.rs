@@ -10,8 +10,8 @@ use crate::bitlocker::{BitLocker, BitLockerError, ProtectorKind, UnlockKey};
 use crate::block::{BlockDevice, Slice};
 use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
-use crate::profile::Profile;
 pub use crate::ports::{Console, KeySource, NoSiteKeys};
+use crate::profile::Profile;
 use crate::prompt::{self, Event};
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
 use crate::smbios::Machine;
@@ -185,12 +185,18 @@ fn open_bitlocker<D: BlockDevice>(
     br.volume_guid = format!("{}", bl.metadata.volume_guid);
     br.description = bl.metadata.description.clone();
     br.encryption = format!("{:?}", bl.metadata.method);
-    br.recovery_key_ids = bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| format!("{}", p.key_id)).collect();
+    br.recovery_key_ids = bl
+        .protectors()
+        .iter()
+        .filter(|p| p.kind == ProtectorKind::RecoveryPassword)
+        .map(|p| format!("{}", p.key_id))
+        .collect();
     if bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey) {
         br.unlocked_by = Some(String::from("clear key (protection suspended)"));
         return bl.unlock(&UnlockKey::ClearKey).map_err(|e| format!("{e}"));
     }
-    let ids: Vec<Guid> = bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| p.key_id).collect();
+    let ids: Vec<Guid> =
+        bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| p.key_id).collect();
     if let Some(pw) = keys.recovery_password(&ids, console) {
         match bl.unlock_key(&UnlockKey::RecoveryPassword(&pw)) {
             Ok(vk) => {
@@ -256,7 +262,8 @@ pub fn run<D: BlockDevice>(
     clock_ms: &dyn Fn() -> u64,
 ) -> RunReport {
     let t0 = clock_ms();
-    let mut result = Report { profile: profile.name.clone(), engine_version: crate::version::VERSION, ..Default::default() };
+    let mut result =
+        Report { profile: profile.name.clone(), engine_version: crate::version::VERSION, ..Default::default() };
     let mut disk_reports = Vec::new();
     let mut windows = 0usize;
     let mut failures: Vec<String> = Vec::new();
@@ -271,7 +278,13 @@ pub fn run<D: BlockDevice>(
             size: disk.dev.size(),
             ..Default::default()
         };
-        console.line(&format!("disk {}: {} ({} MiB){}", n + 1, disk.label, dr.size >> 20, if dr.model.is_empty() { String::new() } else { format!(", {}", dr.model) }));
+        console.line(&format!(
+            "disk {}: {} ({} MiB){}",
+            n + 1,
+            disk.label,
+            dr.size >> 20,
+            if dr.model.is_empty() { String::new() } else { format!(", {}", dr.model) }
+        ));
         let parts = match partition::discover(&mut disk.dev) {
             Ok(p) => p,
             Err(e) => {
@@ -293,7 +306,8 @@ pub fn run<D: BlockDevice>(
                 continue;
             }
             let index = result.volumes.len();
-            let mut vr = VolumeReport { index, partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
+            let mut vr =
+                VolumeReport { index, partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
             let what = format!("  partition {} ({} MiB)", p.number, p.size >> 20);
             let mut windows_volume = false;
             if &head[3..11] == b"-FVE-FS-" {
@@ -304,7 +318,8 @@ pub fn run<D: BlockDevice>(
                     Ok(mut plain) => {
                         console.line(&format!("  unlocked: {}", br.unlocked_by.as_deref().unwrap_or("")));
                         vr.filesystem = "bitlocker".into();
-                        windows_volume = fix_if_windows(profile, &mut plain, &opts, sink, console, &mut vr, &mut result, &what);
+                        windows_volume =
+                            fix_if_windows(profile, &mut plain, &opts, sink, console, &mut vr, &mut result, &what);
                         if let Err(e) = plain.flush() {
                             failures.push(format!("{where_}: flushing writes failed: {e}"));
                         }

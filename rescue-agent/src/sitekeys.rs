@@ -6,8 +6,8 @@
 
 use crate::keyring::{Keyring, KeyringError, SiteKeys};
 use crate::partition::Guid;
-use crate::prompt::Key;
 use crate::ports::{Console, KeySource};
+use crate::prompt::Key;
 use alloc::format;
 use alloc::string::String;
 use zeroize::Zeroizing;
@@ -33,7 +33,11 @@ impl StickKeys {
     /// What the stick holds, for the screen and the report (never a key).
     pub fn describe(&self) -> String {
         match &self.ring {
-            Ok(r) => format!("{} site key(s), {}", r.key_ids().len(), if r.is_sealed() { "sealed with a PIN" } else { "NOT sealed" }),
+            Ok(r) => format!(
+                "{} site key(s), {}",
+                r.key_ids().len(),
+                if r.is_sealed() { "sealed with a PIN" } else { "NOT sealed" }
+            ),
             Err(e) => format!("site key file unusable: {e}"),
         }
     }
@@ -58,7 +62,9 @@ impl StickKeys {
             console.line("Checking the PIN (a few seconds)...");
             match ring.open(&pin) {
                 Ok(keys) => return Some(keys),
-                Err(KeyringError::WrongPin) => console.line("Wrong PIN. Type it again (Esc: type recovery keys instead):"),
+                Err(KeyringError::WrongPin) => {
+                    console.line("Wrong PIN. Type it again (Esc: type recovery keys instead):")
+                }
                 Err(e) => {
                     console.line(&format!("The site keys cannot be opened: {e}. Type recovery keys instead."));
                     return None;
@@ -75,7 +81,9 @@ impl KeySource for StickKeys {
             Err(e) => {
                 if !self.warned {
                     self.warned = true;
-                    console.line(&format!("The site key file on the stick is unusable ({e}): type recovery keys instead."));
+                    console.line(&format!(
+                        "The site key file on the stick is unusable ({e}): type recovery keys instead."
+                    ));
                 }
                 return None;
             }
@@ -114,11 +122,13 @@ mod tests {
     }
 
     fn typed(s: &str) -> VecDeque<Key> {
-        s.chars().map(|c| match c {
-            '\n' => Key::Enter,
-            '\x1b' => Key::Escape,
-            c => Key::Char(c),
-        }).collect()
+        s.chars()
+            .map(|c| match c {
+                '\n' => Key::Enter,
+                '\x1b' => Key::Escape,
+                c => Key::Char(c),
+            })
+            .collect()
     }
 
     const ID: Guid = Guid([7; 16]);

@@ -59,10 +59,22 @@ pub fn machine(table: &[u8]) -> Option<Machine> {
                     u32::from_le_bytes([u[0], u[1], u[2], u[3]]),
                     u16::from_le_bytes([u[4], u[5]]),
                     u16::from_le_bytes([u[6], u[7]]),
-                    u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
+                    u[8],
+                    u[9],
+                    u[10],
+                    u[11],
+                    u[12],
+                    u[13],
+                    u[14],
+                    u[15]
                 )
             });
-            return Some(Machine { manufacturer: s(4), model: s(5), serial_number: s(7), uuid: uuid.unwrap_or_default() });
+            return Some(Machine {
+                manufacturer: s(4),
+                model: s(5),
+                serial_number: s(7),
+                uuid: uuid.unwrap_or_default(),
+            });
         }
         if kind == 127 {
             return None;

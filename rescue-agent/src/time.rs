@@ -67,7 +67,10 @@ mod tests {
     fn known_dates() {
         assert_eq!(civil_from_unix(0), Civil { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 });
         // The CrowdStrike update: 2024-07-19 04:09 UTC.
-        assert_eq!(civil_from_unix(1_721_362_140), Civil { year: 2024, month: 7, day: 19, hour: 4, minute: 9, second: 0 });
+        assert_eq!(
+            civil_from_unix(1_721_362_140),
+            Civil { year: 2024, month: 7, day: 19, hour: 4, minute: 9, second: 0 }
+        );
         assert_eq!(civil_from_unix(951_782_400).day, 29); // 2000-02-29
         assert_eq!(filetime_to_unix(116_444_736_000_000_001), (0, 1));
     }

@@ -25,8 +25,17 @@ fn recovery_password_checks_each_block_and_ignores_dashes() {
     // Block 8 above 720896 (but divisible by 11).
     let e = bitlocker::parse_recovery_password("236808-089419-192665-046024-405482-219285-362142-720907").unwrap_err();
     assert_eq!(e, BitLockerError::RecoveryPasswordBlock { block: 8 });
-    for bad in ["", "123", "236808-089419-192665-046024-405482-219285-362142-6919111", "23680x-089419-192665-046024-405482-219285-362142-691911"] {
-        assert_eq!(bitlocker::parse_recovery_password(bad).unwrap_err(), BitLockerError::RecoveryPasswordFormat, "{bad}");
+    for bad in [
+        "",
+        "123",
+        "236808-089419-192665-046024-405482-219285-362142-6919111",
+        "23680x-089419-192665-046024-405482-219285-362142-691911",
+    ] {
+        assert_eq!(
+            bitlocker::parse_recovery_password(bad).unwrap_err(),
+            BitLockerError::RecoveryPasswordFormat,
+            "{bad}"
+        );
     }
 }
 
@@ -127,7 +136,11 @@ fn half_converted_volume_reads_and_writes_on_both_sides_of_the_boundary() {
     let mut expected = plain.clone();
     expected[at as usize..at as usize + 3000].copy_from_slice(&patch);
     let raw = u.into_inner().data;
-    assert_eq!(raw[boundary as usize..at as usize + 3000], patch[1000..], "after the boundary the disk holds plaintext");
+    assert_eq!(
+        raw[boundary as usize..at as usize + 3000],
+        patch[1000..],
+        "after the boundary the disk holds plaintext"
+    );
     assert_ne!(raw[at as usize..boundary as usize], patch[..1000], "before the boundary the disk holds ciphertext");
     let mut u = BitLocker::open(MemDisk::new(raw, 512)).unwrap().unlock(&UnlockKey::RecoveryPassword(RP)).unwrap();
     let mut all = vec![0u8; plain.len()];
@@ -161,7 +174,10 @@ fn wrong_keys_write_nothing() {
     let before = disk.data.clone();
     let bl = BitLocker::open(disk).unwrap();
     let id = bl.protectors()[0].key_id;
-    let e = bl.unlock_key(&UnlockKey::RecoveryPassword("000000-000011-000022-000033-000044-000055-000066-000077")).err().unwrap();
+    let e = bl
+        .unlock_key(&UnlockKey::RecoveryPassword("000000-000011-000022-000033-000044-000055-000066-000077"))
+        .err()
+        .unwrap();
     assert_eq!(e, BitLockerError::WrongRecoveryPassword { key_ids: vec![id] });
     assert_eq!(e.to_string(), format!("wrong recovery password for Key ID {{{id}}}"));
     assert!(matches!(bl.unlock_key(&UnlockKey::Password("x")), Err(BitLockerError::NoProtector { .. })));
@@ -214,10 +230,16 @@ fn xts_matches_the_reference_implementation() {
             ours.encrypt(ss as u64 * 1000, &mut a);
             let mut b = plain.clone();
             if klen == 16 {
-                let x = xts_mode::Xts128::new(aes::Aes128::new_from_slice(&key[..16]).unwrap(), aes::Aes128::new_from_slice(&key[16..32]).unwrap());
+                let x = xts_mode::Xts128::new(
+                    aes::Aes128::new_from_slice(&key[..16]).unwrap(),
+                    aes::Aes128::new_from_slice(&key[16..32]).unwrap(),
+                );
                 x.encrypt_area(&mut b, ss, 1000, xts_mode::get_tweak_default);
             } else {
-                let x = xts_mode::Xts128::new(aes::Aes256::new_from_slice(&key[..32]).unwrap(), aes::Aes256::new_from_slice(&key[32..64]).unwrap());
+                let x = xts_mode::Xts128::new(
+                    aes::Aes256::new_from_slice(&key[..32]).unwrap(),
+                    aes::Aes256::new_from_slice(&key[32..64]).unwrap(),
+                );
                 x.encrypt_area(&mut b, ss, 1000, xts_mode::get_tweak_default);
             }
             assert_eq!(a, b, "{method:?} {ss}");

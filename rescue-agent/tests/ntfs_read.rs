@@ -55,7 +55,14 @@ fn corpus_listings_and_contents_match_ntfs3g() {
         for dir in dirs {
             let r = v.lookup(&mut vol, dir).unwrap();
             let dd = v.open_dir(&mut vol, r).unwrap();
-            let mut ours: Vec<String> = v.list_dir(&mut vol, &dd).unwrap().into_iter().filter(|e| e.namespace != ntfs::filename::DOS).map(|e| e.name).filter(|n| n != ".").collect();
+            let mut ours: Vec<String> = v
+                .list_dir(&mut vol, &dd)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.namespace != ntfs::filename::DOS)
+                .map(|e| e.name)
+                .filter(|n| n != ".")
+                .collect();
             let listing = String::from_utf8(tool(&["ntfsls", "-a", "-s", "-p", &format!("/{dir}")], &img)).unwrap();
             let mut theirs: Vec<String> = listing.lines().map(String::from).filter(|n| n != "." && n != "..").collect();
             ours.sort();

@@ -7,8 +7,8 @@
 //! Needs root (FUSE mounts), mkntfs, ntfs-3g, ntfsprogs and attr.
 
 use rescue_engine::block::{check_range, BlockDevice, IoError, MemDisk, Slice};
-use rescue_engine::ntfs::fs::Directory;
 use rescue_engine::ntfs::delete::plan_delete;
+use rescue_engine::ntfs::fs::Directory;
 use rescue_engine::ntfs::gate::clear_for_writing;
 use rescue_engine::ntfs::plan::{self, Plan};
 use rescue_engine::ntfs::{self, Ntfs, NtfsError};
@@ -50,7 +50,6 @@ impl BlockDevice for FileDev {
         self.f.write_all_at(b, o).map_err(|_| IoError::Device { offset: o, code: 5 })
     }
 }
-
 
 /// What the differential oracle compares.
 #[derive(PartialEq, Eq, Debug)]
@@ -112,7 +111,9 @@ fn tree_keys(dev: &mut impl BlockDevice, parent: &str) -> (Vec<String>, Vec<Vec<
     let v = open(dev);
     let r = v.lookup(dev, parent).unwrap();
     let d: Directory = v.open_dir(dev, r).unwrap();
-    let keys = |es: &[rescue_engine::ntfs::index::Entry]| es.iter().filter_map(|e| e.key.as_ref().map(|k| k.name_string())).collect::<Vec<_>>();
+    let keys = |es: &[rescue_engine::ntfs::index::Entry]| {
+        es.iter().filter_map(|e| e.key.as_ref().map(|k| k.name_string())).collect::<Vec<_>>()
+    };
     let root = d.root.entries().unwrap();
     let mut level1 = Vec::new();
     let mut level2 = Vec::new();
@@ -141,7 +142,11 @@ fn keys_by_kind(dev: &mut impl BlockDevice, parent: &str) -> (Vec<String>, Vec<S
     while let Some(n) = stack.pop() {
         for e in n.entries().unwrap() {
             if let Some(k) = &e.key {
-                if e.sub.is_some() { interior.push(k.name_string()) } else { leaf.push(k.name_string()) }
+                if e.sub.is_some() {
+                    interior.push(k.name_string())
+                } else {
+                    leaf.push(k.name_string())
+                }
             }
             if let Some(s) = e.sub {
                 stack.push(v.read_block(dev, &d, s).unwrap());
@@ -355,7 +360,11 @@ fn interrupted_after_every_write() {
         plan::execute(&mut FileDev::open(&part), &full, Some(k)).unwrap();
         check_volume(&part);
         let o = observe(&part, "/d");
-        let names = |l: &str| l.lines().filter_map(|x| x.split_whitespace().nth(1).map(String::from)).collect::<std::collections::BTreeSet<_>>();
+        let names = |l: &str| {
+            l.lines()
+                .filter_map(|x| x.split_whitespace().nth(1).map(String::from))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
         let (now, before, after) = (names(&o.listing), names(&orig.listing), names(&fin.listing));
         assert!(now.is_subset(&before) && after.is_subset(&now), "k={k}: another file's entry was lost or invented");
         for (i, ((p, f), b)) in o.bitmap.iter().zip(&fin.bitmap).zip(&orig.bitmap).enumerate() {
@@ -382,7 +391,11 @@ fn interrupted_after_every_write() {
         plan::execute(&mut FileDev::open(&part), &last, Some(k)).unwrap();
         check_volume(&part);
         let o = observe(&part, "/d");
-        let names = |l: &str| l.lines().filter_map(|x| x.split_whitespace().nth(1).map(String::from)).collect::<std::collections::BTreeSet<_>>();
+        let names = |l: &str| {
+            l.lines()
+                .filter_map(|x| x.split_whitespace().nth(1).map(String::from))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
         let mut expect = names(&lorig.listing);
         expect.remove(&leaf[leaf.len() - 1]);
         assert!(expect.is_subset(&names(&o.listing)), "k={k}: another entry was lost");
@@ -410,14 +423,23 @@ fn corpus(name: &str) -> Option<PathBuf> {
 fn unpack(dir: &Path, name: &str) -> Option<(PathBuf, u64, u64)> {
     let gz = corpus(&format!("{name}.raw.gz"))?;
     let out = dir.join(format!("{name}.raw"));
-    run(Command::new("sh").arg("-c").arg(format!("gunzip -c '{}' | dd of='{}' bs=64K conv=sparse status=none", gz.display(), out.display())));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "gunzip -c '{}' | dd of='{}' bs=64K conv=sparse status=none",
+        gz.display(),
+        out.display()
+    )));
     let mut dev = FileDev::open(&out);
     let parts = rescue_engine::partition::discover(&mut dev).unwrap();
     Some((out, parts[0].offset, parts[0].size))
 }
 
 fn extract(img: &Path, off: u64, len: u64, out: &Path) {
-    run(Command::new("dd").arg(format!("if={}", img.display())).arg(format!("of={}", out.display())).args(["bs=64K", "iflag=skip_bytes,count_bytes", "conv=sparse", "status=none"]).arg(format!("skip={off}")).arg(format!("count={len}")));
+    run(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", out.display()))
+        .args(["bs=64K", "iflag=skip_bytes,count_bytes", "conv=sparse", "status=none"])
+        .arg(format!("skip={off}"))
+        .arg(format!("count={len}")));
 }
 
 fn profile(path: &str, extra: &str) -> Profile {
@@ -430,7 +452,12 @@ fn profile(path: &str, extra: &str) -> Profile {
 fn windows_corpus_volumes() {
     let t = tempfile::tempdir().unwrap();
     let mut seen = 0;
-    for (disk, parent, name) in [("ntfs-lastaccess", "/test", "1.txt"), ("ntfs-ptrn", "/", "2.txt"), ("ntfs-ptrn", "/", "os_version.txt"), ("ntfs-2m", "/", "")] {
+    for (disk, parent, name) in [
+        ("ntfs-lastaccess", "/test", "1.txt"),
+        ("ntfs-ptrn", "/", "2.txt"),
+        ("ntfs-ptrn", "/", "os_version.txt"),
+        ("ntfs-2m", "/", ""),
+    ] {
         let Some((raw, off, len)) = unpack(t.path(), disk) else { continue };
         seen += 1;
         let part = t.path().join("part.img");
@@ -449,7 +476,8 @@ fn windows_corpus_volumes() {
         let rule = format!("{}\\{name}", parent.trim_start_matches('/')).trim_start_matches('\\').to_string();
         let report = if raw.exists() {
             let mut dev = FileDev::open(&raw);
-            let r = remediate::remediate(&profile(&rule, ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+            let r =
+                remediate::remediate(&profile(&rule, ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
             drop(dev);
             extract(&raw, off, len, &part);
             fs::remove_file(&raw).unwrap();
@@ -465,7 +493,9 @@ fn windows_corpus_volumes() {
         assert_eq!(a.listing, b.listing, "{disk}");
         assert!(a.bitmap == b.bitmap && a.mft_bitmap == b.mft_bitmap, "{disk}: bitmaps differ");
         // Windows gave these files object IDs: $ObjId:$O must lose the same entry as with ntfs-3g.
-        let objid = |img: &Path| bytes(Command::new("ntfscat").args(["-a", "0x90", "-n", "$O"]).arg(img).arg("/$Extend/$ObjId"));
+        let objid = |img: &Path| {
+            bytes(Command::new("ntfscat").args(["-a", "0x90", "-n", "$O"]).arg(img).arg("/$Extend/$ObjId"))
+        };
         assert!(objid(&part) == objid(&theirs), "{disk}: $ObjId index differs");
         check_volume(&part);
     }
@@ -484,10 +514,17 @@ fn make_crash_like(dev: &mut impl BlockDevice) {
         let ra = u16::from_le_bytes([head[0x18], head[0x19]]) as usize;
         let flags = u16::from_le_bytes([head[ra + 0xE], head[ra + 0xF]]);
         assert!(flags & 2 != 0, "corpus journal page at {page} should be clean");
-        let ex = ntfs::runs::extents(match &s {
-            ntfs::file::Stream::NonResident { runs, .. } => runs,
-            _ => panic!(),
-        }, v.cluster(), page + ra as u64 + 0xE, 2, 0).unwrap();
+        let ex = ntfs::runs::extents(
+            match &s {
+                ntfs::file::Stream::NonResident { runs, .. } => runs,
+                _ => panic!(),
+            },
+            v.cluster(),
+            page + ra as u64 + 0xE,
+            2,
+            0,
+        )
+        .unwrap();
         dev.write_at(ex[0].0.unwrap(), &(flags & !2).to_le_bytes()).unwrap();
     }
 }
@@ -503,14 +540,24 @@ fn unclean_journal_refused_or_reset() {
     let before = fs::read(&part).unwrap();
     // Refuse (the default): error, zero writes.
     let mut dev = MemDisk::new(before.clone(), 512);
-    let r = remediate::remediate(&profile("test\\1.txt", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(!r.ok && r.files_deleted == 0 && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("LogFile"), "{r:#?}");
+    let r =
+        remediate::remediate(&profile("test\\1.txt", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert!(
+        !r.ok && r.files_deleted == 0 && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("LogFile"),
+        "{r:#?}"
+    );
     assert!(dev.data == before, "refused run changed the image");
     let v = open(&mut dev);
     assert!(matches!(clear_for_writing(&v, &mut dev, UncleanJournal::Refuse), Err(NtfsError::UncleanJournal { .. })));
     // Reset: journal filled with 0xFF, volume marked dirty, file deleted.
     let mut dev = FileDev::open(&part);
-    let r = remediate::remediate(&profile("test\\1.txt", "[ntfs]\nunclean_journal = \"reset\"\n"), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    let r = remediate::remediate(
+        &profile("test\\1.txt", "[ntfs]\nunclean_journal = \"reset\"\n"),
+        &mut dev,
+        &Options::default(),
+        &mut NoBackup,
+        &mut |_| {},
+    );
     assert!(r.ok && r.files_deleted == 1, "{r:#?}");
     let v = open(&mut dev);
     let (_, vi) = ntfs::volume::read(&v, &mut dev).unwrap();
@@ -653,7 +700,9 @@ fn index_loop_is_an_error() {
     let v = open(&mut dev);
     let d = v.open_dir(&mut dev, r).unwrap();
     match v.list_dir(&mut dev, &d) {
-        Err(NtfsError::Corrupt { structure, .. }) => assert!(structure.contains("index") || structure == "MFT record", "{structure}"),
+        Err(NtfsError::Corrupt { structure, .. }) => {
+            assert!(structure.contains("index") || structure == "MFT record", "{structure}")
+        }
         other => panic!("expected a loop error, got {other:?}"),
     }
 }
@@ -685,7 +734,13 @@ fn shapes() {
         let img = make_volume(t.path(), "s.img", 64, &[], &many_files(n));
         let mut dev = FileDev::open(&img);
         let (r, l1, l2) = tree_keys(&mut dev, "d");
-        eprintln!("n={n}: root {} keys, l1 {} nodes {:?}, l2 {} nodes", r.len(), l1.len(), l1.iter().map(|x| x.len()).collect::<Vec<_>>(), l2.len());
+        eprintln!(
+            "n={n}: root {} keys, l1 {} nodes {:?}, l2 {} nodes",
+            r.len(),
+            l1.len(),
+            l1.iter().map(|x| x.len()).collect::<Vec<_>>(),
+            l2.len()
+        );
     }
 }
 
@@ -724,7 +779,10 @@ fn emptied_leaf_differential() {
         assert_eq!(sorted(&a.listing), sorted(&b.listing));
         assert!(a.bitmap == b.bitmap && a.mft_bitmap == b.mft_bitmap, "bitmaps differ");
         if a.listing != b.listing {
-            eprintln!("index shape differs from ntfs-3g after emptying a leaf:\nours:\n{}\ntheirs:\n{}", a.listing, b.listing);
+            eprintln!(
+                "index shape differs from ntfs-3g after emptying a leaf:\nours:\n{}\ntheirs:\n{}",
+                a.listing, b.listing
+            );
         }
         assert_eq!(a.listing, b.listing);
         check_volume(&ours);
@@ -745,7 +803,13 @@ fn emptied_leaf_differential() {
     drop(dev);
     with_mount(&theirs, &[], |m| names.iter().for_each(|n| fs::remove_file(m.join("d").join(n)).unwrap()));
     assert_eq!(observe(&ours, "/d"), observe(&theirs, "/d"));
-    let dump = |img: &Path| run(Command::new("ntfsinfo").args(["-F", "/d"]).arg(img)).lines().filter(|l| l.contains("Index") || l.contains("size")).map(String::from).collect::<Vec<_>>();
+    let dump = |img: &Path| {
+        run(Command::new("ntfsinfo").args(["-F", "/d"]).arg(img))
+            .lines()
+            .filter(|l| l.contains("Index") || l.contains("size"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(dump(&ours), dump(&theirs), "directory index attributes differ from ntfs-3g's");
     check_volume(&ours);
 }
@@ -778,7 +842,10 @@ fn interrupted_journal_reset_and_delete() {
         plan::execute(&mut FileDev::open(&img), &full, Some(k)).unwrap();
         if k == 1 {
             let o = Command::new("ntfsfix").arg("-n").arg(&img).output().unwrap();
-            assert!(!o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("processed successfully"), "expected a mirror mismatch at k=1");
+            assert!(
+                !o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("processed successfully"),
+                "expected a mirror mismatch at k=1"
+            );
             run(Command::new("ntfsfix").arg(&img));
         }
         with_mount(&img, &["force"], |m| {

@@ -110,7 +110,10 @@ impl Qemu {
     }
 
     pub fn boot_secure(image: &Path, media: Media, vars: &Path, extra: &[&str]) -> Qemu {
-        assert!(Path::new(OVMF_CODE_SECBOOT).exists(), "OVMF (Secure Boot) is missing: run scripts/test, which installs ovmf");
+        assert!(
+            Path::new(OVMF_CODE_SECBOOT).exists(),
+            "OVMF (Secure Boot) is missing: run scripts/test, which installs ovmf"
+        );
         Qemu::start(image, media, &[], extra, true, vars, tempfile::tempdir().unwrap())
     }
 
@@ -140,7 +143,8 @@ impl Qemu {
                 cmd.args(["-device", "qemu-xhci", "-device", "usb-storage,drive=stick,removable=on,bootindex=0"]);
             }
             Media::Cdrom => {
-                cmd.arg("-drive").arg(format!("if=none,id=cd,format=raw,media=cdrom,readonly=on,file={}", image.display()));
+                cmd.arg("-drive")
+                    .arg(format!("if=none,id=cd,format=raw,media=cdrom,readonly=on,file={}", image.display()));
                 cmd.args(["-device", "ide-cd,drive=cd,bus=ide.0,bootindex=0"]);
             }
         }
@@ -153,7 +157,8 @@ impl Qemu {
             });
         }
         cmd.args(extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("cannot start qemu-system-x86_64: run scripts/test, which installs qemu-system-x86");
+        let mut child =
+            cmd.spawn().expect("cannot start qemu-system-x86_64: run scripts/test, which installs qemu-system-x86");
         let serial = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut out = child.stdout.take().unwrap();
         let sink = serial.clone();
@@ -244,7 +249,10 @@ impl Qemu {
                 if let Some(e) = self.child.stderr.as_mut() {
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("the VM did not end by itself within {limit:?}\nserial:\n{}\nqemu stderr:\n{err}", self.serial_text());
+                panic!(
+                    "the VM did not end by itself within {limit:?}\nserial:\n{}\nqemu stderr:\n{err}",
+                    self.serial_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -265,13 +273,22 @@ pub struct TestDisk {
 /// Runs `scripts/make-test-disk` with `args` into `dir/name`.
 pub fn make_test_disk(dir: &Path, name: &str, args: &[&str]) -> TestDisk {
     let path = dir.join(name);
-    ok(Command::new(root().join("scripts/make-test-disk")).args(args).arg(&path).env("RESCUE", env!("CARGO_BIN_EXE_rescue")));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    ok(Command::new(root().join("scripts/make-test-disk"))
+        .args(args)
+        .arg(&path)
+        .env("RESCUE", env!("CARGO_BIN_EXE_rescue")));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     TestDisk {
         path,
         part_offset: m["windows_partition_offset"].as_u64().unwrap(),
         part_size: m["windows_partition_size"].as_u64().unwrap(),
-        files: m["files"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect(),
+        files: m["files"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect(),
         recovery_password: args.iter().position(|a| *a == "--bitlocker").map(|i| args[i + 1].to_string()),
     }
 }
@@ -343,12 +360,23 @@ impl TestDisk {
 /// Reads a file from a stick image's ESP (at 1 MiB) with mtools.
 pub fn stick_file(image: &Path, path: &str) -> Option<Vec<u8>> {
     let out = tempfile::NamedTempFile::new().unwrap();
-    let o = run(Command::new("mcopy").args(["-n", "-o", "-i"]).arg(format!("{}@@1M", image.display())).arg(format!("::/{path}")).arg(out.path()));
+    let o = run(Command::new("mcopy")
+        .args(["-n", "-o", "-i"])
+        .arg(format!("{}@@1M", image.display()))
+        .arg(format!("::/{path}"))
+        .arg(out.path()));
     o.status.success().then(|| std::fs::read(out.path()).unwrap())
 }
 
 /// Every file under a folder of a stick image's ESP, with mtools (`mdir -/ -b`).
 pub fn stick_list(image: &Path, dir: &str) -> Vec<String> {
-    let o = run(Command::new("mdir").args(["-/", "-b", "-i"]).arg(format!("{}@@1M", image.display())).arg(format!("::/{dir}")));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim_start_matches("::/").to_string()).filter(|l| !l.ends_with('/')).collect()
+    let o = run(Command::new("mdir")
+        .args(["-/", "-b", "-i"])
+        .arg(format!("{}@@1M", image.display()))
+        .arg(format!("::/{dir}")));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("::/").to_string())
+        .filter(|l| !l.ends_with('/'))
+        .collect()
 }

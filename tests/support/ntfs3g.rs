@@ -13,7 +13,12 @@ static MOUNT: Mutex<()> = Mutex::new(());
 
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -61,7 +66,6 @@ pub fn copy(src: &Path, dst: &Path) -> PathBuf {
     dst.to_path_buf()
 }
 
-
 /// The independent checks every volume we wrote must pass.
 pub fn check_volume(img: &Path) {
     let out = run(Command::new("ntfsfix").arg("-n").arg(img));
@@ -73,4 +77,3 @@ pub fn check_volume(img: &Path) {
         run(Command::new("find").arg(m).arg("-xdev"));
     });
 }
-

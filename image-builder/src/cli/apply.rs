@@ -56,7 +56,12 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let opts = Options { dry_run: args.dry_run };
     let started = std::time::Instant::now();
     let mut disk = Counting::new(disk);
-    let mut report = remediate::Report { profile: profile.name.clone(), engine_version: rescue_engine::version::VERSION, dry_run: opts.dry_run, ..Default::default() };
+    let mut report = remediate::Report {
+        profile: profile.name.clone(),
+        engine_version: rescue_engine::version::VERSION,
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
     let parts = match partition::discover(&mut disk) {
         Ok(p) => p,
         Err(e) => {
@@ -66,7 +71,13 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     };
     let mut log = |line: &str| eprintln!("{line}");
     for p in parts {
-        let mut vr = remediate::VolumeReport { index: report.volumes.len(), partition: p.number, offset: p.offset, size: p.size, ..Default::default() };
+        let mut vr = remediate::VolumeReport {
+            index: report.volumes.len(),
+            partition: p.number,
+            offset: p.offset,
+            size: p.size,
+            ..Default::default()
+        };
         match open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) {
             Ok(mut vol) => {
                 if let Volume::BitLocker(_) = vol {
@@ -95,14 +106,36 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let elapsed = started.elapsed();
     disk.flush()?;
     for v in &report.volumes {
-        println!("volume {} (partition {}, byte {}): {}{}", v.index, v.partition, v.offset, v.filesystem, v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default());
+        println!(
+            "volume {} (partition {}, byte {}): {}{}",
+            v.index,
+            v.partition,
+            v.offset,
+            v.filesystem,
+            v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default()
+        );
         if let Some(w) = &v.write_refused {
             println!("  writes refused: {w}");
         }
         for r in &v.rules {
-            println!("  rule {}: {}", r.path, if r.directory_found { format!("{} file(s) matched", r.files.len()) } else { "directory not found".into() });
+            println!(
+                "  rule {}: {}",
+                r.path,
+                if r.directory_found {
+                    format!("{} file(s) matched", r.files.len())
+                } else {
+                    "directory not found".into()
+                }
+            );
             for f in &r.files {
-                println!("    {} ({} bytes, sha256 {}): {}{}", f.path, f.size, f.sha256.as_deref().unwrap_or("-"), f.action, f.reason.as_ref().map(|r| format!(" - {r}")).unwrap_or_default());
+                println!(
+                    "    {} ({} bytes, sha256 {}): {}{}",
+                    f.path,
+                    f.size,
+                    f.sha256.as_deref().unwrap_or("-"),
+                    f.action,
+                    f.reason.as_ref().map(|r| format!(" - {r}")).unwrap_or_default()
+                );
                 if args.dry_run && !f.writes.is_empty() {
                     let p = rescue_engine::ntfs::Plan { writes: f.writes.clone(), notes: f.notes.clone() };
                     print!("{p}");
@@ -110,7 +143,16 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
             }
         }
     }
-    println!("{} deleted, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms", report.files_deleted, report.files_skipped, report.errors.len(), report.bytes_read, report.read_calls, report.bytes_written, elapsed.as_secs_f64() * 1000.0);
+    println!(
+        "{} deleted, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
+        report.files_deleted,
+        report.files_skipped,
+        report.errors.len(),
+        report.bytes_read,
+        report.read_calls,
+        report.bytes_written,
+        elapsed.as_secs_f64() * 1000.0
+    );
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
@@ -123,4 +165,3 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -57,13 +57,29 @@ fn info(volume: &Path, number: Option<u32>) -> Result<()> {
     let bl = BitLocker::open(dev)?;
     let m = &bl.metadata;
     let h = &bl.header;
-    println!("BitLocker volume at byte {} ({} bytes){}", p.offset, p.size, if p.number > 0 { format!(", partition {}", p.number) } else { String::new() });
-    println!("  flavour:        {}", match h.flavour { bitlocker::header::Flavour::Fixed => "fixed/OS volume", bitlocker::header::Flavour::ToGo => "BitLocker To Go" });
+    println!(
+        "BitLocker volume at byte {} ({} bytes){}",
+        p.offset,
+        p.size,
+        if p.number > 0 { format!(", partition {}", p.number) } else { String::new() }
+    );
+    println!(
+        "  flavour:        {}",
+        match h.flavour {
+            bitlocker::header::Flavour::Fixed => "fixed/OS volume",
+            bitlocker::header::Flavour::ToGo => "BitLocker To Go",
+        }
+    );
     println!("  volume GUID:    {}", m.volume_guid);
     println!("  metadata:       version {}", m.version);
     println!("  encryption:     {} ({:#06x})", m.method, m.method.code());
     println!("  sector size:    {}", h.sector_size);
-    println!("  state:          {} (next: {}){}", m.current_state, m.next_state, if h.encrypt_on_write() { ", used space only (encrypt-on-write)" } else { "" });
+    println!(
+        "  state:          {} (next: {}){}",
+        m.current_state,
+        m.next_state,
+        if h.encrypt_on_write() { ", used space only (encrypt-on-write)" } else { "" }
+    );
     println!("  encrypted size: {} bytes", m.encrypted_size);
     println!("  created:        {}", filetime_display(m.created));
     if let Some(d) = &m.description {
@@ -134,4 +150,3 @@ fn encrypt(a: &EncryptArgs) -> Result<()> {
     }
     Ok(())
 }
-

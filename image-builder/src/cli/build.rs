@@ -118,7 +118,11 @@ fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
     let (keys, set) = site_keys::import::load(&args.keys)?;
     let files = set.files.len();
     let bytes = if args.no_seal {
-        eprintln!("WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.", keys.len(), stick::KEYS_PATH);
+        eprintln!(
+            "WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.",
+            keys.len(),
+            stick::KEYS_PATH
+        );
         eprintln!("WARNING: anyone who finds or copies this stick can unlock those PCs' BitLocker volumes.");
         site_keys::key_file(&keys, None)?
     } else {

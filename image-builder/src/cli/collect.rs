@@ -80,7 +80,12 @@ pub fn scrub(s: &str) -> String {
                 if chars[j].is_ascii_digit() {
                     digits += 1;
                     j += 1;
-                } else if (chars[j] == '-' || chars[j] == ' ') && digits % 6 == 0 && digits > 0 && j + 1 < chars.len() && chars[j + 1].is_ascii_digit() {
+                } else if (chars[j] == '-' || chars[j] == ' ')
+                    && digits % 6 == 0
+                    && digits > 0
+                    && j + 1 < chars.len()
+                    && chars[j + 1].is_ascii_digit()
+                {
                     j += 1;
                 } else {
                     ok = false;
@@ -141,7 +146,10 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
                     "deleted" => deleted.push(Deleted { path, sha256: sha }),
                     "skipped" | "failed" => {
                         let reason = text(f, "reason");
-                        skipped.push(Skipped { what: format!("file {path}"), reason: if reason.is_empty() { action } else { format!("{action}: {reason}") } });
+                        skipped.push(Skipped {
+                            what: format!("file {path}"),
+                            reason: if reason.is_empty() { action } else { format!("{action}: {reason}") },
+                        });
                     }
                     _ => {}
                 }
@@ -152,16 +160,25 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
     for bl in list(json, "bitlocker") {
         let by = text(bl, "unlocked_by");
         if !by.is_empty() {
-            let vol = bl.get("volume").and_then(Value::as_u64).map(|v| format!("volume {v}")).unwrap_or_else(|| "volume".into());
+            let vol = bl
+                .get("volume")
+                .and_then(Value::as_u64)
+                .map(|v| format!("volume {v}"))
+                .unwrap_or_else(|| "volume".into());
             unlocked.push(format!("{vol}: {by}"));
         }
         let reason = text(bl, "skipped");
         if !reason.is_empty() {
-            let vol = bl.get("volume").and_then(Value::as_u64).map(|v| format!("volume {v}")).unwrap_or_else(|| "volume".into());
+            let vol = bl
+                .get("volume")
+                .and_then(Value::as_u64)
+                .map(|v| format!("volume {v}"))
+                .unwrap_or_else(|| "volume".into());
             skipped.push(Skipped { what: format!("BitLocker {vol}"), reason: format!("locked: {reason}") });
         }
     }
-    let mut errors: Vec<String> = list(json, "errors").iter().map(|e| e.as_str().map(scrub).unwrap_or_else(|| scrub(&e.to_string()))).collect();
+    let mut errors: Vec<String> =
+        list(json, "errors").iter().map(|e| e.as_str().map(scrub).unwrap_or_else(|| scrub(&e.to_string()))).collect();
     for d in list(json, "disks") {
         let e = text(d, "error");
         if !e.is_empty() {
@@ -240,12 +257,15 @@ fn read_bounded(p: &Path) -> Result<Vec<u8>> {
 /// The reports on a stick or image's FAT boot partition.
 fn collect_image(path: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Result<()> {
     let (file, boot) = open_boot_fat(path)?;
-    let fs = fat::open(fat::Window::new(&file, boot.offset, boot.size)).with_context(|| format!("{}: boot partition", path.display()))?;
+    let fs = fat::open(fat::Window::new(&file, boot.offset, boot.size))
+        .with_context(|| format!("{}: boot partition", path.display()))?;
     let source = path.display().to_string();
     let prefix = format!("{}/", stick::REPORTS_DIR);
     let mut found = false;
     for e in fat::walk(&fs)? {
-        let Some(rest) = e.path.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(&prefix)).map(|_| &e.path[prefix.len()..]) else {
+        let Some(rest) =
+            e.path.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(&prefix)).map(|_| &e.path[prefix.len()..])
+        else {
             continue;
         };
         found = true;
@@ -289,7 +309,9 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
 
 fn csv_field(s: &str) -> String {
     // Cells that a spreadsheet would run as a formula get a leading quote.
-    let s = if s.starts_with(['=', '+', '-', '@']) && !s.starts_with(|c: char| c == '-' && s[1..].starts_with(|d: char| d.is_ascii_digit())) {
+    let s = if s.starts_with(['=', '+', '-', '@'])
+        && !s.starts_with(|c: char| c == '-' && s[1..].starts_with(|d: char| d.is_ascii_digit()))
+    {
         format!("'{s}")
     } else {
         s.to_string()
@@ -307,7 +329,12 @@ pub fn to_csv(rows: &[Row]) -> String {
         "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,bitlocker_unlocked,errors,profile,agent_version,source,report\r\n",
     );
     for r in rows {
-        let deleted = r.deleted.iter().map(|d| format!("{} sha256={}", d.path, d.sha256.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(" | ");
+        let deleted = r
+            .deleted
+            .iter()
+            .map(|d| format!("{} sha256={}", d.path, d.sha256.as_deref().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join(" | ");
         let skipped = r.skipped.iter().map(|s| format!("{}: {}", s.what, s.reason)).collect::<Vec<_>>().join(" | ");
         let cells = [
             r.started.clone(),

@@ -57,7 +57,11 @@ fn check_target(args: &FlashArgs, image_len: u64) -> Result<Target> {
         bail!("{} is a partition; give the whole disk, {}", args.target.display(), disk.dev_path.display());
     }
     if disk.holds_system {
-        bail!("refusing {}: it holds the running system (mounted at {})", disk.dev_path.display(), disk.mounts.join(", "));
+        bail!(
+            "refusing {}: it holds the running system (mounted at {})",
+            disk.dev_path.display(),
+            disk.mounts.join(", ")
+        );
     }
     if !disk.mounts.is_empty() {
         bail!(
@@ -124,7 +128,8 @@ pub fn run(args: &FlashArgs) -> Result<()> {
             bail!("{} does not look like a rescue image ({e:#}); add --force to write it anyway", args.image.display());
         }
     }
-    let image_len = std::fs::metadata(&args.image).with_context(|| format!("cannot read {}", args.image.display()))?.len();
+    let image_len =
+        std::fs::metadata(&args.image).with_context(|| format!("cannot read {}", args.image.display()))?.len();
     let target = check_target(args, image_len)?;
     confirm(args, &target)?;
     let digest = write(&args.image, &args.target, matches!(target, Target::File))?;

@@ -42,7 +42,11 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         }
         for s in &f.signatures {
             let verdict = if s.ok() { "signature matches the image" } else { "SIGNATURE DOES NOT MATCH" };
-            println!("  {:<26} signed by {}: {verdict}", f.path, s.signer_subject.as_deref().unwrap_or("(unknown signer)"));
+            println!(
+                "  {:<26} signed by {}: {verdict}",
+                f.path,
+                s.signer_subject.as_deref().unwrap_or("(unknown signer)")
+            );
             if let Some(i) = &s.signer_issuer {
                 println!("  {:<26}   issuer {i}", "");
             }
@@ -56,9 +60,15 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     match &r.keys {
         None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),
-        Some(k) if k.error.is_some() => println!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default()),
+        Some(k) if k.error.is_some() => {
+            println!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default())
+        }
         Some(k) => {
-            let how = if k.sealed { format!("sealed with a PIN ({})", k.kdf.as_deref().unwrap_or_default()) } else { "UNSEALED: anyone with the stick can read them".to_string() };
+            let how = if k.sealed {
+                format!("sealed with a PIN ({})", k.kdf.as_deref().unwrap_or_default())
+            } else {
+                "UNSEALED: anyone with the stick can read them".to_string()
+            };
             println!("keys:     {} recovery key(s) in {}, {how}", k.count, k.path);
             for id in &k.key_ids {
                 println!("          Key ID {{{id}}}");

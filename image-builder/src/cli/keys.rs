@@ -43,4 +43,3 @@ pub fn run(c: &KeysCommand) -> Result<()> {
         KeysCommand::Check { files } => check(files),
     }
 }
-

@@ -52,12 +52,18 @@ pub fn run(args: &LsArgs) -> Result<()> {
         };
         let path = args.path.clone().unwrap_or_default();
         let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "== volume {found}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}", p.number, p.offset, p.size, v.boot.serial, path);
+        let _ = writeln!(
+            o,
+            "== volume {found}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}",
+            p.number, p.offset, p.size, v.boot.serial, path
+        );
         found += 1;
         let r = (|| -> Result<(), ntfs::NtfsError> {
             let dir_ref = v.lookup(&mut vol, &path)?;
             let dir = match v.open_dir(&mut vol, dir_ref) {
-                Err(ntfs::NtfsError::NotADirectory { .. }) => return Err(ntfs::NtfsError::NotADirectory { path: path.clone() }),
+                Err(ntfs::NtfsError::NotADirectory { .. }) => {
+                    return Err(ntfs::NtfsError::NotADirectory { path: path.clone() })
+                }
                 r => r?,
             };
             for e in v.list_dir(&mut vol, &dir)? {
@@ -71,7 +77,18 @@ pub fn run(args: &LsArgs) -> Result<()> {
                     2 => "dos",
                     _ => "win32+dos",
                 };
-                if writeln!(o, "{:>12} {:5} {}  {:<9} rec {:>8}  {}", e.size, kind, &filetime_rfc3339(e.modified)[..19], ns, ntfs::ref_record(e.file_ref), e.name).is_err() {
+                if writeln!(
+                    o,
+                    "{:>12} {:5} {}  {:<9} rec {:>8}  {}",
+                    e.size,
+                    kind,
+                    &filetime_rfc3339(e.modified)[..19],
+                    ns,
+                    ntfs::ref_record(e.file_ref),
+                    e.name
+                )
+                .is_err()
+                {
                     break; // stdout closed (e.g. piped into head)
                 }
             }
@@ -91,4 +108,3 @@ pub fn run(args: &LsArgs) -> Result<()> {
     }
     Ok(())
 }
-

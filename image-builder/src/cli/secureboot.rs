@@ -62,7 +62,13 @@ fn sign_file(a: &SignArgs) -> Result<()> {
     let signed = sign::sign(&image, &signer).with_context(|| format!("{}", a.input.display()))?;
     let len = signed.len() as u64;
     output::write_pieces(&a.out, len, &[(0, signed)])?;
-    println!("signed {} -> {} with {:?} (certificate SHA-256 {})", a.input.display(), a.out.display(), signer.cert.subject(), signer.cert.fingerprint());
+    println!(
+        "signed {} -> {} with {:?} (certificate SHA-256 {})",
+        a.input.display(),
+        a.out.display(),
+        signer.cert.subject(),
+        signer.cert.fingerprint()
+    );
     Ok(())
 }
 
@@ -87,7 +93,8 @@ fn genkey(a: &GenkeyArgs) -> Result<()> {
         bail!("--years {}: use 1 to 100", a.years);
     }
     let base = name.replace(' ', "-");
-    let paths = [a.out.join(format!("{base}.key")), a.out.join(format!("{base}.crt")), a.out.join(format!("{base}.der"))];
+    let paths =
+        [a.out.join(format!("{base}.key")), a.out.join(format!("{base}.crt")), a.out.join(format!("{base}.der"))];
     for p in &paths {
         if p.exists() {
             bail!("{} already exists: not overwriting a key or certificate", p.display());
@@ -105,7 +112,8 @@ fn genkey(a: &GenkeyArgs) -> Result<()> {
     rand_core::RngCore::fill_bytes(&mut rng, &mut serial);
     serial[0] = (serial[0] & 0x7f) | 0x40;
     let serial = SerialNumber::new(&serial)?;
-    let profile = Profile::Leaf { issuer: subject.clone(), enable_key_agreement: false, enable_key_encipherment: false };
+    let profile =
+        Profile::Leaf { issuer: subject.clone(), enable_key_agreement: false, enable_key_encipherment: false };
     let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, &signing)?;
     b.add_extension(&ExtendedKeyUsage(vec![der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")]))?;
     let cert = b.build::<rsa::pkcs1v15::Signature>().context("cannot make the certificate")?;
@@ -143,4 +151,3 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
 }
-

@@ -42,4 +42,3 @@ impl BackupSink for DirSink {
         write().map(|p| p.display().to_string()).map_err(|e| e.to_string())
     }
 }
-

@@ -16,10 +16,16 @@ pub fn refuse_if_in_use(target: &Path) -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     for line in mounts.lines() {
         let src = line.split_whitespace().next().unwrap_or("");
-        let src = std::fs::canonicalize(src).map(|p| p.to_string_lossy().to_string()).unwrap_or_else(|_| src.to_string());
-        let part_of = src.strip_prefix(&name).is_some_and(|rest| rest.is_empty() || rest.chars().all(|c| c.is_ascii_digit() || c == 'p'));
+        let src =
+            std::fs::canonicalize(src).map(|p| p.to_string_lossy().to_string()).unwrap_or_else(|_| src.to_string());
+        let part_of = src
+            .strip_prefix(&name)
+            .is_some_and(|rest| rest.is_empty() || rest.chars().all(|c| c.is_ascii_digit() || c == 'p'));
         if part_of {
-            bail!("{src} is mounted ({}): unmount it before `rescue apply` writes to {name}", line.split_whitespace().nth(1).unwrap_or("?"));
+            bail!(
+                "{src} is mounted ({}): unmount it before `rescue apply` writes to {name}",
+                line.split_whitespace().nth(1).unwrap_or("?")
+            );
         }
     }
     // The kernel refuses an exclusive open of a device that is claimed (mounted, in a RAID, ...).

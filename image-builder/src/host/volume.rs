@@ -126,7 +126,8 @@ pub fn open_volume<D: BlockDevice>(mut dev: D, creds: &Credentials) -> Result<Vo
 /// partition, or partition `number`), a partition image or a block device.
 pub fn find_bitlocker(target: &Path, writable: bool, number: Option<u32>) -> Result<(Partition, Slice<FileDisk>)> {
     let mut disk = FileDisk::open(target, writable)?;
-    let parts = partition::discover(&mut disk).with_context(|| format!("reading the partition table of {}", target.display()))?;
+    let parts = partition::discover(&mut disk)
+        .with_context(|| format!("reading the partition table of {}", target.display()))?;
     let mut chosen = None;
     for p in parts {
         let wanted = match number {

@@ -65,8 +65,10 @@ fn fix_dot_entries(img: &mut [u8], files: &StickFiles) -> Result<()> {
         let at = geo.cluster_offset(geo.first_cluster_of(img, &d)?);
         let slot = |i: usize| at + 32 * i;
         let is_lfn = |img: &[u8], i: usize| img[slot(i) + 11] == 0x0F;
-        if !(is_lfn(img, 0) && &img[slot(1)..slot(1) + 11] == b".          "
-            && is_lfn(img, 2) && &img[slot(3)..slot(3) + 11] == b"..         ")
+        if !(is_lfn(img, 0)
+            && &img[slot(1)..slot(1) + 11] == b".          "
+            && is_lfn(img, 2)
+            && &img[slot(3)..slot(3) + 11] == b"..         ")
         {
             bail!("unexpected layout of folder {d} written by fatfs");
         }

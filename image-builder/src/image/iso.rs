@@ -4,9 +4,9 @@
 //! that same FAT image as an EFI System Partition, so the file boots when
 //! burnt to a CD and when written to a USB stick.
 
-use super::Pieces;
 use super::fat;
 use super::stick::StickFiles;
+use super::Pieces;
 use anyhow::{bail, Result};
 use rescue_engine::partition::{Gpt, GptEntry, Guid};
 use rescue_engine::time::Civil;
@@ -214,7 +214,9 @@ pub fn read_info(read: &mut dyn FnMut(u64, &mut [u8]) -> std::io::Result<()>) ->
                     boot_entries: vec![],
                 })
             }
-            0 if &b[7..30] == b"EL TORITO SPECIFICATION" => catalog = Some(u32::from_le_bytes(b[71..75].try_into().ok()?)),
+            0 if &b[7..30] == b"EL TORITO SPECIFICATION" => {
+                catalog = Some(u32::from_le_bytes(b[71..75].try_into().ok()?))
+            }
             255 => break,
             _ => {}
         }
@@ -226,7 +228,11 @@ pub fn read_info(read: &mut dyn FnMut(u64, &mut [u8]) -> std::io::Result<()>) ->
             let mut platform = b[1];
             for e in b.chunks_exact(32).skip(1) {
                 match e[0] {
-                    0x88 => info.boot_entries.push((platform, u32::from_le_bytes(e[8..12].try_into().ok()?), u16::from_le_bytes([e[6], e[7]]))),
+                    0x88 => info.boot_entries.push((
+                        platform,
+                        u32::from_le_bytes(e[8..12].try_into().ok()?),
+                        u16::from_le_bytes([e[6], e[7]]),
+                    )),
                     0x90 | 0x91 => platform = e[1],
                     0x00 => {}
                     _ => {}

@@ -36,9 +36,13 @@ pub fn boot_partition(file: &File, parts: &[Partition]) -> Result<BootPartition>
             .find(|e| e.0 == 0xEF)
             .copied()
             .context("the ISO has no UEFI (platform 0xEF) El Torito boot entry")?;
-        let hybrid = if parts.iter().any(|p| matches!(p.kind, PartitionKind::Gpt { .. })) { ", hybrid GPT" } else { "" };
+        let hybrid =
+            if parts.iter().any(|p| matches!(p.kind, PartitionKind::Gpt { .. })) { ", hybrid GPT" } else { "" };
         return Ok(BootPartition {
-            format: format!("ISO 9660 volume {:?} of {} blocks, El Torito UEFI boot{hybrid}", info.volume_id, info.blocks),
+            format: format!(
+                "ISO 9660 volume {:?} of {} blocks, El Torito UEFI boot{hybrid}",
+                info.volume_id, info.blocks
+            ),
             offset: lba as u64 * iso::BLOCK,
             size: count as u64 * 512,
         });
@@ -140,7 +144,9 @@ pub fn keys_info(bytes: &[u8]) -> KeysInfo {
             kdf: k.kdf().map(|p| format!("Argon2id {} KiB, t={}, p={}", p.m_kib, p.t, p.p)),
             error: None,
         },
-        Err(e) => KeysInfo { path, sealed: false, count: 0, key_ids: Vec::new(), kdf: None, error: Some(e.to_string()) },
+        Err(e) => {
+            KeysInfo { path, sealed: false, count: 0, key_ids: Vec::new(), kdf: None, error: Some(e.to_string()) }
+        }
     }
 }
 
@@ -183,9 +189,8 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
                 agent_version = agent::version(&bytes).or(agent_version);
             }
             if e.path.to_ascii_lowercase().ends_with(".efi") {
-                let signatures = sign::verify(&bytes).unwrap_or_else(|err| {
-                    vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]
-                });
+                let signatures = sign::verify(&bytes)
+                    .unwrap_or_else(|err| vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]);
                 efi_signatures.push(EfiSignatures { path: e.path.clone(), signed: !signatures.is_empty(), signatures });
             }
             if e.path.eq_ignore_ascii_case(stick::KEYS_PATH) {
@@ -219,6 +224,15 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     if agent_version.is_none() && !files.iter().any(|f| f.path.eq_ignore_ascii_case(stick::AGENT_PATH)) {
         bail!("no {} on the boot partition: this is not a rescue image", stick::AGENT_PATH);
     }
-    Ok(Report { format, size, partitions, boot_partition_offset: boot.offset, keys, files, profile, agent_version, efi_signatures })
+    Ok(Report {
+        format,
+        size,
+        partitions,
+        boot_partition_offset: boot.offset,
+        keys,
+        files,
+        profile,
+        agent_version,
+        efi_signatures,
+    })
 }
-

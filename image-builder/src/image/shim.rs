@@ -24,13 +24,22 @@ fn describe(what: &str, image: &[u8]) -> String {
 /// Reads a signed EFI binary and checks that at least one of its signatures
 /// holds. Returns the bytes and the checks.
 fn signed_binary(path: &Path) -> Result<(Vec<u8>, Vec<sign::SignatureCheck>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {} (install shim-signed and shim-helpers-amd64-signed, or pass --shim-dir)", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read {} (install shim-signed and shim-helpers-amd64-signed, or pass --shim-dir)",
+            path.display()
+        )
+    })?;
     let checks = sign::verify(&bytes).with_context(|| format!("{}", path.display()))?;
     if checks.is_empty() {
         bail!("{} is not signed: firmware with Secure Boot would refuse it", path.display());
     }
     if !checks.iter().any(|c| c.ok()) {
-        bail!("{}: no signature holds ({})", path.display(), checks.iter().flat_map(|c| c.problems.clone()).collect::<Vec<_>>().join("; "));
+        bail!(
+            "{}: no signature holds ({})",
+            path.display(),
+            checks.iter().flat_map(|c| c.problems.clone()).collect::<Vec<_>>().join("; ")
+        );
     }
     Ok((bytes, checks))
 }
@@ -58,7 +67,10 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
     )];
     let nx = sign::pe::parse(agent).map(|i| sign::pe::nx_problems(&i)).unwrap_or_default();
     if !nx.is_empty() {
-        notes.push(format!("warning: the agent is not NX-compatible ({}); firmware that enforces NX may refuse it", nx.join("; ")));
+        notes.push(format!(
+            "warning: the agent is not NX-compatible ({}); firmware that enforces NX may refuse it",
+            nx.join("; ")
+        ));
     }
     let Some(dir) = &plan.shim_dir else {
         files.file(stick::AGENT_PATH, signed);
@@ -69,7 +81,10 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
     }
     let (shim, shim_checks) = signed_binary(&dir.join("shimx64.efi.signed"))?;
     let by_microsoft = |c: &sign::SignatureCheck| {
-        c.ok() && c.issuer_cert_sha256.as_deref().is_some_and(|fp| MICROSOFT_UEFI_CAS.iter().any(|(_, known)| *known == fp))
+        c.ok()
+            && c.issuer_cert_sha256
+                .as_deref()
+                .is_some_and(|fp| MICROSOFT_UEFI_CAS.iter().any(|(_, known)| *known == fp))
     };
     if !shim_checks.iter().any(by_microsoft) {
         bail!(
@@ -79,9 +94,14 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
         );
     }
     // MokManager is signed by the shim vendor's CA, whose certificate shim carries in .vendor_cert.
-    let vendor = vendor_cert(&shim).with_context(|| format!("{}: no vendor certificate in .vendor_cert", dir.join("shimx64.efi.signed").display()))?;
+    let vendor = vendor_cert(&shim).with_context(|| {
+        format!("{}: no vendor certificate in .vendor_cert", dir.join("shimx64.efi.signed").display())
+    })?;
     let (mm, mm_checks) = signed_binary(&dir.join("mmx64.efi.signed"))?;
-    if !mm_checks.iter().any(|c| c.ok() && c.signer_cert.as_ref().is_some_and(|s| vendor.issued(s) || s.der == vendor.der)) {
+    if !mm_checks
+        .iter()
+        .any(|c| c.ok() && c.signer_cert.as_ref().is_some_and(|s| vendor.issued(s) || s.der == vendor.der))
+    {
         bail!(
             "{}: not signed by the key shim trusts ({}); shim would refuse to start it",
             dir.join("mmx64.efi.signed").display(),
@@ -92,7 +112,11 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
         cs.iter().filter(|c| c.ok()).filter_map(|c| c.signer_issuer.clone()).collect::<Vec<_>>().join("; ")
     };
     notes.push(format!("{}; signed by {} (checked)", describe("shim", &shim), signer_list(&shim_checks)));
-    notes.push(format!("{}; signed by {} (checked against shim's vendor certificate)", describe("MokManager", &mm), signer_list(&mm_checks)));
+    notes.push(format!(
+        "{}; signed by {} (checked against shim's vendor certificate)",
+        describe("MokManager", &mm),
+        signer_list(&mm_checks)
+    ));
     let der_path = format!("{}/{}.der", stick::RESCUE_DIR, plan.cert_name);
     notes.push(format!("certificate for \"Enroll key from disk\": {der_path}"));
     files.file(stick::AGENT_PATH, shim);
@@ -103,7 +127,12 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
 }
 
 /// Checks `rescue build`'s signing options and loads the key and certificate.
-pub fn plan(key: Option<&Path>, cert: Option<&Path>, shim: bool, shim_dir: Option<&Path>) -> Result<Option<SecureBootPlan>> {
+pub fn plan(
+    key: Option<&Path>,
+    cert: Option<&Path>,
+    shim: bool,
+    shim_dir: Option<&Path>,
+) -> Result<Option<SecureBootPlan>> {
     let (key, cert) = match (key, cert) {
         (None, None) => {
             if shim {
@@ -122,7 +151,11 @@ pub fn plan(key: Option<&Path>, cert: Option<&Path>, shim: bool, shim_dir: Optio
     }
     let signer = Signer::load(key, cert)?;
     let stem = cert.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut cert_name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(40).collect();
+    let mut cert_name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(40)
+        .collect();
     if cert_name.is_empty() {
         cert_name = "rescue".into();
     }

@@ -1,8 +1,8 @@
 //! The USB stick image: protective MBR, GPT, one FAT32 EFI System Partition.
 
-use super::Pieces;
 use super::fat;
 use super::stick::StickFiles;
+use super::Pieces;
 use anyhow::Result;
 use rescue_engine::partition::{Gpt, GptEntry, Guid};
 

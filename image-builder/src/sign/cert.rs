@@ -28,21 +28,14 @@ pub struct Cert {
 impl Cert {
     /// Parses a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Cert> {
-        let cert = Certificate::from_der(der)
-            .map_err(|e| anyhow::anyhow!("not an X.509 certificate: {e}"))?;
-        Ok(Cert {
-            der: der.to_vec(),
-            cert,
-        })
+        let cert = Certificate::from_der(der).map_err(|e| anyhow::anyhow!("not an X.509 certificate: {e}"))?;
+        Ok(Cert { der: der.to_vec(), cert })
     }
 
     /// A parsed certificate with its DER re-encoded: the bytes it was read
     /// from whenever those were DER, as certificates are.
     pub fn from_certificate(cert: Certificate) -> Result<Cert> {
-        Ok(Cert {
-            der: cert.to_der()?,
-            cert,
-        })
+        Ok(Cert { der: cert.to_der()?, cert })
     }
 
     /// The subject in RFC 4514 form, e.g. `CN=Example`.
@@ -56,10 +49,7 @@ impl Cert {
 
     /// SHA-256 over the DER certificate, as lowercase hex (what `openssl x509 -fingerprint -sha256` shows, without colons).
     pub fn fingerprint(&self) -> String {
-        Sha256::digest(&self.der)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::digest(&self.der).iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The certificate's RSA public key.
@@ -75,63 +65,38 @@ impl Cert {
         use rsa::signature::Verifier;
         let c = &child.cert;
         if c.tbs_certificate.issuer != self.cert.tbs_certificate.subject
-            || c.signature_algorithm.oid
-                != der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11")
+            || c.signature_algorithm.oid != der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11")
         {
             return false;
         }
-        let (Ok(key), Ok(tbs), Some(sig)) = (
-            self.rsa_public_key(),
-            c.tbs_certificate.to_der(),
-            c.signature.as_bytes(),
-        ) else {
+        let (Ok(key), Ok(tbs), Some(sig)) = (self.rsa_public_key(), c.tbs_certificate.to_der(), c.signature.as_bytes())
+        else {
             return false;
         };
-        rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| {
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
-                .verify(&tbs, &s)
-                .is_ok()
-        })
+        rsa::pkcs1v15::Signature::try_from(sig)
+            .is_ok_and(|s| rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify(&tbs, &s).is_ok())
     }
 
     /// The certificate's issuer and serial number, as a PKCS#7 SignerInfo names it.
     pub fn issuer_and_serial_number(&self) -> IssuerAndSerialNumber {
         let tbs = &self.cert.tbs_certificate;
-        IssuerAndSerialNumber {
-            issuer: tbs.issuer.clone(),
-            serial_number: tbs.serial_number.clone(),
-        }
+        IssuerAndSerialNumber { issuer: tbs.issuer.clone(), serial_number: tbs.serial_number.clone() }
     }
 }
 
 /// Reads a certificate in PEM (`-----BEGIN CERTIFICATE-----`) or DER.
 pub fn load_cert(path: &Path) -> Result<Cert> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the certificate {}", path.display()))?;
-    let parsed = if bytes.starts_with(b"-----BEGIN")
-        || bytes
-            .windows(27)
-            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
-        let text = std::str::from_utf8(&bytes)
-            .with_context(|| format!("{}: PEM that is not text", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the certificate {}", path.display()))?;
+    let parsed = if bytes.starts_with(b"-----BEGIN") || bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        let text = std::str::from_utf8(&bytes).with_context(|| format!("{}: PEM that is not text", path.display()))?;
         let start = text.find("-----BEGIN CERTIFICATE-----").with_context(|| {
-            format!(
-                "{}: no certificate (-----BEGIN CERTIFICATE-----) in this PEM file",
-                path.display()
-            )
+            format!("{}: no certificate (-----BEGIN CERTIFICATE-----) in this PEM file", path.display())
         })?;
         Certificate::from_pem(&text[start..])
             .map_err(|e| anyhow::anyhow!("{}: not a valid PEM certificate ({e})", path.display()))
-            .and_then(|c| {
-                Ok(Cert {
-                    der: c.to_der()?,
-                    cert: c,
-                })
-            })?
+            .and_then(|c| Ok(Cert { der: c.to_der()?, cert: c }))?
     } else {
-        Cert::from_der(&bytes)
-            .with_context(|| format!("{}: neither a PEM nor a DER certificate", path.display()))?
+        Cert::from_der(&bytes).with_context(|| format!("{}: neither a PEM nor a DER certificate", path.display()))?
     };
     Ok(parsed)
 }
@@ -143,14 +108,10 @@ pub fn load_key(path: &Path) -> Result<RsaPrivateKey> {
         .with_context(|| format!("cannot read the key {} (a PEM text file)", path.display()))?;
     let p = path.display();
     let key = if let Some(at) = text.find("-----BEGIN RSA PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs1_pem(&text[at..])
-            .map_err(|e| anyhow::anyhow!("{p}: bad PKCS#1 RSA key ({e})"))?
+        RsaPrivateKey::from_pkcs1_pem(&text[at..]).map_err(|e| anyhow::anyhow!("{p}: bad PKCS#1 RSA key ({e})"))?
     } else if let Some(at) = text.find("-----BEGIN PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs8_pem(&text[at..]).map_err(|e| {
-            anyhow::anyhow!(
-                "{p}: only RSA keys are supported, and this PKCS#8 key is not one ({e})"
-            )
-        })?
+        RsaPrivateKey::from_pkcs8_pem(&text[at..])
+            .map_err(|e| anyhow::anyhow!("{p}: only RSA keys are supported, and this PKCS#8 key is not one ({e})"))?
     } else if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         bail!("{p}: the key is encrypted; decrypt it to a file only you can read first (openssl pkey -in {p} -out plain.key)")
     } else if text.contains("PRIVATE KEY-----") {
@@ -176,9 +137,7 @@ impl Signer {
     pub fn load(key: &Path, cert: &Path) -> Result<Signer> {
         let k = load_key(key)?;
         let c = load_cert(cert)?;
-        let public = c
-            .rsa_public_key()
-            .with_context(|| format!("{}", cert.display()))?;
+        let public = c.rsa_public_key().with_context(|| format!("{}", cert.display()))?;
         if public != k.to_public_key() {
             bail!(
                 "the certificate {} ({}) is not for the key {}: they do not belong together",

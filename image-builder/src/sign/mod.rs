@@ -57,9 +57,7 @@ pub fn verify(image: &[u8]) -> Result<Vec<SignatureCheck>> {
     for p7 in pe::signatures(image, &info)? {
         match pkcs7::check(p7, &hash) {
             Ok(checks) => out.extend(checks),
-            Err(e) => out.push(SignatureCheck::unreadable(format!(
-                "unreadable signature: {e:#}"
-            ))),
+            Err(e) => out.push(SignatureCheck::unreadable(format!("unreadable signature: {e:#}"))),
         }
     }
     Ok(out)

@@ -43,9 +43,7 @@ impl Section {
 }
 
 fn u16_at(d: &[u8], at: usize) -> Result<u16> {
-    d.get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .with_context(|| format!("PE: truncated at byte {at}"))
+    d.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]])).with_context(|| format!("PE: truncated at byte {at}"))
 }
 
 fn u32_at(d: &[u8], at: usize) -> Result<u32> {
@@ -80,18 +78,13 @@ pub fn parse(d: &[u8]) -> Result<PeInfo> {
     let cert_dir_at = dirs_at + 4 * 8;
     let size_of_headers = u32_at(d, opt + 60)? as usize;
     if size_of_headers > d.len() {
-        bail!(
-            "PE: SizeOfHeaders ({size_of_headers}) is larger than the file ({})",
-            d.len()
-        );
+        bail!("PE: SizeOfHeaders ({size_of_headers}) is larger than the file ({})", d.len());
     }
     let mut sections = Vec::with_capacity(nsections);
     let table = opt + opt_size;
     for i in 0..nsections {
         let s = table + i * 40;
-        let name_bytes = d
-            .get(s..s + 8)
-            .with_context(|| format!("PE: section table truncated at byte {s}"))?;
+        let name_bytes = d.get(s..s + 8).with_context(|| format!("PE: section table truncated at byte {s}"))?;
         let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(8);
         let mut name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
         // Names longer than 8 bytes are "/N": offset N into the COFF string
@@ -110,12 +103,7 @@ pub fn parse(d: &[u8]) -> Result<PeInfo> {
             raw_at: u32_at(d, s + 20)? as usize,
             characteristics: u32_at(d, s + 36)?,
         };
-        if sec.raw_size > 0
-            && sec
-                .raw_at
-                .checked_add(sec.raw_size)
-                .is_none_or(|e| e > d.len())
-        {
+        if sec.raw_size > 0 && sec.raw_at.checked_add(sec.raw_size).is_none_or(|e| e > d.len()) {
             bail!(
                 "PE: section {:?} (bytes {}+{}) lies outside the file ({} bytes)",
                 sec.name,
@@ -129,10 +117,7 @@ pub fn parse(d: &[u8]) -> Result<PeInfo> {
     if table + nsections * 40 > size_of_headers {
         bail!("PE: the section table runs past SizeOfHeaders");
     }
-    let (ct_at, ct_size) = (
-        u32_at(d, cert_dir_at)? as usize,
-        u32_at(d, cert_dir_at + 4)? as usize,
-    );
+    let (ct_at, ct_size) = (u32_at(d, cert_dir_at)? as usize, u32_at(d, cert_dir_at + 4)? as usize);
     let cert_table = if ct_size == 0 {
         None
     } else if ct_at.checked_add(ct_size) != Some(d.len()) {
@@ -228,17 +213,11 @@ pub fn nx_problems(info: &PeInfo) -> Vec<String> {
         out.push("the NX_COMPAT flag is not set".to_string());
     }
     if !info.section_alignment.is_multiple_of(4096) {
-        out.push(format!(
-            "sections are aligned to {} bytes, not to pages",
-            info.section_alignment
-        ));
+        out.push(format!("sections are aligned to {} bytes, not to pages", info.section_alignment));
     }
     for s in &info.sections {
         if s.characteristics & Section::EXECUTE != 0 && s.characteristics & Section::WRITE != 0 {
-            out.push(format!(
-                "section {} is both writable and executable",
-                s.name
-            ));
+            out.push(format!("section {} is both writable and executable", s.name));
         }
     }
     out
@@ -261,13 +240,6 @@ mod tests {
     #[test]
     fn non_pe_is_refused() {
         assert!(parse(b"hello").is_err());
-        assert!(parse(
-            &[b'M', b'Z']
-                .iter()
-                .copied()
-                .chain([0u8; 100])
-                .collect::<Vec<_>>()
-        )
-        .is_err());
+        assert!(parse(&[b'M', b'Z'].iter().copied().chain([0u8; 100]).collect::<Vec<_>>()).is_err());
     }
 }

@@ -24,8 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedAttributes, SignedData, SignerIdentifier,
-    SignerInfo, SignerInfos,
+    CertificateSet, EncapsulatedContentInfo, SignedAttributes, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 use der::asn1::{Any, BitString, BmpString, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Choice, Decode, Encode, Sequence, SliceReader, Tag, Tagged};
@@ -108,10 +107,7 @@ enum SpcString {
 }
 
 fn sha256_alg() -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned {
-        oid: OID_SHA256,
-        parameters: Some(Any::null()),
-    }
+    AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: Some(Any::null()) }
 }
 
 /// SpcIndirectDataContent for a PE image hash (SHA-256), as every signer
@@ -126,18 +122,12 @@ fn indirect_data(image_hash: &[u8; 32]) -> der::Result<SpcIndirectDataContent> {
             value_type: OID_SPC_PE_IMAGE_DATA,
             value: Some(Any::encode_from(&pe_image_data)?),
         },
-        message_digest: DigestInfo {
-            digest_algorithm: sha256_alg(),
-            digest: OctetString::new(image_hash.as_slice())?,
-        },
+        message_digest: DigestInfo { digest_algorithm: sha256_alg(), digest: OctetString::new(image_hash.as_slice())? },
     })
 }
 
 fn attribute(oid: ObjectIdentifier, value: Any) -> der::Result<Attribute> {
-    Ok(Attribute {
-        oid,
-        values: SetOfVec::try_from(vec![value])?,
-    })
+    Ok(Attribute { oid, values: SetOfVec::try_from(vec![value])? })
 }
 
 /// The signed attributes: content type, statement type (individual code
@@ -146,15 +136,9 @@ fn attribute(oid: ObjectIdentifier, value: Any) -> der::Result<Attribute> {
 fn signed_attributes(content_digest: &[u8]) -> der::Result<SignedAttributes> {
     SetOfVec::try_from(vec![
         attribute(OID_CONTENT_TYPE, Any::encode_from(&OID_SPC_INDIRECT_DATA)?)?,
-        attribute(
-            OID_SPC_STATEMENT_TYPE,
-            Any::encode_from(&vec![OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE])?,
-        )?,
+        attribute(OID_SPC_STATEMENT_TYPE, Any::encode_from(&vec![OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE])?)?,
         attribute(OID_SPC_SP_OPUS_INFO, Any::new(Tag::Sequence, Vec::new())?)?,
-        attribute(
-            OID_MESSAGE_DIGEST,
-            Any::encode_from(&OctetString::new(content_digest)?)?,
-        )?,
+        attribute(OID_MESSAGE_DIGEST, Any::encode_from(&OctetString::new(content_digest)?)?)?,
     ])
 }
 
@@ -176,38 +160,27 @@ pub fn build(image_hash: &[u8; 32], signer: &Signer) -> Result<Vec<u8>> {
         sid: SignerIdentifier::IssuerAndSerialNumber(signer.cert.issuer_and_serial_number()),
         digest_alg: sha256_alg(),
         signed_attrs: Some(signed_attrs),
-        signature_algorithm: AlgorithmIdentifierOwned {
-            oid: OID_RSA,
-            parameters: Some(Any::null()),
-        },
+        signature_algorithm: AlgorithmIdentifierOwned { oid: OID_RSA, parameters: Some(Any::null()) },
         signature: OctetString::new(signature.to_vec())?,
         unsigned_attrs: None,
     };
     let signed_data = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::try_from(vec![sha256_alg()])?,
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: OID_SPC_INDIRECT_DATA,
-            econtent: Some(econtent),
-        },
-        certificates: Some(CertificateSet(SetOfVec::try_from(vec![
-            CertificateChoices::Certificate(signer.cert.cert.clone()),
-        ])?)),
+        encap_content_info: EncapsulatedContentInfo { econtent_type: OID_SPC_INDIRECT_DATA, econtent: Some(econtent) },
+        certificates: Some(CertificateSet(SetOfVec::try_from(vec![CertificateChoices::Certificate(
+            signer.cert.cert.clone(),
+        )])?)),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info])?),
     };
-    let content_info = ContentInfo {
-        content_type: OID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data)?,
-    };
+    let content_info = ContentInfo { content_type: OID_SIGNED_DATA, content: Any::encode_from(&signed_data)? };
     Ok(content_info.to_der()?)
 }
 
 /// The OS random generator, checked to answer (there is no other source).
 fn os_rng() -> Result<OsRng> {
-    OsRng
-        .try_fill_bytes(&mut [0u8; 16])
-        .map_err(|e| anyhow!("the operating system's random generator failed: {e}"))?;
+    OsRng.try_fill_bytes(&mut [0u8; 16]).map_err(|e| anyhow!("the operating system's random generator failed: {e}"))?;
     Ok(OsRng)
 }
 
@@ -237,10 +210,7 @@ pub struct SignatureCheck {
 impl SignatureCheck {
     /// A signature that could not be read at all.
     pub fn unreadable(why: String) -> SignatureCheck {
-        SignatureCheck {
-            problems: vec![why],
-            ..Default::default()
-        }
+        SignatureCheck { problems: vec![why], ..Default::default() }
     }
 
     pub fn ok(&self) -> bool {
@@ -259,43 +229,27 @@ impl SignatureCheck {
 /// entry, not an error.
 pub fn check(p7: &[u8], image_hash: &[u8; 32]) -> Result<Vec<SignatureCheck>> {
     if p7.len() > MAX_SIGNATURE_LEN {
-        bail!(
-            "the signature is {} bytes; more than {MAX_SIGNATURE_LEN} are not read",
-            p7.len()
-        );
+        bail!("the signature is {} bytes; more than {MAX_SIGNATURE_LEN} are not read", p7.len());
     }
     let mut reader = SliceReader::new(p7).map_err(|e| anyhow!("PKCS#7: {e}"))?;
-    let content_info =
-        ContentInfo::decode(&mut reader).map_err(|e| anyhow!("PKCS#7 ContentInfo: {e}"))?;
+    let content_info = ContentInfo::decode(&mut reader).map_err(|e| anyhow!("PKCS#7 ContentInfo: {e}"))?;
     check_content_info(&content_info, image_hash, 0)
 }
 
-fn check_content_info(
-    content_info: &ContentInfo,
-    image_hash: &[u8; 32],
-    depth: usize,
-) -> Result<Vec<SignatureCheck>> {
+fn check_content_info(content_info: &ContentInfo, image_hash: &[u8; 32], depth: usize) -> Result<Vec<SignatureCheck>> {
     if content_info.content_type != OID_SIGNED_DATA {
         bail!("the signature is not a PKCS#7 SignedData");
     }
-    let sd: SignedData = content_info
-        .content
-        .decode_as()
-        .map_err(|e| anyhow!("PKCS#7 SignedData: {e}"))?;
+    let sd: SignedData = content_info.content.decode_as().map_err(|e| anyhow!("PKCS#7 SignedData: {e}"))?;
     let eci = &sd.encap_content_info;
     if eci.econtent_type != OID_SPC_INDIRECT_DATA {
         bail!("SignedData: the content is not an Authenticode SpcIndirectDataContent");
     }
     let econtent = eci.econtent.as_ref().context("SignedData: no content")?;
     if econtent.tag() != Tag::Sequence {
-        bail!(
-            "SignedData: the content is a {} where Authenticode has a SEQUENCE",
-            econtent.tag()
-        );
+        bail!("SignedData: the content is a {} where Authenticode has a SEQUENCE", econtent.tag());
     }
-    let indirect: SpcIndirectDataContent = econtent
-        .decode_as()
-        .map_err(|e| anyhow!("SpcIndirectDataContent: {e}"))?;
+    let indirect: SpcIndirectDataContent = econtent.decode_as().map_err(|e| anyhow!("SpcIndirectDataContent: {e}"))?;
     // messageDigest covers the SpcIndirectDataContent's value, without its tag and length.
     let content_digest = Sha256::digest(econtent.value());
 
@@ -323,8 +277,7 @@ fn check_content_info(
                 out.problems.push("the image hash in the signature differs from the image's hash: the image was changed after signing".into());
             }
         } else {
-            out.problems
-                .push("the image hash is not SHA-256 (not checked)".into());
+            out.problems.push("the image hash is not SHA-256 (not checked)".into());
         }
         let signer_cert = find_signer(&certs, &si.sid, &mut out);
         check_signer_info(si, signer_cert, &content_digest, &mut out);
@@ -336,18 +289,14 @@ fn check_content_info(
 }
 
 /// The signer's certificate among `certs`, filling in who it is.
-fn find_signer<'a>(
-    certs: &'a [Cert],
-    sid: &SignerIdentifier,
-    out: &mut SignatureCheck,
-) -> Option<&'a Cert> {
+fn find_signer<'a>(certs: &'a [Cert], sid: &SignerIdentifier, out: &mut SignatureCheck) -> Option<&'a Cert> {
     let SignerIdentifier::IssuerAndSerialNumber(ias) = sid else {
-        out.problems.push("the signer is named by key identifier; Authenticode names it by issuer and serial number".into());
+        out.problems
+            .push("the signer is named by key identifier; Authenticode names it by issuer and serial number".into());
         return None;
     };
     let Some(c) = certs.iter().find(|c| &c.issuer_and_serial_number() == ias) else {
-        out.problems
-            .push("the signer's certificate is not in the signature".into());
+        out.problems.push("the signer's certificate is not in the signature".into());
         return None;
     };
     out.signer_subject = Some(c.subject());
@@ -373,36 +322,22 @@ fn attribute_value(attrs: &SignedAttributes, oid: ObjectIdentifier) -> Option<&A
 /// Sets `signature_valid` when the signed attributes name the content
 /// type, carry the content's digest, and the RSA signature over them
 /// verifies with the signer's key.
-fn check_signer_info(
-    si: &SignerInfo,
-    signer_cert: Option<&Cert>,
-    content_digest: &[u8],
-    out: &mut SignatureCheck,
-) {
+fn check_signer_info(si: &SignerInfo, signer_cert: Option<&Cert>, content_digest: &[u8], out: &mut SignatureCheck) {
     let Some(attrs) = &si.signed_attrs else {
-        out.problems
-            .push("the SignerInfo has no authenticated attributes".into());
+        out.problems.push("the SignerInfo has no authenticated attributes".into());
         return;
     };
-    let content_type = attribute_value(attrs, OID_CONTENT_TYPE)
-        .and_then(|v| v.decode_as::<ObjectIdentifier>().ok());
-    let message_digest =
-        attribute_value(attrs, OID_MESSAGE_DIGEST).and_then(|v| v.decode_as::<OctetString>().ok());
+    let content_type = attribute_value(attrs, OID_CONTENT_TYPE).and_then(|v| v.decode_as::<ObjectIdentifier>().ok());
+    let message_digest = attribute_value(attrs, OID_MESSAGE_DIGEST).and_then(|v| v.decode_as::<OctetString>().ok());
     let sig_alg = si.signature_algorithm.oid;
     if si.digest_alg.oid != OID_SHA256 {
-        out.problems
-            .push("the signature's digest is not SHA-256 (not checked)".into());
+        out.problems.push("the signature's digest is not SHA-256 (not checked)".into());
     } else if sig_alg != OID_RSA && sig_alg != OID_SHA256_WITH_RSA {
-        out.problems.push(format!(
-            "the signature algorithm {sig_alg} is not RSA (not checked)"
-        ));
+        out.problems.push(format!("the signature algorithm {sig_alg} is not RSA (not checked)"));
     } else if content_type != Some(OID_SPC_INDIRECT_DATA) {
-        out.problems.push(
-            "the signed contentType attribute is missing or is not SpcIndirectDataContent".into(),
-        );
+        out.problems.push("the signed contentType attribute is missing or is not SpcIndirectDataContent".into());
     } else if message_digest.as_ref().map(OctetString::as_bytes) != Some(content_digest) {
-        out.problems
-            .push("messageDigest does not match the signed content".into());
+        out.problems.push("messageDigest does not match the signed content".into());
     } else if let Some(c) = signer_cert {
         // RFC 5652 5.4: the signature is over the DER of the SET OF
         // attributes, which this re-encoding is. It equals the bytes received
@@ -415,9 +350,7 @@ fn check_signer_info(
         });
         match verified {
             Ok(true) => out.signature_valid = true,
-            Ok(false) => out
-                .problems
-                .push("the RSA signature does not verify with the signer's certificate".into()),
+            Ok(false) => out.problems.push("the RSA signature does not verify with the signer's certificate".into()),
             Err(e) => out.problems.push(format!("{e:#}")),
         }
     }
@@ -440,19 +373,13 @@ fn nested_signatures(
     let mut checks = Vec::new();
     for value in values {
         if depth >= MAX_NESTING {
-            out.problems.push(format!(
-                "a nested signature deeper than {MAX_NESTING} levels was not read"
-            ));
+            out.problems.push(format!("a nested signature deeper than {MAX_NESTING} levels was not read"));
             break;
         }
-        let nested = value
-            .decode_as::<ContentInfo>()
-            .map_err(|e| anyhow!("PKCS#7 ContentInfo: {e}"));
+        let nested = value.decode_as::<ContentInfo>().map_err(|e| anyhow!("PKCS#7 ContentInfo: {e}"));
         match nested.and_then(|ci| check_content_info(&ci, image_hash, depth + 1)) {
             Ok(c) => checks.extend(c),
-            Err(e) => checks.push(SignatureCheck::unreadable(format!(
-                "unreadable nested signature: {e:#}"
-            ))),
+            Err(e) => checks.push(SignatureCheck::unreadable(format!("unreadable nested signature: {e:#}"))),
         }
     }
     checks
@@ -468,10 +395,7 @@ mod tests {
 
     #[test]
     fn oids_encode_to_known_bytes() {
-        assert_eq!(
-            OID_SHA256.to_der().unwrap(),
-            [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]
-        );
+        assert_eq!(OID_SHA256.to_der().unwrap(), [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]);
         assert_eq!(
             OID_SPC_INDIRECT_DATA.to_der().unwrap(),
             [0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x04]
@@ -499,24 +423,14 @@ mod tests {
 
     fn test_signer() -> Signer {
         use rsa::pkcs8::DecodePrivateKey;
-        let key =
-            rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("testdata/test-key.pem")).unwrap();
-        let cert = <x509_cert::Certificate as der::DecodePem>::from_pem(include_str!(
-            "testdata/test-cert.pem"
-        ))
-        .unwrap();
-        Signer {
-            key,
-            cert: Cert::from_certificate(cert).unwrap(),
-        }
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("testdata/test-key.pem")).unwrap();
+        let cert =
+            <x509_cert::Certificate as der::DecodePem>::from_pem(include_str!("testdata/test-cert.pem")).unwrap();
+        Signer { key, cert: Cert::from_certificate(cert).unwrap() }
     }
 
     fn signed_data(p7: &[u8]) -> SignedData {
-        ContentInfo::from_der(p7)
-            .unwrap()
-            .content
-            .decode_as()
-            .unwrap()
+        ContentInfo::from_der(p7).unwrap().content.decode_as().unwrap()
     }
 
     /// `outer` with `inner` added as a nested signature of its SignerInfo.
@@ -524,20 +438,10 @@ mod tests {
         let mut sd = signed_data(outer);
         let mut si = sd.signer_infos.0.as_slice()[0].clone();
         si.unsigned_attrs = Some(
-            SetOfVec::try_from(vec![attribute(
-                OID_NESTED_SIGNATURE,
-                Any::from_der(inner).unwrap(),
-            )
-            .unwrap()])
-            .unwrap(),
+            SetOfVec::try_from(vec![attribute(OID_NESTED_SIGNATURE, Any::from_der(inner).unwrap()).unwrap()]).unwrap(),
         );
         sd.signer_infos = SignerInfos(SetOfVec::try_from(vec![si]).unwrap());
-        ContentInfo {
-            content_type: OID_SIGNED_DATA,
-            content: Any::encode_from(&sd).unwrap(),
-        }
-        .to_der()
-        .unwrap()
+        ContentInfo { content_type: OID_SIGNED_DATA, content: Any::encode_from(&sd).unwrap() }.to_der().unwrap()
     }
 
     #[test]
@@ -562,10 +466,7 @@ mod tests {
         let si = &sd.signer_infos.0.as_slice()[0];
         assert_eq!(si.version, CmsVersion::V1);
         assert!(matches!(si.sid, SignerIdentifier::IssuerAndSerialNumber(_)));
-        assert_eq!(
-            sd.encap_content_info.econtent.as_ref().map(Any::tag),
-            Some(Tag::Sequence)
-        );
+        assert_eq!(sd.encap_content_info.econtent.as_ref().map(Any::tag), Some(Tag::Sequence));
     }
 
     #[test]
@@ -574,19 +475,11 @@ mod tests {
         let mut sd = signed_data(&p7);
         let mut si = sd.signer_infos.0.as_slice()[0].clone();
         let attrs = si.signed_attrs.take().unwrap();
-        let kept: Vec<Attribute> = attrs
-            .iter()
-            .filter(|a| a.oid != OID_SPC_SP_OPUS_INFO)
-            .cloned()
-            .collect();
+        let kept: Vec<Attribute> = attrs.iter().filter(|a| a.oid != OID_SPC_SP_OPUS_INFO).cloned().collect();
         si.signed_attrs = Some(SetOfVec::try_from(kept).unwrap());
         sd.signer_infos = SignerInfos(SetOfVec::try_from(vec![si]).unwrap());
-        let altered = ContentInfo {
-            content_type: OID_SIGNED_DATA,
-            content: Any::encode_from(&sd).unwrap(),
-        }
-        .to_der()
-        .unwrap();
+        let altered =
+            ContentInfo { content_type: OID_SIGNED_DATA, content: Any::encode_from(&sd).unwrap() }.to_der().unwrap();
         let c = &check(&altered, &[7; 32]).unwrap()[0];
         assert!(c.hash_matches && !c.signature_valid, "{c:?}");
     }
@@ -596,10 +489,7 @@ mod tests {
         let p7 = build(&[7; 32], &test_signer()).unwrap();
         let one = check(&nest(&p7, &p7), &[7; 32]).unwrap();
         assert_eq!(one.len(), 2);
-        assert!(
-            one.iter().all(|c| c.ok() && c.problems.is_empty()),
-            "{one:?}"
-        );
+        assert!(one.iter().all(|c| c.ok() && c.problems.is_empty()), "{one:?}");
 
         let mut deep = p7.clone();
         for _ in 0..MAX_NESTING + 2 {
@@ -610,10 +500,7 @@ mod tests {
         assert!(checks.iter().all(SignatureCheck::ok));
         assert!(checks[..MAX_NESTING].iter().all(|c| c.problems.is_empty()));
         assert!(
-            checks[MAX_NESTING]
-                .problems
-                .iter()
-                .any(|p| p.contains("deeper than 4 levels")),
+            checks[MAX_NESTING].problems.iter().any(|p| p.contains("deeper than 4 levels")),
             "{:?}",
             checks[MAX_NESTING]
         );
@@ -627,15 +514,9 @@ mod tests {
         padded.extend([0; 7]);
         assert!(check(&padded, &[7; 32]).unwrap()[0].ok());
         for n in 0..p7.len() {
-            assert!(
-                check(&p7[..n], &[7; 32]).is_err(),
-                "a prefix of {n} bytes was read"
-            );
+            assert!(check(&p7[..n], &[7; 32]).is_err(), "a prefix of {n} bytes was read");
         }
-        assert!(check(&vec![0x30; MAX_SIGNATURE_LEN + 1], &[7; 32])
-            .unwrap_err()
-            .to_string()
-            .contains("not read"));
+        assert!(check(&vec![0x30; MAX_SIGNATURE_LEN + 1], &[7; 32]).unwrap_err().to_string().contains("not read"));
         for garbage in [
             &[][..],
             &[0x30],
@@ -655,23 +536,13 @@ mod tests {
         // A nested signature that is not one is an unreadable entry.
         let mut sd = signed_data(&p7);
         let mut si = sd.signer_infos.0.as_slice()[0].clone();
-        si.unsigned_attrs = Some(
-            SetOfVec::try_from(vec![attribute(OID_NESTED_SIGNATURE, Any::null()).unwrap()])
-                .unwrap(),
-        );
+        si.unsigned_attrs =
+            Some(SetOfVec::try_from(vec![attribute(OID_NESTED_SIGNATURE, Any::null()).unwrap()]).unwrap());
         sd.signer_infos = SignerInfos(SetOfVec::try_from(vec![si]).unwrap());
-        let bad_nested = ContentInfo {
-            content_type: OID_SIGNED_DATA,
-            content: Any::encode_from(&sd).unwrap(),
-        }
-        .to_der()
-        .unwrap();
+        let bad_nested =
+            ContentInfo { content_type: OID_SIGNED_DATA, content: Any::encode_from(&sd).unwrap() }.to_der().unwrap();
         let checks = check(&bad_nested, &[7; 32]).unwrap();
         assert_eq!(checks.len(), 2);
-        assert!(
-            checks[0].ok()
-                && !checks[1].ok()
-                && checks[1].problems[0].contains("unreadable nested signature")
-        );
+        assert!(checks[0].ok() && !checks[1].ok() && checks[1].problems[0].contains("unreadable nested signature"));
     }
 }

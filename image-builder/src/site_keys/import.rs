@@ -48,7 +48,8 @@ const KEY_COLUMNS: &[&str] = &[
 /// … an AD object's name or DN, which ends in `{Key ID}` (Active Directory exports).
 const NAME_COLUMNS: &[&str] = &["name", "cn", "distinguishedname", "dn"];
 /// … the device (shown in problems, never needed).
-const DEVICE_COLUMNS: &[&str] = &["devicename", "computername", "computer", "machinename", "machine", "device", "hostname", "displayname"];
+const DEVICE_COLUMNS: &[&str] =
+    &["devicename", "computername", "computer", "machinename", "machine", "device", "hostname", "displayname"];
 
 /// What kind of export a file was recognised as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +139,8 @@ impl KeySet {
         if meta.len() > MAX_FILE_BYTES {
             bail!("{}: {} bytes is too large for a key file (at most {MAX_FILE_BYTES})", path.display(), meta.len());
         }
-        let bytes = Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
+        let bytes =
+            Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
         self.add_bytes(path, &bytes);
         Ok(())
     }
@@ -174,21 +176,42 @@ impl KeySet {
         for row in rows {
             row_count += 1;
             match row.result {
-                Ok((key_id, key)) => new_entries.push(Entry { file: path.to_path_buf(), line: row.line, key_id, device: row.device, key }),
-                Err(m) => self.problems.push(Problem { file: path.to_path_buf(), line: row.line, severity: Severity::Error, message: m }),
+                Ok((key_id, key)) => new_entries.push(Entry {
+                    file: path.to_path_buf(),
+                    line: row.line,
+                    key_id,
+                    device: row.device,
+                    key,
+                }),
+                Err(m) => self.problems.push(Problem {
+                    file: path.to_path_buf(),
+                    line: row.line,
+                    severity: Severity::Error,
+                    message: m,
+                }),
             }
         }
         if row_count == 0 {
-            self.problems.push(Problem { file: path.to_path_buf(), line: 0, severity: Severity::Error, message: "no key lines".into() });
+            self.problems.push(Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                severity: Severity::Error,
+                message: "no key lines".into(),
+            });
         }
         self.files.push((path.to_path_buf(), kind, row_count));
         // Duplicates and conflicts, against everything read so far.
-        let mut seen: HashMap<[u8; 16], usize> = self.entries.iter().enumerate().map(|(i, e)| (e.key_id.0, i)).collect();
+        let mut seen: HashMap<[u8; 16], usize> =
+            self.entries.iter().enumerate().map(|(i, e)| (e.key_id.0, i)).collect();
         for e in new_entries {
             if let Some(&i) = seen.get(&e.key_id.0) {
                 let first = &self.entries[i];
                 let same = first.key[..] == e.key[..];
-                let at = if first.file == e.file { format!("line {}", first.line) } else { format!("{}:{}", first.file.display(), first.line) };
+                let at = if first.file == e.file {
+                    format!("line {}", first.line)
+                } else {
+                    format!("{}:{}", first.file.display(), first.line)
+                };
                 self.problems.push(Problem {
                     file: e.file.clone(),
                     line: e.line,
@@ -196,7 +219,10 @@ impl KeySet {
                     message: if same {
                         format!("Key ID {{{}}} again, with the same key as {at} (duplicate, ignored)", e.key_id)
                     } else {
-                        format!("Key ID {{{}}} has a different recovery key than {at} (conflict: which one is right?)", e.key_id)
+                        format!(
+                            "Key ID {{{}}} has a different recovery key than {at} (conflict: which one is right?)",
+                            e.key_id
+                        )
                     },
                 });
                 continue;
@@ -256,12 +282,16 @@ fn decode(bytes: &[u8]) -> std::result::Result<Zeroizing<String>, String> {
             return Err("UTF-16 file with an odd number of bytes (truncated?)".into());
         }
         let units: Zeroizing<Vec<u16>> = Zeroizing::new(
-            body.chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) }).collect(),
+            body.chunks_exact(2)
+                .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+                .collect(),
         );
         String::from_utf16(&units).map(Zeroizing::new).map_err(|_| "invalid UTF-16 text".to_string())
     };
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return std::str::from_utf8(rest).map(|s| Zeroizing::new(s.to_string())).map_err(|e| format!("invalid UTF-8 at byte {}", 3 + e.valid_up_to()));
+        return std::str::from_utf8(rest)
+            .map(|s| Zeroizing::new(s.to_string()))
+            .map_err(|e| format!("invalid UTF-8 at byte {}", 3 + e.valid_up_to()));
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         return utf16(rest, true);
@@ -269,11 +299,18 @@ fn decode(bytes: &[u8]) -> std::result::Result<Zeroizing<String>, String> {
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
         return utf16(rest, false);
     }
-    if bytes.len() >= 4 && bytes.len().is_multiple_of(2) && bytes.iter().skip(1).step_by(2).all(|&b| b == 0) && bytes[0] != 0 {
+    if bytes.len() >= 4
+        && bytes.len().is_multiple_of(2)
+        && bytes.iter().skip(1).step_by(2).all(|&b| b == 0)
+        && bytes[0] != 0
+    {
         return utf16(bytes, true);
     }
     std::str::from_utf8(bytes).map(|s| Zeroizing::new(s.to_string())).map_err(|e| {
-        format!("not UTF-8 or UTF-16 text (invalid byte at {}); save the export as UTF-8 or Unicode CSV", e.valid_up_to())
+        format!(
+            "not UTF-8 or UTF-16 text (invalid byte at {}); save the export as UTF-8 or Unicode CSV",
+            e.valid_up_to()
+        )
     })
 }
 
@@ -379,7 +416,10 @@ fn detect_delimiter(text: &str) -> char {
 
 /// A header name as compared: lower case, without BOM, spaces, `-`, `_`, `.`, quotes.
 fn norm(h: &str) -> String {
-    h.chars().filter(|c| !matches!(c, ' ' | '-' | '_' | '.' | '"' | '\u{feff}' | '\t')).flat_map(char::to_lowercase).collect()
+    h.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '_' | '.' | '"' | '\u{feff}' | '\t'))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
@@ -416,7 +456,15 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
             return Err((first.line, "no Key ID column in the header (looked for e.g. KeyID, RecoveryKeyId, Id, or an AD Name/DistinguishedName holding {Key ID})".into()));
         }
         let kind = if id_col.is_none() { Kind::ActiveDirectory } else { Kind::Columns };
-        (kind, id_col, key_col, name_col, find_column(&header, &["distinguishedname", "dn"]), find_column(&header, DEVICE_COLUMNS), &records[1..])
+        (
+            kind,
+            id_col,
+            key_col,
+            name_col,
+            find_column(&header, &["distinguishedname", "dn"]),
+            find_column(&header, DEVICE_COLUMNS),
+            &records[1..],
+        )
     };
     let mut rows = Vec::new();
     for r in data {

@@ -19,8 +19,9 @@ fn random<const N: usize>() -> Result<[u8; N]> {
 /// The key file for the stick: sealed with `pin`, or unsealed when `pin` is `None`.
 pub fn key_file(keys: &SiteKeys, pin: Option<&str>) -> Result<Vec<u8>> {
     match pin {
-        Some(pin) => keyring::seal(keys, pin, keyring::KdfParams::DEFAULT, random()?, random()?).context("sealing the keys"),
+        Some(pin) => {
+            keyring::seal(keys, pin, keyring::KdfParams::DEFAULT, random()?, random()?).context("sealing the keys")
+        }
         None => keyring::unsealed(keys).context("writing the keys"),
     }
 }
-

@@ -13,8 +13,10 @@ pub const MIN_PIN_CHARS: usize = 4;
 pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     let pin = match pin_file {
         Some(p) => {
-            let bytes = Zeroizing::new(std::fs::read(p).with_context(|| format!("cannot read the PIN file {}", p.display()))?);
-            let text = std::str::from_utf8(&bytes).map_err(|_| anyhow::anyhow!("the PIN file {} is not UTF-8 text", p.display()))?;
+            let bytes =
+                Zeroizing::new(std::fs::read(p).with_context(|| format!("cannot read the PIN file {}", p.display()))?);
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| anyhow::anyhow!("the PIN file {} is not UTF-8 text", p.display()))?;
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             let line = text.strip_suffix('\n').unwrap_or(text);
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -28,7 +30,9 @@ pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
             if !std::io::stdin().is_terminal() {
                 bail!("no terminal to ask for the PIN: pass --pin-file FILE (or --no-seal to store the keys unsealed)");
             }
-            let a = Zeroizing::new(rpassword::prompt_password("Site PIN for the keys on this stick: ").context("reading the PIN")?);
+            let a = Zeroizing::new(
+                rpassword::prompt_password("Site PIN for the keys on this stick: ").context("reading the PIN")?,
+            );
             let b = Zeroizing::new(rpassword::prompt_password("The same PIN again: ").context("reading the PIN")?);
             if *a != *b {
                 bail!("the two PINs differ; nothing was built");
@@ -47,4 +51,3 @@ pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     }
     Ok(pin)
 }
-

@@ -100,7 +100,10 @@ fn offset_block(pos: u64) -> Block {
 }
 
 /// The Elephant sector key: AES of the offset and of the offset with its last byte 0x80.
-fn sector_key<C: BlockEncrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>>(tweak: &C, pos: u64) -> [u8; 32] {
+fn sector_key<C: BlockEncrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>>(
+    tweak: &C,
+    pos: u64,
+) -> [u8; 32] {
     let mut a = offset_block(pos);
     let mut b = offset_block(pos);
     b[15] = 0x80;
@@ -213,7 +216,9 @@ fn cbc_area<C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 a
     }
 }
 
-fn cbc_decrypt_sector<C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>>(
+fn cbc_decrypt_sector<
+    C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>,
+>(
     key: &C,
     tweak: Option<&C>,
     pos: u64,
@@ -254,7 +259,9 @@ fn cbc_decrypt_sector<C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize =
     }
 }
 
-fn cbc_encrypt_sector<C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>>(
+fn cbc_encrypt_sector<
+    C: BlockEncrypt + BlockDecrypt + BlockSizeUser<BlockSize = <Aes128 as BlockSizeUser>::BlockSize>,
+>(
     key: &C,
     tweak: Option<&C>,
     pos: u64,

@@ -9,13 +9,13 @@
 
 use super::cipher::SectorCipher;
 use super::datum::{build, entry, value};
-use crate::le::{le16, le64};
 use super::error::{BitLockerError, Result};
 use super::header::GUID_NORMAL;
 use super::keys;
 use super::metadata::{EncryptionMethod, AREA_SIZE};
 use crate::block::BlockDevice;
 use crate::crc32::crc32;
+use crate::le::{le16, le64};
 use crate::partition::Guid;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -86,7 +86,16 @@ fn ccm_datum(entry_type: u16, w: &super::protector::WrappedKey) -> Vec<u8> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn vmk_datum(guid: Guid, filetime: u64, kind: u16, salt: &[u8; 16], stretch_method: u32, stretched: &[u8; 32], vmk: &[u8; 32], n: &mut Nonces) -> Vec<u8> {
+fn vmk_datum(
+    guid: Guid,
+    filetime: u64,
+    kind: u16,
+    salt: &[u8; 16],
+    stretch_method: u32,
+    stretched: &[u8; 32],
+    vmk: &[u8; 32],
+    n: &mut Nonces,
+) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&guid.0);
     v.extend_from_slice(&filetime.to_le_bytes());
@@ -245,7 +254,13 @@ pub fn encrypt_in_place<D: BlockDevice>(
     let reserved = (t, vh_off + vh_size);
     let mut p = vh_size;
     while p < boundary {
-        let end = if p < reserved.0 { reserved.0.min(p + buf.len() as u64) } else if p < reserved.1 { reserved.1 } else { size.min(p + buf.len() as u64) };
+        let end = if p < reserved.0 {
+            reserved.0.min(p + buf.len() as u64)
+        } else if p < reserved.1 {
+            reserved.1
+        } else {
+            size.min(p + buf.len() as u64)
+        };
         let end = end.min(boundary);
         if p >= reserved.0 && p < reserved.1 {
             p = end;

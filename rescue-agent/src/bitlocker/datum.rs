@@ -87,7 +87,13 @@ impl<'a> Iterator for Datums<'a> {
             self.failed = true;
             return Some(corrupt("metadata entry size", offset));
         }
-        let d = Datum { offset, entry_type: le16(b, 2).unwrap_or(0), value_type: le16(b, 4).unwrap_or(0), version: le16(b, 6).unwrap_or(0), raw: &b[..size] };
+        let d = Datum {
+            offset,
+            entry_type: le16(b, 2).unwrap_or(0),
+            value_type: le16(b, 4).unwrap_or(0),
+            version: le16(b, 6).unwrap_or(0),
+            raw: &b[..size],
+        };
         self.pos += size;
         Some(Ok(d))
     }

@@ -2,8 +2,8 @@
 //! of an encrypted volume. It tells the sector size and where the three FVE
 //! metadata copies are.
 
-use crate::le::{le16, le64};
 use super::error::{corrupt, BitLockerError, Result};
+use crate::le::{le16, le64};
 use crate::partition::Guid;
 
 /// Volume identifier of a BitLocker volume (Windows 7 and later).

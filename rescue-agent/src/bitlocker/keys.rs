@@ -6,16 +6,16 @@
 //! formats or logs a key.
 
 use super::datum::{entry, value, Datums};
-use crate::le::le16;
 use super::error::{BitLockerError, Result};
 use super::protector::WrappedKey;
+use crate::le::le16;
 use crate::partition::Guid;
 use aes::Aes256;
+use alloc::vec::Vec;
 use ccm::aead::generic_array::GenericArray;
 use ccm::aead::{AeadInPlace, KeyInit};
 use ccm::consts::{U12, U16};
 use sha2::{Digest, Sha256};
-use alloc::vec::Vec;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Number of SHA-256 rounds of the key stretch.
@@ -103,9 +103,8 @@ pub fn stretch_with(initial: &[u8; 32], salt: &[u8; 16], compress: Compress) -> 
     // then (salt, counter, padding, length). Calling the compression function
     // directly skips the hasher's buffering; on the host `sha2` uses SHA-NI
     // when the CPU has it (runtime detection inside the crate).
-    const IV: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    ];
+    const IV: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
     let mut blocks = Zeroizing::new([[0u8; 64]; 2]);
     blocks[0][32..64].copy_from_slice(initial);
     blocks[1][..16].copy_from_slice(salt);
@@ -171,7 +170,12 @@ pub fn unwrap(key: &[u8], w: &WrappedKey) -> Option<Zeroizing<Vec<u8>>> {
     let cipher = ccm::Ccm::<Aes256, U16, U12>::new_from_slice(key).ok()?;
     let mut buf = Zeroizing::new(w.ciphertext.clone());
     cipher
-        .decrypt_in_place_detached(GenericArray::from_slice(&w.nonce), &[], &mut buf[..], GenericArray::from_slice(&w.tag))
+        .decrypt_in_place_detached(
+            GenericArray::from_slice(&w.nonce),
+            &[],
+            &mut buf[..],
+            GenericArray::from_slice(&w.tag),
+        )
         .ok()?;
     if le16(&buf, 0).unwrap_or(0) as usize != buf.len() {
         return None;

@@ -5,12 +5,12 @@
 //! valid one.
 
 use super::datum::{entry, value, Datums};
-use crate::le::{le16, le32, le64};
 use super::error::{corrupt, BitLockerError, Result};
 use super::header::VolumeHeader;
 use super::protector::{Protector, WrappedKey};
 use crate::block::BlockDevice;
 use crate::crc32::crc32;
+use crate::le::{le16, le32, le64};
 use crate::partition::Guid;
 use alloc::string::String;
 use alloc::vec;
@@ -220,12 +220,13 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
         None => (le64(block, 56).unwrap_or(0), le32(block, 28).unwrap_or(0) as u64 * 512),
     };
     // The validation structure: size, version, CRC-32, then an AES-CCM datum.
-    let validation = Datums::new(&block[block_len + 8..(block_len + 8 + 120).min(block.len())], at + block_len as u64 + 8)
-        .next()
-        .and_then(|d| d.ok())
-        .filter(|d| d.value_type == value::AES_CCM)
-        .and_then(|d| d.ccm().ok())
-        .map(|b| WrappedKey::from_blob(&b));
+    let validation =
+        Datums::new(&block[block_len + 8..(block_len + 8 + 120).min(block.len())], at + block_len as u64 + 8)
+            .next()
+            .and_then(|d| d.ok())
+            .filter(|d| d.value_type == value::AES_CCM)
+            .and_then(|d| d.ccm().ok())
+            .map(|b| WrappedKey::from_blob(&b));
     let block_sha256 = {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();

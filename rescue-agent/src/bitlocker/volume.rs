@@ -129,11 +129,14 @@ impl<D: BlockDevice> BitLocker<D> {
             UnlockKey::RecoveryPassword(s) => {
                 let rk = keys::parse_recovery_password(s)?;
                 let initial = keys::recovery_initial(&rk);
-                self.try_stretched(ProtectorKind::RecoveryPassword, &initial, "recovery password")
-                    .map_err(|e| match e {
+                self.try_stretched(ProtectorKind::RecoveryPassword, &initial, "recovery password").map_err(
+                    |e| match e {
                         BitLockerError::NoProtector { .. } => e,
-                        _ => BitLockerError::WrongRecoveryPassword { key_ids: self.ids(ProtectorKind::RecoveryPassword) },
-                    })
+                        _ => {
+                            BitLockerError::WrongRecoveryPassword { key_ids: self.ids(ProtectorKind::RecoveryPassword) }
+                        }
+                    },
+                )
             }
             UnlockKey::Password(s) => {
                 let initial = keys::password_initial(s);
@@ -152,7 +155,11 @@ impl<D: BlockDevice> BitLocker<D> {
                     return Err(BitLockerError::NoProtector { kind: "startup key" });
                 }
                 // The protector with the key file's GUID first, then the others.
-                for p in candidates.iter().filter(|p| p.key_id == sk.key_id).chain(candidates.iter().filter(|p| p.key_id != sk.key_id)) {
+                for p in candidates
+                    .iter()
+                    .filter(|p| p.key_id == sk.key_id)
+                    .chain(candidates.iter().filter(|p| p.key_id != sk.key_id))
+                {
                     if let Some(v) = Self::open_vmk(p, &sk.key[..]) {
                         return Ok((p.key_id, v));
                     }
@@ -178,7 +185,12 @@ impl<D: BlockDevice> BitLocker<D> {
         }
     }
 
-    fn try_stretched(&self, kind: ProtectorKind, initial: &[u8; 32], name: &'static str) -> Result<(Guid, Zeroizing<[u8; 32]>)> {
+    fn try_stretched(
+        &self,
+        kind: ProtectorKind,
+        initial: &[u8; 32],
+        name: &'static str,
+    ) -> Result<(Guid, Zeroizing<[u8; 32]>)> {
         let mut any = false;
         for p in self.protectors().iter().filter(|p| p.kind == kind) {
             any = true;
@@ -209,7 +221,8 @@ impl<D: BlockDevice> BitLocker<D> {
             }
         }
         let d = keys::unwrap(&vmk[..], &m.wrapped_fvek).ok_or(BitLockerError::MetadataAuthentication { key_id })?;
-        let (_, k) = keys::key_bytes(&d).ok_or(BitLockerError::Corrupt { what: "FVEK entry", offset: m.wrapped_fvek.offset })?;
+        let (_, k) =
+            keys::key_bytes(&d).ok_or(BitLockerError::Corrupt { what: "FVEK entry", offset: m.wrapped_fvek.offset })?;
         Ok(VolumeKey { key_id, method: m.method, key: Zeroizing::new(k.to_vec()) })
     }
 

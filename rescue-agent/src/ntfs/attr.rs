@@ -82,7 +82,11 @@ pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clust
         let name = if name_len == 0 {
             Vec::new()
         } else {
-            let nb = a.get(name_off..name_off + 2 * name_len).ok_or(corrupt("attribute", at(o), "name outside the attribute"))?;
+            let nb = a.get(name_off..name_off + 2 * name_len).ok_or(corrupt(
+                "attribute",
+                at(o),
+                "name outside the attribute",
+            ))?;
             nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
         };
         let form = match nonres {

@@ -28,10 +28,19 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
         let name = if nl == 0 {
             Vec::new()
         } else {
-            let nb = b.get(o + no..o + no + 2 * nl).filter(|_| no + 2 * nl <= len).ok_or(corrupt("attribute list", offset + o as u64, "name outside the entry"))?;
+            let nb = b.get(o + no..o + no + 2 * nl).filter(|_| no + 2 * nl <= len).ok_or(corrupt(
+                "attribute list",
+                offset + o as u64,
+                "name outside the entry",
+            ))?;
             nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
         };
-        out.push(ListEntry { type_code: t, lowest_vcn: le64(b, o + 8).unwrap_or(0), record_ref: le64(b, o + 0x10).unwrap_or(0), name });
+        out.push(ListEntry {
+            type_code: t,
+            lowest_vcn: le64(b, o + 8).unwrap_or(0),
+            record_ref: le64(b, o + 0x10).unwrap_or(0),
+            name,
+        });
         o += len;
     }
     if o != b.len() && b[o..].iter().any(|&x| x != 0) {

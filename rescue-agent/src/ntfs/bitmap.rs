@@ -13,7 +13,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 /// Adds bits `start..start+len` to a byte→mask map; a bit already present means two runs claim one cluster.
-pub(super) fn add_bits(map: &mut BTreeMap<u64, u8>, start: u64, len: u64, structure: &'static str, offset: u64) -> Result<()> {
+pub(super) fn add_bits(
+    map: &mut BTreeMap<u64, u8>,
+    start: u64,
+    len: u64,
+    structure: &'static str,
+    offset: u64,
+) -> Result<()> {
     for b in start..start + len {
         let m = map.entry(b / 8).or_insert(0);
         let bit = 1u8 << (b % 8);
@@ -26,7 +32,15 @@ pub(super) fn add_bits(map: &mut BTreeMap<u64, u8>, start: u64, len: u64, struct
 }
 
 /// Plans clearing `bits` (byte index → mask) in a bitmap stream; every bit must currently be set.
-pub(super) fn clear_bits(v: &Ntfs, dev: &mut impl BlockDevice, plan: &mut Plan, s: &Stream, bits: &BTreeMap<u64, u8>, structure: &'static str, reason: &str) -> Result<()> {
+pub(super) fn clear_bits(
+    v: &Ntfs,
+    dev: &mut impl BlockDevice,
+    plan: &mut Plan,
+    s: &Stream,
+    bits: &BTreeMap<u64, u8>,
+    structure: &'static str,
+    reason: &str,
+) -> Result<()> {
     let Stream::NonResident { runs, offset, .. } = s else {
         return Err(NtfsError::Unsupported { structure, offset: 0, detail: "resident bitmap" });
     };
@@ -43,7 +57,11 @@ pub(super) fn clear_bits(v: &Ntfs, dev: &mut impl BlockDevice, plan: &mut Plan, 
         v.read_stream(dev, s, start, &mut cur).map_err(|_| corrupt(structure, *offset, "bit beyond the bitmap"))?;
         for (i, (c, m)) in cur.iter_mut().zip(&masks).enumerate() {
             if *c & m != *m {
-                return Err(corrupt(structure, *offset + start + i as u64, "bit already clear: the volume disagrees with the file (cross-linked?)"));
+                return Err(corrupt(
+                    structure,
+                    *offset + start + i as u64,
+                    "bit already clear: the volume disagrees with the file (cross-linked?)",
+                ));
             }
             *c &= !m;
         }
@@ -55,4 +73,3 @@ pub(super) fn clear_bits(v: &Ntfs, dev: &mut impl BlockDevice, plan: &mut Plan, 
     }
     Ok(())
 }
-

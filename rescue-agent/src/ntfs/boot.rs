@@ -69,10 +69,18 @@ impl BootSector {
         }
         let cluster_size = sector_size.checked_mul(spc).ok_or(bad("cluster size overflow"))?;
         if cluster_size > MAX_CLUSTER {
-            return Err(NtfsError::Unsupported { structure: "boot sector", offset: 0x0D, detail: "cluster size above 2 MiB" });
+            return Err(NtfsError::Unsupported {
+                structure: "boot sector",
+                offset: 0x0D,
+                detail: "cluster size above 2 MiB",
+            });
         }
         let total_sectors = le64(b, 0x28).ok_or(bad("short"))?;
-        let vol_bytes = total_sectors.checked_mul(sector_size as u64).ok_or(corrupt("boot sector", 0x28, "total sectors overflow"))?;
+        let vol_bytes = total_sectors.checked_mul(sector_size as u64).ok_or(corrupt(
+            "boot sector",
+            0x28,
+            "total sectors overflow",
+        ))?;
         if vol_bytes > device_size {
             return Err(corrupt("boot sector", 0x28, "volume is larger than its device (truncated image?)"));
         }
@@ -84,17 +92,35 @@ impl BootSector {
         }
         let record_size = size_from_clusters(b[0x40], cluster_size, "bad clusters per MFT record")?;
         if record_size != 1024 && record_size != 4096 {
-            return Err(NtfsError::Unsupported { structure: "boot sector", offset: 0x40, detail: "MFT record size is not 1 KiB or 4 KiB" });
+            return Err(NtfsError::Unsupported {
+                structure: "boot sector",
+                offset: 0x40,
+                detail: "MFT record size is not 1 KiB or 4 KiB",
+            });
         }
         if record_size < sector_size {
-            return Err(NtfsError::Unsupported { structure: "boot sector", offset: 0x40, detail: "MFT record smaller than a sector" });
+            return Err(NtfsError::Unsupported {
+                structure: "boot sector",
+                offset: 0x40,
+                detail: "MFT record smaller than a sector",
+            });
         }
         let index_block_size = size_from_clusters(b[0x44], cluster_size, "bad clusters per index block")?;
         if !index_block_size.is_power_of_two() || !(512..=65536).contains(&index_block_size) {
             return Err(corrupt("boot sector", 0x44, "index block size out of range"));
         }
         let serial = le64(b, 0x48).ok_or(bad("short"))?;
-        Ok(BootSector { sector_size, cluster_size, record_size, index_block_size, total_sectors, total_clusters, mft_lcn, mftmirr_lcn, serial })
+        Ok(BootSector {
+            sector_size,
+            cluster_size,
+            record_size,
+            index_block_size,
+            total_sectors,
+            total_clusters,
+            mft_lcn,
+            mftmirr_lcn,
+            serial,
+        })
     }
 
     /// Reads sector 0 of `dev` and parses it.

@@ -3,6 +3,7 @@
 //! [`super::plan::execute`] in the crash-safe order documented there.
 
 use super::attr::{self, Form};
+use super::bitmap::{add_bits, clear_bits};
 use super::filename::{DOS, WIN32};
 use super::fs::{Ntfs, FIRST_USER_RECORD, MFT};
 use super::gate::Clearance;
@@ -12,7 +13,6 @@ use super::record::{Record, IN_USE};
 use super::{corrupt, put16, put32, ref_record, NtfsError, Result};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
-use super::bitmap::{add_bits, clear_bits};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -31,7 +31,14 @@ pub fn next_seq(s: u16) -> u16 {
 /// only those names go and the record stays; otherwise the record, its
 /// extension records, their `$MFT` bitmap bits and the file's clusters are
 /// freed. Reads only; errors mean no plan (and nothing written).
-pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_ref: u64, file_ref: u64, names: &[Vec<u16>]) -> Result<Plan> {
+pub fn plan_delete(
+    v: &Ntfs,
+    dev: &mut impl BlockDevice,
+    _gate: &Clearance,
+    dir_ref: u64,
+    file_ref: u64,
+    names: &[Vec<u16>],
+) -> Result<Plan> {
     let n = ref_record(file_ref);
     let f = v.load_file(dev, n)?;
     let base = f.base().clone();
@@ -45,7 +52,10 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
         return Err(NtfsError::Refused { offset: base.offset, detail: "directories are not deleted" });
     }
     if f.attrs.iter().any(|(_, a)| a.type_code == attr::REPARSE_POINT) {
-        return Err(NtfsError::Refused { offset: base.offset, detail: "reparse point (its $Reparse index entry is not handled)" });
+        return Err(NtfsError::Refused {
+            offset: base.offset,
+            detail: "reparse point (its $Reparse index entry is not handled)",
+        });
     }
     let all = f.names()?;
     let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| ref_record(fname.parent) == ref_record(dir_ref)).collect();
@@ -59,7 +69,13 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
         return Err(NtfsError::Stale { offset: base.offset });
     }
     let has = |ns: u8, rm: &Vec<usize>| rm.iter().any(|&i| all[i].2.namespace == ns);
-    let partner = if has(WIN32, &remove) { Some(DOS) } else if has(DOS, &remove) { Some(WIN32) } else { None };
+    let partner = if has(WIN32, &remove) {
+        Some(DOS)
+    } else if has(DOS, &remove) {
+        Some(WIN32)
+    } else {
+        None
+    };
     if let Some(p) = partner {
         for (i, (_, _, fname)) in all.iter().enumerate() {
             if fname.namespace == p && ref_record(fname.parent) == ref_record(dir_ref) && !remove.contains(&i) {
@@ -87,7 +103,11 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
         for &i in &remove {
             let (ri, a, _) = &all[i];
             if *ri != 0 {
-                return Err(NtfsError::Unsupported { structure: "$FILE_NAME", offset: f.records[*ri].offset, detail: "name of a hard-linked file held in an extension record" });
+                return Err(NtfsError::Unsupported {
+                    structure: "$FILE_NAME",
+                    offset: f.records[*ri].offset,
+                    detail: "name of a hard-linked file held in an extension record",
+                });
             }
             drop.push((a.offset, a.length));
         }
@@ -157,7 +177,11 @@ pub fn plan_delete(v: &Ntfs, dev: &mut impl BlockDevice, _gate: &Clearance, dir_
                 if let Some(l) = r.lcn {
                     total += r.len;
                     if total > v.boot.total_clusters {
-                        return Err(corrupt("data runs", f.records[*ri].offset, "file claims more clusters than the volume has"));
+                        return Err(corrupt(
+                            "data runs",
+                            f.records[*ri].offset,
+                            "file claims more clusters than the volume has",
+                        ));
                     }
                     add_bits(&mut cbits, l, r.len, "data runs", f.records[*ri].offset + a.offset as u64)?;
                 }
@@ -183,4 +207,3 @@ fn remove_attr(rec: &mut Record, off: usize, len: usize) -> Result<()> {
     put32(&mut rec.data, 0x18, (used - len) as u32);
     Ok(())
 }
-

@@ -65,7 +65,8 @@ impl File {
         let mut next = 0u64;
         let mut sizes = None;
         for (_, a) in &segs {
-            let Form::NonResident { lowest_vcn, highest_vcn, runs: r, allocated, data_size, initialized } = &a.form else {
+            let Form::NonResident { lowest_vcn, highest_vcn, runs: r, allocated, data_size, initialized } = &a.form
+            else {
                 return Err(corrupt("attribute", off, "resident and non-resident segments mixed"));
             };
             if *lowest_vcn != next {
@@ -77,7 +78,8 @@ impl File {
             runs.extend_from_slice(r);
             next = highest_vcn.wrapping_add(1);
         }
-        let (data_size, initialized, allocated, flags) = sizes.ok_or(corrupt("attribute", off, "no segment at VCN 0"))?;
+        let (data_size, initialized, allocated, flags) =
+            sizes.ok_or(corrupt("attribute", off, "no segment at VCN 0"))?;
         Ok(Some(Stream::NonResident { runs, data_size, initialized, allocated, flags, offset: off }))
     }
     /// Every `$FILE_NAME` of the file, with its record index and attribute.

@@ -9,7 +9,9 @@ use super::index::{Entry, Node};
 use super::record::Record;
 use super::runs::{self, Run};
 use super::upcase::UpCase;
-use super::{corrupt, le32, le64, ref_record, ref_seq, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE};
+use super::{
+    corrupt, le32, le64, ref_record, ref_seq, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE,
+};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeSet;
 use alloc::string::String;
@@ -117,7 +119,11 @@ impl Ntfs {
         dev.read_at(mft_at, &mut raw)?;
         let rec0 = Record::parse(0, mft_at, raw)?;
         let a0 = rec0.attrs(boot.total_clusters)?;
-        let data0 = a0.iter().find(|a| a.type_code == attr::DATA && a.name.is_empty()).ok_or(corrupt("$MFT", mft_at, "no $DATA attribute"))?;
+        let data0 = a0.iter().find(|a| a.type_code == attr::DATA && a.name.is_empty()).ok_or(corrupt(
+            "$MFT",
+            mft_at,
+            "no $DATA attribute",
+        ))?;
         let Form::NonResident { runs, data_size, lowest_vcn: 0, .. } = &data0.form else {
             return Err(corrupt("$MFT", mft_at, "$DATA is resident or does not start at VCN 0"));
         };
@@ -128,7 +134,12 @@ impl Ntfs {
         if mft_records < FIRST_USER_RECORD || *data_size > boot.volume_bytes() {
             return Err(corrupt("$MFT", mft_at, "$DATA size out of range"));
         }
-        let mut v = Ntfs { boot, mft_runs: runs.clone(), mft_records, upcase: UpCase::from_bytes(&vec![0u8; 131072]).ok_or(corrupt("$UpCase", 0, "internal"))? };
+        let mut v = Ntfs {
+            boot,
+            mft_runs: runs.clone(),
+            mft_records,
+            upcase: UpCase::from_bytes(&vec![0u8; 131072]).ok_or(corrupt("$UpCase", 0, "internal"))?,
+        };
         // A fragmented $MFT keeps later $DATA segments in extension records.
         if a0.iter().any(|a| a.type_code == attr::ATTRIBUTE_LIST) {
             let f = v.load_file(dev, MFT)?;
@@ -162,7 +173,9 @@ impl Ntfs {
         }
         let rs = self.boot.record_size as u64;
         let ex = runs::extents(&self.mft_runs, self.cluster(), n * rs, rs, self.boot.mft_lcn * self.cluster())?;
-        ex.into_iter().map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt("$MFT", self.boot.mft_lcn * self.cluster(), "sparse MFT"))).collect()
+        ex.into_iter()
+            .map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt("$MFT", self.boot.mft_lcn * self.cluster(), "sparse MFT")))
+            .collect()
     }
 
     /// Reads and validates record `n` (fixups applied). Does not require it to be in use.
@@ -195,12 +208,22 @@ impl Ntfs {
         if let Some(la) = list {
             let off = file.records[0].offset + la.offset as u64;
             let bytes = match &la.form {
-                Form::Resident { .. } => la.value(&file.records[0].data).ok_or(corrupt("attribute list", off, "value out of range"))?.to_vec(),
+                Form::Resident { .. } => la
+                    .value(&file.records[0].data)
+                    .ok_or(corrupt("attribute list", off, "value out of range"))?
+                    .to_vec(),
                 Form::NonResident { runs, data_size, initialized, allocated, .. } => {
                     if *data_size > 1 << 20 {
                         return Err(NtfsError::TooLarge { structure: "attribute list", offset: off, size: *data_size });
                     }
-                    let s = Stream::NonResident { runs: runs.clone(), data_size: *data_size, initialized: *initialized, allocated: *allocated, flags: la.flags, offset: off };
+                    let s = Stream::NonResident {
+                        runs: runs.clone(),
+                        data_size: *data_size,
+                        initialized: *initialized,
+                        allocated: *allocated,
+                        flags: la.flags,
+                        offset: off,
+                    };
                     self.read_all(dev, &s, 1 << 20)?
                 }
             };
@@ -213,12 +236,20 @@ impl Ntfs {
                     continue;
                 }
                 if seen.len() > MAX_EXTENSION_RECORDS {
-                    return Err(NtfsError::TooLarge { structure: "attribute list", offset: off, size: seen.len() as u64 });
+                    return Err(NtfsError::TooLarge {
+                        structure: "attribute list",
+                        offset: off,
+                        size: seen.len() as u64,
+                    });
                 }
                 seen.insert(rn);
                 let r = self.read_record(dev, rn)?;
                 if !r.in_use() || ref_record(r.base_ref()) != n || r.seq() != ref_seq(e.record_ref) {
-                    return Err(corrupt("MFT record", r.offset, "extension record not in use or not owned by its base"));
+                    return Err(corrupt(
+                        "MFT record",
+                        r.offset,
+                        "extension record not in use or not owned by its base",
+                    ));
                 }
                 let idx = file.records.len();
                 attrs.extend(r.attrs(tc)?.into_iter().map(|a| (idx, a)));
@@ -236,7 +267,11 @@ impl Ntfs {
         let len = buf.len() as u64;
         match s {
             Stream::Resident(v) => {
-                let end = pos.checked_add(len).filter(|&e| e <= v.len() as u64).ok_or(corrupt("attribute", 0, "read beyond a resident value"))?;
+                let end = pos.checked_add(len).filter(|&e| e <= v.len() as u64).ok_or(corrupt(
+                    "attribute",
+                    0,
+                    "read beyond a resident value",
+                ))?;
                 buf.copy_from_slice(&v[pos as usize..end as usize]);
             }
             Stream::NonResident { runs, data_size, initialized, offset, .. } => {
@@ -280,8 +315,16 @@ impl Ntfs {
     /// Metadata of a loaded file.
     pub fn info_of(&self, f: &File) -> Result<FileInfo> {
         let base = f.base();
-        let si = f.find(STANDARD_INFORMATION, &[]).next().ok_or(corrupt("MFT record", base.offset, "no $STANDARD_INFORMATION"))?;
-        let v = si.1.value(&f.records[si.0].data).filter(|v| v.len() >= 0x24).ok_or(corrupt("$STANDARD_INFORMATION", base.offset, "too short"))?;
+        let si = f.find(STANDARD_INFORMATION, &[]).next().ok_or(corrupt(
+            "MFT record",
+            base.offset,
+            "no $STANDARD_INFORMATION",
+        ))?;
+        let v = si.1.value(&f.records[si.0].data).filter(|v| v.len() >= 0x24).ok_or(corrupt(
+            "$STANDARD_INFORMATION",
+            base.offset,
+            "too short",
+        ))?;
         let attributes = le32(v, 0x20).unwrap_or(0);
         let data = f.find(attr::DATA, &[]).next();
         let dflags = data.map_or(0, |d| d.1.flags);
@@ -301,7 +344,10 @@ impl Ntfs {
             accessed: le64(v, 0x18).unwrap_or(0),
             attributes,
             compressed: attributes & 0x800 != 0 || dflags & attr::FLAG_COMPRESSED != 0,
-            encrypted: attributes & 0x4000 != 0 || dflags & attr::FLAG_ENCRYPTED != 0 || f.find(0x100, &[]).next().is_some() || f.attrs.iter().any(|(_, a)| a.type_code == 0x100),
+            encrypted: attributes & 0x4000 != 0
+                || dflags & attr::FLAG_ENCRYPTED != 0
+                || f.find(0x100, &[]).next().is_some()
+                || f.attrs.iter().any(|(_, a)| a.type_code == 0x100),
             reparse: attributes & 0x400 != 0 || f.attrs.iter().any(|(_, a)| a.type_code == attr::REPARSE_POINT),
             sparse: attributes & 0x200 != 0 || dflags & attr::FLAG_SPARSE != 0,
             names,
@@ -313,7 +359,11 @@ impl Ntfs {
         let file = self.load_file(dev, ref_record(file_ref))?;
         let base = file.base();
         if ref_seq(file_ref) != 0 && base.seq() != ref_seq(file_ref) {
-            return Err(corrupt("MFT record", base.offset, "sequence number does not match the reference (stale entry)"));
+            return Err(corrupt(
+                "MFT record",
+                base.offset,
+                "sequence number does not match the reference (stale entry)",
+            ));
         }
         if !base.is_dir() {
             return Err(NtfsError::NotADirectory { path: String::new() });
@@ -325,13 +375,21 @@ impl Ntfs {
     /// attribute type and collation rule (`$I30`: 0x30 and 1; `$ObjId:$O`: 0 and 0x13).
     pub fn open_index(&self, file: File, name: &[u16], indexed_type: u32, collation: u32) -> Result<Directory> {
         let base = file.base();
-        let (ri, ra) = file.find(INDEX_ROOT, name).next().cloned().ok_or(corrupt("MFT record", base.offset, "no $INDEX_ROOT of that name"))?;
+        let (ri, ra) = file.find(INDEX_ROOT, name).next().cloned().ok_or(corrupt(
+            "MFT record",
+            base.offset,
+            "no $INDEX_ROOT of that name",
+        ))?;
         let rec = &file.records[ri];
         let off = rec.offset + ra.offset as u64;
         let value = ra.value(&rec.data).ok_or(corrupt("$INDEX_ROOT", off, "not resident"))?.to_vec();
         let (mut root, info) = Node::root(value, off)?;
         if info.indexed_type != indexed_type || info.collation != collation {
-            return Err(NtfsError::Unsupported { structure: "$INDEX_ROOT", offset: off, detail: "index type or collation not as expected" });
+            return Err(NtfsError::Unsupported {
+                structure: "$INDEX_ROOT",
+                offset: off,
+                detail: "index type or collation not as expected",
+            });
         }
         let view = indexed_type != FILE_NAME;
         root.view = view;
@@ -343,7 +401,17 @@ impl Ntfs {
         if root.is_large() && !matches!(alloc, Some(Stream::NonResident { .. })) {
             return Err(corrupt("$INDEX_ROOT", off, "large index without $INDEX_ALLOCATION"));
         }
-        Ok(Directory { root_rec: ri, root_attr_off: ra.offset, root, block_size: info.block_size, vcn_unit, alloc, file, name: name.to_vec(), view })
+        Ok(Directory {
+            root_rec: ri,
+            root_attr_off: ra.offset,
+            root,
+            block_size: info.block_size,
+            vcn_unit,
+            alloc,
+            file,
+            name: name.to_vec(),
+            view,
+        })
     }
 
     /// Physical extents of the index block at `vcn`.
@@ -351,12 +419,16 @@ impl Ntfs {
         let Some(Stream::NonResident { runs, data_size, offset, .. }) = &dir.alloc else {
             return Err(corrupt("$INDEX_ROOT", dir.root.offset, "sub-node without $INDEX_ALLOCATION"));
         };
-        let pos = vcn.checked_mul(dir.vcn_unit).ok_or(corrupt("index entry", dir.root.offset, "sub-node VCN overflow"))?;
+        let pos =
+            vcn.checked_mul(dir.vcn_unit).ok_or(corrupt("index entry", dir.root.offset, "sub-node VCN overflow"))?;
         let bs = dir.block_size as u64;
         if pos % bs != 0 || pos.checked_add(bs).is_none_or(|e| e > *data_size) {
             return Err(corrupt("$INDEX_ALLOCATION", *offset, "sub-node VCN outside the allocation"));
         }
-        runs::extents(runs, self.cluster(), pos, bs, *offset)?.into_iter().map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt("$INDEX_ALLOCATION", *offset, "sparse index block"))).collect()
+        runs::extents(runs, self.cluster(), pos, bs, *offset)?
+            .into_iter()
+            .map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt("$INDEX_ALLOCATION", *offset, "sparse index block")))
+            .collect()
     }
 
     /// Reads the index block at `vcn`.
@@ -382,20 +454,40 @@ impl Ntfs {
         Ok(out)
     }
 
-    fn walk(&self, dev: &mut impl BlockDevice, dir: &Directory, node: &Node, depth: usize, seen: &mut BTreeSet<u64>, out: &mut Vec<DirEntry>) -> Result<()> {
+    fn walk(
+        &self,
+        dev: &mut impl BlockDevice,
+        dir: &Directory,
+        node: &Node,
+        depth: usize,
+        seen: &mut BTreeSet<u64>,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<()> {
         if depth > MAX_INDEX_DEPTH {
             return Err(corrupt("index block", node.offset, "index tree too deep (loop?)"));
         }
         for e in node.entries()? {
             if let Some(vcn) = e.sub {
                 if !seen.insert(vcn) {
-                    return Err(corrupt("index entry", node.offset + e.off as u64, "sub-node visited twice (loop in the index)"));
+                    return Err(corrupt(
+                        "index entry",
+                        node.offset + e.off as u64,
+                        "sub-node visited twice (loop in the index)",
+                    ));
                 }
                 let child = self.read_block(dev, dir, vcn)?;
                 self.walk(dev, dir, &child, depth + 1, seen, out)?;
             }
             if let Some(k) = e.key {
-                out.push(DirEntry { name: k.name_string(), namespace: k.namespace, file_ref: e.file_ref, is_dir: k.flags & 0x1000_0000 != 0, size: k.data_size, modified: k.modified, name_utf16: k.name });
+                out.push(DirEntry {
+                    name: k.name_string(),
+                    namespace: k.namespace,
+                    file_ref: e.file_ref,
+                    is_dir: k.flags & 0x1000_0000 != 0,
+                    size: k.data_size,
+                    modified: k.modified,
+                    name_utf16: k.name,
+                });
             }
         }
         Ok(())
@@ -404,14 +496,31 @@ impl Ntfs {
     /// Finds the entry for `name` in `dir`; when `target` is given, only an
     /// entry of that record with exactly that name (case-sensitive) counts.
     /// Returns the path of (node, entry index) from the root to the entry.
-    pub fn find_entry(&self, dev: &mut impl BlockDevice, dir: &Directory, name: &[u16], target: Option<u64>) -> Result<Option<Found>> {
+    pub fn find_entry(
+        &self,
+        dev: &mut impl BlockDevice,
+        dir: &Directory,
+        name: &[u16],
+        target: Option<u64>,
+    ) -> Result<Option<Found>> {
         let mut path = Vec::new();
         let mut seen = BTreeSet::new();
         self.search(dev, dir, NodeLoc::Root, &dir.root, name, target, 0, &mut seen, &mut path)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn search(&self, dev: &mut impl BlockDevice, dir: &Directory, loc: NodeLoc, node: &Node, name: &[u16], target: Option<u64>, depth: usize, seen: &mut BTreeSet<u64>, path: &mut Vec<(NodeLoc, usize)>) -> Result<Option<Found>> {
+    fn search(
+        &self,
+        dev: &mut impl BlockDevice,
+        dir: &Directory,
+        loc: NodeLoc,
+        node: &Node,
+        name: &[u16],
+        target: Option<u64>,
+        depth: usize,
+        seen: &mut BTreeSet<u64>,
+        path: &mut Vec<(NodeLoc, usize)>,
+    ) -> Result<Option<Found>> {
         if depth > MAX_INDEX_DEPTH {
             return Err(corrupt("index block", node.offset, "index tree too deep (loop?)"));
         }
@@ -435,11 +544,17 @@ impl Ntfs {
             if ord != Ordering::Greater {
                 if let Some(vcn) = e.sub {
                     if !seen.insert(vcn) {
-                        return Err(corrupt("index entry", node.offset + e.off as u64, "sub-node visited twice (loop in the index)"));
+                        return Err(corrupt(
+                            "index entry",
+                            node.offset + e.off as u64,
+                            "sub-node visited twice (loop in the index)",
+                        ));
                     }
                     let child = self.read_block(dev, dir, vcn)?;
                     path.push((loc, i));
-                    if let Some(r) = self.search(dev, dir, NodeLoc::Block(vcn), &child, name, target, depth + 1, seen, path)? {
+                    if let Some(r) =
+                        self.search(dev, dir, NodeLoc::Block(vcn), &child, name, target, depth + 1, seen, path)?
+                    {
                         return Ok(Some(r));
                     }
                     path.pop();
@@ -492,7 +607,11 @@ impl Ntfs {
     /// Entries of `dir` whose (non-DOS) name matches `pattern` (glob, case-folded by `$UpCase`).
     pub fn glob(&self, dev: &mut impl BlockDevice, dir: &Directory, pattern: &str) -> Result<Vec<DirEntry>> {
         let p: Vec<u16> = pattern.encode_utf16().collect();
-        Ok(self.list_dir(dev, dir)?.into_iter().filter(|e| e.namespace != DOS && crate::glob::matches(&p, &e.name_utf16, |u| self.upcase.fold(u))).collect())
+        Ok(self
+            .list_dir(dev, dir)?
+            .into_iter()
+            .filter(|e| e.namespace != DOS && crate::glob::matches(&p, &e.name_utf16, |u| self.upcase.fold(u)))
+            .collect())
     }
 
     /// The first `n` bytes of the unnamed `$DATA` of a file (fewer if it is shorter).
@@ -523,4 +642,3 @@ impl Ntfs {
         Ok(vec![(self.boot.mftmirr_lcn * self.cluster() + n * rs, rs)])
     }
 }
-

@@ -46,7 +46,11 @@ impl Clearance {
 pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJournal) -> Result<Clearance> {
     let (mut vrec, vi) = volume::read(v, dev)?;
     if vi.major != 3 {
-        return Err(NtfsError::Unsupported { structure: "$VOLUME_INFORMATION", offset: vrec.offset, detail: "NTFS version is not 3.x" });
+        return Err(NtfsError::Unsupported {
+            structure: "$VOLUME_INFORMATION",
+            offset: vrec.offset,
+            detail: "NTFS version is not 3.x",
+        });
     }
     volume::check_hibernation(v, dev)?;
     let lf = v.load_file(dev, LOGFILE)?;
@@ -67,13 +71,20 @@ pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJo
             record_write(v, &mut p, &mut vrec, "set the volume dirty flag so chkdsk runs at the next boot")?;
             for (ph, l) in runs::extents(lruns, v.cluster(), 0, *data_size, *loff)? {
                 let ph = ph.ok_or(corrupt("$LogFile", *loff, "sparse journal"))?;
-                p.writes.push(PlanWrite { structure: "$LogFile", offset: ph, len: l, data: WriteData::Fill { byte: 0xFF, len: l }, reason: String::from("reset the unclean journal (fill with 0xFF, as ntfsfix does)") });
+                p.writes.push(PlanWrite {
+                    structure: "$LogFile",
+                    offset: ph,
+                    len: l,
+                    data: WriteData::Fill { byte: 0xFF, len: l },
+                    reason: String::from("reset the unclean journal (fill with 0xFF, as ntfsfix does)"),
+                });
             }
-            p.notes.push(String::from("journal was unclean: reset and volume marked dirty; Windows runs chkdsk at the next boot"));
+            p.notes.push(String::from(
+                "journal was unclean: reset and volume marked dirty; Windows runs chkdsk at the next boot",
+            ));
             Some(p)
         }
         _ => None,
     };
     Ok(Clearance { journal, reset })
 }
-

@@ -71,7 +71,11 @@ impl Node {
         if value.len() < ROOT_HEADER + 0x10 {
             return Err(corrupt("$INDEX_ROOT", offset, "shorter than its header"));
         }
-        let info = RootInfo { indexed_type: le32(&value, 0).unwrap_or(0), collation: le32(&value, 4).unwrap_or(0), block_size: le32(&value, 8).unwrap_or(0) };
+        let info = RootInfo {
+            indexed_type: le32(&value, 0).unwrap_or(0),
+            collation: le32(&value, 4).unwrap_or(0),
+            block_size: le32(&value, 8).unwrap_or(0),
+        };
         let n = Node { buf: value, hdr: ROOT_HEADER, is_root: true, offset, view: false };
         n.check_header(n.buf.len())?;
         Ok((n, info))

@@ -128,7 +128,15 @@ impl<'a> Editor<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn search(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, key: &Key, depth: usize, path: &mut Vec<(NodeLoc, usize)>, steps: &mut usize) -> Result<bool> {
+    fn search(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        loc: NodeLoc,
+        key: &Key,
+        depth: usize,
+        path: &mut Vec<(NodeLoc, usize)>,
+        steps: &mut usize,
+    ) -> Result<bool> {
         *steps += 1;
         if depth > MAX_INDEX_DEPTH || *steps > 4096 {
             return Err(corrupt("index block", self.dir.root.offset, "index tree too deep or looping"));
@@ -140,9 +148,18 @@ impl<'a> Editor<'a> {
             } else {
                 match key {
                     Key::Name { name, file_ref } => {
-                        let k = e.key.as_ref().ok_or(corrupt("directory index", self.dir.root.offset, "entry without a file name"))?;
+                        let k = e.key.as_ref().ok_or(corrupt(
+                            "directory index",
+                            self.dir.root.offset,
+                            "entry without a file name",
+                        ))?;
                         let o = self.v.upcase.cmp(name, &k.name);
-                        (o, o == core::cmp::Ordering::Equal && ref_record(e.file_ref) == ref_record(*file_ref) && k.name == *name)
+                        (
+                            o,
+                            o == core::cmp::Ordering::Equal
+                                && ref_record(e.file_ref) == ref_record(*file_ref)
+                                && k.name == *name,
+                        )
                     }
                     Key::Ulongs(k) => {
                         let o = cmp_ulongs(k, &e.raw_key);
@@ -172,7 +189,11 @@ impl<'a> Editor<'a> {
 
     /// Removes the entry of `file_ref` named `name`, keeping the tree valid and sorted.
     pub(super) fn remove(&mut self, dev: &mut impl BlockDevice, key: &Key, shown: &str) -> Result<()> {
-        let path = self.find(dev, key)?.ok_or(corrupt("directory index", self.dir.root.offset, "no index entry for a name of the file"))?;
+        let path = self.find(dev, key)?.ok_or(corrupt(
+            "directory index",
+            self.dir.root.offset,
+            "no index entry for a name of the file",
+        ))?;
         let &(loc, idx) = path.last().ok_or(corrupt("directory index", 0, "internal"))?;
         let entries = self.entries(dev, loc)?;
         let e = entries.get(idx).cloned().ok_or(corrupt("directory index", 0, "internal"))?;
@@ -209,10 +230,23 @@ impl<'a> Editor<'a> {
     /// its predecessor (the last key of the rightmost leaf under `sub`), then
     /// removes that key from its leaf. The node is written before the leaf.
     #[allow(clippy::too_many_arguments)]
-    fn replace_interior(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, idx: usize, e: &Entry, sub: u64, shown: &str, successor: bool) -> Result<()> {
+    fn replace_interior(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        loc: NodeLoc,
+        idx: usize,
+        e: &Entry,
+        sub: u64,
+        shown: &str,
+        successor: bool,
+    ) -> Result<()> {
         let entries = self.entries(dev, loc)?;
         let (mut cur, mut parent) = if successor {
-            let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt("directory index", self.dir.root.offset, "interior entry without a following sub-node"))?;
+            let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt(
+                "directory index",
+                self.dir.root.offset,
+                "interior entry without a following sub-node",
+            ))?;
             (NodeLoc::Block(next_sub), (loc, idx + 1))
         } else {
             (NodeLoc::Block(sub), (loc, idx))
@@ -230,7 +264,11 @@ impl<'a> Editor<'a> {
         }
         let leaf_es = self.entries(dev, cur)?;
         if leaf_es.len() < 2 {
-            return Err(NtfsError::Unsupported { structure: "index block", offset: self.node(dev, cur)?.offset, detail: "replacement leaf is empty" });
+            return Err(NtfsError::Unsupported {
+                structure: "index block",
+                offset: self.node(dev, cur)?.offset,
+                detail: "replacement leaf is empty",
+            });
         }
         let x = if successor { leaf_es[0].clone() } else { leaf_es[leaf_es.len() - 2].clone() };
         let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
@@ -250,7 +288,12 @@ impl<'a> Editor<'a> {
     /// key left, moves a neighbouring separator into a sibling leaf, unlinks
     /// the empty leaf and frees it in the index bitmap. If no sibling has
     /// room, the empty leaf stays (a valid, if wasteful, tree).
-    fn collapse_if_empty(&mut self, dev: &mut impl BlockDevice, (ploc, pidx): (NodeLoc, usize), vcn: u64) -> Result<()> {
+    fn collapse_if_empty(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        (ploc, pidx): (NodeLoc, usize),
+        vcn: u64,
+    ) -> Result<()> {
         if self.entries(dev, NodeLoc::Block(vcn))?.len() > 1 {
             return Ok(());
         }
@@ -344,7 +387,9 @@ impl<'a> Editor<'a> {
                 // Re-read the attribute from the current (edited) record.
                 let rec = &self.dir.file.records[ri];
                 let attrs = rec.attrs(self.v.boot.total_clusters)?;
-                let Some(cur) = attrs.iter().find(|x| x.type_code == attr::BITMAP && x.name == iname) else { return Ok(()) };
+                let Some(cur) = attrs.iter().find(|x| x.type_code == attr::BITMAP && x.name == iname) else {
+                    return Ok(());
+                };
                 let _ = a;
                 let Form::Resident { value_offset, value_len } = cur.form else { return Ok(()) };
                 let byte = (bit / 8) as usize;
@@ -365,4 +410,3 @@ impl<'a> Editor<'a> {
         }
     }
 }
-

@@ -22,7 +22,8 @@ pub const RESTART_VOLUME_IS_CLEAN: u16 = 0x0002;
 /// 2.0. Anything else that is not all 0xFF — another version, a `CHKD`
 /// page, garbage — is [`NtfsError::UnknownJournal`].
 pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
-    let unknown = |o: usize, major: i16, minor: i16| NtfsError::UnknownJournal { offset: offset + o as u64, major, minor };
+    let unknown =
+        |o: usize, major: i16, minor: i16| NtfsError::UnknownJournal { offset: offset + o as u64, major, minor };
     if head.len() < 8192 {
         return Err(unknown(0, 0, 0));
     }
@@ -50,7 +51,12 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
         if !matches!((major, minor), (1, 1) | (2, 0)) {
             return Err(unknown(page_at, major, minor));
         }
-        if !sys_page.is_power_of_two() || !(512..=65536).contains(&sys_page) || !log_page.is_power_of_two() || log_page < 512 || page_at + sys_page > head.len() {
+        if !sys_page.is_power_of_two()
+            || !(512..=65536).contains(&sys_page)
+            || !log_page.is_power_of_two()
+            || log_page < 512
+            || page_at + sys_page > head.len()
+        {
             return Err(unknown(page_at, major, minor));
         }
         let mut page = head[page_at..page_at + sys_page].to_vec();
@@ -61,7 +67,11 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
         let lsn = le64(&page, ra_off).unwrap_or(0);
         let in_use = le16(&page, ra_off + 0x0C).unwrap_or(0);
         let flags = le16(&page, ra_off + 0x0E).unwrap_or(0);
-        let st = if in_use == 0xFFFF || flags & RESTART_VOLUME_IS_CLEAN != 0 { JournalState::Clean } else { JournalState::Unclean };
+        let st = if in_use == 0xFFFF || flags & RESTART_VOLUME_IS_CLEAN != 0 {
+            JournalState::Clean
+        } else {
+            JournalState::Unclean
+        };
         if best.is_none_or(|(l, _)| lsn >= l) {
             best = Some((lsn, st));
         }
@@ -114,7 +124,10 @@ mod tests {
         assert_eq!(state(&log(page(2, 0, 0, 0xFFFF, 5), page(2, 0, 0, 0, 4)), 0), Ok(JournalState::Clean));
         assert_eq!(state(&log(page(2, 0, 2, 0, 4), page(2, 0, 0, 0, 5)), 0), Ok(JournalState::Unclean));
         // Unknown versions, CHKD pages and garbage are refused.
-        assert!(matches!(state(&log(page(3, 0, 2, 0, 5), page(3, 0, 2, 0, 4)), 0), Err(NtfsError::UnknownJournal { major: 3, .. })));
+        assert!(matches!(
+            state(&log(page(3, 0, 2, 0, 5), page(3, 0, 2, 0, 4)), 0),
+            Err(NtfsError::UnknownJournal { major: 3, .. })
+        ));
         let mut chkd = page(1, 1, 2, 0, 5);
         chkd[..4].copy_from_slice(b"CHKD");
         assert!(state(&log(chkd, page(1, 1, 2, 0, 4)), 0).is_err());

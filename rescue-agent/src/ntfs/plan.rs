@@ -39,7 +39,10 @@ use core::fmt;
 pub enum WriteData {
     Bytes(Vec<u8>),
     /// `len` copies of `byte` (the journal reset).
-    Fill { byte: u8, len: u64 },
+    Fill {
+        byte: u8,
+        len: u64,
+    },
 }
 
 /// One write of a plan.
@@ -91,7 +94,15 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, w) in self.writes.iter().enumerate() {
-            writeln!(f, "  write {:>3}: {:<22} byte {:#012x} (+{} bytes): {}", i + 1, w.structure, w.offset, w.len, w.reason)?;
+            writeln!(
+                f,
+                "  write {:>3}: {:<22} byte {:#012x} (+{} bytes): {}",
+                i + 1,
+                w.structure,
+                w.offset,
+                w.len,
+                w.reason
+            )?;
         }
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
@@ -149,4 +160,3 @@ pub(super) fn commit_usn(mem: &mut [u8], disk: &[u8]) {
         }
     }
 }
-

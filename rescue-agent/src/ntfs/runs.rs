@@ -71,7 +71,11 @@ pub fn extents(runs: &[Run], cluster: u64, pos: u64, len: u64, offset: u64) -> R
     let end = pos.checked_add(len).ok_or(corrupt("data runs", offset, "range overflow"))?;
     while pos < end {
         let vcn = pos / cluster;
-        let r = runs.iter().find(|r| r.vcn <= vcn && vcn - r.vcn < r.len).ok_or(corrupt("data runs", offset, "stream range not mapped by its runs"))?;
+        let r = runs.iter().find(|r| r.vcn <= vcn && vcn - r.vcn < r.len).ok_or(corrupt(
+            "data runs",
+            offset,
+            "stream range not mapped by its runs",
+        ))?;
         let run_end = (r.vcn + r.len) * cluster;
         let n = (run_end - pos).min(end - pos);
         let phys = r.lcn.map(|l| l * cluster + (pos - r.vcn * cluster));
@@ -92,7 +96,14 @@ mod tests {
         // 0x18 clusters at 0x5634, then sparse 0x10, then 4 at -2 relative
         let b = [0x21, 0x18, 0x34, 0x56, 0x01, 0x10, 0x11, 0x04, 0xFE, 0x00];
         let r = decode(&b, 0, 1 << 20, 0).unwrap();
-        assert_eq!(r, [Run { vcn: 0, lcn: Some(0x5634), len: 0x18 }, Run { vcn: 0x18, lcn: None, len: 0x10 }, Run { vcn: 0x28, lcn: Some(0x5632), len: 4 }]);
+        assert_eq!(
+            r,
+            [
+                Run { vcn: 0, lcn: Some(0x5634), len: 0x18 },
+                Run { vcn: 0x18, lcn: None, len: 0x10 },
+                Run { vcn: 0x28, lcn: Some(0x5632), len: 4 }
+            ]
+        );
         assert!(decode(&b[..4], 0, 1 << 20, 0).is_err());
         assert!(decode(&b, 0, 0x100, 0).is_err());
         let e = extents(&r, 512, 0x17 * 512, 3 * 512, 0).unwrap();

@@ -1,8 +1,8 @@
 //! `$UpCase`: the volume's own case-folding table (65,536 UTF-16 units), used
 //! for every name comparison. Read from the volume, never hard-coded.
 
-use core::cmp::Ordering;
 use alloc::vec::Vec;
+use core::cmp::Ordering;
 
 /// The volume's upcase table.
 #[derive(Clone, Debug)]

@@ -22,14 +22,23 @@ pub struct VolumeInfo {
 /// Reads `$VOLUME_INFORMATION` of record 3.
 pub fn info(v: &Ntfs, rec: &Record) -> Result<VolumeInfo> {
     let attrs = rec.attrs(v.boot.total_clusters)?;
-    let a = attrs.iter().find(|a| a.type_code == VOLUME_INFORMATION).ok_or(corrupt("$Volume", rec.offset, "no $VOLUME_INFORMATION"))?;
+    let a = attrs.iter().find(|a| a.type_code == VOLUME_INFORMATION).ok_or(corrupt(
+        "$Volume",
+        rec.offset,
+        "no $VOLUME_INFORMATION",
+    ))?;
     let super::attr::Form::Resident { value_offset, value_len } = a.form else {
         return Err(corrupt("$VOLUME_INFORMATION", rec.offset, "not resident"));
     };
     if value_len < 12 {
         return Err(corrupt("$VOLUME_INFORMATION", rec.offset + value_offset as u64, "too short"));
     }
-    Ok(VolumeInfo { major: rec.data[value_offset + 8], minor: rec.data[value_offset + 9], flags: le16(&rec.data, value_offset + 10).unwrap_or(0), flags_at: value_offset + 10 })
+    Ok(VolumeInfo {
+        major: rec.data[value_offset + 8],
+        minor: rec.data[value_offset + 9],
+        flags: le16(&rec.data, value_offset + 10).unwrap_or(0),
+        flags_at: value_offset + 10,
+    })
 }
 
 /// Reads record 3 and its volume information.

@@ -90,9 +90,11 @@ impl Console {
         let key_event = system::with_stdin(|input| input.wait_for_key_event().ok())?;
         // SAFETY: a plain timer event without a notification function.
         let timer = match timeout {
-            Some(t) => unsafe { boot::create_event(EventType::TIMER, Tpl::APPLICATION, None, None) }.ok().inspect(|ev| {
-                let _ = boot::set_timer(ev, TimerTrigger::Relative(t));
-            }),
+            Some(t) => {
+                unsafe { boot::create_event(EventType::TIMER, Tpl::APPLICATION, None, None) }.ok().inspect(|ev| {
+                    let _ = boot::set_timer(ev, TimerTrigger::Relative(t));
+                })
+            }
             None => None,
         };
         loop {

@@ -71,9 +71,15 @@ fn identity(h: Handle) -> (String, String) {
     let Some(di) = open::<DiskInfo>(h) else { return none };
     let mut buf = vec![0u8; 4096];
     let parsed = match di.interface() {
-        DiskInfoInterface::IDE | DiskInfoInterface::AHCI => di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::ata(&buf[..n.min(buf.len())])),
-        DiskInfoInterface::NVME => di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::nvme(&buf[..n.min(buf.len())])),
-        DiskInfoInterface::USB | DiskInfoInterface::SCSI => di.inquiry(&mut buf).ok().and_then(|n| rescue_engine::diskid::scsi(&buf[..n.min(buf.len())])),
+        DiskInfoInterface::IDE | DiskInfoInterface::AHCI => {
+            di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::ata(&buf[..n.min(buf.len())]))
+        }
+        DiskInfoInterface::NVME => {
+            di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::nvme(&buf[..n.min(buf.len())]))
+        }
+        DiskInfoInterface::USB | DiskInfoInterface::SCSI => {
+            di.inquiry(&mut buf).ok().and_then(|n| rescue_engine::diskid::scsi(&buf[..n.min(buf.len())]))
+        }
         _ => None,
     };
     parsed.unwrap_or(none)
@@ -136,7 +142,9 @@ impl UefiDisk {
     fn read_blocks(&mut self, lba: u64, out: &mut [u8]) -> Result<(), IoError> {
         let (mut v, s) = self.scratch(out.len());
         let media = self.media_id;
-        self.bio.read_blocks(media, lba, &mut v[s..s + out.len()]).map_err(|e| self.err(lba * self.block, e.status()))?;
+        self.bio
+            .read_blocks(media, lba, &mut v[s..s + out.len()])
+            .map_err(|e| self.err(lba * self.block, e.status()))?;
         out.copy_from_slice(&v[s..s + out.len()]);
         Ok(())
     }

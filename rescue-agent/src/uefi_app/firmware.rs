@@ -29,7 +29,15 @@ pub fn machine() -> Option<Machine> {
 pub fn now() -> (String, String) {
     match runtime::get_time() {
         Ok(t) => (
-            format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()),
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
             format!("{:04}{:02}{:02}-{:02}{:02}{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()),
         ),
         Err(_) => (String::from("unknown"), String::from("unknown-time")),
@@ -75,10 +83,19 @@ pub fn boot_windows_next() -> String {
         let Ok((bytes, _)) = runtime::get_variable(&name, &VariableVendor::GLOBAL_VARIABLE, &mut opt) else { continue };
         let Some(o) = bootopt::parse(bytes) else { continue };
         if o.active && o.is_windows_boot_manager() {
-            let attrs = VariableAttributes::NON_VOLATILE | VariableAttributes::BOOTSERVICE_ACCESS | VariableAttributes::RUNTIME_ACCESS;
-            return match runtime::set_variable(cstr16!("BootNext"), &VariableVendor::GLOBAL_VARIABLE, attrs, &n.to_le_bytes()) {
+            let attrs = VariableAttributes::NON_VOLATILE
+                | VariableAttributes::BOOTSERVICE_ACCESS
+                | VariableAttributes::RUNTIME_ACCESS;
+            return match runtime::set_variable(
+                cstr16!("BootNext"),
+                &VariableVendor::GLOBAL_VARIABLE,
+                attrs,
+                &n.to_le_bytes(),
+            ) {
                 Ok(()) => format!("next boot: Boot{n:04X} \"{}\" (BootNext)", o.description),
-                Err(e) => format!("could not set BootNext ({:?}): remove the stick before Windows restarts", e.status()),
+                Err(e) => {
+                    format!("could not set BootNext ({:?}): remove the stick before Windows restarts", e.status())
+                }
             };
         }
     }

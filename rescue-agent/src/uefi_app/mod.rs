@@ -103,7 +103,11 @@ fn main() -> Status {
 
     let (started, stamp) = firmware::now();
     let machine = firmware::machine();
-    let serial = machine.as_ref().map(|m| m.serial_number.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| String::from("unknown"));
+    let serial = machine
+        .as_ref()
+        .map(|m| m.serial_number.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| String::from("unknown"));
     stick.run_id = format!("{stamp}-{}", sanitize(&serial));
     // Site keys (keyed images): the PIN is asked only when a volume needs one.
     let mut site_keys = stick.read(layout::KEYS_PATH).ok().map(|b| StickKeys::new(&b));

@@ -30,7 +30,11 @@ fn path16(p: &str) -> Result<CString16, String> {
 impl Stick {
     pub fn open() -> Stick {
         let fs = boot::get_image_file_system(boot::image_handle()).ok().map(FileSystem::new);
-        let unwritable = if fs.is_none() { Some(String::from("the boot medium has no file system the firmware can write")) } else { None };
+        let unwritable = if fs.is_none() {
+            Some(String::from("the boot medium has no file system the firmware can write"))
+        } else {
+            None
+        };
         Stick { fs, run_id: String::from("run"), unwritable, warnings: alloc::vec::Vec::new() }
     }
 
@@ -62,7 +66,13 @@ impl Stick {
 
 impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        let path = format!("{}/{:016X}/{}/{}", layout::BACKUPS_DIR, item.volume_serial, self.run_id, item.path.replace('\\', "/"));
+        let path = format!(
+            "{}/{:016X}/{}/{}",
+            layout::BACKUPS_DIR,
+            item.volume_serial,
+            self.run_id,
+            item.path.replace('\\', "/")
+        );
         match self.write(&path, item.content) {
             Ok(()) => Ok(path),
             Err(why) => {
