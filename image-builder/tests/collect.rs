@@ -5,7 +5,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use rescue_engine::remediate::{FileReport, Report, RuleReport, VolumeReport};
+use rescue_engine::remediate::{FileAction, FileReport, Report, RuleReport, VolumeReport};
 use rescue_engine::session::{BitLockerReport, DiskReport, Outcome, RunReport};
 use rescue_engine::smbios::Machine;
 use std::fs;
@@ -22,13 +22,13 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
         .map(|(path, sha)| FileReport {
             path: path.to_string(),
             sha256: Some(sha.to_string()),
-            action: "deleted".into(),
+            action: FileAction::Deleted,
             header_match: true,
             ..Default::default()
         })
         .chain([FileReport {
             path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-keep.sys".into(),
-            action: "skipped".into(),
+            action: FileAction::Skipped,
             reason: Some("header does not match".into()),
             ..Default::default()
         }])
@@ -74,7 +74,7 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
         });
     }
     let r = RunReport {
-        agent_version: "0.1.0",
+        agent_version: "0.1.0".into(),
         started: started.into(),
         machine: Some(Machine {
             manufacturer: "LENOVO".into(),

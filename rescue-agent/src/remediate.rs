@@ -11,7 +11,7 @@ use crate::hex::hex;
 use crate::ntfs::delete::plan_delete;
 use crate::ntfs::gate::{clear_for_writing, Clearance};
 use crate::ntfs::plan::{self, Plan, PlanWrite};
-use crate::ntfs::{self, Ntfs, NtfsError};
+use crate::ntfs::{self, FileRef, Ntfs, NtfsError};
 use crate::partition;
 use crate::profile::{DeleteRule, Profile};
 use crate::time::filetime_rfc3339;
@@ -19,7 +19,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A device wrapper counting what the engine reads and writes.
@@ -91,11 +91,48 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+/// What was done to one matched file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileAction {
+    /// Deleted (after its backup, when the rule asks for one).
+    #[serde(rename = "deleted")]
+    Deleted,
+    /// A dry run would delete it.
+    #[serde(rename = "would delete")]
+    WouldDelete,
+    /// Left alone on purpose (header differs, refused by a safety check, ...).
+    #[default]
+    #[serde(rename = "skipped")]
+    Skipped,
+    /// Left alone because something went wrong.
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+impl FileAction {
+    /// The word the report and the log use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileAction::Deleted => "deleted",
+            FileAction::WouldDelete => "would delete",
+            FileAction::Skipped => "skipped",
+            FileAction::Failed => "failed",
+        }
+    }
+}
+
+impl core::fmt::Display for FileAction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The result of a run (serialised as JSON by the host, as text by the agent).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     pub profile: String,
-    pub engine_version: &'static str,
+    pub engine_version: String,
     pub dry_run: bool,
     pub volumes: Vec<VolumeReport>,
     pub errors: Vec<String>,
@@ -110,7 +147,8 @@ pub struct Report {
     pub ok: bool,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VolumeReport {
     pub index: usize,
     pub partition: u32,
@@ -128,7 +166,8 @@ pub struct VolumeReport {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RuleReport {
     pub path: String,
     pub header: String,
@@ -138,7 +177,8 @@ pub struct RuleReport {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FileReport {
     pub path: String,
     pub record: u64,
@@ -150,11 +190,11 @@ pub struct FileReport {
     pub accessed: String,
     pub sha256: Option<String>,
     pub header_match: bool,
-    /// "deleted", "would delete", "skipped", "failed"
-    pub action: String,
+    pub action: FileAction,
     pub reason: Option<String>,
     pub backup: Option<String>,
-    /// The plan (dry run) or the writes done (real run).
+    /// The plan (dry run) or the writes done (real run). Not read back.
+    #[serde(skip_deserializing)]
     pub writes: Vec<PlanWrite>,
     pub notes: Vec<String>,
 }
@@ -170,7 +210,7 @@ pub fn remediate<D: BlockDevice>(
 ) -> Report {
     let mut report = Report {
         profile: profile.name.clone(),
-        engine_version: crate::version::VERSION,
+        engine_version: crate::version::VERSION.into(),
         dry_run: opts.dry_run,
         ..Default::default()
     };
@@ -294,21 +334,21 @@ fn run_rule<D: BlockDevice>(
         }
     };
     // One file per record, with every matching name.
-    let mut files: BTreeMap<u64, (u64, Vec<Vec<u16>>, String)> = BTreeMap::new();
+    let mut files: BTreeMap<u64, (FileRef, Vec<Vec<u16>>, String)> = BTreeMap::new();
     for e in entries {
-        let f = files.entry(ntfs::ref_record(e.file_ref)).or_insert((e.file_ref, Vec::new(), e.name.clone()));
+        let f = files.entry(e.file_ref.record()).or_insert((e.file_ref, Vec::new(), e.name.clone()));
         f.1.push(e.name_utf16);
     }
     let dir_path: String = rule.dir.join("\\");
     for (rec, (file_ref, names, first)) in files {
         let path = if dir_path.is_empty() { first.clone() } else { format!("{dir_path}\\{first}") };
         let mut fr =
-            FileReport { path: path.clone(), record: rec, action: String::from("skipped"), ..Default::default() };
+            FileReport { path: path.clone(), record: rec, ..Default::default() };
         let res = one_file(profile, v, vol, rule, opts, sink, gate, dir_ref, file_ref, &names, &mut fr, vr, report);
         match res {
             Ok(()) => {}
             Err(e) => {
-                fr.action = String::from("failed");
+                fr.action = FileAction::Failed;
                 fr.reason = Some(e.clone());
                 rr.error.get_or_insert_with(String::new);
                 report.errors.push(format!("volume {}: {path}: {e}", vr.index));
@@ -317,9 +357,9 @@ fn run_rule<D: BlockDevice>(
         if rr.error.as_deref() == Some("") {
             rr.error = None;
         }
-        if fr.action == "deleted" {
+        if fr.action == FileAction::Deleted {
             report.files_deleted += 1;
-        } else if fr.action != "would delete" {
+        } else if fr.action != FileAction::WouldDelete {
             report.files_skipped += 1;
         }
         log(&format!(
@@ -342,15 +382,15 @@ fn one_file<D: BlockDevice>(
     opts: &Options,
     sink: &mut dyn BackupSink,
     gate: &mut Result<Clearance, NtfsError>,
-    dir_ref: u64,
-    file_ref: u64,
+    dir_ref: FileRef,
+    file_ref: FileRef,
     names: &[Vec<u16>],
     fr: &mut FileReport,
     vr: &mut VolumeReport,
     report: &mut Report,
 ) -> Result<(), String> {
     let e = |e: NtfsError| e.to_string();
-    let f = v.load_file(vol, ntfs::ref_record(file_ref)).map_err(e)?;
+    let f = v.load_file(vol, file_ref.record()).map_err(e)?;
     let info = v.info_of(&f).map_err(e)?;
     fr.names = info.names.iter().map(|n| n.2.clone()).collect();
     fr.size = info.size;
@@ -403,7 +443,7 @@ fn one_file<D: BlockDevice>(
         p = all;
     }
     if opts.dry_run {
-        fr.action = String::from("would delete");
+        fr.action = FileAction::WouldDelete;
         fr.writes = p.writes;
         return Ok(());
     }
@@ -433,7 +473,7 @@ fn one_file<D: BlockDevice>(
     }
     let done = plan::execute(vol, &p, None).map_err(e)?;
     fr.writes = p.writes;
-    fr.action = String::from("deleted");
+    fr.action = FileAction::Deleted;
     let _ = done;
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::smbios::Machine;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A disk the firmware sees, with what it says about it.
 pub struct Disk<D> {
@@ -30,7 +30,8 @@ pub struct Disk<D> {
 }
 
 /// The disks in the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DiskReport {
     pub label: String,
     pub model: String,
@@ -43,12 +44,14 @@ pub struct DiskReport {
 }
 
 /// The verdict shown in large letters at the end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     #[serde(rename = "FIXED")]
     Fixed,
     #[serde(rename = "NOTHING TO DO")]
     NothingToDo,
+    /// Also what a report that names no outcome is taken for.
+    #[default]
     #[serde(rename = "FAILED")]
     Failed,
 }
@@ -65,9 +68,10 @@ impl Outcome {
 
 /// The agent's report: `rescue apply`'s report plus the machine, its disks,
 /// the verdict and timings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunReport {
-    pub agent_version: &'static str,
+    pub agent_version: String,
     pub started: String,
     pub machine: Option<Machine>,
     pub disks: Vec<DiskReport>,
@@ -84,7 +88,8 @@ pub struct RunReport {
 }
 
 /// A BitLocker volume in the report. Never holds key material.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BitLockerReport {
     /// Index into `volumes`.
     pub volume: usize,
@@ -263,7 +268,7 @@ pub fn run<D: BlockDevice>(
 ) -> RunReport {
     let t0 = clock_ms();
     let mut result =
-        Report { profile: profile.name.clone(), engine_version: crate::version::VERSION, ..Default::default() };
+        Report { profile: profile.name.clone(), engine_version: crate::version::VERSION.into(), ..Default::default() };
     let mut disk_reports = Vec::new();
     let mut windows = 0usize;
     let mut failures: Vec<String> = Vec::new();
@@ -351,7 +356,7 @@ pub fn run<D: BlockDevice>(
     // fails the run when a file to delete stayed on it; every other file
     // left in place is already among the engine's errors.
     for v in &result.volumes {
-        let stayed = v.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != "deleted");
+        let stayed = v.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != remediate::FileAction::Deleted);
         if let (Some(why), true) = (&v.write_refused, stayed) {
             failures.push(format!("volume {} (partition {}): {why}", v.index, v.partition));
         }
@@ -368,7 +373,7 @@ pub fn run<D: BlockDevice>(
         (Outcome::NothingToDo, None)
     };
     RunReport {
-        agent_version: crate::version::VERSION,
+        agent_version: crate::version::VERSION.into(),
         started: String::new(),
         machine: None,
         disks: disk_reports,

@@ -72,7 +72,7 @@ fn corpus_listings_and_contents_match_ntfs3g() {
                 if e.is_dir || e.name.starts_with('$') || e.namespace == ntfs::filename::DOS {
                     continue;
                 }
-                let f = v.load_file(&mut vol, ntfs::ref_record(e.file_ref)).unwrap();
+                let f = v.load_file(&mut vol, e.file_ref.record()).unwrap();
                 let info = v.info_of(&f).unwrap();
                 let content = v.read_content(&mut vol, &f, 1 << 30).unwrap();
                 let path = if dir.is_empty() { format!("/{}", e.name) } else { format!("/{dir}/{}", e.name) };
@@ -83,7 +83,7 @@ fn corpus_listings_and_contents_match_ntfs3g() {
                 assert!(!info.compressed && !info.encrypted && !info.reparse);
                 // Case-insensitive lookup through $UpCase.
                 let upper = path.to_uppercase();
-                assert_eq!(ntfs::ref_record(v.lookup(&mut vol, &upper).unwrap()), ntfs::ref_record(e.file_ref));
+                assert_eq!(v.lookup(&mut vol, &upper).unwrap().record(), e.file_ref.record());
             }
         }
         let _ = std::fs::remove_file(img);
@@ -107,7 +107,7 @@ fn dry_runs_and_misses_write_nothing() {
             assert!(files.is_empty());
         } else {
             assert_eq!(files.len(), 1);
-            assert_eq!(files[0].action, expect);
+            assert_eq!(files[0].action.as_str(), expect);
             assert!(files[0].sha256.as_ref().is_some_and(|h| h.len() == 64));
             assert!(files[0].writes.iter().any(|w| w.structure == "index block" || w.structure == "MFT record"));
         }

@@ -288,7 +288,7 @@ fn resident_nonresident_fragmented_hardlinks_attribute_list() {
     let d = v.open_dir(&mut dev, r).unwrap();
     let get = |dev: &mut FileDev, n: &str| {
         let r = v.lookup_in(dev, &d, n).unwrap().unwrap();
-        v.load_file(dev, ntfs::ref_record(r)).unwrap()
+        v.load_file(dev, r.record()).unwrap()
     };
     let frag = get(&mut dev, "frag.bin");
     let runs = match frag.stream(0x80, &[]).unwrap().unwrap() {
@@ -586,7 +586,7 @@ fn hibernated_volume_refused_reparse_skipped() {
     let mut dev = MemDisk::new(clean.clone(), 512);
     let v = open(&mut dev);
     let h = v.lookup(&mut dev, "hiberfil.sys").unwrap();
-    let f = v.load_file(&mut dev, ntfs::ref_record(h)).unwrap();
+    let f = v.load_file(&mut dev, h.record()).unwrap();
     let (ri, a) = f.find(0x80, &[]).next().unwrap();
     let ntfs::attr::Form::Resident { value_offset, .. } = a.form else { panic!("expected resident data") };
     let at = f.records[*ri].offset as usize + value_offset;
@@ -604,7 +604,7 @@ fn hibernated_volume_refused_reparse_skipped() {
     let r = remediate::remediate(&profile("x\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
     assert!(!r.ok && r.files_deleted == 2 && r.errors.len() == 1 && r.errors[0].contains("reparse"), "{r:#?}");
     let b = &r.volumes[0].rules[0].files.iter().find(|f| f.path.ends_with("c.sys")).unwrap();
-    assert_eq!(b.action, "skipped");
+    assert_eq!(b.action, remediate::FileAction::Skipped);
     assert!(b.reason.as_deref().unwrap().contains("reparse"));
     drop(dev);
     assert!(run(Command::new("ntfsls").args(["-a", "-p", "/x"]).arg(&img)).contains("c.sys"));
@@ -690,7 +690,7 @@ fn index_loop_is_an_error() {
     // Instead, point two root entries at the same block: a visited-twice loop.
     let es = d.root.entries().unwrap();
     assert!(es.len() >= 2);
-    let rec = v.read_record(&mut dev, ntfs::ref_record(r)).unwrap();
+    let rec = v.read_record(&mut dev, r.record()).unwrap();
     let vcn0 = es[0].sub.unwrap();
     let root_at = d.root.offset as usize; // attribute header position on the volume
     let vo = u16::from_le_bytes([dev.data[root_at + 0x14], dev.data[root_at + 0x15]]) as usize;

@@ -58,7 +58,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let mut disk = Counting::new(disk);
     let mut report = remediate::Report {
         profile: profile.name.clone(),
-        engine_version: rescue_engine::version::VERSION,
+        engine_version: rescue_engine::version::VERSION.into(),
         dry_run: opts.dry_run,
         ..Default::default()
     };

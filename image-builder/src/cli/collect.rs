@@ -1,8 +1,8 @@
 //! `rescue collect`: the agent's reports (`rescue/reports/*.json`) from
 //! sticks, images and folders, gathered into one table for the helpdesk.
 //!
-//! Reports are read as plain JSON values, so reports of older and newer
-//! agents (fields added or missing) still make a row. A report never holds
+//! Reports are read through the engine's report types with every field
+//! optional, so reports of older and newer agents still make a row. A report never holds
 //! a key, and as a second line of defence every text taken into the table
 //! has anything shaped like a 48-digit recovery password masked.
 
@@ -10,6 +10,8 @@ use crate::image::read::open_boot_fat;
 use crate::image::{fat, stick};
 use crate::output;
 use anyhow::{bail, Context, Result};
+use rescue_engine::remediate::FileAction;
+use rescue_engine::session::RunReport;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -105,101 +107,70 @@ pub fn scrub(s: &str) -> String {
     out
 }
 
-fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) => scrub(s),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => scrub(&other.to_string()),
-    }
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
-}
-
 /// A row from one report's JSON; `None` when it is not an agent report.
+/// Reports are read through the engine's own report types, with every field
+/// optional, so reports of older and newer agents still make a row.
 pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
     if !json.is_object() || (json.get("outcome").is_none() && json.get("started").is_none()) {
         return None;
     }
-    let machine = json.get("machine").cloned().unwrap_or(Value::Null);
+    let r: RunReport = serde_json::from_value(json.clone()).ok()?;
     let mut deleted = Vec::new();
     let mut skipped = Vec::new();
-    for (vi, vol) in list(json, "volumes").iter().enumerate() {
-        let idx = vol.get("index").and_then(Value::as_u64).unwrap_or(vi as u64);
-        let part = vol.get("partition").and_then(Value::as_u64).unwrap_or(0);
-        let what = format!("volume {idx} (partition {part})");
-        let refused = text(vol, "write_refused");
-        if !refused.is_empty() {
-            skipped.push(Skipped { what: what.clone(), reason: format!("not written: {refused}") });
+    for vol in &r.result.volumes {
+        let what = format!("volume {} (partition {})", vol.index, vol.partition);
+        if let Some(refused) = &vol.write_refused {
+            skipped.push(Skipped { what: what.clone(), reason: format!("not written: {}", scrub(refused)) });
         }
-        let error = text(vol, "error");
-        if !error.is_empty() {
-            skipped.push(Skipped { what: what.clone(), reason: error });
+        if let Some(error) = &vol.error {
+            skipped.push(Skipped { what: what.clone(), reason: scrub(error) });
         }
-        for rule in list(vol, "rules") {
-            for f in list(rule, "files") {
-                let path = text(f, "path");
-                let action = text(f, "action");
-                let sha = f.get("sha256").and_then(Value::as_str).map(scrub);
-                match action.as_str() {
-                    "deleted" => deleted.push(Deleted { path, sha256: sha }),
-                    "skipped" | "failed" => {
-                        let reason = text(f, "reason");
-                        skipped.push(Skipped {
-                            what: format!("file {path}"),
-                            reason: if reason.is_empty() { action } else { format!("{action}: {reason}") },
-                        });
-                    }
-                    _ => {}
+        for f in vol.rules.iter().flat_map(|rule| &rule.files) {
+            let path = scrub(&f.path);
+            match f.action {
+                FileAction::Deleted => deleted.push(Deleted { path, sha256: f.sha256.as_deref().map(scrub) }),
+                FileAction::Skipped | FileAction::Failed => {
+                    let reason = match &f.reason {
+                        Some(why) => format!("{}: {}", f.action, scrub(why)),
+                        None => f.action.to_string(),
+                    };
+                    skipped.push(Skipped { what: format!("file {path}"), reason });
                 }
+                FileAction::WouldDelete => {}
             }
         }
     }
     let mut unlocked = Vec::new();
-    for bl in list(json, "bitlocker") {
-        let by = text(bl, "unlocked_by");
-        if !by.is_empty() {
-            let vol = bl
-                .get("volume")
-                .and_then(Value::as_u64)
-                .map(|v| format!("volume {v}"))
-                .unwrap_or_else(|| "volume".into());
-            unlocked.push(format!("{vol}: {by}"));
+    for bl in &r.bitlocker {
+        if let Some(by) = &bl.unlocked_by {
+            unlocked.push(format!("volume {}: {}", bl.volume, scrub(by)));
         }
-        let reason = text(bl, "skipped");
-        if !reason.is_empty() {
-            let vol = bl
-                .get("volume")
-                .and_then(Value::as_u64)
-                .map(|v| format!("volume {v}"))
-                .unwrap_or_else(|| "volume".into());
-            skipped.push(Skipped { what: format!("BitLocker {vol}"), reason: format!("locked: {reason}") });
+        if let Some(why) = &bl.skipped {
+            skipped.push(Skipped { what: format!("BitLocker volume {}", bl.volume), reason: format!("locked: {}", scrub(why)) });
         }
     }
-    let mut errors: Vec<String> =
-        list(json, "errors").iter().map(|e| e.as_str().map(scrub).unwrap_or_else(|| scrub(&e.to_string()))).collect();
-    for d in list(json, "disks") {
-        let e = text(d, "error");
-        if !e.is_empty() {
-            errors.push(format!("disk {}: {e}", text(d, "label")));
+    let mut errors: Vec<String> = r.result.errors.iter().map(|e| scrub(e)).collect();
+    for d in &r.disks {
+        if let Some(e) = &d.error {
+            errors.push(format!("disk {}: {}", scrub(&d.label), scrub(e)));
         }
     }
+    let machine = r.machine.unwrap_or_default();
     Some(Row {
         source: source.to_string(),
         report: name.to_string(),
-        started: text(json, "started"),
-        manufacturer: text(&machine, "manufacturer"),
-        model: text(&machine, "model"),
-        serial: text(&machine, "serial_number"),
-        outcome: text(json, "outcome"),
-        reason: text(json, "reason"),
+        started: scrub(&r.started),
+        manufacturer: scrub(&machine.manufacturer),
+        model: scrub(&machine.model),
+        serial: scrub(&machine.serial_number),
+        outcome: r.outcome.word().to_string(),
+        reason: r.reason.as_deref().map(scrub).unwrap_or_default(),
         deleted,
         skipped,
         unlocked,
         errors,
-        agent_version: text(json, "agent_version"),
-        profile: text(json, "profile"),
+        agent_version: scrub(&r.agent_version),
+        profile: scrub(&r.result.profile),
     })
 }
 

@@ -84,7 +84,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
                     kind,
                     &filetime_rfc3339(e.modified)[..19],
                     ns,
-                    ntfs::ref_record(e.file_ref),
+                    e.file_ref.record(),
                     e.name
                 )
                 .is_err()

@@ -1,6 +1,6 @@
 //! `$ATTRIBUTE_LIST`: where the attributes of a file spread over extension records live.
 
-use super::{corrupt, le16, le64, Result};
+use super::{corrupt, FileRef, le16, le64, Result};
 use alloc::vec::Vec;
 
 /// One attribute list entry.
@@ -9,7 +9,7 @@ pub struct ListEntry {
     pub type_code: u32,
     pub lowest_vcn: u64,
     /// File reference of the record holding the attribute.
-    pub record_ref: u64,
+    pub record_ref: FileRef,
     pub name: Vec<u16>,
 }
 
@@ -38,7 +38,7 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
         out.push(ListEntry {
             type_code: t,
             lowest_vcn: le64(b, o + 8).unwrap_or(0),
-            record_ref: le64(b, o + 0x10).unwrap_or(0),
+            record_ref: FileRef(le64(b, o + 0x10).unwrap_or(0)),
             name,
         });
         o += len;

@@ -10,7 +10,7 @@ use super::gate::Clearance;
 use super::index_edit::{Editor, Key};
 use super::plan::{record_write, Plan};
 use super::record::{Record, IN_USE};
-use super::{corrupt, put16, put32, ref_record, NtfsError, Result};
+use super::{corrupt, put16, put32, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -35,14 +35,14 @@ pub fn plan_delete(
     v: &Ntfs,
     dev: &mut impl BlockDevice,
     _gate: &Clearance,
-    dir_ref: u64,
-    file_ref: u64,
+    dir_ref: FileRef,
+    file_ref: FileRef,
     names: &[Vec<u16>],
 ) -> Result<Plan> {
-    let n = ref_record(file_ref);
+    let n = file_ref.record();
     let f = v.load_file(dev, n)?;
     let base = f.base().clone();
-    if base.file_ref() != file_ref && super::ref_seq(file_ref) != 0 {
+    if base.file_ref() != file_ref && file_ref.seq() != 0 {
         return Err(NtfsError::Stale { offset: base.offset });
     }
     if n < FIRST_USER_RECORD {
@@ -58,10 +58,10 @@ pub fn plan_delete(
         });
     }
     let all = f.names()?;
-    let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| ref_record(fname.parent) == ref_record(dir_ref)).collect();
+    let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| fname.parent.record() == dir_ref.record()).collect();
     let mut remove: Vec<usize> = Vec::new(); // indexes into `all`
     for (i, (_, _, fname)) in all.iter().enumerate() {
-        if ref_record(fname.parent) == ref_record(dir_ref) && names.contains(&fname.name) {
+        if fname.parent.record() == dir_ref.record() && names.contains(&fname.name) {
             remove.push(i);
         }
     }
@@ -78,7 +78,7 @@ pub fn plan_delete(
     };
     if let Some(p) = partner {
         for (i, (_, _, fname)) in all.iter().enumerate() {
-            if fname.namespace == p && ref_record(fname.parent) == ref_record(dir_ref) && !remove.contains(&i) {
+            if fname.namespace == p && fname.parent.record() == dir_ref.record() && !remove.contains(&i) {
                 remove.push(i);
             }
         }
@@ -127,7 +127,7 @@ pub fn plan_delete(
         let guid = oa.value(&f.records[*ri].data).and_then(|v| v.get(..16)).map(|g| g.to_vec());
         match (guid, v.lookup(dev, "$Extend\\$ObjId")) {
             (Some(g), Ok(objid)) => {
-                let of = v.load_file(dev, ref_record(objid))?;
+                let of = v.load_file(dev, objid.record())?;
                 let o_name: Vec<u16> = "$O".encode_utf16().collect();
                 let idx = v.open_index(of, &o_name, 0, 0x13)?;
                 let mut ed = Editor::new(v, idx);

@@ -1,6 +1,6 @@
 //! `$FILE_NAME`: a name of a file in its parent directory (also the key of directory index entries).
 
-use super::{corrupt, le64, Result};
+use super::{corrupt, FileRef, le64, Result};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -13,7 +13,7 @@ pub const WIN32_AND_DOS: u8 = 3;
 /// A parsed `$FILE_NAME` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileName {
-    pub parent: u64,
+    pub parent: FileRef,
     pub created: u64,
     pub modified: u64,
     pub mft_modified: u64,
@@ -37,7 +37,7 @@ impl FileName {
             return Err(corrupt("$FILE_NAME", offset, "empty name"));
         }
         Ok(FileName {
-            parent: le64(b, 0).unwrap_or(0),
+            parent: FileRef(le64(b, 0).unwrap_or(0)),
             created: le64(b, 8).unwrap_or(0),
             modified: le64(b, 0x10).unwrap_or(0),
             mft_modified: le64(b, 0x18).unwrap_or(0),

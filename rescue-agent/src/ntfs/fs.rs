@@ -9,8 +9,8 @@ use super::index::{Entry, Node};
 use super::record::Record;
 use super::runs::{self, Run};
 use super::upcase::UpCase;
-use super::{
-    corrupt, le32, le64, ref_record, ref_seq, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE,
+use super::{FileRef, 
+    corrupt, le32, le64, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE,
 };
 use crate::block::BlockDevice;
 use alloc::collections::BTreeSet;
@@ -50,7 +50,7 @@ pub struct DirEntry {
     pub name: String,
     pub name_utf16: Vec<u16>,
     pub namespace: u8,
-    pub file_ref: u64,
+    pub file_ref: FileRef,
     pub is_dir: bool,
     /// Size and times as cached in the index (may lag the file's own).
     pub size: u64,
@@ -61,7 +61,7 @@ pub struct DirEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
     pub record: u64,
-    pub file_ref: u64,
+    pub file_ref: FileRef,
     pub is_dir: bool,
     /// Size of the unnamed `$DATA` stream.
     pub size: u64,
@@ -76,7 +76,7 @@ pub struct FileInfo {
     pub reparse: bool,
     pub sparse: bool,
     /// Every name: (parent reference, namespace, name).
-    pub names: Vec<(u64, u8, String)>,
+    pub names: Vec<(FileRef, u8, String)>,
 }
 
 /// A directory opened for lookup or editing.
@@ -198,7 +198,7 @@ impl Ntfs {
         if !base.in_use() {
             return Err(corrupt("MFT record", base.offset, "record is not in use"));
         }
-        if base.base_ref() != 0 {
+        if base.base_ref() != FileRef(0) {
             return Err(corrupt("MFT record", base.offset, "expected a base record, found an extension record"));
         }
         let tc = self.boot.total_clusters;
@@ -231,7 +231,7 @@ impl Ntfs {
             let mut seen = BTreeSet::new();
             seen.insert(n);
             for e in entries {
-                let rn = ref_record(e.record_ref);
+                let rn = e.record_ref.record();
                 if seen.contains(&rn) {
                     continue;
                 }
@@ -244,7 +244,7 @@ impl Ntfs {
                 }
                 seen.insert(rn);
                 let r = self.read_record(dev, rn)?;
-                if !r.in_use() || ref_record(r.base_ref()) != n || r.seq() != ref_seq(e.record_ref) {
+                if !r.in_use() || r.base_ref().record() != n || r.seq() != e.record_ref.seq() {
                     return Err(corrupt(
                         "MFT record",
                         r.offset,
@@ -355,10 +355,10 @@ impl Ntfs {
     }
 
     /// Opens directory `file_ref` (sequence checked when non-zero).
-    pub fn open_dir(&self, dev: &mut impl BlockDevice, file_ref: u64) -> Result<Directory> {
-        let file = self.load_file(dev, ref_record(file_ref))?;
+    pub fn open_dir(&self, dev: &mut impl BlockDevice, file_ref: FileRef) -> Result<Directory> {
+        let file = self.load_file(dev, file_ref.record())?;
         let base = file.base();
-        if ref_seq(file_ref) != 0 && base.seq() != ref_seq(file_ref) {
+        if file_ref.seq() != 0 && base.seq() != file_ref.seq() {
             return Err(corrupt(
                 "MFT record",
                 base.offset,
@@ -501,7 +501,7 @@ impl Ntfs {
         dev: &mut impl BlockDevice,
         dir: &Directory,
         name: &[u16],
-        target: Option<u64>,
+        target: Option<FileRef>,
     ) -> Result<Option<Found>> {
         let mut path = Vec::new();
         let mut seen = BTreeSet::new();
@@ -516,7 +516,7 @@ impl Ntfs {
         loc: NodeLoc,
         node: &Node,
         name: &[u16],
-        target: Option<u64>,
+        target: Option<FileRef>,
         depth: usize,
         seen: &mut BTreeSet<u64>,
         path: &mut Vec<(NodeLoc, usize)>,
@@ -534,7 +534,7 @@ impl Ntfs {
                 let k = e.key.as_ref().map(|k| &k.name);
                 let hit = match target {
                     None => true,
-                    Some(t) => ref_record(e.file_ref) == ref_record(t) && k.is_some_and(|k| k.as_slice() == name),
+                    Some(t) => e.file_ref.record() == t.record() && k.is_some_and(|k| k.as_slice() == name),
                 };
                 if hit {
                     path.push((loc, i));
@@ -569,14 +569,14 @@ impl Ntfs {
 
     /// Looks up one name in a directory (case-insensitive via `$UpCase`);
     /// returns the entry's file reference.
-    pub fn lookup_in(&self, dev: &mut impl BlockDevice, dir: &Directory, name: &str) -> Result<Option<u64>> {
+    pub fn lookup_in(&self, dev: &mut impl BlockDevice, dir: &Directory, name: &str) -> Result<Option<FileRef>> {
         let n: Vec<u16> = name.encode_utf16().collect();
         Ok(self.find_entry(dev, dir, &n, None)?.map(|(_, e)| e.file_ref))
     }
 
     /// Resolves a path of directory components from the root; returns the
     /// file reference of the last one (the root's for an empty path).
-    pub fn lookup_path<S: AsRef<str>>(&self, dev: &mut impl BlockDevice, parts: &[S]) -> Result<u64> {
+    pub fn lookup_path<S: AsRef<str>>(&self, dev: &mut impl BlockDevice, parts: &[S]) -> Result<FileRef> {
         let root = self.load_file(dev, ROOT)?;
         let mut cur = root.base().file_ref();
         let mut walked = String::new();
@@ -599,7 +599,7 @@ impl Ntfs {
     }
 
     /// Parses `path` (`\` or `/` separated, relative to the root) and resolves it.
-    pub fn lookup(&self, dev: &mut impl BlockDevice, path: &str) -> Result<u64> {
+    pub fn lookup(&self, dev: &mut impl BlockDevice, path: &str) -> Result<FileRef> {
         let parts: Vec<&str> = path.split(['\\', '/']).filter(|s| !s.is_empty()).collect();
         self.lookup_path(dev, &parts)
     }
@@ -630,8 +630,8 @@ impl Ntfs {
     }
 
     /// A name's key as found in a file's `$FILE_NAME`s, for callers matching names to entries.
-    pub fn names_in(&self, f: &File, parent: u64) -> Result<Vec<FileName>> {
-        Ok(f.names()?.into_iter().map(|(_, _, n)| n).filter(|n| ref_record(n.parent) == ref_record(parent)).collect())
+    pub fn names_in(&self, f: &File, parent: FileRef) -> Result<Vec<FileName>> {
+        Ok(f.names()?.into_iter().map(|(_, _, n)| n).filter(|n| n.parent.record() == parent.record()).collect())
     }
 }
 

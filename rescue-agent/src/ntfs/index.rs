@@ -9,7 +9,7 @@
 
 use super::filename::FileName;
 use super::record::apply_fixups;
-use super::{corrupt, le16, le32, le64, put16, put32, Result};
+use super::{corrupt, FileRef, le16, le32, le64, put16, put32, Result};
 use alloc::vec::Vec;
 
 /// Entry flags.
@@ -28,7 +28,7 @@ pub struct Entry {
     pub off: usize,
     pub len: usize,
     pub flags: u16,
-    pub file_ref: u64,
+    pub file_ref: FileRef,
     /// The key (`None` for the END entry).
     pub key: Option<FileName>,
     /// VCN of the sub-node (when `ENTRY_NODE` is set).
@@ -172,7 +172,7 @@ impl Node {
                 Some(FileName::parse(&self.buf[o + 0x10..o + 0x10 + key_len], at + 0x10)?)
             };
             let raw_key = if is_end { Vec::new() } else { self.buf[o + 0x10..o + 0x10 + key_len].to_vec() };
-            out.push(Entry { off: o, len, flags, file_ref: le64(&self.buf, o).unwrap_or(0), key, sub, raw_key });
+            out.push(Entry { off: o, len, flags, file_ref: FileRef(le64(&self.buf, o).unwrap_or(0)), key, sub, raw_key });
             if is_end {
                 return Ok(out);
             }

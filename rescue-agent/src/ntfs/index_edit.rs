@@ -8,7 +8,7 @@ use super::fs::{Directory, NodeLoc, Ntfs};
 use super::index::{entry_bytes, Entry, Node};
 use super::plan::{commit_usn, record_write, Plan};
 use super::record::write_fixups;
-use super::{corrupt, le16, le32, put32, ref_record, NtfsError, Result, MAX_INDEX_DEPTH};
+use super::{corrupt, le16, le32, put32, FileRef, NtfsError, Result, MAX_INDEX_DEPTH};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 /// What an index edit looks for.
 pub(super) enum Key {
     /// A directory entry: this exact name of this file.
-    Name { name: Vec<u16>, file_ref: u64 },
+    Name { name: Vec<u16>, file_ref: FileRef },
     /// A view-index key compared as little-endian u32s (`$ObjId:$O`, collation 0x13).
     Ulongs(Vec<u8>),
 }
@@ -157,7 +157,7 @@ impl<'a> Editor<'a> {
                         (
                             o,
                             o == core::cmp::Ordering::Equal
-                                && ref_record(e.file_ref) == ref_record(*file_ref)
+                                && e.file_ref.record() == file_ref.record()
                                 && k.name == *name,
                         )
                     }

@@ -146,11 +146,23 @@ pub(crate) fn corrupt(structure: &'static str, offset: u64, detail: &'static str
     NtfsError::Corrupt { structure, offset, detail }
 }
 
-/// Record number (low 48 bits) of a file reference.
-pub fn ref_record(r: u64) -> u64 {
-    r & 0x0000_FFFF_FFFF_FFFF
-}
-/// Sequence number (high 16 bits) of a file reference.
-pub fn ref_seq(r: u64) -> u16 {
-    (r >> 48) as u16
+/// An MFT file reference: the record number (low 48 bits) and the
+/// record's sequence number (high 16 bits) when the reference was made. A
+/// type of its own, so that a directory and a file cannot be swapped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileRef(pub u64);
+
+impl FileRef {
+    /// The record number (low 48 bits).
+    pub fn record(self) -> u64 {
+        self.0 & 0x0000_FFFF_FFFF_FFFF
+    }
+    /// The sequence number (high 16 bits); 0 means "any".
+    pub fn seq(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+    /// The reference to record `record` with sequence number `seq`.
+    pub fn new(record: u64, seq: u16) -> FileRef {
+        FileRef(record & 0x0000_FFFF_FFFF_FFFF | (seq as u64) << 48)
+    }
 }

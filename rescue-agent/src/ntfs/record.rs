@@ -7,7 +7,7 @@
 //! and redoes it for a write.
 
 use super::attr::{parse_attrs, Attr};
-use super::{corrupt, le16, le32, le64, put16, Result};
+use super::{corrupt, FileRef, le16, le32, le64, put16, Result};
 use alloc::vec::Vec;
 
 /// Fixup stride: always 512 bytes, whatever the sector size.
@@ -120,12 +120,12 @@ impl Record {
         le32(&self.data, 0x18).unwrap_or(0) as usize
     }
     /// File reference of the base record (0 for a base record).
-    pub fn base_ref(&self) -> u64 {
-        le64(&self.data, 0x20).unwrap_or(0)
+    pub fn base_ref(&self) -> FileRef {
+        FileRef(le64(&self.data, 0x20).unwrap_or(0))
     }
     /// This record's file reference (number + sequence).
-    pub fn file_ref(&self) -> u64 {
-        self.number | (self.seq() as u64) << 48
+    pub fn file_ref(&self) -> FileRef {
+        FileRef::new(self.number, self.seq())
     }
     /// The attributes of this record, validated; runs decoded against `total_clusters`.
     pub fn attrs(&self, total_clusters: u64) -> Result<Vec<Attr>> {

@@ -3,7 +3,7 @@
 use super::attr::VOLUME_INFORMATION;
 use super::fs::{Ntfs, VOLUME};
 use super::record::Record;
-use super::{corrupt, le16, NtfsError, Result};
+use super::{corrupt, le16, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;
 
 /// `$VOLUME_INFORMATION` flag: chkdsk must run at the next mount.
@@ -52,9 +52,9 @@ pub fn read(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<(Record, VolumeInfo)
 /// starts with `hibr`/`HIBR` (Windows hibernation or fast startup). A
 /// missing, short or zeroed (resumed) file passes.
 pub fn check_hibernation(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<()> {
-    let root = v.open_dir(dev, super::fs::ROOT)?;
+    let root = v.open_dir(dev, FileRef::new(super::fs::ROOT, 0))?;
     let Some(r) = v.lookup_in(dev, &root, "hiberfil.sys")? else { return Ok(()) };
-    let f = v.load_file(dev, super::ref_record(r))?;
+    let f = v.load_file(dev, r.record())?;
     let head = v.read_head(dev, &f, 4)?;
     if head.len() == 4 && head.eq_ignore_ascii_case(b"hibr") {
         return Err(NtfsError::Hibernated { offset: f.base().offset });
