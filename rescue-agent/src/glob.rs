@@ -30,8 +30,9 @@ pub fn is_pattern(s: &str) -> bool {
     s.contains(['*', '?'])
 }
 
-/// ASCII-only case fold, for callers without a volume's `$UpCase` table.
-pub fn ascii_upcase(u: u16) -> u16 {
+/// ASCII-only case fold (the tests' stand-in for a volume's `$UpCase` table).
+#[cfg(test)]
+fn ascii_upcase(u: u16) -> u16 {
     if (b'a' as u16..=b'z' as u16).contains(&u) {
         u - 32
     } else {

@@ -342,8 +342,7 @@ fn run_rule<D: BlockDevice>(
     let dir_path: String = rule.dir.join("\\");
     for (rec, (file_ref, names, first)) in files {
         let path = if dir_path.is_empty() { first.clone() } else { format!("{dir_path}\\{first}") };
-        let mut fr =
-            FileReport { path: path.clone(), record: rec, ..Default::default() };
+        let mut fr = FileReport { path: path.clone(), record: rec, ..Default::default() };
         let res = one_file(profile, v, vol, rule, opts, sink, gate, dir_ref, file_ref, &names, &mut fr, vr, report);
         match res {
             Ok(()) => {}

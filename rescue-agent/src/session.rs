@@ -10,7 +10,7 @@ use crate::bitlocker::{BitLocker, BitLockerError, ProtectorKind, UnlockKey};
 use crate::block::{BlockDevice, Slice};
 use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
-pub use crate::ports::{Console, KeySource, NoSiteKeys};
+use crate::ports::{Console, KeySource};
 use crate::profile::Profile;
 use crate::prompt::{self, Event};
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
@@ -356,7 +356,8 @@ pub fn run<D: BlockDevice>(
     // fails the run when a file to delete stayed on it; every other file
     // left in place is already among the engine's errors.
     for v in &result.volumes {
-        let stayed = v.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != remediate::FileAction::Deleted);
+        let stayed =
+            v.rules.iter().flat_map(|r| &r.files).any(|f| f.header_match && f.action != remediate::FileAction::Deleted);
         if let (Some(why), true) = (&v.write_refused, stayed) {
             failures.push(format!("volume {} (partition {}): {why}", v.index, v.partition));
         }

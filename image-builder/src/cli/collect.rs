@@ -146,7 +146,10 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
             unlocked.push(format!("volume {}: {}", bl.volume, scrub(by)));
         }
         if let Some(why) = &bl.skipped {
-            skipped.push(Skipped { what: format!("BitLocker volume {}", bl.volume), reason: format!("locked: {}", scrub(why)) });
+            skipped.push(Skipped {
+                what: format!("BitLocker volume {}", bl.volume),
+                reason: format!("locked: {}", scrub(why)),
+            });
         }
     }
     let mut errors: Vec<String> = r.result.errors.iter().map(|e| scrub(e)).collect();

@@ -18,9 +18,10 @@
 //! (metadata entries), [`protector`] (VMK entries and Key IDs), [`keys`]
 //! (recovery password, password, .BEK, key stretch, AES-CCM), [`cipher`]
 //! (sector crypto), [`volume`] (the unlocked volume as a block device) and
-//! [`create`] (a test-support encrypter).
+//! `create` (a test-support encrypter, behind the `test-encrypter` feature).
 
 pub mod cipher;
+#[cfg(feature = "test-encrypter")]
 pub mod create;
 pub mod datum;
 pub mod error;

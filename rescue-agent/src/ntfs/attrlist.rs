@@ -1,6 +1,6 @@
 //! `$ATTRIBUTE_LIST`: where the attributes of a file spread over extension records live.
 
-use super::{corrupt, FileRef, le16, le64, Result};
+use super::{corrupt, le16, le64, FileRef, Result};
 use alloc::vec::Vec;
 
 /// One attribute list entry.

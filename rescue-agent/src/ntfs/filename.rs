@@ -1,6 +1,6 @@
 //! `$FILE_NAME`: a name of a file in its parent directory (also the key of directory index entries).
 
-use super::{corrupt, FileRef, le64, Result};
+use super::{corrupt, le64, FileRef, Result};
 use alloc::string::String;
 use alloc::vec::Vec;
 

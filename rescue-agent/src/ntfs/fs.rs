@@ -9,9 +9,7 @@ use super::index::{Entry, Node};
 use super::record::Record;
 use super::runs::{self, Run};
 use super::upcase::UpCase;
-use super::{FileRef, 
-    corrupt, le32, le64, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE,
-};
+use super::{corrupt, le32, le64, FileRef, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeSet;
 use alloc::string::String;

@@ -9,7 +9,7 @@
 
 use super::filename::FileName;
 use super::record::apply_fixups;
-use super::{corrupt, FileRef, le16, le32, le64, put16, put32, Result};
+use super::{corrupt, le16, le32, le64, put16, put32, FileRef, Result};
 use alloc::vec::Vec;
 
 /// Entry flags.
@@ -172,7 +172,15 @@ impl Node {
                 Some(FileName::parse(&self.buf[o + 0x10..o + 0x10 + key_len], at + 0x10)?)
             };
             let raw_key = if is_end { Vec::new() } else { self.buf[o + 0x10..o + 0x10 + key_len].to_vec() };
-            out.push(Entry { off: o, len, flags, file_ref: FileRef(le64(&self.buf, o).unwrap_or(0)), key, sub, raw_key });
+            out.push(Entry {
+                off: o,
+                len,
+                flags,
+                file_ref: FileRef(le64(&self.buf, o).unwrap_or(0)),
+                key,
+                sub,
+                raw_key,
+            });
             if is_end {
                 return Ok(out);
             }

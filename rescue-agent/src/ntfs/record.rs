@@ -7,7 +7,7 @@
 //! and redoes it for a write.
 
 use super::attr::{parse_attrs, Attr};
-use super::{corrupt, FileRef, le16, le32, le64, put16, Result};
+use super::{corrupt, le16, le32, le64, put16, FileRef, Result};
 use alloc::vec::Vec;
 
 /// Fixup stride: always 512 bytes, whatever the sector size.

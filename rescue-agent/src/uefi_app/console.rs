@@ -160,7 +160,7 @@ impl Clock {
     }
 }
 
-impl rescue_engine::session::Console for Console {
+impl rescue_engine::ports::Console for Console {
     fn line(&mut self, text: &str) {
         Console::line(self, text)
     }

@@ -11,6 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use console::{Clock, Console};
 use rescue_engine::banner;
+use rescue_engine::ports;
 use rescue_engine::profile::{FinishAction, Profile};
 use rescue_engine::session::{self, Disk, Outcome};
 use rescue_engine::sitekeys::StickKeys;
@@ -114,9 +115,9 @@ fn main() -> Status {
     if let Some(k) = &site_keys {
         con.line(&format!("site keys: {}", k.describe()));
     }
-    let keys: &mut dyn session::KeySource = match &mut site_keys {
+    let keys: &mut dyn ports::KeySource = match &mut site_keys {
         Some(k) => k,
-        None => &mut session::NoSiteKeys,
+        None => &mut ports::NoSiteKeys,
     };
     let mut report = session::run(&profile, &mut found, &mut con, &mut stick, keys, &|| clock.ms());
     if let Some(k) = &site_keys {
