@@ -31,6 +31,23 @@ fn inspect_json(image: &Path) -> serde_json::Value {
     serde_json::from_str(&ok(rescue().arg("inspect").arg("--json").arg(image))).unwrap()
 }
 
+/// The GPT of `img` as the `gpt` crate reads it (an independent reader that
+/// checks both headers and the entry array CRCs): per partition, its type
+/// GUID, first and last LBA and name.
+fn gpt_partitions(img: &Path) -> Vec<(String, u64, u64, String)> {
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
+        .open(img)
+        .unwrap_or_else(|e| panic!("the gpt crate cannot read {}: {e}", img.display()));
+    disk.partitions()
+        .values()
+        .map(|p| (p.part_type_guid.guid.to_string().to_uppercase(), p.first_lba, p.last_lba, p.name.clone()))
+        .collect()
+}
+
+const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
@@ -46,6 +63,10 @@ fn usb_image_passes_sgdisk_fsck_and_mtools() {
     assert!(v.contains("No problems found"), "sgdisk -v:\n{v}");
     let p = ok(Command::new("sgdisk").arg("-p").arg(&img));
     assert!(p.contains("EF00"), "the partition is not an EFI System Partition:\n{p}");
+    let parts = gpt_partitions(&img);
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!((parts[0].0.as_str(), parts[0].1, parts[0].3.as_str()), (ESP_TYPE, 2048, "RESCUE"), "{parts:?}");
+    assert_eq!((parts[0].2 + 1) % 2048, 0, "the ESP ends on a 1 MiB boundary: {parts:?}");
 
     let info = inspect_json(&img);
     let esp_offset = info["boot_partition_offset"].as_u64().unwrap();
@@ -101,12 +122,14 @@ fn iso_has_uefi_el_torito_entry_and_hybrid_gpt() {
     );
     let v = ok(Command::new("sgdisk").arg("-v").arg(&iso));
     assert!(v.contains("No problems found"), "hybrid GPT: {v}");
+    let parts = gpt_partitions(&iso);
 
     // The El Torito image is the same FAT the GPT's ESP points at, and it passes fsck.
     let info = inspect_json(&iso);
     assert!(info["format"].as_str().unwrap().contains("El Torito"));
     let offset = info["boot_partition_offset"].as_u64().unwrap();
     assert_eq!(info["partitions"][0]["offset"].as_u64().unwrap(), offset, "GPT ESP and El Torito image differ");
+    assert_eq!((parts.len(), parts[0].0.as_str(), parts[0].1 * 512), (1, ESP_TYPE, offset), "gpt crate: {parts:?}");
     let fat = dir.path().join("eltorito.fat");
     extract(&iso, offset, info["partitions"][0]["size"].as_u64().unwrap(), &fat);
     ok(Command::new("fsck.fat").arg("-n").arg(&fat));
