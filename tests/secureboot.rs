@@ -266,11 +266,9 @@ fn bad_signing_inputs_are_refused_and_write_nothing() {
     ];
     for (i, (args, want)) in cases.iter().enumerate() {
         let out = d.join(format!("out{i}.img"));
-        let o = run(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--out").arg(&out).args(args));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{args:?} was accepted");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = build_refused(&out, &args);
         assert!(err.contains(want), "{args:?}: expected an error about {want:?}, got:\n{err}");
-        assert!(!out.exists(), "{args:?} left an image behind");
     }
     let o = run(rescue()
         .args(["secureboot", "sign", "--key", kk, "--cert", kc])
@@ -328,21 +326,9 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
     std::fs::write(fake.path().join("shimx64.efi.signed"), bad).unwrap();
     std::fs::copy(shim_dir.join("mmx64.efi.signed"), fake.path().join("mmx64.efi.signed")).unwrap();
     let out = dir.path().join("badshim.img");
-    let o = run(rescue()
-        .arg("build")
-        .arg("--profile")
-        .arg(default_profile())
-        .arg("--out")
-        .arg(&out)
-        .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--shim-dir"])
-        .arg(fake.path()));
-    assert!(!o.status.success(), "a tampered shim was accepted");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no signature holds"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(!out.exists());
+    let (key, crt, fake_dir) = (k.key.to_str().unwrap(), k.crt.to_str().unwrap(), fake.path().to_str().unwrap());
+    let err = build_refused(&out, &["--sign-key", key, "--sign-cert", crt, "--shim", "--shim-dir", fake_dir]);
+    assert!(err.contains("no signature holds"), "a tampered shim was accepted: {err}");
 
     // An agent without .sbat would be refused by shim: the build says so first.
     let plain = build_image(dir.path(), "plain.img", &[]);
@@ -351,20 +337,10 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
     efi[at..at + 8].copy_from_slice(b".nosbat\0");
     std::fs::write(dir.path().join("nosbat.efi"), efi).unwrap();
     let out = dir.path().join("nosbat.img");
-    let o = run(rescue()
-        .arg("build")
-        .arg("--profile")
-        .arg(default_profile())
-        .arg("--out")
-        .arg(&out)
-        .args(["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap(), "--shim", "--agent"])
-        .arg(dir.path().join("nosbat.efi")));
-    assert!(
-        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no .sbat section"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(!out.exists());
+    let nosbat = dir.path().join("nosbat.efi");
+    let err =
+        build_refused(&out, &["--sign-key", key, "--sign-cert", crt, "--shim", "--agent", nosbat.to_str().unwrap()]);
+    assert!(err.contains("no .sbat section"), "{err}");
 
     // Validly signed, but by the wrong keys: shim by us (not under Microsoft's
     // UEFI CA), or MokManager by us (not by the vendor key shim carries).
@@ -382,33 +358,20 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
         let d = tempfile::tempdir().unwrap();
         std::fs::copy(shim, d.path().join("shimx64.efi.signed")).unwrap();
         std::fs::copy(mm, d.path().join("mmx64.efi.signed")).unwrap();
-        let out = d.path().join("o.img");
-        let o = run(rescue()
-            .arg("build")
-            .arg("--profile")
-            .arg(default_profile())
-            .arg("--out")
-            .arg(&out)
-            .args([
-                "--sign-key",
-                k.key.to_str().unwrap(),
-                "--sign-cert",
-                k.crt.to_str().unwrap(),
-                "--shim",
-                "--shim-dir",
-            ])
-            .arg(d.path()));
-        assert!(!out.exists());
-        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+        let (key, crt, shim_dir) = (k.key.to_str().unwrap(), k.crt.to_str().unwrap(), d.path().to_str().unwrap());
+        build_refused(
+            &d.path().join("o.img"),
+            &["--sign-key", key, "--sign-cert", crt, "--shim", "--shim-dir", shim_dir],
+        )
     };
     let our_shim = dir.path().join("our-shim.efi");
     sign_with_ours(&shim_dir.join("shimx64.efi"), &our_shim);
-    let (good, err) = build_with(&our_shim, &shim_dir.join("mmx64.efi.signed"));
-    assert!(!good && err.contains("not signed under Microsoft"), "{err}");
+    let err = build_with(&our_shim, &shim_dir.join("mmx64.efi.signed"));
+    assert!(err.contains("not signed under Microsoft"), "{err}");
     let our_mm = dir.path().join("our-mm.efi");
     sign_with_ours(&shim_dir.join("mmx64.efi"), &our_mm);
-    let (good, err) = build_with(&shim_dir.join("shimx64.efi.signed"), &our_mm);
-    assert!(!good && err.contains("not signed by the key shim trusts"), "{err}");
+    let err = build_with(&shim_dir.join("shimx64.efi.signed"), &our_mm);
+    assert!(err.contains("not signed by the key shim trusts"), "{err}");
 }
 
 // ---- QEMU with Secure Boot on ----

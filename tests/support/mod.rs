@@ -51,6 +51,16 @@ pub fn build_image(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// Runs `rescue build` with the default profile and `extra`; it must fail
+/// and leave no image at `out`. Returns what it printed on stderr.
+pub fn build_refused(out: &Path, extra: &[&str]) -> String {
+    let o = run(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--out").arg(out).args(extra));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{extra:?} was accepted");
+    assert!(!out.exists(), "{extra:?} left an image behind");
+    err
+}
+
 /// The controller a test disk sits behind.
 #[derive(Clone, Copy, Debug)]
 pub enum Bus {
