@@ -6,6 +6,8 @@
 //! this machine's disks; [`site_keys`] imports and seals recovery keys;
 //! [`output`] writes files atomically.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cli;
 mod clock;
 mod host;

@@ -88,9 +88,9 @@ impl Console {
             return system::with_stdin(|input| input.read_key().ok().flatten()).map(map_key);
         }
         let key_event = system::with_stdin(|input| input.wait_for_key_event().ok())?;
-        // SAFETY: a plain timer event without a notification function.
         let timer = match timeout {
             Some(t) => {
+                // SAFETY: a plain timer event without a notification function.
                 unsafe { boot::create_event(EventType::TIMER, Tpl::APPLICATION, None, None) }.ok().inspect(|ev| {
                     let _ = boot::set_timer(ev, TimerTrigger::Relative(t));
                 })
@@ -102,6 +102,7 @@ impl Console {
             // SAFETY: the events stay alive while we wait on copies of them.
             events.push(unsafe { key_event.unsafe_clone() });
             if let Some(t) = &timer {
+                // SAFETY: as above; the timer outlives the wait.
                 events.push(unsafe { t.unsafe_clone() });
             }
             let which = boot::wait_for_event(&events).unwrap_or(0);
