@@ -11,11 +11,24 @@ use core::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoError {
     /// The range `offset..offset+len` lies (partly) beyond the end of the device.
-    OutOfRange { offset: u64, len: u64 },
+    OutOfRange {
+        /// Byte offset where the transfer starts.
+        offset: u64,
+        /// Length of the transfer in bytes.
+        len: u64,
+    },
     /// The device refused a write (read-only medium or a protected area).
-    ReadOnly { offset: u64 },
+    ReadOnly {
+        /// Byte offset of the refused write (or of the first protected byte it touches).
+        offset: u64,
+    },
     /// The underlying device reported an error.
-    Device { offset: u64, code: u64 },
+    Device {
+        /// Byte offset of the failed transfer.
+        offset: u64,
+        /// The device's own error code (e.g. a UEFI `EFI_STATUS`), shown in hex.
+        code: u64,
+    },
 }
 
 impl fmt::Display for IoError {
@@ -128,11 +141,14 @@ impl<D: BlockDevice> BlockDevice for Slice<D> {
 /// A disk held in memory, for tests and for building images.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemDisk {
+    /// The disk's contents; its length is the device size.
     pub data: Vec<u8>,
+    /// Logical sector size reported by [`BlockDevice::sector_size`] (not enforced on transfers).
     pub sector_size: u32,
 }
 
 impl MemDisk {
+    /// A disk holding `data`, reporting `sector_size` bytes per sector.
     pub fn new(data: Vec<u8>, sector_size: u32) -> Self {
         MemDisk { data, sector_size }
     }

@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 /// A parsed `EFI_LOAD_OPTION`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LoadOption {
+    /// `LOAD_OPTION_ACTIVE` (bit 0 of the attributes) is set.
     pub active: bool,
+    /// The description shown in the firmware boot menu (e.g. "Windows Boot Manager").
     pub description: String,
     /// Text of every file-path node in the option's device path.
     pub files: Vec<String>,

@@ -82,20 +82,41 @@ const KDF_ARGON2ID: u8 = 1;
 #[non_exhaustive]
 pub enum KeyringError {
     /// The file is shorter than its structure needs (`len` bytes).
-    TooShort { len: usize },
+    TooShort {
+        /// Length of the file in bytes.
+        len: usize,
+    },
     /// The file is larger than [`MAX_FILE_LEN`].
-    TooLarge { len: usize },
+    TooLarge {
+        /// Length of the file in bytes.
+        len: usize,
+    },
     /// The file does not start with [`MAGIC`]: it is not a key file.
     NotAKeyFile,
     /// A format version this engine does not read.
-    UnsupportedVersion { version: u16 },
+    UnsupportedVersion {
+        /// The version field of the header (bytes 8–9).
+        version: u16,
+    },
     /// The SHA-256 over the file does not match: the file was damaged or altered.
     Tampered,
     /// A structure is inconsistent although the checksum matches (a file
     /// not written by `rescue`); `what` names it, `offset` is its byte position.
-    Corrupt { what: &'static str, offset: usize },
+    Corrupt {
+        /// Names the structure, as it appears in the message.
+        what: &'static str,
+        /// Byte position of the structure in the file.
+        offset: usize,
+    },
     /// The Argon2 parameters are outside what the agent can afford.
-    KdfParams { m_kib: u32, t: u32, p: u32 },
+    KdfParams {
+        /// Argon2 memory asked for, in KiB.
+        m_kib: u32,
+        /// Argon2 passes asked for.
+        t: u32,
+        /// Argon2 lanes asked for.
+        p: u32,
+    },
     /// The PIN does not open the sealed keys (or the file was altered and
     /// its checksum recomputed).
     WrongPin,
@@ -104,11 +125,20 @@ pub enum KeyringError {
     /// The file is sealed: open it with a PIN.
     Sealed,
     /// Two keys for one Key ID were given to [`SiteKeys::insert`] (or found in a file).
-    DuplicateKeyId { key_id: Guid },
+    DuplicateKeyId {
+        /// The Key ID given twice.
+        key_id: Guid,
+    },
     /// More than [`MAX_KEYS`] keys, or none.
-    KeyCount { count: usize },
+    KeyCount {
+        /// The number of keys given or found.
+        count: usize,
+    },
     /// Not enough memory for Argon2 (`kib` KiB asked).
-    OutOfMemory { kib: u32 },
+    OutOfMemory {
+        /// Argon2 memory the file asks for, in KiB.
+        kib: u32,
+    },
 }
 
 impl fmt::Display for KeyringError {
@@ -184,6 +214,7 @@ impl fmt::Debug for SiteKeys {
 }
 
 impl SiteKeys {
+    /// An empty set of keys.
     pub fn new() -> SiteKeys {
         SiteKeys::default()
     }
@@ -204,10 +235,12 @@ impl SiteKeys {
         }
     }
 
+    /// How many keys are held.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True when no key is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -217,6 +250,7 @@ impl SiteKeys {
         self.entries.iter().map(|e| e.0)
     }
 
+    /// True when a key for `key_id` is held.
     pub fn contains(&self, key_id: &Guid) -> bool {
         self.find(key_id).is_some()
     }

@@ -3,6 +3,7 @@
 //! in the UEFI agent. It sees storage only through [`block::BlockDevice`].
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(test)]
@@ -14,6 +15,7 @@ pub mod block;
 pub mod bootopt;
 pub mod crc32;
 pub mod diskid;
+pub mod embed;
 mod glob;
 pub mod hex;
 pub mod keyring;

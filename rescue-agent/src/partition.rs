@@ -26,6 +26,8 @@ impl Guid {
     pub const BASIC_DATA: Guid =
         Guid::from_fields(0xEBD0A0A2, 0xB9E5, 0x4433, [0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7]);
 
+    /// The GUID written `aaaaaaaa-bbbb-cccc-dddd-dddddddddddd`, from its fields
+    /// as printed (`d` holds the last two groups, 8 bytes in order).
     pub const fn from_fields(a: u32, b: u16, c: u16, d: [u8; 8]) -> Guid {
         let a = a.to_le_bytes();
         let b = b.to_le_bytes();
@@ -78,12 +80,18 @@ impl fmt::Debug for Guid {
 /// What kind of table a partition came from, with its type code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PartitionKind {
+    /// A GPT entry.
     Gpt {
+        /// Partition type GUID (e.g. [`Guid::ESP`], [`Guid::BASIC_DATA`]).
         type_guid: Guid,
+        /// Unique partition GUID.
         guid: Guid,
+        /// Partition name from the entry (UTF-16, up to 36 units, decoded).
         name: String,
     },
+    /// An MBR entry, primary or logical.
     Mbr {
+        /// MBR partition type byte (e.g. 0x07 NTFS/exFAT/BitLocker, 0x0C FAT32 LBA).
         type_code: u8,
     },
     /// The device has no partition table: it is one volume.
@@ -95,18 +103,24 @@ pub enum PartitionKind {
 pub struct Partition {
     /// 1-based partition number as Linux and Windows count it (0 for a whole device).
     pub number: u32,
+    /// Byte offset of the partition on the device.
     pub offset: u64,
+    /// Length of the partition in bytes.
     pub size: u64,
+    /// Which table it came from, with its type.
     pub kind: PartitionKind,
 }
 
 /// Why a partition table could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionError {
+    /// The device failed while reading the table.
     Io(IoError),
     /// A structure is inconsistent; `what` names it, `offset` is its byte position.
     Corrupt {
+        /// Names the structure, as it appears in the message.
         what: &'static str,
+        /// Byte position of the structure on the device.
         offset: u64,
     },
 }
@@ -238,18 +252,26 @@ fn read_logical<D: BlockDevice>(dev: &mut D, ext: u64, parts: &mut Vec<Partition
 /// One GPT partition entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GptEntry {
+    /// Partition type GUID (entry bytes 0–15).
     pub type_guid: Guid,
+    /// Unique partition GUID (entry bytes 16–31).
     pub guid: Guid,
+    /// First sector of the partition (entry bytes 32–39).
     pub first_lba: u64,
+    /// Last sector of the partition, inclusive (entry bytes 40–47).
     pub last_lba: u64,
+    /// Attribute bits (entry bytes 48–55; bit 0: required by the platform).
     pub attributes: u64,
+    /// Partition name (entry bytes 56–127, UTF-16LE up to the first NUL).
     pub name: String,
 }
 
 /// A GUID partition table: the model both read from disks and written by the image builder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gpt {
+    /// Logical sector size the table was read with (or is written for), in bytes.
     pub sector_size: u32,
+    /// The disk GUID (header bytes 56–71).
     pub disk_guid: Guid,
     /// Disk size in sectors.
     pub disk_sectors: u64,

@@ -17,11 +17,18 @@ use toml::Spanned;
 /// A validated profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
+    /// The profile's name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`;
+    /// it names reports and backup folders.
     pub name: String,
+    /// Free text for people (empty when not given).
     pub description: String,
+    /// The `[[delete]]` rules, in file order (at least one).
     pub delete: Vec<DeleteRule>,
+    /// The `[ntfs]` options.
     pub ntfs: NtfsOptions,
+    /// The `[finish]` options.
     pub finish: Finish,
+    /// The `[prompt]` options.
     pub prompt: PromptOptions,
 }
 
@@ -54,6 +61,7 @@ pub enum UncleanJournal {
 /// `[ntfs]` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct NtfsOptions {
+    /// What to do when `$LogFile` is unclean (`unclean_journal`, default `refuse`).
     pub unclean_journal: UncleanJournal,
 }
 
@@ -64,12 +72,14 @@ pub enum FinishAction {
     /// Reboot into Windows (the default).
     #[default]
     Reboot,
+    /// Power the machine off.
     Shutdown,
     /// Wait for a key press, then reboot.
     Wait,
 }
 
 impl FinishAction {
+    /// The value as written in the profile (`"reboot"`, `"shutdown"` or `"wait"`).
     pub fn as_str(self) -> &'static str {
         match self {
             FinishAction::Reboot => "reboot",
@@ -82,6 +92,7 @@ impl FinishAction {
 /// `[finish]` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Finish {
+    /// What to do at the end (`action`, default `reboot`).
     pub action: FinishAction,
 }
 
@@ -97,7 +108,9 @@ pub struct PromptOptions {
 pub struct ProfileError {
     /// 1-based line and column of the problem (0 when not tied to a place).
     pub line: usize,
+    /// 1-based column, in characters (0 when not tied to a place).
     pub column: usize,
+    /// What is wrong and how to fix it (may span lines).
     pub message: String,
 }
 

@@ -16,9 +16,13 @@ use zeroize::Zeroizing;
 /// A key press, as the front end decodes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
+    /// A printable character (digits are taken; dashes, spaces and others are ignored).
     Char(char),
+    /// Enter: submit the password when complete.
     Enter,
+    /// Backspace: remove the last digit.
     Backspace,
+    /// Escape: skip the volume.
     Escape,
     /// Any other key (function keys, arrows...).
     Other,
@@ -34,9 +38,17 @@ pub enum Event {
     /// The field changed (or nothing happened); redraw it.
     Edited,
     /// Block `n` (1-based) was wrong and has been cleared.
-    BadBlock { n: usize, why: &'static str },
+    BadBlock {
+        /// The block's number, 1 to 8.
+        n: usize,
+        /// Why it is wrong, as [`check_block`] says it.
+        why: &'static str,
+    },
     /// Enter with fewer than 48 digits.
-    Incomplete { digits: usize },
+    Incomplete {
+        /// Digits typed so far.
+        digits: usize,
+    },
     /// Enter with 48 valid digits: the password is ready.
     Submit,
     /// Escape: skip this volume.

@@ -24,13 +24,18 @@ use sha2::{Digest, Sha256};
 
 /// A device wrapper counting what the engine reads and writes.
 pub struct Counting<D> {
+    /// The device counted.
     pub inner: D,
+    /// Bytes read so far.
     pub bytes_read: u64,
+    /// Read calls so far.
     pub reads: u64,
+    /// Bytes written so far.
     pub bytes_written: u64,
 }
 
 impl<D: BlockDevice> Counting<D> {
+    /// Wraps `inner` with every counter at zero.
     pub fn new(inner: D) -> Self {
         Counting { inner, bytes_read: 0, reads: 0, bytes_written: 0 }
     }
@@ -60,13 +65,17 @@ impl<D: BlockDevice> BlockDevice for Counting<D> {
 /// A file handed to the backup sink before it is deleted.
 #[derive(Debug)]
 pub struct BackupItem<'a> {
+    /// Name of the profile whose rule matched the file.
     pub profile: &'a str,
     /// Index of the volume in the report.
     pub volume: usize,
+    /// NTFS volume serial number (from the boot sector).
     pub volume_serial: u64,
     /// Path from the volume root, `\`-separated.
     pub path: &'a str,
+    /// The file's report so far: names, size, times, SHA-256.
     pub file: &'a FileReport,
+    /// The whole unnamed `$DATA` stream of the file.
     pub content: &'a [u8],
 }
 
@@ -131,71 +140,112 @@ impl core::fmt::Display for FileAction {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Report {
+    /// Name of the profile run.
     pub profile: String,
+    /// Version of the engine that ran it.
     pub engine_version: String,
+    /// True for a dry run: nothing was written.
     pub dry_run: bool,
+    /// One report per volume found, in partition-table order.
     pub volumes: Vec<VolumeReport>,
+    /// Every failure, one line each; empty when the run succeeded.
     pub errors: Vec<String>,
+    /// Files deleted (always 0 on a dry run).
     pub files_deleted: usize,
+    /// Matched files left in place: skipped or failed (dry-run "would delete" not counted).
     pub files_skipped: usize,
+    /// Where each backup went, as the backup sink reported it.
     pub backups_written: Vec<String>,
     /// Bytes the engine read from the device (all volumes).
     pub bytes_read: u64,
+    /// Read calls the engine made to the device (all volumes).
     pub read_calls: u64,
+    /// Bytes the engine wrote to the device (all volumes).
     pub bytes_written: u64,
     /// True when nothing failed.
     pub ok: bool,
 }
 
+/// What was found and done on one volume.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VolumeReport {
+    /// Position of this volume in [`Report::volumes`].
     pub index: usize,
+    /// Partition number, 1-based (0 when the device holds a single volume).
     pub partition: u32,
     /// Byte offset and size of the volume on the device.
     pub offset: u64,
+    /// Length of the volume in bytes.
     pub size: u64,
     /// "ntfs", "bitlocker (locked)", "not ntfs"
     pub filesystem: String,
+    /// NTFS volume serial number, 16 uppercase hex digits (NTFS volumes only).
     pub serial: Option<String>,
+    /// `$LogFile` state, `"empty"`, `"clean"` or `"unclean"` (when writes are cleared).
     pub journal: Option<String>,
     /// Why this volume may not be written (hibernated, unclean journal, ...).
     pub write_refused: Option<String>,
+    /// One report per `[[delete]]` rule, in profile order (NTFS volumes only).
     pub rules: Vec<RuleReport>,
+    /// Notes of the journal reset, when one was planned or done.
     pub notes: Vec<String>,
+    /// Why the NTFS volume could not be opened.
     pub error: Option<String>,
 }
 
+/// What one `[[delete]]` rule found and did on a volume.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RuleReport {
+    /// The rule's path as written in the profile.
     pub path: String,
+    /// The rule's required header, as lowercase hex (empty: any file).
     pub header: String,
+    /// Whether the rule backs files up before deleting them.
     pub backup: bool,
+    /// True when the rule's directory exists on the volume.
     pub directory_found: bool,
+    /// One report per matching file (several names of one file count once).
     pub files: Vec<FileReport>,
+    /// The rule's first error (lookup, listing, or a file that failed); `None` when all went well.
     pub error: Option<String>,
 }
 
+/// What was found and done for one matching file.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FileReport {
+    /// Path from the volume root, `\`-separated, by the first matching name.
     pub path: String,
+    /// MFT record number of the file.
     pub record: u64,
+    /// Every name of the file (all directories, all name spaces).
     pub names: Vec<String>,
+    /// Size of the unnamed `$DATA` stream in bytes.
     pub size: u64,
+    /// Creation time from `$STANDARD_INFORMATION`, RFC 3339 UTC.
     pub created: String,
+    /// Last data change from `$STANDARD_INFORMATION`, RFC 3339 UTC.
     pub modified: String,
+    /// Last MFT record change from `$STANDARD_INFORMATION`, RFC 3339 UTC.
     pub mft_modified: String,
+    /// Last access from `$STANDARD_INFORMATION`, RFC 3339 UTC.
     pub accessed: String,
+    /// SHA-256 of the content, lowercase hex (`None` when the content was not read).
     pub sha256: Option<String>,
+    /// True when the file starts with the rule's header bytes.
     pub header_match: bool,
+    /// What was done to the file.
     pub action: FileAction,
+    /// Why the file was skipped or failed.
     pub reason: Option<String>,
+    /// Where its backup went, as the backup sink reported it.
     pub backup: Option<String>,
     /// The plan (dry run) or the writes done (real run). Not read back.
     #[serde(skip_deserializing)]
     pub writes: Vec<PlanWrite>,
+    /// Notes of the delete plan (e.g. hard links kept).
     pub notes: Vec<String>,
 }
 

@@ -24,8 +24,11 @@ use serde::{Deserialize, Serialize};
 pub struct Disk<D> {
     /// How the firmware names it (its device path as text).
     pub label: String,
+    /// Model name as the firmware reports it (may be empty).
     pub model: String,
+    /// Serial number as the firmware reports it (may be empty).
     pub serial: String,
+    /// The whole disk, as a block device.
     pub dev: D,
 }
 
@@ -33,21 +36,29 @@ pub struct Disk<D> {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DiskReport {
+    /// How the firmware names the disk (its device path as text).
     pub label: String,
+    /// Model name as the firmware reports it (may be empty).
     pub model: String,
+    /// Serial number as the firmware reports it (may be empty).
     pub serial: String,
+    /// Size of the disk in bytes.
     pub size: u64,
+    /// `"gpt"`, `"mbr"` or `"none"` (empty when the table could not be read).
     pub partition_table: String,
     /// Indexes into `volumes` of this disk's volumes.
     pub volumes: Vec<usize>,
+    /// Why the disk's partition table could not be read.
     pub error: Option<String>,
 }
 
 /// The verdict shown in large letters at the end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
+    /// At least one file was deleted and nothing failed.
     #[serde(rename = "FIXED")]
     Fixed,
+    /// Windows volumes were found and nothing failed, but no file needed deleting.
     #[serde(rename = "NOTHING TO DO")]
     NothingToDo,
     /// Also what a report that names no outcome is taken for.
@@ -57,6 +68,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The verdict as shown on screen and written in the report (`"FIXED"`,
+    /// `"NOTHING TO DO"`, `"FAILED"`).
     pub fn word(self) -> &'static str {
         match self {
             Outcome::Fixed => "FIXED",
@@ -71,18 +84,27 @@ impl Outcome {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunReport {
+    /// Version of the agent that ran.
     pub agent_version: String,
+    /// When the run started, as the front end formats it (empty when unknown).
     pub started: String,
+    /// The machine's identity from SMBIOS, when the front end found it.
     pub machine: Option<Machine>,
+    /// Every disk seen, in firmware order.
     pub disks: Vec<DiskReport>,
+    /// The verdict.
     pub outcome: Outcome,
+    /// Why the run failed: every failure, `; `-separated (`None` unless `FAILED`).
     pub reason: Option<String>,
+    /// Volumes found holding `Windows\System32` (unlocked BitLocker ones included).
     pub windows_volumes: usize,
+    /// Length of the run in milliseconds, by the front end's clock.
     pub duration_ms: u64,
     /// Extra facts from the front end (Secure Boot state, boot entry chosen...).
     pub notes: Vec<String>,
     /// The BitLocker volumes found, unlocked or not.
     pub bitlocker: Vec<BitLockerReport>,
+    /// The engine's report over all volumes (its fields appear at the top level of the JSON).
     #[serde(flatten)]
     pub result: Report,
 }
@@ -93,8 +115,11 @@ pub struct RunReport {
 pub struct BitLockerReport {
     /// Index into `volumes`.
     pub volume: usize,
+    /// The BitLocker volume GUID from the metadata (empty when it could not be opened).
     pub volume_guid: String,
+    /// The BitLocker description, typically "COMPUTER-NAME C: date".
     pub description: Option<String>,
+    /// The encryption method, by its Rust name (e.g. `XtsAes128`).
     pub encryption: String,
     /// Key IDs of the recovery-password protectors (what Windows' recovery screen shows).
     pub recovery_key_ids: Vec<String>,

@@ -11,9 +11,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Machine {
+    /// System manufacturer (type 1 string at byte 0x04); empty when not given.
     pub manufacturer: String,
+    /// Product name (type 1 string at byte 0x05); empty when not given.
     pub model: String,
+    /// Serial number (type 1 string at byte 0x07); empty when not given.
     pub serial_number: String,
+    /// System UUID (type 1 bytes 0x08–0x17) in the usual uppercase form, first
+    /// three fields little-endian; empty when the structure is too short for it.
     pub uuid: String,
 }
 

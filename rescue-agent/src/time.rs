@@ -7,11 +7,17 @@ use alloc::string::String;
 /// A UTC date and time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Civil {
+    /// Year, proleptic Gregorian (may be before 1970 or negative).
     pub year: i64,
+    /// Month, 1 to 12.
     pub month: u8,
+    /// Day of the month, 1 to 31.
     pub day: u8,
+    /// Hour, 0 to 23.
     pub hour: u8,
+    /// Minute, 0 to 59.
     pub minute: u8,
+    /// Second, 0 to 59 (no leap seconds).
     pub second: u8,
 }
 

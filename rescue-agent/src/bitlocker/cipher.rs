@@ -65,6 +65,7 @@ impl SectorCipher {
         Ok(SectorCipher { inner, sector_size: sector_size as usize })
     }
 
+    /// Bytes per sector this cipher was built for (512, 1024, 2048 or 4096).
     pub fn sector_size(&self) -> usize {
         self.sector_size
     }

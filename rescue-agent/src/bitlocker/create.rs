@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 /// What to make.
 pub struct CreateOptions<'a> {
+    /// The cipher the volume is encrypted with.
     pub method: EncryptionMethod,
     /// A recovery password (48 digits) for the recovery-password protector.
     pub recovery_password: &'a str,
@@ -41,10 +42,15 @@ pub struct CreateOptions<'a> {
 /// What was made (no secrets).
 #[derive(Debug, Clone)]
 pub struct Created {
+    /// The new volume's GUID.
     pub volume_guid: Guid,
+    /// Key ID of the recovery-password protector (what Windows' recovery screen shows).
     pub recovery_key_id: Guid,
+    /// Key ID of the password protector, when one was asked for.
     pub password_key_id: Option<Guid>,
+    /// Byte offsets of the three FVE metadata copies in the volume.
     pub metadata_offsets: [u64; 3],
+    /// Where the original boot sectors were relocated to (byte offset).
     pub volume_header_offset: u64,
 }
 

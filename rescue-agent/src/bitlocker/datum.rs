@@ -12,30 +12,53 @@ use alloc::string::String;
 
 /// Entry types (what a datum is for).
 pub mod entry {
+    /// A property: an entry with no role of its own (nested entries, the
+    /// validation's AES-CCM value, keys inside VMK entries).
     pub const PROPERTY: u16 = 0x0000;
+    /// A volume master key protector (value type `value::VMK`).
     pub const VMK: u16 = 0x0002;
+    /// The full volume encryption key, wrapped under the VMK (AES-CCM value).
     pub const FVEK: u16 = 0x0003;
+    /// Validation data (not read by this engine).
     pub const VALIDATION: u16 = 0x0004;
+    /// A startup key: the external key entry of a .BEK file.
     pub const STARTUP_KEY: u16 = 0x0006;
+    /// The volume description (UTF-16 string, e.g. "COMPUTER-NAME C: date").
     pub const DESCRIPTION: u16 = 0x0007;
+    /// A second copy of the wrapped FVEK (not used by this engine).
     pub const FVEK_BACKUP: u16 = 0x000b;
+    /// Where the original boot sectors were relocated (offset-and-size value).
     pub const VOLUME_HEADER: u16 = 0x000f;
 }
 
 /// Value types (how a datum's value is laid out).
 pub mod value {
+    /// An erased entry: no value.
     pub const ERASED: u16 = 0x0000;
+    /// A key: 2-byte encryption method, 2 reserved bytes, then the key bytes.
     pub const KEY: u16 = 0x0001;
+    /// A UTF-16LE string.
     pub const UNICODE: u16 = 0x0002;
+    /// A key-stretch salt: 4-byte method, 16-byte salt, then nested entries.
     pub const STRETCH_KEY: u16 = 0x0003;
+    /// A use key: 4-byte method, then nested entries.
     pub const USE_KEY: u16 = 0x0004;
+    /// An AES-CCM encrypted value: 12-byte nonce, 16-byte tag, ciphertext.
     pub const AES_CCM: u16 = 0x0005;
+    /// A TPM-sealed key blob (not opened by this engine).
     pub const TPM_KEY: u16 = 0x0006;
+    /// Validation data (not read by this engine).
     pub const VALIDATION: u16 = 0x0007;
+    /// A volume master key protector: 16-byte Key ID, 8-byte FILETIME, 2 unknown
+    /// bytes, 2-byte protection type, then nested entries.
     pub const VMK: u16 = 0x0008;
+    /// An external (startup) key: 16-byte Key ID, 8-byte FILETIME, then nested entries.
     pub const EXTERNAL_KEY: u16 = 0x0009;
+    /// An update record (not used by this engine).
     pub const UPDATE: u16 = 0x000a;
+    /// An error record (not used by this engine).
     pub const ERROR: u16 = 0x000b;
+    /// Two little-endian u64s: a byte offset and a size in bytes.
     pub const OFFSET_SIZE: u16 = 0x000f;
 }
 
@@ -47,8 +70,11 @@ pub const HEADER_LEN: usize = 8;
 pub struct Datum<'a> {
     /// Byte position of the datum (for error messages).
     pub offset: u64,
+    /// What the datum is for: one of the [`entry`] codes (bytes 2–3).
     pub entry_type: u16,
+    /// How the value is laid out: one of the [`value`] codes (bytes 4–5).
     pub value_type: u16,
+    /// Datum format version (bytes 6–7).
     pub version: u16,
     /// The whole datum, header included.
     pub raw: &'a [u8],
@@ -66,6 +92,8 @@ pub struct Datums<'a> {
 }
 
 impl<'a> Datums<'a> {
+    /// Starts iterating at the beginning of `buf`; `base` is the byte position
+    /// of `buf[0]`, used for the offsets reported in datums and errors.
     pub fn new(buf: &'a [u8], base: u64) -> Self {
         Datums { buf, pos: 0, base, failed: false }
     }
@@ -185,9 +213,13 @@ impl<'a> Datum<'a> {
 /// An AES-CCM encrypted value: a 12-byte nonce, a 16-byte tag, ciphertext.
 #[derive(Clone, Copy, Debug)]
 pub struct CcmBlob<'a> {
+    /// The 12-byte CCM nonce (bytes 0–11 of the value).
     pub nonce: [u8; 12],
+    /// The 16-byte CCM authentication tag (bytes 12–27 of the value).
     pub tag: [u8; 16],
+    /// The encrypted bytes after the tag.
     pub ciphertext: &'a [u8],
+    /// Byte position of the datum holding this value (for error messages).
     pub offset: u64,
 }
 

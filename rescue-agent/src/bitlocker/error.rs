@@ -20,35 +20,80 @@ pub enum BitLockerError {
     /// A Windows Vista (version 1) BitLocker volume: recognised, not supported.
     VistaUnsupported,
     /// A structure is inconsistent; `what` names it, `offset` is its byte position.
-    Corrupt { what: &'static str, offset: u64 },
+    Corrupt {
+        /// Names the structure, as it appears in the message.
+        what: &'static str,
+        /// Byte position of the structure in the volume.
+        offset: u64,
+    },
     /// None of the three FVE metadata copies is valid; `offsets` are where they were looked for.
-    NoValidMetadata { offsets: [u64; 3] },
+    NoValidMetadata {
+        /// Byte offsets of the three copies, as the boot sector gives them.
+        offsets: [u64; 3],
+    },
     /// The volume uses an encryption method this engine does not know.
-    UnsupportedMethod { method: u16 },
+    UnsupportedMethod {
+        /// The method code from the metadata header.
+        method: u16,
+    },
     /// The volume is in a state or layout this engine does not handle.
-    Unsupported { what: &'static str },
+    Unsupported {
+        /// What is not supported, as it appears in the message.
+        what: &'static str,
+    },
     /// A recovery password is not 48 digits in 8 blocks.
     RecoveryPasswordFormat,
     /// Block `block` (1-based) of a recovery password fails Windows' check
     /// (divisible by 11 and below 720896).
-    RecoveryPasswordBlock { block: u8 },
+    RecoveryPasswordBlock {
+        /// The failing block, counted from 1.
+        block: u8,
+    },
     /// The volume has no protector of this kind.
-    NoProtector { kind: &'static str },
+    NoProtector {
+        /// The protector kind asked for, in words (e.g. "password").
+        kind: &'static str,
+    },
     /// No recovery-password protector accepted the recovery password.
-    WrongRecoveryPassword { key_ids: Vec<Guid> },
+    WrongRecoveryPassword {
+        /// Key IDs of the recovery-password protectors tried.
+        key_ids: Vec<Guid>,
+    },
     /// No password protector accepted the password.
-    WrongPassword { key_ids: Vec<Guid> },
+    WrongPassword {
+        /// Key IDs of the password protectors tried.
+        key_ids: Vec<Guid>,
+    },
     /// The startup key file does not open this volume (its Key ID is given).
-    WrongStartupKey { key_id: Guid },
+    WrongStartupKey {
+        /// The Key ID stored in the startup key file.
+        key_id: Guid,
+    },
     /// A startup key (.BEK) file is malformed.
-    BadKeyFile { what: &'static str, offset: u64 },
+    BadKeyFile {
+        /// What is wrong with the file, as it appears in the message.
+        what: &'static str,
+        /// Byte position in the file (for a bad file size: the file's length).
+        offset: u64,
+    },
     /// A protector opened the VMK, but the VMK does not open the FVEK or the
     /// metadata validation (the metadata was altered).
-    MetadataAuthentication { key_id: Guid },
+    MetadataAuthentication {
+        /// Key ID of the protector whose VMK was opened.
+        key_id: Guid,
+    },
     /// A write would touch an FVE metadata area or the relocated boot sectors.
-    ProtectedArea { offset: u64 },
+    ProtectedArea {
+        /// Byte position of the refused write in the unlocked volume.
+        offset: u64,
+    },
     /// The volume is too small or too large for what was asked.
-    BadSize { what: &'static str, size: u64 },
+    BadSize {
+        /// What size is wrong, as it appears in the message.
+        what: &'static str,
+        /// The size found, in bytes (a sector size for `unsupported sector size`).
+        size: u64,
+    },
 }
 
 impl From<IoError> for BitLockerError {

@@ -25,6 +25,7 @@ pub enum Flavour {
 /// The parsed BitLocker boot sector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VolumeHeader {
+    /// Which boot-sector layout the volume uses (fixed volume or To Go).
     pub flavour: Flavour,
     /// Bytes per sector from the boot sector (512 or 4096).
     pub sector_size: u32,

@@ -25,15 +25,24 @@ pub const HEADERS_LEN: usize = 64 + 48;
 /// The cipher a volume's sectors are encrypted with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncryptionMethod {
+    /// AES-CBC with a 128-bit key and the Elephant diffuser (code 0x8000;
+    /// Windows 7 and earlier).
     AesCbc128Diffuser,
+    /// AES-CBC with a 256-bit key and the Elephant diffuser (code 0x8001).
     AesCbc256Diffuser,
+    /// AES-CBC with a 128-bit key, no diffuser (code 0x8002).
     AesCbc128,
+    /// AES-CBC with a 256-bit key, no diffuser (code 0x8003).
     AesCbc256,
+    /// XTS-AES with two 128-bit keys (code 0x8004; the Windows 10 default).
     XtsAes128,
+    /// XTS-AES with two 256-bit keys (code 0x8005).
     XtsAes256,
 }
 
 impl EncryptionMethod {
+    /// From the encryption method field of the metadata header; `None` for a
+    /// code this engine cannot decrypt.
     pub fn from_code(code: u16) -> Option<Self> {
         Some(match code {
             0x8000 => EncryptionMethod::AesCbc128Diffuser,
@@ -45,6 +54,7 @@ impl EncryptionMethod {
             _ => return None,
         })
     }
+    /// The code stored on disk (0x8000 to 0x8005).
     pub fn code(self) -> u16 {
         match self {
             EncryptionMethod::AesCbc128Diffuser => 0x8000,
@@ -73,17 +83,22 @@ impl fmt::Display for EncryptionMethod {
 /// Conversion state of the volume (block header "current"/"next" state).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConversionState {
+    /// Not encrypted (state 1).
     Decrypted,
     /// Encryption or decryption in progress.
     Converting,
+    /// Used-space-only encryption: sectors are encrypted as they are written (state 3).
     EncryptOnWriteActivated,
+    /// Fully encrypted (state 4).
     Encrypted,
     /// Conversion paused.
     Paused,
+    /// A state code this engine does not know, as stored.
     Unknown(u16),
 }
 
 impl ConversionState {
+    /// From a state field of the FVE block header; unknown codes are kept.
     pub fn from_code(c: u16) -> Self {
         match c {
             1 => ConversionState::Decrypted,
@@ -112,11 +127,15 @@ impl fmt::Display for ConversionState {
 /// What was found at one metadata copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyStatus {
+    /// Signature, version, sizes, CRC-32 and entries all check out.
     Valid,
     /// Unreadable (outside the device or an I/O error).
     Unreadable,
+    /// No `-FVE-FS-` signature (or too short for the headers).
     BadSignature,
+    /// Wrong version, inconsistent sizes or offsets, or malformed entries.
     BadStructure,
+    /// The CRC-32 of the block does not match the validation structure.
     BadCrc,
 }
 
@@ -129,7 +148,9 @@ pub struct Metadata {
     pub copies: [CopyStatus; 3],
     /// Metadata version (2 for Windows 7 and later).
     pub version: u16,
+    /// Conversion state now (block header bytes 12–13).
     pub current_state: ConversionState,
+    /// Conversion state being moved to (block header bytes 14–15).
     pub next_state: ConversionState,
     /// Bytes from the start of the volume that are encrypted.
     pub encrypted_size: u64,
@@ -137,14 +158,17 @@ pub struct Metadata {
     pub offsets: [u64; 3],
     /// Where the original boot sectors were moved to, and how many bytes.
     pub volume_header_offset: u64,
+    /// Length in bytes of the relocated boot sector area.
     pub volume_header_size: u64,
     /// The volume GUID (as cryptsetup and bdeinfo show it).
     pub volume_guid: Guid,
+    /// Cipher of the volume's sectors (metadata header bytes 36–37).
     pub method: EncryptionMethod,
     /// Creation time (Windows FILETIME).
     pub created: u64,
     /// Description, typically "COMPUTER-NAME C: date".
     pub description: Option<String>,
+    /// The key protectors (VMK entries), in metadata order (at most 64 are kept).
     pub protectors: Vec<Protector>,
     /// The FVEK, encrypted under the VMK.
     pub wrapped_fvek: WrappedKey,

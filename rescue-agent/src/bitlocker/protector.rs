@@ -17,15 +17,23 @@ use zeroize::Zeroizing;
 pub enum ProtectorKind {
     /// Protection suspended: the key lies in the clear beside the VMK.
     ClearKey,
+    /// TPM only: the TPM unseals the VMK at boot (code 0x0100; not usable here).
     Tpm,
+    /// A startup key on a USB stick, or an external recovery key (.BEK file) (code 0x0200).
     StartupKey,
+    /// TPM plus a PIN typed at boot (code 0x0500; not usable here).
     TpmAndPin,
+    /// TPM plus a startup key (code 0x0300; not usable here).
     TpmAndStartupKey,
+    /// TPM plus a PIN and a startup key (code 0x0700; not usable here).
     TpmPinAndStartupKey,
+    /// The 48-digit numerical recovery password (code 0x0800).
     RecoveryPassword,
     /// Smart card / public key (not supported for unlocking here).
     SmartCard,
+    /// A user password, as on data and To Go volumes (code 0x2000).
     Password,
+    /// A protection type code this engine does not know, as stored.
     Unknown(u16),
 }
 
@@ -82,8 +90,11 @@ impl fmt::Display for ProtectorKind {
 /// An AES-CCM encrypted key, copied out of the metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrappedKey {
+    /// The 12-byte CCM nonce.
     pub nonce: [u8; 12],
+    /// The 16-byte CCM authentication tag.
     pub tag: [u8; 16],
+    /// The encrypted key datum (the tag is separate).
     pub ciphertext: Vec<u8>,
     /// Byte position of the entry.
     pub offset: u64,
@@ -100,6 +111,7 @@ impl WrappedKey {
 pub struct Protector {
     /// The protector GUID: Windows' "Key ID".
     pub key_id: Guid,
+    /// How this protector unlocks the VMK (protection type, value bytes 26–27).
     pub kind: ProtectorKind,
     /// Last change, as a Windows FILETIME.
     pub modified: u64,

@@ -49,6 +49,7 @@ impl core::fmt::Debug for UnlockKey<'_> {
 pub struct VolumeKey {
     /// The protector that opened it.
     pub key_id: Guid,
+    /// The sector cipher the key is for.
     pub method: EncryptionMethod,
     key: Zeroizing<Vec<u8>>,
 }
@@ -67,7 +68,9 @@ pub fn detect<D: BlockDevice + ?Sized>(dev: &mut D) -> Result<bool> {
 /// A BitLocker volume, opened but still locked: its header and metadata.
 pub struct BitLocker<D> {
     dev: D,
+    /// The parsed BitLocker boot sector.
     pub header: VolumeHeader,
+    /// The first valid FVE metadata copy.
     pub metadata: Metadata,
     compress: keys::Compress,
 }
@@ -371,12 +374,15 @@ impl<D: BlockDevice> Unlocked<D> {
     pub fn key_id(&self) -> Guid {
         self.key_id
     }
+    /// The FVE metadata the volume was unlocked with.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
     }
+    /// The BitLocker boot sector as read from disk.
     pub fn header(&self) -> &VolumeHeader {
         &self.header
     }
+    /// Gives the encrypted device back; the sector cipher is dropped.
     pub fn into_inner(self) -> D {
         self.dev
     }

@@ -4,42 +4,80 @@ use super::runs::{self, Run};
 use super::{corrupt, le16, le32, le64, Result};
 use alloc::vec::Vec;
 
+/// Attribute type `$STANDARD_INFORMATION`: timestamps and DOS attribute flags.
 pub const STANDARD_INFORMATION: u32 = 0x10;
+/// Attribute type `$ATTRIBUTE_LIST`: where a file's attributes lie when they
+/// span extension records.
 pub const ATTRIBUTE_LIST: u32 = 0x20;
+/// Attribute type `$FILE_NAME`: one name of the file and its parent directory.
 pub const FILE_NAME: u32 = 0x30;
+/// Attribute type `$OBJECT_ID`: the file's object GUID (indexed in `$Extend\$ObjId`).
 pub const OBJECT_ID: u32 = 0x40;
+/// Attribute type `$VOLUME_INFORMATION` (record 3 only): NTFS version and volume flags.
 pub const VOLUME_INFORMATION: u32 = 0x70;
+/// Attribute type `$DATA`: a file's contents (unnamed) or an alternate stream (named).
 pub const DATA: u32 = 0x80;
+/// Attribute type `$INDEX_ROOT`: the root node of an index, always resident.
 pub const INDEX_ROOT: u32 = 0x90;
+/// Attribute type `$INDEX_ALLOCATION`: the index blocks below the root.
 pub const INDEX_ALLOCATION: u32 = 0xA0;
+/// Attribute type `$BITMAP`: which index blocks (or MFT records, for `$MFT`) are in use.
 pub const BITMAP: u32 = 0xB0;
+/// Attribute type `$REPARSE_POINT`: a symbolic link, junction or other reparse data.
 pub const REPARSE_POINT: u32 = 0xC0;
+/// Type code marking the end of a record's attributes.
 pub const END: u32 = 0xFFFF_FFFF;
 
 /// Attribute flags.
 pub const FLAG_COMPRESSED: u16 = 0x00FF;
+/// Attribute flag: the value is EFS-encrypted.
 pub const FLAG_ENCRYPTED: u16 = 0x4000;
+/// Attribute flag: the value is sparse (runs may have no clusters).
 pub const FLAG_SPARSE: u16 = 0x8000;
 
 /// Where an attribute's value lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Form {
     /// Inside the record at `value_offset` (from the record start), `value_len` bytes.
-    Resident { value_offset: usize, value_len: usize },
+    Resident {
+        /// Byte offset of the value from the start of the record.
+        value_offset: usize,
+        /// Length of the value in bytes.
+        value_len: usize,
+    },
     /// In clusters.
-    NonResident { lowest_vcn: u64, highest_vcn: u64, runs: Vec<Run>, allocated: u64, data_size: u64, initialized: u64 },
+    NonResident {
+        /// First virtual cluster this header maps (non-zero in an extension record's piece).
+        lowest_vcn: u64,
+        /// Last virtual cluster this header maps (`u64::MAX`, i.e. -1, for an empty value).
+        highest_vcn: u64,
+        /// The decoded data runs, covering `lowest_vcn..=highest_vcn`.
+        runs: Vec<Run>,
+        /// Bytes allocated to the value (whole clusters); meaningful in the first piece only.
+        allocated: u64,
+        /// Length of the value in bytes; meaningful in the first piece only.
+        data_size: u64,
+        /// Bytes of the value written so far (the rest reads as zeros); meaningful in the first piece only.
+        initialized: u64,
+    },
 }
 
 /// One validated attribute header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attr {
+    /// Attribute type (one of the constants above), header bytes 0–3.
     pub type_code: u32,
     /// Offset of the header in the record, and its length.
     pub offset: usize,
+    /// Length of the whole attribute in bytes, header included (header bytes 4–7).
     pub length: usize,
+    /// Attribute name in UTF-16 units (empty for the unnamed attribute).
     pub name: Vec<u16>,
+    /// Attribute flags, header bytes 0x0C–0x0D ([`FLAG_COMPRESSED`] and the like).
     pub flags: u16,
+    /// Attribute instance number, unique within its record (header bytes 0x0E–0x0F).
     pub instance: u16,
+    /// Resident or non-resident, with the fields of that form.
     pub form: Form,
 }
 
@@ -51,6 +89,8 @@ impl Attr {
             _ => None,
         }
     }
+    /// True when the attribute's name is exactly `name` (UTF-16 units, case-sensitive;
+    /// an empty `name` matches the unnamed attribute).
     pub fn is_named(&self, name: &[u16]) -> bool {
         self.name == name
     }

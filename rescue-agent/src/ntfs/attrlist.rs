@@ -6,10 +6,13 @@ use alloc::vec::Vec;
 /// One attribute list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListEntry {
+    /// Type of the attribute listed (entry bytes 0–3).
     pub type_code: u32,
+    /// First virtual cluster of the piece listed (0 for resident attributes), entry bytes 8–15.
     pub lowest_vcn: u64,
     /// File reference of the record holding the attribute.
     pub record_ref: FileRef,
+    /// Name of the attribute listed, in UTF-16 units (empty when unnamed).
     pub name: Vec<u16>,
 }
 

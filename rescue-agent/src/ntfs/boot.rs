@@ -20,6 +20,7 @@ pub struct BootSector {
     pub total_clusters: u64,
     /// First cluster of `$MFT` and of `$MFTMirr`.
     pub mft_lcn: u64,
+    /// First cluster of `$MFTMirr` (the copy of the first MFT records).
     pub mftmirr_lcn: u64,
     /// Volume serial number.
     pub serial: u64,

@@ -12,30 +12,50 @@ use alloc::vec::Vec;
 /// the index of the record holding it.
 #[derive(Clone, Debug)]
 pub struct File {
+    /// The base record first, then the extension records in attribute-list order.
     pub records: Vec<Record>,
+    /// Every attribute of the file, each with the index in `records` of the record holding it.
     pub attrs: Vec<(usize, Attr)>,
 }
 
 /// A stream's value: resident bytes, or runs with sizes (segments merged).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// A resident value, copied out of its record.
     Resident(Vec<u8>),
-    NonResident { runs: Vec<Run>, data_size: u64, initialized: u64, allocated: u64, flags: u16, offset: u64 },
+    /// A value in clusters: the runs of every segment, in VCN order.
+    NonResident {
+        /// Data runs of all segments, concatenated (VCN 0 first).
+        runs: Vec<Run>,
+        /// Length of the value in bytes (from the segment at VCN 0).
+        data_size: u64,
+        /// Bytes written so far; the rest of the value reads as zeros.
+        initialized: u64,
+        /// Bytes allocated (whole clusters).
+        allocated: u64,
+        /// Attribute flags of the segment at VCN 0 (compressed, encrypted, sparse).
+        flags: u16,
+        /// Byte offset on the volume of the first segment's attribute header (for errors).
+        offset: u64,
+    },
 }
 
 impl Stream {
+    /// Length of the value in bytes (the data size for a non-resident stream).
     pub fn len(&self) -> u64 {
         match self {
             Stream::Resident(v) => v.len() as u64,
             Stream::NonResident { data_size, .. } => *data_size,
         }
     }
+    /// True when the value is zero bytes long.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 impl File {
+    /// The base record (`records[0]`).
     pub fn base(&self) -> &Record {
         &self.records[0]
     }

@@ -19,11 +19,17 @@ use core::cmp::Ordering;
 
 /// Record numbers of system files.
 pub const MFT: u64 = 0;
+/// `$MFTMirr`: copy of the first four MFT records.
 pub const MFTMIRR: u64 = 1;
+/// `$LogFile`: the metadata journal.
 pub const LOGFILE: u64 = 2;
+/// `$Volume`: volume name, NTFS version and flags.
 pub const VOLUME: u64 = 3;
+/// The root directory (`.`).
 pub const ROOT: u64 = 5;
+/// `$Bitmap`: one bit per cluster, set when the cluster is in use.
 pub const BITMAP: u64 = 6;
+/// `$UpCase`: the upper-case table used to compare names.
 pub const UPCASE: u64 = 10;
 /// Records below this are reserved for system files.
 pub const FIRST_USER_RECORD: u64 = 24;
@@ -35,43 +41,64 @@ pub const I30: [u16; 4] = [b'$' as u16, b'I' as u16, b'3' as u16, b'0' as u16];
 /// every other read goes to the device passed to each call.
 #[derive(Clone, Debug)]
 pub struct Ntfs {
+    /// Geometry from the boot sector.
     pub boot: BootSector,
+    /// Data runs of `$MFT`'s unnamed `$DATA` (all segments, from VCN 0).
     pub mft_runs: Vec<Run>,
     /// Number of records `$MFT` holds.
     pub mft_records: u64,
+    /// The volume's `$UpCase` table, for case-insensitive name comparison.
     pub upcase: UpCase,
 }
 
 /// A directory entry as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name, decoded (unpaired surrogates become U+FFFD).
     pub name: String,
+    /// The name as stored, in UTF-16 units.
     pub name_utf16: Vec<u16>,
+    /// Name space of the name ([`super::filename::WIN32`] and so on).
     pub namespace: u8,
+    /// Reference of the file the entry names (with its sequence number).
     pub file_ref: FileRef,
+    /// True when the entry's cached flags mark a directory.
     pub is_dir: bool,
     /// Size and times as cached in the index (may lag the file's own).
     pub size: u64,
+    /// Last data change as a FILETIME, as cached in the index.
     pub modified: u64,
 }
 
 /// A file's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
+    /// MFT record number of the base record.
     pub record: u64,
+    /// Reference of the base record, with its current sequence number.
     pub file_ref: FileRef,
+    /// True when the record is flagged as a directory.
     pub is_dir: bool,
     /// Size of the unnamed `$DATA` stream.
     pub size: u64,
+    /// Creation time from `$STANDARD_INFORMATION`, as a FILETIME.
     pub created: u64,
+    /// Last data change from `$STANDARD_INFORMATION`, as a FILETIME.
     pub modified: u64,
+    /// Last MFT record change from `$STANDARD_INFORMATION`, as a FILETIME.
     pub mft_modified: u64,
+    /// Last access from `$STANDARD_INFORMATION`, as a FILETIME.
     pub accessed: u64,
     /// `$STANDARD_INFORMATION` file attributes (FILE_ATTRIBUTE_*).
     pub attributes: u32,
+    /// Compressed: by its file attributes or by the flags of its `$DATA`.
     pub compressed: bool,
+    /// EFS-encrypted: by its file attributes, the flags of its `$DATA`, or a
+    /// `$LOGGED_UTILITY_STREAM` attribute.
     pub encrypted: bool,
+    /// A reparse point: by its file attributes or a `$REPARSE_POINT` attribute.
     pub reparse: bool,
+    /// Sparse: by its file attributes or the flags of its `$DATA`.
     pub sparse: bool,
     /// Every name: (parent reference, namespace, name).
     pub names: Vec<(FileRef, u8, String)>,
@@ -80,14 +107,19 @@ pub struct FileInfo {
 /// A directory opened for lookup or editing.
 #[derive(Clone, Debug)]
 pub struct Directory {
+    /// The directory's file, with all its records and attributes.
     pub file: File,
     /// Record index (in `file.records`) and offset of the `$INDEX_ROOT` attribute.
     pub root_rec: usize,
+    /// Byte offset of the `$INDEX_ROOT` attribute header within that record.
     pub root_attr_off: usize,
+    /// The parsed root node (the `$INDEX_ROOT` value).
     pub root: Node,
+    /// Bytes per index block, from `$INDEX_ROOT`.
     pub block_size: u32,
     /// Bytes per index VCN.
     pub vcn_unit: u64,
+    /// The `$INDEX_ALLOCATION` stream holding the index blocks (`None` for a small index).
     pub alloc: Option<Stream>,
     /// The index's attribute name (`$I30` for directories).
     pub name: Vec<u16>,
@@ -101,7 +133,9 @@ pub type Found = (Vec<(NodeLoc, usize)>, Entry);
 /// Where a node lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeLoc {
+    /// The `$INDEX_ROOT` node, inside the MFT record.
     Root,
+    /// The index block at this VCN of `$INDEX_ALLOCATION`.
     Block(u64),
 }
 
@@ -160,6 +194,7 @@ impl Ntfs {
         Ok(v)
     }
 
+    /// Bytes per cluster.
     pub fn cluster(&self) -> u64 {
         self.boot.cluster_size as u64
     }

@@ -24,6 +24,7 @@ pub struct Clearance {
 }
 
 impl Clearance {
+    /// What `$LogFile` said when the clearance was given.
     pub fn journal(&self) -> JournalState {
         self.journal
     }

@@ -14,11 +14,13 @@ use alloc::vec::Vec;
 
 /// Entry flags.
 pub const ENTRY_NODE: u16 = 0x01;
+/// Entry flag: the last entry of its node, with no key.
 pub const ENTRY_END: u16 = 0x02;
 /// Node header flag: entries have sub-nodes.
 pub const LARGE_INDEX: u8 = 0x01;
 /// Offset of the index header inside an `INDX` block and inside an `$INDEX_ROOT` value.
 pub const BLOCK_HEADER: usize = 0x18;
+/// Offset of the index header inside an `$INDEX_ROOT` value (after the 16-byte root header).
 pub const ROOT_HEADER: usize = 0x10;
 
 /// One entry of a node, located in the node's buffer.
@@ -26,8 +28,12 @@ pub const ROOT_HEADER: usize = 0x10;
 pub struct Entry {
     /// Offset of the entry in the node buffer, and its length.
     pub off: usize,
+    /// Length of the entry in bytes (entry bytes 8–9), sub-node VCN included.
     pub len: usize,
+    /// Entry flags (entry bytes 12–13): [`ENTRY_NODE`], [`ENTRY_END`].
     pub flags: u16,
+    /// Reference of the file the entry names (entry bytes 0–7; meaningless for END
+    /// entries and view indexes).
     pub file_ref: FileRef,
     /// The key (`None` for the END entry).
     pub key: Option<FileName>,
@@ -38,6 +44,7 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// True for the END entry of a node (no key).
     pub fn is_end(&self) -> bool {
         self.flags & ENTRY_END != 0
     }
@@ -46,6 +53,7 @@ impl Entry {
 /// One node in memory: an `INDX` block (fixups undone) or an `$INDEX_ROOT` value.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The node's bytes: a whole `INDX` block with fixups undone, or the `$INDEX_ROOT` value.
     pub buf: Vec<u8>,
     /// Offset of the index header in `buf`.
     pub hdr: usize,
@@ -60,8 +68,12 @@ pub struct Node {
 /// Parameters from an `$INDEX_ROOT` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RootInfo {
+    /// Type of the attribute indexed (0x30 `$FILE_NAME` for directories, 0 for view indexes).
     pub indexed_type: u32,
+    /// Collation rule of the keys (1: file names via `$UpCase`; 0x13:
+    /// sequences of 32-bit integers, as in `$ObjId:$O`).
     pub collation: u32,
+    /// Bytes per index block of this index.
     pub block_size: u32,
 }
 
@@ -109,6 +121,7 @@ impl Node {
         Ok(())
     }
 
+    /// Name of the node for errors: `"$INDEX_ROOT"` or `"index block"`.
     pub fn structure(&self) -> &'static str {
         if self.is_root {
             "$INDEX_ROOT"
@@ -116,12 +129,15 @@ impl Node {
             "index block"
         }
     }
+    /// Offset of the first entry, from the index header (header bytes 0–3).
     pub fn entries_offset(&self) -> usize {
         le32(&self.buf, self.hdr).unwrap_or(0) as usize
     }
+    /// Bytes in use, from the index header to the end of the END entry (header bytes 4–7).
     pub fn index_length(&self) -> usize {
         le32(&self.buf, self.hdr + 4).unwrap_or(0) as usize
     }
+    /// Bytes the node may use, from the index header (header bytes 8–11).
     pub fn allocated(&self) -> usize {
         le32(&self.buf, self.hdr + 8).unwrap_or(0) as usize
     }

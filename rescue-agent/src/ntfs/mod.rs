@@ -83,30 +83,86 @@ pub enum NtfsError {
     /// The device failed.
     Io(IoError),
     /// Sector 0 is not an NTFS boot sector.
-    NotNtfs { offset: u64 },
+    NotNtfs {
+        /// Byte offset of the sector checked (0: the volume's first sector).
+        offset: u64,
+    },
     /// On-disk data is inconsistent.
-    Corrupt { structure: &'static str, offset: u64, detail: &'static str },
+    Corrupt {
+        /// Names the structure (e.g. `"index block"`).
+        structure: &'static str,
+        /// Byte offset of the structure on the volume.
+        offset: u64,
+        /// What is wrong with it.
+        detail: &'static str,
+    },
     /// Valid NTFS that this engine does not handle (and therefore never writes).
-    Unsupported { structure: &'static str, offset: u64, detail: &'static str },
+    Unsupported {
+        /// Names the structure (e.g. `"index block"`).
+        structure: &'static str,
+        /// Byte offset of the structure on the volume.
+        offset: u64,
+        /// What feature it uses.
+        detail: &'static str,
+    },
     /// A path component was not found.
-    NotFound { path: String },
+    NotFound {
+        /// The path walked so far, `\`-separated, ending at the missing component.
+        path: String,
+    },
     /// A path component is a file, not a directory.
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The path walked so far, `\`-separated, ending at the file (may be empty when no path was given).
+        path: String,
+    },
     /// A size is beyond what we read into memory.
-    TooLarge { structure: &'static str, offset: u64, size: u64 },
+    TooLarge {
+        /// Names the structure (e.g. `"index block"`).
+        structure: &'static str,
+        /// Byte offset of the structure on the volume.
+        offset: u64,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// `hiberfil.sys` holds a hibernation (or fast-startup) image: Windows
     /// would resume from it and overwrite our change, so we refuse to write.
-    Hibernated { offset: u64 },
+    Hibernated {
+        /// Byte offset of `hiberfil.sys`'s MFT record.
+        offset: u64,
+    },
     /// `$LogFile` says the volume was not cleanly unmounted and the policy is `refuse`.
-    UncleanJournal { offset: u64 },
+    UncleanJournal {
+        /// Byte offset of the start of `$LogFile` on the volume.
+        offset: u64,
+    },
     /// `$LogFile` restart page of a version or layout we do not know: refused.
-    UnknownJournal { offset: u64, major: i16, minor: i16 },
+    UnknownJournal {
+        /// Byte offset of the restart page (or part of it) not understood.
+        offset: u64,
+        /// Major version from the restart page (0 when it has none).
+        major: i16,
+        /// Minor version from the restart page (0 when it has none).
+        minor: i16,
+    },
     /// An index node has no room for the entry the delete must move into it.
-    NoSpace { structure: &'static str, offset: u64 },
+    NoSpace {
+        /// The index node (`"$INDEX_ROOT"` or `"index block"`).
+        structure: &'static str,
+        /// Byte offset of the node on the volume.
+        offset: u64,
+    },
     /// The target is not something we delete (system file, directory, ...).
-    Refused { offset: u64, detail: &'static str },
+    Refused {
+        /// Byte offset of the target's base MFT record.
+        offset: u64,
+        /// Why it is refused.
+        detail: &'static str,
+    },
     /// The target changed between planning and writing.
-    Stale { offset: u64 },
+    Stale {
+        /// Byte offset of the target's base MFT record.
+        offset: u64,
+    },
 }
 
 impl From<IoError> for NtfsError {
@@ -138,6 +194,7 @@ impl fmt::Display for NtfsError {
 
 impl core::error::Error for NtfsError {}
 
+/// Shorthand for results of NTFS operations.
 pub type Result<T> = core::result::Result<T, NtfsError>;
 
 pub(crate) use crate::le::{le16, le32, le64, put16, put32};

@@ -37,10 +37,13 @@ use core::fmt;
 /// What a write puts on the disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteData {
+    /// These exact bytes.
     Bytes(Vec<u8>),
     /// `len` copies of `byte` (the journal reset).
     Fill {
+        /// The byte value written.
         byte: u8,
+        /// How many bytes to write.
         len: u64,
     },
 }
@@ -52,15 +55,19 @@ pub struct PlanWrite {
     pub structure: &'static str,
     /// Byte offset on the volume.
     pub offset: u64,
+    /// Bytes written.
     pub len: u64,
+    /// What is written (left out of the JSON report).
     #[serde(skip)]
     pub data: WriteData,
+    /// Why, in words (shown by `--dry-run` and in the report).
     pub reason: String,
 }
 
 /// An ordered list of writes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
+    /// The writes, in the order [`execute`] performs them.
     pub writes: Vec<PlanWrite>,
     /// Things the plan leaves for chkdsk, or decided (e.g. "hard link: record kept").
     pub notes: Vec<String>,
@@ -78,9 +85,11 @@ impl Plan {
             o += *l as usize;
         }
     }
+    /// Number of writes.
     pub fn len(&self) -> usize {
         self.writes.len()
     }
+    /// True when the plan writes nothing (notes aside).
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }

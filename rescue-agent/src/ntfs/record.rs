@@ -63,6 +63,7 @@ pub fn write_fixups(mem: &[u8], structure: &'static str, offset: u64) -> Result<
 
 /// Record header flags.
 pub const IN_USE: u16 = 0x0001;
+/// Record header flag: the record is a directory (it has an `$I30` index).
 pub const DIRECTORY: u16 = 0x0002;
 
 /// One `$MFT` record, fixups applied, header validated.
@@ -97,12 +98,15 @@ impl Record {
         }
         Ok(r)
     }
+    /// Record header flags (bytes 0x16–0x17): [`IN_USE`], [`DIRECTORY`].
     pub fn flags(&self) -> u16 {
         le16(&self.data, 0x16).unwrap_or(0)
     }
+    /// True when the record is in use (not a deleted or free record).
     pub fn in_use(&self) -> bool {
         self.flags() & IN_USE != 0
     }
+    /// True when the record is flagged as a directory.
     pub fn is_dir(&self) -> bool {
         self.flags() & DIRECTORY != 0
     }
@@ -110,12 +114,15 @@ impl Record {
     pub fn seq(&self) -> u16 {
         le16(&self.data, 0x10).unwrap_or(0)
     }
+    /// Hard link count (bytes 0x12–0x13): directory entries naming the file.
     pub fn link_count(&self) -> u16 {
         le16(&self.data, 0x12).unwrap_or(0)
     }
+    /// Offset of the first attribute in the record (bytes 0x14–0x15).
     pub fn attrs_offset(&self) -> usize {
         le16(&self.data, 0x14).unwrap_or(0) as usize
     }
+    /// Bytes of the record in use, end marker included (bytes 0x18–0x1B).
     pub fn bytes_in_use(&self) -> usize {
         le32(&self.data, 0x18).unwrap_or(0) as usize
     }

@@ -6,8 +6,11 @@ use alloc::vec::Vec;
 /// One run: `len` clusters from `vcn`, stored at `lcn` (`None`: sparse, reads as zeros).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Run {
+    /// First virtual cluster (cluster index within the attribute value) of the run.
     pub vcn: u64,
+    /// First logical cluster (cluster index on the volume), or `None` for a sparse run.
     pub lcn: Option<u64>,
+    /// Length of the run in clusters (never zero).
     pub len: u64,
 }
 

@@ -30,6 +30,7 @@ impl UpCase {
         }
         a.len().cmp(&b.len())
     }
+    /// True when `a` and `b` are the same name for NTFS (equal once upcased).
     pub fn eq(&self, a: &[u16], b: &[u16]) -> bool {
         self.cmp(a, b) == Ordering::Equal
     }

@@ -12,8 +12,11 @@ pub const VOLUME_IS_DIRTY: u16 = 0x0001;
 /// Version and flags of a volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VolumeInfo {
+    /// NTFS major version (3 for every Windows since 2000), value byte 8.
     pub major: u8,
+    /// NTFS minor version (1 since Windows XP), value byte 9.
     pub minor: u8,
+    /// Volume flags (value bytes 10–11), e.g. [`VOLUME_IS_DIRTY`].
     pub flags: u16,
     /// Offset of the flags field in record 3.
     pub flags_at: usize,
