@@ -402,7 +402,7 @@ fn tampered_key_file_is_detected_and_falls_back() {
         vm.type_text(&format!("{RP}\r"));
     });
     assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
-    assert!(run.lines.iter().any(|l| l.contains("site key file") && l.contains("unusable")), "{:#?}", run.lines);
+    assert!(run.lines.iter().any(|l| l.contains("key file") && l.contains("changed after")), "{:#?}", run.lines);
     disk.check_with_ntfs3g(&[BAD]);
 }
 
@@ -427,4 +427,52 @@ fn corrupted_windows_volume_fails_clearly_and_is_not_written() {
     let v = verdict(&run);
     assert!(v.starts_with("FAILED") && v.contains("unreadable NTFS"), "{v}\n{:#?}", run.lines);
     assert_eq!(disk_sha(&disk), before, "a corrupted volume was written to");
+}
+
+/// A stick whose profile was replaced after the build (by another valid
+/// profile, as anyone with the stick for a minute could) does nothing: FAILED,
+/// the disk byte-identical, and `rescue inspect` shows the difference.
+#[test]
+fn replaced_profile_on_the_stick_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &[]);
+    let before = disk_sha(&disk);
+    let stick = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let evil = dir.path().join("evil.toml");
+    std::fs::write(
+        &evil,
+        "name = \"exfiltrate\"\n[[delete]]\npath = 'Windows\\System32\\config\\SYSTEM'\nbackup = true\n",
+    )
+    .unwrap();
+    ok(std::process::Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(format!("{}@@1M", stick.display()))
+        .arg(&evil)
+        .arg("::/rescue/profile.toml"));
+    let shown = ok(rescue().arg("inspect").arg(&stick));
+    assert!(shown.contains("rescue/profile.toml DIFFERS"), "{shown}");
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(120));
+    drop(vm);
+    assert!(result.starts_with("RESULT: FAILED") && result.contains("differs"), "{result}");
+    assert_eq!(disk_sha(&disk), before, "the disk was written");
+    assert!(stick_list(&stick, "rescue/backups").is_empty(), "something was backed up");
+}
+
+/// A channel file whose one NTFS name holds `\..\..`: the agent leaves it on
+/// the disk, names it, and writes nothing for it on the stick; the real
+/// channel file beside it is still fixed.
+#[test]
+fn hostile_name_on_the_disk_reaches_nothing_on_the_stick() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &["--hostile-name"]);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert!(verdict(&run).starts_with("FAILED"), "{:#?}", run.lines);
+    assert!(run.lines.iter().any(|l| l.contains("suspicious name")), "{:#?}", run.lines);
+    let on_stick: Vec<String> = stick_list(&run.stick, "rescue/backups");
+    assert!(on_stick.iter().all(|p| !p.contains("escaped")), "{on_stick:?}");
+    assert!(stick_list(&run.stick, "").iter().all(|p| !p.contains("escaped")), "written at the stick's root");
+    // ntfs-3g finds every file of the manifest unchanged (the suspicious one
+    // included) except the real channel file, which is gone.
+    disk.check_with_ntfs3g(&[BAD]);
 }

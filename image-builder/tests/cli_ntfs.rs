@@ -130,3 +130,59 @@ fn apply_refuses_mounted_block_device() {
     }
     check_volume(&img);
 }
+
+/// Every file below `dir`, recursively.
+fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A channel file whose one NTFS name holds `\..\..`: `rescue apply` must not
+/// delete it, must name it in an error, and must write nothing outside the
+/// backup folder (a legitimate file beside it is still fixed).
+#[test]
+fn hostile_name_is_refused_and_nothing_leaves_the_backup_folder() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "hostile.img",
+        16,
+        &[],
+        "printf '\\252\\252\\252\\252\\001\\000\\043\\001evil' > 'C-00000291-x\\..\\..\\..\\..\\escaped.sys' && \
+         printf '\\252\\252\\252\\252\\001\\000\\043\\001good' > C-00000291-good.sys",
+    );
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n").unwrap();
+    let backups = t.path().join("a/b/c/backups");
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let out = Command::new(exe)
+        .args(["apply", "--profile"])
+        .arg(&prof)
+        .arg("--backup-dir")
+        .arg(&backups)
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a refused file must fail the run: {err}");
+    assert!(err.contains("suspicious name") && err.contains("escaped.sys"), "{err}");
+    // Nothing named escaped.sys anywhere, and every new file is inside the backup folder.
+    for f in all_files(t.path()) {
+        assert!(!f.to_string_lossy().contains("escaped"), "{} was written", f.display());
+        if f != img && f != prof {
+            assert!(f.starts_with(&backups), "{} is outside the backup folder", f.display());
+        }
+    }
+    let ls = run(Command::new("ntfsls").arg(&img));
+    assert!(ls.contains("escaped.sys"), "the suspicious file was deleted:\n{ls}");
+    assert!(!ls.contains("C-00000291-good.sys"), "the good file was not fixed:\n{ls}");
+    check_volume(&img);
+}

@@ -32,3 +32,4 @@ pub mod smbios;
 pub mod stick;
 pub mod time;
 pub mod version;
+pub mod win32_name;

@@ -15,6 +15,7 @@ use crate::ntfs::{self, FileRef, Ntfs, NtfsError};
 use crate::partition;
 use crate::profile::{DeleteRule, Profile};
 use crate::time::filetime_rfc3339;
+use crate::win32_name;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -465,6 +466,15 @@ fn one_file<D: BlockDevice>(
         fr.reason = Some(format!("{w}: not handled, left in place"));
         report.errors.push(format!("volume {}: {}: matched but not deleted ({w})", vr.index, fr.path));
         return Ok(());
+    }
+    // A name from the disk that cannot be one Win32 path component (a `\`,
+    // `..`, a control character) would become a path on a stick or host:
+    // such a file is suspicious and left alone.
+    for name in names.iter().map(|n| String::from_utf16_lossy(n)) {
+        if let Some(why) = win32_name::component_problem(&name) {
+            fr.reason = Some(format!("suspicious name {name:?}: {why}"));
+            return Err(format!("suspicious name {name:?} ({why}): not deleted"));
+        }
     }
     let head = v.read_head(vol, &f, rule.header.len()).map_err(e)?;
     fr.header_match = head == rule.header;

@@ -6,6 +6,7 @@ use crate::image::{self, agent, shim};
 use crate::{clock, output, site_keys};
 use anyhow::Result;
 use clap::ValueEnum;
+use rescue_engine::embed::Embedded;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -74,7 +75,13 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let plan = shim::plan(args.sign_key.as_deref(), args.sign_cert.as_deref(), args.shim, args.shim_dir.as_deref())?;
     // Keys and PIN come first: a bad key file or PIN file stops the build before any work.
     let key_file = keyed(args)?;
-    let agent = agent::load(args.agent.as_deref())?;
+    // The profile and the key file's digest go into the agent before it is
+    // signed: the agent applies only what it carries (see rescue_engine::embed).
+    let embedded = Embedded {
+        profile: text.as_bytes().to_vec(),
+        keys_sha256: key_file.as_ref().map(|(bytes, _)| Sha256::digest(bytes).into()),
+    };
+    let agent = agent::embed(&agent::load(args.agent.as_deref())?, &embedded)?;
     let mut files = StickFiles::new(&agent, &text);
     if let Some((bytes, _)) = &key_file {
         files.file(stick::KEYS_PATH, bytes.clone());

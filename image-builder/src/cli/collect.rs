@@ -250,7 +250,7 @@ fn collect_image(path: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> R
             warnings.push(format!("{source}: {}: {} bytes is too large for a report", e.path, e.size));
             continue;
         }
-        match fat::read_file(&fs, &e.path) {
+        match fat::read_file(&fs, &e.path, MAX_REPORT_BYTES) {
             Ok(b) => add_report(rows, warnings, &source, rest, &b),
             Err(err) => warnings.push(format!("{source}: {}: {err:#}", e.path)),
         }

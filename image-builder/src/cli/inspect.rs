@@ -35,6 +35,28 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         }
         None => println!("profile:  (none)"),
     }
+    let i = &r.integrity;
+    match &i.error {
+        Some(e) => println!("binding:  NONE: {e} (the agent trusts whatever profile is on the stick)"),
+        None => {
+            let profile = if i.profile_matches {
+                "rescue/profile.toml matches it"
+            } else {
+                "rescue/profile.toml DIFFERS: the stick was altered, the agent will refuse to run"
+            };
+            println!("binding:  profile embedded in the agent; {profile}");
+            match i.keys_match {
+                None => {}
+                Some(true) => println!("          key file bound to the agent; it matches"),
+                Some(false) if i.keys_bound => {
+                    println!(
+                        "          key file bound to the agent; the stick's key file DIFFERS or is missing: not used"
+                    )
+                }
+                Some(false) => println!("          the stick holds a key file the agent was not built with: not used"),
+            }
+        }
+    }
     println!("signatures:");
     for f in &r.efi_signatures {
         if !f.signed {

@@ -1,8 +1,15 @@
 //! Backups of deleted files into a folder on the host (`rescue apply --backup-dir`).
+//!
+//! Guarantees: every file is created inside the backup folder (paths from the
+//! disk are checked component by component, and the folder they land in is
+//! checked after symlinks are resolved), nothing there is ever overwritten,
+//! and a backup reads back identical before the engine may delete the original.
 
 use rescue_engine::remediate::{BackupItem, BackupSink};
-use std::io::Write;
-use std::path::PathBuf;
+use rescue_engine::win32_name::relative_path_problem;
+use std::fs::{File, OpenOptions};
+use std::io::{Error, Write};
+use std::path::{Path, PathBuf};
 
 /// Backups as files: `DIR/vol<N>-<serial>/<path>` plus `<path>.json` metadata.
 pub struct DirSink {
@@ -10,35 +17,50 @@ pub struct DirSink {
     pub dir: PathBuf,
 }
 
+/// Creates `path`, which must not exist yet, with `bytes`, synced.
+fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f: File = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+impl DirSink {
+    fn write(&self, item: &BackupItem<'_>) -> std::io::Result<PathBuf> {
+        if let Some(why) = relative_path_problem(item.path) {
+            return Err(Error::other(format!("{:?} cannot be a backup path ({why})", item.path)));
+        }
+        let mut rel = PathBuf::from(format!("vol{}-{:016X}", item.volume, item.volume_serial));
+        rel.extend(item.path.split('\\'));
+        let first = self.dir.join(&rel);
+        let parent = first.parent().ok_or_else(|| Error::other("backup path has no folder"))?;
+        std::fs::create_dir_all(parent)?;
+        // A symlinked folder could still lead elsewhere: compare real paths.
+        if !parent.canonicalize()?.starts_with(self.dir.canonicalize()?) {
+            return Err(Error::other(format!("{} leads outside the backup folder", parent.display())));
+        }
+        // Never overwrite: the first free name of `path`, `path.1`, `path.2`, ... (with its `.json`).
+        let mut path = first.clone();
+        for n in 1.. {
+            let meta = PathBuf::from(format!("{}.json", path.display()));
+            if !path.exists() && !meta.exists() {
+                break;
+            }
+            path = PathBuf::from(format!("{}.{n}", first.display()));
+        }
+        create_new(&path, item.content)?;
+        let meta =
+            serde_json::json!({ "profile": item.profile, "volume": item.volume, "path": item.path, "file": item.file });
+        create_new(Path::new(&format!("{}.json", path.display())), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+        // The content must read back identical before we let the engine delete the original.
+        if std::fs::read(&path)? != item.content {
+            return Err(Error::other("backup read back differs"));
+        }
+        Ok(path)
+    }
+}
+
 impl BackupSink for DirSink {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        let write = || -> std::io::Result<PathBuf> {
-            let mut rel = PathBuf::from(format!("vol{}-{:016X}", item.volume, item.volume_serial));
-            for c in item.path.split('\\') {
-                rel.push(c.replace(['/', '\0'], "_"));
-            }
-            let mut path = self.dir.join(&rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let mut n = 1;
-            while path.exists() {
-                path = self.dir.join(format!("{}.{n}", rel.display()));
-                n += 1;
-            }
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
-            f.write_all(item.content)?;
-            f.sync_all()?;
-            let meta = serde_json::json!({ "profile": item.profile, "volume": item.volume, "path": item.path, "file": item.file });
-            let mut m = std::fs::File::create(format!("{}.json", path.display()))?;
-            m.write_all(serde_json::to_string_pretty(&meta).unwrap_or_default().as_bytes())?;
-            m.sync_all()?;
-            // The content must read back identical before we let the engine delete the original.
-            if std::fs::read(&path)? != item.content {
-                return Err(std::io::Error::other("backup read back differs"));
-            }
-            Ok(path)
-        };
-        write().map(|p| p.display().to_string()).map_err(|e| e.to_string())
+        self.write(item).map(|p| p.display().to_string()).map_err(|e| e.to_string())
     }
 }

@@ -1,6 +1,8 @@
-//! The UEFI agent carried inside `rescue`, and reading an agent's version.
+//! The UEFI agent carried inside `rescue`: loading it, reading its version,
+//! and sealing a profile into it (see [`rescue_engine::embed`]).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use rescue_engine::embed::{self, Embedded};
 use rescue_engine::version::MARKER;
 use std::borrow::Cow;
 use std::path::Path;
@@ -16,10 +18,10 @@ pub fn load(path: Option<&Path>) -> Result<Cow<'static, [u8]>> {
         Some(p) => Cow::Owned(std::fs::read(p).with_context(|| format!("cannot read the agent {}", p.display()))?),
     };
     if bytes.len() < 64 || &bytes[..2] != b"MZ" {
-        anyhow::bail!("the agent is not a UEFI application (no PE 'MZ' header); pass a rescue-agent.efi built for x86_64-unknown-uefi");
+        bail!("the agent is not a UEFI application (no PE 'MZ' header); pass a rescue-agent.efi built for x86_64-unknown-uefi");
     }
     if version(&bytes).is_none() {
-        anyhow::bail!("the agent carries no rescue-agent version tag: is it really a rescue-agent build?");
+        bail!("the agent carries no rescue-agent version tag: is it really a rescue-agent build?");
     }
     Ok(bytes)
 }
@@ -31,4 +33,32 @@ pub fn version(efi: &[u8]) -> Option<String> {
     let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
     let v = std::str::from_utf8(&tail[..end]).ok()?;
     (!v.is_empty()).then(|| v.to_string())
+}
+
+/// The file range of the agent's embedded-profile section.
+fn embed_range(efi: &[u8]) -> Result<std::ops::Range<usize>> {
+    let info = crate::sign::pe::parse(efi).context("the agent is not a valid PE image")?;
+    let s = info.sections.iter().find(|s| s.name == embed::SECTION_NAME).with_context(|| {
+        format!("the agent has no {} section: use an agent built by this version of rescue", embed::SECTION_NAME)
+    })?;
+    let len = s.raw_size.min(s.virtual_size as usize);
+    let range = s.raw_at..s.raw_at.saturating_add(len);
+    if range.end > efi.len() || len < embed::SECTION_LEN {
+        bail!("the agent's {} section is truncated", embed::SECTION_NAME);
+    }
+    Ok(range)
+}
+
+/// A copy of `efi` carrying `e` in its embedded-profile section (to be done
+/// before signing, so that the signature covers it).
+pub fn embed(efi: &[u8], e: &Embedded) -> Result<Vec<u8>> {
+    let range = embed_range(efi)?;
+    let mut out = efi.to_vec();
+    embed::fill(&mut out[range], e)?;
+    Ok(out)
+}
+
+/// What an agent binary carries in its embedded-profile section.
+pub fn embedded(efi: &[u8]) -> Result<Embedded> {
+    Ok(embed::read(&efi[embed_range(efi)?])?)
 }

@@ -223,12 +223,25 @@ pub fn walk<T: Read + Write + Seek>(fs: &FileSystem<T>) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// Reads a whole file from a FAT volume.
-pub fn read_file<T: Read + Write + Seek>(fs: &FileSystem<T>, path: &str) -> Result<Vec<u8>> {
-    let mut f = fs.root_dir().open_file(path).with_context(|| format!("{path} not found"))?;
+/// Reads a whole file from a FAT volume; a file larger than `cap` bytes is
+/// an error (sizes on a stick are data, not something to allocate blindly).
+pub fn read_file<T: Read + Write + Seek>(fs: &FileSystem<T>, path: &str, cap: u64) -> Result<Vec<u8>> {
+    let f = fs.root_dir().open_file(path).with_context(|| format!("{path} not found"))?;
     let mut v = Vec::new();
-    f.read_to_end(&mut v).with_context(|| format!("reading {path}"))?;
+    f.take(cap + 1).read_to_end(&mut v).with_context(|| format!("reading {path}"))?;
+    if v.len() as u64 > cap {
+        bail!("{path} is larger than {cap} bytes: not a file rescue wrote");
+    }
     Ok(v)
+}
+
+/// The SHA-256 of a file on a FAT volume, read in chunks (any size).
+pub fn sha256<T: Read + Write + Seek>(fs: &FileSystem<T>, path: &str) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    let mut f = fs.root_dir().open_file(path).with_context(|| format!("{path} not found"))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {path}"))?;
+    Ok(h.finalize().into())
 }
 
 /// A read-only window `start..start+len` of a file, as a stream `fatfs` can open.

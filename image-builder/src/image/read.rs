@@ -6,6 +6,7 @@ use crate::host::disk::FileDisk;
 use crate::sign;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::BlockDevice;
+use rescue_engine::embed::{self, Embedded};
 use rescue_engine::hex::hex;
 use rescue_engine::keyring;
 use rescue_engine::partition::{self, Guid, Partition, PartitionKind};
@@ -81,6 +82,8 @@ pub struct Report {
     pub keys: Option<KeysInfo>,
     pub files: Vec<FileInfo>,
     pub profile: Option<ProfileInfo>,
+    /// Whether the stick still holds what its agent was built with.
+    pub integrity: Integrity,
     pub agent_version: Option<String>,
     /// Authenticode signatures of every .efi file, checked against the file.
     pub efi_signatures: Vec<EfiSignatures>,
@@ -174,56 +177,46 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     let format = boot.format.clone();
     let fs = fat::open(fat::Window::new(&file, boot.offset, boot.size))?;
     let mut files = Vec::new();
-    let mut profile = None;
-    let mut keys = None;
-    let mut agent_version = None;
+    let (mut agent_bytes, mut profile_bytes, mut keys_bytes) = (None, None, None);
     let mut efi_signatures = Vec::new();
     for e in fat::walk(&fs)? {
+        let is = |p: &str| e.path.eq_ignore_ascii_case(p);
         let mut sha256 = None;
         if !e.is_dir {
-            let bytes = fat::read_file(&fs, &e.path)?;
-            sha256 = Some(hex(&Sha256::digest(&bytes)));
-            if e.path.eq_ignore_ascii_case(stick::AGENT_PATH)
-                || (e.path.eq_ignore_ascii_case(stick::SHIM_SECOND_STAGE_PATH) && agent_version.is_none())
-            {
-                agent_version = agent::version(&bytes).or(agent_version);
-            }
+            sha256 = Some(hex(&fat::sha256(&fs, &e.path)?));
             if e.path.to_ascii_lowercase().ends_with(".efi") {
+                let bytes = fat::read_file(&fs, &e.path, MAX_EFI_BYTES)?;
                 let signatures = sign::verify(&bytes)
                     .unwrap_or_else(|err| vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]);
                 efi_signatures.push(EfiSignatures { path: e.path.clone(), signed: !signatures.is_empty(), signatures });
-            }
-            if e.path.eq_ignore_ascii_case(stick::KEYS_PATH) {
-                keys = Some(keys_info(&bytes));
-            }
-            if e.path.eq_ignore_ascii_case(stick::PROFILE_PATH) {
-                let text = String::from_utf8(bytes).context("rescue/profile.toml is not UTF-8")?;
-                let p = Profile::parse(&text).context("rescue/profile.toml on the image")?;
-                profile = Some(ProfileInfo {
-                    actions: p
-                        .delete
-                        .iter()
-                        .map(|r| {
-                            let mut a = format!("delete {}", r.path);
-                            if !r.header.is_empty() {
-                                a += &format!(" if it starts with {}", hex(&r.header).to_uppercase());
-                            }
-                            a += if r.backup { " (backed up first)" } else { " (no backup)" };
-                            a
-                        })
-                        .collect(),
-                    name: p.name,
-                    description: p.description,
-                    unclean_journal: format!("{:?}", p.ntfs.unclean_journal).to_lowercase(),
-                    finish: p.finish.action.as_str().into(),
-                });
+                // The agent: the boot file, or shim's second stage when shim boots first.
+                if (is(stick::AGENT_PATH) || is(stick::SHIM_SECOND_STAGE_PATH)) && agent::version(&bytes).is_some() {
+                    agent_bytes = Some(bytes);
+                }
+            } else if is(stick::KEYS_PATH) {
+                keys_bytes = Some(fat::read_file(&fs, &e.path, keyring::MAX_FILE_LEN as u64)?);
+            } else if is(stick::PROFILE_PATH) {
+                profile_bytes = Some(fat::read_file(&fs, &e.path, embed::MAX_PROFILE_LEN as u64)?);
             }
         }
         files.push(FileInfo { path: e.path, size: e.size, is_dir: e.is_dir, sha256 });
     }
-    if agent_version.is_none() && !files.iter().any(|f| f.path.eq_ignore_ascii_case(stick::AGENT_PATH)) {
-        bail!("no {} on the boot partition: this is not a rescue image", stick::AGENT_PATH);
-    }
+    let Some(agent_bytes) = agent_bytes else {
+        bail!("no rescue agent ({}) on the boot partition: this is not a rescue image", stick::AGENT_PATH);
+    };
+    let agent_version = agent::version(&agent_bytes);
+    let embedded = agent::embedded(&agent_bytes);
+    let integrity = Integrity::check(&embedded, profile_bytes.as_deref(), keys_bytes.as_deref());
+    // What the agent will do is the profile it carries; an older agent's is the stick's file.
+    let profile_text = match &embedded {
+        Ok(e) => Some(e.profile.clone()),
+        Err(_) => profile_bytes,
+    };
+    let profile = match profile_text {
+        Some(b) => Some(profile_info(&b)?),
+        None => None,
+    };
+    let keys = keys_bytes.as_deref().map(keys_info);
     Ok(Report {
         format,
         size,
@@ -232,7 +225,77 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
         keys,
         files,
         profile,
+        integrity,
         agent_version,
         efi_signatures,
     })
+}
+
+/// Largest .efi file read whole (agents, shim and MokManager are a few MiB).
+const MAX_EFI_BYTES: u64 = 64 << 20;
+
+/// What `inspect` shows of a profile (the rules in words).
+fn profile_info(bytes: &[u8]) -> Result<ProfileInfo> {
+    let text = std::str::from_utf8(bytes).context("the profile is not UTF-8")?;
+    let p = Profile::parse(text).context("the image's profile")?;
+    Ok(ProfileInfo {
+        actions: p
+            .delete
+            .iter()
+            .map(|r| {
+                let mut a = format!("delete {}", r.path);
+                if !r.header.is_empty() {
+                    a += &format!(" if it starts with {}", hex(&r.header).to_uppercase());
+                }
+                a += if r.backup { " (backed up first)" } else { " (no backup)" };
+                a
+            })
+            .collect(),
+        name: p.name,
+        description: p.description,
+        unclean_journal: format!("{:?}", p.ntfs.unclean_journal).to_lowercase(),
+        finish: p.finish.action.as_str().into(),
+    })
+}
+
+/// Whether a stick's files are still the ones its agent was built with.
+#[derive(Serialize)]
+pub struct Integrity {
+    /// The agent carries its profile (it applies only that one).
+    pub profile_embedded: bool,
+    /// `rescue/profile.toml` is byte-identical to the embedded profile
+    /// (when it is not, the agent refuses to run).
+    pub profile_matches: bool,
+    /// The agent is bound to a key file (a keyed image).
+    pub keys_bound: bool,
+    /// The key file on the stick has the digest the agent was built with;
+    /// `None` when there is neither a key file nor a bound digest.
+    pub keys_match: Option<bool>,
+    /// Why the embedded profile could not be read.
+    pub error: Option<String>,
+}
+
+impl Integrity {
+    fn check(embedded: &Result<Embedded>, profile: Option<&[u8]>, keys: Option<&[u8]>) -> Integrity {
+        match embedded {
+            Ok(e) => Integrity {
+                profile_embedded: true,
+                profile_matches: profile == Some(e.profile.as_slice()),
+                keys_bound: e.keys_sha256.is_some(),
+                keys_match: match (keys, e.keys_sha256) {
+                    (None, None) => None,
+                    (Some(k), Some(bound)) => Some(<[u8; 32]>::from(Sha256::digest(k)) == bound),
+                    _ => Some(false),
+                },
+                error: None,
+            },
+            Err(err) => Integrity {
+                profile_embedded: false,
+                profile_matches: false,
+                keys_bound: false,
+                keys_match: None,
+                error: Some(format!("{err:#}")),
+            },
+        }
+    }
 }

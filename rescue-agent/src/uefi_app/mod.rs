@@ -11,12 +11,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use console::{Clock, Console};
 use rescue_engine::banner;
+use rescue_engine::embed;
 use rescue_engine::ports;
 use rescue_engine::profile::{FinishAction, Profile};
 use rescue_engine::session::{self, Disk, Outcome};
 use rescue_engine::sitekeys::StickKeys;
 use rescue_engine::stick as layout;
 use rescue_engine::version;
+use sha2::{Digest, Sha256};
 use stick::Stick;
 use uefi::prelude::*;
 use uefi::proto::console::text::Color;
@@ -65,6 +67,20 @@ static SBAT: [u8; SBAT_CSV.len()] = {
     out
 };
 
+/// The profile (and key-file digest) `rescue build` seals into this binary
+/// before signing it; see `rescue_engine::embed`. Empty as compiled.
+#[used]
+#[link_section = ".rprof"]
+static EMBEDDED: [u8; embed::SECTION_LEN] = embed::empty_section();
+
+/// The embedded-profile section as the builder filled it. Read volatile:
+/// the compiler must not assume the bytes it compiled in.
+fn embedded_section() -> Vec<u8> {
+    let p = core::ptr::addr_of!(EMBEDDED).cast::<u8>();
+    // SAFETY: `p` points at EMBEDDED, SECTION_LEN bytes of immutable static data.
+    (0..embed::SECTION_LEN).map(|i| unsafe { core::ptr::read_volatile(p.add(i)) }).collect()
+}
+
 #[entry]
 fn main() -> Status {
     if uefi::helpers::init().is_err() {
@@ -79,7 +95,7 @@ fn main() -> Status {
     con.line(&format!("rescue-agent {}", version::VERSION));
 
     let mut stick = Stick::open();
-    let profile = match load_profile(&mut stick) {
+    let (profile, keys_sha256) = match load_profile(&mut stick) {
         Ok(p) => p,
         Err(why) => {
             verdict(&mut con, Outcome::Failed, Some(&why));
@@ -111,7 +127,20 @@ fn main() -> Status {
         .unwrap_or_else(|| String::from("unknown"));
     stick.run_id = format!("{stamp}-{}", sanitize(&serial));
     // Site keys (keyed images): the PIN is asked only when a volume needs one.
-    let mut site_keys = stick.read(layout::KEYS_PATH).ok().map(|b| StickKeys::new(&b));
+    let mut key_file_note = None;
+    let mut site_keys = match (stick.read(layout::KEYS_PATH).ok(), keys_sha256) {
+        (None, _) => None,
+        (Some(b), Some(bound)) if <[u8; 32]>::from(Sha256::digest(&b)) == bound => Some(StickKeys::new(&b)),
+        (Some(_), bound) => {
+            let why = match bound {
+                Some(_) => "the key file on the stick changed after the stick was built: not used",
+                None => "the stick holds a key file that was not part of its build: not used",
+            };
+            con.colored(&format!("warning: {why}"), Color::Yellow);
+            key_file_note = Some(why);
+            None
+        }
+    };
     if let Some(k) = &site_keys {
         con.line(&format!("site keys: {}", k.describe()));
     }
@@ -123,6 +152,7 @@ fn main() -> Status {
     if let Some(k) = &site_keys {
         report.notes.push(format!("site keys: {}", k.describe()));
     }
+    report.notes.extend(key_file_note.map(String::from));
     for w in core::mem::take(&mut stick.warnings) {
         con.colored(&format!("warning: {w}"), Color::Yellow);
     }
@@ -139,7 +169,7 @@ fn main() -> Status {
     let name = layout::report_path(&stick.run_id);
     match serde_json::to_vec_pretty(&report) {
         Ok(json) => match stick.write(&name, &json) {
-            Ok(()) => con.line(&format!("report: {name}")),
+            Ok(written) => con.line(&format!("report: {written}")),
             Err(why) => con.colored(&format!("warning: no report kept: {why}"), Color::Yellow),
         },
         Err(e) => con.colored(&format!("warning: cannot encode the report: {e}"), Color::Yellow),
@@ -174,11 +204,27 @@ fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
     }
 }
 
-/// Reads and validates `rescue\profile.toml` from the stick the agent booted from.
-fn load_profile(stick: &mut Stick) -> Result<Profile, String> {
-    let bytes = stick.read(layout::PROFILE_PATH).map_err(|e| format!("cannot read the profile on the stick: {e}"))?;
-    let text = core::str::from_utf8(&bytes).map_err(|_| format!("{} is not UTF-8 text", layout::PROFILE_PATH))?;
-    Profile::parse(text).map_err(|e| format!("{}: {e}", layout::PROFILE_PATH))
+/// The profile this agent carries, and the digest of the key file it was
+/// built with. The stick's `rescue/profile.toml` must be byte-identical to
+/// the embedded profile: a stick altered after it was built does nothing.
+fn load_profile(stick: &mut Stick) -> Result<(Profile, Option<[u8; 32]>), String> {
+    let e = embed::read(&embedded_section()).map_err(|e| format!("{e}; rebuild the stick with `rescue build`"))?;
+    match stick.read(layout::PROFILE_PATH) {
+        Ok(on_stick) if on_stick == e.profile => {}
+        Ok(_) => {
+            return Err(format!(
+                "{} on the stick differs from the profile this agent was built with: the stick was \
+                 altered after it was built, so nothing was done; rebuild it with `rescue build`",
+                layout::PROFILE_PATH
+            ))
+        }
+        Err(why) => {
+            return Err(format!("{} is missing from the stick ({why}); nothing was done", layout::PROFILE_PATH))
+        }
+    }
+    let text = core::str::from_utf8(&e.profile).map_err(|_| String::from("the embedded profile is not UTF-8 text"))?;
+    let profile = Profile::parse(text).map_err(|e| format!("the embedded profile: {e}"))?;
+    Ok((profile, e.keys_sha256))
 }
 
 fn finish(con: &mut Console, action: FinishAction) -> ! {

@@ -8,6 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use rescue_engine::remediate::{BackupItem, BackupSink};
 use rescue_engine::stick as layout;
+use rescue_engine::win32_name::relative_path_problem;
 use uefi::fs::FileSystem;
 use uefi::{boot, CString16};
 
@@ -44,28 +45,43 @@ impl Stick {
         fs.read(path16(path)?.as_ref()).map_err(|e| format!("{path}: {e:?}"))
     }
 
-    /// Writes a file (creating its folders); on failure removes what was written.
-    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<(), String> {
+    /// Writes a new file (creating its folders) and returns its path: `path`,
+    /// or `path.1`, `path.2`, ... when that exists. Never overwrites. On
+    /// failure removes what was written.
+    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<String, String> {
         if let Some(why) = &self.unwritable {
             return Err(why.clone());
         }
         let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;
-        let p = path16(path)?;
         if let Some((dir, _)) = path.rsplit_once('/') {
             fs.create_dir_all(path16(dir)?.as_ref()).map_err(|e| format!("{dir}: {e:?}"))?;
         }
+        let mut chosen = String::from(path);
+        let mut n = 0;
+        while fs.try_exists(path16(&chosen)?.as_ref()).unwrap_or(true) {
+            n += 1;
+            if n > 100 {
+                return Err(format!("{path}: 100 files of that name already exist"));
+            }
+            chosen = format!("{path}.{n}");
+        }
+        let p = path16(&chosen)?;
         if let Err(e) = fs.write(p.as_ref(), data) {
             let _ = fs.remove_file(p.as_ref());
-            let why = format!("cannot write {path} to the stick (read-only or full?): {e:?}");
+            let why = format!("cannot write {chosen} to the stick (read-only or full?): {e:?}");
             self.unwritable = Some(why.clone());
             return Err(why);
         }
-        Ok(())
+        Ok(chosen)
     }
 }
 
 impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
+        // A path from the disk is data: it must stay inside the backups folder.
+        if let Some(why) = relative_path_problem(item.path) {
+            return Err(format!("{:?} cannot be a backup path ({why}): not deleted", item.path));
+        }
         let path = format!(
             "{}/{:016X}/{}/{}",
             layout::BACKUPS_DIR,
@@ -74,7 +90,7 @@ impl BackupSink for Stick {
             item.path.replace('\\', "/")
         );
         match self.write(&path, item.content) {
-            Ok(()) => Ok(path),
+            Ok(written) => Ok(written),
             Err(why) => {
                 // The fix matters more than the copy of a faulty file: carry on, and say so.
                 self.warnings.push(format!("backup of {} not kept: {why}", item.path));
