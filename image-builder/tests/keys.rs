@@ -278,6 +278,7 @@ fn sealed_keys_on_a_built_image_hold_no_password_and_open_only_with_the_pin() {
     let text = out_text(&o);
     assert!(o.status.success(), "{text}");
     assert!(text.contains("5 recovery key(s) from 2 file(s), sealed"), "{text}");
+    assert!(text.contains("offline guessing: about") && text.contains("128 MiB"), "no guessing-cost estimate:\n{text}");
     assert!(text.contains("again, with the same key"), "the duplicate is not mentioned:\n{text}");
     assert_no_leak("rescue build output", text.as_bytes(), &pws);
 
@@ -391,9 +392,12 @@ fn bad_key_files_and_pins_build_nothing() {
     let conflict = dir.path().join("conflict.csv");
     fs::write(&conflict, format!("KeyID,RecoveryKey\n{id},{other}\n")).unwrap();
     let pin = dir.path().join("pin");
-    fs::write(&pin, "123456\n").unwrap();
+    fs::write(&pin, "12345678\n").unwrap();
     let short_pin = dir.path().join("short");
-    fs::write(&short_pin, "12\n").unwrap();
+    // Seven characters: a weak PIN, refused before anything is written.
+    fs::write(&short_pin, "1234567\n").unwrap();
+    let non_ascii_pin = dir.path().join("non-ascii");
+    fs::write(&non_ascii_pin, "pässwörter\n").unwrap();
     let empty_pin = dir.path().join("empty");
     fs::write(&empty_pin, "").unwrap();
     let two_lines = dir.path().join("two");
@@ -404,8 +408,10 @@ fn bad_key_files_and_pins_build_nothing() {
         (vec!["--keys".into(), p(&bad), "--pin-file".into(), p(&pin)], "block 3"),
         (vec!["--keys".into(), p(&good), "--keys".into(), p(&conflict), "--pin-file".into(), p(&pin)], "conflict"),
         (vec!["--keys".into(), p(&dir.path().join("nope.csv")), "--pin-file".into(), p(&pin)], "nope.csv"),
-        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&short_pin)], "at least 4"),
-        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&empty_pin)], "at least 4"),
+        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&short_pin)], "at least 8"),
+        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&empty_pin)], "at least 8"),
+        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&non_ascii_pin)], "printable ASCII"),
+        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&pin), "--kdf-memory".into(), "4096".into()], "1024 MiB"),
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&two_lines)], "one line"),
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&dir.path().join("no-pin"))], "PIN file"),
         // No terminal and no --pin-file: refuses rather than reading the PIN from a pipe.

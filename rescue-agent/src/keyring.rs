@@ -63,13 +63,31 @@ pub const MAX_KEYS: usize = 100_000;
 pub const MAX_FILE_LEN: usize = HEADER_LEN + MAX_KEYS * 32 + TAG_LEN + SUM_LEN;
 /// Most Argon2 memory a file may ask for (KiB): the agent must find it free
 /// in a PC's (or a small VM's) firmware memory.
-pub const MAX_M_KIB: u32 = 256 * 1024;
+pub const MAX_M_KIB: u32 = 1024 * 1024;
 /// Most Argon2 passes a file may ask for.
 pub const MAX_T: u32 = 64;
 /// Most Argon2 lanes a file may ask for (the agent computes them one after another).
 pub const MAX_P: u32 = 8;
-/// Longest PIN or passphrase accepted (bytes of UTF-8).
-pub const MAX_PIN_LEN: usize = 1024;
+/// Shortest site PIN a new key file may be sealed with.
+pub const MIN_PIN_LEN: usize = 8;
+/// Longest site PIN, in characters (printable ASCII, so also bytes): the
+/// same limit for `rescue build` and the agent's prompt.
+pub const MAX_PIN_LEN: usize = 64;
+
+/// Why `pin` cannot seal a new key file, or `None` when it can: 8 to 64
+/// printable ASCII characters (what the agent's keyboard input can type on
+/// any PC, whatever its keyboard layout setting).
+pub fn pin_problem(pin: &str) -> Option<&'static str> {
+    if !pin.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) {
+        Some("the PIN may hold only printable ASCII characters (letters, digits, punctuation, space)")
+    } else if pin.len() < MIN_PIN_LEN {
+        Some("the PIN must be at least 8 characters")
+    } else if pin.len() > MAX_PIN_LEN {
+        Some("the PIN must be at most 64 characters")
+    } else {
+        None
+    }
+}
 
 const TAG_LEN: usize = 16;
 const SUM_LEN: usize = 32;
@@ -120,7 +138,7 @@ pub enum KeyringError {
     /// The PIN does not open the sealed keys (or the file was altered and
     /// its checksum recomputed).
     WrongPin,
-    /// The PIN is empty or longer than [`MAX_PIN_LEN`].
+    /// The PIN is empty or longer than [`MAX_PIN_LEN`] (or, to seal, fails [`pin_problem`]).
     BadPin,
     /// The file is sealed: open it with a PIN.
     Sealed,
@@ -157,7 +175,7 @@ impl fmt::Display for KeyringError {
                 "the key file asks for Argon2 parameters this agent cannot afford (memory {m_kib} KiB, {t} passes, {p} lanes)"
             ),
             KeyringError::WrongPin => f.write_str("wrong PIN"),
-            KeyringError::BadPin => write!(f, "the PIN must be 1 to {MAX_PIN_LEN} bytes"),
+            KeyringError::BadPin => write!(f, "the PIN must be {MIN_PIN_LEN} to {MAX_PIN_LEN} printable ASCII characters"),
             KeyringError::Sealed => f.write_str("the key file is sealed: a PIN is needed"),
             KeyringError::DuplicateKeyId { key_id } => write!(f, "two keys for Key ID {{{key_id}}}"),
             KeyringError::KeyCount { count } => write!(f, "{count} keys: a key file holds 1 to {MAX_KEYS}"),
@@ -180,11 +198,12 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// What `rescue build` uses: 32 MiB, 3 passes, 1 lane. Measured 0.07 s
-    /// on an idle x86-64 core (AVX2) and 1.5 s under QEMU TCG without SIMD
-    /// (`qemu-x86_64 -cpu qemu64`, the agent's case) on a busy machine;
-    /// fits a VM with QEMU's default 128 MiB of RAM.
-    pub const DEFAULT: KdfParams = KdfParams { m_kib: 32 * 1024, t: 3, p: 1 };
+    /// What `rescue build` uses unless told otherwise: 128 MiB, 3 passes, 1
+    /// lane. About 0.45 s on one x86-64 core (argon2-cffi, AVX2), a second
+    /// or two for the agent's software code on a PC, a few seconds under
+    /// QEMU TCG; every PC that boots UEFI has the memory. `--kdf-memory`
+    /// raises it to [`MAX_M_KIB`].
+    pub const DEFAULT: KdfParams = KdfParams { m_kib: 128 * 1024, t: 3, p: 1 };
 
     /// Checks the parameters against what the agent can afford and what Argon2 accepts.
     pub fn check(&self) -> Result<(), KeyringError> {
@@ -597,6 +616,9 @@ pub fn seal(
     salt: [u8; 16],
     nonce: [u8; 12],
 ) -> Result<Vec<u8>, KeyringError> {
+    if pin_problem(pin).is_some() {
+        return Err(KeyringError::BadPin);
+    }
     let params = SealParams { kdf, salt, nonce };
     let mut out = header(Some(&params), keys)?;
     let key = derive(pin, &kdf, &salt)?;
@@ -643,7 +665,7 @@ mod tests {
     }
 
     fn sealed_file() -> Vec<u8> {
-        seal(&site(), "4711", FAST, [7; 16], [9; 12]).unwrap()
+        seal(&site(), "4711-site", FAST, [7; 16], [9; 12]).unwrap()
     }
 
     /// Recomputes the trailing checksum (a tamperer who knows the format).
@@ -651,6 +673,17 @@ mod tests {
         let n = b.len() - 32;
         let sum = Sha256::digest(&b[..n]);
         b[n..].copy_from_slice(&sum);
+    }
+
+    #[test]
+    fn pins_must_be_8_to_64_printable_ascii() {
+        for ok in ["2468-site", "correct horse", "Abc!1234", &"x".repeat(64)] {
+            assert_eq!(pin_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "1234", "1234567", "ab\tcdefgh", "pässwörter", &"x".repeat(65)] {
+            assert!(pin_problem(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(seal(&site(), "1234", FAST, [0; 16], [0; 12]).unwrap_err(), KeyringError::BadPin);
     }
 
     #[test]
@@ -696,7 +729,7 @@ mod tests {
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&parse_guid(ID1).unwrap()) && ids.contains(&parse_guid(ID2).unwrap()));
         assert_eq!(kr.open_unsealed().unwrap_err(), KeyringError::Sealed);
-        let keys = kr.open("4711").unwrap();
+        let keys = kr.open("4711-site").unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!(&keys.password(&parse_guid(ID1).unwrap()).unwrap()[..], PW1);
         assert_eq!(&keys.password(&parse_guid(ID2).unwrap()).unwrap()[..], PW2);
@@ -707,7 +740,7 @@ mod tests {
         assert!(keys.find_any(&[Guid([1; 16])]).is_none());
         // Debug never shows keys.
         let dbg = alloc::format!("{keys:?} {kr:?}");
-        assert!(!dbg.contains("236808") && !dbg.contains("4711"), "{dbg}");
+        assert!(!dbg.contains("236808") && !dbg.contains("4711-site"), "{dbg}");
     }
 
     #[test]
@@ -761,7 +794,7 @@ mod tests {
             b[i] ^= 0x40;
             fix_sum(&mut b);
             match Keyring::parse(&b) {
-                Ok(kr) => assert_eq!(kr.open("4711").unwrap_err(), KeyringError::WrongPin, "byte {i}"),
+                Ok(kr) => assert_eq!(kr.open("4711-site").unwrap_err(), KeyringError::WrongPin, "byte {i}"),
                 Err(e) => assert!(matches!(e, KeyringError::Corrupt { .. }), "byte {i}: {e:?}"),
             }
         }
@@ -770,7 +803,7 @@ mod tests {
             let mut b = file.clone();
             b[i] ^= 1;
             fix_sum(&mut b);
-            assert_eq!(Keyring::parse(&b).unwrap().open("4711").unwrap_err(), KeyringError::WrongPin, "byte {i}");
+            assert_eq!(Keyring::parse(&b).unwrap().open("4711-site").unwrap_err(), KeyringError::WrongPin, "byte {i}");
         }
         // Dropping the seal flag does not reveal anything.
         let mut b = file.clone();
@@ -794,7 +827,7 @@ mod tests {
         fix_sum(&mut b);
         assert!(matches!(Keyring::parse(&b).unwrap_err(), KeyringError::KeyCount { .. }));
         let too_big = KdfParams { m_kib: MAX_M_KIB + 1, t: 1, p: 1 };
-        assert!(seal(&site(), "1", too_big, [0; 16], [0; 12]).is_err());
+        assert!(seal(&site(), "1234-5678", too_big, [0; 16], [0; 12]).is_err());
     }
 
     #[test]
@@ -859,9 +892,9 @@ mod tests {
     #[ignore = "measures the default Argon2 parameters (run with --ignored --nocapture)"]
     fn default_params_cost() {
         let t0 = std::time::Instant::now();
-        let file = seal(&site(), "4711", KdfParams::DEFAULT, [1; 16], [2; 12]).unwrap();
+        let file = seal(&site(), "4711-site", KdfParams::DEFAULT, [1; 16], [2; 12]).unwrap();
         let t1 = std::time::Instant::now();
-        Keyring::parse(&file).unwrap().open("4711").unwrap();
+        Keyring::parse(&file).unwrap().open("4711-site").unwrap();
         std::println!("seal {:?}, open {:?}", t1 - t0, t1.elapsed());
     }
 }

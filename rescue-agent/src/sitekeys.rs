@@ -4,16 +4,13 @@
 //! can be retyped; Esc falls back to typing recovery keys. A damaged or
 //! altered key file is reported and the agent falls back to the prompt.
 
-use crate::keyring::{Keyring, KeyringError, SiteKeys};
+use crate::keyring::{self, Keyring, KeyringError, SiteKeys};
 use crate::partition::Guid;
 use crate::ports::{Console, KeySource};
 use crate::prompt::Key;
 use alloc::format;
 use alloc::string::String;
 use zeroize::Zeroizing;
-
-/// Longest PIN accepted at the prompt.
-const MAX_PIN: usize = 256;
 
 /// Site keys from the stick's key file, opened on first need.
 pub struct StickKeys {
@@ -55,7 +52,9 @@ impl StickKeys {
                     Key::Backspace => {
                         pin.pop();
                     }
-                    Key::Char(c) if pin.len() < MAX_PIN && !c.is_control() => pin.push(c),
+                    Key::Char(c) if pin.len() < keyring::MAX_PIN_LEN && c.is_ascii() && !c.is_ascii_control() => {
+                        pin.push(c)
+                    }
                     _ => {}
                 }
             }
@@ -137,13 +136,13 @@ mod tests {
     fn file() -> Vec<u8> {
         let mut keys = SiteKeys::new();
         keys.insert(ID, &[1; 16]).unwrap();
-        seal(&keys, "2468", CHEAP, [3; 16], [4; 12]).unwrap()
+        seal(&keys, "2468-site", CHEAP, [3; 16], [4; 12]).unwrap()
     }
 
     #[test]
     fn wrong_pin_then_right_once_per_boot() {
         let mut sk = StickKeys::new(&file());
-        let mut con = Script { keys: typed("1111\n2468\n"), lines: Vec::new() };
+        let mut con = Script { keys: typed("1111\n2468-site\n"), lines: Vec::new() };
         let pw = sk.recovery_password(&[Guid([9; 16]), ID], &mut con).expect("opened");
         assert_eq!(pw.len(), 55);
         assert!(con.lines.iter().any(|l| l.starts_with("Wrong PIN")), "{:?}", con.lines);
@@ -165,7 +164,7 @@ mod tests {
         let n = bad.len();
         bad[n - 40] ^= 1;
         let mut sk = StickKeys::new(&bad);
-        let mut con = Script { keys: typed("2468\n"), lines: Vec::new() };
+        let mut con = Script { keys: typed("2468-site\n"), lines: Vec::new() };
         assert!(sk.recovery_password(&[ID], &mut con).is_none());
         assert!(con.lines.iter().any(|l| l.contains("unusable") && l.contains("altered")), "{:?}", con.lines);
     }

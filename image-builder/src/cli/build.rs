@@ -4,9 +4,10 @@ use crate::cli::read_profile;
 use crate::image::stick::{self, StickFiles};
 use crate::image::{self, agent, shim};
 use crate::{clock, output, site_keys};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::ValueEnum;
 use rescue_engine::embed::Embedded;
+use rescue_engine::keyring::{self, KdfParams};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -67,6 +68,10 @@ pub struct BuildArgs {
     /// Store the keys UNSEALED (anyone holding the stick can read them)
     #[arg(long, requires = "keys")]
     pub no_seal: bool,
+    /// Argon2id memory for sealing the keys, in MiB (default 128, at most 1024): more makes
+    /// guessing a lost stick's PIN costlier; every PC the stick boots must have it free
+    #[arg(long, value_name = "MIB", requires = "keys", conflicts_with = "no_seal")]
+    pub kdf_memory: Option<u32>,
 }
 
 /// Runs `rescue build`.
@@ -123,19 +128,29 @@ fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
         return Ok(None);
     }
     let (keys, set) = site_keys::import::load(&args.keys)?;
-    let files = set.files.len();
-    let bytes = if args.no_seal {
+    let what = format!("{} recovery key(s) from {} file(s)", keys.len(), set.files.len());
+    if args.no_seal {
         eprintln!(
             "WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.",
             keys.len(),
             stick::KEYS_PATH
         );
         eprintln!("WARNING: anyone who finds or copies this stick can unlock those PCs' BitLocker volumes.");
-        site_keys::key_file(&keys, None)?
-    } else {
-        let pin = site_keys::pin::read_pin(args.pin_file.as_deref())?;
-        site_keys::key_file(&keys, Some(&pin))?
-    };
-    let how = if args.no_seal { "UNSEALED" } else { "sealed with the site PIN" };
-    Ok(Some((bytes, format!("{} recovery key(s) from {files} file(s), {how}, in {}", keys.len(), stick::KEYS_PATH))))
+        let bytes = site_keys::unsealed_key_file(&keys)?;
+        return Ok(Some((bytes, format!("{what}, UNSEALED, in {}", stick::KEYS_PATH))));
+    }
+    let mut kdf = KdfParams::DEFAULT;
+    if let Some(mib) = args.kdf_memory {
+        if !(KdfParams::DEFAULT.m_kib / 1024..=keyring::MAX_M_KIB / 1024).contains(&mib) {
+            bail!(
+                "--kdf-memory {mib}: use {} to {} MiB (the agent must find it free on every PC)",
+                KdfParams::DEFAULT.m_kib / 1024,
+                keyring::MAX_M_KIB / 1024
+            );
+        }
+        kdf.m_kib = mib * 1024;
+    }
+    let pin = site_keys::pin::read_pin(args.pin_file.as_deref())?;
+    let (bytes, cost) = site_keys::sealed_key_file(&keys, &pin, kdf)?;
+    Ok(Some((bytes, format!("{what}, sealed with the site PIN, in {}\n  {cost}", stick::KEYS_PATH))))
 }

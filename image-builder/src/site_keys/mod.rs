@@ -7,7 +7,7 @@ pub mod pin;
 
 use anyhow::{Context, Result};
 use rand_core::{OsRng, RngCore};
-use rescue_engine::keyring::{self, SiteKeys};
+use rescue_engine::keyring::{self, KdfParams, SiteKeys};
 
 /// Fresh random bytes from the operating system's generator; an error, never a weak fallback.
 fn random<const N: usize>() -> Result<[u8; N]> {
@@ -16,12 +16,16 @@ fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
-/// The key file for the stick: sealed with `pin`, or unsealed when `pin` is `None`.
-pub fn key_file(keys: &SiteKeys, pin: Option<&str>) -> Result<Vec<u8>> {
-    match pin {
-        Some(pin) => {
-            keyring::seal(keys, pin, keyring::KdfParams::DEFAULT, random()?, random()?).context("sealing the keys")
-        }
-        None => keyring::unsealed(keys).context("writing the keys"),
-    }
+/// The key file for the stick, sealed with `pin` under `kdf`, and an
+/// estimate of what guessing the PIN offline would cost.
+pub fn sealed_key_file(keys: &SiteKeys, pin: &str, kdf: KdfParams) -> Result<(Vec<u8>, String)> {
+    let started = std::time::Instant::now();
+    let file = keyring::seal(keys, pin, kdf, random()?, random()?).context("sealing the keys")?;
+    let cost = pin::guessing_cost(pin, started.elapsed().as_secs_f64(), kdf.m_kib / 1024);
+    Ok((file, cost))
+}
+
+/// The key file for the stick with the keys in clear (`--no-seal`).
+pub fn unsealed_key_file(keys: &SiteKeys) -> Result<Vec<u8>> {
+    keyring::unsealed(keys).context("writing the keys")
 }

@@ -5,9 +5,6 @@ use rescue_engine::keyring;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-/// The shortest PIN `rescue build` accepts.
-pub const MIN_PIN_CHARS: usize = 4;
-
 /// The site PIN: the first line of `pin_file`, or asked twice on the
 /// terminal without echo. Never from the command line or the environment.
 pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
@@ -40,14 +37,45 @@ pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
             a
         }
     };
-    if pin.chars().count() < MIN_PIN_CHARS {
-        bail!("the PIN must be at least {MIN_PIN_CHARS} characters");
-    }
-    if pin.len() > keyring::MAX_PIN_LEN {
-        bail!("the PIN must be at most {} bytes", keyring::MAX_PIN_LEN);
-    }
-    if pin.chars().any(|c| c.is_control()) {
-        bail!("the PIN must not hold control characters (the agent's keyboard cannot type them)");
+    if let Some(why) = keyring::pin_problem(&pin) {
+        bail!("{why}; nothing was built");
     }
     Ok(pin)
+}
+
+/// An estimate of what guessing `pin` offline costs, when one guess costs
+/// `seconds` of one core (one Argon2id derivation as measured here) and
+/// `mib` MiB of memory. Assumes every character was chosen at random from
+/// the classes the PIN uses; a word or a pattern falls much sooner.
+pub fn guessing_cost(pin: &str, seconds: f64, mib: u32) -> String {
+    let classes: [(fn(char) -> bool, f64); 4] = [
+        (|c| c.is_ascii_lowercase(), 26.0),
+        (|c| c.is_ascii_uppercase(), 26.0),
+        (|c| c.is_ascii_digit(), 10.0),
+        (|c| c.is_ascii_punctuation() || c == ' ', 33.0),
+    ];
+    let alphabet: f64 = classes.iter().filter(|(is, _)| pin.chars().any(is)).map(|(_, n)| n).sum();
+    let guesses = alphabet.max(1.0).powi(pin.chars().count() as i32) / 2.0;
+    let core_years = guesses * seconds / (365.25 * 86400.0);
+    let when = if core_years >= 1.0 {
+        format!("{core_years:.1e} core-years")
+    } else {
+        format!("{:.1} core-hours", core_years * 365.25 * 24.0)
+    };
+    format!(
+        "offline guessing: about {guesses:.1e} guesses on average at {seconds:.2} s and {mib} MiB each = {when} \
+         (if the PIN were random; a word or pattern falls much sooner)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guessing_cost;
+
+    #[test]
+    fn longer_and_richer_pins_cost_more() {
+        let digits = guessing_cost("12345678", 0.5, 128);
+        assert!(digits.contains("5.0e7 guesses"), "{digits}");
+        assert!(guessing_cost("Ab1!Ab1!Ab1!", 0.5, 128).contains("core-years"));
+    }
 }
