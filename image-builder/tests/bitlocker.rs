@@ -509,3 +509,75 @@ fn encrypt_on_write_volume_reads_boot_sector_and_guards_it() {
     assert_ne!(&raw[at as usize..at as usize + 25], b"written through BitLocker", "data must be encrypted on disk");
     assert_eq!(raw[..at as usize], img[..at as usize], "nothing else may change");
 }
+
+/// Secrets off the command line: a recovery password from a file, from
+/// standard input, and typed at a no-echo prompt on a terminal (driven
+/// through `script`); the command-line value still works, with a warning.
+#[test]
+fn recovery_password_from_file_stdin_and_prompt() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let conf = images_conf();
+    let rp = conf.iter().find(|(n, _)| n == "bitlk-aes-xts-128").and_then(|(_, c)| c.get("RP")).unwrap().clone();
+    let img = corpus().join("bitlk-images/bitlk-aes-xts-128.img");
+    let i = img.to_str().unwrap();
+    let unlocked = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).contains("unlocked with Key ID");
+
+    let r = rescue(&["unlock", "--test-key", "--recovery-password", &rp, i]);
+    assert!(unlocked(&r) && String::from_utf8_lossy(&r.stderr).contains("visible to other users"), "{r:?}");
+
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("rp.txt");
+    std::fs::write(&f, format!("\u{feff}{rp}\r\n")).unwrap();
+    let r = rescue(&["unlock", "--test-key", "--recovery-password-file", f.to_str().unwrap(), i]);
+    assert!(unlocked(&r) && !String::from_utf8_lossy(&r.stderr).contains("visible"), "{r:?}");
+
+    let mut child = Command::new(RESCUE)
+        .args(["unlock", "--test-key", "--recovery-password-file", "-", i])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{rp}\n").as_bytes()).unwrap();
+    let r = child.wait_with_output().unwrap();
+    assert!(unlocked(&r), "{r:?}");
+
+    // On a terminal with no key given: asked without echo.
+    let cmd = format!("{RESCUE} unlock --test-key {i}");
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen).contains("(not shown; Enter to skip)") {
+        assert!(std::time::Instant::now() < deadline, "no prompt:\n{}", String::from_utf8_lossy(&seen));
+        if let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.extend(b);
+        }
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("Key ID {"), "{}", String::from_utf8_lossy(&seen));
+    std::thread::sleep(std::time::Duration::from_millis(300)); // rpassword turns echo off
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{rp}\r").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert!(child.wait().unwrap().success(), "{}", String::from_utf8_lossy(&seen));
+    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+        seen.extend(b);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("unlocked with Key ID"), "{text}");
+    assert!(!text.contains(&rp[..13]), "the typed key was echoed:\n{text}");
+}

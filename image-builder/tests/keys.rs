@@ -411,7 +411,10 @@ fn bad_key_files_and_pins_build_nothing() {
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&short_pin)], "at least 8"),
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&empty_pin)], "at least 8"),
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&non_ascii_pin)], "printable ASCII"),
-        (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&pin), "--kdf-memory".into(), "4096".into()], "1024 MiB"),
+        (
+            vec!["--keys".into(), p(&good), "--pin-file".into(), p(&pin), "--kdf-memory".into(), "4096".into()],
+            "1024 MiB",
+        ),
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&two_lines)], "one line"),
         (vec!["--keys".into(), p(&good), "--pin-file".into(), p(&dir.path().join("no-pin"))], "PIN file"),
         // No terminal and no --pin-file: refuses rather than reading the PIN from a pipe.

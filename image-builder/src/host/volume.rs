@@ -21,10 +21,13 @@ pub struct Credentials {
     pub bek: Option<PathBuf>,
     /// Use the clear key of a volume whose protection is suspended.
     pub clear_key: bool,
+    /// With nothing given, ask on the terminal (without echo) when a locked
+    /// volume needs a key.
+    pub ask: bool,
 }
 
 impl Credentials {
-    /// True when nothing was given.
+    /// True when no key was given (asking on the terminal is not a key).
     pub fn is_empty(&self) -> bool {
         self.recovery_passwords.is_empty() && self.password.is_none() && self.bek.is_none() && !self.clear_key
     }
@@ -106,13 +109,23 @@ pub fn open_volume<D: BlockDevice>(mut dev: D, creds: &Credentials) -> Result<Vo
     let bl = BitLocker::open(dev)?;
     let mut creds = creds.clone();
     creds.clear_key |= bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey);
+    let ids: Vec<String> = bl
+        .protectors()
+        .iter()
+        .filter(|p| p.kind == ProtectorKind::RecoveryPassword)
+        .map(|p| format!("{{{}}}", p.key_id))
+        .collect();
+    if creds.is_empty() && creds.ask {
+        let typed = Zeroizing::new(rpassword::prompt_password(format!(
+            "BitLocker volume {} is locked. Recovery password for Key ID {} (not shown; Enter to skip): ",
+            bl.metadata.volume_guid,
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        ))?);
+        if !typed.trim().is_empty() {
+            creds.recovery_passwords.push(Zeroizing::new(typed.trim().to_string()));
+        }
+    }
     if creds.is_empty() {
-        let ids: Vec<String> = bl
-            .protectors()
-            .iter()
-            .filter(|p| p.kind == ProtectorKind::RecoveryPassword)
-            .map(|p| format!("{{{}}}", p.key_id))
-            .collect();
         bail!(
             "BitLocker volume {} is locked: give --recovery-password (Key ID {}), --password or --bek",
             bl.metadata.volume_guid,
