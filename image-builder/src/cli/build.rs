@@ -98,9 +98,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     // GUIDs and volume serials come from the content: the same inputs give the same image.
     let seed: [u8; 32] = Sha256::new().chain_update(&*agent).chain_update(text.as_bytes()).finalize().into();
     let format = image::Format::from(args.format);
-    let stamp = rescue_engine::time::civil_from_unix(
-        std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or_else(clock::unix_now),
-    );
+    let stamp = rescue_engine::time::civil_from_unix(clock::image_time());
     let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
     output::write_pieces(&args.out, len, &pieces)?;
     println!(

@@ -7,6 +7,7 @@
 use super::stick::StickFiles;
 use anyhow::{bail, Context, Result};
 use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
+use rescue_engine::time::Civil;
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 
 /// Which FAT variant to make.
@@ -21,8 +22,32 @@ pub enum Variant {
 /// The fewest clusters a FAT32 volume may have (below this, readers take it for FAT16).
 const FAT32_MIN_CLUSTERS: u64 = 65_525;
 
-/// Builds a FAT volume of `size` bytes holding `files`, in memory.
-pub fn build(files: &StickFiles, size: u64, variant: Variant, volume_id: u32) -> Result<Vec<u8>> {
+/// The one time every entry of an image carries, so that the same inputs
+/// give the same bytes (fatfs would otherwise stamp the wall clock).
+#[derive(Debug)]
+struct FixedTime(fatfs::DateTime);
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+/// `stamp` as a FAT date and time (FAT counts years 1980 to 2107).
+fn fat_time(stamp: &Civil) -> fatfs::DateTime {
+    let year = stamp.year.clamp(1980, 2107) as u16;
+    fatfs::DateTime {
+        date: fatfs::Date { year, month: stamp.month as u16, day: stamp.day as u16 },
+        time: fatfs::Time { hour: stamp.hour as u16, min: stamp.minute as u16, sec: stamp.second as u16, millis: 0 },
+    }
+}
+
+/// Builds a FAT volume of `size` bytes holding `files`, in memory. Every
+/// file and folder is dated `stamp`: the result depends on its inputs only.
+pub fn build(files: &StickFiles, size: u64, variant: Variant, volume_id: u32, stamp: &Civil) -> Result<Vec<u8>> {
     let mut opts = FormatVolumeOptions::new().volume_label(*b"RESCUE     ").volume_id(volume_id);
     if variant == Variant::Fat32 {
         // Largest cluster that still leaves a valid FAT32 cluster count (with margin for the FATs).
@@ -35,7 +60,10 @@ pub fn build(files: &StickFiles, size: u64, variant: Variant, volume_id: u32) ->
     let mut img = Cursor::new(vec![0u8; size as usize]);
     fatfs::format_volume(&mut img, opts).context("formatting the FAT file system")?;
     {
-        let fs = FileSystem::new(&mut img, FsOptions::new()).context("opening the new FAT file system")?;
+        // fatfs wants a provider that lives forever; one small leak per image built.
+        let time: &'static FixedTime = Box::leak(Box::new(FixedTime(fat_time(stamp))));
+        let fs = FileSystem::new(&mut img, FsOptions::new().time_provider(time))
+            .context("opening the new FAT file system")?;
         for d in files.dirs() {
             fs.root_dir().create_dir(&d).with_context(|| format!("creating folder {d}"))?;
         }

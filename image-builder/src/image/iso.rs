@@ -82,7 +82,7 @@ pub fn build(files: &StickFiles, fat_size: u64, seed: [u8; 32], stamp: Civil) ->
         bail!("the ISO's boot image must be 1-32 MiB (El Torito counts it in 16 bits)");
     }
     let volume_id = u32::from_le_bytes(seed[..4].try_into()?);
-    let image = fat::build(files, fat_size, fat::Variant::Auto, volume_id)?;
+    let image = fat::build(files, fat_size, fat::Variant::Auto, volume_id, &stamp)?;
     let image_blocks = (fat_size / BLOCK) as u32;
     let iso_blocks = IMAGE_LBA + image_blocks;
     let iso_len = iso_blocks as u64 * BLOCK;

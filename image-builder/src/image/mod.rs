@@ -50,8 +50,8 @@ impl Format {
 }
 
 /// Makes an image of `format` holding `files`: its length and its pieces.
-/// `seed` makes GUIDs and volume serials (the same inputs give the same
-/// image); `stamp` is the time written into the ISO's dates.
+/// `seed` makes GUIDs and volume serials and `stamp` is every date in the
+/// image: the same inputs give the same bytes.
 pub fn build(format: Format, files: &StickFiles, mib: u64, seed: [u8; 32], stamp: Civil) -> Result<(u64, Pieces)> {
     match format {
         Format::Usb => {
@@ -59,7 +59,7 @@ pub fn build(format: Format, files: &StickFiles, mib: u64, seed: [u8; 32], stamp
                 bail!("--size {mib}: a USB image must be 40 MiB to 1 TiB (FAT32 needs at least 40 MiB)");
             }
             let len = mib << 20;
-            Ok((len, usb::build(files, len, seed)?))
+            Ok((len, usb::build(files, len, seed, &stamp)?))
         }
         Format::Iso => {
             if !(2..=Format::Iso.default_mib()).contains(&mib) {

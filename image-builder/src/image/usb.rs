@@ -5,14 +5,15 @@ use super::stick::StickFiles;
 use super::Pieces;
 use anyhow::Result;
 use rescue_engine::partition::{Gpt, GptEntry, Guid};
+use rescue_engine::time::Civil;
 
 /// Where the ESP starts: 1 MiB, aligned for every flash medium.
 pub const ESP_START: u64 = 1 << 20;
 const SECTOR: u64 = 512;
 
-/// The bytes of a USB image of `size` bytes, as `(offset, bytes)` writes
+/// The bytes of a USB image of `size` bytes (files dated `stamp`), as `(offset, bytes)` writes
 /// over an all-zero file (so the image stays sparse on disk).
-pub fn build(files: &StickFiles, size: u64, seed: [u8; 32]) -> Result<Pieces> {
+pub fn build(files: &StickFiles, size: u64, seed: [u8; 32], stamp: &Civil) -> Result<Pieces> {
     let disk_sectors = size / SECTOR;
     let mut gpt = Gpt {
         sector_size: SECTOR as u32,
@@ -33,7 +34,7 @@ pub fn build(files: &StickFiles, size: u64, seed: [u8; 32]) -> Result<Pieces> {
     });
     let esp_size = (last - first + 1) * SECTOR;
     let volume_id = u32::from_le_bytes(seed[..4].try_into()?);
-    let esp = fat::build(files, esp_size, fat::Variant::Fat32, volume_id)?;
+    let esp = fat::build(files, esp_size, fat::Variant::Fat32, volume_id, stamp)?;
     let mut writes = gpt.to_writes();
     writes.push((ESP_START, esp));
     Ok(writes)
