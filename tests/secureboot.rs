@@ -309,6 +309,11 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
         .contains("Microsoft Corporation UEFI CA 2011")
         && s["hash_matches"] == true
         && s["signature_valid"] == true));
+    // The MOK certificate's fingerprints, as openssl computes them (MokManager shows the SHA-1).
+    let sha1 = ok(Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha1", "-in"]).arg(&k.crt));
+    let sha1 = sha1.trim().rsplit('=').next().unwrap().to_lowercase();
+    assert_eq!(r["mok_certificates"][0]["sha1"], sha1.as_str(), "{}", r["mok_certificates"]);
+    assert_eq!(r["mok_certificates"][0]["sha256"], openssl_fingerprint(&k.crt).as_str());
 
     // The private key is nowhere on the image, in PEM or DER.
     let image = std::fs::read(&stick).unwrap();

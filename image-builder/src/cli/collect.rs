@@ -194,8 +194,11 @@ fn add_report(rows: &mut Vec<Row>, warnings: &mut Warnings, source: &str, name: 
     }
 }
 
+/// A report file name: something, then `.json` (any case). Names come from
+/// a stick: any UTF-8, never sliced at a byte that may split a character.
 fn is_json(name: &str) -> bool {
-    name.len() > 5 && name[name.len() - 5..].eq_ignore_ascii_case(".json")
+    let lower = name.to_ascii_lowercase();
+    lower.len() > 5 && lower.ends_with(".json")
 }
 
 /// The reports in a folder: `DIR/rescue/reports/*.json` when that exists
@@ -281,15 +284,14 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
     Ok((rows, warnings))
 }
 
+/// A CSV cell. A cell a spreadsheet would run as a formula (starting with
+/// `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, unless it is a plain
+/// number; cells with separators, quotes or line breaks are quoted.
 fn csv_field(s: &str) -> String {
-    // Cells that a spreadsheet would run as a formula get a leading quote.
-    let s = if s.starts_with(['=', '+', '-', '@'])
-        && !s.starts_with(|c: char| c == '-' && s[1..].starts_with(|d: char| d.is_ascii_digit()))
-    {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
+    let plain_number =
+        !s.is_empty() && s.parse::<f64>().is_ok() && s.chars().all(|c| c.is_ascii_digit() || ".-".contains(c));
+    let s =
+        if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r', ';']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -383,5 +385,16 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
         assert_eq!(csv_field("-5"), "-5");
+        assert_eq!(csv_field("-1.5"), "-1.5");
+        assert_eq!(csv_field("-1+cmd|' /C calc'!A0"), "'-1+cmd|' /C calc'!A0");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+    }
+
+    #[test]
+    fn report_names_in_any_utf8() {
+        assert!(is_json("pc-01.json") && is_json("PC.JSON") && is_json("été.json"));
+        assert!(!is_json(".json") && !is_json("ab€") && !is_json("x.jsön") && !is_json("日本語"));
     }
 }

@@ -80,6 +80,11 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             }
         }
     }
+    for c in &r.mok_certificates {
+        println!("MOK cert: {} {:?}", c.path, c.subject);
+        println!("          SHA-1 {} (compare in MokManager before enrolling)", c.sha1);
+        println!("          SHA-256 {}", c.sha256);
+    }
     match &r.keys {
         None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),
         Some(k) if k.error.is_some() => {

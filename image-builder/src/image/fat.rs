@@ -215,6 +215,7 @@ fn short_name(name: &str) -> [u8; 11] {
 }
 
 /// A file found on a FAT volume.
+#[derive(Debug)]
 pub struct Entry {
     pub path: String,
     pub size: u64,
@@ -226,7 +227,13 @@ pub fn open<T: Read + Write + Seek>(dev: T) -> Result<FileSystem<T>> {
     FileSystem::new(dev, FsOptions::new()).context("the partition does not hold a readable FAT file system")
 }
 
-/// Lists every file and folder, depth first, with `/` paths.
+/// Most entries [`walk`] lists before it calls a volume damaged.
+const MAX_ENTRIES: usize = 100_000;
+/// Longest path [`walk`] follows.
+const MAX_PATH: usize = 4096;
+
+/// Lists every file and folder, depth first, with `/` paths. Bounded: a
+/// looping folder is an error, not an endless walk.
 pub fn walk<T: Read + Write + Seek>(fs: &FileSystem<T>) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), fs.root_dir())];
@@ -238,11 +245,13 @@ pub fn walk<T: Read + Write + Seek>(fs: &FileSystem<T>) -> Result<Vec<Entry>> {
                 continue;
             }
             let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            // A damaged (or crafted) volume can loop a folder's cluster chain:
+            // every entry counts, and paths cannot grow without bound.
+            if out.len() >= MAX_ENTRIES || path.len() > MAX_PATH {
+                bail!("more than {MAX_ENTRIES} entries or a path deeper than {MAX_PATH} bytes on the FAT volume: is it damaged?");
+            }
             out.push(Entry { path: path.clone(), size: e.len(), is_dir: e.is_dir() });
             if e.is_dir() {
-                if out.len() > 100_000 {
-                    bail!("more than 100000 entries on the FAT volume: is it damaged?");
-                }
                 stack.push((path, e.to_dir()));
             }
         }
@@ -317,5 +326,28 @@ impl Seek for Window<'_> {
         }
         self.pos = new as u64;
         Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A root folder whose cluster chain loops back to itself (a crafted
+    /// stick) makes the walk fail after a bounded number of entries.
+    #[test]
+    fn looping_folder_is_an_error_not_an_endless_walk() {
+        let mut files = StickFiles::default();
+        for i in 0..20 {
+            files.file(&format!("f{i}.txt"), vec![b'x'; 10]);
+        }
+        let stamp = rescue_engine::time::civil_from_unix(0);
+        let mut img = build(&files, 40 << 20, Variant::Fat32, 1, &stamp).unwrap();
+        assert_eq!(walk(&open(Cursor::new(img.clone())).unwrap()).unwrap().len(), 20);
+        let geo = Geometry::read(&img).unwrap();
+        let entry = geo.reserved * geo.bytes_per_sector + 4 * geo.root_cluster as usize;
+        img[entry..entry + 4].copy_from_slice(&geo.root_cluster.to_le_bytes());
+        let err = walk(&open(Cursor::new(img)).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("is it damaged"), "{err}");
     }
 }

@@ -84,6 +84,8 @@ pub struct Report {
     pub profile: Option<ProfileInfo>,
     /// Whether the stick still holds what its agent was built with.
     pub integrity: Integrity,
+    /// Certificates in `rescue/` for MokManager's "Enroll key from disk".
+    pub mok_certificates: Vec<MokCertificate>,
     pub agent_version: Option<String>,
     /// Authenticode signatures of every .efi file, checked against the file.
     pub efi_signatures: Vec<EfiSignatures>,
@@ -179,6 +181,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     let mut files = Vec::new();
     let (mut agent_bytes, mut profile_bytes, mut keys_bytes) = (None, None, None);
     let mut efi_signatures = Vec::new();
+    let mut mok_certificates = Vec::new();
     for e in fat::walk(&fs)? {
         let is = |p: &str| e.path.eq_ignore_ascii_case(p);
         let mut sha256 = None;
@@ -192,6 +195,12 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
                 // The agent: the boot file, or shim's second stage when shim boots first.
                 if (is(stick::AGENT_PATH) || is(stick::SHIM_SECOND_STAGE_PATH)) && agent::version(&bytes).is_some() {
                     agent_bytes = Some(bytes);
+                }
+            } else if e.path.to_ascii_lowercase().ends_with(".der") && e.path.starts_with(stick::RESCUE_DIR) {
+                let der = fat::read_file(&fs, &e.path, 64 << 10)?;
+                if let Ok(c) = crate::sign::cert::Cert::from_der(&der) {
+                    let (sha1, sha256) = (c.fingerprint_sha1(), c.fingerprint());
+                    mok_certificates.push(MokCertificate { path: e.path.clone(), subject: c.subject(), sha1, sha256 });
                 }
             } else if is(stick::KEYS_PATH) {
                 keys_bytes = Some(fat::read_file(&fs, &e.path, keyring::MAX_FILE_LEN as u64)?);
@@ -226,6 +235,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
         files,
         profile,
         integrity,
+        mok_certificates,
         agent_version,
         efi_signatures,
     })
@@ -256,6 +266,19 @@ fn profile_info(bytes: &[u8]) -> Result<ProfileInfo> {
         unclean_journal: format!("{:?}", p.ntfs.unclean_journal).to_lowercase(),
         finish: p.finish.action.as_str().into(),
     })
+}
+
+/// A certificate on the stick for MokManager (the shim route).
+#[derive(Serialize)]
+pub struct MokCertificate {
+    /// Its path on the stick.
+    pub path: String,
+    /// The certificate's subject.
+    pub subject: String,
+    /// SHA-1 fingerprint, as MokManager shows it.
+    pub sha1: String,
+    /// SHA-256 fingerprint.
+    pub sha256: String,
 }
 
 /// Whether a stick's files are still the ones its agent was built with.

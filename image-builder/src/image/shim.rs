@@ -119,6 +119,10 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
     ));
     let der_path = format!("{}/{}.der", stick::RESCUE_DIR, plan.cert_name);
     notes.push(format!("certificate for \"Enroll key from disk\": {der_path}"));
+    notes.push(format!(
+        "  compare in MokManager before enrolling: SHA-1 fingerprint {}",
+        plan.signer.cert.fingerprint_sha1()
+    ));
     files.file(stick::AGENT_PATH, shim);
     files.file(stick::SHIM_SECOND_STAGE_PATH, signed);
     files.file(stick::MOKMANAGER_PATH, mm);

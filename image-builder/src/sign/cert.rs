@@ -49,7 +49,16 @@ impl Cert {
 
     /// SHA-256 over the DER certificate, as lowercase hex (what `openssl x509 -fingerprint -sha256` shows, without colons).
     pub fn fingerprint(&self) -> String {
-        Sha256::digest(&self.der).iter().map(|b| format!("{b:02x}")).collect()
+        rescue_engine::hex::hex(&Sha256::digest(&self.der))
+    }
+
+    /// SHA-1 over the DER certificate, as colon-separated lowercase hex: the
+    /// fingerprint MokManager and `mokutil --list-new` show, for comparing
+    /// before enrolling.
+    pub fn fingerprint_sha1(&self) -> String {
+        use sha1::Digest as _;
+        let d = sha1::Sha1::digest(&self.der);
+        d.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
     }
 
     /// The certificate's RSA public key.

@@ -447,7 +447,7 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
         let key_col = find_column(&header, KEY_COLUMNS).ok_or_else(|| {
             (first.line, format!(
                 "no recovery key column in the header (looked for e.g. RecoveryKey, RecoveryPassword, msFVE-RecoveryPassword, Key); header is: {}",
-                first.fields.iter().map(|f| f.trim().to_string()).collect::<Vec<_>>().join(", ")
+                first.fields.iter().map(|f| shown(f.trim())).collect::<Vec<_>>().join(", ")
             ))
         })?;
         let id_col = find_column(&header, ID_COLUMNS).filter(|&c| c != key_col);
@@ -482,13 +482,13 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
                     if t.is_empty() {
                         return Err("the Key ID is empty".to_string());
                     }
-                    parse_guid(t).ok_or_else(|| format!("the Key ID {t:?} is not a GUID"))?
+                    parse_guid(t).ok_or_else(|| format!("the Key ID {:?} is not a GUID", shown(t)))?
                 }
                 None => {
                     let t = name_col.map(get).unwrap_or("");
                     ad_key_id(t)
                         .or_else(|| dn_col.and_then(|c| ad_key_id(get(c))))
-                        .ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", short(t)))?
+                        .ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", shown(t)))?
                 }
             };
             // Excel's "treat as text" apostrophe is not part of the key.
@@ -505,7 +505,7 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
             Ok((key_id, key))
         })();
         let result = result.map_err(|m| match &device {
-            Some(d) => format!("{m} (device {})", short(d)),
+            Some(d) => format!("{m} (device {})", shown(d)),
             None => m,
         });
         rows.push(Row { line: r.line, device, result });
@@ -513,9 +513,31 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
     Ok((kind, rows))
 }
 
-fn short(s: &str) -> String {
-    let mut t: String = s.chars().take(80).collect();
-    if s.chars().count() > 80 {
+/// Text from a key file made safe to show: cut to 80 characters, and every
+/// run of 6 or more digits (with the `-` or spaces between them) hidden, so
+/// that no recovery key, or part of one, is ever echoed.
+fn shown(s: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().filter(char::is_ascii_digit).count() >= 6 {
+            out.push_str("[digits hidden]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() || (!run.is_empty() && (c == '-' || c == ' ')) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    let mut t: String = out.chars().take(80).collect();
+    if out.chars().count() > 80 {
         t.push('…');
     }
     t
@@ -566,6 +588,16 @@ mod tests {
         assert_eq!(ad_key_id(&format!("2024-07-19T10:11:12-08:00{{{g}}}")).map(|k| k.to_string()), Some(g.to_string()));
         assert_eq!(ad_computer(&dn).as_deref(), Some("PC01"));
         assert_eq!(ad_key_id("CN=PC01,OU=x{B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB}"), None);
+    }
+
+    #[test]
+    fn shown_text_never_holds_a_key() {
+        let key = "466895-217492-569250-069608-104434-135707-527241-083622";
+        assert_eq!(shown(&format!("PC01,{key}")), "PC01,[digits hidden]");
+        assert_eq!(shown("466895-21749"), "[digits hidden]");
+        assert_eq!(shown(&key.replace('-', "")), "[digits hidden]");
+        assert_eq!(shown("KeyID, RecoveryKey"), "KeyID, RecoveryKey");
+        assert_eq!(shown("PC-12345"), "PC-12345");
     }
 
     #[test]
