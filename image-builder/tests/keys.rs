@@ -606,3 +606,25 @@ fn pin_is_asked_twice_on_the_terminal_without_echo() {
     assert!(!ok_ && shown.contains("the two PINs differ"), "{shown}");
     assert!(!img2.exists());
 }
+
+/// A file whose first line is neither a header nor a Key ID (here: a computer
+/// name and a key) is reported without echoing the key, by `keys check` and
+/// by `build --keys`.
+#[test]
+fn problems_never_echo_a_recovery_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, pw) = key(40);
+    let f = dir.path().join("odd.csv");
+    std::fs::write(&f, format!("PC-0042,{pw}\nPC-0043,{pw},{id}\n")).unwrap();
+    let pin = dir.path().join("pin.txt");
+    std::fs::write(&pin, "12345678\n").unwrap();
+    let checked = out_text(&check(&f));
+    let (_, built) = build(dir.path(), "o.img", &["--keys", f.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()]);
+    for text in [checked, out_text(&built)] {
+        assert!(text.contains("header"), "the problem is not named:\n{text}");
+        for block in pw.split('-') {
+            assert!(!text.contains(&format!("{block}-")), "a key block is echoed:\n{text}");
+        }
+        assert!(!text.contains(&pw.replace('-', "")[..12]));
+    }
+}
