@@ -48,13 +48,17 @@ pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
 /// `mib` MiB of memory. Assumes every character was chosen at random from
 /// the classes the PIN uses; a word or a pattern falls much sooner.
 pub fn guessing_cost(pin: &str, seconds: f64, mib: u32) -> String {
-    let classes: [(fn(char) -> bool, f64); 4] = [
-        (|c| c.is_ascii_lowercase(), 26.0),
-        (|c| c.is_ascii_uppercase(), 26.0),
-        (|c| c.is_ascii_digit(), 10.0),
-        (|c| c.is_ascii_punctuation() || c == ' ', 33.0),
-    ];
-    let alphabet: f64 = classes.iter().filter(|(is, _)| pin.chars().any(is)).map(|(_, n)| n).sum();
+    let has = |is: fn(&char) -> bool| pin.chars().any(|c| is(&c));
+    let alphabet = [
+        (has(char::is_ascii_lowercase), 26.0),
+        (has(char::is_ascii_uppercase), 26.0),
+        (has(char::is_ascii_digit), 10.0),
+        (pin.chars().any(|c| c.is_ascii_punctuation() || c == ' '), 33.0),
+    ]
+    .iter()
+    .filter(|(used, _)| *used)
+    .map(|(_, n)| n)
+    .sum::<f64>();
     let guesses = alphabet.max(1.0).powi(pin.chars().count() as i32) / 2.0;
     let core_years = guesses * seconds / (365.25 * 86400.0);
     let when = if core_years >= 1.0 {
