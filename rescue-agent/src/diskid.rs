@@ -44,9 +44,59 @@ pub fn scsi(inquiry: &[u8]) -> Option<(String, String)> {
     Some((model, String::new()))
 }
 
+/// The bus a disk sits on, as people name it, from its UEFI device path
+/// text (the last messaging node that names one); "PCI" when only the PCI
+/// function is known (virtio), "" when nothing is.
+pub fn bus_from_path(path: &str) -> &'static str {
+    const NODES: [(&str, &str); 7] = [
+        ("NVMe(", "NVMe"),
+        ("Sata(", "SATA"),
+        ("Ata(", "ATA"),
+        ("Scsi(", "SCSI"),
+        ("USB(", "USB"),
+        ("SD(", "SD"),
+        ("eMMC(", "eMMC"),
+    ];
+    NODES
+        .iter()
+        .filter_map(|(node, bus)| path.rfind(node).map(|at| (at, *bus)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, bus)| bus)
+        .unwrap_or(if path.contains("Pci(") { "PCI" } else { "" })
+}
+
+/// A size for people: `512 MiB`, `238.5 GiB`, `1.8 TiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["MiB", "GiB", "TiB", "PiB"];
+    let mut unit = 0;
+    let mut size = 1u128 << 20;
+    while bytes as u128 >= size * 1024 && unit + 1 < UNITS.len() {
+        size *= 1024;
+        unit += 1;
+    }
+    let tenths = (bytes as u128 * 10 + size / 2) / size;
+    if tenths >= 1000 || tenths.is_multiple_of(10) {
+        alloc::format!("{} {}", (tenths + 5) / 10, UNITS[unit])
+    } else {
+        alloc::format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buses_and_sizes_for_people() {
+        assert_eq!(bus_from_path("PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x1,0xFFFF,0x0)"), "SATA");
+        assert_eq!(bus_from_path("PciRoot(0x0)/Pci(0x3,0x0)/NVMe(0x1,00-00-00-00-00-00-00-00)"), "NVMe");
+        assert_eq!(bus_from_path("PciRoot(0x0)/Pci(0x4,0x0)"), "PCI");
+        assert_eq!(bus_from_path("PciRoot(0x0)/Pci(0x2,0x0)/USB(0x0,0x0)/Scsi(0x0,0x0)"), "SCSI");
+        assert_eq!(bus_from_path(""), "");
+        assert_eq!(human_size(512 << 20), "512 MiB");
+        assert_eq!(human_size(256_060_514_304), "238.5 GiB");
+        assert_eq!(human_size(2 << 40), "2 TiB");
+    }
 
     #[test]
     fn ata_words_are_swapped() {

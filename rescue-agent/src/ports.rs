@@ -5,15 +5,51 @@
 
 use crate::partition::Guid;
 use crate::prompt::Key;
+use alloc::format;
 use alloc::string::String;
 use zeroize::Zeroizing;
+
+/// What the BitLocker prompt shows about the volume it asks a key for.
+pub struct KeyPrompt<'a> {
+    /// The disk and partition, as the rest of the screen names them.
+    pub volume: &'a str,
+    /// The recovery-password protectors' Key IDs (full GUIDs).
+    pub key_ids: &'a [String],
+    /// The volume's description from its BitLocker metadata (computer name, drive, date).
+    pub description: Option<&'a str>,
+}
+
+impl KeyPrompt<'_> {
+    /// The first 8 hex digits of a Key ID: what Windows' recovery screen shows.
+    pub fn short_id(id: &str) -> &str {
+        id.get(..8).unwrap_or(id)
+    }
+}
 
 /// What the agent shows and reads.
 pub trait Console {
     /// A status line (screen and serial).
     fn line(&mut self, text: &str);
-    /// The key-entry field, redrawn in place on screen (a line on serial).
+    /// The key-entry field, redrawn in place on screen (a line on serial,
+    /// where a front end must never show the digits).
     fn field(&mut self, text: &str) {
+        self.line(text)
+    }
+    /// The BitLocker prompt opens for a volume; the field follows. Front
+    /// ends with a screen show the Key ID large; the default prints lines.
+    fn key_prompt(&mut self, p: &KeyPrompt<'_>) {
+        self.line(&format!("BitLocker recovery key needed for {}", p.volume));
+        for id in p.key_ids {
+            self.line(&format!("  Key ID: {} (full: {id})", KeyPrompt::short_id(id)));
+        }
+        if let Some(d) = p.description {
+            self.line(&format!("  Description: {d}"));
+        }
+        self.line("Type the 48-digit recovery key, then Enter (Esc skips this volume):");
+    }
+    /// A long step begins (scanning, the key check, unlocking): shown as
+    /// the screen's progress line; the default prints a line.
+    fn progress(&mut self, text: &str) {
         self.line(text)
     }
     /// Waits for a key; `None` when `timeout_s` seconds pass first (`None`: wait forever).

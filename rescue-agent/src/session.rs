@@ -8,9 +8,10 @@
 
 use crate::bitlocker::{BitLocker, BitLockerError, ProtectorKind, UnlockKey};
 use crate::block::{BlockDevice, Slice};
+use crate::diskid;
 use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
-use crate::ports::{Console, KeySource};
+use crate::ports::{Console, KeyPrompt, KeySource};
 use crate::profile::Profile;
 use crate::prompt::{self, Event};
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
@@ -28,6 +29,8 @@ pub struct Disk<D> {
     pub model: String,
     /// Serial number as the firmware reports it (may be empty).
     pub serial: String,
+    /// The bus people know it by (SATA, NVMe, USB, ...; may be empty).
+    pub bus: String,
     /// The whole disk, as a block device.
     pub dev: D,
 }
@@ -42,6 +45,8 @@ pub struct DiskReport {
     pub model: String,
     /// Serial number as the firmware reports it (may be empty).
     pub serial: String,
+    /// The bus it sits on (SATA, NVMe, USB, ...; may be empty).
+    pub bus: String,
     /// Size of the disk in bytes.
     pub size: u64,
     /// `"gpt"`, `"mbr"` or `"none"` (empty when the table could not be read).
@@ -131,11 +136,6 @@ pub struct BitLockerReport {
     pub wrong_attempts: u32,
 }
 
-/// The first eight hex digits of a Key ID: what Windows' recovery screen asks for.
-fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
 /// Asks for a recovery password until one opens `bl`, or the technician
 /// presses Esc, or the profile's timeout passes. Returns the unlocked volume
 /// or why it stays locked.
@@ -149,14 +149,11 @@ fn prompt_and_unlock<D: BlockDevice>(
     if br.recovery_key_ids.is_empty() {
         return Err(String::from("it has no recovery-password protector"));
     }
-    console.line(&format!("BitLocker recovery key needed for {where_}"));
-    for id in &br.recovery_key_ids {
-        console.line(&format!("  Key ID: {} (full: {id})", short_id(id)));
-    }
-    if let Some(d) = &br.description {
-        console.line(&format!("  Description: {d}"));
-    }
-    console.line("Type the 48-digit recovery key, then Enter (Esc skips this volume):");
+    console.key_prompt(&KeyPrompt {
+        volume: where_,
+        key_ids: &br.recovery_key_ids,
+        description: br.description.as_deref(),
+    });
     let mut entry = prompt::Entry::default();
     loop {
         console.field(&format!("KEY: {}", entry.render()));
@@ -176,7 +173,7 @@ fn prompt_and_unlock<D: BlockDevice>(
             Event::Edited => {}
             Event::Skip => return Err(String::from("skipped at the prompt (Esc)")),
             Event::Submit => {
-                console.line("Checking the key (this takes a few seconds)...");
+                console.progress("Checking the key (this takes a few seconds)...");
                 let pw = entry.password();
                 match bl.unlock_key(&UnlockKey::RecoveryPassword(&pw)) {
                     Ok(vk) => {
@@ -305,16 +302,17 @@ pub fn run<D: BlockDevice>(
             label: disk.label.clone(),
             model: disk.model.clone(),
             serial: disk.serial.clone(),
+            bus: disk.bus.clone(),
             size: disk.dev.size(),
             ..Default::default()
         };
-        console.line(&format!(
-            "disk {}: {} ({} MiB){}",
-            n + 1,
-            disk.label,
-            dr.size >> 20,
-            if dr.model.is_empty() { String::new() } else { format!(", {}", dr.model) }
-        ));
+        // Disks as people know them: model, size, bus (the device path is in the report).
+        let mut name = if dr.model.is_empty() { String::from("disk") } else { dr.model.clone() };
+        name += &format!(", {}", diskid::human_size(dr.size));
+        if !disk.bus.is_empty() {
+            name += &format!(", {}", disk.bus);
+        }
+        console.line(&format!("disk {}: {name}", n + 1));
         let parts = match partition::discover(&mut disk.dev) {
             Ok(p) => p,
             Err(e) => {

@@ -82,6 +82,8 @@ pub struct Qemu {
     child: Child,
     serial: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     input: Option<std::process::ChildStdin>,
+    /// The QEMU monitor's socket (for `screendump`).
+    monitor: PathBuf,
     _vars: tempfile::TempDir,
 }
 
@@ -146,7 +148,8 @@ impl Qemu {
             .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"))
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,unit=1,file={}", vars_fd.display()))
-            .args(["-serial", "stdio", "-monitor", "none"]);
+            .args(["-serial", "stdio", "-monitor"])
+            .arg(format!("unix:{},server=on,wait=off", vars.path().join("monitor.sock").display()));
         match media {
             Media::UsbStick => {
                 cmd.arg("-drive").arg(format!("if=none,id=stick,format=raw,file={}", image.display()));
@@ -182,7 +185,30 @@ impl Qemu {
             }
         });
         let input = child.stdin.take();
-        Qemu { child, serial, input, _vars: vars }
+        let monitor = vars.path().join("monitor.sock");
+        Qemu { child, serial, input, monitor, _vars: vars }
+    }
+
+    /// Saves what the VM's screen shows now as a PPM image (the QEMU
+    /// monitor's `screendump`: what a person in front of the PC would see).
+    pub fn screendump(&self, out: &Path) {
+        use std::io::{Read, Write};
+        let _ = std::fs::remove_file(out);
+        let mut mon = std::os::unix::net::UnixStream::connect(&self.monitor).expect("QEMU monitor socket");
+        mon.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        writeln!(mon, "screendump {}", out.display()).unwrap();
+        let start = Instant::now();
+        let mut last = 0;
+        loop {
+            let mut buf = [0u8; 4096];
+            let _ = mon.read(&mut buf);
+            let len = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+            if len > 0 && len == last {
+                return;
+            }
+            last = len;
+            assert!(start.elapsed() < Duration::from_secs(30), "no screendump written to {}", out.display());
+        }
     }
 
     /// The serial output so far.
@@ -389,4 +415,45 @@ pub fn stick_list(image: &Path, dir: &str) -> Vec<String> {
         .map(|l| l.trim_start_matches("::/").to_string())
         .filter(|l| !l.ends_with('/'))
         .collect()
+}
+
+/// The text `tesseract` (OCR) reads in an image.
+pub fn ocr(image: &Path) -> String {
+    ok(Command::new("tesseract").arg(image).arg("stdout"))
+}
+
+/// A copy of a PPM (P6) image shrunk by `factor` in each direction (box filter).
+pub fn shrink_ppm(input: &Path, output: &Path, factor: usize) {
+    let data = std::fs::read(input).unwrap();
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..at]).into_owned());
+    }
+    assert_eq!(fields[0], "P6", "not a binary PPM");
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let px = &data[at + 1..];
+    let (nw, nh) = (w / factor, h / factor);
+    let mut out = format!("P6\n{nw} {nh}\n255\n").into_bytes();
+    for y in 0..nh {
+        for x in 0..nw {
+            for c in 0..3 {
+                let mut sum = 0usize;
+                for dy in 0..factor {
+                    for dx in 0..factor {
+                        sum += px[((y * factor + dy) * w + x * factor + dx) * 3 + c] as usize;
+                    }
+                }
+                out.push((sum / (factor * factor)) as u8);
+            }
+        }
+    }
+    std::fs::write(output, out).unwrap();
 }

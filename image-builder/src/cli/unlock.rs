@@ -1,11 +1,12 @@
 //! `rescue unlock`: write the decrypted contents of a BitLocker volume to a file.
 
 use crate::cli::volume_keys::KeyArgs;
-use crate::host::volume::{find_bitlocker, open_volume, Volume};
+use crate::host::volume::{find_bitlocker, unlock_with};
 use crate::output;
 use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rescue_engine::bitlocker::BitLocker;
 use rescue_engine::block::BlockDevice;
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,10 +39,7 @@ pub fn run(a: &UnlockArgs) -> Result<()> {
         bail!("give --recovery-password-file, --password-file, --bek or --clear-key (or run it on a terminal to be asked)");
     }
     let (p, dev) = find_bitlocker(&a.volume, false, a.partition)?;
-    let mut vol = match open_volume(dev, &creds)? {
-        Volume::BitLocker(v) => *v,
-        Volume::Plain(_) => bail!("{} holds no BitLocker volume", a.volume.display()),
-    };
+    let mut vol = unlock_with(BitLocker::open(dev)?, creds)?;
     eprintln!("unlocked with Key ID {{{}}} (partition at byte {})", vol.key_id(), p.offset);
     let Some(out) = a.out.as_deref() else { return Ok(()) };
     let size = vol.size();

@@ -109,17 +109,23 @@ pub fn open_volume<D: BlockDevice>(mut dev: D, creds: &Credentials) -> Result<Vo
     let bl = BitLocker::open(dev)?;
     let mut creds = creds.clone();
     creds.clear_key |= bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey);
+    Ok(Volume::BitLocker(Box::new(unlock_with(bl, creds)?)))
+}
+
+/// Unlocks `bl` with exactly `creds`; with none given, asks on the terminal
+/// (when `creds.ask`), else fails naming the Key IDs.
+pub fn unlock_with<D: BlockDevice>(bl: BitLocker<D>, mut creds: Credentials) -> Result<Unlocked<D>> {
     let ids: Vec<String> = bl
         .protectors()
         .iter()
         .filter(|p| p.kind == ProtectorKind::RecoveryPassword)
         .map(|p| format!("{{{}}}", p.key_id))
         .collect();
+    let ids = if ids.is_empty() { "none".to_string() } else { ids.join(", ") };
     if creds.is_empty() && creds.ask {
         let typed = Zeroizing::new(rpassword::prompt_password(format!(
-            "BitLocker volume {} is locked. Recovery password for Key ID {} (not shown; Enter to skip): ",
-            bl.metadata.volume_guid,
-            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+            "BitLocker volume {} is locked. Recovery password for Key ID {ids} (not shown; Enter to skip): ",
+            bl.metadata.volume_guid
         ))?);
         if !typed.trim().is_empty() {
             creds.recovery_passwords.push(Zeroizing::new(typed.trim().to_string()));
@@ -127,12 +133,11 @@ pub fn open_volume<D: BlockDevice>(mut dev: D, creds: &Credentials) -> Result<Vo
     }
     if creds.is_empty() {
         bail!(
-            "BitLocker volume {} is locked: give --recovery-password (Key ID {}), --password or --bek",
-            bl.metadata.volume_guid,
-            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+            "BitLocker volume {} is locked: give --recovery-password-file (Key ID {ids}), --password-file or --bek",
+            bl.metadata.volume_guid
         );
     }
-    Ok(Volume::BitLocker(Box::new(creds.unlock(bl)?)))
+    creds.unlock(bl)
 }
 
 /// The BitLocker volume of a target: a whole disk (first BitLocker

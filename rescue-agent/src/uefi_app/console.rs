@@ -1,10 +1,16 @@
-//! Screen, serial and keyboard. Every status line goes to the screen and,
+//! Screen, serial and keyboard. The screen is the graphics one
+//! ([`Screen`]) where the firmware has it, else the text console. Every
+//! status line goes to the screen and,
 //! with the fixed prefix [`SERIAL_PREFIX`], to every serial port, so tests
 //! and servers with serial consoles read a clean line protocol. Keys come
 //! from the firmware's console input, which includes the serial terminal.
 
+use super::screen::{self, Screen, Verdict};
+use alloc::format;
 use alloc::vec::Vec;
 use core::time::Duration;
+use embedded_graphics::pixelcolor::Rgb888;
+use rescue_engine::ports::KeyPrompt;
 use rescue_engine::prompt::Key;
 use uefi::boot::{self, EventType, OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol, TimerTrigger, Tpl};
 use uefi::proto::console::serial::Serial;
@@ -18,6 +24,19 @@ pub struct Console {
     serial: Vec<ScopedProtocol<Serial>>,
     /// The key-entry field is on the screen's current line (no newline yet).
     field_open: bool,
+    /// The graphics screen; `None` on machines without one (text console).
+    screen: Option<Screen>,
+}
+
+/// A text-console colour as the graphics screen draws it.
+fn rgb(c: Color) -> Rgb888 {
+    match c {
+        Color::Yellow => screen::YELLOW,
+        Color::LightRed => Rgb888::new(0xFF, 0x70, 0x70),
+        Color::LightGreen => Rgb888::new(0x70, 0xFF, 0x70),
+        Color::LightCyan => Rgb888::new(0x70, 0xE0, 0xFF),
+        _ => screen::WHITE,
+    }
 }
 
 impl Console {
@@ -39,10 +58,45 @@ impl Console {
             let _ = out.set_color(Color::White, Color::Black);
             let _ = out.clear();
         });
-        Console { serial, field_open: false }
+        Console { serial, field_open: false, screen: Screen::open() }
     }
 
-    fn screen(&mut self, text: &str, color: Color) {
+    /// Whether the graphics screen is in use (else the text console).
+    pub fn graphics(&self) -> bool {
+        self.screen.is_some()
+    }
+
+    /// The header's two lines (graphics only; the text console has none).
+    pub fn header(&mut self, first: &str, second: &str) {
+        if let Some(s) = &mut self.screen {
+            s.header(first, second);
+        }
+    }
+
+    /// Shows the verdict: the whole screen in graphics, a banner on the text
+    /// console; one `RESULT:` line on serial.
+    pub fn verdict(&mut self, v: Verdict, word: &str, reason: Option<&str>, color: Color) {
+        match &mut self.screen {
+            Some(s) => s.verdict(v, word, reason, ""),
+            None => {
+                self.screen_line("", Color::White);
+                for l in rescue_engine::banner::big(word) {
+                    self.screen_line(&l, color);
+                }
+                self.screen_line("", Color::White);
+            }
+        }
+        match reason {
+            Some(r) => self.colored(&format!("RESULT: {word}: {r}"), color),
+            None => self.colored(&format!("RESULT: {word}"), color),
+        }
+    }
+
+    fn screen_line(&mut self, text: &str, color: Color) {
+        if let Some(s) = &mut self.screen {
+            s.line(text, rgb(color));
+            return;
+        }
         let newline_first = core::mem::take(&mut self.field_open);
         system::with_stdout(|out| {
             use core::fmt::Write;
@@ -65,13 +119,13 @@ impl Console {
 
     /// A status line on screen and serial.
     pub fn line(&mut self, text: &str) {
-        self.screen(text, Color::White);
+        self.screen_line(text, Color::White);
         self.serial(text);
     }
 
     /// A line in a colour (warnings, the verdict).
     pub fn colored(&mut self, text: &str, color: Color) {
-        self.screen(text, color);
+        self.screen_line(text, color);
         self.serial(text);
     }
 
@@ -166,16 +220,42 @@ impl rescue_engine::ports::Console for Console {
         Console::line(self, text)
     }
     fn field(&mut self, text: &str) {
-        system::with_stdout(|out| {
-            use core::fmt::Write;
-            let _ = out.set_color(Color::Yellow, Color::Black);
-            let _ = write!(out, "\r{text}");
-            let _ = out.set_color(Color::White, Color::Black);
-        });
-        self.field_open = true;
-        // Serial is a log: it shows how far the entry got, never the digits.
+        // The digits exist only as pixels on the graphics screen; on the text
+        // console (mirrored to serial by the firmware) and in the serial log
+        // they are shown as `#`.
         let masked: alloc::string::String = text.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+        match &mut self.screen {
+            Some(s) => s.field(text),
+            None => {
+                system::with_stdout(|out| {
+                    use core::fmt::Write;
+                    let _ = out.set_color(Color::Yellow, Color::Black);
+                    let _ = write!(out, "\r{masked}");
+                    let _ = out.set_color(Color::White, Color::Black);
+                });
+                self.field_open = true;
+            }
+        }
         self.serial(&masked);
+    }
+    fn key_prompt(&mut self, p: &KeyPrompt<'_>) {
+        self.line(&format!("BitLocker recovery key needed for {}", p.volume));
+        for id in p.key_ids {
+            self.line(&format!("  Key ID: {} (full: {id})", KeyPrompt::short_id(id)));
+        }
+        if let Some(d) = p.description {
+            self.line(&format!("  Description: {d}"));
+        }
+        self.line("Type the 48-digit recovery key, then Enter (Esc skips this volume):");
+        if let Some(s) = &mut self.screen {
+            s.key_prompt(p.volume, p.key_ids, p.description);
+        }
+    }
+    fn progress(&mut self, text: &str) {
+        self.line(text);
+        if let Some(s) = &mut self.screen {
+            s.progress(text);
+        }
     }
     fn key(&mut self, timeout_s: Option<u32>) -> Option<Key> {
         self.read_key(timeout_s.map(|s| Duration::from_secs(s as u64)))

@@ -4,13 +4,13 @@
 mod console;
 mod disks;
 mod firmware;
+mod screen;
 mod stick;
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use console::{Clock, Console};
-use rescue_engine::banner;
 use rescue_engine::embed;
 use rescue_engine::ports;
 use rescue_engine::profile::{FinishAction, Profile};
@@ -18,6 +18,7 @@ use rescue_engine::session::{self, Disk, Outcome};
 use rescue_engine::sitekeys::StickKeys;
 use rescue_engine::stick as layout;
 use rescue_engine::version;
+use screen::Verdict;
 use sha2::{Digest, Sha256};
 use stick::Stick;
 use uefi::prelude::*;
@@ -93,6 +94,7 @@ fn main() -> Status {
     let _ = core::hint::black_box(&VERSION_TAG);
     let _ = core::hint::black_box(&SBAT);
     con.line(&format!("rescue-agent {}", version::VERSION));
+    con.line(if con.graphics() { "screen: graphics" } else { "screen: text console" });
 
     let mut stick = Stick::open();
     let (profile, keys_sha256) = match load_profile(&mut stick) {
@@ -103,6 +105,12 @@ fn main() -> Status {
             runtime::reset(runtime::ResetType::COLD, Status::ABORTED, None);
         }
     };
+    let machine = firmware::machine();
+    let who = match &machine {
+        Some(m) => format!("{} {}  S/N {}", m.manufacturer, m.model, m.serial_number),
+        None => String::from("machine: unknown (no SMBIOS)"),
+    };
+    con.header(&format!("rescue-agent {}  -  profile {}", version::VERSION, profile.name), &who);
     con.line(&format!("profile: {}", profile.name));
     if !profile.description.is_empty() {
         con.line(&profile.description);
@@ -114,12 +122,17 @@ fn main() -> Status {
     let skip = disks::boot_device_path();
     let mut found: Vec<Disk<disks::UefiDisk>> = disks::whole_disks(skip.as_deref())
         .into_iter()
-        .map(|f| Disk { label: f.label, model: f.model, serial: f.serial, dev: f.disk })
+        .map(|f| Disk {
+            bus: String::from(rescue_engine::diskid::bus_from_path(&f.label)),
+            label: f.label,
+            model: f.model,
+            serial: f.serial,
+            dev: f.disk,
+        })
         .collect();
     con.line(&format!("disks: {}", found.len()));
 
     let (started, stamp) = firmware::now();
-    let machine = firmware::machine();
     let serial = machine
         .as_ref()
         .map(|m| m.serial_number.clone())
@@ -186,22 +199,14 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(40).collect()
 }
 
-/// Shows the verdict in large letters, and as one line on serial.
+/// Shows the verdict: filling the screen, and as one line on serial.
 fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
-    let color = match outcome {
-        Outcome::Fixed => Color::LightGreen,
-        Outcome::NothingToDo => Color::LightCyan,
-        Outcome::Failed => Color::LightRed,
+    let (look, color) = match outcome {
+        Outcome::Fixed => (Verdict::Fixed, Color::LightGreen),
+        Outcome::NothingToDo => (Verdict::NothingToDo, Color::LightCyan),
+        Outcome::Failed => (Verdict::Failed, Color::LightRed),
     };
-    con.line("");
-    for l in banner::big(outcome.word()) {
-        con.colored(&l, color);
-    }
-    con.line("");
-    match reason {
-        Some(r) => con.colored(&format!("RESULT: {}: {r}", outcome.word()), color),
-        None => con.colored(&format!("RESULT: {}", outcome.word()), color),
-    }
+    con.verdict(look, outcome.word(), reason, color);
 }
 
 /// The profile this agent carries, and the digest of the key file it was

@@ -1,0 +1,147 @@
+//! The technician's screen, read as a person would: QEMU's `screendump` of
+//! the agent's graphics screen, read back with OCR (tesseract). And the
+//! serial port, which must never carry a typed key's digits, with the
+//! graphics screen and with the text-console fallback (`-vga none`).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+
+/// A recovery password (every block a multiple of 11 below 720896).
+const RP: &str = "466895-217492-569250-069608-104434-135707-527241-083622";
+
+/// The default profile, ending with `wait` so that the verdict stays on screen.
+fn waiting_stick(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(default_profile()).unwrap().replace("action = \"reboot\"", "action = \"wait\"");
+    assert!(text.contains("action = \"wait\""), "the default profile has no finish action to change");
+    let profile = dir.join("wait.toml");
+    std::fs::write(&profile, text).unwrap();
+    let stick = dir.join("stick.img");
+    ok(rescue().arg("build").arg("--profile").arg(&profile).args(["--size", "40", "--out"]).arg(&stick));
+    stick
+}
+
+/// OCR text with the look-alikes of a hex font folded (O/0, I/l/1, S/5, B/8).
+fn folded(s: &str) -> String {
+    s.to_uppercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| match c {
+            'O' | 'Q' | 'D' => '0',
+            'I' | 'L' | '|' => '1',
+            'S' => '5',
+            'B' => '8',
+            'Z' => '2',
+            'G' => '6',
+            c => c,
+        })
+        .collect()
+}
+
+/// The screen now, shrunk by `factor`, as OCR reads it.
+fn read_screen(vm: &Qemu, dir: &Path, name: &str, factor: usize) -> String {
+    let full = dir.join(format!("{name}.ppm"));
+    vm.screendump(&full);
+    if factor == 1 {
+        return ocr(&full);
+    }
+    let small = dir.join(format!("{name}-small.ppm"));
+    shrink_ppm(&full, &small, factor);
+    ocr(&small)
+}
+
+/// Waits for the verdict line, then gives the screen a moment to be drawn.
+fn wait_verdict(vm: &mut Qemu) -> String {
+    let line = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(240));
+    std::thread::sleep(Duration::from_millis(1500));
+    line
+}
+
+fn assert_no_key_digits(serial: &str) {
+    for (i, block) in RP.split('-').enumerate() {
+        assert!(!serial.contains(block), "block {} of the typed key is in the raw serial output", i + 1);
+    }
+    assert!(!serial.contains(&RP.replace('-', "")[..12]));
+}
+
+#[test]
+fn bitlocker_prompt_shows_the_key_id_and_the_verdict_reads_from_afar() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let stick = waiting_stick(dir.path());
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+    assert!(vm.count_lines(|l| l == "screen: graphics") == 1, "{}", vm.serial_text());
+    let key_id = vm
+        .agent_lines()
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Key ID: ").map(|r| r[..8].to_string()))
+        .expect("a Key ID line on serial");
+    std::thread::sleep(Duration::from_millis(1000));
+    let prompt = read_screen(&vm, dir.path(), "prompt", 1);
+    assert!(folded(&prompt).contains(&folded(&key_id)), "the Key ID {key_id} is not on the screen:\n{prompt}");
+    assert!(prompt.contains("recovery key"), "{prompt}");
+    // Typed in blocks, as a person would.
+    for block in RP.split('-') {
+        vm.type_text(block);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let typed = read_screen(&vm, dir.path(), "typed", 1);
+    assert!(folded(&typed).contains(&folded(&RP[..13])), "the typed digits are not on the screen:\n{typed}");
+    vm.type_text("\r");
+    let result = wait_verdict(&mut vm);
+    assert_eq!(result, "RESULT: FIXED", "{}", vm.serial_text());
+    // Readable at a quarter of the size in each direction: from across the aisle.
+    let far = read_screen(&vm, dir.path(), "verdict", 4);
+    assert!(far.contains("FIXED"), "the verdict cannot be read at 1/4 size:\n{far}");
+    assert_no_key_digits(&vm.serial_text());
+    drop(vm);
+    disk.check_with_ntfs3g(&["Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys"]);
+}
+
+#[test]
+fn text_fallback_without_graphics_still_works_and_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let stick = waiting_stick(dir.path());
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &["-vga", "none"]);
+    vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+    assert!(vm.count_lines(|l| l == "screen: text console") == 1, "{}", vm.serial_text());
+    vm.type_text(&format!("{RP}\r"));
+    assert_eq!(wait_verdict(&mut vm), "RESULT: FIXED", "{}", vm.serial_text());
+    let serial = vm.serial_text();
+    assert_no_key_digits(&serial);
+    assert!(serial.contains("######-######"), "the masked field is not on the console:\n{serial}");
+}
+
+#[test]
+fn failed_and_nothing_to_do_screens_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let stick = waiting_stick(dir.path());
+    // A PC without Windows: FAILED, with the reason below.
+    let data = make_test_disk(dir.path(), "data.img", &["--no-windows"]);
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(data.path.as_path(), Bus::Ahci)], &[]);
+    assert!(wait_verdict(&mut vm).starts_with("RESULT: FAILED"), "{}", vm.serial_text());
+    let failed = read_screen(&vm, dir.path(), "failed", 4);
+    assert!(failed.contains("FAILED"), "{failed}");
+    let failed_full = read_screen(&vm, dir.path(), "failed-full", 1);
+    assert!(failed_full.contains("volume found on any disk"), "the reason is not on the screen:\n{failed_full}");
+    drop(vm);
+    // A Windows PC without the faulty file: NOTHING TO DO.
+    let clean = make_test_disk(dir.path(), "clean.img", &["--seed", "5"]);
+    let profile = dir.path().join("none.toml");
+    std::fs::write(
+        &profile,
+        "name = \"nothing\"\n[[delete]]\npath = 'Windows\\no-such-file.sys'\n[finish]\naction = \"wait\"\n",
+    )
+    .unwrap();
+    let stick2 = dir.path().join("none.img");
+    ok(rescue().arg("build").arg("--profile").arg(&profile).args(["--size", "40", "--out"]).arg(&stick2));
+    let mut vm = Qemu::boot(&stick2, Media::UsbStick, &[(clean.path.as_path(), Bus::Ahci)], &[]);
+    assert_eq!(wait_verdict(&mut vm), "RESULT: NOTHING TO DO", "{}", vm.serial_text());
+    let nothing = read_screen(&vm, dir.path(), "nothing", 4);
+    assert!(nothing.contains("NOTHING TO DO"), "{nothing}");
+}
