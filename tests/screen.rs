@@ -45,6 +45,9 @@ fn folded(s: &str) -> String {
 fn read_screen(vm: &Qemu, dir: &Path, name: &str, factor: usize) -> String {
     let full = dir.join(format!("{name}.ppm"));
     vm.screendump(&full);
+    if let Some(keep) = std::env::var_os("RESCUE_KEEP_SCREENS") {
+        let _ = std::fs::copy(&full, Path::new(&keep).join(format!("{name}.ppm")));
+    }
     if factor == 1 {
         return ocr(&full);
     }

@@ -107,6 +107,7 @@ fn main() -> Status {
     };
     let machine = firmware::machine();
     let who = match &machine {
+        Some(m) if m.serial_number.is_empty() => format!("{} {}", m.manufacturer, m.model),
         Some(m) => format!("{} {}  S/N {}", m.manufacturer, m.model, m.serial_number),
         None => String::from("machine: unknown (no SMBIOS)"),
     };
