@@ -86,6 +86,7 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
             label: "PciRoot(0x0)/Pci(0x1,0x0)".into(),
             model: "NVMe disk".into(),
             serial: "S1".into(),
+            bus: "NVMe".into(),
             size: 1 << 30,
             partition_table: "GPT".into(),
             volumes: vec![0, 1],
