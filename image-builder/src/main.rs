@@ -69,6 +69,7 @@ enum Command {
 }
 
 fn main() {
+    output::remove_temporaries_on_interrupt();
     let result = match &Cli::parse().command {
         Command::Build(a) => build::run(a),
         Command::Inspect(a) => inspect::run(a),

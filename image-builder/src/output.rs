@@ -3,9 +3,11 @@
 //! Every file `rescue` writes (images, decrypted volumes, signed binaries,
 //! tables) is first written to a hidden temporary file beside its final
 //! path, synced, then renamed over it. A failed run never leaves a
-//! half-written output, and the temporary file is removed on every error.
+//! half-written output, and the temporary file is removed on every error
+//! and on an interrupt (see [`remove_temporaries_on_interrupt`]). Outputs
+//! are checked before any work ([`check_output`]).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -17,17 +19,21 @@ pub fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".rescue-")
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+        .with_context(|| format!("cannot create a file in {} for {}", dir.display(), out.display()))?;
+    track(tmp.path(), true);
+    Ok(tmp)
 }
 
 /// Syncs `tmp` and renames it to `out`.
 pub fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
     tmp.as_file().sync_all().with_context(|| format!("writing {}", out.display()))?;
-    tmp.persist(out).map_err(|e| e.error).with_context(|| format!("cannot create {}", out.display()))?;
-    Ok(())
+    let path = tmp.path().to_path_buf();
+    let result = tmp.persist(out).map_err(|e| e.error).with_context(|| format!("cannot create {}", out.display()));
+    track(&path, false);
+    result.map(|_| ())
 }
 
 /// Writes a sparse file of `len` bytes from non-overlapping `pieces` and
@@ -53,4 +59,71 @@ pub fn write_sparse_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Resul
         }
     }
     Ok(())
+}
+
+/// True when `a` and `b` name the same file (same device and inode, which
+/// also catches hard links and symlinks), or the same canonical path.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y),
+    }
+}
+
+/// Checks, before any work, that `out` can take an output: an existing
+/// regular file (replaced whole) or a new name in an existing folder; never
+/// a device node or a folder, and never one of `inputs` (which the output
+/// would destroy). `what` names the option in messages.
+pub fn check_output(what: &str, out: &Path, inputs: &[&Path]) -> Result<()> {
+    let shown = out.display();
+    match std::fs::metadata(out) {
+        Ok(m) if m.is_dir() => bail!("{what} {shown} is a folder: name a file in it"),
+        Ok(m) if !m.is_file() => bail!(
+            "{what} {shown} is a device or special file, not a regular file: nothing was written \
+             (to write an image to a stick, use `rescue flash IMAGE {shown}`)"
+        ),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                bail!("{what} {shown}: the folder {} does not exist", dir.display());
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("{what} {shown}")),
+    }
+    if let Some(input) = inputs.iter().find(|i| same_file(out, i)) {
+        bail!("{what} {shown} is also an input ({}): writing it would destroy it", input.display());
+    }
+    Ok(())
+}
+
+/// Temporary files to remove if the process is interrupted (Ctrl-C, SIGTERM):
+/// a half-written output, or decrypted data, is never left behind.
+static PENDING: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the pending temporary files on SIGINT, SIGTERM and SIGHUP, then
+/// exits with 130. Called once at start.
+pub fn remove_temporaries_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(paths) = PENDING.lock() {
+            for p in paths.iter() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        eprintln!("\ninterrupted: temporary files removed, nothing was written");
+        std::process::exit(130);
+    });
+}
+
+fn track(path: &Path, add: bool) {
+    if let Ok(mut paths) = PENDING.lock() {
+        paths.retain(|p| p != path);
+        if add {
+            paths.push(path.to_path_buf());
+        }
+    }
 }

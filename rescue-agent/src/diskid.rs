@@ -94,7 +94,8 @@ mod tests {
         assert_eq!(bus_from_path("PciRoot(0x0)/Pci(0x2,0x0)/USB(0x0,0x0)/Scsi(0x0,0x0)"), "SCSI");
         assert_eq!(bus_from_path(""), "");
         assert_eq!(human_size(512 << 20), "512 MiB");
-        assert_eq!(human_size(256_060_514_304), "238.5 GiB");
+        assert_eq!(human_size(256_060_514_304), "239 GiB");
+        assert_eq!(human_size(3 << 29), "1.5 GiB");
         assert_eq!(human_size(2 << 40), "2 TiB");
     }
 

@@ -225,6 +225,7 @@ fn open_bitlocker<D: BlockDevice>(
     let ids: Vec<Guid> =
         bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| p.key_id).collect();
     if let Some(pw) = keys.recovery_password(&ids, console) {
+        console.progress(&format!("Unlocking {where_} with the site's key..."));
         match bl.unlock_key(&UnlockKey::RecoveryPassword(&pw)) {
             Ok(vk) => {
                 br.unlocked_by = Some(format!("site key for Key ID {}", vk.key_id));
@@ -297,6 +298,7 @@ pub fn run<D: BlockDevice>(
     let mut bitlocker = Vec::new();
     let opts = remediate::Options::default();
 
+    let disks_len = disks.len();
     for (n, disk) in disks.iter_mut().enumerate() {
         let mut dr = DiskReport {
             label: disk.label.clone(),
@@ -312,6 +314,7 @@ pub fn run<D: BlockDevice>(
         if !disk.bus.is_empty() {
             name += &format!(", {}", disk.bus);
         }
+        console.progress(&format!("Scanning disk {} of {}: {name}", n + 1, disks_len));
         console.line(&format!("disk {}: {name}", n + 1));
         let parts = match partition::discover(&mut disk.dev) {
             Ok(p) => p,

@@ -7,10 +7,11 @@ use crate::host::backup_dir::DirSink;
 use crate::host::disk::FileDisk;
 use crate::host::in_use::refuse_if_in_use;
 use crate::host::volume::{open_volume, Volume};
+use crate::output;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::{BlockDevice, Slice};
 use rescue_engine::partition;
-use rescue_engine::remediate::{self, Counting, Options};
+use rescue_engine::remediate::{self, Counting, FileAction, Options};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `rescue apply`.
@@ -47,12 +48,21 @@ fn default_backup_dir(args: &ApplyArgs) -> PathBuf {
 /// Runs `rescue apply`.
 pub fn run(args: &ApplyArgs) -> Result<()> {
     let (profile, _) = read_profile(&args.profile)?;
+    // Every output is checked before the first write to the disk: a fix must
+    // never happen without its report and its backups.
+    if let Some(r) = &args.report {
+        output::check_output("--report", r, &[&args.target, &args.profile])?;
+    }
+    let backup_dir = default_backup_dir(args);
+    if !args.dry_run && profile.delete.iter().any(|r| r.backup) {
+        ready_backup_dir(&backup_dir, &args.target)?;
+    }
     let creds = args.keys.credentials()?;
     if !args.dry_run {
         refuse_if_in_use(&args.target)?;
     }
     let disk = FileDisk::open(&args.target, !args.dry_run)?;
-    let mut sink = DirSink { dir: default_backup_dir(args) };
+    let mut sink = DirSink { dir: backup_dir };
     let opts = Options { dry_run: args.dry_run };
     let started = std::time::Instant::now();
     let mut disk = Counting::new(disk);
@@ -99,6 +109,13 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         }
         report.volumes.push(vr);
     }
+    // Nothing found is not success: the admin may have pointed at the wrong disk.
+    if !report.volumes.iter().any(|v| v.filesystem.starts_with("ntfs")) && report.errors.is_empty() {
+        report.errors.push(format!(
+            "no NTFS volume found in {}: is it the right disk (or a locked BitLocker volume)?",
+            args.target.display()
+        ));
+    }
     report.bytes_read = disk.bytes_read;
     report.read_calls = disk.reads;
     report.bytes_written = disk.bytes_written;
@@ -143,9 +160,12 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
             }
         }
     }
+    let would = report.volumes.iter().flat_map(|v| &v.rules).flat_map(|r| &r.files);
+    let would = would.filter(|f| f.action == FileAction::WouldDelete).count();
+    let done =
+        if args.dry_run { format!("{would} would be deleted") } else { format!("{} deleted", report.files_deleted) };
     println!(
-        "{} deleted, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
-        report.files_deleted,
+        "{done}, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
         report.files_skipped,
         report.errors.len(),
         report.bytes_read,
@@ -154,8 +174,8 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         elapsed.as_secs_f64() * 1000.0
     );
     if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+        let json = serde_json::to_string_pretty(&report)?.into_bytes();
+        output::write_pieces(path, json.len() as u64, &[(0, json)])?;
     }
     if !report.ok {
         for e in &report.errors {
@@ -163,5 +183,20 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         }
         bail!("{} error(s)", report.errors.len());
     }
+    Ok(())
+}
+
+/// Creates the backup folder and checks that a file can be made in it,
+/// before anything is written to `target`.
+fn ready_backup_dir(dir: &Path, target: &Path) -> Result<()> {
+    if output::same_file(dir, target) {
+        bail!("--backup-dir {} is the disk being fixed", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the backup folder {}", dir.display()))?;
+    let probe = tempfile::Builder::new()
+        .prefix(".rescue-probe-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in the backup folder {}", dir.display()))?;
+    drop(probe);
     Ok(())
 }

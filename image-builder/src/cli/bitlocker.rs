@@ -127,6 +127,7 @@ fn method_from_name(s: &str) -> Result<EncryptionMethod> {
 
 fn encrypt(a: &EncryptArgs) -> Result<()> {
     let method = method_from_name(&a.method)?;
+    output::check_output("OUTPUT", &a.output, &[&a.input])?;
     let tmp = output::temp_beside(&a.output)?;
     std::fs::copy(&a.input, tmp.path()).with_context(|| format!("cannot copy {}", a.input.display()))?;
     let mut dev = FileDisk::open(tmp.path(), true)?;

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use rescue_engine::embed::Embedded;
 use rescue_engine::keyring::{self, KdfParams};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Image formats `rescue build` makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,6 +76,12 @@ pub struct BuildArgs {
 
 /// Runs `rescue build`.
 pub fn run(args: &BuildArgs) -> Result<()> {
+    let mut inputs: Vec<&Path> = vec![&args.profile];
+    inputs.extend(args.keys.iter().map(PathBuf::as_path));
+    inputs.extend(
+        [&args.pin_file, &args.agent, &args.sign_key, &args.sign_cert].into_iter().flatten().map(PathBuf::as_path),
+    );
+    output::check_output("--out", &args.out, &inputs)?;
     let (profile, text) = read_profile(&args.profile)?;
     let plan = shim::plan(args.sign_key.as_deref(), args.sign_cert.as_deref(), args.shim, args.shim_dir.as_deref())?;
     // Keys and PIN come first: a bad key file or PIN file stops the build before any work.

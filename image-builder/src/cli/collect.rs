@@ -337,6 +337,8 @@ pub fn to_csv(rows: &[Row]) -> String {
 
 /// Runs `rescue collect`.
 pub fn run(args: &CollectArgs) -> Result<()> {
+    let inputs: Vec<&Path> = args.sources.iter().map(PathBuf::as_path).collect();
+    output::check_output("--out", &args.out, &inputs)?;
     let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let (rows, warnings) = collect(&args.sources)?;
     for w in &warnings {

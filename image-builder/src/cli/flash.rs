@@ -122,7 +122,35 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Why `image` cannot be written anywhere, whatever `--force` says: it is
+/// empty, or shorter than its own partition table says (a copy cut short).
+fn refuse_broken_image(image: &Path) -> Result<()> {
+    use std::io::Read;
+    let len = std::fs::metadata(image).with_context(|| format!("cannot read {}", image.display()))?.len();
+    if len == 0 {
+        bail!("{} is empty: nothing to flash", image.display());
+    }
+    let mut head = [0u8; 1024];
+    let n = File::open(image)?.take(1024).read(&mut head)?;
+    // A GPT header at LBA 1 names the last LBA, where its backup lives.
+    if n == 1024 && &head[512..520] == b"EFI PART" {
+        let backup_lba = u64::from_le_bytes(head[512 + 32..512 + 40].try_into()?);
+        let needed = backup_lba.saturating_add(1).saturating_mul(512);
+        if needed > len {
+            bail!(
+                "{} is truncated: its partition table ends at byte {needed}, the file at {len}; copy it again",
+                image.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &FlashArgs) -> Result<()> {
+    if crate::output::same_file(&args.image, &args.target) {
+        bail!("{} is the image itself: give the stick to write it to", args.target.display());
+    }
+    refuse_broken_image(&args.image)?;
     if let Err(e) = crate::image::read::inspect(&args.image) {
         if !args.force {
             bail!("{} does not look like a rescue image ({e:#}); add --force to write it anyway", args.image.display());

@@ -57,6 +57,7 @@ pub fn run(cmd: &SecureBootCommand) -> Result<()> {
 }
 
 fn sign_file(a: &SignArgs) -> Result<()> {
+    output::check_output("--out", &a.out, &[&a.input, &a.key, &a.cert])?;
     let signer = Signer::load(&a.key, &a.cert)?;
     let image = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     let signed = sign::sign(&image, &signer).with_context(|| format!("{}", a.input.display()))?;

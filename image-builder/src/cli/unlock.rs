@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rescue_engine::bitlocker::BitLocker;
 use rescue_engine::block::BlockDevice;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct UnlockArgs {
@@ -37,6 +37,20 @@ pub fn run(a: &UnlockArgs) -> Result<()> {
     creds.clear_key = a.clear_key;
     if creds.is_empty() && !creds.ask {
         bail!("give --recovery-password-file, --password-file, --bek or --clear-key (or run it on a terminal to be asked)");
+    }
+    if let Some(out) = &a.out {
+        // Before any decryption: a bad output path must not cost a full pass.
+        let inputs: Vec<&Path> = [
+            Some(&a.volume),
+            a.keys.bek.as_ref(),
+            a.keys.recovery_password_file.as_ref(),
+            a.keys.password_file.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+        output::check_output("--out", out, &inputs)?;
     }
     let (p, dev) = find_bitlocker(&a.volume, false, a.partition)?;
     let mut vol = unlock_with(BitLocker::open(dev)?, creds)?;

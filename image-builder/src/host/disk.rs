@@ -15,16 +15,38 @@ pub struct FileDisk {
 }
 
 impl FileDisk {
-    /// Opens `path` read-only, or read-write when `writable`.
+    /// Opens `path` read-only, or read-write when `writable`. One disk, one
+    /// writer: a writer takes an exclusive lock (`flock`) and a reader a
+    /// shared one, so a second `rescue` on the same image or device is
+    /// refused instead of interleaving its writes.
     pub fn open(path: &Path, writable: bool) -> Result<FileDisk> {
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        lock(&file, writable).with_context(|| {
+            format!(
+                "{} is in use by another rescue (or another program holding a lock on it): \
+                 wait for it to finish, then run again",
+                path.display()
+            )
+        })?;
         let size = device_size(&file).with_context(|| format!("cannot read the size of {}", path.display()))?;
         let sector_size = logical_sector_size(&file).unwrap_or(512);
         Ok(FileDisk { file, size, sector_size, writable })
+    }
+}
+
+/// Takes an advisory lock on `file` without waiting: exclusive to write, shared to read.
+fn lock(file: &File, exclusive: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let how = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    // SAFETY: flock on a descriptor we own; the kernel releases it when the file closes.
+    if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
