@@ -8,6 +8,8 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[macro_use]
+mod text;
 mod cli;
 mod clock;
 mod host;
@@ -85,7 +87,7 @@ fn main() {
         Command::Secureboot(c) => secureboot::run(c),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", text::printable(&format!("{e:#}")));
         std::process::exit(1);
     }
 }

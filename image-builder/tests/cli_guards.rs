@@ -179,3 +179,44 @@ fn flash_refuses_itself_empty_and_truncated_images_even_forced() {
     refused(&mut flash(&cut, &dir.path().join("t2")), "is truncated");
     assert!(!dir.path().join("t1").exists() && !dir.path().join("t2").exists());
 }
+
+/// Strings from profiles and images reach the terminal escaped: a profile
+/// whose description clears the screen and prints a fake verdict is shown
+/// as text. `profile check` lists every problem and warns about risky rules.
+#[test]
+fn printed_text_is_escaped_and_profile_check_reports_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let evil = d.join("evil.toml");
+    fs::write(&evil, "name = \"evil\"\ndescription = \"\\u001b[2J\\u001b[32mFIXED\"\n[[delete]]\npath = 'x.sys'\n")
+        .unwrap();
+    let img = d.join("evil.img");
+    ok(rescue().arg("build").arg("--profile").arg(&evil).args(["--size", "40", "--out"]).arg(&img));
+    let shown = run(rescue().arg("inspect").arg(&img));
+    assert!(!shown.stdout.contains(&0x1b), "a raw escape reached the terminal");
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("\\u{1b}[2J"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+
+    let bad = d.join("bad.toml");
+    fs::write(&bad, "name = \"bad\"\n[[delete]]\npath = \"Windows\\foo.sys\"\n[[delete]]\npath = 'CON'\n").unwrap();
+    let err = refused(rescue().args(["profile", "check"]).arg(&bad), "2 problem(s)");
+    assert!(err.contains("line 3, column 8") && err.contains("single quotes") && err.contains("line 5"), "{err}");
+    let risky = d.join("risky.toml");
+    fs::write(
+        &risky,
+        "name = \"r\"\n[[delete]]\npath = '*.sys'\n[[delete]]\npath = 'Windows\\System32\\config\\SAM'\n",
+    )
+    .unwrap();
+    let out = ok(rescue().args(["profile", "check"]).arg(&risky));
+    assert!(out.contains("warning:") && out.contains("volume root") && out.contains("registry hives"), "{out}");
+    // A profile saved as UTF-16 (Notepad's "Unicode") is read as such.
+    let utf16 = d.join("utf16.toml");
+    let text = fs::read_to_string(default_profile()).unwrap();
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+    fs::write(&utf16, bytes).unwrap();
+    ok(rescue().args(["profile", "check"]).arg(&utf16));
+}

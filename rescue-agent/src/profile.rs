@@ -189,8 +189,21 @@ fn line_col(text: &str, pos: usize) -> (usize, usize) {
 }
 
 impl Profile {
-    /// Parses and validates a profile.
+    /// Parses and validates a profile; the first problem is the error.
     pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+        Profile::parse_all(text).map_err(|mut errors| errors.remove(0))
+    }
+
+    /// Parses and validates a profile, reporting every problem found (at
+    /// least one when it fails), each with its line and column.
+    pub fn parse_all(text: &str) -> Result<Profile, Vec<ProfileError>> {
+        if text.len() > MAX_LEN {
+            return Err(alloc::vec![ProfileError {
+                line: 0,
+                column: 0,
+                message: format!("the profile is {} bytes; a profile is at most {MAX_LEN} bytes", text.len()),
+            }]);
+        }
         let at = |pos: usize, message: String| {
             let (line, column) = line_col(text, pos);
             ProfileError { line, column, message }
@@ -199,31 +212,40 @@ impl Profile {
             let msg = e.message().trim_end().to_string();
             let hint = hint_for(&msg);
             let pos = e.span().map_or(0, |s| s.start);
-            at(pos, format!("{msg}{hint}"))
+            alloc::vec![at(pos, format!("{msg}{hint}"))]
         })?;
+        let mut errors = Vec::new();
 
         let name_pos = raw.name.span().start;
         let name = raw.name.into_inner();
         if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
-            return Err(at(
+            errors.push(at(
                 name_pos,
                 "`name` must be 1-64 characters of letters, digits, '-', '_' or '.' (it names reports and backups)"
                     .into(),
             ));
         }
         if raw.delete.is_empty() {
-            return Err(ProfileError { line: 0, column: 0, message: "the profile has no [[delete]] rule: add at least one, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
+            errors.push(ProfileError { line: 0, column: 0, message: "the profile has no [[delete]] rule: add at least one, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
         }
         let mut delete = Vec::new();
         for r in raw.delete {
             let path_pos = r.path.span().start;
-            let (dir, pattern) = split_path(r.path.get_ref()).map_err(|m| at(path_pos, m))?;
+            let split = split_path(r.path.get_ref()).map_err(|m| at(path_pos, m));
             let header = match r.header {
-                None => Vec::new(),
-                Some(h) => parse_hex(h.get_ref()).map_err(|m| at(h.span().start, m))?,
+                None => Ok(Vec::new()),
+                Some(h) => parse_hex(h.get_ref()).map_err(|m| at(h.span().start, m)),
             };
-            delete.push(DeleteRule { path: r.path.into_inner(), dir, pattern, header, backup: r.backup });
+            match (split, header) {
+                (Ok((dir, pattern)), Ok(header)) => {
+                    delete.push(DeleteRule { path: r.path.into_inner(), dir, pattern, header, backup: r.backup })
+                }
+                (split, header) => errors.extend(split.err().into_iter().chain(header.err())),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         Ok(Profile {
             name,
@@ -233,6 +255,31 @@ impl Profile {
             finish: Finish { action: raw.finish.action },
             prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
         })
+    }
+}
+
+/// The largest profile accepted (it is carried inside the agent).
+pub const MAX_LEN: usize = crate::embed::MAX_PROFILE_LEN;
+
+impl Profile {
+    /// Things that are valid but deserve a second look before a fleet runs
+    /// them: a wildcard at the volume root, a rule that deletes registry hives.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.delete {
+            if r.dir.is_empty() && glob::is_pattern(&r.pattern) {
+                out.push(format!("rule {:?}: a wildcard at the volume root matches any file there", r.path));
+            }
+            let dir: Vec<String> = r.dir.iter().map(|d| d.to_ascii_lowercase()).collect();
+            if dir.len() >= 3 && dir[..3] == ["windows", "system32", "config"] {
+                out.push(format!(
+                    "rule {:?} deletes from Windows\\System32\\config, where the registry hives live: \
+                     a PC without them does not boot",
+                    r.path
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -247,6 +294,12 @@ fn hint_for(msg: &str) -> &'static str {
         ""
     }
 }
+
+/// The NTFS metadata files in a volume's root: no rule may name them.
+const METADATA: [&str; 11] = [
+    "$MFT", "$MFTMirr", "$LogFile", "$Volume", "$AttrDef", "$Bitmap", "$Boot", "$BadClus", "$Secure", "$UpCase",
+    "$Extend",
+];
 
 /// Characters Windows forbids in file names (besides control characters).
 const FORBIDDEN: &[char] = &['"', '<', '>', '|', ':'];
@@ -265,9 +318,30 @@ fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
         if *p == "." || *p == ".." {
             return Err(format!("path {path:?} may not contain '.' or '..' components"));
         }
-        if p.chars().any(|c| (c as u32) < 0x20 || FORBIDDEN.contains(&c)) {
+        if p.chars().any(|c| (c as u32) < 0x20) {
             return Err(format!(
-                "path component {p:?} holds a character Windows forbids in names (\" < > | : or a control character)"
+                "path component {p:?} holds a control character: in double quotes, TOML reads \\f, \\t, \\n... \
+                 as escapes; write Windows paths in single quotes, e.g. path = 'Windows\\foo.sys'"
+            ));
+        }
+        if p.chars().any(|c| FORBIDDEN.contains(&c)) {
+            return Err(format!("path component {p:?} holds a character Windows forbids in names (\" < > | :)"));
+        }
+        if p.ends_with([' ', '.']) {
+            return Err(format!("path component {p:?} ends with a space or a dot: Windows cannot hold such a name"));
+        }
+        let stem = p.split('.').next().unwrap_or(p).to_ascii_uppercase();
+        let reserved = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
+            || (stem.len() == 4
+                && (stem.starts_with("COM") || stem.starts_with("LPT"))
+                && stem.as_bytes()[3].is_ascii_digit()
+                && stem.as_bytes()[3] != b'0');
+        if reserved {
+            return Err(format!("path component {p:?} is a reserved device name in Windows (CON, NUL, COM1, ...)"));
+        }
+        if i == 0 && METADATA.iter().any(|m| m.eq_ignore_ascii_case(p)) {
+            return Err(format!(
+                "path {path:?} reaches NTFS metadata ({p}): rules may not touch the volume's own structures"
             ));
         }
         if p.contains(['[', ']']) {
@@ -338,6 +412,41 @@ action = "reboot"
 
     fn err(text: &str) -> ProfileError {
         Profile::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn paths_windows_cannot_hold_or_metadata_are_refused_all_at_once() {
+        let rule = |p: &str| format!("[[delete]]\npath = '{p}'\n");
+        let text = format!(
+            "name = \"x\"\n{}{}{}{}{}{}",
+            rule("Windows\\CON"),
+            rule("Windows\\x.sys."),
+            rule("$MFT"),
+            rule("$Extend\\$Quota"),
+            rule("Windows\\lpt1.txt"),
+            rule("ok\\fine.sys")
+        );
+        let errors = Profile::parse_all(&text).unwrap_err();
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors[0].message.contains("reserved device name") && errors[0].line == 3, "{errors:?}");
+        assert!(errors[1].message.contains("ends with a space or a dot"));
+        assert!(errors[2].message.contains("metadata") && errors[3].message.contains("metadata"));
+        let quoted = err("name = \"x\"\n[[delete]]\npath = \"Windows\\foo.sys\"\n");
+        assert!(quoted.message.contains("single quotes"), "{quoted}");
+        assert!(Profile::parse("name = \"x\"\n[[delete]]\npath = '$Recycle.Bin\\x.sys'\n").is_ok());
+        let big = format!("name = \"x\"\ndescription = \"{}\"\n{}", "a".repeat(MAX_LEN), rule("a.sys"));
+        assert!(Profile::parse(&big).unwrap_err().message.contains("at most"));
+    }
+
+    #[test]
+    fn warnings_for_root_wildcards_and_hives() {
+        let p = Profile::parse(
+            "name = \"x\"\n[[delete]]\npath = '*.sys'\n[[delete]]\npath = 'Windows\\System32\\config\\SAM'\n",
+        )
+        .unwrap();
+        let w = p.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("volume root") && w[1].contains("registry hives"));
     }
 
     #[test]

@@ -530,9 +530,13 @@ fn one_file<D: BlockDevice>(
             }
         }
     }
-    let done = plan::execute(vol, &p, None).map_err(e)?;
+    if let Err(err) = plan::execute(vol, &p, None) {
+        // A write failed part-way (a journal reset included): nothing more is
+        // written to this volume in this run.
+        *gate = Err(err.clone());
+        return Err(e(err));
+    }
     fr.writes = p.writes;
     fr.action = FileAction::Deleted;
-    let _ = done;
     Ok(())
 }

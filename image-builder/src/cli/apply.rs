@@ -79,7 +79,8 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
             Vec::new()
         }
     };
-    let mut log = |line: &str| eprintln!("{line}");
+    // The summary below says what happened to every file, once.
+    let mut log = |_: &str| {};
     for p in parts {
         let mut vr = remediate::VolumeReport {
             index: report.volumes.len(),
@@ -123,7 +124,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let elapsed = started.elapsed();
     disk.flush()?;
     for v in &report.volumes {
-        println!(
+        say!(
             "volume {} (partition {}, byte {}): {}{}",
             v.index,
             v.partition,
@@ -132,10 +133,13 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
             v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default()
         );
         if let Some(w) = &v.write_refused {
-            println!("  writes refused: {w}");
+            say!("  writes refused: {w}");
+        }
+        for n in &v.notes {
+            say!("  {n}");
         }
         for r in &v.rules {
-            println!(
+            say!(
                 "  rule {}: {}",
                 r.path,
                 if r.directory_found {
@@ -145,14 +149,24 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
                 }
             );
             for f in &r.files {
-                println!(
+                say!(
                     "    {} ({} bytes, sha256 {}): {}{}",
                     f.path,
                     f.size,
                     f.sha256.as_deref().unwrap_or("-"),
                     f.action,
-                    f.reason.as_ref().map(|r| format!(" - {r}")).unwrap_or_default()
+                    match (&f.reason, f.action) {
+                        (_, FileAction::Failed) => " (see the errors below)".to_string(),
+                        (Some(r), _) => format!(" - {r}"),
+                        (None, _) => String::new(),
+                    }
                 );
+                for n in &f.notes {
+                    say!("      {n}");
+                }
+                if let Some(b) = f.backup.as_ref().filter(|_| f.action == FileAction::Deleted) {
+                    say!("      backup: {b}");
+                }
                 if args.dry_run && !f.writes.is_empty() {
                     let p = rescue_engine::ntfs::Plan { writes: f.writes.clone(), notes: f.notes.clone() };
                     print!("{p}");
@@ -164,7 +178,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let would = would.filter(|f| f.action == FileAction::WouldDelete).count();
     let done =
         if args.dry_run { format!("{would} would be deleted") } else { format!("{} deleted", report.files_deleted) };
-    println!(
+    say!(
         "{done}, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
         report.files_skipped,
         report.errors.len(),
@@ -179,7 +193,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     }
     if !report.ok {
         for e in &report.errors {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
         }
         bail!("{} error(s)", report.errors.len());
     }

@@ -57,36 +57,36 @@ fn info(volume: &Path, number: Option<u32>) -> Result<()> {
     let bl = BitLocker::open(dev)?;
     let m = &bl.metadata;
     let h = &bl.header;
-    println!(
+    say!(
         "BitLocker volume at byte {} ({} bytes){}",
         p.offset,
         p.size,
         if p.number > 0 { format!(", partition {}", p.number) } else { String::new() }
     );
-    println!(
+    say!(
         "  flavour:        {}",
         match h.flavour {
             bitlocker::header::Flavour::Fixed => "fixed/OS volume",
             bitlocker::header::Flavour::ToGo => "BitLocker To Go",
         }
     );
-    println!("  volume GUID:    {}", m.volume_guid);
-    println!("  metadata:       version {}", m.version);
-    println!("  encryption:     {} ({:#06x})", m.method, m.method.code());
-    println!("  sector size:    {}", h.sector_size);
-    println!(
+    say!("  volume GUID:    {}", m.volume_guid);
+    say!("  metadata:       version {}", m.version);
+    say!("  encryption:     {} ({:#06x})", m.method, m.method.code());
+    say!("  sector size:    {}", h.sector_size);
+    say!(
         "  state:          {} (next: {}){}",
         m.current_state,
         m.next_state,
         if h.encrypt_on_write() { ", used space only (encrypt-on-write)" } else { "" }
     );
-    println!("  encrypted size: {} bytes", m.encrypted_size);
-    println!("  created:        {}", filetime_display(m.created));
+    say!("  encrypted size: {} bytes", m.encrypted_size);
+    say!("  created:        {}", filetime_display(m.created));
     if let Some(d) = &m.description {
-        println!("  description:    {d}");
+        say!("  description:    {d}");
     }
     for i in 0..3 {
-        println!(
+        say!(
             "  metadata copy {}: byte {} {:?}{}",
             i + 1,
             h.metadata_offsets[i],
@@ -94,10 +94,10 @@ fn info(volume: &Path, number: Option<u32>) -> Result<()> {
             if m.copy_used == i { " (used)" } else { "" }
         );
     }
-    println!("  boot sectors:   relocated to byte {} ({} bytes)", m.volume_header_offset, m.volume_header_size);
-    println!("  key protectors:");
+    say!("  boot sectors:   relocated to byte {} ({} bytes)", m.volume_header_offset, m.volume_header_size);
+    say!("  key protectors:");
     for pr in bl.protectors() {
-        println!(
+        say!(
             "    Key ID {{{}}}  {}{}  modified {}{}",
             pr.key_id,
             pr.kind,
@@ -144,10 +144,10 @@ fn encrypt(a: &EncryptArgs) -> Result<()> {
         .with_context(|| format!("encrypting {}", a.input.display()))?;
     drop(dev);
     output::persist(tmp, &a.output)?;
-    println!("{}: BitLocker {} volume {}", a.output.display(), method, created.volume_guid);
-    println!("  recovery password Key ID {{{}}}", created.recovery_key_id);
+    say!("{}: BitLocker {} volume {}", a.output.display(), method, created.volume_guid);
+    say!("  recovery password Key ID {{{}}}", created.recovery_key_id);
     if let Some(id) = created.password_key_id {
-        println!("  password Key ID {{{id}}}");
+        say!("  password Key ID {{{id}}}");
     }
     Ok(())
 }

@@ -107,7 +107,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let stamp = rescue_engine::time::civil_from_unix(clock::image_time());
     let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
     output::write_pieces(&args.out, len, &pieces)?;
-    println!(
+    say!(
         "built {} ({} image, {} MiB): profile {:?}, {} rule(s), agent {}",
         args.out.display(),
         format.name(),
@@ -116,11 +116,14 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         profile.delete.len(),
         agent::version(&agent).unwrap_or_default()
     );
+    for w in profile.warnings() {
+        say!("  warning: {w}");
+    }
     for n in secure_boot_notes {
-        println!("  {n}");
+        say!("  {n}");
     }
     if let Some((_, summary)) = &key_file {
-        println!("  {summary}");
+        say!("  {summary}");
     }
     Ok(())
 }
@@ -134,12 +137,8 @@ fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
     let (keys, set) = site_keys::import::load(&args.keys)?;
     let what = format!("{} recovery key(s) from {} file(s)", keys.len(), set.files.len());
     if args.no_seal {
-        eprintln!(
-            "WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.",
-            keys.len(),
-            stick::KEYS_PATH
-        );
-        eprintln!("WARNING: anyone who finds or copies this stick can unlock those PCs' BitLocker volumes.");
+        say_err!("WARNING: --no-seal: the {} recovery key(s) are stored UNSEALED in {}.", keys.len(), stick::KEYS_PATH);
+        say_err!("WARNING: anyone who finds or copies this stick can unlock those PCs' BitLocker volumes.");
         let bytes = site_keys::unsealed_key_file(&keys)?;
         return Ok(Some((bytes, format!("{what}, UNSEALED, in {}", stick::KEYS_PATH))));
     }

@@ -342,7 +342,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let (rows, warnings) = collect(&args.sources)?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        say_err!("warning: {w}");
     }
     let bytes = match ext.as_deref() {
         Some("csv") => to_csv(&rows).into_bytes(),
@@ -356,7 +356,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes)])?;
     let fixed = rows.iter().filter(|r| r.outcome == "FIXED").count();
     let failed = rows.iter().filter(|r| r.outcome == "FAILED").count();
-    println!(
+    say!(
         "{}: {} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED",
         args.out.display(),
         rows.len(),

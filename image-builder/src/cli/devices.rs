@@ -15,13 +15,13 @@ pub struct DevicesArgs {
 pub fn run(args: &DevicesArgs) -> Result<()> {
     let disks: Vec<_> = sysblock::disks().into_iter().filter(|d| args.all || d.removable).collect();
     if disks.is_empty() {
-        println!("no removable disks found (plug in a stick, or use --all to see every disk)");
+        say!("no removable disks found (plug in a stick, or use --all to see every disk)");
         return Ok(());
     }
-    println!("{:<14} {:>10}  {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "REMOVABLE", "MODEL");
+    say!("{:<14} {:>10}  {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "REMOVABLE", "MODEL");
     for d in disks {
         let mounted = if d.mounts.is_empty() { "no".to_string() } else { d.mounts.join(", ") };
-        println!(
+        say!(
             "{:<14} {:>10}  {:<9} {:<28} {}{}",
             d.dev_path.display(),
             sysblock::human(d.size),

@@ -162,7 +162,7 @@ pub fn run(args: &FlashArgs) -> Result<()> {
     confirm(args, &target)?;
     let digest = write(&args.image, &args.target, matches!(target, Target::File))?;
     verify(&args.target, image_len, &digest)?;
-    println!("flashed and verified {} (sha256 {})", args.target.display(), rescue_engine::hex::hex(&digest));
+    say!("flashed and verified {} (sha256 {})", args.target.display(), rescue_engine::hex::hex(&digest));
     Ok(())
 }
 

@@ -18,77 +18,71 @@ pub struct InspectArgs {
 pub fn run(args: &InspectArgs) -> Result<()> {
     let r = inspect(&args.image)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        say!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    println!("image:    {}", args.image.display());
-    println!("format:   {}", r.format);
-    println!("size:     {} bytes ({} MiB)", r.size, r.size >> 20);
-    println!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
+    say!("image:    {}", args.image.display());
+    say!("format:   {}", r.format);
+    say!("size:     {} bytes ({} MiB)", r.size, r.size >> 20);
+    say!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
     match &r.profile {
         Some(p) => {
-            println!("profile:  {} — {}", p.name, p.description);
+            say!("profile:  {} — {}", p.name, p.description);
             for a in &p.actions {
-                println!("          {a}");
+                say!("          {a}");
             }
-            println!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
+            say!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
         }
-        None => println!("profile:  (none)"),
+        None => say!("profile:  (none)"),
     }
     let i = &r.integrity;
     match &i.error {
-        Some(e) => println!("binding:  NONE: {e} (the agent trusts whatever profile is on the stick)"),
+        Some(e) => say!("binding:  NONE: {e} (the agent trusts whatever profile is on the stick)"),
         None => {
             let profile = if i.profile_matches {
                 "rescue/profile.toml matches it"
             } else {
                 "rescue/profile.toml DIFFERS: the stick was altered, the agent will refuse to run"
             };
-            println!("binding:  profile embedded in the agent; {profile}");
+            say!("binding:  profile embedded in the agent; {profile}");
             match i.keys_match {
                 None => {}
-                Some(true) => println!("          key file bound to the agent; it matches"),
+                Some(true) => say!("          key file bound to the agent; it matches"),
                 Some(false) if i.keys_bound => {
-                    println!(
-                        "          key file bound to the agent; the stick's key file DIFFERS or is missing: not used"
-                    )
+                    say!("          key file bound to the agent; the stick's key file DIFFERS or is missing: not used")
                 }
-                Some(false) => println!("          the stick holds a key file the agent was not built with: not used"),
+                Some(false) => say!("          the stick holds a key file the agent was not built with: not used"),
             }
         }
     }
-    println!("signatures:");
+    say!("signatures:");
     for f in &r.efi_signatures {
         if !f.signed {
-            println!("  {:<26} not signed (Secure Boot refuses it unless its hash is in db)", f.path);
+            say!("  {:<26} not signed (Secure Boot refuses it unless its hash is in db)", f.path);
         }
         for s in &f.signatures {
             let verdict = if s.ok() { "signature matches the image" } else { "SIGNATURE DOES NOT MATCH" };
-            println!(
-                "  {:<26} signed by {}: {verdict}",
-                f.path,
-                s.signer_subject.as_deref().unwrap_or("(unknown signer)")
-            );
+            say!("  {:<26} signed by {}: {verdict}", f.path, s.signer_subject.as_deref().unwrap_or("(unknown signer)"));
             if let Some(i) = &s.signer_issuer {
-                println!("  {:<26}   issuer {i}", "");
+                say!("  {:<26}   issuer {i}", "");
             }
             if let Some(fp) = &s.signer_sha256 {
-                println!("  {:<26}   certificate SHA-256 {fp}", "");
+                say!("  {:<26}   certificate SHA-256 {fp}", "");
             }
             for p in &s.problems {
-                println!("  {:<26}   {p}", "");
+                say!("  {:<26}   {p}", "");
             }
         }
     }
     for c in &r.mok_certificates {
-        println!("MOK cert: {} {:?}", c.path, c.subject);
-        println!("          SHA-1 {} (compare in MokManager before enrolling)", c.sha1);
-        println!("          SHA-256 {}", c.sha256);
+        say!("MOK cert: {} {:?}", c.path, c.subject);
+        say!("          SHA-1 {} (compare in MokManager before enrolling)", c.sha1);
+        say!("          SHA-256 {}", c.sha256);
     }
     match &r.keys {
-        None => println!("keys:     none (BitLocker volumes need a typed recovery key)"),
+        None => say!("keys:     none (BitLocker volumes need a typed recovery key)"),
         Some(k) if k.error.is_some() => {
-            println!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default())
+            say!("keys:     {}: UNREADABLE: {}", k.path, k.error.as_deref().unwrap_or_default())
         }
         Some(k) => {
             let how = if k.sealed {
@@ -96,21 +90,21 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             } else {
                 "UNSEALED: anyone with the stick can read them".to_string()
             };
-            println!("keys:     {} recovery key(s) in {}, {how}", k.count, k.path);
+            say!("keys:     {} recovery key(s) in {}, {how}", k.count, k.path);
             for id in &k.key_ids {
-                println!("          Key ID {{{id}}}");
+                say!("          Key ID {{{id}}}");
             }
         }
     }
-    println!("partitions:");
+    say!("partitions:");
     for p in &r.partitions {
-        println!("  {:>2}  at {:>10} bytes  {:>10} bytes  {}", p.number, p.offset, p.size, p.kind);
+        say!("  {:>2}  at {:>10} bytes  {:>10} bytes  {}", p.number, p.offset, p.size, p.kind);
     }
-    println!("files on the boot partition (at byte {}):", r.boot_partition_offset);
+    say!("files on the boot partition (at byte {}):", r.boot_partition_offset);
     for f in &r.files {
         match &f.sha256 {
-            Some(h) => println!("  {:<40} {:>10}  sha256 {h}", f.path, f.size),
-            None => println!("  {:<40} {:>10}", format!("{}/", f.path), "folder"),
+            Some(h) => say!("  {:<40} {:>10}  sha256 {h}", f.path, f.size),
+            None => say!("  {:<40} {:>10}", format!("{}/", f.path), "folder"),
         }
     }
     Ok(())

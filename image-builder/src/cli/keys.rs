@@ -12,14 +12,14 @@ fn check(files: &[PathBuf]) -> Result<()> {
     }
     for (path, kind, rows) in &set.files {
         let valid = set.entries.iter().filter(|e| &e.file == path).count();
-        println!("{}: {kind}: {rows} key line(s), {valid} valid", path.display());
+        say!("{}: {kind}: {rows} key line(s), {valid} valid", path.display());
     }
     for p in &set.problems {
-        println!("  {p}");
+        say!("  {p}");
     }
     let errors = set.errors();
     let warnings = set.problems.len() - errors;
-    println!("{} distinct Key ID(s) with a valid key; {errors} error(s), {warnings} warning(s)", set.entries.len());
+    say!("{} distinct Key ID(s) with a valid key; {errors} error(s), {warnings} warning(s)", set.entries.len());
     if errors > 0 {
         bail!("{errors} error(s) in the key file(s): fix them before building a keyed image");
     }

@@ -33,11 +33,12 @@ pub fn run(args: &LsArgs) -> Result<()> {
     let creds = args.keys.credentials()?;
     let mut found = 0;
     let mut failed = false;
-    for p in parts {
+    // Volumes are numbered by partition position, as `apply` and its report number them.
+    for (index, p) in parts.into_iter().enumerate() {
         let mut vol = match open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("partition {} (byte {}): {e:#}", p.number, p.offset);
+                say_err!("partition {} (byte {}): {e:#}", p.number, p.offset);
                 // A locked volume is only a failure when keys were given for it.
                 failed |= !creds.is_empty();
                 continue;
@@ -47,7 +48,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
             Ok(v) => v,
             Err(ntfs::NtfsError::NotNtfs { .. }) => continue,
             Err(e) => {
-                eprintln!("volume {} (partition {}, byte {}): {e}", found, p.number, p.offset);
+                say_err!("volume {index} (partition {}, byte {}): {e}", p.number, p.offset);
                 failed = true;
                 continue;
             }
@@ -56,7 +57,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
         let mut o = std::io::stdout().lock();
         let _ = writeln!(
             o,
-            "== volume {found}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}",
+            "== volume {index}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}",
             p.number, p.offset, p.size, v.boot.serial, path
         );
         found += 1;
@@ -97,11 +98,11 @@ pub fn run(args: &LsArgs) -> Result<()> {
             Ok(())
         })();
         if let Err(e) = r {
-            eprintln!("volume {}: {e}", found - 1);
+            say_err!("volume {index}: {e}");
             failed = true;
         }
     }
-    eprintln!("read {} bytes in {} reads", disk.bytes_read, disk.reads);
+    say_err!("read {} bytes in {} reads", disk.bytes_read, disk.reads);
     if found == 0 {
         bail!("no NTFS volume found in {}", args.target.display());
     }

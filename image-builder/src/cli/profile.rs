@@ -19,7 +19,10 @@ pub fn run(cmd: &ProfileCommand) -> Result<()> {
     match cmd {
         ProfileCommand::Check { file } => {
             let (p, _) = read_profile(file)?;
-            println!("{}: valid profile {:?} with {} rule(s)", file.display(), p.name, p.delete.len());
+            say!("{}: valid profile {:?} with {} rule(s)", file.display(), p.name, p.delete.len());
+            for w in p.warnings() {
+                say!("  warning: {w}");
+            }
             Ok(())
         }
     }

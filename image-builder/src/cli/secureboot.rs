@@ -63,7 +63,7 @@ fn sign_file(a: &SignArgs) -> Result<()> {
     let signed = sign::sign(&image, &signer).with_context(|| format!("{}", a.input.display()))?;
     let len = signed.len() as u64;
     output::write_pieces(&a.out, len, &[(0, signed)])?;
-    println!(
+    say!(
         "signed {} -> {} with {:?} (certificate SHA-256 {})",
         a.input.display(),
         a.out.display(),
@@ -126,18 +126,18 @@ fn genkey(a: &GenkeyArgs) -> Result<()> {
     write_new(&paths[1], cert_pem.as_bytes(), 0o644)?;
     write_new(&paths[2], &cert_der, 0o644)?;
     let c = Cert::from_der(&cert_der)?;
-    println!("made a {}-bit RSA key and a self-signed certificate {:?}", a.bits, c.subject());
-    println!("  private key:  {} (mode 0600)", paths[0].display());
-    println!("  certificate:  {} (PEM, for --sign-cert and virt-fw-vars/KeyTool)", paths[1].display());
-    println!("  certificate:  {} (DER, for db enrollment tools and MokManager)", paths[2].display());
-    println!("  SHA-256 fingerprint: {}", c.fingerprint());
-    println!();
-    println!("Keep the private key safe: anyone who has it can make code that every PC");
-    println!("trusting this certificate will boot with Secure Boot on.");
-    println!("  - Move {} off this machine to offline storage (an encrypted USB", paths[0].display());
-    println!("    key in a safe, or an HSM/vault); keep a second copy in another place.");
-    println!("  - Sign on a trusted machine only; `rescue build` never copies the key to a stick.");
-    println!("  - If it leaks: remove the certificate from db/MOK (or add it to dbx) on every PC.");
+    say!("made a {}-bit RSA key and a self-signed certificate {:?}", a.bits, c.subject());
+    say!("  private key:  {} (mode 0600)", paths[0].display());
+    say!("  certificate:  {} (PEM, for --sign-cert and virt-fw-vars/KeyTool)", paths[1].display());
+    say!("  certificate:  {} (DER, for db enrollment tools and MokManager)", paths[2].display());
+    say!("  SHA-256 fingerprint: {}", c.fingerprint());
+    say!();
+    say!("Keep the private key safe: anyone who has it can make code that every PC");
+    say!("trusting this certificate will boot with Secure Boot on.");
+    say!("  - Move {} off this machine to offline storage (an encrypted USB", paths[0].display());
+    say!("    key in a safe, or an HSM/vault); keep a second copy in another place.");
+    say!("  - Sign on a trusted machine only; `rescue build` never copies the key to a stick.");
+    say!("  - If it leaks: remove the certificate from db/MOK (or add it to dbx) on every PC.");
     Ok(())
 }
 

@@ -54,7 +54,7 @@ pub fn run(a: &UnlockArgs) -> Result<()> {
     }
     let (p, dev) = find_bitlocker(&a.volume, false, a.partition)?;
     let mut vol = unlock_with(BitLocker::open(dev)?, creds)?;
-    eprintln!("unlocked with Key ID {{{}}} (partition at byte {})", vol.key_id(), p.offset);
+    say_err!("unlocked with Key ID {{{}}} (partition at byte {})", vol.key_id(), p.offset);
     let Some(out) = a.out.as_deref() else { return Ok(()) };
     let size = vol.size();
     let tmp = output::temp_beside(out)?;
@@ -78,6 +78,6 @@ pub fn run(a: &UnlockArgs) -> Result<()> {
     bar.finish_and_clear();
     output::persist(tmp, out)?;
     let _ = std::io::stderr().flush();
-    eprintln!("wrote {} ({} bytes)", out.display(), size);
+    say_err!("wrote {} ({} bytes)", out.display(), size);
     Ok(())
 }

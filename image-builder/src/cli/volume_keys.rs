@@ -66,7 +66,7 @@ impl KeyArgs {
     /// Warns (on stderr) about secrets given on the command line.
     pub fn credentials(&self) -> Result<Credentials> {
         if !self.recovery_password.is_empty() || self.password.is_some() {
-            eprintln!(
+            say_err!(
                 "warning: a BitLocker secret on the command line is visible to other users (ps, /proc) \
                  and stays in shell history; prefer --recovery-password-file, --password-file or the prompt"
             );

@@ -1,6 +1,6 @@
 //! Files and block devices as engine [`BlockDevice`]s.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rescue_engine::block::{check_range, BlockDevice, IoError};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -20,6 +20,9 @@ impl FileDisk {
     /// shared one, so a second `rescue` on the same image or device is
     /// refused instead of interleaving its writes.
     pub fn open(path: &Path, writable: bool) -> Result<FileDisk> {
+        if path.is_dir() {
+            bail!("{} is a folder: give a disk image, a partition image or a block device", path.display());
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
@@ -33,6 +36,9 @@ impl FileDisk {
             )
         })?;
         let size = device_size(&file).with_context(|| format!("cannot read the size of {}", path.display()))?;
+        if size == 0 {
+            bail!("{} is empty", path.display());
+        }
         let sector_size = logical_sector_size(&file).unwrap_or(512);
         Ok(FileDisk { file, size, sector_size, writable })
     }

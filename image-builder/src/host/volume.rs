@@ -35,6 +35,11 @@ impl Credentials {
     /// Reads the .BEK file, if one was given.
     fn startup_key(&self) -> Result<Option<StartupKey>> {
         let Some(path) = &self.bek else { return Ok(None) };
+        // A .BEK file is a few hundred bytes: never read a large file whole.
+        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+        if len > 64 << 10 {
+            bail!("{} is {len} bytes: not a BitLocker startup key (.BEK) file", path.display());
+        }
         let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Ok(Some(bitlocker::parse_bek(&data).with_context(|| path.display().to_string())?))
     }

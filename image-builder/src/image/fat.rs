@@ -70,8 +70,12 @@ pub fn build(files: &StickFiles, size: u64, variant: Variant, volume_id: u32, st
         for (path, bytes) in files.files() {
             let mut f = fs.root_dir().create_file(path).with_context(|| format!("creating {path}"))?;
             f.truncate()?;
-            f.write_all(bytes).with_context(|| {
-                format!("writing {path} ({} KiB): the partition is too small; raise --size", bytes.len() >> 10)
+            f.write_all(bytes).with_context(|| match variant {
+                Variant::Fat32 => format!("writing {path} ({} KiB): the partition is too small; raise --size", bytes.len() >> 10),
+                Variant::Auto => format!(
+                    "writing {path} ({} KiB): the files do not fit an ISO's boot image (32 MiB at most); build a USB image instead",
+                    bytes.len() >> 10
+                ),
             })?;
         }
         fs.unmount().context("closing the FAT file system")?;

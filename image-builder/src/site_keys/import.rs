@@ -256,7 +256,7 @@ pub fn load(paths: &[PathBuf]) -> Result<(SiteKeys, KeySet)> {
     let mut errors = Vec::new();
     for p in &set.problems {
         match p.severity {
-            Severity::Warning => eprintln!("{p}"),
+            Severity::Warning => say_err!("{p}"),
             Severity::Error => errors.push(p.to_string()),
         }
     }

@@ -10,6 +10,10 @@ use zeroize::Zeroizing;
 pub fn read_pin(pin_file: Option<&Path>) -> Result<Zeroizing<String>> {
     let pin = match pin_file {
         Some(p) => {
+            let len = std::fs::metadata(p).with_context(|| format!("cannot read the PIN file {}", p.display()))?.len();
+            if len > 4096 {
+                bail!("the PIN file {} is {len} bytes: it must hold one line, the PIN", p.display());
+            }
             let bytes =
                 Zeroizing::new(std::fs::read(p).with_context(|| format!("cannot read the PIN file {}", p.display()))?);
             let text = std::str::from_utf8(&bytes)

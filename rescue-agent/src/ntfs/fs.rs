@@ -31,6 +31,8 @@ pub const ROOT: u64 = 5;
 pub const BITMAP: u64 = 6;
 /// `$UpCase`: the upper-case table used to compare names.
 pub const UPCASE: u64 = 10;
+/// `$Extend`: the folder of the newer metadata files (`$ObjId`, `$Quota`, `$Reparse`, `$UsnJrnl`).
+pub const EXTEND: u64 = 11;
 /// Records below this are reserved for system files.
 pub const FIRST_USER_RECORD: u64 = 24;
 
@@ -638,11 +640,17 @@ impl Ntfs {
     }
 
     /// Entries of `dir` whose (non-DOS) name matches `pattern` (glob, case-folded by `$UpCase`).
+    /// The volume's own files never match: the records reserved for metadata
+    /// (`$MFT` ... and the root's `.`) and everything in `$Extend`.
     pub fn glob(&self, dev: &mut impl BlockDevice, dir: &Directory, pattern: &str) -> Result<Vec<DirEntry>> {
+        if dir.file.base().number == EXTEND {
+            return Ok(Vec::new());
+        }
         let p: Vec<u16> = pattern.encode_utf16().collect();
         Ok(self
             .list_dir(dev, dir)?
             .into_iter()
+            .filter(|e| e.file_ref.record() >= FIRST_USER_RECORD)
             .filter(|e| e.namespace != DOS && crate::glob::matches(&p, &e.name_utf16, |u| self.upcase.fold(u)))
             .collect())
     }
