@@ -18,7 +18,7 @@ mod output;
 mod sign;
 mod site_keys;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cli::*;
 
 #[derive(Parser)]
@@ -31,7 +31,9 @@ use cli::*;
         applies the fixes of a profile (e.g. deletes a faulty driver file after backing it \
         up to the stick), writes a report and reboots into Windows.",
     after_help = "Typical use:\n  rescue build --profile profiles/crowdstrike-c00000291.toml --out rescue.img\n  \
-        rescue devices\n  rescue flash rescue.img /dev/sdX"
+        rescue devices\n  rescue flash rescue.img /dev/sdX\n\n\
+        Exit status: 0 done, 1 error (nothing changed), 2 usage error, 3 nothing to do (apply), \
+        4 partly done (apply fixed some files; errors remain)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -68,26 +70,64 @@ enum Command {
     /// Secure Boot: make a key and certificate for signing agents
     #[command(subcommand)]
     Secureboot(secureboot::SecureBootCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() {
     output::remove_temporaries_on_interrupt();
-    let result = match &Cli::parse().command {
-        Command::Build(a) => build::run(a),
-        Command::Inspect(a) => inspect::run(a),
-        Command::Flash(a) => flash::run(a),
-        Command::Devices(a) => devices::run(a),
-        Command::Profile(c) => profile::run(c),
-        Command::Ls(a) => ls::run(a),
-        Command::Apply(a) => apply::run(a),
-        Command::Bitlocker(c) => bitlocker::run(c),
-        Command::Unlock(a) => unlock::run(a),
-        Command::Keys(c) => keys::run(c),
-        Command::Collect(a) => collect::run(a),
-        Command::Secureboot(c) => secureboot::run(c),
+    let done = |r: anyhow::Result<()>| r.map(|()| Exit::Done);
+    // --version also names the agent this binary carries, by version and SHA-256.
+    let agent = image::agent::EMBEDDED;
+    let long_version = format!(
+        "{} (agent {}, sha256 {})",
+        env!("CARGO_PKG_VERSION"),
+        image::agent::version(agent).unwrap_or_default(),
+        rescue_engine::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(agent))
+    );
+    let matches = Cli::command().long_version(&*Box::leak(long_version.into_boxed_str())).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
     };
-    if let Err(e) = result {
-        eprintln!("error: {}", text::printable(&format!("{e:#}")));
-        std::process::exit(1);
+    let result = match &cli.command {
+        Command::Build(a) => done(build::run(a)),
+        Command::Inspect(a) => done(inspect::run(a)),
+        Command::Flash(a) => done(flash::run(a)),
+        Command::Devices(a) => done(devices::run(a)),
+        Command::Profile(c) => done(profile::run(c)),
+        Command::Ls(a) => done(ls::run(a)),
+        Command::Apply(a) => apply::run(a),
+        Command::Bitlocker(c) => done(bitlocker::run(c)),
+        Command::Unlock(a) => done(unlock::run(a)),
+        Command::Keys(c) => done(keys::run(c)),
+        Command::Collect(a) => done(collect::run(a)),
+        Command::Secureboot(c) => done(secureboot::run(c)),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "rescue", &mut std::io::stdout());
+            Ok(Exit::Done)
+        }
+        Command::Man => {
+            // A closed pipe (`rescue man | head`) is not an error.
+            let _ = clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout());
+            Ok(Exit::Done)
+        }
+    };
+    match result {
+        Ok(Exit::Partial(n)) => {
+            eprintln!("partly done: {n} error(s) remain");
+            std::process::exit(Exit::Partial(n).code());
+        }
+        Ok(exit) => std::process::exit(exit.code()),
+        Err(e) => {
+            eprintln!("error: {}", text::printable(&format!("{e:#}")));
+            std::process::exit(1);
+        }
     }
 }

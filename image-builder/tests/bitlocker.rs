@@ -522,6 +522,10 @@ fn recovery_password_from_file_stdin_and_prompt() {
     let img = corpus().join("bitlk-images/bitlk-aes-xts-128.img");
     let i = img.to_str().unwrap();
     let unlocked = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).contains("unlocked with Key ID");
+    let info = rescue(&["bitlocker", "info", "--json", i]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("bitlocker info --json");
+    assert!(info["protectors"].as_array().is_some_and(|p| p.len() >= 2), "{info}");
+    assert!(!info.to_string().contains(&rp[..13]));
 
     let r = rescue(&["unlock", "--test-key", "--recovery-password", &rp, i]);
     assert!(unlocked(&r) && String::from_utf8_lossy(&r.stderr).contains("visible to other users"), "{r:?}");

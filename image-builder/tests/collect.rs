@@ -165,10 +165,7 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("4 report(s) from 3 source(s): 2 FIXED, 1 NOTHING TO DO, 1 FAILED"), "{said}");
-    assert!(
-        said.contains("broken.json: not valid JSON") && said.contains("other.json: not a rescue agent report"),
-        "{said}"
-    );
+    assert!(said.contains("broken.json: not valid JSON") && said.contains("other.json: not a rescue report"), "{said}");
 
     let text = fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -262,4 +259,43 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
         .arg("--out")
         .arg(dir.path().join("t.csv")));
     assert!(!bad.status.success());
+}
+
+/// Host runs land in the same table: a `rescue apply --report` file from a
+/// real run on an NTFS image; a report seen twice counts once; a BOM is fine;
+/// an unknown outcome is a warning, not a miscount.
+#[test]
+fn collect_reads_host_reports_dedups_and_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let folder = d.join("reports");
+    fs::create_dir(&folder).unwrap();
+    // A real `rescue apply` report, on an NTFS image made by mkntfs + ntfs-3g.
+    let vol = d.join("vm.img");
+    fs::File::create(&vol).unwrap().set_len(16 << 20).unwrap();
+    ok(Command::new("mkntfs").args(["-F", "-Q", "-q"]).arg(&vol));
+    let mnt = d.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    ok(Command::new("ntfs-3g").arg(&vol).arg(&mnt));
+    fs::write(mnt.join("C-00000291-1.sys"), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x").unwrap();
+    ok(Command::new("umount").arg(&mnt));
+    let profile = d.join("p.toml");
+    fs::write(&profile, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\nbackup = false\n").unwrap();
+    ok(rescue().arg("apply").arg("--profile").arg(&profile).arg("--report").arg(folder.join("vm.json")).arg(&vol));
+    let agent = report("2026-11-28T10:00:00Z", "SN-1", Outcome::Fixed, &[("a.sys", "00")], None);
+    fs::write(folder.join("pc.json"), format!("\u{feff}{agent}")).unwrap();
+    fs::write(d.join("pc.json"), &agent).unwrap();
+    fs::write(folder.join("odd.json"), agent.replace("\"FIXED\"", "\"MAYBE\"")).unwrap();
+    let out = d.join("fleet.json");
+    let o = run(rescue().arg("collect").arg(&folder).arg(d.join("pc.json")).arg("--out").arg(&out));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("unknown outcome") && err.contains("seen twice"), "{err}");
+    let rows: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let host = rows.iter().find(|r| r["report"] == "vm.json").expect("the host report is a row");
+    assert_eq!(host["outcome"], "FIXED");
+    assert_eq!(host["deleted"][0]["path"], "C-00000291-1.sys");
+    assert!(host["agent_version"].as_str().unwrap().starts_with("host "));
 }

@@ -619,6 +619,9 @@ fn problems_never_echo_a_recovery_key() {
     let pin = dir.path().join("pin.txt");
     std::fs::write(&pin, "12345678\n").unwrap();
     let checked = out_text(&check(&f));
+    let json = run(rescue().args(["keys", "check", "--json"]).arg(&f));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("keys check --json");
+    assert!(v["errors"].as_u64().unwrap() > 0 && !v.to_string().contains(&pw[..13]), "{v}");
     let (_, built) = build(dir.path(), "o.img", &["--keys", f.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()]);
     for text in [checked, out_text(&built)] {
         assert!(text.contains("header"), "the problem is not named:\n{text}");

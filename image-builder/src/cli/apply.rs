@@ -1,8 +1,8 @@
 //! `rescue apply`: run a profile's fixes on every NTFS volume of a disk,
 //! image or device, with the same engine as the agent.
 
-use crate::cli::read_profile;
 use crate::cli::volume_keys::KeyArgs;
+use crate::cli::{read_profile, Exit};
 use crate::host::backup_dir::DirSink;
 use crate::host::disk::FileDisk;
 use crate::host::in_use::refuse_if_in_use;
@@ -23,9 +23,12 @@ pub struct ApplyArgs {
     /// Print the plan (which bytes of which structures would change) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write the JSON report here (default: print a summary only).
+    /// Write the JSON report here (`-`: standard output; default: print a summary only).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Print the JSON report on standard output instead of the summary (same as --report -)
+    #[arg(long, conflicts_with = "report")]
+    pub json: bool,
     /// Folder for backups of deleted files (default: `backup` beside the report, else `./rescue-backup`).
     #[arg(long)]
     pub backup_dir: Option<PathBuf>,
@@ -45,12 +48,13 @@ fn default_backup_dir(args: &ApplyArgs) -> PathBuf {
     }
 }
 
-/// Runs `rescue apply`.
-pub fn run(args: &ApplyArgs) -> Result<()> {
+/// Runs `rescue apply`: done, nothing to do, or partly done (see [`Exit`]).
+pub fn run(args: &ApplyArgs) -> Result<Exit> {
     let (profile, _) = read_profile(&args.profile)?;
     // Every output is checked before the first write to the disk: a fix must
     // never happen without its report and its backups.
-    if let Some(r) = &args.report {
+    let to_stdout = args.json || args.report.as_deref() == Some(Path::new("-"));
+    if let Some(r) = args.report.as_deref().filter(|_| !to_stdout) {
         output::check_output("--report", r, &[&args.target, &args.profile])?;
     }
     let backup_dir = default_backup_dir(args);
@@ -123,7 +127,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     report.ok = report.errors.is_empty();
     let elapsed = started.elapsed();
     disk.flush()?;
-    for v in &report.volumes {
+    for v in report.volumes.iter().filter(|_| !to_stdout) {
         say!(
             "volume {} (partition {}, byte {}): {}{}",
             v.index,
@@ -178,7 +182,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let would = would.filter(|f| f.action == FileAction::WouldDelete).count();
     let done =
         if args.dry_run { format!("{would} would be deleted") } else { format!("{} deleted", report.files_deleted) };
-    say!(
+    let summary = format!(
         "{done}, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
         report.files_skipped,
         report.errors.len(),
@@ -187,17 +191,28 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         report.bytes_written,
         elapsed.as_secs_f64() * 1000.0
     );
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?.into_bytes();
-        output::write_pieces(path, json.len() as u64, &[(0, json)])?;
+    // With the JSON report on standard output, people read the summary on stderr.
+    if to_stdout {
+        say_err!("{summary}");
+    } else {
+        say!("{summary}");
     }
-    if !report.ok {
-        for e in &report.errors {
-            say_err!("error: {e}");
-        }
-        bail!("{} error(s)", report.errors.len());
+    let json = serde_json::to_string_pretty(&report)?;
+    if to_stdout {
+        println!("{json}");
+    } else if let Some(path) = &args.report {
+        output::write_pieces(path, json.len() as u64, &[(0, json.into_bytes())])?;
     }
-    Ok(())
+    for e in &report.errors {
+        say_err!("error: {e}");
+    }
+    Ok(match (report.files_deleted, report.errors.len(), would) {
+        (_, 0, w) if args.dry_run && w > 0 => Exit::Done,
+        (0, 0, _) => Exit::NothingToDo,
+        (_, 0, _) => Exit::Done,
+        (0, n, _) => bail!("{n} error(s); nothing was deleted"),
+        (_, n, _) => Exit::Partial(n),
+    })
 }
 
 /// Creates the backup folder and checks that a file can be made in it,

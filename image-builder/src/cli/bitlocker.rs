@@ -18,6 +18,9 @@ pub enum BitLockerCommand {
         /// Use this partition number instead of the first BitLocker one
         #[arg(long)]
         partition: Option<u32>,
+        /// Print JSON (no secrets)
+        #[arg(long)]
+        json: bool,
     },
     /// Test support: encrypt a plain NTFS volume image into a BitLocker volume
     #[command(hide = true)]
@@ -47,16 +50,39 @@ pub struct EncryptArgs {
 /// Runs `rescue bitlocker …`.
 pub fn run(c: &BitLockerCommand) -> Result<()> {
     match c {
-        BitLockerCommand::Info { volume, partition } => info(volume, *partition),
+        BitLockerCommand::Info { volume, partition, json } => info(volume, *partition, *json),
         BitLockerCommand::Encrypt(a) => encrypt(a),
     }
 }
 
-fn info(volume: &Path, number: Option<u32>) -> Result<()> {
+fn info(volume: &Path, number: Option<u32>, json: bool) -> Result<()> {
     let (p, dev) = find_bitlocker(volume, false, number)?;
     let bl = BitLocker::open(dev)?;
     let m = &bl.metadata;
     let h = &bl.header;
+    if json {
+        let v = serde_json::json!({
+            "offset": p.offset,
+            "size": p.size,
+            "partition": p.number,
+            "volume_guid": m.volume_guid.to_string(),
+            "metadata_version": m.version,
+            "encryption": m.method.to_string(),
+            "sector_size": h.sector_size,
+            "state": m.current_state.to_string(),
+            "encrypted_size": m.encrypted_size,
+            "created": filetime_display(m.created),
+            "description": m.description,
+            "protectors": bl.protectors().iter().map(|pr| serde_json::json!({
+                "key_id": pr.key_id.to_string(),
+                "kind": pr.kind.to_string(),
+                "name": pr.name,
+                "modified": filetime_display(pr.modified),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     say!(
         "BitLocker volume at byte {} ({} bytes){}",
         p.offset,

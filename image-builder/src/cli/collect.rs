@@ -181,6 +181,7 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
 pub type Warnings = Vec<String>;
 
 fn add_report(rows: &mut Vec<Row>, warnings: &mut Warnings, source: &str, name: &str, bytes: &[u8]) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let json: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -188,10 +189,36 @@ fn add_report(rows: &mut Vec<Row>, warnings: &mut Warnings, source: &str, name: 
             return;
         }
     };
-    match row_from_report(source, name, &json) {
-        Some(r) => rows.push(r),
-        None => warnings.push(format!("{source}: {name}: not a rescue agent report (no outcome or started)")),
+    if let Some(o) = json.get("outcome").and_then(Value::as_str) {
+        if !["FIXED", "NOTHING TO DO", "FAILED"].contains(&o) {
+            warnings.push(format!("{source}: {name}: unknown outcome {:?}: not counted", scrub(o)));
+            return;
+        }
     }
+    match row_from_report(source, name, &json).or_else(|| row_from_host_report(source, name, &json)) {
+        Some(r) => rows.push(r),
+        None => warnings.push(format!("{source}: {name}: not a rescue report (agent or `rescue apply --report`)")),
+    }
+}
+
+/// A row from a `rescue apply --report` file (a cloud or VM disk fixed from
+/// a host): it has no machine identity; its outcome follows from what was done.
+fn row_from_host_report(source: &str, name: &str, json: &Value) -> Option<Row> {
+    if json.get("engine_version").is_none() || json.get("volumes").is_none() || json.get("outcome").is_some() {
+        return None;
+    }
+    let report: rescue_engine::remediate::Report = serde_json::from_value(json.clone()).ok()?;
+    let run = RunReport {
+        outcome: match (report.errors.is_empty(), report.files_deleted) {
+            (false, _) => rescue_engine::session::Outcome::Failed,
+            (true, 0) => rescue_engine::session::Outcome::NothingToDo,
+            (true, _) => rescue_engine::session::Outcome::Fixed,
+        },
+        agent_version: format!("host {}", report.engine_version),
+        result: report,
+        ..Default::default()
+    };
+    row_from_report(source, name, &serde_json::to_value(run).ok()?)
 }
 
 /// A report file name: something, then `.json` (any case). Names come from
@@ -281,6 +308,17 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
         }
     }
     rows.sort_by(|a, b| (&a.started, &a.source, &a.report).cmp(&(&b.started, &b.source, &b.report)));
+    // The same report seen twice (a stick and a copy of its folder): one row.
+    let mut seen = std::collections::HashSet::new();
+    let before = rows.len();
+    rows.retain(|r| {
+        seen.insert(
+            serde_json::to_string(&(&r.report, &r.started, &r.serial, &r.deleted, &r.outcome)).unwrap_or_default(),
+        )
+    });
+    if rows.len() < before {
+        warnings.push(format!("{} report(s) seen twice were counted once", before - rows.len()));
+    }
     Ok((rows, warnings))
 }
 

@@ -9,11 +9,18 @@ pub struct DevicesArgs {
     /// List every disk, not only removable ones
     #[arg(long)]
     pub all: bool,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `rescue devices`.
 pub fn run(args: &DevicesArgs) -> Result<()> {
     let disks: Vec<_> = sysblock::disks().into_iter().filter(|d| args.all || d.removable).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&disks)?);
+        return Ok(());
+    }
     if disks.is_empty() {
         say!("no removable disks found (plug in a stick, or use --all to see every disk)");
         return Ok(());

@@ -20,6 +20,29 @@ use anyhow::{bail, Context, Result};
 use rescue_engine::profile::{Profile, MAX_LEN as MAX_PROFILE_LEN};
 use std::path::Path;
 
+/// How a verb ended, as its exit status: the same codes for every verb
+/// (documented in `rescue --help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done (something was fixed, or the verb did its work).
+    Done,
+    /// 3: nothing to do (`apply` matched no file to delete).
+    NothingToDo,
+    /// 4: partly done (`apply` fixed some files, and this many errors stayed).
+    Partial(usize),
+}
+
+impl Exit {
+    /// The process exit status. 1 is an error (nothing changed); 2 a usage error.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Done => 0,
+            Exit::NothingToDo => 3,
+            Exit::Partial(_) => 4,
+        }
+    }
+}
+
 /// Reads and validates a profile file: every problem is listed with the
 /// file, line and column. A UTF-16 file (as Notepad may save it) is read as
 /// such; the text returned is UTF-8.

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A whole disk as the kernel sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Disk {
     pub dev_path: PathBuf,
     pub model: String,
@@ -72,9 +72,10 @@ pub fn disk(name: &str) -> Option<Disk> {
     let system = ["/", "/boot", "/boot/efi", "/usr"];
     let swap = swaps();
     let holds_system = mounts.iter().any(|m| system.contains(&m.as_str())) || numbers.iter().any(|n| swap.contains(n));
+    // A raw PCI vendor ID ("0x1af4") is not a name: show names or nothing.
     let model = [read_trim(base.join("device/vendor")), read_trim(base.join("device/model"))]
         .into_iter()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.starts_with("0x"))
         .collect::<Vec<_>>()
         .join(" ");
     let usb = fs::canonicalize(&base).map(|p| p.to_string_lossy().contains("/usb")).unwrap_or(false);
@@ -88,13 +89,19 @@ pub fn disk(name: &str) -> Option<Disk> {
     })
 }
 
-/// Every disk the kernel lists, except RAM and compressed-swap devices.
+/// Every disk the kernel lists with media, except RAM and compressed-swap
+/// devices (empty loop devices and card readers without a card have size 0).
 pub fn disks() -> Vec<Disk> {
     let mut names: Vec<String> = fs::read_dir("/sys/block")
         .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     names.sort();
-    names.iter().filter(|n| !n.starts_with("ram") && !n.starts_with("zram")).filter_map(|n| disk(n)).collect()
+    names
+        .iter()
+        .filter(|n| !n.starts_with("ram") && !n.starts_with("zram"))
+        .filter_map(|n| disk(n))
+        .filter(|d| d.size > 0)
+        .collect()
 }
 
 /// The disk a block device node belongs to, and whether the node is a partition.
@@ -108,16 +115,5 @@ pub fn disk_of_node(node: &Path) -> Option<(Disk, bool)> {
 
 /// Size as people read it.
 pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    rescue_engine::diskid::human_size(bytes)
 }

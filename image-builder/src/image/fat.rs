@@ -234,14 +234,16 @@ pub fn open<T: Read + Write + Seek>(dev: T) -> Result<FileSystem<T>> {
 /// Most entries [`walk`] lists before it calls a volume damaged.
 const MAX_ENTRIES: usize = 100_000;
 /// Longest path [`walk`] follows.
-const MAX_PATH: usize = 4096;
+const MAX_PATH: usize = 1024;
+/// Deepest folder [`walk`] enters (a stick's deepest backup is about 12 levels).
+const MAX_DEPTH: usize = 48;
 
 /// Lists every file and folder, depth first, with `/` paths. Bounded: a
 /// looping folder is an error, not an endless walk.
 pub fn walk<T: Read + Write + Seek>(fs: &FileSystem<T>) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    let mut stack = vec![(String::new(), fs.root_dir())];
-    while let Some((prefix, dir)) = stack.pop() {
+    let mut stack = vec![(String::new(), fs.root_dir(), 0usize)];
+    while let Some((prefix, dir, depth)) = stack.pop() {
         for e in dir.iter() {
             let e = e.context("reading a FAT folder")?;
             let name = e.file_name();
@@ -256,7 +258,10 @@ pub fn walk<T: Read + Write + Seek>(fs: &FileSystem<T>) -> Result<Vec<Entry>> {
             }
             out.push(Entry { path: path.clone(), size: e.len(), is_dir: e.is_dir() });
             if e.is_dir() {
-                stack.push((path, e.to_dir()));
+                if depth + 1 > MAX_DEPTH {
+                    bail!("folders nested deeper than {MAX_DEPTH} levels on the FAT volume: is it damaged?");
+                }
+                stack.push((path, e.to_dir(), depth + 1));
             }
         }
     }
@@ -353,5 +358,30 @@ mod tests {
         img[entry..entry + 4].copy_from_slice(&geo.root_cluster.to_le_bytes());
         let err = walk(&open(Cursor::new(img)).unwrap()).unwrap_err().to_string();
         assert!(err.contains("is it damaged"), "{err}");
+    }
+
+    /// Every single-byte change to the boot sector, the FAT and the folders
+    /// of a real stick image ends in a bounded listing or an error (never an
+    /// endless walk; how fast is for the benchmark, not this test).
+    #[test]
+    fn single_byte_corruptions_are_bounded() {
+        let mut files = StickFiles::new(b"MZ agent", "name = \"x\"\n");
+        files.file("rescue/reports/pc-1.json", vec![b'{'; 300]);
+        files.file("rescue/backups/0011/run/Windows/x.sys", vec![1; 5000]);
+        let stamp = rescue_engine::time::civil_from_unix(0);
+        let img = build(&files, 2 << 20, Variant::Auto, 7, &stamp).unwrap();
+        let geo = Geometry::read(&img).unwrap();
+        let data_start = geo.first_data_sector * geo.bytes_per_sector;
+        for at in (0..data_start + 16 * 512).step_by(3) {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut bad = img.clone();
+                bad[at] ^= flip;
+                if let Ok(fs) = open(Cursor::new(bad)) {
+                    if let Ok(list) = walk(&fs) {
+                        assert!(list.len() <= MAX_ENTRIES);
+                    }
+                }
+            }
+        }
     }
 }
