@@ -631,3 +631,18 @@ fn problems_never_echo_a_recovery_key() {
         assert!(!text.contains(&pw.replace('-', "")[..12]));
     }
 }
+
+/// Every CSV example in docs/keys.md passes `rescue keys check`.
+#[test]
+fn the_documented_examples_are_valid() {
+    let doc = std::fs::read_to_string(root().join("docs/keys.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<&str> = doc.split("```csv\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert!(!blocks.is_empty(), "no CSV examples found in docs/keys.md");
+    for (i, block) in blocks.iter().enumerate() {
+        let f = dir.path().join(format!("example{i}.csv"));
+        std::fs::write(&f, block).unwrap();
+        let o = check(&f);
+        assert!(o.status.success(), "docs/keys.md example {i} fails:\n{block}\n{}", out_text(&o));
+    }
+}
