@@ -213,3 +213,44 @@ fn exit_codes_and_json_for_scripts() {
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
     check_volume(&img);
 }
+
+/// Two `rescue apply` runs on the same image at once: one fixes, the other
+/// is refused (disk in use) or finds nothing left to do; the volume stays
+/// consistent for ntfs-3g every time.
+#[test]
+fn concurrent_applies_on_one_disk_never_interleave() {
+    let t = tempfile::tempdir().unwrap();
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\nbackup = false\n").unwrap();
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    for round in 0..4 {
+        let img = make_volume(
+            t.path(),
+            &format!("r{round}.img"),
+            16,
+            &[],
+            "for i in 1 2 3 4 5 6 7 8; do printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-$i.sys; done",
+        );
+        let start = || Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&img).output();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(start);
+            let b = s.spawn(start);
+            (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+        });
+        let outcome = |o: &std::process::Output| {
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            match o.status.code() {
+                Some(0) => "fixed",
+                Some(3) => "nothing",
+                Some(1) if err.contains("in use by another") => "refused",
+                _ => panic!("unexpected: {o:?}"),
+            }
+        };
+        let mut both = [outcome(&a), outcome(&b)];
+        both.sort();
+        assert!(both == ["fixed", "nothing"] || both == ["fixed", "refused"], "round {round}: {both:?}");
+        let ls = run(Command::new("ntfsls").arg(&img));
+        assert!(!ls.contains("C-00000291"), "round {round}: files left:\n{ls}");
+        check_volume(&img);
+    }
+}
