@@ -7,6 +7,7 @@ use crate::partition::Guid;
 use crate::prompt::Key;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 /// What the BitLocker prompt shows about the volume it asks a key for.
@@ -24,6 +25,15 @@ impl KeyPrompt<'_> {
     pub fn short_id(id: &str) -> &str {
         id.get(..8).unwrap_or(id)
     }
+
+    /// The prompt as status lines (what a log or a text console shows).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = alloc::vec![format!("BitLocker recovery key needed for {}", self.volume)];
+        out.extend(self.key_ids.iter().map(|id| format!("  Key ID: {} (full: {id})", Self::short_id(id))));
+        out.extend(self.description.map(|d| format!("  Description: {d}")));
+        out.push(String::from("Type the 48-digit recovery key, then Enter (Esc skips this volume):"));
+        out
+    }
 }
 
 /// What the agent shows and reads.
@@ -38,14 +48,9 @@ pub trait Console {
     /// The BitLocker prompt opens for a volume; the field follows. Front
     /// ends with a screen show the Key ID large; the default prints lines.
     fn key_prompt(&mut self, p: &KeyPrompt<'_>) {
-        self.line(&format!("BitLocker recovery key needed for {}", p.volume));
-        for id in p.key_ids {
-            self.line(&format!("  Key ID: {} (full: {id})", KeyPrompt::short_id(id)));
+        for l in p.lines() {
+            self.line(&l);
         }
-        if let Some(d) = p.description {
-            self.line(&format!("  Description: {d}"));
-        }
-        self.line("Type the 48-digit recovery key, then Enter (Esc skips this volume):");
     }
     /// A long step begins (scanning, the key check, unlocking): shown as
     /// the screen's progress line; the default prints a line.

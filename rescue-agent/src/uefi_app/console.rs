@@ -239,14 +239,9 @@ impl rescue_engine::ports::Console for Console {
         self.serial(&masked);
     }
     fn key_prompt(&mut self, p: &KeyPrompt<'_>) {
-        self.line(&format!("BitLocker recovery key needed for {}", p.volume));
-        for id in p.key_ids {
-            self.line(&format!("  Key ID: {} (full: {id})", KeyPrompt::short_id(id)));
+        for l in p.lines() {
+            self.line(&l);
         }
-        if let Some(d) = p.description {
-            self.line(&format!("  Description: {d}"));
-        }
-        self.line("Type the 48-digit recovery key, then Enter (Esc skips this volume):");
         if let Some(s) = &mut self.screen {
             s.key_prompt(p.volume, p.key_ids, p.description);
         }
