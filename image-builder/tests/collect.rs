@@ -298,4 +298,8 @@ fn collect_reads_host_reports_dedups_and_warns() {
     assert_eq!(host["outcome"], "FIXED");
     assert_eq!(host["deleted"][0]["path"], "C-00000291-1.sys");
     assert!(host["agent_version"].as_str().unwrap().starts_with("host "));
+    // `--out -`: the CSV on standard output, the summary on stderr.
+    let csv = run(rescue().arg("collect").arg(&folder).args(["--out", "-"]));
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert!(text.starts_with("started,manufacturer") && text.contains("vm.json"), "{text}");
 }

@@ -26,7 +26,7 @@ pub struct CollectArgs {
     /// its rescue/reports folder, or any folder of .json reports) or report files
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<PathBuf>,
-    /// The table to write: FILE.csv or FILE.json
+    /// The table to write: FILE.csv or FILE.json (`-`: CSV on standard output)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -375,9 +375,16 @@ pub fn to_csv(rows: &[Row]) -> String {
 
 /// Runs `rescue collect`.
 pub fn run(args: &CollectArgs) -> Result<()> {
+    let to_stdout = args.out.as_path() == Path::new("-");
     let inputs: Vec<&Path> = args.sources.iter().map(PathBuf::as_path).collect();
-    output::check_output("--out", &args.out, &inputs)?;
-    let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if !to_stdout {
+        output::check_output("--out", &args.out, &inputs)?;
+    }
+    let ext = if to_stdout {
+        Some(String::from("csv"))
+    } else {
+        args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    };
     let (rows, warnings) = collect(&args.sources)?;
     for w in &warnings {
         say_err!("warning: {w}");
@@ -391,10 +398,15 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         }
         _ => bail!("--out {}: name a .csv or .json file", args.out.display()),
     };
-    output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes)])?;
+    if to_stdout {
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes)?;
+    } else {
+        output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes)])?;
+    }
     let fixed = rows.iter().filter(|r| r.outcome == "FIXED").count();
     let failed = rows.iter().filter(|r| r.outcome == "FAILED").count();
-    say!(
+    say_err!(
         "{}: {} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED",
         args.out.display(),
         rows.len(),
