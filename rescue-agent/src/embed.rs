@@ -9,8 +9,9 @@
 //! digest differs is not used.
 //!
 //! Layout (all little-endian): magic (16 bytes), format version (u32),
-//! profile length (u32), flags (u32; bit 0: a key file is bound), reserved
-//! (u32), key-file SHA-256 (32 bytes), then the profile's bytes.
+//! profile length (u32), flags (u32; bit 0: a key file is bound), length of
+//! a carried key file (u32; a network-boot agent has no stick to hold it),
+//! key-file SHA-256 (32 bytes), then the profile's bytes, then the key file's.
 
 use crate::le::{le32, put32};
 use alloc::vec::Vec;
@@ -27,6 +28,8 @@ pub const VERSION: u32 = 1;
 const HEADER_LEN: usize = 64;
 /// The largest profile that fits the section.
 pub const MAX_PROFILE_LEN: usize = SECTION_LEN - HEADER_LEN;
+/// Room for a profile and a carried key file together.
+const MAX_PAYLOAD: usize = SECTION_LEN - HEADER_LEN;
 const FLAG_KEYS: u32 = 1;
 
 /// The section as the agent is built: the magic, nothing embedded yet.
@@ -47,6 +50,8 @@ pub struct Embedded {
     pub profile: Vec<u8>,
     /// SHA-256 of the stick's key file, when the image is keyed.
     pub keys_sha256: Option<[u8; 32]>,
+    /// The key file itself, when the agent carries it (network boot: no stick).
+    pub keys: Option<Vec<u8>>,
 }
 
 /// Why a section cannot be read or filled.
@@ -83,7 +88,7 @@ pub fn read(section: &[u8]) -> Result<Embedded, EmbedError> {
         return Err(EmbedError::NoMagic);
     }
     let field = |o| le32(section, o).unwrap_or(0);
-    let (version, len, flags) = (field(16), field(20) as usize, field(24));
+    let (version, len, flags, keys_len) = (field(16), field(20) as usize, field(24), field(28) as usize);
     if version == 0 && len == 0 {
         return Err(EmbedError::Empty);
     }
@@ -96,7 +101,14 @@ pub fn read(section: &[u8]) -> Result<Embedded, EmbedError> {
     }
     let mut digest = [0u8; 32];
     digest.copy_from_slice(&section[32..64]);
-    Ok(Embedded { profile: profile.to_vec(), keys_sha256: (flags & FLAG_KEYS != 0).then_some(digest) })
+    let keys = match keys_len {
+        0 => None,
+        n => {
+            let at = HEADER_LEN + len;
+            Some(section.get(at..at.saturating_add(n)).ok_or(EmbedError::Length(len.saturating_add(n)))?.to_vec())
+        }
+    };
+    Ok(Embedded { profile: profile.to_vec(), keys_sha256: (flags & FLAG_KEYS != 0).then_some(digest), keys })
 }
 
 /// Fills a section (which must start with [`MAGIC`]) with `e`; the rest of it is zeroed.
@@ -105,15 +117,19 @@ pub fn fill(section: &mut [u8], e: &Embedded) -> Result<(), EmbedError> {
         return Err(EmbedError::NoMagic);
     }
     let len = e.profile.len();
-    if len == 0 || HEADER_LEN.checked_add(len).is_none_or(|end| end > section.len()) {
-        return Err(if len == 0 { EmbedError::Empty } else { EmbedError::Length(len) });
+    let keys = e.keys.as_deref().unwrap_or_default();
+    let total = len + keys.len();
+    if len == 0 || total > MAX_PAYLOAD || HEADER_LEN + total > section.len() {
+        return Err(if len == 0 { EmbedError::Empty } else { EmbedError::Length(total) });
     }
     section[MAGIC.len()..].fill(0);
     put32(section, 16, VERSION);
     put32(section, 20, len as u32);
     put32(section, 24, if e.keys_sha256.is_some() { FLAG_KEYS } else { 0 });
+    put32(section, 28, keys.len() as u32);
     section[32..64].copy_from_slice(&e.keys_sha256.unwrap_or([0; 32]));
     section[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&e.profile);
+    section[HEADER_LEN + len..HEADER_LEN + total].copy_from_slice(keys);
     Ok(())
 }
 
@@ -126,10 +142,10 @@ mod tests {
     fn fill_then_read_round_trips() {
         let mut s = empty_section();
         assert_eq!(read(&s), Err(EmbedError::Empty));
-        let e = Embedded { profile: b"name = \"x\"\n".to_vec(), keys_sha256: Some([7; 32]) };
+        let e = Embedded { profile: b"name = \"x\"\n".to_vec(), keys_sha256: Some([7; 32]), keys: Some(vec![1, 2, 3]) };
         fill(&mut s, &e).unwrap();
         assert_eq!(read(&s).unwrap(), e);
-        let plain = Embedded { profile: b"y".to_vec(), keys_sha256: None };
+        let plain = Embedded { profile: b"y".to_vec(), keys_sha256: None, keys: None };
         fill(&mut s, &plain).unwrap();
         assert_eq!(read(&s).unwrap(), plain);
     }
@@ -143,7 +159,7 @@ mod tests {
         assert_eq!(read(&s), Err(EmbedError::Length(u32::MAX as usize)));
         put32(&mut s, 16, 9);
         assert_eq!(read(&s), Err(EmbedError::Version(9)));
-        let big = Embedded { profile: vec![b'a'; MAX_PROFILE_LEN + 1], keys_sha256: None };
+        let big = Embedded { profile: vec![b'a'; MAX_PROFILE_LEN + 1], keys_sha256: None, keys: None };
         assert_eq!(fill(&mut empty_section(), &big), Err(EmbedError::Length(MAX_PROFILE_LEN + 1)));
         assert_eq!(read(&s[..40]), Err(EmbedError::Version(9)));
     }

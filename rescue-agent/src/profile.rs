@@ -30,6 +30,17 @@ pub struct Profile {
     pub finish: Finish,
     /// The `[prompt]` options.
     pub prompt: PromptOptions,
+    /// The `[report]` options.
+    pub report: ReportOptions,
+}
+
+/// The `[report]` section: where a network-booted agent (or any agent, in
+/// addition to the stick) delivers its report and backups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// `http://host[:port]/path`: the agent sends `<url>/<run id>/report.json`
+    /// and `<url>/<run id>/backups/<volume>/<path>` with HTTP PUT.
+    pub url: Option<String>,
 }
 
 /// One `[[delete]]` rule.
@@ -140,6 +151,14 @@ struct RawProfile {
     finish: RawFinish,
     #[serde(default)]
     prompt: RawPrompt,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +192,24 @@ struct RawFinish {
 #[serde(deny_unknown_fields)]
 struct RawPrompt {
     timeout_seconds: Option<u32>,
+}
+
+/// Checks a `[report] url`: `http://` (the firmware's HTTP protocol; its TLS
+/// needs certificates enrolled in the firmware), a host, at most 512
+/// printable ASCII characters, no query or fragment.
+fn check_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("report url {url:?} must start with http:// (e.g. http://rescue.example.internal/rescue)"));
+    };
+    if url.len() > 512 || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['?', '#']) {
+        return Err(format!(
+            "report url {url:?}: at most 512 printable ASCII characters, no spaces, no query or fragment"
+        ));
+    }
+    if rest.split('/').next().is_none_or(str::is_empty) {
+        return Err(format!("report url {url:?} names no host"));
+    }
+    Ok(())
 }
 
 /// Longest header a rule may require, in bytes.
@@ -244,6 +281,16 @@ impl Profile {
                 (split, header) => errors.extend(split.err().into_iter().chain(header.err())),
             }
         }
+        let url = match raw.report.url {
+            None => None,
+            Some(u) => match check_url(u.get_ref()) {
+                Ok(()) => Some(u.into_inner()),
+                Err(m) => {
+                    errors.push(at(u.span().start, m));
+                    None
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -254,6 +301,7 @@ impl Profile {
             ntfs: NtfsOptions { unclean_journal: raw.ntfs.unclean_journal },
             finish: Finish { action: raw.finish.action },
             prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
+            report: ReportOptions { url },
         })
     }
 }

@@ -74,6 +74,8 @@ pub enum Bus {
 pub enum Media {
     UsbStick,
     Cdrom,
+    /// No boot medium: the firmware boots from the network (`extra` sets up the NIC).
+    Network,
 }
 
 /// A running QEMU, killed when dropped. Its serial port is its stdin and
@@ -160,6 +162,7 @@ impl Qemu {
                     .arg(format!("if=none,id=cd,format=raw,media=cdrom,readonly=on,file={}", image.display()));
                 cmd.args(["-device", "ide-cd,drive=cd,bus=ide.0,bootindex=0"]);
             }
+            Media::Network => {}
         }
         for (i, (d, bus)) in disks.iter().enumerate() {
             cmd.arg("-drive").arg(format!("if=none,id=disk{i},format=raw,file={}", d.display()));

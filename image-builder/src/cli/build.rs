@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use clap::ValueEnum;
 use rescue_engine::embed::Embedded;
 use rescue_engine::keyring::{self, KdfParams};
+use rescue_engine::profile::Profile;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,8 @@ pub enum Format {
     Usb,
     /// Hybrid ISO 9660 with a UEFI El Torito entry; also boots when written to a stick
     Iso,
+    /// One self-contained EFI binary for network boot (PXE or UEFI HTTP Boot): the profile and keys inside
+    Efi,
 }
 
 impl From<Format> for image::Format {
@@ -25,6 +28,7 @@ impl From<Format> for image::Format {
         match f {
             Format::Usb => image::Format::Usb,
             Format::Iso => image::Format::Iso,
+            Format::Efi => image::Format::Efi,
         }
     }
 }
@@ -88,11 +92,21 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let key_file = keyed(args)?;
     // The profile and the key file's digest go into the agent before it is
     // signed: the agent applies only what it carries (see rescue_engine::embed).
+    let format = image::Format::from(args.format);
+    let network = format == image::Format::Efi;
+    if network && args.shim {
+        bail!("--shim makes a stick layout; a network-boot binary is signed directly with --sign-key/--sign-cert");
+    }
     let embedded = Embedded {
         profile: text.as_bytes().to_vec(),
         keys_sha256: key_file.as_ref().map(|(bytes, _)| Sha256::digest(bytes).into()),
+        // With no stick to hold it, a network-boot agent carries the sealed key file itself.
+        keys: key_file.as_ref().filter(|_| network).map(|(bytes, _)| bytes.clone()),
     };
     let agent = agent::embed(&agent::load(args.agent.as_deref())?, &embedded)?;
+    if network {
+        return build_efi(args, &profile, agent, plan.as_ref(), key_file.as_ref().map(|(_, s)| s.as_str()));
+    }
     let mut files = StickFiles::new(&agent, &text);
     if let Some((bytes, _)) = &key_file {
         files.file(stick::KEYS_PATH, bytes.clone());
@@ -103,7 +117,6 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     };
     // GUIDs and volume serials come from the content: the same inputs give the same image.
     let seed: [u8; 32] = Sha256::new().chain_update(&*agent).chain_update(text.as_bytes()).finalize().into();
-    let format = image::Format::from(args.format);
     let stamp = rescue_engine::time::civil_from_unix(clock::image_time());
     let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
     output::write_pieces(&args.out, len, &pieces)?;
@@ -156,4 +169,36 @@ fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
     let pin = site_keys::pin::read_pin(args.pin_file.as_deref())?;
     let (bytes, cost) = site_keys::sealed_key_file(&keys, &pin, kdf)?;
     Ok(Some((bytes, format!("{what}, sealed with the site PIN, in {}\n  {cost}", stick::KEYS_PATH))))
+}
+
+/// `--format efi`: the agent alone, carrying its profile (and keys), signed
+/// when asked, for PXE or UEFI HTTP Boot.
+fn build_efi(
+    args: &BuildArgs,
+    profile: &Profile,
+    agent: Vec<u8>,
+    plan: Option<&shim::SecureBootPlan>,
+    keys: Option<&str>,
+) -> Result<()> {
+    let (bytes, notes) = match plan {
+        Some(p) => shim::sign_agent(p, &agent)?,
+        None => (agent, Vec::new()),
+    };
+    output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes.clone())])?;
+    say!(
+        "built {} (network-boot EFI binary, {} KiB): profile {:?}, {} rule(s), agent {}",
+        args.out.display(),
+        bytes.len() >> 10,
+        profile.name,
+        profile.delete.len(),
+        agent::version(&bytes).unwrap_or_default()
+    );
+    match &profile.report.url {
+        Some(url) => say!("  reports and backups go to {url}/<run id>/ (HTTP PUT)"),
+        None => say!("  warning: the profile has no [report] url: reports are shown on screen only"),
+    }
+    for n in notes.iter().map(String::as_str).chain(keys) {
+        say!("  {n}");
+    }
+    Ok(())
 }

@@ -1,13 +1,13 @@
 //! `rescue inspect`: what an image holds — never any secret.
 
-use crate::image::read::inspect;
+use crate::image::read::{inspect, inspect_efi, is_efi_binary};
 use anyhow::Result;
 use std::path::PathBuf;
 
 /// Arguments of `rescue inspect`.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
-    /// A USB image, ISO, or a flashed stick's block device
+    /// A USB image, ISO, a flashed stick's block device, or a network-boot rescue.efi
     pub image: PathBuf,
     /// Print JSON instead of text
     #[arg(long)]
@@ -16,6 +16,9 @@ pub struct InspectArgs {
 
 /// Runs `rescue inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
+    if is_efi_binary(&args.image) {
+        return efi(args);
+    }
     let r = inspect(&args.image)?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&r)?);
@@ -106,6 +109,47 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             Some(h) => say!("  {:<40} {:>10}  sha256 {h}", f.path, f.size),
             None => say!("  {:<40} {:>10}", format!("{}/", f.path), "folder"),
         }
+    }
+    Ok(())
+}
+
+/// `rescue inspect rescue.efi`: what a network-boot binary carries.
+fn efi(args: &InspectArgs) -> Result<()> {
+    let r = inspect_efi(&args.image)?;
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    say!("file:     {} (network-boot EFI binary)", args.image.display());
+    say!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
+    match (&r.profile, &r.error) {
+        (Some(p), _) => {
+            say!("profile:  {} — {} (embedded)", p.name, p.description);
+            for a in &p.actions {
+                say!("          {a}");
+            }
+        }
+        (None, Some(e)) => say!("profile:  NONE: {e}"),
+        (None, None) => say!("profile:  (none)"),
+    }
+    match &r.report_url {
+        Some(u) => say!("reports:  {u}/<run id>/report.json and backups/ (HTTP PUT)"),
+        None => say!("reports:  shown on screen only (no [report] url)"),
+    }
+    match &r.keys {
+        None => say!("keys:     none (BitLocker volumes need a typed recovery key)"),
+        Some(k) => say!(
+            "keys:     {} recovery key(s) carried, {}",
+            k.count,
+            if k.sealed { "sealed with a PIN" } else { "UNSEALED" }
+        ),
+    }
+    if r.signatures.is_empty() {
+        say!("signed:   no (Secure Boot refuses it unless its hash is in db)");
+    }
+    for s in &r.signatures {
+        let verdict = if s.ok() { "signature matches" } else { "SIGNATURE DOES NOT MATCH" };
+        say!("signed:   by {}: {verdict}", s.signer_subject.as_deref().unwrap_or("(unknown signer)"));
     }
     Ok(())
 }

@@ -29,6 +29,8 @@ pub enum Format {
     Usb,
     /// Hybrid ISO 9660 with a UEFI El Torito entry; also boots when written to a stick.
     Iso,
+    /// The agent alone, for network boot (made by `rescue build`, not by [`build`]).
+    Efi,
 }
 
 impl Format {
@@ -36,7 +38,7 @@ impl Format {
     pub fn default_mib(self) -> u64 {
         match self {
             Format::Usb => 128,
-            Format::Iso => 32,
+            Format::Iso | Format::Efi => 32,
         }
     }
 
@@ -45,6 +47,7 @@ impl Format {
         match self {
             Format::Usb => "USB",
             Format::Iso => "ISO",
+            Format::Efi => "EFI",
         }
     }
 }
@@ -67,5 +70,6 @@ pub fn build(format: Format, files: &StickFiles, mib: u64, seed: [u8; 32], stamp
             }
             iso::build(files, (mib << 20).min(iso::MAX_BOOT_IMAGE), seed, stamp)
         }
+        Format::Efi => bail!("a network-boot binary is not a disk image"),
     }
 }

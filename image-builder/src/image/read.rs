@@ -322,3 +322,48 @@ impl Integrity {
         }
     }
 }
+
+/// What `rescue inspect` shows of a network-boot binary (`--format efi`).
+#[derive(Serialize)]
+pub struct EfiReport {
+    /// The agent's version tag.
+    pub agent_version: Option<String>,
+    /// Its Authenticode signatures, checked against it.
+    pub signatures: Vec<sign::SignatureCheck>,
+    /// The profile it carries.
+    pub profile: Option<ProfileInfo>,
+    /// Where it delivers reports and backups (`[report] url`).
+    pub report_url: Option<String>,
+    /// The site key file it carries: Key IDs, never keys.
+    pub keys: Option<KeysInfo>,
+    /// Why its embedded profile could not be read.
+    pub error: Option<String>,
+}
+
+/// True when `path` holds a PE image (a `.efi` binary) rather than a disk image.
+pub fn is_efi_binary(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"MZ"
+}
+
+/// Reads a network-boot binary: agent, signatures, embedded profile and keys.
+pub fn inspect_efi(path: &Path) -> Result<EfiReport> {
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    if len > MAX_EFI_BYTES {
+        bail!("{} is {len} bytes: not a rescue agent", path.display());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let signatures =
+        sign::verify(&bytes).unwrap_or_else(|err| vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]);
+    let (profile, report_url, keys, error) = match agent::embedded(&bytes) {
+        Ok(e) => {
+            let info = profile_info(&e.profile)?;
+            let url =
+                std::str::from_utf8(&e.profile).ok().and_then(|t| Profile::parse(t).ok()).and_then(|p| p.report.url);
+            (Some(info), url, e.keys.as_deref().map(keys_info), None)
+        }
+        Err(err) => (None, None, None, Some(format!("{err:#}"))),
+    };
+    Ok(EfiReport { agent_version: agent::version(&bytes), signatures, profile, report_url, keys, error })
+}

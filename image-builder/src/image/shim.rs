@@ -55,23 +55,7 @@ pub struct SecureBootPlan {
 /// signed agent as shim's second stage and the certificate for MokManager.
 /// Returns lines to print.
 pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Result<Vec<String>> {
-    let signed = sign::sign(agent, &plan.signer)?;
-    let checks = sign::verify(&signed)?;
-    if !checks.iter().all(|c| c.ok()) || checks.len() != 1 {
-        bail!("internal error: the agent's new signature does not verify");
-    }
-    let mut notes = vec![format!(
-        "agent signed by {:?} (certificate SHA-256 {})",
-        plan.signer.cert.subject(),
-        plan.signer.cert.fingerprint()
-    )];
-    let nx = sign::pe::parse(agent).map(|i| sign::pe::nx_problems(&i)).unwrap_or_default();
-    if !nx.is_empty() {
-        notes.push(format!(
-            "warning: the agent is not NX-compatible ({}); firmware that enforces NX may refuse it",
-            nx.join("; ")
-        ));
-    }
+    let (signed, mut notes) = sign_agent(plan, agent)?;
     let Some(dir) = &plan.shim_dir else {
         files.file(stick::AGENT_PATH, signed);
         return Ok(notes);
@@ -128,6 +112,28 @@ pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Res
     files.file(stick::MOKMANAGER_PATH, mm);
     files.file(&der_path, plan.signer.cert.der.clone());
     Ok(notes)
+}
+
+/// The agent signed with the plan's key (checked to verify), and lines to print.
+pub fn sign_agent(plan: &SecureBootPlan, agent: &[u8]) -> Result<(Vec<u8>, Vec<String>)> {
+    let signed = sign::sign(agent, &plan.signer)?;
+    let checks = sign::verify(&signed)?;
+    if !checks.iter().all(|c| c.ok()) || checks.len() != 1 {
+        bail!("internal error: the agent's new signature does not verify");
+    }
+    let mut notes = vec![format!(
+        "agent signed by {:?} (certificate SHA-256 {})",
+        plan.signer.cert.subject(),
+        plan.signer.cert.fingerprint()
+    )];
+    let nx = sign::pe::parse(agent).map(|i| sign::pe::nx_problems(&i)).unwrap_or_default();
+    if !nx.is_empty() {
+        notes.push(format!(
+            "warning: the agent is not NX-compatible ({}); firmware that enforces NX may refuse it",
+            nx.join("; ")
+        ));
+    }
+    Ok((signed, notes))
 }
 
 /// Checks `rescue build`'s signing options and loads the key and certificate.

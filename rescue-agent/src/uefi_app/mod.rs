@@ -4,6 +4,8 @@
 mod console;
 mod disks;
 mod firmware;
+mod keeper;
+mod network;
 mod screen;
 mod stick;
 
@@ -11,6 +13,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use console::{Clock, Console};
+use keeper::Keeper;
 use rescue_engine::embed;
 use rescue_engine::ports;
 use rescue_engine::profile::{FinishAction, Profile};
@@ -97,7 +100,7 @@ fn main() -> Status {
     con.line(if con.graphics() { "screen: graphics" } else { "screen: text console" });
 
     let mut stick = Stick::open();
-    let (profile, keys_sha256) = match load_profile(&mut stick) {
+    let (profile, embedded) = match load_profile(&mut stick) {
         Ok(p) => p,
         Err(why) => {
             verdict(&mut con, Outcome::Failed, Some(&why));
@@ -142,7 +145,9 @@ fn main() -> Status {
     stick.run_id = format!("{stamp}-{}", sanitize(&serial));
     // Site keys (keyed images): the PIN is asked only when a volume needs one.
     let mut key_file_note = None;
-    let mut site_keys = match (stick.read(layout::KEYS_PATH).ok(), keys_sha256) {
+    // A network-booted agent carries its key file; a stick holds it.
+    let key_file = embedded.keys.clone().or_else(|| stick.read(layout::KEYS_PATH).ok());
+    let mut site_keys = match (key_file, embedded.keys_sha256) {
         (None, _) => None,
         (Some(b), Some(bound)) if <[u8; 32]>::from(Sha256::digest(&b)) == bound => Some(StickKeys::new(&b)),
         (Some(_), bound) => {
@@ -162,7 +167,10 @@ fn main() -> Status {
         Some(k) => k,
         None => &mut ports::NoSiteKeys,
     };
-    let mut report = session::run(&profile, &mut found, &mut con, &mut stick, keys, &|| clock.ms());
+    let url = profile.report.url.clone();
+    let mut keeper = Keeper::new(&mut stick, url.as_deref());
+    let mut report = session::run(&profile, &mut found, &mut con, &mut keeper, keys, &|| clock.ms());
+    let uploads = keeper.into_uploads();
     if let Some(k) = &site_keys {
         report.notes.push(format!("site keys: {}", k.describe()));
     }
@@ -179,14 +187,34 @@ fn main() -> Status {
         report.notes.push(b.clone());
     }
 
-    // The report: one JSON file per run.
-    let name = layout::report_path(&stick.run_id);
-    match serde_json::to_vec_pretty(&report) {
-        Ok(json) => match stick.write(&name, &json) {
-            Ok(written) => con.line(&format!("report: {written}")),
-            Err(why) => con.colored(&format!("warning: no report kept: {why}"), Color::Yellow),
-        },
-        Err(e) => con.colored(&format!("warning: cannot encode the report: {e}"), Color::Yellow),
+    // The report: one JSON file per run, on the stick and/or at the report URL.
+    let json = match serde_json::to_vec_pretty(&report) {
+        Ok(j) => j,
+        Err(e) => {
+            con.colored(&format!("warning: cannot encode the report: {e}"), Color::Yellow);
+            Vec::new()
+        }
+    };
+    let mut kept = false;
+    if stick.present() {
+        match stick.write(&layout::report_path(&stick.run_id), &json) {
+            Ok(written) => {
+                con.line(&format!("report: {written}"));
+                kept = true;
+            }
+            Err(why) => con.colored(&format!("warning: no report kept on the stick: {why}"), Color::Yellow),
+        }
+    }
+    if let Some(url) = &url {
+        kept |= deliver(&mut con, url, &stick.run_id, &json, uploads);
+    }
+    if !kept {
+        let why = "no report was kept (no writable stick and no report URL, or delivery failed)";
+        con.colored(&format!("warning: {why}"), Color::Yellow);
+        report.reason = Some(match report.reason.take() {
+            Some(r) => format!("{r}; {why}"),
+            None => String::from(why),
+        });
     }
     if let Some(b) = &boot_next {
         con.line(b);
@@ -210,27 +238,52 @@ fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
     con.verdict(look, outcome.word(), reason, color);
 }
 
-/// The profile this agent carries, and the digest of the key file it was
-/// built with. The stick's `rescue/profile.toml` must be byte-identical to
-/// the embedded profile: a stick altered after it was built does nothing.
-fn load_profile(stick: &mut Stick) -> Result<(Profile, Option<[u8; 32]>), String> {
+/// Sends the report and the backups to `<url>/<run id>/`; says on screen
+/// what was not delivered (the fix itself stands). True when the report arrived.
+fn deliver(con: &mut Console, url: &str, run_id: &str, report: &[u8], backups: Vec<(String, Vec<u8>)>) -> bool {
+    ports::Console::progress(con, &format!("Sending the report to {url} ..."));
+    let mut up = network::Uploader::new(&format!("{}/{run_id}", url.trim_end_matches('/')));
+    let report_sent = up.put("report.json", report);
+    for (rel, bytes) in &backups {
+        up.put(rel, bytes);
+    }
+    if report_sent {
+        con.line(&format!("report: {}", up.url("report.json")));
+    }
+    if up.sent > usize::from(report_sent) {
+        con.line(&format!("backups sent: {}", up.sent - usize::from(report_sent)));
+    }
+    for (rel, why) in &up.failed {
+        con.colored(&format!("NOT DELIVERED: {} ({why})", up.url(rel)), Color::Yellow);
+    }
+    report_sent
+}
+
+/// The profile this agent carries, and what else it carries (the key
+/// file's digest; the key file itself when built for network boot). A
+/// stick's `rescue/profile.toml` must be byte-identical to the embedded
+/// profile: a stick altered after it was built does nothing. Booted from the
+/// network there is no stick: the embedded profile is all there is.
+fn load_profile(stick: &mut Stick) -> Result<(Profile, embed::Embedded), String> {
     let e = embed::read(&embedded_section()).map_err(|e| format!("{e}; rebuild the stick with `rescue build`"))?;
-    match stick.read(layout::PROFILE_PATH) {
-        Ok(on_stick) if on_stick == e.profile => {}
-        Ok(_) => {
+    let on_stick = if stick.present() { Some(stick.read(layout::PROFILE_PATH)) } else { None };
+    match on_stick {
+        None => {}
+        Some(Ok(bytes)) if bytes == e.profile => {}
+        Some(Ok(_)) => {
             return Err(format!(
                 "{} on the stick differs from the profile this agent was built with: the stick was \
                  altered after it was built, so nothing was done; rebuild it with `rescue build`",
                 layout::PROFILE_PATH
             ))
         }
-        Err(why) => {
+        Some(Err(why)) => {
             return Err(format!("{} is missing from the stick ({why}); nothing was done", layout::PROFILE_PATH))
         }
     }
     let text = core::str::from_utf8(&e.profile).map_err(|_| String::from("the embedded profile is not UTF-8 text"))?;
     let profile = Profile::parse(text).map_err(|e| format!("the embedded profile: {e}"))?;
-    Ok((profile, e.keys_sha256))
+    Ok((profile, e))
 }
 
 fn finish(con: &mut Console, action: FinishAction) -> ! {

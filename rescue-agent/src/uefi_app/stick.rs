@@ -39,6 +39,12 @@ impl Stick {
         Stick { fs, run_id: String::from("run"), unwritable, warnings: alloc::vec::Vec::new() }
     }
 
+    /// True when the agent booted from a medium with a file system (a
+    /// stick or CD); false when it came over the network.
+    pub fn present(&self) -> bool {
+        self.fs.is_some()
+    }
+
     /// Reads a file from the stick.
     pub fn read(&mut self, path: &str) -> Result<alloc::vec::Vec<u8>, String> {
         let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;

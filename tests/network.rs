@@ -1,0 +1,131 @@
+//! Network boot: `rescue build --format efi` makes one binary that OVMF
+//! starts over PXE (QEMU's TFTP); booted without a stick, the agent fixes the
+//! disk and delivers its report and backups with HTTP PUT to the profile's
+//! `[report] url` — here a plain test receiver on the host, reached through
+//! QEMU's `guestfwd` (socat). The disk is then checked with ntfs-3g.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
+
+/// What the receiver got: URL path → body.
+type Received = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
+
+/// A minimal HTTP PUT receiver on 127.0.0.1 (one request per connection).
+fn receiver() -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Received = Arc::default();
+    let store = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let read = r.read_exact(&mut body);
+            let ok = read.is_ok() && line.starts_with("PUT ");
+            if ok {
+                store.lock().unwrap().insert(path, body);
+            }
+            let status = if ok { "201 Created" } else { "400 Bad Request" };
+            let mut w = conn;
+            let _ = write!(w, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+/// Builds rescue.efi from the default profile plus `[report] url`, in a TFTP folder.
+fn network_binary(dir: &Path, url: &str) -> PathBuf {
+    let text = std::fs::read_to_string(default_profile()).unwrap() + &format!("\n[report]\nurl = \"{url}\"\n");
+    let profile = dir.join("net.toml");
+    std::fs::write(&profile, text).unwrap();
+    let tftp = dir.join("tftp");
+    std::fs::create_dir(&tftp).unwrap();
+    let efi = tftp.join("rescue.efi");
+    ok(rescue().arg("build").arg("--format").arg("efi").arg("--profile").arg(&profile).arg("--out").arg(&efi));
+    let shown = ok(rescue().arg("inspect").arg(&efi));
+    assert!(shown.contains("network-boot") && shown.contains(url), "{shown}");
+    tftp
+}
+
+/// Boots `tftp/rescue.efi` over PXE with `disk` attached; `port` is where
+/// 10.0.2.100:8080 in the guest leads on the host.
+fn pxe_boot(tftp: &Path, disk: &TestDisk, port: u16) -> Qemu {
+    let netdev = format!(
+        "user,id=n0,tftp={},bootfile=rescue.efi,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:{port}",
+        tftp.display()
+    );
+    Qemu::boot(
+        Path::new("/dev/null"),
+        Media::Network,
+        &[(disk.path.as_path(), Bus::Ahci)],
+        &["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n0,bootindex=0,romfile="],
+    )
+}
+
+#[test]
+fn network_boot_fixes_and_delivers_the_report_and_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &[]);
+    let (port, got) = receiver();
+    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue");
+    let mut vm = pxe_boot(&tftp, &disk, port);
+    let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(300));
+    vm.wait_exit(Duration::from_secs(60));
+    assert_eq!(result, "RESULT: FIXED", "{}", vm.serial_text());
+    let got = got.lock().unwrap();
+    let report_path =
+        got.keys().find(|k| k.ends_with("/report.json")).unwrap_or_else(|| panic!("no report: {:?}", got.keys()));
+    assert!(report_path.starts_with("/rescue/"), "{report_path}");
+    let report: serde_json::Value = serde_json::from_slice(&got[report_path]).unwrap();
+    assert_eq!(report["outcome"], "FIXED");
+    let backup = got
+        .iter()
+        .find(|(k, _)| k.contains("/backups/") && k.ends_with("C-00000291-00000000-00000032.sys"))
+        .unwrap_or_else(|| panic!("no backup: {:?}", got.keys()));
+    assert_eq!(sha256_hex(backup.1), disk.files[BAD]);
+    drop(got);
+    drop(vm);
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+#[test]
+fn network_boot_without_a_receiver_still_fixes_and_says_what_was_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &[]);
+    // A port nobody listens on: socat connects to nothing.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue");
+    let mut vm = pxe_boot(&tftp, &disk, closed);
+    let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(400));
+    vm.wait_exit(Duration::from_secs(60));
+    let serial = vm.serial_text();
+    assert!(result.starts_with("RESULT: FIXED") && result.contains("no report was kept"), "{result}\n{serial}");
+    assert!(vm.agent_lines().iter().any(|l| l.starts_with("NOT DELIVERED: ")), "{serial}");
+    drop(vm);
+    disk.check_with_ntfs3g(&[BAD]);
+}
