@@ -58,33 +58,44 @@ fn receiver() -> (u16, Received) {
     (port, got)
 }
 
-/// Builds rescue.efi from the default profile plus `[report] url`, in a TFTP folder.
-fn network_binary(dir: &Path, url: &str) -> PathBuf {
+/// Builds rescue.efi from the default profile plus `[report] url`, in a TFTP
+/// folder; `extra` goes to `rescue build` (e.g. signing).
+fn network_binary(dir: &Path, url: &str, extra: &[&str]) -> PathBuf {
     let text = std::fs::read_to_string(default_profile()).unwrap() + &format!("\n[report]\nurl = \"{url}\"\n");
     let profile = dir.join("net.toml");
     std::fs::write(&profile, text).unwrap();
     let tftp = dir.join("tftp");
     std::fs::create_dir(&tftp).unwrap();
     let efi = tftp.join("rescue.efi");
-    ok(rescue().arg("build").arg("--format").arg("efi").arg("--profile").arg(&profile).arg("--out").arg(&efi));
+    ok(rescue()
+        .arg("build")
+        .arg("--format")
+        .arg("efi")
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--out")
+        .arg(&efi)
+        .args(extra));
     let shown = ok(rescue().arg("inspect").arg(&efi));
     assert!(shown.contains("network-boot") && shown.contains(url), "{shown}");
     tftp
 }
 
-/// Boots `tftp/rescue.efi` over PXE with `disk` attached; `port` is where
-/// 10.0.2.100:8080 in the guest leads on the host.
-fn pxe_boot(tftp: &Path, disk: &TestDisk, port: u16) -> Qemu {
+/// QEMU options for a PXE boot of `tftp/rescue.efi` where 10.0.2.100:8080
+/// in the guest leads to `port` on the host, and nowhere else (`restrict=on`).
+fn pxe_nic(tftp: &Path, port: u16) -> [String; 4] {
     let netdev = format!(
-        "user,id=n0,tftp={},bootfile=rescue.efi,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:{port}",
+        "user,id=n0,restrict=on,tftp={},bootfile=rescue.efi,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:{port}",
         tftp.display()
     );
-    Qemu::boot(
-        Path::new("/dev/null"),
-        Media::Network,
-        &[(disk.path.as_path(), Bus::Ahci)],
-        &["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n0,bootindex=0,romfile="],
-    )
+    ["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,netdev=n0,bootindex=0,romfile=".into()]
+}
+
+/// Boots `tftp/rescue.efi` over PXE with `disk` attached and no stick.
+fn pxe_boot(tftp: &Path, disk: &TestDisk, port: u16) -> Qemu {
+    let nic = pxe_nic(tftp, port);
+    let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
+    Qemu::boot(Path::new("/dev/null"), Media::Network, &[(disk.path.as_path(), Bus::Ahci)], &nic)
 }
 
 #[test]
@@ -92,7 +103,7 @@ fn network_boot_fixes_and_delivers_the_report_and_backups() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "pc.img", &[]);
     let (port, got) = receiver();
-    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue");
+    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue", &[]);
     let mut vm = pxe_boot(&tftp, &disk, port);
     let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(300));
     vm.wait_exit(Duration::from_secs(60));
@@ -119,7 +130,7 @@ fn network_boot_without_a_receiver_still_fixes_and_says_what_was_not_delivered()
     let disk = make_test_disk(dir.path(), "pc.img", &[]);
     // A port nobody listens on: socat connects to nothing.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue");
+    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue", &[]);
     let mut vm = pxe_boot(&tftp, &disk, closed);
     let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(400));
     vm.wait_exit(Duration::from_secs(60));
@@ -128,4 +139,29 @@ fn network_boot_without_a_receiver_still_fixes_and_says_what_was_not_delivered()
     assert!(vm.agent_lines().iter().any(|l| l.starts_with("NOT DELIVERED: ")), "{serial}");
     drop(vm);
     disk.check_with_ntfs3g(&[BAD]);
+}
+
+/// A signed rescue.efi boots over PXE under OVMF's Secure Boot firmware with
+/// our certificate in db (as a signed stick does) and delivers its report.
+#[test]
+fn signed_network_binary_boots_under_secure_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    let (port, got) = receiver();
+    let sign = ["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap()];
+    let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue", &sign);
+    let shown = ok(rescue().arg("inspect").arg(tftp.join("rescue.efi")));
+    assert!(shown.contains("signature matches"), "{shown}");
+    let vars = org_varstore(dir.path());
+    let nic = pxe_nic(&tftp, port);
+    let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
+    let mut vm = Qemu::boot_secure(Path::new("/dev/null"), Media::Network, &vars, &nic);
+    vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(300));
+    vm.wait_exit(Duration::from_secs(60));
+    assert!(vm.agent_lines().iter().any(|l| l.contains("SecureBoot=1")), "{}", vm.serial_text());
+    // No disk here: FAILED (no Windows), and the report says so at the receiver.
+    let got = got.lock().unwrap();
+    let report = got.iter().find(|(k, _)| k.ends_with("/report.json")).expect("the report arrived");
+    let report: serde_json::Value = serde_json::from_slice(report.1).unwrap();
+    assert_eq!(report["outcome"], "FAILED");
 }

@@ -10,25 +10,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 use support::*;
 
 /// A key and certificate made once per test run with `rescue secureboot genkey`.
-struct Key {
-    key: PathBuf,
-    crt: PathBuf,
-    der: PathBuf,
-}
-
-fn key() -> &'static Key {
-    static KEY: OnceLock<Key> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        ok(rescue().args(["secureboot", "genkey", "--name", "Rescue Test"]).arg("--out").arg(&dir));
-        Key { key: dir.join("Rescue-Test.key"), crt: dir.join("Rescue-Test.crt"), der: dir.join("Rescue-Test.der") }
-    })
-}
 
 fn signed_stick(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let k = key();
@@ -380,20 +365,6 @@ fn shim_layout_uses_checked_shim_and_keeps_the_key_off_the_stick() {
 }
 
 // ---- QEMU with Secure Boot on ----
-
-/// A varstore whose db holds only our certificate (and PK/KEK made up by
-/// virt-fw-vars), Secure Boot enabled.
-fn org_varstore(dir: &Path) -> PathBuf {
-    let vars = dir.join("vars.fd");
-    ok(Command::new("virt-fw-vars")
-        .args(["--input", OVMF_VARS, "--output"])
-        .arg(&vars)
-        .args(["--enroll-generate", "Rescue Test Platform", "--no-microsoft", "--microsoft-kek", "none"])
-        .args(["--add-db", "7c2a4d3e-8a65-4f0b-9d5e-2b1f0c6a9e11"])
-        .arg(&key().crt)
-        .arg("--sb"));
-    vars
-}
 
 const BANNER: &str = concat!("rescue-agent ", env!("CARGO_PKG_VERSION"));
 

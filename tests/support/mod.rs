@@ -460,3 +460,34 @@ pub fn shrink_ppm(input: &Path, output: &Path, factor: usize) {
     }
     std::fs::write(output, out).unwrap();
 }
+
+/// A Secure Boot signing key and its certificate, made once per test binary.
+pub struct Key {
+    pub key: PathBuf,
+    pub crt: PathBuf,
+    pub der: PathBuf,
+}
+
+/// The test signing key (`rescue secureboot genkey`).
+pub fn key() -> &'static Key {
+    static KEY: std::sync::OnceLock<Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        ok(rescue().args(["secureboot", "genkey", "--name", "Rescue Test"]).arg("--out").arg(&dir));
+        Key { key: dir.join("Rescue-Test.key"), crt: dir.join("Rescue-Test.crt"), der: dir.join("Rescue-Test.der") }
+    })
+}
+
+/// A varstore whose db holds only our certificate (and PK/KEK made up by
+/// virt-fw-vars), Secure Boot enabled.
+pub fn org_varstore(dir: &Path) -> PathBuf {
+    let vars = dir.join("vars.fd");
+    ok(Command::new("virt-fw-vars")
+        .args(["--input", OVMF_VARS, "--output"])
+        .arg(&vars)
+        .args(["--enroll-generate", "Rescue Test Platform", "--no-microsoft", "--microsoft-kek", "none"])
+        .args(["--add-db", "7c2a4d3e-8a65-4f0b-9d5e-2b1f0c6a9e11"])
+        .arg(&key().crt)
+        .arg("--sb"));
+    vars
+}
