@@ -119,6 +119,15 @@ fn network_boot_fixes_and_delivers_the_report_and_backups() {
         .find(|(k, _)| k.contains("/backups/") && k.ends_with("C-00000291-00000000-00000032.sys"))
         .unwrap_or_else(|| panic!("no backup: {:?}", got.keys()));
     assert_eq!(sha256_hex(backup.1), disk.files[BAD]);
+    // What a web server would have stored: `rescue collect` reads that folder.
+    let received = dir.path().join("received");
+    for (path, body) in got.iter() {
+        let at = received.join(path.trim_start_matches("/rescue/"));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, body).unwrap();
+    }
+    let table = ok(rescue().arg("collect").arg(&received).args(["--out", "-"]));
+    assert!(table.lines().nth(1).is_some_and(|row| row.contains("FIXED") && row.contains("C-00000291")), "{table}");
     drop(got);
     drop(vm);
     disk.check_with_ntfs3g(&[BAD]);

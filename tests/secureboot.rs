@@ -13,8 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 use support::*;
 
-/// A key and certificate made once per test run with `rescue secureboot genkey`.
-
 fn signed_stick(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let k = key();
     let mut args = vec!["--sign-key", k.key.to_str().unwrap(), "--sign-cert", k.crt.to_str().unwrap()];

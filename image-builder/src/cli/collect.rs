@@ -233,15 +233,21 @@ fn is_json(name: &str) -> bool {
 fn collect_dir(dir: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Result<()> {
     let reports = dir.join(stick::REPORTS_DIR);
     let dir = if reports.is_dir() { reports } else { dir.to_path_buf() };
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_json))
         .collect();
+    let mut names: Vec<PathBuf> = entries
+        .iter()
+        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_json))
+        .cloned()
+        .collect();
+    // A report receiver's folder (network boot): one folder per run holding report.json.
+    names.extend(entries.iter().map(|d| d.join("report.json")).filter(|p| p.is_file()));
     names.sort();
     let source = dir.display().to_string();
     for p in names {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = p.strip_prefix(&dir).unwrap_or(&p).display().to_string();
         match read_bounded(&p) {
             Ok(b) => add_report(rows, warnings, &source, &name, &b),
             Err(e) => warnings.push(format!("{source}: {name}: {e:#}")),
