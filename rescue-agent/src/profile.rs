@@ -487,6 +487,17 @@ action = "reboot"
     }
 
     #[test]
+    fn report_url_is_checked() {
+        let with = |u: &str| format!("name = \"x\"\n[[delete]]\npath = 'a.sys'\n[report]\nurl = \"{u}\"\n");
+        let p = Profile::parse(&with("http://10.0.2.100:8080/rescue")).unwrap();
+        assert_eq!(p.report.url.as_deref(), Some("http://10.0.2.100:8080/rescue"));
+        for bad in ["https://x/y", "ftp://x", "http:///path", "http://x/a b", "http://x/?q=1"] {
+            let e = Profile::parse(&with(bad)).unwrap_err();
+            assert!(e.line == 5 && e.message.contains("report url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn warnings_for_root_wildcards_and_hives() {
         let p = Profile::parse(
             "name = \"x\"\n[[delete]]\npath = '*.sys'\n[[delete]]\npath = 'Windows\\System32\\config\\SAM'\n",
