@@ -61,7 +61,10 @@ fn receiver() -> (u16, Received) {
 /// Builds rescue.efi from the default profile plus `[report] url`, in a TFTP
 /// folder; `extra` goes to `rescue build` (e.g. signing).
 fn network_binary(dir: &Path, url: &str, extra: &[&str]) -> PathBuf {
-    let text = std::fs::read_to_string(default_profile()).unwrap() + &format!("\n[report]\nurl = \"{url}\"\n");
+    let mut text = std::fs::read_to_string(default_profile()).unwrap();
+    if !url.is_empty() {
+        text += &format!("\n[report]\nurl = \"{url}\"\n");
+    }
     let profile = dir.join("net.toml");
     std::fs::write(&profile, text).unwrap();
     let tftp = dir.join("tftp");
@@ -77,7 +80,10 @@ fn network_binary(dir: &Path, url: &str, extra: &[&str]) -> PathBuf {
         .arg(&efi)
         .args(extra));
     let shown = ok(rescue().arg("inspect").arg(&efi));
-    assert!(shown.contains("network-boot") && shown.contains(url), "{shown}");
+    assert!(
+        shown.contains("network-boot") && shown.contains(if url.is_empty() { "screen only" } else { url }),
+        "{shown}"
+    );
     tftp
 }
 
@@ -173,4 +179,21 @@ fn signed_network_binary_boots_under_secure_boot() {
     let report = got.iter().find(|(k, _)| k.ends_with("/report.json")).expect("the report arrived");
     let report: serde_json::Value = serde_json::from_slice(report.1).unwrap();
     assert_eq!(report["outcome"], "FAILED");
+}
+
+/// Without a report URL (and no stick) the fix still happens, and the
+/// verdict says that no report was kept.
+#[test]
+fn network_boot_without_a_url_says_no_report_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &[]);
+    let tftp = network_binary(dir.path(), "", &[]);
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut vm = pxe_boot(&tftp, &disk, closed);
+    let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(300));
+    vm.wait_exit(Duration::from_secs(60));
+    assert!(result.starts_with("RESULT: FIXED") && result.contains("no report was kept"), "{result}");
+    assert!(vm.agent_lines().iter().any(|l| l.contains("backup of") && l.contains("not kept")), "{}", vm.serial_text());
+    drop(vm);
+    disk.check_with_ntfs3g(&[BAD]);
 }
