@@ -900,3 +900,48 @@ fn interior_successor_too_big_uses_predecessor() {
     assert!(!with_mount(&img, &[], |m| m.join("d").join(&k).exists()));
     assert!(with_mount(&img, &[], |m| m.join("d").join(&long).exists()));
 }
+
+/// A device whose writes fail from the `fail_at`-th on (a stick pulled, a
+/// disk error), counting every write attempted.
+struct FailingDev {
+    inner: FileDev,
+    fail_at: usize,
+    attempts: usize,
+}
+
+impl BlockDevice for FailingDev {
+    fn sector_size(&self) -> u32 {
+        self.inner.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, o: u64, b: &mut [u8]) -> Result<(), IoError> {
+        self.inner.read_at(o, b)
+    }
+    fn write_at(&mut self, o: u64, b: &[u8]) -> Result<(), IoError> {
+        self.attempts += 1;
+        if self.attempts >= self.fail_at {
+            return Err(IoError::Device { offset: o, code: 5 });
+        }
+        self.inner.write_at(o, b)
+    }
+}
+
+/// A write that fails part-way through one file's plan stops the run on
+/// that volume: no write is even attempted for the next matching file, and
+/// the volume is left as the interrupted plan left it (which every prefix of
+/// a plan keeps mountable: see `interrupted_after_every_write`).
+#[test]
+fn a_failed_write_stops_all_writes_to_the_volume() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "two.img", 16, &[], "echo a > x-1.sys && echo b > x-2.sys");
+    let mut dev = FailingDev { inner: FileDev::open(&img), fail_at: 2, attempts: 0 };
+    let r = remediate::remediate(&profile("x-*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    assert_eq!(r.files_deleted, 0, "{:?}", r.errors);
+    assert_eq!(dev.attempts, 2, "writes were attempted after the failure");
+    let files = &r.volumes[0].rules[0].files;
+    assert_eq!(files.len(), 2);
+    assert!(files.iter().all(|f| f.action == remediate::FileAction::Failed), "{files:?}");
+    assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+}
