@@ -292,7 +292,10 @@ impl Gpt {
 
     /// Last LBA usable for partitions.
     pub fn last_usable(&self) -> u64 {
-        self.disk_sectors - 2 - (GPT_ENTRIES as u64 * GPT_ENTRY_SIZE as u64).div_ceil(self.sector_size as u64)
+        // Saturating: a disk too small for a GPT gives 0, never an underflow.
+        self.disk_sectors
+            .saturating_sub(2)
+            .saturating_sub((GPT_ENTRIES as u64 * GPT_ENTRY_SIZE as u64).div_ceil(self.sector_size.max(1) as u64))
     }
 
     /// Reads the primary table, falling back to the backup when the primary fails its CRCs.
@@ -453,6 +456,12 @@ pub fn protective_mbr(disk_sectors: u64) -> [u8; 512] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disk_too_small_for_a_gpt_does_not_underflow() {
+        let g = Gpt { sector_size: 512, disk_guid: Guid([0; 16]), disk_sectors: 3, entries: alloc::vec![] };
+        assert_eq!(g.last_usable(), 0);
+    }
     use crate::block::MemDisk;
     use alloc::string::ToString;
 

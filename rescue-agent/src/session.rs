@@ -219,8 +219,9 @@ fn open_bitlocker<D: BlockDevice>(
         .map(|p| format!("{}", p.key_id))
         .collect();
     if bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey) {
+        let unlocked = bl.unlock(&UnlockKey::ClearKey).map_err(|e| format!("{e}"))?;
         br.unlocked_by = Some(String::from("clear key (protection suspended)"));
-        return bl.unlock(&UnlockKey::ClearKey).map_err(|e| format!("{e}"));
+        return Ok(unlocked);
     }
     let ids: Vec<Guid> =
         bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| p.key_id).collect();

@@ -25,6 +25,8 @@ pub const INDEX_ALLOCATION: u32 = 0xA0;
 pub const BITMAP: u32 = 0xB0;
 /// Attribute type `$REPARSE_POINT`: a symbolic link, junction or other reparse data.
 pub const REPARSE_POINT: u32 = 0xC0;
+/// `$LOGGED_UTILITY_STREAM`: EFS key data (`$EFS`) or Transactional NTFS state (`$TXF_DATA`).
+pub const LOGGED_UTILITY_STREAM: u32 = 0x100;
 /// Type code marking the end of a record's attributes.
 pub const END: u32 = 0xFFFF_FFFF;
 

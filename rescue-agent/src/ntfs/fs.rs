@@ -36,6 +36,9 @@ pub const EXTEND: u64 = 11;
 /// Records below this are reserved for system files.
 pub const FIRST_USER_RECORD: u64 = 24;
 
+/// The name of EFS's `$LOGGED_UTILITY_STREAM` attribute.
+const EFS_NAME: [u16; 4] = [b'$' as u16, b'E' as u16, b'F' as u16, b'S' as u16];
+
 /// The `$I30` name of directory index attributes.
 pub const I30: [u16; 4] = [b'$' as u16, b'I' as u16, b'3' as u16, b'0' as u16];
 
@@ -96,7 +99,7 @@ pub struct FileInfo {
     /// Compressed: by its file attributes or by the flags of its `$DATA`.
     pub compressed: bool,
     /// EFS-encrypted: by its file attributes, the flags of its `$DATA`, or a
-    /// `$LOGGED_UTILITY_STREAM` attribute.
+    /// `$LOGGED_UTILITY_STREAM` named `$EFS` (not `$TXF_DATA`: Transactional NTFS).
     pub encrypted: bool,
     /// A reparse point: by its file attributes or a `$REPARSE_POINT` attribute.
     pub reparse: bool,
@@ -379,10 +382,12 @@ impl Ntfs {
             accessed: le64(v, 0x18).unwrap_or(0),
             attributes,
             compressed: attributes & 0x800 != 0 || dflags & attr::FLAG_COMPRESSED != 0,
+            // EFS keeps its keys in a `$LOGGED_UTILITY_STREAM` named `$EFS`;
+            // Transactional NTFS uses the same type named `$TXF_DATA`, which
+            // says nothing about encryption.
             encrypted: attributes & 0x4000 != 0
                 || dflags & attr::FLAG_ENCRYPTED != 0
-                || f.find(0x100, &[]).next().is_some()
-                || f.attrs.iter().any(|(_, a)| a.type_code == 0x100),
+                || f.attrs.iter().any(|(_, a)| a.type_code == attr::LOGGED_UTILITY_STREAM && a.name == EFS_NAME),
             reparse: attributes & 0x400 != 0 || f.attrs.iter().any(|(_, a)| a.type_code == attr::REPARSE_POINT),
             sparse: attributes & 0x200 != 0 || dflags & attr::FLAG_SPARSE != 0,
             names,
