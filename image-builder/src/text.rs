@@ -1,10 +1,12 @@
-//! Text from disks, sticks, reports and profiles, made safe for a terminal.
+//! Text in and out: files admins save, decoded one way ([`decode`]), and
+//! text from disks, sticks, reports and profiles, made safe for a terminal.
 //!
 //! Such strings are data: an escape sequence in a profile's description or
 //! a file name could clear the screen or print a fake "FIXED". Everything
 //! `rescue` prints from them goes through [`printable`].
 
 use std::borrow::Cow;
+use zeroize::Zeroizing;
 
 /// `println!` for text that may hold data from outside: control characters escaped.
 macro_rules! say {
@@ -25,6 +27,49 @@ pub fn printable(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     Cow::Owned(s.chars().map(|c| if control(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect())
+}
+
+/// Text from a file an admin saved (key exports, profiles, secrets files):
+/// UTF-8 (with or without BOM), or UTF-16 with a BOM (Windows PowerShell's
+/// `Export-Csv -Encoding Unicode`, `Out-File`, Notepad's "Unicode"), or
+/// UTF-16LE without BOM when every other byte is zero. Zeroized when
+/// dropped, intermediate buffers too: such files may hold secrets.
+pub fn decode(bytes: &[u8]) -> std::result::Result<Zeroizing<String>, String> {
+    let utf16 = |body: &[u8], le: bool| -> std::result::Result<Zeroizing<String>, String> {
+        if !body.len().is_multiple_of(2) {
+            return Err("UTF-16 file with an odd number of bytes (truncated?)".into());
+        }
+        let units: Zeroizing<Vec<u16>> = Zeroizing::new(
+            body.chunks_exact(2)
+                .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+                .collect(),
+        );
+        String::from_utf16(&units).map(Zeroizing::new).map_err(|_| "invalid UTF-16 text".to_string())
+    };
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return std::str::from_utf8(rest)
+            .map(|s| Zeroizing::new(s.to_string()))
+            .map_err(|e| format!("invalid UTF-8 at byte {}", 3 + e.valid_up_to()));
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        return utf16(rest, true);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        return utf16(rest, false);
+    }
+    if bytes.len() >= 4
+        && bytes.len().is_multiple_of(2)
+        && bytes.iter().skip(1).step_by(2).all(|&b| b == 0)
+        && bytes[0] != 0
+    {
+        return utf16(bytes, true);
+    }
+    std::str::from_utf8(bytes).map(|s| Zeroizing::new(s.to_string())).map_err(|e| {
+        format!(
+            "not UTF-8 or UTF-16 text (invalid byte at {}); save it as UTF-8 (or UTF-16, Windows' \"Unicode\")",
+            e.valid_up_to()
+        )
+    })
 }
 
 #[cfg(test)]

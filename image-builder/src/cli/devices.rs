@@ -2,6 +2,7 @@
 
 use crate::host::sysblock;
 use anyhow::Result;
+use rescue_engine::diskid::human_size;
 
 /// Arguments of `rescue devices`.
 #[derive(clap::Args, Debug)]
@@ -31,7 +32,7 @@ pub fn run(args: &DevicesArgs) -> Result<()> {
         say!(
             "{:<14} {:>10}  {:<9} {:<28} {}{}",
             d.dev_path.display(),
-            sysblock::human(d.size),
+            human_size(d.size),
             if d.removable { "yes" } else { "no" },
             if d.model.is_empty() { "-" } else { &d.model },
             mounted,

@@ -8,6 +8,7 @@
 use crate::host::sysblock;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use rescue_engine::diskid::human_size;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -76,15 +77,15 @@ fn check_target(args: &FlashArgs, image_len: u64) -> Result<Target> {
             "refusing {} ({}, {}): it is not a removable disk. If you are sure, add --force",
             disk.dev_path.display(),
             if disk.model.is_empty() { "no model" } else { &disk.model },
-            sysblock::human(disk.size)
+            human_size(disk.size)
         );
     }
     if disk.size < image_len {
         bail!(
             "{} holds {} but the image needs {}",
             disk.dev_path.display(),
-            sysblock::human(disk.size),
-            sysblock::human(image_len)
+            human_size(disk.size),
+            human_size(image_len)
         );
     }
     Ok(Target::Device(disk))
@@ -96,7 +97,7 @@ fn confirm(args: &FlashArgs, target: &Target) -> Result<()> {
     }
     let what = match target {
         Target::File => format!("file {}", args.target.display()),
-        Target::Device(d) => format!("{} ({}, {})", d.dev_path.display(), d.model, sysblock::human(d.size)),
+        Target::Device(d) => format!("{} ({}, {})", d.dev_path.display(), d.model, human_size(d.size)),
     };
     if !std::io::stdin().is_terminal() {
         bail!("about to overwrite {what}: pass --yes to confirm when not at a terminal");

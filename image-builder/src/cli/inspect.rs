@@ -132,7 +132,7 @@ fn efi(args: &InspectArgs) -> Result<()> {
         (None, Some(e)) => say!("profile:  NONE: {e}"),
         (None, None) => say!("profile:  (none)"),
     }
-    match &r.report_url {
+    match r.profile.as_ref().and_then(|p| p.report_url.as_ref()) {
         Some(u) => say!("reports:  {u}/<run id>/report.json and backups/ (HTTP PUT)"),
         None => say!("reports:  shown on screen only (no [report] url)"),
     }

@@ -16,7 +16,7 @@ pub mod secureboot;
 pub mod unlock;
 pub mod volume_keys;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rescue_engine::profile::{Profile, MAX_LEN as MAX_PROFILE_LEN};
 use std::path::Path;
 
@@ -45,7 +45,7 @@ impl Exit {
 
 /// Reads and validates a profile file: every problem is listed with the
 /// file, line and column. A UTF-16 file (as Notepad may save it) is read as
-/// such; the text returned is UTF-8.
+/// such ([`crate::text::decode`]); the text returned is UTF-8.
 pub fn read_profile(path: &Path) -> Result<(Profile, String)> {
     let shown = path.display();
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read profile {shown}"))?;
@@ -57,32 +57,12 @@ pub fn read_profile(path: &Path) -> Result<(Profile, String)> {
         bail!("profile {shown} is {} bytes: a profile is at most {} bytes", meta.len(), MAX_PROFILE_LEN);
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read profile {shown}"))?;
-    let text = decode_text(&bytes).with_context(|| format!("profile {shown}"))?;
+    let text = crate::text::decode(&bytes).map_err(|e| anyhow!("profile {shown}: {e}"))?.to_string();
     match Profile::parse_all(&text) {
         Ok(p) => Ok((p, text)),
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(|e| format!("{shown}: {e}")).collect();
             bail!("{} problem(s) in the profile:\n  {}", list.len(), list.join("\n  "))
         }
-    }
-}
-
-/// Text from a file's bytes: UTF-8 (a BOM is dropped) or UTF-16 with a BOM.
-fn decode_text(bytes: &[u8]) -> Result<String> {
-    let utf16 = |be: bool| -> Result<String> {
-        let units: Vec<u16> = bytes[2..]
-            .chunks_exact(2)
-            .map(|c| if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) })
-            .collect();
-        String::from_utf16(&units).map_err(|_| anyhow::anyhow!("not valid UTF-16 text; save it as UTF-8"))
-    };
-    match bytes {
-        [0xFF, 0xFE, ..] => utf16(false),
-        [0xFE, 0xFF, ..] => utf16(true),
-        [0xEF, 0xBB, 0xBF, rest @ ..] => {
-            String::from_utf8(rest.to_vec()).map_err(|_| anyhow::anyhow!("not UTF-8 text"))
-        }
-        _ => String::from_utf8(bytes.to_vec())
-            .map_err(|_| anyhow::anyhow!("not UTF-8 text (save it as UTF-8; UTF-16 needs its byte-order mark)")),
     }
 }

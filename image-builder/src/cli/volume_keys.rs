@@ -55,10 +55,7 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<String>> {
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {what}"))?;
     }
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(Zeroizing::new(text.trim_start_matches('\u{feff}').to_string())),
-        Err(_) => bail!("{what} is not UTF-8 text"),
-    }
+    crate::text::decode(&bytes).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 impl KeyArgs {

@@ -112,8 +112,3 @@ pub fn disk_of_node(node: &Path) -> Option<(Disk, bool)> {
     let disk_dir = if is_partition { sys.parent()?.to_path_buf() } else { sys };
     Some((disk(&disk_dir.file_name()?.to_string_lossy())?, is_partition))
 }
-
-/// Size as people read it.
-pub fn human(bytes: u64) -> String {
-    rescue_engine::diskid::human_size(bytes)
-}

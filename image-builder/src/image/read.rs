@@ -121,6 +121,8 @@ pub struct ProfileInfo {
     pub actions: Vec<String>,
     pub unclean_journal: String,
     pub finish: String,
+    /// Where the agent also delivers its report and backups (`[report] url`).
+    pub report_url: Option<String>,
 }
 
 /// What `rescue inspect` shows of a site key file: whether it is sealed,
@@ -265,6 +267,7 @@ fn profile_info(bytes: &[u8]) -> Result<ProfileInfo> {
         description: p.description,
         unclean_journal: format!("{:?}", p.ntfs.unclean_journal).to_lowercase(),
         finish: p.finish.action.as_str().into(),
+        report_url: p.report.url,
     })
 }
 
@@ -330,10 +333,8 @@ pub struct EfiReport {
     pub agent_version: Option<String>,
     /// Its Authenticode signatures, checked against it.
     pub signatures: Vec<sign::SignatureCheck>,
-    /// The profile it carries.
+    /// The profile it carries (with its report URL).
     pub profile: Option<ProfileInfo>,
-    /// Where it delivers reports and backups (`[report] url`).
-    pub report_url: Option<String>,
     /// The site key file it carries: Key IDs, never keys.
     pub keys: Option<KeysInfo>,
     /// Why its embedded profile could not be read.
@@ -356,14 +357,9 @@ pub fn inspect_efi(path: &Path) -> Result<EfiReport> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let signatures =
         sign::verify(&bytes).unwrap_or_else(|err| vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]);
-    let (profile, report_url, keys, error) = match agent::embedded(&bytes) {
-        Ok(e) => {
-            let info = profile_info(&e.profile)?;
-            let url =
-                std::str::from_utf8(&e.profile).ok().and_then(|t| Profile::parse(t).ok()).and_then(|p| p.report.url);
-            (Some(info), url, e.keys.as_deref().map(keys_info), None)
-        }
-        Err(err) => (None, None, None, Some(format!("{err:#}"))),
+    let (profile, keys, error) = match agent::embedded(&bytes) {
+        Ok(e) => (Some(profile_info(&e.profile)?), e.keys.as_deref().map(keys_info), None),
+        Err(err) => (None, None, Some(format!("{err:#}"))),
     };
-    Ok(EfiReport { agent_version: agent::version(&bytes), signatures, profile, report_url, keys, error })
+    Ok(EfiReport { agent_version: agent::version(&bytes), signatures, profile, keys, error })
 }

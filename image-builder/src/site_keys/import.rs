@@ -150,7 +150,7 @@ impl KeySet {
         let mut problem = |line: usize, severity: Severity, message: String| {
             self.problems.push(Problem { file: path.to_path_buf(), line, severity, message });
         };
-        let text = match decode(bytes) {
+        let text = match crate::text::decode(bytes) {
             Ok(t) => t,
             Err(m) => {
                 problem(0, Severity::Error, m);
@@ -271,47 +271,6 @@ pub fn load(paths: &[PathBuf]) -> Result<(SiteKeys, KeySet)> {
     }
     let keys = set.site_keys()?;
     Ok((keys, set))
-}
-
-/// Text from a file's bytes: UTF-8 (with or without BOM), or UTF-16 with a
-/// BOM (Windows PowerShell's `Export-Csv -Encoding Unicode`, `Out-File`),
-/// or UTF-16LE without BOM when every other byte is zero.
-fn decode(bytes: &[u8]) -> std::result::Result<Zeroizing<String>, String> {
-    let utf16 = |body: &[u8], le: bool| -> std::result::Result<Zeroizing<String>, String> {
-        if !body.len().is_multiple_of(2) {
-            return Err("UTF-16 file with an odd number of bytes (truncated?)".into());
-        }
-        let units: Zeroizing<Vec<u16>> = Zeroizing::new(
-            body.chunks_exact(2)
-                .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
-                .collect(),
-        );
-        String::from_utf16(&units).map(Zeroizing::new).map_err(|_| "invalid UTF-16 text".to_string())
-    };
-    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return std::str::from_utf8(rest)
-            .map(|s| Zeroizing::new(s.to_string()))
-            .map_err(|e| format!("invalid UTF-8 at byte {}", 3 + e.valid_up_to()));
-    }
-    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        return utf16(rest, true);
-    }
-    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        return utf16(rest, false);
-    }
-    if bytes.len() >= 4
-        && bytes.len().is_multiple_of(2)
-        && bytes.iter().skip(1).step_by(2).all(|&b| b == 0)
-        && bytes[0] != 0
-    {
-        return utf16(bytes, true);
-    }
-    std::str::from_utf8(bytes).map(|s| Zeroizing::new(s.to_string())).map_err(|e| {
-        format!(
-            "not UTF-8 or UTF-16 text (invalid byte at {}); save the export as UTF-8 or Unicode CSV",
-            e.valid_up_to()
-        )
-    })
 }
 
 /// A CSV record: its fields and the line it starts on (1-based).
