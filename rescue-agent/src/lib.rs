@@ -14,6 +14,7 @@ pub mod bitlocker;
 pub mod block;
 pub mod bootopt;
 pub mod crc32;
+pub mod decompress;
 pub mod diskid;
 pub mod embed;
 mod glob;

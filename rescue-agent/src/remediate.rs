@@ -452,9 +452,7 @@ fn one_file<D: BlockDevice>(
         fr.reason = Some(String::from("is a directory"));
         return Ok(());
     }
-    let why = if info.compressed {
-        Some("compressed")
-    } else if info.encrypted {
+    let why = if info.encrypted {
         Some("encrypted (EFS)")
     } else if info.reparse {
         Some("reparse point")

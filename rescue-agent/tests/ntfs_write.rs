@@ -6,12 +6,12 @@
 //!
 //! Needs root (FUSE mounts), mkntfs, ntfs-3g, ntfsprogs and attr.
 
-use rescue_engine::block::{check_range, BlockDevice, IoError, MemDisk, Slice};
+use rescue_engine::block::{BlockDevice, IoError, MemDisk, Slice};
 use rescue_engine::ntfs::delete::plan_delete;
 use rescue_engine::ntfs::fs::Directory;
 use rescue_engine::ntfs::gate::clear_for_writing;
-use rescue_engine::ntfs::plan::{self, Plan};
-use rescue_engine::ntfs::{self, Ntfs, NtfsError};
+use rescue_engine::ntfs::plan::{self};
+use rescue_engine::ntfs::{self, NtfsError};
 use rescue_engine::profile::{Profile, UncleanJournal};
 use rescue_engine::remediate::{self, NoBackup, Options};
 use std::fs;
@@ -19,92 +19,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "../../tests/support/ntfs3g.rs"]
-mod ntfs3g;
-use ntfs3g::{bytes, check_volume, copy, make_volume, run, with_mount};
-
-struct FileDev {
-    f: fs::File,
-    size: u64,
-}
-impl FileDev {
-    fn open(p: &Path) -> FileDev {
-        let f = fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
-        let size = f.metadata().unwrap().len();
-        FileDev { f, size }
-    }
-}
-impl BlockDevice for FileDev {
-    fn sector_size(&self) -> u32 {
-        512
-    }
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&mut self, o: u64, b: &mut [u8]) -> Result<(), IoError> {
-        check_range(o, b.len(), self.size)?;
-        self.f.read_exact_at(b, o).map_err(|_| IoError::Device { offset: o, code: 5 })
-    }
-    fn write_at(&mut self, o: u64, b: &[u8]) -> Result<(), IoError> {
-        check_range(o, b.len(), self.size)?;
-        self.f.write_all_at(b, o).map_err(|_| IoError::Device { offset: o, code: 5 })
-    }
-}
-
-/// What the differential oracle compares.
-#[derive(PartialEq, Eq, Debug)]
-struct Observed {
-    bitmap: Vec<u8>,
-    mft_bitmap: Vec<u8>,
-    listing: String,
-}
-
-fn observe(img: &Path, parent: &str) -> Observed {
-    Observed {
-        bitmap: bytes(Command::new("ntfscat").arg(img).arg("$Bitmap")),
-        mft_bitmap: bytes(Command::new("ntfscat").args(["-a", "0xb0"]).arg(img).arg("$MFT")),
-        listing: run(Command::new("ntfsls").args(["-a", "-i", "-p", parent]).arg(img)),
-    }
-}
-
-fn open(dev: &mut impl BlockDevice) -> Ntfs {
-    Ntfs::open(dev).unwrap()
-}
-
-fn utf16(s: &str) -> Vec<u16> {
-    s.encode_utf16().collect()
-}
-
-/// Plans deleting `dir\name` with the engine (the name as listed; its DOS partner goes too).
-fn plan_for(dev: &mut impl BlockDevice, dir: &str, name: &str) -> Plan {
-    let v = open(dev);
-    let mut gate = clear_for_writing(&v, dev, UncleanJournal::Refuse).unwrap();
-    assert!(gate.take_reset().is_none());
-    let dref = v.lookup(dev, dir).unwrap();
-    let d = v.open_dir(dev, dref).unwrap();
-    let fref = v.lookup_in(dev, &d, name).unwrap().unwrap_or_else(|| panic!("{name} not found"));
-    plan_delete(&v, dev, &gate, dref, fref, &[utf16(name)]).unwrap()
-}
-
-/// Deletes `dir/name` with the engine on one copy and with ntfs-3g on
-/// another, compares them, and checks ours with ntfsfix and a rw mount.
-fn differential(dir: &Path, img: &Path, parent: &str, name: &str) -> Plan {
-    let ours = copy(img, &dir.join("ours.img"));
-    let theirs = copy(img, &dir.join("theirs.img"));
-    let mut dev = FileDev::open(&ours);
-    let p = plan_for(&mut dev, parent, name);
-    plan::execute(&mut dev, &p, None).unwrap();
-    drop(dev);
-    with_mount(&theirs, &[], |m| fs::remove_file(m.join(parent.trim_start_matches('/')).join(name)).unwrap());
-    let a = observe(&ours, parent);
-    let b = observe(&theirs, parent);
-    assert_eq!(a.listing, b.listing, "parent listing differs after deleting {name}");
-    assert!(a.bitmap == b.bitmap, "$Bitmap differs after deleting {name}");
-    assert!(a.mft_bitmap == b.mft_bitmap, "$MFT bitmap differs after deleting {name}");
-    assert!(!a.listing.contains(&format!(" {name}\n")), "{name} still listed");
-    check_volume(&ours);
-    p
-}
+mod common;
+use common::ntfs3g::{bytes, check_volume, copy, make_volume, run, with_mount};
+use common::{differential, observe, open, plan_for, utf16, FileDev};
 
 /// Names of the keys in the root node and in the first level of index blocks of `parent`.
 fn tree_keys(dev: &mut impl BlockDevice, parent: &str) -> (Vec<String>, Vec<Vec<String>>, Vec<Vec<String>>) {
@@ -608,18 +525,6 @@ fn hibernated_volume_refused_reparse_skipped() {
     assert!(b.reason.as_deref().unwrap().contains("reparse"));
     drop(dev);
     assert!(run(Command::new("ntfsls").args(["-a", "-p", "/x"]).arg(&img)).contains("c.sys"));
-    // A compressed file (ntfs-3g's compression in a compressed directory) is reported, skipped, and fails the run.
-    let img = make_volume(t.path(), "cz.img", 16, &[], "");
-    with_mount(&img, &["compression"], |m| {
-        fs::create_dir(m.join("z")).unwrap();
-        run(Command::new("setfattr").args(["-n", "system.ntfs_attrib_be", "-v", "0x00000810"]).arg(m.join("z")));
-        fs::write(m.join("z/c.sys"), vec![0u8; 100_000]).unwrap();
-    });
-    let before = fs::read(&img).unwrap();
-    let mut dev = MemDisk::new(before.clone(), 512);
-    let r = remediate::remediate(&profile("z\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(!r.ok && r.files_deleted == 0 && r.errors[0].contains("compressed"), "{r:#?}");
-    assert!(dev.data == before);
 }
 
 /// Random corruption of metadata: every run either succeeds or fails with a

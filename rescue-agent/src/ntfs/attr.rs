@@ -61,6 +61,9 @@ pub enum Form {
         data_size: u64,
         /// Bytes of the value written so far (the rest reads as zeros); meaningful in the first piece only.
         initialized: u64,
+        /// Compression unit as a power of two of clusters (header byte 0x22;
+        /// 4, i.e. 16 clusters, on compressed values; 0 otherwise).
+        compression_unit: u8,
     },
 }
 
@@ -150,6 +153,10 @@ pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clust
                 let allocated = le64(a, 0x28).unwrap_or(0);
                 let data_size = le64(a, 0x30).unwrap_or(0);
                 let initialized = le64(a, 0x38).unwrap_or(0);
+                let compression_unit = a[0x22];
+                if compression_unit > 8 {
+                    return Err(corrupt("attribute", at(o + 0x22), "compression unit out of range"));
+                }
                 if mp < 0x40 || mp >= len {
                     return Err(corrupt("attribute", at(o), "mapping pairs outside the attribute"));
                 }
@@ -162,7 +169,7 @@ pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clust
                 if initialized > data_size || (lowest_vcn == 0 && data_size > allocated) {
                     return Err(corrupt("attribute", at(o + 0x30), "sizes inconsistent"));
                 }
-                Form::NonResident { lowest_vcn, highest_vcn, runs, allocated, data_size, initialized }
+                Form::NonResident { lowest_vcn, highest_vcn, runs, allocated, data_size, initialized, compression_unit }
             }
             _ => return Err(corrupt("attribute", at(o + 8), "non-resident flag not 0 or 1")),
         };

@@ -35,6 +35,8 @@ pub enum Stream {
         allocated: u64,
         /// Attribute flags of the segment at VCN 0 (compressed, encrypted, sparse).
         flags: u16,
+        /// Compression unit of the segment at VCN 0 (log2 clusters; 0: not compressed).
+        compression_unit: u8,
         /// Byte offset on the volume of the first segment's attribute header (for errors).
         offset: u64,
     },
@@ -85,7 +87,8 @@ impl File {
         let mut next = 0u64;
         let mut sizes = None;
         for (_, a) in &segs {
-            let Form::NonResident { lowest_vcn, highest_vcn, runs: r, allocated, data_size, initialized } = &a.form
+            let Form::NonResident { lowest_vcn, highest_vcn, runs: r, allocated, data_size, initialized, compression_unit } =
+                &a.form
             else {
                 return Err(corrupt("attribute", off, "resident and non-resident segments mixed"));
             };
@@ -93,14 +96,14 @@ impl File {
                 return Err(corrupt("attribute", off, "non-resident segments are not contiguous"));
             }
             if *lowest_vcn == 0 {
-                sizes = Some((*data_size, *initialized, *allocated, a.flags));
+                sizes = Some((*data_size, *initialized, *allocated, a.flags, *compression_unit));
             }
             runs.extend_from_slice(r);
             next = highest_vcn.wrapping_add(1);
         }
-        let (data_size, initialized, allocated, flags) =
+        let (data_size, initialized, allocated, flags, compression_unit) =
             sizes.ok_or(corrupt("attribute", off, "no segment at VCN 0"))?;
-        Ok(Some(Stream::NonResident { runs, data_size, initialized, allocated, flags, offset: off }))
+        Ok(Some(Stream::NonResident { runs, data_size, initialized, allocated, flags, compression_unit, offset: off }))
     }
     /// Every `$FILE_NAME` of the file, with its record index and attribute.
     pub fn names(&self) -> Result<Vec<(usize, &Attr, FileName)>> {

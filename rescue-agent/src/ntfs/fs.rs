@@ -2,6 +2,7 @@
 
 use super::attr::{self, Form, FILE_NAME, INDEX_ALLOCATION, INDEX_ROOT, STANDARD_INFORMATION};
 use super::attrlist;
+use super::compressed::{self, Compressed};
 use super::boot::BootSector;
 use super::file::{File, Stream};
 use super::filename::{FileName, DOS};
@@ -250,7 +251,7 @@ impl Ntfs {
                     .value(&file.records[0].data)
                     .ok_or(corrupt("attribute list", off, "value out of range"))?
                     .to_vec(),
-                Form::NonResident { runs, data_size, initialized, allocated, .. } => {
+                Form::NonResident { runs, data_size, initialized, allocated, compression_unit, .. } => {
                     if *data_size > 1 << 20 {
                         return Err(NtfsError::TooLarge { structure: "attribute list", offset: off, size: *data_size });
                     }
@@ -260,6 +261,7 @@ impl Ntfs {
                         initialized: *initialized,
                         allocated: *allocated,
                         flags: la.flags,
+                        compression_unit: *compression_unit,
                         offset: off,
                     };
                     self.read_all(dev, &s, 1 << 20)?
@@ -299,8 +301,8 @@ impl Ntfs {
     }
 
     /// Reads `buf.len()` bytes of a stream from byte `pos` (sparse and
-    /// uninitialised parts read as zeros). Fails when the range is beyond
-    /// the stream. Compressed streams are not decoded: callers check flags.
+    /// uninitialised parts read as zeros, compressed values decompressed).
+    /// Fails when the range is beyond the stream.
     pub fn read_stream(&self, dev: &mut impl BlockDevice, s: &Stream, pos: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len() as u64;
         match s {
@@ -312,9 +314,18 @@ impl Ntfs {
                 ))?;
                 buf.copy_from_slice(&v[pos as usize..end as usize]);
             }
-            Stream::NonResident { runs, data_size, initialized, offset, .. } => {
+            Stream::NonResident { runs, data_size, initialized, offset, flags, compression_unit, .. } => {
                 if pos.checked_add(len).is_none_or(|e| e > *data_size) {
                     return Err(corrupt("attribute", *offset, "read beyond the stream"));
+                }
+                if flags & attr::FLAG_COMPRESSED != 0 {
+                    let c = Compressed {
+                        runs,
+                        unit_log2: *compression_unit,
+                        initialized: *initialized,
+                        offset: *offset,
+                    };
+                    return compressed::read(self, dev, &c, pos, buf);
                 }
                 let valid = initialized.saturating_sub(pos).min(len) as usize;
                 buf[valid..].fill(0);

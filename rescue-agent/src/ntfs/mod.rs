@@ -47,6 +47,7 @@ pub mod attr;
 pub mod attrlist;
 mod bitmap;
 pub mod boot;
+mod compressed;
 pub mod delete;
 pub mod file;
 pub mod filename;

