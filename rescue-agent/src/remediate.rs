@@ -452,14 +452,8 @@ fn one_file<D: BlockDevice>(
         fr.reason = Some(String::from("is a directory"));
         return Ok(());
     }
-    let why = if info.encrypted {
-        Some("encrypted (EFS)")
-    } else if info.reparse {
-        Some("reparse point")
-    } else {
-        None
-    };
-    if let Some(w) = why {
+    if info.encrypted {
+        let w = "encrypted (EFS)";
         // The rule matched but the fix did not happen: the run must say so (non-zero exit).
         fr.reason = Some(format!("{w}: not handled, left in place"));
         report.errors.push(format!("volume {}: {}: matched but not deleted ({w})", vr.index, fr.path));

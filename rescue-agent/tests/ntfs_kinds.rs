@@ -194,3 +194,141 @@ fn corrupt_compressed_data_is_an_error_and_nothing_is_written() {
     assert!(r.errors.iter().any(|e| e.contains("LZNT1")), "{:?}", r.errors);
     assert!(dev.data == before, "a corrupt compressed file led to a write");
 }
+
+/// Every key of `$Extend\$Reparse:$R`, from the raw root and index blocks
+/// `ntfscat` reads (blocks its `$BITMAP` marks in use, fixups applied):
+/// (reparse tag, file reference) pairs.
+fn reparse_keys(img: &Path) -> std::collections::BTreeSet<(u32, u64)> {
+    let cat = |a: &str| {
+        let out = Command::new("ntfscat").args(["-a", a, "-n", "$R"]).arg(img).arg("/$Extend/$Reparse").output();
+        out.ok().filter(|o| o.status.success()).map(|o| o.stdout).unwrap_or_default()
+    };
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let mut keys = std::collections::BTreeSet::new();
+    let mut entries = |b: &[u8], start: usize, end: usize| {
+        let mut o = start;
+        while o + 16 <= end {
+            let (len, klen, flags) = (u16_at(b, o + 8), u16_at(b, o + 10), u16_at(b, o + 12));
+            if flags & 2 != 0 || len == 0 {
+                break;
+            }
+            assert_eq!(klen, 12, "$R key length");
+            let fref = u64::from_le_bytes(b[o + 20..o + 28].try_into().unwrap());
+            keys.insert((u32_at(b, o + 16), fref));
+            o += len;
+        }
+    };
+    let root = cat("0x90");
+    let hdr = 16; // index header after the 16-byte root header
+    entries(&root, hdr + u32_at(&root, hdr) as usize, hdr + u32_at(&root, hdr + 4) as usize);
+    let (alloc, bitmap) = (cat("0xa0"), cat("0xb0"));
+    for (i, block) in alloc.chunks(4096).enumerate() {
+        if bitmap.get(i / 8).is_none_or(|b| b >> (i % 8) & 1 == 0) {
+            continue;
+        }
+        let mut b = block.to_vec();
+        assert_eq!(&b[..4], b"INDX");
+        let (usa, n) = (u16_at(&b, 4), u16_at(&b, 6));
+        for k in 1..n {
+            let (at, fix) = (k * 512 - 2, usa + 2 * k);
+            b[at] = b[fix];
+            b[at + 1] = b[fix + 1];
+        }
+        entries(&b, 0x18 + u32_at(&b, 0x18) as usize, 0x18 + u32_at(&b, 0x1C) as usize);
+    }
+    keys
+}
+
+/// libyal's fsntfsinfo must read the whole volume, and see `record` as free.
+fn fsntfsinfo_sees_free(img: &Path, record: u64) {
+    let out = run(Command::new("fsntfsinfo").args(["-E", &record.to_string()]).arg(img));
+    assert!(out.contains("Is allocated\t\t\t: false"), "fsntfsinfo: record {record} still allocated:\n{out}");
+    run(Command::new("fsntfsinfo").args(["-F", "\\$Extend\\$Reparse"]).arg(img));
+    run(Command::new("fsntfsinfo").arg("-H").arg(img));
+}
+
+/// Reparse data for `setfattr`: tag, length, reserved, then `data`.
+fn reparse_hex(tag: u32, data: &[u8]) -> String {
+    let mut v = tag.to_le_bytes().to_vec();
+    v.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(data);
+    format!("0x{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Makes `n` reparse-point files `r/pNNNN.sys` (third-party tags, as
+/// OneDrive placeholders and other filters leave them) with ntfs-3g, which
+/// adds each to `$Reparse:$R`; returns the image.
+fn reparse_volume(dir: &Path, n: usize) -> std::path::PathBuf {
+    let img = make_volume(dir, "rp.img", 32, &[], "");
+    with_mount(&img, &[], |m| {
+        fs::create_dir(m.join("r")).unwrap();
+        for i in 0..n {
+            let p = m.join(format!("r/p{i:04}.sys"));
+            let mut data = content(1, 3000 + i * 7, i as u32 + 7);
+            data[..8].copy_from_slice(&HEADER);
+            fs::write(&p, data).unwrap();
+            // Cloud-files tag (0x9000x01A) with a few bytes of its own data.
+            let tag = 0x9000_001A | ((i as u32 % 16) << 12);
+            run(Command::new("setfattr")
+                .args(["-n", "system.ntfs_reparse_data", "-v", &reparse_hex(tag, &(i as u32).to_le_bytes())])
+                .arg(&p));
+        }
+    });
+    img
+}
+
+/// Deletes `r/name` with the engine (through `remediate`) and with ntfs-3g on
+/// copies of `img`; their `$Reparse` indexes, bitmaps and listings must agree.
+fn reparse_differential(dir: &Path, img: &Path, name: &str) {
+    // `differential` leaves both copies: ours.img and theirs.img.
+    let plan = differential(dir, img, "/r", name);
+    assert!(plan.writes.iter().any(|w| w.reason.contains("$Reparse")), "{plan}");
+    let (ours, theirs) = (dir.join("ours.img"), dir.join("theirs.img"));
+    let (a, b) = (reparse_keys(&ours), reparse_keys(&theirs));
+    assert!(a == b, "$Reparse keys differ from ntfs-3g's after deleting {name}");
+    assert_eq!(a.len(), reparse_keys(img).len() - 1, "one $Reparse key goes");
+    let rec = plan.writes.iter().find(|w| w.reason.contains("free the file's MFT record")).unwrap();
+    let n: u64 = rec.reason.split_whitespace().nth(5).unwrap().parse().unwrap();
+    fsntfsinfo_sees_free(&ours, n);
+}
+
+#[test]
+fn reparse_points_leave_the_reparse_index() {
+    let t = tempfile::tempdir().unwrap();
+    // A root-only $R: the first, a middle and the last entry.
+    let img = reparse_volume(t.path(), 6);
+    for name in ["p0000.sys", "p0003.sys", "p0005.sys"] {
+        reparse_differential(t.path(), &img, name);
+    }
+    // 400 entries: $R has index blocks, entries in the leaves and the root.
+    let img = reparse_volume(t.path(), 400);
+    assert!(run(Command::new("ntfsinfo").args(["-v", "-F", "/$Extend/$Reparse"]).arg(&img)).contains("INDEX_ALLOCATION"));
+    assert_eq!(reparse_keys(&img).len(), 400);
+    for name in ["p0000.sys", "p0123.sys", "p0399.sys"] {
+        reparse_differential(t.path(), &img, name);
+    }
+}
+
+#[test]
+fn reparse_delete_interrupted_after_every_write() {
+    let t = tempfile::tempdir().unwrap();
+    let img = reparse_volume(t.path(), 300);
+    let mut dev = FileDev::open(&img);
+    let full = common::plan_for(&mut dev, "r", "p0150.sys");
+    drop(dev);
+    let before = reparse_keys(&img);
+    let done = copy(&img, &t.path().join("done.img"));
+    rescue_engine::ntfs::plan::execute(&mut FileDev::open(&done), &full, None).unwrap();
+    let after = reparse_keys(&done);
+    assert_eq!(before.len(), after.len() + 1, "{full}");
+    for k in 0..=full.len() {
+        let part = copy(&img, &t.path().join(format!("k{k}.img")));
+        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &full, Some(k)).unwrap();
+        common::ntfs3g::check_volume(&part);
+        let now = reparse_keys(&part);
+        assert!(now.is_subset(&before) && after.is_subset(&now), "k={k}: a $Reparse entry was lost or invented");
+        fs::remove_file(part).unwrap();
+    }
+}

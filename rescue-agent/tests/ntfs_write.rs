@@ -15,7 +15,6 @@ use rescue_engine::ntfs::{self, NtfsError};
 use rescue_engine::profile::{Profile, UncleanJournal};
 use rescue_engine::remediate::{self, NoBackup, Options};
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -494,7 +493,7 @@ fn unclean_journal_refused_or_reset() {
 }
 
 #[test]
-fn hibernated_volume_refused_reparse_skipped() {
+fn hibernated_volume_refused_broken_wof_failed() {
     let t = tempfile::tempdir().unwrap();
     let img = make_volume(t.path(), "hib.img", 16, &[], "printf 'wakexxxx' > hiberfil.sys && mkdir x && echo a > x/a.sys && ln -s a.sys x/b.sys && echo c > x/c.sys && \
          setfattr -n system.ntfs_reparse_data -v 0x1700008004000000aabbccdd x/c.sys");
@@ -515,14 +514,15 @@ fn hibernated_volume_refused_reparse_skipped() {
     let r = remediate::remediate(&profile("x\\a.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
     assert!(!r.ok && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("hibernat"), "{r:#?}");
     assert!(dev.data == before);
-    // A resumed (zeroed) hiberfil.sys passes; the symlink (a reparse point) is reported and skipped.
+    // A resumed (zeroed) hiberfil.sys passes; c.sys, a WOF reparse point
+    // whose reparse data is too short to say how it is compressed, fails alone.
     fs::write(&img, &clean).unwrap();
     let mut dev = FileDev::open(&img);
     let r = remediate::remediate(&profile("x\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(!r.ok && r.files_deleted == 2 && r.errors.len() == 1 && r.errors[0].contains("reparse"), "{r:#?}");
+    assert!(!r.ok && r.files_deleted == 2 && r.errors.len() == 1 && r.errors[0].contains("WOF"), "{r:#?}");
     let b = &r.volumes[0].rules[0].files.iter().find(|f| f.path.ends_with("c.sys")).unwrap();
-    assert_eq!(b.action, remediate::FileAction::Skipped);
-    assert!(b.reason.as_deref().unwrap().contains("reparse"));
+    assert_eq!(b.action, remediate::FileAction::Failed);
+    assert!(b.reason.as_deref().unwrap().contains("reparse data too short"));
     drop(dev);
     assert!(run(Command::new("ntfsls").args(["-a", "-p", "/x"]).arg(&img)).contains("c.sys"));
 }

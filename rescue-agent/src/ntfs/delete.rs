@@ -10,7 +10,8 @@ use super::gate::Clearance;
 use super::index_edit::{Editor, Key};
 use super::plan::{record_write, Plan};
 use super::record::{Record, IN_USE};
-use super::{corrupt, put16, put32, FileRef, NtfsError, Result};
+use super::file::File;
+use super::{corrupt, le32, put16, put32, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -50,12 +51,6 @@ pub fn plan_delete(
     }
     if base.is_dir() {
         return Err(NtfsError::Refused { offset: base.offset, detail: "directories are not deleted" });
-    }
-    if f.attrs.iter().any(|(_, a)| a.type_code == attr::REPARSE_POINT) {
-        return Err(NtfsError::Refused {
-            offset: base.offset,
-            detail: "reparse point (its $Reparse index entry is not handled)",
-        });
     }
     let all = f.names()?;
     let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| fname.parent.record() == dir_ref.record()).collect();
@@ -122,29 +117,19 @@ pub fn plan_delete(
         plan.notes.push(format!("file has {keep} other name(s): record {n} kept, link count now {lc}"));
         return Ok(plan);
     }
+    // Entries other indexes keep for the file go before its record is freed
+    // (as Windows and ntfs-3g do): its object ID in `$ObjId:$O`, its reparse
+    // tag in `$Reparse:$R`.
     if let Some((ri, oa)) = f.attrs.iter().find(|(_, a)| a.type_code == attr::OBJECT_ID) {
-        // Its entry in $Extend\$ObjId:$O goes before the record is freed (as Windows and ntfs-3g do).
-        let guid = oa.value(&f.records[*ri].data).and_then(|v| v.get(..16)).map(|g| g.to_vec());
-        match (guid, v.lookup(dev, "$Extend\\$ObjId")) {
-            (Some(g), Ok(objid)) => {
-                let of = v.load_file(dev, objid.record())?;
-                let o_name: Vec<u16> = "$O".encode_utf16().collect();
-                let idx = v.open_index(of, &o_name, 0, 0x13)?;
-                let mut ed = Editor::new(v, idx);
-                match ed.find(dev, &Key::Ulongs(g.clone()))? {
-                    Some(_) => {
-                        ed.remove(dev, &Key::Ulongs(g), "object ID")?;
-                        let mut objid_plan = ed.into_plan();
-                        for w in &mut objid_plan.writes {
-                            w.reason = format!("$ObjId: {}", w.reason);
-                        }
-                        plan.extend(objid_plan);
-                    }
-                    None => plan.notes.push(String::from("file has an object ID that $ObjId does not list")),
-                }
-            }
-            _ => plan.notes.push(String::from("file has an object ID but the volume has no $Extend\\$ObjId index")),
+        match oa.value(&f.records[*ri].data).and_then(|v| v.get(..16)) {
+            Some(guid) => unindex(v, dev, &mut plan, OBJID, guid.to_vec())?,
+            None => plan.notes.push(String::from("file has an unreadable object ID: $ObjId left as it is")),
         }
+    }
+    if let Some(tag) = reparse_tag(v, dev, &f)? {
+        let mut key = tag.to_le_bytes().to_vec();
+        key.extend_from_slice(&base.file_ref().0.to_le_bytes());
+        unindex(v, dev, &mut plan, REPARSE, key)?;
     }
 
     // 2b. Free the records (base first).
@@ -194,6 +179,50 @@ pub fn plan_delete(
         clear_bits(v, dev, &mut plan, &bs, &cbits, "$Bitmap", "free the file's clusters")?;
     }
     Ok(plan)
+}
+
+/// A view index that lists files by a key of theirs: the index file's path,
+/// the index name, and what its key is (for the plan).
+struct ViewIndex {
+    path: &'static str,
+    index: &'static str,
+    what: &'static str,
+}
+
+/// `$Extend\$ObjId:$O`: object GUID -> file.
+const OBJID: ViewIndex = ViewIndex { path: "$Extend\\$ObjId", index: "$O", what: "an object ID" };
+/// `$Extend\$Reparse:$R`: (reparse tag, file reference) -> nothing.
+const REPARSE: ViewIndex = ViewIndex { path: "$Extend\\$Reparse", index: "$R", what: "a reparse point" };
+
+/// Plans removing `key` from a view index (both collate as little-endian
+/// u32s, `COLLATION_NTOFS_ULONGS`). A volume without that index, or an index
+/// without the key, is noted in the plan, not an error: there is nothing to undo.
+fn unindex(v: &Ntfs, dev: &mut impl BlockDevice, plan: &mut Plan, ix: ViewIndex, key: Vec<u8>) -> Result<()> {
+    let Ok(at) = v.lookup(dev, ix.path) else {
+        plan.notes.push(format!("file has {} but the volume has no {} index", ix.what, ix.path));
+        return Ok(());
+    };
+    let file = v.load_file(dev, at.record())?;
+    let name: Vec<u16> = ix.index.encode_utf16().collect();
+    let mut ed = Editor::new(v, v.open_index(file, &name, 0, 0x13)?);
+    if ed.find(dev, &Key::Ulongs(key.clone()))?.is_none() {
+        plan.notes.push(format!("file has {} that {} does not list", ix.what, ix.path));
+        return Ok(());
+    }
+    ed.remove(dev, &Key::Ulongs(key), ix.what)?;
+    let mut p = ed.into_plan();
+    for w in &mut p.writes {
+        w.reason = format!("{}:{}: {}", ix.path, ix.index, w.reason);
+    }
+    plan.extend(p);
+    Ok(())
+}
+
+/// The reparse tag of a file's `$REPARSE_POINT` (its first four bytes), if it has one.
+fn reparse_tag(v: &Ntfs, dev: &mut impl BlockDevice, f: &File) -> Result<Option<u32>> {
+    let Some(s) = f.stream(attr::REPARSE_POINT, &[])? else { return Ok(None) };
+    let value = v.read_all(dev, &s, 16 * 1024)?;
+    le32(&value, 0).map(Some).ok_or(corrupt("$REPARSE_POINT", f.base().offset, "shorter than its tag"))
 }
 
 /// Removes the attribute at `off` (`len` bytes) from a record in memory.

@@ -10,6 +10,7 @@ use super::index::{Entry, Node};
 use super::record::Record;
 use super::runs::{self, Run};
 use super::upcase::UpCase;
+use super::wof::{self, Wof};
 use super::{corrupt, le32, le64, FileRef, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeSet;
@@ -108,6 +109,29 @@ pub struct FileInfo {
     pub sparse: bool,
     /// Every name: (parent reference, namespace, name).
     pub names: Vec<(FileRef, u8, String)>,
+}
+
+/// Where a file's contents are (see [`Ntfs::content`]).
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// The unnamed `$DATA` stream.
+    Stream(Stream),
+    /// A WOF-compressed file.
+    Wof(Wof),
+}
+
+impl Content {
+    /// The contents' length in bytes (uncompressed).
+    pub fn len(&self) -> u64 {
+        match self {
+            Content::Stream(s) => s.len(),
+            Content::Wof(w) => w.size,
+        }
+    }
+    /// True when the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A directory opened for lookup or editing.
@@ -671,19 +695,47 @@ impl Ntfs {
             .collect())
     }
 
-    /// The first `n` bytes of the unnamed `$DATA` of a file (fewer if it is shorter).
+    /// Where a file's contents are: its unnamed `$DATA` (plain, sparse or
+    /// LZNT1-compressed), or for a WOF file its `WofCompressedData`.
+    pub fn content(&self, dev: &mut impl BlockDevice, f: &File) -> Result<Content> {
+        if let Some(w) = wof::of(self, dev, f)? {
+            return Ok(Content::Wof(w));
+        }
+        // A file without an unnamed `$DATA` (a symbolic link, say) is empty.
+        Ok(Content::Stream(f.stream(attr::DATA, &[])?.unwrap_or(Stream::Resident(Vec::new()))))
+    }
+
+    /// Reads `buf.len()` bytes of a file's contents from byte `pos`, decoded.
+    pub fn read_content_at(&self, dev: &mut impl BlockDevice, c: &Content, pos: u64, buf: &mut [u8]) -> Result<()> {
+        match c {
+            Content::Stream(s) => self.read_stream(dev, s, pos, buf),
+            Content::Wof(w) => {
+                if pos.checked_add(buf.len() as u64).is_none_or(|e| e > w.size) {
+                    return Err(corrupt("WOF file", 0, "read beyond the file"));
+                }
+                wof::read(self, dev, w, pos, buf)
+            }
+        }
+    }
+
+    /// The first `n` bytes of a file's contents (fewer if it is shorter).
     pub fn read_head(&self, dev: &mut impl BlockDevice, f: &File, n: usize) -> Result<Vec<u8>> {
-        let s = f.stream(attr::DATA, &[])?.ok_or(corrupt("MFT record", f.base().offset, "no $DATA"))?;
-        let take = (n as u64).min(s.len()) as usize;
-        let mut v = vec![0u8; take];
-        self.read_stream(dev, &s, 0, &mut v)?;
+        let c = self.content(dev, f)?;
+        let mut v = vec![0u8; (n as u64).min(c.len()) as usize];
+        self.read_content_at(dev, &c, 0, &mut v)?;
         Ok(v)
     }
 
-    /// The whole unnamed `$DATA` of a file, up to `cap` bytes.
+    /// A file's whole contents, decoded, up to `cap` bytes (and [`MAX_READ_WHOLE`]).
     pub fn read_content(&self, dev: &mut impl BlockDevice, f: &File, cap: u64) -> Result<Vec<u8>> {
-        let s = f.stream(attr::DATA, &[])?.ok_or(corrupt("MFT record", f.base().offset, "no $DATA"))?;
-        self.read_all(dev, &s, cap)
+        let c = self.content(dev, f)?;
+        let n = c.len();
+        if n > cap.min(MAX_READ_WHOLE) || n > self.boot.volume_bytes() {
+            return Err(NtfsError::TooLarge { structure: "file contents", offset: f.base().offset, size: n });
+        }
+        let mut v = vec![0u8; n as usize];
+        self.read_content_at(dev, &c, 0, &mut v)?;
+        Ok(v)
     }
 
     /// A name's key as found in a file's `$FILE_NAME`s, for callers matching names to entries.

@@ -61,6 +61,7 @@ pub mod record;
 pub mod runs;
 pub mod upcase;
 pub mod volume;
+pub mod wof;
 
 pub use fs::{DirEntry, FileInfo, Ntfs};
 pub use plan::{execute, Plan, PlanWrite, WriteData};
