@@ -32,6 +32,11 @@ pub fn put32(b: &mut [u8], o: usize, v: u32) -> bool {
     put(b, o, &v.to_le_bytes())
 }
 
+/// Writes `v` at byte `o`; returns false (and writes nothing) when it does not fit.
+pub fn put64(b: &mut [u8], o: usize, v: u64) -> bool {
+    put(b, o, &v.to_le_bytes())
+}
+
 fn put(b: &mut [u8], o: usize, v: &[u8]) -> bool {
     match o.checked_add(v.len()).and_then(|end| b.get_mut(o..end)) {
         Some(s) => {

@@ -332,3 +332,75 @@ fn reparse_delete_interrupted_after_every_write() {
         fs::remove_file(part).unwrap();
     }
 }
+
+/// A file with so many long hard-link names that ntfs-3g moves some of them
+/// into extension records (listed by an attribute list).
+fn many_links(dir: &Path) -> std::path::PathBuf {
+    let long = "L".repeat(120);
+    make_volume(
+        dir,
+        "links.img",
+        16,
+        &[],
+        &format!("mkdir h && printf 'AAAA' > h/base.sys && i=0; while [ $i -lt 14 ]; do ln h/base.sys h/{long}$(printf %02d $i).sys; i=$((i+1)); done"),
+    )
+}
+
+/// Names of `h/base.sys` by the record holding them: (record index in the file, name).
+fn names_by_record(img: &Path) -> Vec<(usize, String)> {
+    let mut dev = FileDev::open(img);
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, "h/base.sys").unwrap();
+    let f = v.load_file(&mut dev, r.record()).unwrap();
+    f.names().unwrap().into_iter().map(|(ri, _, n)| (ri, n.name_string())).collect()
+}
+
+#[test]
+fn hard_link_names_in_extension_records() {
+    let t = tempfile::tempdir().unwrap();
+    let img = many_links(t.path());
+    let names = names_by_record(&img);
+    let in_ext: Vec<&(usize, String)> = names.iter().filter(|(ri, _)| *ri > 0).collect();
+    assert!(in_ext.len() >= 4, "ntfs-3g kept the names in the base record: {names:?}");
+    let in_base = names.iter().find(|(ri, _)| *ri == 0).unwrap();
+    // A name in an extension record, and one in the base record (its attribute list entry goes too).
+    for (_, name) in [in_ext[0], in_base] {
+        let plan = differential(t.path(), &img, "/h", name);
+        assert!(plan.notes.iter().any(|n| n.contains("other name")), "{plan}");
+    }
+    // Interrupted after every write: the volume passes ntfsfix and mounts, and
+    // the file reads under every name its parent still lists.
+    let mut dev = FileDev::open(&img);
+    let plan = common::plan_for(&mut dev, "h", &in_ext[0].1);
+    drop(dev);
+    assert!(plan.writes.iter().any(|w| w.structure == "attribute list"), "{plan}");
+    for k in 0..=plan.len() {
+        let part = copy(&img, &t.path().join(format!("k{k}.img")));
+        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &plan, Some(k)).unwrap();
+        common::ntfs3g::check_volume(&part);
+        with_mount(&part, &[], |m| {
+            for e in fs::read_dir(m.join("h")).unwrap() {
+                assert_eq!(fs::read(e.unwrap().path()).unwrap(), b"AAAA", "k={k}");
+            }
+        });
+        fs::remove_file(part).unwrap();
+    }
+    // Every name of one extension record, one after the other: the emptied record is freed.
+    let ri = in_ext[0].0;
+    let mut cur = copy(&img, &t.path().join("cur.img"));
+    let mut freed = false;
+    for (_, name) in names.iter().filter(|(r, _)| *r == ri) {
+        let plan = differential(t.path(), &cur, "/h", name);
+        freed |= plan.writes.iter().any(|w| w.reason.contains("free the emptied extension record"));
+        cur = copy(&t.path().join("ours.img"), &t.path().join("cur.img"));
+    }
+    assert!(freed, "the emptied extension record was not freed");
+    // The file still reads, under every name left.
+    let left = names_by_record(&cur);
+    assert_eq!(left.len(), names.len() - names.iter().filter(|(r, _)| *r == ri).count());
+    with_mount(&cur, &[], |m| {
+        for (_, n) in &left {
+            assert_eq!(fs::read(m.join("h").join(n)).unwrap(), b"AAAA");
+        }
+    });
+}

@@ -14,13 +14,19 @@ pub struct ListEntry {
     pub record_ref: FileRef,
     /// Name of the attribute listed, in UTF-16 units (empty when unnamed).
     pub name: Vec<u16>,
+    /// Instance (attribute id) of the attribute listed, entry bytes 0x18–0x19.
+    pub instance: u16,
+    /// Byte offset of the entry in the list, and its length.
+    pub at: (usize, usize),
 }
 
-/// Parses an attribute list value. Bounded by `b.len()` (each entry is at least 0x20 bytes).
+/// Parses an attribute list value; zeros after the last entry end it.
+/// Bounded by `b.len()` (each entry is at least 0x1A bytes).
 pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
     let mut out = Vec::new();
     let mut o = 0usize;
-    while o + 0x1A <= b.len() {
+    // Zeros after the last entry end the list (an interrupted shrink leaves them).
+    while o + 0x1A <= b.len() && b[o..].iter().any(|&x| x != 0) {
         let t = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let len = le16(b, o + 4).unwrap_or(0) as usize;
         if len < 0x1A || o + len > b.len() {
@@ -43,6 +49,8 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
             lowest_vcn: le64(b, o + 8).unwrap_or(0),
             record_ref: FileRef(le64(b, o + 0x10).unwrap_or(0)),
             name,
+            instance: le16(b, o + 0x18).unwrap_or(0),
+            at: (o, len),
         });
         o += len;
     }

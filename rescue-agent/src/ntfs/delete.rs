@@ -10,8 +10,11 @@ use super::gate::Clearance;
 use super::index_edit::{Editor, Key};
 use super::plan::{record_write, Plan};
 use super::record::{Record, IN_USE};
+use super::attrlist;
 use super::file::File;
-use super::{corrupt, le32, put16, put32, FileRef, NtfsError, Result};
+use super::file::Stream;
+use super::runs;
+use super::{corrupt, le32, put16, put64, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -92,28 +95,28 @@ pub fn plan_delete(
 
     let keep = all.len() - remove.len();
     if keep > 0 {
-        // 2a. Hard link: drop the removed $FILE_NAMEs from the record, keep it.
-        let mut rec = base.clone();
-        let mut drop: Vec<(usize, usize)> = Vec::new();
-        for &i in &remove {
-            let (ri, a, _) = &all[i];
-            if *ri != 0 {
-                return Err(NtfsError::Unsupported {
-                    structure: "$FILE_NAME",
-                    offset: f.records[*ri].offset,
-                    detail: "name of a hard-linked file held in an extension record",
-                });
-            }
-            drop.push((a.offset, a.length));
-        }
-        drop.sort();
-        for (off, len) in drop.iter().rev() {
-            remove_attr(&mut rec, *off, *len)?;
-        }
+        // 2a. Hard link: drop the removed $FILE_NAMEs from the records
+        // holding them (and from the attribute list), keep the file.
+        let gone: Vec<(usize, &attr::Attr)> = remove.iter().map(|&i| (all[i].0, all[i].1)).collect();
+        let mut recs = drop_names(v, dev, &mut plan, &f, &gone)?;
+        let mut rec = recs.remove(&0).unwrap_or_else(|| base.clone());
         let links = remove.iter().filter(|&&i| all[i].2.namespace != DOS).count() as u16;
         let lc = rec.link_count().saturating_sub(links).max(1);
         put16(&mut rec.data, 0x12, lc);
         record_write(v, &mut plan, &mut rec, "remove the deleted names from the hard-linked file's record")?;
+        for (_, mut r) in recs {
+            if r.bytes_in_use() <= r.attrs_offset() + 8 {
+                // Emptied extension record: freed, as ntfs-3g does.
+                free_record(v, &mut plan, &r, "free the emptied extension record")?;
+                let mft = v.load_file(dev, MFT)?;
+                let mbm = mft.stream(attr::BITMAP, &[])?.ok_or(corrupt("$MFT", mft.base().offset, "no $BITMAP"))?;
+                let mut bits = BTreeMap::new();
+                add_bits(&mut bits, r.number, 1, "$MFT bitmap", mft.base().offset)?;
+                clear_bits(v, dev, &mut plan, &mbm, &bits, "$MFT bitmap", "mark the extension record free")?;
+            } else {
+                record_write(v, &mut plan, &mut r, "remove a deleted name from the file's extension record")?;
+            }
+        }
         plan.notes.push(format!("file has {keep} other name(s): record {n} kept, link count now {lc}"));
         return Ok(plan);
     }
@@ -134,14 +137,8 @@ pub fn plan_delete(
 
     // 2b. Free the records (base first).
     for rec in &f.records {
-        let mut r = rec.clone();
-        let flags = r.flags() & !IN_USE;
-        put16(&mut r.data, 0x16, flags);
-        let seq = next_seq(r.seq());
-        put16(&mut r.data, 0x10, seq);
-        let what = if r.number == n { "free the file's MFT record" } else { "free an extension record of the file" };
-        let reason = format!("{what} {} (sequence {} -> {seq})", r.number, rec.seq());
-        record_write(v, &mut plan, &mut r, &reason)?;
+        let what = if rec.number == n { "free the file's MFT record" } else { "free an extension record of the file" };
+        free_record(v, &mut plan, rec, what)?;
     }
 
     // 3. $MFT bitmap.
@@ -225,14 +222,83 @@ fn reparse_tag(v: &Ntfs, dev: &mut impl BlockDevice, f: &File) -> Result<Option<
     le32(&value, 0).map(Some).ok_or(corrupt("$REPARSE_POINT", f.base().offset, "shorter than its tag"))
 }
 
-/// Removes the attribute at `off` (`len` bytes) from a record in memory.
-fn remove_attr(rec: &mut Record, off: usize, len: usize) -> Result<()> {
-    let used = rec.bytes_in_use();
-    if off + len > used {
-        return Err(corrupt("attribute", rec.offset + off as u64, "outside the record"));
+/// Plans freeing MFT record `rec`: in-use flag cleared, sequence number bumped.
+fn free_record(v: &Ntfs, plan: &mut Plan, rec: &Record, what: &str) -> Result<()> {
+    let mut r = rec.clone();
+    let (flags, seq) = (rec.flags() & !IN_USE, next_seq(rec.seq()));
+    put16(&mut r.data, 0x16, flags);
+    put16(&mut r.data, 0x10, seq);
+    record_write(v, plan, &mut r, &format!("{what} {} (sequence {} -> {seq})", rec.number, rec.seq()))
+}
+
+/// The file's records with the `$FILE_NAME` attributes `gone` (record
+/// index, attribute) removed, keyed by record index; when the file has an
+/// attribute list, their entries leave it too, and the list itself goes
+/// once it names no extension record. In memory only, except for a
+/// non-resident list: its new bytes (zeros after them up to the old size)
+/// are planned first, before the base record that shrinks its size.
+fn drop_names(
+    v: &Ntfs,
+    dev: &mut impl BlockDevice,
+    plan: &mut Plan,
+    f: &File,
+    gone: &[(usize, &attr::Attr)],
+) -> Result<BTreeMap<usize, Record>> {
+    let mut recs: BTreeMap<usize, Record> = BTreeMap::new();
+    let mut by_rec: BTreeMap<usize, Vec<&attr::Attr>> = BTreeMap::new();
+    for (ri, a) in gone {
+        by_rec.entry(*ri).or_default().push(a);
     }
-    rec.data.copy_within(off + len..used, off);
-    rec.data[used - len..used].fill(0);
-    put32(&mut rec.data, 0x18, (used - len) as u32);
-    Ok(())
+    // Highest offset first, so that the offsets still to remove stay valid.
+    for (ri, mut attrs) in by_rec {
+        attrs.sort_by_key(|a| core::cmp::Reverse(a.offset));
+        let mut r = f.records[ri].clone();
+        for a in attrs {
+            r.remove_attr(a.offset, a.length)?;
+        }
+        recs.insert(ri, r);
+    }
+    let Some((li, la)) = f.attrs.iter().find(|(_, a)| a.type_code == attr::ATTRIBUTE_LIST) else { return Ok(recs) };
+    let base = f.base();
+    let at = base.offset + la.offset as u64;
+    if *li != 0 {
+        return Err(corrupt("attribute list", at, "outside the base record"));
+    }
+    let list = f.stream(attr::ATTRIBUTE_LIST, &[])?.ok_or(corrupt("attribute list", at, "unreadable"))?;
+    let value = v.read_all(dev, &list, 1 << 20)?;
+    let (mut kept, mut dropped, mut elsewhere) = (Vec::with_capacity(value.len()), 0, false);
+    for e in attrlist::parse(&value, at)? {
+        let drop = gone.iter().any(|(ri, a)| {
+            e.type_code == attr::FILE_NAME && e.record_ref.record() == f.records[*ri].number && e.instance == a.instance
+        });
+        if drop {
+            dropped += 1;
+        } else {
+            kept.extend_from_slice(&value[e.at.0..e.at.0 + e.at.1]);
+            elsewhere |= e.record_ref.record() != base.number;
+        }
+    }
+    if dropped != gone.len() {
+        return Err(corrupt("attribute list", at, "does not list a name the file has"));
+    }
+    let r = recs.entry(0).or_insert_with(|| base.clone());
+    match &list {
+        _ if !elsewhere && matches!(la.form, Form::Resident { .. }) => r.remove_attr(la.offset, la.length)?,
+        Stream::Resident(_) => {
+            r.set_resident_value(la.offset, &kept).ok_or(corrupt("attribute list", at, "internal: list grew"))?
+        }
+        Stream::NonResident { runs, data_size, .. } => {
+            // The clusters stay allocated (as ntfs-3g keeps them); only the sizes shrink.
+            let ex: Vec<(u64, u64)> = runs::extents(runs, v.cluster(), 0, *data_size, at)?
+                .into_iter()
+                .map(|(p, l)| p.map(|p| (p, l)).ok_or(corrupt("attribute list", at, "sparse")))
+                .collect::<Result<_>>()?;
+            let mut bytes = kept.clone();
+            bytes.resize(*data_size as usize, 0);
+            plan.push_extents("attribute list", &ex, &bytes, "remove the deleted names from the attribute list");
+            put64(&mut r.data, la.offset + 0x30, kept.len() as u64);
+            put64(&mut r.data, la.offset + 0x38, kept.len() as u64);
+        }
+    }
+    Ok(recs)
 }

@@ -8,7 +8,7 @@ use super::fs::{Directory, NodeLoc, Ntfs};
 use super::index::{entry_bytes, Entry, Node};
 use super::plan::{commit_usn, record_write, Plan};
 use super::record::write_fixups;
-use super::{corrupt, le16, le32, put32, FileRef, NtfsError, Result, MAX_INDEX_DEPTH};
+use super::{corrupt, FileRef, NtfsError, Result, MAX_INDEX_DEPTH};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -82,25 +82,8 @@ impl<'a> Editor<'a> {
                 let ao = self.dir.root_attr_off;
                 let rec = &mut self.dir.file.records[ri];
                 let at = rec.offset + ao as u64;
-                let old_len = le32(&rec.data, ao + 4).unwrap_or(0) as usize;
-                let vo = le16(&rec.data, ao + 0x14).unwrap_or(0) as usize;
-                let val = &self.dir.root.buf;
-                let new_len = (vo + val.len() + 7) & !7;
-                let used = rec.bytes_in_use();
-                let new_used = used - old_len + new_len;
-                if new_used + 8 > rec.data.len() {
-                    return Err(NtfsError::NoSpace { structure: "$INDEX_ROOT", offset: at });
-                }
-                let mut d = Vec::with_capacity(rec.data.len());
-                d.extend_from_slice(&rec.data[..ao + vo]);
-                d.extend_from_slice(val);
-                d.resize(ao + new_len, 0);
-                d.extend_from_slice(&rec.data[ao + old_len..used]);
-                d.resize(rec.data.len(), 0);
-                put32(&mut d, ao + 4, new_len as u32);
-                put32(&mut d, ao + 0x10, val.len() as u32);
-                put32(&mut d, 0x18, new_used as u32);
-                rec.data = d;
+                rec.set_resident_value(ao, &self.dir.root.buf)
+                    .ok_or(NtfsError::NoSpace { structure: "$INDEX_ROOT", offset: at })?;
                 let mut r = rec.clone();
                 record_write(self.v, &mut self.plan, &mut r, reason)?;
                 self.dir.file.records[ri] = r;

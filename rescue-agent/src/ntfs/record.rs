@@ -7,7 +7,7 @@
 //! and redoes it for a write.
 
 use super::attr::{parse_attrs, Attr};
-use super::{corrupt, le16, le32, le64, put16, FileRef, Result};
+use super::{corrupt, le16, le32, le64, put16, put32, FileRef, Result};
 use alloc::vec::Vec;
 
 /// Fixup stride: always 512 bytes, whatever the sector size.
@@ -138,6 +138,44 @@ impl Record {
     pub fn attrs(&self, total_clusters: u64) -> Result<Vec<Attr>> {
         parse_attrs(&self.data, self.offset, self.attrs_offset(), self.bytes_in_use(), total_clusters)
     }
+    /// Removes the attribute whose header is at `off` (`len` bytes long),
+    /// moving the attributes after it down. In memory only.
+    pub fn remove_attr(&mut self, off: usize, len: usize) -> Result<()> {
+        let used = self.bytes_in_use();
+        if off < self.attrs_offset() || off + len > used || used > self.data.len() {
+            return Err(corrupt("attribute", self.offset + off as u64, "outside the record"));
+        }
+        self.data.copy_within(off + len..used, off);
+        self.data[used - len..used].fill(0);
+        put32(&mut self.data, 0x18, (used - len) as u32);
+        Ok(())
+    }
+
+    /// Replaces the value of the resident attribute whose header is at `ao`
+    /// with `value`, moving the attributes after it. In memory only; `None`
+    /// (and the record unchanged) when the record has no room for it.
+    pub fn set_resident_value(&mut self, ao: usize, value: &[u8]) -> Option<()> {
+        let old_len = le32(&self.data, ao + 4)? as usize;
+        let vo = le16(&self.data, ao + 0x14)? as usize;
+        let new_len = (vo + value.len() + 7) & !7;
+        let used = self.bytes_in_use();
+        let new_used = (used + new_len).checked_sub(old_len)?;
+        if ao + old_len > used || used > self.data.len() || new_used + 8 > self.data.len() {
+            return None;
+        }
+        let mut d = Vec::with_capacity(self.data.len());
+        d.extend_from_slice(&self.data[..ao + vo]);
+        d.extend_from_slice(value);
+        d.resize(ao + new_len, 0);
+        d.extend_from_slice(&self.data[ao + old_len..used]);
+        d.resize(self.data.len(), 0);
+        put32(&mut d, ao + 4, new_len as u32);
+        put32(&mut d, ao + 0x10, value.len() as u32);
+        put32(&mut d, 0x18, new_used as u32);
+        self.data = d;
+        Some(())
+    }
+
     /// The on-disk bytes for writing this record back (USN incremented).
     pub fn to_disk(&self) -> Result<Vec<u8>> {
         write_fixups(&self.data, "MFT record", self.offset)
