@@ -26,8 +26,11 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
     let mut out = Vec::new();
     let mut o = 0usize;
     // Zeros after the last entry end the list (an interrupted shrink leaves them).
-    while o + 0x1A <= b.len() && b[o..].iter().any(|&x| x != 0) {
+    while o + 0x1A <= b.len() {
         let t = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        if t == 0 && b[o..].iter().all(|&x| x == 0) {
+            break;
+        }
         let len = le16(b, o + 4).unwrap_or(0) as usize;
         if len < 0x1A || o + len > b.len() {
             return Err(corrupt("attribute list", offset + o as u64, "entry length out of range"));
