@@ -404,3 +404,80 @@ fn hard_link_names_in_extension_records() {
         }
     });
 }
+
+/// Plans an overwrite of `path` in `img` with the engine.
+fn overwrite_plan(
+    img: &Path,
+    path: &str,
+    edits: &[(u64, &[u8])],
+) -> Result<rescue_engine::ntfs::plan::Plan, rescue_engine::ntfs::NtfsError> {
+    let mut dev = FileDev::open(img);
+    let v = open(&mut dev);
+    let gate = rescue_engine::ntfs::gate::clear_for_writing(&v, &mut dev, Default::default()).unwrap();
+    let r = v.lookup(&mut dev, path).unwrap();
+    rescue_engine::ntfs::overwrite::plan_overwrite(&v, &mut dev, &gate, r, edits)
+}
+
+#[test]
+fn in_place_overwrite_resident_and_fragmented() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "ov.img",
+        8,
+        &[],
+        "head -c 300 /dev/urandom > r.bin; i=0; while [ $i -lt 30 ]; do \
+         head -c 50000 /dev/urandom >> big.bin; head -c 20000 /dev/urandom > g$i; i=$((i+1)); done",
+    );
+    let bitmap = |img: &Path| ntfscat(img, "$Bitmap");
+    let (old_big, old_r) = (ntfscat(&img, "big.bin"), ntfscat(&img, "r.bin"));
+    let new1 = content(1, 50_000, 77);
+    let edits: Vec<(u64, &[u8])> = vec![(0, &new1[..4096]), (123_457, &new1[..30_000]), (700_001, &new1[..50_000]), (1_499_990, &new1[..10])];
+    let plan = overwrite_plan(&img, "big.bin", &edits).unwrap();
+    assert!(plan.len() > edits.len(), "big.bin is not fragmented where written: {plan}");
+    let mut expect = old_big.clone();
+    for (p, b) in &edits {
+        expect[*p as usize..*p as usize + b.len()].copy_from_slice(b);
+    }
+    for k in 0..=plan.len() {
+        let part = copy(&img, &t.path().join(format!("o{k}.img")));
+        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &plan, Some(k)).unwrap();
+        assert!(bitmap(&part) == bitmap(&img), "k={k}: clusters changed");
+        common::ntfs3g::check_volume(&part);
+        let now = ntfscat(&part, "big.bin");
+        assert_eq!(now.len(), old_big.len());
+        // Every byte is either old or new: the file never holds anything else.
+        assert!(now.iter().zip(&old_big).zip(&expect).all(|((n, o), e)| n == o || n == e), "k={k}");
+        if k == plan.len() {
+            assert!(now == expect, "the overwrite did not land");
+        }
+        fs::remove_file(part).unwrap();
+    }
+    // Resident: one record write.
+    let plan = overwrite_plan(&img, "r.bin", &[(10, b"0123456789")]).unwrap();
+    assert_eq!(plan.len(), 1, "{plan}");
+    let part = copy(&img, &t.path().join("r.img"));
+    rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &plan, None).unwrap();
+    common::ntfs3g::check_volume(&part);
+    let mut expect = old_r.clone();
+    expect[10..20].copy_from_slice(b"0123456789");
+    assert_eq!(ntfscat(&part, "r.bin"), expect);
+    // Beyond the end: refused (the size never changes).
+    let e = overwrite_plan(&img, "r.bin", &[(295, b"0123456789")]).unwrap_err();
+    assert!(e.to_string().contains("beyond the end"), "{e}");
+}
+
+#[test]
+fn overwrite_refuses_what_it_cannot_do_in_place() {
+    let t = tempfile::tempdir().unwrap();
+    let (img, _) = compressed_and_sparse(t.path());
+    let before = fs::read(&img).unwrap();
+    for (path, why) in [("c/f0200000_0.sys", "compressed"), ("s/mid.bin", "sparse")] {
+        let e = overwrite_plan(&img, path, &[(0, b"x")]).unwrap_err().to_string();
+        assert!(e.contains(why), "{path}: {e}");
+    }
+    let img2 = reparse_volume(t.path(), 1);
+    let e = overwrite_plan(&img2, "r/p0000.sys", &[(0, b"x")]).unwrap_err().to_string();
+    assert!(e.contains("reparse"), "{e}");
+    assert!(fs::read(&img).unwrap() == before);
+}

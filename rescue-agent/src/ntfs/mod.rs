@@ -8,9 +8,12 @@
 //! the B+ tree), [`logfile`] (`$LogFile` restart areas), [`volume`]
 //! (`$Volume` flags, hibernation). Writing is planned in four steps, one
 //! module each: [`gate`] (the safety checks that issue a
-//! [`gate::Clearance`]), [`delete`] (the delete planner), `index_edit` and
-//! `bitmap` (the index and bitmap editors it uses), and [`plan`] (the write
-//! list and [`plan::execute`], the only function that writes).
+//! [`gate::Clearance`]), [`delete`] and [`overwrite`] (the planners),
+//! `index_edit` and `bitmap` (the index and bitmap editors the delete
+//! planner uses), and [`plan`] (the write list and [`plan::execute`], the
+//! only function that writes). Reading decodes every kind of file Windows
+//! writes: sparse, LZNT1-compressed (`compressed`) and WOF/CompactOS ([`wof`],
+//! with the decompressors in [`crate::decompress`]).
 //!
 //! Typical use (what `rescue apply` and the agent do through
 //! `remediate::remediate_volume`):
@@ -24,14 +27,13 @@
 //! plan::execute(dev, &plan, None)?;                          // the only NTFS write path
 //! ```
 //!
-//! Known limits (each refused with a typed error or noted in the plan, never
-//! guessed): a file's object ID leaves `$Extend\$ObjId:$O` with the file
-//! (as Windows and ntfs-3g do), but the `$Reparse` and `$Quota` indexes and
-//! the USN journal are not updated (reparse points are refused; quota
-//! charges and USN records are left to Windows); compressed and EFS files are
-//! reported and left alone; an interior index entry whose successor and
-//! predecessor both do not fit its node is refused ([`NtfsError::NoSpace`])
-//! rather than split.
+//! A deleted file leaves `$Extend\$ObjId:$O` and `$Extend\$Reparse:$R`
+//! with it (as Windows and ntfs-3g do). Known limits (each refused with a
+//! typed error or noted in the plan, never guessed): the `$Quota` index and
+//! the USN journal are not updated (quota charges and USN records are left
+//! to Windows); EFS files are reported and left alone; an interior index
+//! entry whose successor and predecessor both do not fit its node is refused
+//! ([`NtfsError::NoSpace`]) rather than split.
 //!
 //! Guarantees shared by every function here: the device is passed per call;
 //! disk data never causes a panic; every allocation is capped (by the volume
@@ -56,6 +58,7 @@ pub mod gate;
 pub mod index;
 mod index_edit;
 pub mod logfile;
+pub mod overwrite;
 pub mod plan;
 pub mod record;
 pub mod runs;
