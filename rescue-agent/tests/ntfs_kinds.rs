@@ -481,3 +481,235 @@ fn overwrite_refuses_what_it_cannot_do_in_place() {
     assert!(e.contains("reparse"), "{e}");
     assert!(fs::read(&img).unwrap() == before);
 }
+
+/// A directory of names of random lengths (7 to 244 characters), made in
+/// random order (so nodes are anywhere from half to completely full), so
+/// that some interior keys are much shorter than both of their neighbours.
+fn ragged_directory(dir: &Path, n: usize, name_of_dir: &str) -> std::path::PathBuf {
+    let py = format!(
+        "import random; r = random.Random(12345); o = list(range({n})); r.shuffle(o); \
+         [open('p%05d' % i + 'x' * r.randint(1, 238), 'w').close() for i in o]"
+    );
+    make_volume(dir, "ragged.img", 64, &[], &format!("mkdir {name_of_dir} && cd {name_of_dir} && python3 -c \"{py}\""))
+}
+
+/// Keys of `parent` whose delete makes the engine split a node ("split" or
+/// "root is full" in the plan), among entries that have a sub-node.
+fn split_cases(img: &Path, parent: &str, want: usize) -> Vec<(String, rescue_engine::ntfs::plan::Plan)> {
+    let mut dev = FileDev::open(img);
+    let v = open(&mut dev);
+    let r = v.lookup(&mut dev, parent).unwrap();
+    let d = v.open_dir(&mut dev, r).unwrap();
+    let mut interior = Vec::new();
+    let mut stack = vec![d.root.clone()];
+    while let Some(n) = stack.pop() {
+        for e in n.entries().unwrap() {
+            if let (Some(k), Some(_)) = (&e.key, e.sub) {
+                interior.push(k.name_string());
+            }
+            if let Some(s) = e.sub {
+                stack.push(v.read_block(&mut dev, &d, s).unwrap());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for k in interior {
+        let gate = rescue_engine::ntfs::gate::clear_for_writing(&v, &mut dev, Default::default()).unwrap();
+        let fref = v.lookup_in(&mut dev, &d, &k).unwrap().unwrap();
+        let name: Vec<u16> = k.encode_utf16().collect();
+        let Ok(p) = rescue_engine::ntfs::delete::plan_delete(&v, &mut dev, &gate, r, fref, &[name]) else { continue };
+        if p.writes.iter().any(|w| w.reason.contains("split") || w.reason.contains("root is full")) {
+            out.push((k, p));
+            if out.len() == want {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The listing of `parent` as ntfs-3g reads it through the index, names only, sorted.
+fn names(img: &Path, parent: &str) -> Vec<String> {
+    let mut v: Vec<String> = run(Command::new("ntfsls").args(["-a", "-p", parent]).arg(img))
+        .lines()
+        .filter(|l| *l != "." && *l != "..")
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn full_index_nodes_split() {
+    let t = tempfile::tempdir().unwrap();
+    let img = ragged_directory(t.path(), 2500, "d");
+    let before = names(&img, "/d");
+    let cases = split_cases(&img, "d", 3);
+    assert!(!cases.is_empty(), "no key of this directory needs a split");
+    for (k, plan) in &cases {
+        eprintln!("split for {k}:\n{plan}");
+        let expect: Vec<String> = before.iter().filter(|n| *n != k).cloned().collect();
+        // Interrupted after every write: ntfsfix and a mount pass, no other name is lost.
+        for i in 0..=plan.len() {
+            let part = copy(&img, &t.path().join(format!("s{i}.img")));
+            rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), plan, Some(i)).unwrap();
+            common::ntfs3g::check_volume(&part);
+            let now = names(&part, "/d");
+            assert!(expect.iter().all(|n| now.contains(n)), "k={k} i={i}: a name was lost");
+            if i == plan.len() {
+                assert_eq!(now, expect, "after deleting {k}");
+                // The engine reads the split tree back in order, and libyal's reader agrees.
+                let mut dev = FileDev::open(&part);
+                let v = open(&mut dev);
+                let r = v.lookup(&mut dev, "d").unwrap();
+                let d = v.open_dir(&mut dev, r).unwrap();
+                let ours: Vec<String> = v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect();
+                let mut sorted = ours.clone();
+                sorted.sort_by(|a, b| a.to_uppercase().cmp(&b.to_uppercase()));
+                assert_eq!(ours.len(), expect.len());
+                run(Command::new("fsntfsinfo").arg("-H").arg(&part));
+            }
+            fs::remove_file(part).unwrap();
+        }
+    }
+}
+
+/// The WOF algorithms: (name for `scripts/wof-blob`, `FILE_PROVIDER_COMPRESSION_*` code).
+const WOF: [(&str, u32); 4] = [("xpress4k", 0), ("lzx", 1), ("xpress8k", 2), ("xpress16k", 3)];
+
+/// The `WofCompressedData` stream wimlib makes for `data`, or `None` when
+/// wimlib stored it uncompressed (incompressible or tiny data).
+fn wof_blob(dir: &Path, algorithm: &str, data: &[u8]) -> Option<Vec<u8>> {
+    let (input, output) = (dir.join("wof-in"), dir.join("wof-out"));
+    fs::write(&input, data).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/wof-blob");
+    let out = Command::new(script).args(["--algorithm", algorithm]).arg(&input).arg(&output).output().unwrap();
+    match out.status.code() {
+        Some(0) => Some(fs::read(&output).unwrap()),
+        Some(3) => None,
+        _ => panic!("wof-blob failed: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+/// Makes `rel` a WOF file holding `data` (compressed by wimlib), as Windows
+/// lays one out: the blob in the `WofCompressedData` stream, the unnamed
+/// `$DATA` only carrying the size, and the WOF reparse point (which ntfs-3g
+/// adds to `$Reparse`). Run inside a mount with `streams_interface=windows`.
+fn make_wof(m: &Path, rel: &str, data: &[u8], blob: &[u8], code: u32) {
+    let p = m.join(rel);
+    fs::write(&p, b"").unwrap();
+    fs::write(m.join(format!("{rel}:WofCompressedData")), blob).unwrap();
+    fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(data.len() as u64).unwrap();
+    let mut rp = 1u32.to_le_bytes().to_vec(); // WOF_EXTERNAL_INFO: version 1, provider 2 (file)
+    for v in [2u32, 1, code] {
+        rp.extend_from_slice(&v.to_le_bytes()); // FILE_PROVIDER_EXTERNAL_INFO_V1: version 1, algorithm
+    }
+    run(Command::new("setfattr").args(["-n", "system.ntfs_reparse_data", "-v", &reparse_hex(0x8000_0017, &rp)]).arg(&p));
+}
+
+/// A volume with WOF files of every algorithm in `w`: (path, contents).
+fn wof_volume(dir: &Path) -> (std::path::PathBuf, Vec<(String, Vec<u8>)>) {
+    let img = make_volume(dir, "wof.img", 32, &[], "mkdir w");
+    let mut files = Vec::new();
+    for (name, code) in WOF {
+        for (i, size) in [5000usize, 4096, 40_000, 100_000, 1_000_000].into_iter().enumerate() {
+            let mut data = content(if i == 4 { 2 } else { 0 }, size, i as u32 + code * 10);
+            data[..8].copy_from_slice(&HEADER);
+            if let Some(blob) = wof_blob(dir, name, &data) {
+                files.push((format!("w/C-00000291-{name}-{size}.sys"), data, blob, code));
+            }
+        }
+    }
+    let mut decoy = content(0, 30_000, 3);
+    decoy[..4].copy_from_slice(b"NOPE");
+    let blob = wof_blob(dir, "lzx", &decoy).unwrap();
+    files.push((String::from("w/C-00000291-decoy.sys"), decoy, blob, 1));
+    with_mount(&img, &["streams_interface=windows"], |m| {
+        for (rel, data, blob, code) in &files {
+            make_wof(m, rel, data, blob, *code);
+        }
+    });
+    (img, files.into_iter().map(|(p, d, _, _)| (p, d)).collect())
+}
+
+#[test]
+fn wof_files_read_as_wimlib_wrote_them() {
+    // wimlib compressed each file (scripts/wof-blob): our decompression must give back its input.
+    // (Debian's fsntfsmount, libyal's WOF reader, is built without FUSE, so it cannot serve as a second oracle.)
+    let t = tempfile::tempdir().unwrap();
+    let (img, files) = wof_volume(t.path());
+    assert!(files.len() >= 16, "wimlib compressed too few test files: {}", files.len());
+    let mut dev = MemDisk::new(fs::read(&img).unwrap(), 512);
+    let v = open(&mut dev);
+    for (p, data) in &files {
+        let r = v.lookup(&mut dev, p).unwrap();
+        let f = v.load_file(&mut dev, r.record()).unwrap();
+        assert!(v.info_of(&f).unwrap().reparse, "{p}: not a reparse point");
+        assert_eq!(v.info_of(&f).unwrap().size, data.len() as u64, "{p}: size");
+        assert!(v.read_content(&mut dev, &f, u64::MAX).unwrap() == *data, "{p}: decompressed bytes differ");
+    }
+}
+
+#[test]
+fn wof_files_checked_backed_up_and_deleted_like_ntfs3g() {
+    let t = tempfile::tempdir().unwrap();
+    let (img, files) = wof_volume(t.path());
+    // Deletes match ntfs-3g's, $Reparse included.
+    for (p, _) in files.iter().step_by(5) {
+        let name = p.trim_start_matches("w/");
+        let plan = differential(t.path(), &img, "/w", name);
+        assert!(plan.writes.iter().any(|w| w.reason.contains("$Reparse")), "{plan}");
+        let (ours, theirs) = (t.path().join("ours.img"), t.path().join("theirs.img"));
+        assert!(reparse_keys(&ours) == reparse_keys(&theirs), "{p}: $Reparse differs from ntfs-3g's");
+    }
+    // The profile's header check sees decompressed bytes; backups are the contents.
+    let mut dev = FileDev::open(&img);
+    let prof = profile("name = \"t\"\n[[delete]]\npath = 'w\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n");
+    let mut kept = Kept::default();
+    let r = remediate::remediate(&prof, &mut dev, &Options::default(), &mut kept, &mut |_| {});
+    drop(dev);
+    assert!(r.ok && r.files_deleted == files.len() - 1, "{r:#?}");
+    for (p, data) in &files {
+        if p.ends_with("decoy.sys") {
+            continue;
+        }
+        let key = p.replace('/', "\\");
+        assert!(kept.0.get(&key).is_some_and(|b| b == data), "{p}: backup is not the file's contents");
+    }
+    assert_eq!(reparse_keys(&img).len(), 1, "only the decoy keeps its $Reparse entry");
+    common::ntfs3g::check_volume(&img);
+    run(Command::new("fsntfsinfo").arg("-H").arg(&img));
+}
+
+#[test]
+fn corrupt_wof_data_is_an_error_and_nothing_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let (img, files) = wof_volume(t.path());
+    let mut dev = MemDisk::new(fs::read(&img).unwrap(), 512);
+    let v = open(&mut dev);
+    let (p, _) = files.iter().find(|(p, _)| p.contains("lzx-100000")).unwrap();
+    let r = v.lookup(&mut dev, p).unwrap();
+    let f = v.load_file(&mut dev, r.record()).unwrap();
+    let name: Vec<u16> = "WofCompressedData".encode_utf16().collect();
+    let Some(rescue_engine::ntfs::file::Stream::NonResident { runs, .. }) = f.stream(0x80, &name).unwrap() else {
+        panic!("expected a non-resident WofCompressedData")
+    };
+    // Scramble the first chunk's Huffman table (after the 4-byte chunk table entries).
+    let at = (runs[0].lcn.unwrap() * v.cluster()) as usize + 16;
+    for b in &mut dev.data[at..at + 64] {
+        *b = 0xFF;
+    }
+    let before = dev.data.clone();
+    let err = v.read_content(&mut dev, &f, u64::MAX).unwrap_err().to_string();
+    assert!(err.contains("WofCompressedData"), "{err}");
+    let prof = profile("name = \"t\"\n[[delete]]\npath = 'w\\C-00000291-lzx*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n");
+    let r = remediate::remediate(&prof, &mut dev, &Options::default(), &mut remediate::NoBackup, &mut |_| {});
+    assert!(!r.ok && r.errors.iter().any(|e| e.contains("WofCompressedData")), "{r:#?}");
+    let dv = r.volumes[0].rules[0].files.iter().find(|f| f.path.replace('\\', "/") == *p).unwrap();
+    assert_eq!(dv.action, FileAction::Failed);
+    // The corrupt file led to no write of its own: only the other lzx files' deletes changed the disk.
+    let mut dev2 = MemDisk::new(before, 512);
+    let v2 = open(&mut dev2);
+    assert!(v2.lookup(&mut dev2, p).is_ok());
+    assert!(v.lookup(&mut dev, p).is_ok(), "the corrupt WOF file was deleted");
+}

@@ -10,7 +10,10 @@
 //!   (the window is the chunk, at most 32 KiB, and every chunk stands alone;
 //!   E8 translation is always on with a translation size of 12000000; a block
 //!   header's size is one bit meaning 32768, or that bit clear and a 16-bit
-//!   size; the uncompressed block's alignment rule).
+//!   size; the uncompressed block's alignment rule);
+//! - that WOF's LZX chunks are this variant with 32 KiB chunks: Microsoft's
+//!   `WOF_FILE_COMPRESSION_INFO_V1` documentation and ntfs-3g-system-compression's
+//!   description of System Compressed files.
 //!
 //! The format, as decoded here. The input is a stream of 16-bit little-endian
 //! words read most significant bit first. It holds one or more blocks, each
@@ -231,10 +234,8 @@ fn decode_matches(
 fn match_offset(bits: &mut BitReader, codes: &Codes, recent: &mut [u32; 3], slot: usize) -> Result<u32, Corrupt> {
     if slot < 3 {
         // R0 stays; R1 or R2 swaps places with R0.
-        let offset = recent[slot];
-        recent[slot] = recent[0];
-        recent[0] = offset;
-        return Ok(offset);
+        recent.swap(0, slot);
+        return Ok(recent[0]);
     }
     // The main code has no symbols beyond the last slot.
     let extra = u32::from(EXTRA_BITS[slot]);
@@ -629,7 +630,13 @@ mod tests {
         Literal(u8),
         /// Main symbol header, extra length symbol (if header 7), extra
         /// verbatim bits, aligned symbol.
-        Match { slot: usize, header: usize, length_sym: usize, verbatim: u32, aligned: u32 },
+        Match {
+            slot: usize,
+            header: usize,
+            length_sym: usize,
+            verbatim: u32,
+            aligned: u32,
+        },
     }
 
     /// A verbatim or aligned block's codes and the ops coded with them.
@@ -911,7 +918,11 @@ mod tests {
 
         // A match before the start, and one past the end of its block.
         for (ops, size, err) in [
-            (vec![Op::Match { slot: 3, header: 0, length_sym: 0, verbatim: 0, aligned: 0 }], 2, "match offset before start of chunk"),
+            (
+                vec![Op::Match { slot: 3, header: 0, length_sym: 0, verbatim: 0, aligned: 0 }],
+                2,
+                "match offset before start of chunk",
+            ),
             (
                 vec![Op::Literal(b'a'), Op::Match { slot: 3, header: 1, length_sym: 0, verbatim: 0, aligned: 0 }],
                 3,
@@ -981,7 +992,13 @@ mod tests {
             length_lens: length_lens(),
             aligned_lens: Some(vec![3; 8]),
             ops: (0..40)
-                .map(|i| Op::Match { slot: 8 + 2 * (i % 2), header: 7 * (i % 2), length_sym: 5, verbatim: 1, aligned: 3 })
+                .map(|i| Op::Match {
+                    slot: 8 + 2 * (i % 2),
+                    header: 7 * (i % 2),
+                    length_sym: 5,
+                    verbatim: 1,
+                    aligned: 3,
+                })
                 .collect(),
             size: 20 * 2 + 20 * 14,
         };

@@ -8,13 +8,11 @@
 //! - [`lzx`]: WOF/CompactOS LZX (the WIM variant of LZX).
 //!
 //! Guarantees shared by all three: no panic and no allocation on any input;
-//! time linear in the output; a match that would reach before the start of
+//! time linear in the input and the output; a match that would reach before the start of
 //! the output or past its end is [`Corrupt`], never clamped.
 
 pub mod lznt1;
-#[path = "/tmp/stub_decomp.rs"]
 pub mod lzx;
-#[path = "/tmp/stub_decomp.rs"]
 pub mod xpress_huffman;
 
 /// Compressed data that does not decode; says what is wrong.

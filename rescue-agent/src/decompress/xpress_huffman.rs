@@ -5,11 +5,16 @@
 //! Written from the published format, not from anyone's code:
 //!
 //! - [MS-XCA] "Xpress Compression Algorithm", section 2.1 (the LZ77+Huffman
-//!   format) and section 2.2.4 (its decompression pseudocode);
-//! - the clarifications Microsoft gave on the cifs-protocol list in 2022 about
-//!   64 KiB blocks (each block starts a new table where the previous block's
-//!   bit reader stopped, and a match may run past the end of its block) and
-//!   the 32-bit match length escape, as also implemented by Samba.
+//!   format) and section 2.2.4 (its decompression pseudocode: each 64 KiB
+//!   block reads its table where the previous block's bit reader stopped);
+//! - Microsoft's answers on the cifs-protocol list (2022) about blocks: a
+//!   match may run past the end of its 64 KiB block;
+//! - the 32-bit match length escape (a 16-bit length of 0 is followed by a
+//!   32-bit one), as Samba's LZ77+Huffman decoder documents it;
+//! - that WOF's XPRESS4K/8K/16K chunks are this format: Microsoft's
+//!   `WOF_FILE_COMPRESSION_INFO_V1` documentation (XPRESS in 4, 8 or 16 KiB
+//!   chunks) and ntfs-3g-system-compression's description of System
+//!   Compressed files.
 //!
 //! The format, as decoded here. The output is produced in blocks of 65536
 //! bytes (the last one shorter). Each block starts with 256 bytes holding the
@@ -253,6 +258,9 @@ impl Code {
             if left < 0 {
                 return Err(Corrupt("bad Huffman table: over-subscribed code"));
             }
+        }
+        if left == 1 << MAX_LEN {
+            return Err(Corrupt("bad Huffman table: no codewords"));
         }
         if left > 0 {
             return Err(Corrupt("bad Huffman table: incomplete code"));
@@ -512,7 +520,7 @@ mod tests {
     fn bad_tables_are_errors() {
         let mut out = [0u8; 4];
         let input = [0u8; 300];
-        assert_eq!(decompress(&input, &mut out), Err(Corrupt("bad Huffman table: incomplete code")));
+        assert_eq!(decompress(&input, &mut out), Err(Corrupt("bad Huffman table: no codewords")));
         let mut input = [0u8; 300];
         input[0] = 0x11; // two symbols of length 1...
         input[1] = 0x01; // ...and a third: over-subscribed.
@@ -611,9 +619,7 @@ mod tests {
                 w.bits(0b11, 2);
                 w.bytes(&[(i % 7) as u8 * 3]);
                 w.bits(0, 3);
-                for _ in 0..(15 + (i % 7) as usize * 3 + 3) {
-                    expected.push(b'a');
-                }
+                expected.extend(core::iter::repeat_n(b'a', 15 + (i % 7) as usize * 3 + 3));
             }
         }
         let input = w.finish();
@@ -635,13 +641,13 @@ mod tests {
             let len = (xorshift(&mut state) % 600) as usize;
             let mut junk: Vec<u8> = (0..len).map(|_| xorshift(&mut state) as u8).collect();
             // Give some of the junk a valid table so decoding gets further.
-            if len >= 256 && xorshift(&mut state) % 2 == 0 {
+            if len >= 256 && xorshift(&mut state).is_multiple_of(2) {
                 let lens = literal_lens();
                 for (i, pair) in lens.chunks(2).enumerate() {
                     junk[i] = pair[0] | (pair[1] << 4);
                 }
                 junk[(xorshift(&mut state) % 256) as usize] = 0x88;
-                if xorshift(&mut state) % 2 == 0 {
+                if xorshift(&mut state).is_multiple_of(2) {
                     junk[128..256].fill(0x5a);
                 }
             }

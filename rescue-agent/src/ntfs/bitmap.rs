@@ -41,6 +41,74 @@ pub(super) fn clear_bits(
     structure: &'static str,
     reason: &str,
 ) -> Result<()> {
+    change_bits(v, dev, plan, s, bits, structure, reason, false)
+}
+
+/// Plans setting `bits` (byte index → mask) in a bitmap stream; every bit must currently be clear.
+pub(super) fn set_bits(
+    v: &Ntfs,
+    dev: &mut impl BlockDevice,
+    plan: &mut Plan,
+    s: &Stream,
+    bits: &BTreeMap<u64, u8>,
+    structure: &'static str,
+    reason: &str,
+) -> Result<()> {
+    change_bits(v, dev, plan, s, bits, structure, reason, true)
+}
+
+/// First `n` free clusters in a row in `$Bitmap` (`bitmap` is its stream),
+/// read 64 KiB at a time. `Err(NoSpace)` when the volume has no such run.
+pub(super) fn find_free_clusters(v: &Ntfs, dev: &mut impl BlockDevice, bitmap: &Stream, n: u64) -> Result<u64> {
+    let total = v.boot.total_clusters;
+    let mut buf = vec![0u8; 65536];
+    let (mut run_start, mut run_len) = (0u64, 0u64);
+    let mut byte = 0u64;
+    while byte * 8 < total {
+        let take = (bitmap.len().saturating_sub(byte)).min(buf.len() as u64) as usize;
+        if take == 0 {
+            break;
+        }
+        v.read_stream(dev, bitmap, byte, &mut buf[..take])?;
+        for (i, b) in buf[..take].iter().enumerate() {
+            if *b == 0xFF {
+                run_len = 0;
+                continue;
+            }
+            for bit in 0..8 {
+                let c = (byte + i as u64) * 8 + bit;
+                if c >= total {
+                    break;
+                }
+                if b >> bit & 1 == 0 {
+                    if run_len == 0 {
+                        run_start = c;
+                    }
+                    run_len += 1;
+                    if run_len == n {
+                        return Ok(run_start);
+                    }
+                } else {
+                    run_len = 0;
+                }
+            }
+        }
+        byte += take as u64;
+    }
+    Err(NtfsError::NoSpace { structure: "$Bitmap", offset: 0 })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn change_bits(
+    v: &Ntfs,
+    dev: &mut impl BlockDevice,
+    plan: &mut Plan,
+    s: &Stream,
+    bits: &BTreeMap<u64, u8>,
+    structure: &'static str,
+    reason: &str,
+    set: bool,
+) -> Result<()> {
     let Stream::NonResident { runs, offset, .. } = s else {
         return Err(NtfsError::Unsupported { structure, offset: 0, detail: "resident bitmap" });
     };
@@ -56,14 +124,18 @@ pub(super) fn clear_bits(
         let mut cur = vec![0u8; masks.len()];
         v.read_stream(dev, s, start, &mut cur).map_err(|_| corrupt(structure, *offset, "bit beyond the bitmap"))?;
         for (i, (c, m)) in cur.iter_mut().zip(&masks).enumerate() {
-            if *c & m != *m {
-                return Err(corrupt(
-                    structure,
-                    *offset + start + i as u64,
-                    "bit already clear: the volume disagrees with the file (cross-linked?)",
-                ));
+            let at = *offset + start + i as u64;
+            if set {
+                if *c & m != 0 {
+                    return Err(corrupt(structure, at, "bit already set: the space is in use"));
+                }
+                *c |= m;
+            } else {
+                if *c & m != *m {
+                    return Err(corrupt(structure, at, "bit already clear: the volume disagrees with the file (cross-linked?)"));
+                }
+                *c &= !m;
             }
-            *c &= !m;
         }
         let ex: Vec<(u64, u64)> = runs::extents(runs, v.cluster(), start, masks.len() as u64, *offset)?
             .into_iter()

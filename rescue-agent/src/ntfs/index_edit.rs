@@ -2,13 +2,14 @@
 //! index's) B+ tree in memory and records one planned write per changed node.
 
 use super::attr::{self, Form};
-use super::bitmap::clear_bits;
+use super::bitmap::{add_bits, clear_bits, find_free_clusters, set_bits};
 use super::file::Stream;
 use super::fs::{Directory, NodeLoc, Ntfs};
-use super::index::{entry_bytes, Entry, Node};
+use super::index::{entry_bytes, Entry, Node, ENTRY_END, ENTRY_NODE, LARGE_INDEX};
+use super::runs::{encode, Run};
 use super::plan::{commit_usn, record_write, Plan};
 use super::record::write_fixups;
-use super::{corrupt, FileRef, NtfsError, Result, MAX_INDEX_DEPTH};
+use super::{corrupt, le16, le64, put16, put64, FileRef, NtfsError, Result, MAX_INDEX_DEPTH};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -33,6 +34,29 @@ fn cmp_ulongs(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// An END entry pointing to sub-node `vcn`.
+fn end_entry(vcn: u64) -> Vec<u8> {
+    let mut e = alloc::vec![0u8; 0x18];
+    put16(&mut e, 8, 0x18);
+    put16(&mut e, 12, ENTRY_END | ENTRY_NODE);
+    put64(&mut e, 0x10, vcn);
+    e
+}
+
+/// The sub-node of entry bytes `e` (its last 8 bytes).
+fn sub_of(e: &[u8]) -> u64 {
+    e.len().checked_sub(8).and_then(|o| le64(e, o)).unwrap_or(0)
+}
+
+/// Entry bytes `e` (an interior entry) with its sub-node set to `vcn`.
+fn with_sub(e: &[u8], vcn: u64) -> Vec<u8> {
+    let mut v = e.to_vec();
+    if let Some(o) = v.len().checked_sub(8) {
+        put64(&mut v, o, vcn);
+    }
+    v
 }
 
 /// Edits one directory's index in memory and records a write per change.
@@ -197,9 +221,17 @@ impl<'a> Editor<'a> {
                 let n_writes = self.plan.writes.len();
                 match self.replace_interior(dev, loc, idx, &e, sub, shown, true) {
                     Err(NtfsError::NoSpace { .. }) => {
-                        *self.node(dev, loc)? = saved;
+                        *self.node(dev, loc)? = saved.clone();
                         self.plan.writes.truncate(n_writes);
-                        self.replace_interior(dev, loc, idx, &e, sub, shown, false)?;
+                        match self.replace_interior(dev, loc, idx, &e, sub, shown, false) {
+                            Err(NtfsError::NoSpace { .. }) => {
+                                // Neither fits: the node splits (as ntfs-3g and Windows do).
+                                *self.node(dev, loc)? = saved;
+                                self.plan.writes.truncate(n_writes);
+                                self.replace_by_split(dev, &path, &e, sub, shown)?;
+                            }
+                            r => r?,
+                        }
                     }
                     r => r?,
                 }
@@ -223,6 +255,32 @@ impl<'a> Editor<'a> {
         shown: &str,
         successor: bool,
     ) -> Result<()> {
+        let (cur, parent, x) = self.neighbour(dev, loc, idx, sub, successor)?;
+        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
+        let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
+        let which = if successor { "successor" } else { "predecessor" };
+        self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
+        self.emit(loc, &format!("replace interior index entry {shown:?} by its {which} {xname:?}"))?;
+        self.node(dev, cur)?.splice(x.off, x.len, &[])?;
+        self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))?;
+        if let NodeLoc::Block(vcn) = cur {
+            self.collapse_if_empty(dev, parent, vcn)?;
+        }
+        Ok(())
+    }
+
+    /// The key that can replace interior entry `idx` of node `loc` (whose
+    /// sub-node is `sub`): its successor (the first key of the leftmost leaf
+    /// right of it) or its predecessor (the last key of the rightmost leaf
+    /// under `sub`). Returns the leaf, the leaf's parent entry, and the key.
+    fn neighbour(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        loc: NodeLoc,
+        idx: usize,
+        sub: u64,
+        successor: bool,
+    ) -> Result<(NodeLoc, (NodeLoc, usize), Entry)> {
         let entries = self.entries(dev, loc)?;
         let (mut cur, mut parent) = if successor {
             let next_sub = entries.get(idx + 1).and_then(|n| n.sub).ok_or(corrupt(
@@ -254,17 +312,227 @@ impl<'a> Editor<'a> {
             });
         }
         let x = if successor { leaf_es[0].clone() } else { leaf_es[leaf_es.len() - 2].clone() };
+        Ok((cur, parent, x))
+    }
+
+    /// Replaces interior entry `e` (the last step of `path`, sub-node `sub`)
+    /// by its successor when neither neighbour fits the node: the node's new
+    /// entries go through [`Self::put_entries`], which splits it. Then the
+    /// successor leaves its leaf. Every new block is written before the node
+    /// that will point to it, and a node shrinks only after its entries are
+    /// written at their new place: a crash duplicates keys, never loses one.
+    fn replace_by_split(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        path: &[(NodeLoc, usize)],
+        e: &Entry,
+        sub: u64,
+        shown: &str,
+    ) -> Result<()> {
+        let &(loc, idx) = path.last().ok_or(corrupt("directory index", 0, "internal"))?;
+        let (cur, _, x) = self.neighbour(dev, loc, idx, sub, true)?;
         let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
+        let node = self.node(dev, loc)?.clone();
+        let list: Vec<Vec<u8>> = node
+            .entries()?
+            .iter()
+            .map(|en| if en.off == e.off { moved.clone() } else { entry_bytes(&node, en, en.sub) })
+            .collect();
         let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
-        let which = if successor { "successor" } else { "predecessor" };
-        self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
-        self.emit(loc, &format!("replace interior index entry {shown:?} by its {which} {xname:?}"))?;
+        let reason = format!("replace interior index entry {shown:?} by its successor {xname:?}");
+        self.put_entries(dev, &path[..path.len() - 1], loc, list, &reason)?;
         self.node(dev, cur)?.splice(x.off, x.len, &[])?;
-        self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))?;
-        if let NodeLoc::Block(vcn) = cur {
-            self.collapse_if_empty(dev, parent, vcn)?;
+        self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))
+    }
+
+    /// Gives node `loc` (reached through `ancestors`) the entries `list`
+    /// (entry bytes, END last), splitting it when they do not fit: a block
+    /// keeps the lower half, a new block takes the upper half, and the
+    /// middle key moves up into the parent (recursively); a root that does
+    /// not fit its MFT record moves its entries into a new block and keeps
+    /// only an END entry pointing to it.
+    fn put_entries(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        ancestors: &[(NodeLoc, usize)],
+        loc: NodeLoc,
+        list: Vec<Vec<u8>>,
+        reason: &str,
+    ) -> Result<()> {
+        let saved = self.node(dev, loc)?.clone();
+        match self.set_entries(dev, loc, &list).and_then(|_| self.emit(loc, reason)) {
+            Err(NtfsError::NoSpace { .. }) => *self.node(dev, loc)? = saved.clone(),
+            r => return r,
+        }
+        let bytes = |l: &[Vec<u8>]| l.iter().map(|e| e.len()).sum::<usize>();
+        if list.len() < 3 || list.iter().any(|e| le16(e, 12).unwrap_or(0) & ENTRY_NODE == 0) {
+            return Err(NtfsError::NoSpace { structure: saved.structure(), offset: saved.offset });
+        }
+        let Some(&(ploc, pidx)) = ancestors.last() else {
+            // The root: everything moves down into a new block.
+            let b = self.alloc_block(dev)?;
+            self.new_block(dev, b, &list, "the index root is full: move its entries into a new index block")?;
+            self.set_entries(dev, loc, &[end_entry(b)])?;
+            return self.emit(loc, "point the index root at the new block");
+        };
+        // Split at the entry where the lower half passes half of the bytes.
+        let half = bytes(&list) / 2;
+        let mut m = 1;
+        while m < list.len() - 2 && bytes(&list[..m]) + list[m].len() <= half {
+            m += 1;
+        }
+        let NodeLoc::Block(vcn) = loc else { return Err(corrupt("directory index", 0, "internal: root with a parent")) };
+        let median_sub = sub_of(&list[m]);
+        let b = self.alloc_block(dev)?;
+        self.new_block(dev, b, &list[m + 1..], "split a full index block: its upper half goes to a new block")?;
+        let parent = self.node(dev, ploc)?.clone();
+        let mut plist: Vec<Vec<u8>> = Vec::new();
+        for (i, pe) in parent.entries()?.iter().enumerate() {
+            if i == pidx {
+                plist.push(with_sub(&list[m], vcn));
+                plist.push(entry_bytes(&parent, pe, Some(b)));
+            } else {
+                plist.push(entry_bytes(&parent, pe, pe.sub));
+            }
+        }
+        let up = &ancestors[..ancestors.len() - 1];
+        self.put_entries(dev, up, ploc, plist, "the middle key of a split index block moves up")?;
+        let mut lower = list[..m].to_vec();
+        lower.push(end_entry(median_sub));
+        self.set_entries(dev, loc, &lower)?;
+        self.emit(loc, &format!("{reason} (the block keeps its lower half)"))
+    }
+
+    /// Replaces the entries of node `loc` in memory.
+    fn set_entries(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, list: &[Vec<u8>]) -> Result<()> {
+        let n = self.node(dev, loc)?;
+        let start = n.hdr + n.entries_offset();
+        let old = n.index_length() - n.entries_offset();
+        n.splice(start, old, &list.concat())
+    }
+
+    /// Creates index block `vcn` (already reserved by [`Self::alloc_block`])
+    /// holding `list`, from the layout of an existing block, and writes it.
+    fn new_block(&mut self, dev: &mut impl BlockDevice, vcn: u64, list: &[Vec<u8>], reason: &str) -> Result<()> {
+        let template = match self.blocks.values().next() {
+            Some(b) => b.clone(),
+            None => {
+                let first = self.dir.root.entries()?.iter().find_map(|e| e.sub);
+                let any = first.ok_or(corrupt("directory index", self.dir.root.offset, "no index block to copy"))?;
+                self.node(dev, NodeLoc::Block(any))?.clone()
+            }
+        };
+        let ex = self.v.block_extents(&self.dir, vcn)?;
+        let mut n = Node { offset: ex[0].0, ..template };
+        put64(&mut n.buf, 0x10, vcn);
+        if let Some(f) = n.buf.get_mut(n.hdr + 12) {
+            *f |= LARGE_INDEX;
+        }
+        let start = n.hdr + n.entries_offset();
+        let old = n.index_length() - n.entries_offset();
+        n.splice(start, old, &list.concat())?;
+        n.entries()?;
+        self.blocks.insert(vcn, n);
+        self.emit(NodeLoc::Block(vcn), reason)
+    }
+
+    /// Reserves an index block for a split: a free one inside
+    /// `$INDEX_ALLOCATION` when its bitmap has one, otherwise a new one at
+    /// its end (clusters taken from `$Bitmap` when the allocation has no
+    /// spare room). Plans, in this order, the `$Bitmap` bits, the directory
+    /// record's new run and sizes, and the index bitmap bit: a crash leaks
+    /// space at worst. Returns the block's VCN.
+    fn alloc_block(&mut self, dev: &mut impl BlockDevice) -> Result<u64> {
+        let bs = self.dir.block_size as u64;
+        let unsupported = |detail| NtfsError::Unsupported { structure: "$INDEX_ALLOCATION", offset: 0, detail };
+        let Some(Stream::NonResident { runs, data_size, allocated, .. }) = self.dir.alloc.clone() else {
+            return Err(unsupported("no index allocation to grow"));
+        };
+        let iname = self.dir.name.clone();
+        let (ri, ba) = self.current_attr(attr::BITMAP, &iname)?;
+        let Form::Resident { value_offset, value_len } = ba.form else {
+            return Err(unsupported("non-resident index bitmap"));
+        };
+        let bits = self.dir.file.records[ri].data[value_offset..value_offset + value_len].to_vec();
+        let used = |i: u64| bits.get((i / 8) as usize).is_none_or(|b| b >> (i % 8) & 1 != 0);
+        let blocks = data_size / bs;
+        let bit = match (0..blocks).find(|&i| !used(i)) {
+            Some(i) => i,
+            None => {
+                if blocks >= value_len as u64 * 8 {
+                    return Err(unsupported("the index bitmap would have to grow"));
+                }
+                self.grow_allocation(dev, &runs, data_size, allocated)?;
+                blocks
+            }
+        };
+        // Growing the allocation may have moved the bitmap within its record.
+        let (ri, ba) = self.current_attr(attr::BITMAP, &iname)?;
+        let Form::Resident { value_offset, .. } = ba.form else { return Err(unsupported("index bitmap moved")) };
+        let mut r = self.dir.file.records[ri].clone();
+        r.data[value_offset + (bit / 8) as usize] |= 1 << (bit % 8);
+        record_write(self.v, &mut self.plan, &mut r, "mark the new index block in use in the index bitmap")?;
+        self.dir.file.records[ri] = r;
+        Ok(bit * bs / self.dir.vcn_unit)
+    }
+
+    /// Adds one block at the end of `$INDEX_ALLOCATION` (a single segment):
+    /// new clusters from `$Bitmap` when `allocated` has no room, then the
+    /// attribute's run list and sizes rewritten in the directory's record.
+    fn grow_allocation(&mut self, dev: &mut impl BlockDevice, runs: &[Run], data_size: u64, allocated: u64) -> Result<()> {
+        let bs = self.dir.block_size as u64;
+        let cs = self.v.cluster();
+        let iname = self.dir.name.clone();
+        let new_size = data_size + bs;
+        let mut runs = runs.to_vec();
+        let mut new_alloc = allocated;
+        if new_size > allocated {
+            let n = (new_size - allocated).div_ceil(cs);
+            let bf = self.v.load_file(dev, super::fs::BITMAP)?;
+            let bm = bf.stream(attr::DATA, &[])?.ok_or(corrupt("$Bitmap", bf.base().offset, "no $DATA"))?;
+            let lcn = find_free_clusters(self.v, dev, &bm, n)?;
+            let mut m = BTreeMap::new();
+            add_bits(&mut m, lcn, n, "$Bitmap", 0)?;
+            set_bits(self.v, dev, &mut self.plan, &bm, &m, "$Bitmap", "take clusters for a new index block")?;
+            let vcn = allocated / cs;
+            match runs.last_mut() {
+                Some(last) if last.lcn.is_some_and(|l| l + last.len == lcn) && last.vcn + last.len == vcn => last.len += n,
+                _ => runs.push(Run { vcn, lcn: Some(lcn), len: n }),
+            }
+            new_alloc += n * cs;
+        }
+        let (ri, ia) = self.current_attr(attr::INDEX_ALLOCATION, &iname)?;
+        let rec = &self.dir.file.records[ri];
+        let at = rec.offset + ia.offset as u64;
+        let Form::NonResident { lowest_vcn: 0, .. } = ia.form else {
+            return Err(NtfsError::Unsupported { structure: "$INDEX_ALLOCATION", offset: at, detail: "resident or in pieces" });
+        };
+        let mp = le16(&rec.data, ia.offset + 0x20).unwrap_or(0) as usize;
+        let mut a = rec.data[ia.offset..ia.offset + mp].to_vec();
+        a.extend_from_slice(&encode(&runs));
+        a.resize((a.len() + 7) & !7, 0);
+        put64(&mut a, 0x18, new_alloc / cs - 1);
+        put64(&mut a, 0x28, new_alloc);
+        put64(&mut a, 0x30, new_size);
+        put64(&mut a, 0x38, new_size);
+        let mut r = rec.clone();
+        r.replace_attr(ia.offset, &a).ok_or(NtfsError::NoSpace { structure: "MFT record", offset: at })?;
+        record_write(self.v, &mut self.plan, &mut r, "grow the index allocation by one block")?;
+        self.dir.file.records[ri] = r;
+        if let Some(Stream::NonResident { runs: r, data_size, initialized, allocated, .. }) = &mut self.dir.alloc {
+            (*r, *data_size, *initialized, *allocated) = (runs, new_size, new_size, new_alloc);
         }
         Ok(())
+    }
+
+    /// The attribute `type_code`/`name` as it is now in the (edited) records: (record index, attribute).
+    fn current_attr(&self, type_code: u32, name: &[u16]) -> Result<(usize, attr::Attr)> {
+        for (ri, rec) in self.dir.file.records.iter().enumerate() {
+            if let Some(a) = rec.attrs(self.v.boot.total_clusters)?.into_iter().find(|a| a.type_code == type_code && a.name == name) {
+                return Ok((ri, a));
+            }
+        }
+        Err(corrupt("directory index", self.dir.root.offset, "index attribute missing"))
     }
 
     /// When leaf `vcn` (pointed to by entry `pidx` of node `ploc`) has no

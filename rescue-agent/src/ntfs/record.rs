@@ -155,22 +155,31 @@ impl Record {
     /// with `value`, moving the attributes after it. In memory only; `None`
     /// (and the record unchanged) when the record has no room for it.
     pub fn set_resident_value(&mut self, ao: usize, value: &[u8]) -> Option<()> {
-        let old_len = le32(&self.data, ao + 4)? as usize;
         let vo = le16(&self.data, ao + 0x14)? as usize;
-        let new_len = (vo + value.len() + 7) & !7;
+        let mut attr = self.data.get(ao..ao + vo)?.to_vec();
+        attr.extend_from_slice(value);
+        attr.resize((attr.len() + 7) & !7, 0);
+        put32(&mut attr, 0x10, value.len() as u32);
+        self.replace_attr(ao, &attr)
+    }
+
+    /// Replaces the whole attribute whose header is at `ao` by `attr` (its
+    /// length a multiple of 8, set in its header here), moving the
+    /// attributes after it. In memory only; `None` (and the record
+    /// unchanged) when the record has no room for it.
+    pub fn replace_attr(&mut self, ao: usize, attr: &[u8]) -> Option<()> {
+        let old_len = le32(&self.data, ao + 4)? as usize;
         let used = self.bytes_in_use();
-        let new_used = (used + new_len).checked_sub(old_len)?;
-        if ao + old_len > used || used > self.data.len() || new_used + 8 > self.data.len() {
+        let new_used = (used + attr.len()).checked_sub(old_len)?;
+        if attr.len() % 8 != 0 || ao + old_len > used || used > self.data.len() || new_used + 8 > self.data.len() {
             return None;
         }
         let mut d = Vec::with_capacity(self.data.len());
-        d.extend_from_slice(&self.data[..ao + vo]);
-        d.extend_from_slice(value);
-        d.resize(ao + new_len, 0);
+        d.extend_from_slice(&self.data[..ao]);
+        d.extend_from_slice(attr);
         d.extend_from_slice(&self.data[ao + old_len..used]);
         d.resize(self.data.len(), 0);
-        put32(&mut d, ao + 4, new_len as u32);
-        put32(&mut d, ao + 0x10, value.len() as u32);
+        put32(&mut d, ao + 4, attr.len() as u32);
         put32(&mut d, 0x18, new_used as u32);
         self.data = d;
         Some(())

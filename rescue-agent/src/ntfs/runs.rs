@@ -66,6 +66,42 @@ pub fn decode(b: &[u8], lowest_vcn: u64, total_clusters: u64, offset: u64) -> Re
     Err(err(i, "run list has no terminator"))
 }
 
+/// Encodes runs as mapping pairs (the inverse of [`decode`]), with the
+/// terminating zero byte. Each field takes the fewest bytes that hold it
+/// (lengths unsigned, cluster deltas signed), as Windows writes them.
+pub fn encode(runs: &[Run]) -> Vec<u8> {
+    fn bytes_for(v: i64, signed: bool) -> usize {
+        (1..=8)
+            .find(|&n| {
+                let shift = 64 - 8 * n as u32;
+                if signed {
+                    n == 8 || (v << shift) >> shift == v
+                } else {
+                    n == 8 || (v as u64) >> (8 * n) == 0
+                }
+            })
+            .unwrap_or(8)
+    }
+    let mut out = Vec::new();
+    let mut prev: i64 = 0;
+    for r in runs {
+        let ls = bytes_for(r.len as i64, false);
+        let (os, delta) = match r.lcn {
+            Some(l) => {
+                let d = l as i64 - prev;
+                prev = l as i64;
+                (bytes_for(d, true), d)
+            }
+            None => (0, 0),
+        };
+        out.push((os << 4 | ls) as u8);
+        out.extend_from_slice(&r.len.to_le_bytes()[..ls]);
+        out.extend_from_slice(&delta.to_le_bytes()[..os]);
+    }
+    out.push(0);
+    out
+}
+
 /// Maps `len` bytes at byte `pos` of a stream to physical extents
 /// (`Some(volume byte offset)` or `None` for sparse), in order.
 pub fn extents(runs: &[Run], cluster: u64, pos: u64, len: u64, offset: u64) -> Result<Vec<(Option<u64>, u64)>> {
@@ -109,6 +145,9 @@ mod tests {
         );
         assert!(decode(&b[..4], 0, 1 << 20, 0).is_err());
         assert!(decode(&b, 0, 0x100, 0).is_err());
+        assert_eq!(decode(&encode(&r), 0, 1 << 20, 0).unwrap(), r, "encode is decode's inverse");
+        let wide = [Run { vcn: 0, lcn: Some(0x80), len: 0x100 }, Run { vcn: 0x100, lcn: Some(0x10), len: 1 }];
+        assert_eq!(encode(&wide), [0x22, 0x00, 0x01, 0x80, 0x00, 0x11, 0x01, 0x90, 0x00]);
         let e = extents(&r, 512, 0x17 * 512, 3 * 512, 0).unwrap();
         assert_eq!(e, [(Some(0x5634 * 512 + 0x17 * 512), 512), (None, 1024)]);
     }
