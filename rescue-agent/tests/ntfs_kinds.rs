@@ -12,6 +12,7 @@ mod common;
 use common::ntfs3g::{bytes, copy, make_volume, run, with_mount};
 use common::{differential, open, FileDev};
 use rescue_engine::block::MemDisk;
+use rescue_engine::ntfs::plan::Plan;
 use rescue_engine::profile::Profile;
 use rescue_engine::remediate::{self, BackupItem, BackupSink, FileAction, Options};
 use std::collections::BTreeMap;
@@ -188,7 +189,9 @@ fn corrupt_compressed_data_is_an_error_and_nothing_is_written() {
     let before = dev.data.clone();
     let err = v.read_content(&mut dev, &f, u64::MAX).unwrap_err().to_string();
     assert!(err.contains("LZNT1"), "{err}");
-    let p = profile("name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n");
+    let p = profile(
+        "name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n",
+    );
     let r = remediate::remediate(&p, &mut dev, &Options::default(), &mut remediate::NoBackup, &mut |_| {});
     assert!(!r.ok && r.files_deleted == 0, "{r:#?}");
     assert!(r.errors.iter().any(|e| e.contains("LZNT1")), "{:?}", r.errors);
@@ -304,7 +307,9 @@ fn reparse_points_leave_the_reparse_index() {
     }
     // 400 entries: $R has index blocks, entries in the leaves and the root.
     let img = reparse_volume(t.path(), 400);
-    assert!(run(Command::new("ntfsinfo").args(["-v", "-F", "/$Extend/$Reparse"]).arg(&img)).contains("INDEX_ALLOCATION"));
+    assert!(
+        run(Command::new("ntfsinfo").args(["-v", "-F", "/$Extend/$Reparse"]).arg(&img)).contains("INDEX_ALLOCATION")
+    );
     assert_eq!(reparse_keys(&img).len(), 400);
     for name in ["p0000.sys", "p0123.sys", "p0399.sys"] {
         reparse_differential(t.path(), &img, name);
@@ -432,7 +437,8 @@ fn in_place_overwrite_resident_and_fragmented() {
     let bitmap = |img: &Path| ntfscat(img, "$Bitmap");
     let (old_big, old_r) = (ntfscat(&img, "big.bin"), ntfscat(&img, "r.bin"));
     let new1 = content(1, 50_000, 77);
-    let edits: Vec<(u64, &[u8])> = vec![(0, &new1[..4096]), (123_457, &new1[..30_000]), (700_001, &new1[..50_000]), (1_499_990, &new1[..10])];
+    let edits: Vec<(u64, &[u8])> =
+        vec![(0, &new1[..4096]), (123_457, &new1[..30_000]), (700_001, &new1[..50_000]), (1_499_990, &new1[..10])];
     let plan = overwrite_plan(&img, "big.bin", &edits).unwrap();
     assert!(plan.len() > edits.len(), "big.bin is not fragmented where written: {plan}");
     let mut expect = old_big.clone();
@@ -493,38 +499,33 @@ fn ragged_directory(dir: &Path, n: usize, name_of_dir: &str) -> std::path::PathB
     make_volume(dir, "ragged.img", 64, &[], &format!("mkdir {name_of_dir} && cd {name_of_dir} && python3 -c \"{py}\""))
 }
 
-/// Keys of `parent` whose delete makes the engine split a node ("split" or
-/// "root is full" in the plan), among entries that have a sub-node.
-fn split_cases(img: &Path, parent: &str, want: usize) -> Vec<(String, rescue_engine::ntfs::plan::Plan)> {
+/// Interior keys of the index blocks of `parent` (the root left out), by
+/// the free bytes of their block plus their own size, smallest first; or
+/// with `root`, the root's keys by their size.
+fn crowded_interior_keys(img: &Path, parent: &str, root: bool) -> Vec<(usize, String)> {
     let mut dev = FileDev::open(img);
     let v = open(&mut dev);
     let r = v.lookup(&mut dev, parent).unwrap();
     let d = v.open_dir(&mut dev, r).unwrap();
-    let mut interior = Vec::new();
-    let mut stack = vec![d.root.clone()];
-    while let Some(n) = stack.pop() {
-        for e in n.entries().unwrap() {
-            if let (Some(k), Some(_)) = (&e.key, e.sub) {
-                interior.push(k.name_string());
-            }
-            if let Some(s) = e.sub {
-                stack.push(v.read_block(&mut dev, &d, s).unwrap());
-            }
-        }
-    }
     let mut out = Vec::new();
-    for k in interior {
-        let gate = rescue_engine::ntfs::gate::clear_for_writing(&v, &mut dev, Default::default()).unwrap();
-        let fref = v.lookup_in(&mut dev, &d, &k).unwrap().unwrap();
-        let name: Vec<u16> = k.encode_utf16().collect();
-        let Ok(p) = rescue_engine::ntfs::delete::plan_delete(&v, &mut dev, &gate, r, fref, &[name]) else { continue };
-        if p.writes.iter().any(|w| w.reason.contains("split") || w.reason.contains("root is full")) {
-            out.push((k, p));
-            if out.len() == want {
-                break;
+    let mut todo: Vec<u64> = d.root.entries().unwrap().iter().filter_map(|e| e.sub).collect();
+    if root {
+        let keys = d.root.entries().unwrap().into_iter().filter(|e| e.sub.is_some());
+        return keys.filter_map(|e| e.key.map(|k| (e.len, k.name_string()))).collect();
+    }
+    while let Some(vcn) = todo.pop() {
+        let b = v.read_block(&mut dev, &d, vcn).unwrap();
+        let free = b.allocated() - b.index_length();
+        for x in b.entries().unwrap() {
+            if let Some(s) = x.sub {
+                todo.push(s);
+                if let Some(k) = &x.key {
+                    out.push((free + x.len, k.name_string()));
+                }
             }
         }
     }
+    out.sort();
     out
 }
 
@@ -539,39 +540,74 @@ fn names(img: &Path, parent: &str) -> Vec<String> {
     v
 }
 
-#[test]
-fn full_index_nodes_split() {
-    let t = tempfile::tempdir().unwrap();
-    let img = ragged_directory(t.path(), 2500, "d");
-    let before = names(&img, "/d");
-    let cases = split_cases(&img, "d", 3);
-    assert!(!cases.is_empty(), "no key of this directory needs a split");
-    for (k, plan) in &cases {
-        eprintln!("split for {k}:\n{plan}");
-        let expect: Vec<String> = before.iter().filter(|n| *n != k).cloned().collect();
-        // Interrupted after every write: ntfsfix and a mount pass, no other name is lost.
-        for i in 0..=plan.len() {
-            let part = copy(&img, &t.path().join(format!("s{i}.img")));
-            rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), plan, Some(i)).unwrap();
-            common::ntfs3g::check_volume(&part);
-            let now = names(&part, "/d");
-            assert!(expect.iter().all(|n| now.contains(n)), "k={k} i={i}: a name was lost");
-            if i == plan.len() {
-                assert_eq!(now, expect, "after deleting {k}");
-                // The engine reads the split tree back in order, and libyal's reader agrees.
-                let mut dev = FileDev::open(&part);
-                let v = open(&mut dev);
-                let r = v.lookup(&mut dev, "d").unwrap();
-                let d = v.open_dir(&mut dev, r).unwrap();
-                let ours: Vec<String> = v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect();
-                let mut sorted = ours.clone();
-                sorted.sort_by(|a, b| a.to_uppercase().cmp(&b.to_uppercase()));
-                assert_eq!(ours.len(), expect.len());
-                run(Command::new("fsntfsinfo").arg("-H").arg(&part));
-            }
-            fs::remove_file(part).unwrap();
+/// Gives one of the interior keys `candidates` of `d` a 250-character
+/// successor and predecessor (made by ntfs-3g), so that neither fits where
+/// the key was; returns the first key whose delete then needs a split, its
+/// plan, and the volume.
+fn force_split(dir: &Path, img: &Path, candidates: Vec<(usize, String)>) -> (String, Plan, std::path::PathBuf) {
+    for (_, k) in candidates.into_iter().take(12) {
+        let trial = copy(img, &dir.join("trial.img"));
+        let succ = format!("{k}{}", "y".repeat(250 - k.len()));
+        let pred = format!("{}w{}", &k[..k.len() - 1], "z".repeat(250 - k.len()));
+        with_mount(&trial, &[], |m| {
+            fs::write(m.join("d").join(&succ), b"s").unwrap();
+            fs::write(m.join("d").join(&pred), b"p").unwrap();
+        });
+        let mut dev = FileDev::open(&trial);
+        let plan = common::plan_for(&mut dev, "d", &k);
+        if plan.writes.iter().any(|w| w.reason.contains("split") || w.reason.contains("root is full")) {
+            return (k, plan, copy(&trial, &dir.join("split.img")));
         }
     }
+    panic!("no interior key could be made to need a split");
+}
+
+/// Runs a split plan stopped after every write: ntfsfix and a mount pass
+/// and no other name is lost; at the end the listing is exactly the old one
+/// without `k`, the engine reads the tree back in order and fsntfsinfo
+/// walks it.
+fn check_split(dir: &Path, img: &Path, k: &str, plan: &Plan) {
+    let before = names(img, "/d");
+    let expect: Vec<String> = before.iter().filter(|n| *n != k).cloned().collect();
+    for i in 0..=plan.len() {
+        let part = copy(img, &dir.join(format!("s{i}.img")));
+        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), plan, Some(i)).unwrap();
+        common::ntfs3g::check_volume(&part);
+        let now = names(&part, "/d");
+        assert!(expect.iter().all(|n| now.contains(n)), "i={i}: a name was lost");
+        if i == plan.len() {
+            assert_eq!(now, expect, "after deleting {k}");
+            let mut dev = FileDev::open(&part);
+            let v = open(&mut dev);
+            let r = v.lookup(&mut dev, "d").unwrap();
+            let d = v.open_dir(&mut dev, r).unwrap();
+            let ours: Vec<String> = v.list_dir(&mut dev, &d).unwrap().into_iter().map(|e| e.name).collect();
+            let mut sorted = ours.clone();
+            sorted.sort_by_key(|a| a.to_uppercase());
+            assert_eq!(ours, sorted, "the tree is out of order");
+            assert_eq!(ours.len(), expect.len());
+            run(Command::new("fsntfsinfo").arg("-H").arg(&part));
+        }
+        fs::remove_file(part).unwrap();
+    }
+}
+
+#[test]
+fn full_index_block_splits() {
+    let t = tempfile::tempdir().unwrap();
+    let img = ragged_directory(t.path(), 3000, "d");
+    let (k, plan, img) = force_split(t.path(), &img, crowded_interior_keys(&img, "d", false));
+    assert!(plan.writes.iter().any(|w| w.reason.contains("split a full index block")), "{plan}");
+    check_split(t.path(), &img, &k, &plan);
+}
+
+#[test]
+fn full_index_root_moves_into_a_new_block() {
+    let t = tempfile::tempdir().unwrap();
+    let img = ragged_directory(t.path(), 30, "d");
+    let (k, plan, img) = force_split(t.path(), &img, crowded_interior_keys(&img, "d", true));
+    assert!(plan.writes.iter().any(|w| w.reason.contains("root is full")), "{plan}");
+    check_split(t.path(), &img, &k, &plan);
 }
 
 /// The WOF algorithms: (name for `scripts/wof-blob`, `FILE_PROVIDER_COMPRESSION_*` code).
@@ -604,7 +640,9 @@ fn make_wof(m: &Path, rel: &str, data: &[u8], blob: &[u8], code: u32) {
     for v in [2u32, 1, code] {
         rp.extend_from_slice(&v.to_le_bytes()); // FILE_PROVIDER_EXTERNAL_INFO_V1: version 1, algorithm
     }
-    run(Command::new("setfattr").args(["-n", "system.ntfs_reparse_data", "-v", &reparse_hex(0x8000_0017, &rp)]).arg(&p));
+    run(Command::new("setfattr")
+        .args(["-n", "system.ntfs_reparse_data", "-v", &reparse_hex(0x8000_0017, &rp)])
+        .arg(&p));
 }
 
 /// A volume with WOF files of every algorithm in `w`: (path, contents).
@@ -702,7 +740,9 @@ fn corrupt_wof_data_is_an_error_and_nothing_is_written() {
     let before = dev.data.clone();
     let err = v.read_content(&mut dev, &f, u64::MAX).unwrap_err().to_string();
     assert!(err.contains("WofCompressedData"), "{err}");
-    let prof = profile("name = \"t\"\n[[delete]]\npath = 'w\\C-00000291-lzx*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n");
+    let prof = profile(
+        "name = \"t\"\n[[delete]]\npath = 'w\\C-00000291-lzx*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n",
+    );
     let r = remediate::remediate(&prof, &mut dev, &Options::default(), &mut remediate::NoBackup, &mut |_| {});
     assert!(!r.ok && r.errors.iter().any(|e| e.contains("WofCompressedData")), "{r:#?}");
     let dv = r.volumes[0].rules[0].files.iter().find(|f| f.path.replace('\\', "/") == *p).unwrap();

@@ -132,7 +132,11 @@ fn change_bits(
                 *c |= m;
             } else {
                 if *c & m != *m {
-                    return Err(corrupt(structure, at, "bit already clear: the volume disagrees with the file (cross-linked?)"));
+                    return Err(corrupt(
+                        structure,
+                        at,
+                        "bit already clear: the volume disagrees with the file (cross-linked?)",
+                    ));
                 }
                 *c &= !m;
             }

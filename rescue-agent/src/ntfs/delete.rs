@@ -3,16 +3,16 @@
 //! [`super::plan::execute`] in the crash-safe order documented there.
 
 use super::attr::{self, Form};
+use super::attrlist;
 use super::bitmap::{add_bits, clear_bits};
+use super::file::File;
+use super::file::Stream;
 use super::filename::{DOS, WIN32};
 use super::fs::{Ntfs, FIRST_USER_RECORD, MFT};
 use super::gate::Clearance;
 use super::index_edit::{Editor, Key};
 use super::plan::{record_write, Plan};
 use super::record::{Record, IN_USE};
-use super::attrlist;
-use super::file::File;
-use super::file::Stream;
 use super::runs;
 use super::{corrupt, le32, put16, put64, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;

@@ -87,8 +87,15 @@ impl File {
         let mut next = 0u64;
         let mut sizes = None;
         for (_, a) in &segs {
-            let Form::NonResident { lowest_vcn, highest_vcn, runs: r, allocated, data_size, initialized, compression_unit } =
-                &a.form
+            let Form::NonResident {
+                lowest_vcn,
+                highest_vcn,
+                runs: r,
+                allocated,
+                data_size,
+                initialized,
+                compression_unit,
+            } = &a.form
             else {
                 return Err(corrupt("attribute", off, "resident and non-resident segments mixed"));
             };

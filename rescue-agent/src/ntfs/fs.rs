@@ -2,8 +2,8 @@
 
 use super::attr::{self, Form, FILE_NAME, INDEX_ALLOCATION, INDEX_ROOT, STANDARD_INFORMATION};
 use super::attrlist;
-use super::compressed::{self, Compressed};
 use super::boot::BootSector;
+use super::compressed::{self, Compressed};
 use super::file::{File, Stream};
 use super::filename::{FileName, DOS};
 use super::index::{Entry, Node};
@@ -343,12 +343,8 @@ impl Ntfs {
                     return Err(corrupt("attribute", *offset, "read beyond the stream"));
                 }
                 if flags & attr::FLAG_COMPRESSED != 0 {
-                    let c = Compressed {
-                        runs,
-                        unit_log2: *compression_unit,
-                        initialized: *initialized,
-                        offset: *offset,
-                    };
+                    let c =
+                        Compressed { runs, unit_log2: *compression_unit, initialized: *initialized, offset: *offset };
                     return compressed::read(self, dev, &c, pos, buf);
                 }
                 let valid = initialized.saturating_sub(pos).min(len) as usize;

@@ -6,9 +6,9 @@ use super::bitmap::{add_bits, clear_bits, find_free_clusters, set_bits};
 use super::file::Stream;
 use super::fs::{Directory, NodeLoc, Ntfs};
 use super::index::{entry_bytes, Entry, Node, ENTRY_END, ENTRY_NODE, LARGE_INDEX};
-use super::runs::{encode, Run};
 use super::plan::{commit_usn, record_write, Plan};
 use super::record::write_fixups;
+use super::runs::{encode, Run};
 use super::{corrupt, le16, le64, put16, put64, FileRef, NtfsError, Result, MAX_INDEX_DEPTH};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
@@ -381,7 +381,9 @@ impl<'a> Editor<'a> {
         while m < list.len() - 2 && bytes(&list[..m]) + list[m].len() <= half {
             m += 1;
         }
-        let NodeLoc::Block(vcn) = loc else { return Err(corrupt("directory index", 0, "internal: root with a parent")) };
+        let NodeLoc::Block(vcn) = loc else {
+            return Err(corrupt("directory index", 0, "internal: root with a parent"));
+        };
         let median_sub = sub_of(&list[m]);
         let b = self.alloc_block(dev)?;
         self.new_block(dev, b, &list[m + 1..], "split a full index block: its upper half goes to a new block")?;
@@ -433,15 +435,16 @@ impl<'a> Editor<'a> {
         n.splice(start, old, &list.concat())?;
         n.entries()?;
         self.blocks.insert(vcn, n);
-        self.emit(NodeLoc::Block(vcn), reason)
+        self.emit(NodeLoc::Block(vcn), reason)?;
+        self.mark_block_used(vcn)
     }
 
-    /// Reserves an index block for a split: a free one inside
+    /// Picks an index block for a split: a free one inside
     /// `$INDEX_ALLOCATION` when its bitmap has one, otherwise a new one at
     /// its end (clusters taken from `$Bitmap` when the allocation has no
-    /// spare room). Plans, in this order, the `$Bitmap` bits, the directory
-    /// record's new run and sizes, and the index bitmap bit: a crash leaks
-    /// space at worst. Returns the block's VCN.
+    /// spare room; planned first, then the directory record's new run and
+    /// sizes: a crash leaks space at worst). Its index bitmap bit is set by
+    /// [`Self::new_block`] once the block is written. Returns the block's VCN.
     fn alloc_block(&mut self, dev: &mut impl BlockDevice) -> Result<u64> {
         let bs = self.dir.block_size as u64;
         let unsupported = |detail| NtfsError::Unsupported { structure: "$INDEX_ALLOCATION", offset: 0, detail };
@@ -466,20 +469,38 @@ impl<'a> Editor<'a> {
                 blocks
             }
         };
-        // Growing the allocation may have moved the bitmap within its record.
+        Ok(bit * bs / self.dir.vcn_unit)
+    }
+
+    /// Sets the bit of index block `vcn` in the index bitmap, after the
+    /// block is written (ntfs-3g reads every block the bitmap marks).
+    fn mark_block_used(&mut self, vcn: u64) -> Result<()> {
+        let bit = vcn * self.dir.vcn_unit / self.dir.block_size as u64;
+        let iname = self.dir.name.clone();
         let (ri, ba) = self.current_attr(attr::BITMAP, &iname)?;
-        let Form::Resident { value_offset, .. } = ba.form else { return Err(unsupported("index bitmap moved")) };
+        let Form::Resident { value_offset, value_len } = ba.form else {
+            return Err(corrupt("index bitmap", self.dir.root.offset, "no longer resident"));
+        };
+        if bit / 8 >= value_len as u64 {
+            return Err(corrupt("index bitmap", self.dir.root.offset, "bit beyond the bitmap"));
+        }
         let mut r = self.dir.file.records[ri].clone();
         r.data[value_offset + (bit / 8) as usize] |= 1 << (bit % 8);
         record_write(self.v, &mut self.plan, &mut r, "mark the new index block in use in the index bitmap")?;
         self.dir.file.records[ri] = r;
-        Ok(bit * bs / self.dir.vcn_unit)
+        Ok(())
     }
 
     /// Adds one block at the end of `$INDEX_ALLOCATION` (a single segment):
     /// new clusters from `$Bitmap` when `allocated` has no room, then the
     /// attribute's run list and sizes rewritten in the directory's record.
-    fn grow_allocation(&mut self, dev: &mut impl BlockDevice, runs: &[Run], data_size: u64, allocated: u64) -> Result<()> {
+    fn grow_allocation(
+        &mut self,
+        dev: &mut impl BlockDevice,
+        runs: &[Run],
+        data_size: u64,
+        allocated: u64,
+    ) -> Result<()> {
         let bs = self.dir.block_size as u64;
         let cs = self.v.cluster();
         let iname = self.dir.name.clone();
@@ -496,7 +517,9 @@ impl<'a> Editor<'a> {
             set_bits(self.v, dev, &mut self.plan, &bm, &m, "$Bitmap", "take clusters for a new index block")?;
             let vcn = allocated / cs;
             match runs.last_mut() {
-                Some(last) if last.lcn.is_some_and(|l| l + last.len == lcn) && last.vcn + last.len == vcn => last.len += n,
+                Some(last) if last.lcn.is_some_and(|l| l + last.len == lcn) && last.vcn + last.len == vcn => {
+                    last.len += n
+                }
                 _ => runs.push(Run { vcn, lcn: Some(lcn), len: n }),
             }
             new_alloc += n * cs;
@@ -505,7 +528,11 @@ impl<'a> Editor<'a> {
         let rec = &self.dir.file.records[ri];
         let at = rec.offset + ia.offset as u64;
         let Form::NonResident { lowest_vcn: 0, .. } = ia.form else {
-            return Err(NtfsError::Unsupported { structure: "$INDEX_ALLOCATION", offset: at, detail: "resident or in pieces" });
+            return Err(NtfsError::Unsupported {
+                structure: "$INDEX_ALLOCATION",
+                offset: at,
+                detail: "resident or in pieces",
+            });
         };
         let mp = le16(&rec.data, ia.offset + 0x20).unwrap_or(0) as usize;
         let mut a = rec.data[ia.offset..ia.offset + mp].to_vec();
@@ -528,7 +555,9 @@ impl<'a> Editor<'a> {
     /// The attribute `type_code`/`name` as it is now in the (edited) records: (record index, attribute).
     fn current_attr(&self, type_code: u32, name: &[u16]) -> Result<(usize, attr::Attr)> {
         for (ri, rec) in self.dir.file.records.iter().enumerate() {
-            if let Some(a) = rec.attrs(self.v.boot.total_clusters)?.into_iter().find(|a| a.type_code == type_code && a.name == name) {
+            if let Some(a) =
+                rec.attrs(self.v.boot.total_clusters)?.into_iter().find(|a| a.type_code == type_code && a.name == name)
+            {
                 return Ok((ri, a));
             }
         }

@@ -31,9 +31,12 @@
 //! with it (as Windows and ntfs-3g do). Known limits (each refused with a
 //! typed error or noted in the plan, never guessed): the `$Quota` index and
 //! the USN journal are not updated (quota charges and USN records are left
-//! to Windows); EFS files are reported and left alone; an interior index
-//! entry whose successor and predecessor both do not fit its node is refused
-//! ([`NtfsError::NoSpace`]) rather than split.
+//! to Windows); EFS files are reported and left alone. An interior index
+//! entry whose successor and predecessor both do not fit its node makes the
+//! node split (a full root moves into a new block), taking a free index
+//! block or growing `$INDEX_ALLOCATION` by one; a split that would need a
+//! non-resident index bitmap or a record with no room is refused
+//! ([`NtfsError::NoSpace`], [`NtfsError::Unsupported`]).
 //!
 //! Guarantees shared by every function here: the device is passed per call;
 //! disk data never causes a panic; every allocation is capped (by the volume

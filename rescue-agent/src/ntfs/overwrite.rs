@@ -67,11 +67,15 @@ pub fn plan_overwrite(
             }
             for (pos, bytes) in edits {
                 if pos + bytes.len() as u64 > *initialized {
-                    return refuse("beyond the initialised part of the file: writing would change its initialised size");
+                    return refuse(
+                        "beyond the initialised part of the file: writing would change its initialised size",
+                    );
                 }
                 let mut o = 0usize;
                 for (p, l) in runs::extents(runs, v.cluster(), *pos, bytes.len() as u64, *offset)? {
-                    let Some(p) = p else { return refuse("sparse where the overwrite lands: clusters would be allocated") };
+                    let Some(p) = p else {
+                        return refuse("sparse where the overwrite lands: clusters would be allocated");
+                    };
                     let end = o + l as usize;
                     let reason = format!("overwrite the file's contents at byte {}", pos + o as u64);
                     plan.push("file data", p, bytes[o..end].to_vec(), reason);

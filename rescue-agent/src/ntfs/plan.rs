@@ -17,7 +17,11 @@
 //!    removed from the old one, so a crash can duplicate but never lose
 //!    another file's entry; an emptied leaf is unlinked and freed in the
 //!    index bitmap, and a root whose only block empties becomes a small
-//!    index again);
+//!    index again). A node that must split takes a new block: clusters
+//!    marked in `$Bitmap` first, then the grown `$INDEX_ALLOCATION` in the
+//!    directory's record, then the new block's contents, then its index
+//!    bitmap bit, then the parent that points to it, and only then the
+//!    shrunk node — each prefix leaks space or duplicates keys, never loses one;
 //! 2. the file's MFT records (base first, then extension records): in-use
 //!    cleared, sequence number advanced; `$MFTMirr` too for records 0–3;
 //! 3. the `$MFT` bitmap bits;

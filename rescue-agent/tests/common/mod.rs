@@ -100,4 +100,3 @@ pub fn differential(dir: &Path, img: &Path, parent: &str, name: &str) -> Plan {
     check_volume(&ours);
     p
 }
-
