@@ -63,7 +63,7 @@ fn fixes_windows_disks_on_ahci_nvme_and_virtio() {
     let dir = tempfile::tempdir().unwrap();
     let ahci = make_test_disk(dir.path(), "ahci.img", &["--decoy"]);
     let nvme = make_test_disk(dir.path(), "nvme.img", &["--seed", "2"]);
-    let virtio = make_test_disk(dir.path(), "virtio.img", &["--seed", "3"]);
+    let virtio = make_test_disk(dir.path(), "virtio.img", &["--seed", "3", "--compressed"]);
     let data = make_test_disk(dir.path(), "data.img", &["--no-windows"]);
     let data_before = disk_sha(&data);
     let run = boot_and_fix(

@@ -484,6 +484,25 @@ fn make_test_disk_bitlocker_opens_everywhere() {
     let o = Command::new("ntfsls").arg(&ours).arg("-p").arg("/Windows/System32/drivers/CrowdStrike").output().unwrap();
     let ls = String::from_utf8_lossy(&o.stdout);
     assert!(ls.contains("C-00000291-00000000-00000032.sys"), "ntfsls: {ls}{}", String::from_utf8_lossy(&o.stderr));
+    // Laid out as Windows does: the filesystem fills the partition (its
+    // alternate boot sector is the partition's last sector), and the three
+    // FVE metadata areas (offsets in the BitLocker boot sector) lie inside
+    // it, in clusters marked in use that belong to no file.
+    let o = Command::new("ntfsfix").arg("-n").arg(&ours).output().unwrap();
+    let fix = String::from_utf8_lossy(&o.stdout);
+    assert!(fix.contains("Checking the alternate boot sector... OK") && fix.contains("processed successfully"), "{fix}");
+    let bitmap = Command::new("ntfscat").arg(&ours).arg("$Bitmap").output().unwrap().stdout;
+    let fve = &raw[v[0] as usize..v[0] as usize + 512];
+    for i in 0..3 {
+        let at = u64::from_le_bytes(fve[0xB0 + 8 * i..0xB8 + 8 * i].try_into().unwrap());
+        assert!(at + 65536 <= v[1], "metadata area {i} at {at} lies outside the filesystem");
+        let (first, last) = (at / 4096, (at + 65535) / 4096);
+        for c in first..=last {
+            assert!(bitmap[(c / 8) as usize] >> (c % 8) & 1 == 1, "metadata cluster {c} not marked in use");
+        }
+        let o = Command::new("ntfscluster").arg("-c").arg(format!("{first}-{last}")).arg(&ours).output().unwrap();
+        assert!(String::from_utf8_lossy(&o.stdout).contains("no inode found"), "metadata area {i} belongs to a file");
+    }
 }
 
 /// A used-space-only (encrypt-on-write) Windows volume keeps its relocated

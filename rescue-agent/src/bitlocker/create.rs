@@ -2,10 +2,14 @@
 //! tests can make volumes of every shape and check them with independent
 //! tools (dislocker, bdeinfo, cryptsetup). Not used by the agent.
 //!
-//! Layout: the filesystem must leave room after its last sector (the NTFS
-//! backup boot sector) for three 64 KiB metadata areas and the relocated
-//! boot sectors; the area it leaves must be zero. Everything else is
-//! encrypted in place, so the unlocked volume equals the input byte for byte.
+//! Layout: three 64 KiB metadata areas and the relocated boot sectors. When
+//! the filesystem fills its volume (as Windows leaves it), they go where
+//! Windows puts them: in free clusters of the NTFS, spread over the volume,
+//! marked in use in `$Bitmap` (owned by no file) and zeroed first. When the
+//! filesystem leaves room after its last sector (the NTFS backup boot
+//! sector), they go there; that tail must be zero. Everything else is
+//! encrypted in place, so the unlocked volume (which reads those areas as
+//! zeros) equals the input byte for byte.
 
 use super::cipher::SectorCipher;
 use super::datum::{build, entry, value};
@@ -14,6 +18,10 @@ use super::header::GUID_NORMAL;
 use super::keys;
 use super::metadata::{EncryptionMethod, AREA_SIZE};
 use crate::block::BlockDevice;
+use crate::ntfs::file::Stream;
+use crate::ntfs::fs::BITMAP;
+use crate::ntfs::runs;
+use crate::ntfs::Ntfs;
 use crate::crc32::crc32;
 use crate::le::{le16, le64};
 use crate::partition::Guid;
@@ -139,22 +147,25 @@ pub fn encrypt_in_place<D: BlockDevice>(
     }
     let fs_end = le64(&boot, 0x28).unwrap_or(0).saturating_add(1).saturating_mul(ss);
     let vh_size = 8192u64.max(ss);
-    let t = fs_end.div_ceil(AREA_SIZE) * AREA_SIZE;
-    let offsets = [t, t + AREA_SIZE, t + 2 * AREA_SIZE];
-    let vh_off = t + 3 * AREA_SIZE;
-    if vh_off + vh_size > size || !size.is_multiple_of(ss) {
-        return Err(BitLockerError::BadSize {
-            what: "no room after the filesystem for BitLocker metadata (make the filesystem 1 MiB smaller than its container)",
-            size,
-        });
+    if !size.is_multiple_of(ss) {
+        return Err(BitLockerError::BadSize { what: "volume size is not a multiple of its sector size", size });
     }
+    let t = fs_end.div_ceil(AREA_SIZE) * AREA_SIZE;
+    let (offsets, vh_off) = if t + 3 * AREA_SIZE + vh_size <= size {
+        (([t, t + AREA_SIZE, t + 2 * AREA_SIZE]), t + 3 * AREA_SIZE)
+    } else {
+        let o = reserve_inside(dev, &[AREA_SIZE, AREA_SIZE, AREA_SIZE, vh_size])?;
+        ([o[0], o[1], o[2]], o[3])
+    };
+    let reserved: Vec<(u64, u64)> =
+        offsets.iter().map(|&o| (o, o + AREA_SIZE)).chain(core::iter::once((vh_off, vh_off + vh_size))).collect();
     let boundary = opts.encrypted_size.map(|b| b.min(size) / ss * ss).unwrap_or(size);
-    // The reserved tail must be zero so that the unlocked view equals the input.
+    // The reserved areas must be zero so that the unlocked view equals the input.
     let mut buf = vec![0u8; 1 << 20];
-    {
-        let mut p = t;
-        while p < vh_off + vh_size {
-            let n = ((vh_off + vh_size - p) as usize).min(buf.len());
+    for &(a, b) in &reserved {
+        let mut p = a;
+        while p < b {
+            let n = ((b - p) as usize).min(buf.len());
             dev.read_at(p, &mut buf[..n])?;
             if buf[..n].iter().any(|&b| b != 0) {
                 return Err(BitLockerError::Unsupported { what: "bytes after the filesystem are not zero" });
@@ -255,23 +266,16 @@ pub fn encrypt_in_place<D: BlockDevice>(
     dev.read_at(0, &mut head)?;
     cipher.encrypt(vh_off, &mut head);
     dev.write_at(vh_off, &head)?;
-    // Then every other sector outside the reserved tail, in place (up to
+    // Then every other sector outside the reserved areas, in place (up to
     // the conversion boundary).
-    let reserved = (t, vh_off + vh_size);
     let mut p = vh_size;
     while p < boundary {
-        let end = if p < reserved.0 {
-            reserved.0.min(p + buf.len() as u64)
-        } else if p < reserved.1 {
-            reserved.1
-        } else {
-            size.min(p + buf.len() as u64)
-        };
-        let end = end.min(boundary);
-        if p >= reserved.0 && p < reserved.1 {
-            p = end;
+        if let Some(&(_, b)) = reserved.iter().find(|&&(a, b)| p >= a && p < b) {
+            p = b;
             continue;
         }
+        let next = reserved.iter().map(|&(a, _)| a).filter(|&a| a > p).min().unwrap_or(u64::MAX);
+        let end = (p + buf.len() as u64).min(next).min(boundary);
         let n = (end - p) as usize;
         dev.read_at(p, &mut buf[..n])?;
         cipher.encrypt(p, &mut buf[..n]);
@@ -311,4 +315,43 @@ pub fn encrypt_in_place<D: BlockDevice>(
         metadata_offsets: offsets,
         volume_header_offset: vh_off,
     })
+}
+
+/// Takes free clusters of the NTFS filesystem on `dev` for each of `lens`
+/// (bytes), the i-th searched from i/n of the volume on (Windows spreads its
+/// metadata copies), marks them in use in `$Bitmap` and zeroes them, as
+/// Windows does when it encrypts. Returns their byte offsets.
+fn reserve_inside<D: BlockDevice>(dev: &mut D, lens: &[u64]) -> Result<Vec<u64>> {
+    let no_room = BitLockerError::Unsupported { what: "the NTFS filesystem has no free space for BitLocker metadata" };
+    let not_ntfs = |_| BitLockerError::Unsupported { what: "the NTFS filesystem could not be read to place BitLocker metadata" };
+    let v = Ntfs::open(dev).map_err(not_ntfs)?;
+    let f = v.load_file(dev, BITMAP).map_err(not_ntfs)?;
+    let s = f.stream(0x80, &[]).map_err(not_ntfs)?.ok_or(no_room.clone())?;
+    let mut bits = v.read_all(dev, &s, 64 << 20).map_err(not_ntfs)?;
+    let total = v.boot.total_clusters;
+    let cs = v.cluster();
+    let free = |bits: &[u8], c: u64| bits.get((c / 8) as usize).is_some_and(|b| b >> (c % 8) & 1 == 0);
+    let mut out = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        let n = len.div_ceil(cs);
+        let from = total * i as u64 / lens.len() as u64;
+        let start = (from..total.saturating_sub(n))
+            .chain(0..from)
+            .find(|&c| (c..c + n).all(|k| free(&bits, k)))
+            .ok_or(no_room.clone())?;
+        for c in start..start + n {
+            bits[(c / 8) as usize] |= 1 << (c % 8);
+        }
+        let zeros = vec![0u8; (n * cs) as usize];
+        dev.write_at(start * cs, &zeros)?;
+        out.push(start * cs);
+    }
+    let Stream::NonResident { runs, offset, .. } = &s else { return Err(no_room) };
+    let mut o = 0usize;
+    for (p, l) in runs::extents(runs, cs, 0, bits.len() as u64, *offset).map_err(not_ntfs)? {
+        let p = p.ok_or(no_room.clone())?;
+        dev.write_at(p, &bits[o..o + l as usize])?;
+        o += l as usize;
+    }
+    Ok(out)
 }
