@@ -490,7 +490,10 @@ fn make_test_disk_bitlocker_opens_everywhere() {
     // it, in clusters marked in use that belong to no file.
     let o = Command::new("ntfsfix").arg("-n").arg(&ours).output().unwrap();
     let fix = String::from_utf8_lossy(&o.stdout);
-    assert!(fix.contains("Checking the alternate boot sector... OK") && fix.contains("processed successfully"), "{fix}");
+    assert!(
+        fix.contains("Checking the alternate boot sector... OK") && fix.contains("processed successfully"),
+        "{fix}"
+    );
     let bitmap = Command::new("ntfscat").arg(&ours).arg("$Bitmap").output().unwrap().stdout;
     let fve = &raw[v[0] as usize..v[0] as usize + 512];
     for i in 0..3 {

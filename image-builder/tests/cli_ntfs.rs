@@ -254,3 +254,47 @@ fn concurrent_applies_on_one_disk_never_interleave() {
         check_volume(&img);
     }
 }
+
+/// A PC whose Windows folder is NTFS-compressed (`make-test-disk
+/// --compressed`): `rescue ls` marks the files compressed, `rescue apply`
+/// checks the decompressed header, backs up the decompressed contents (the
+/// SHA-256 the manifest recorded when ntfs-3g wrote them) and deletes the
+/// file; the decoy stays; ntfs-3g's checks pass.
+#[test]
+fn compressed_windows_folder_is_fixed() {
+    let t = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let disk = t.path().join("pc.img");
+    run(Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-test-disk"))
+        .args(["--size", "200", "--compressed", "--decoy"])
+        .arg(&disk)
+        .env("RESCUE", exe));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(t.path().join("pc.img.json")).unwrap()).unwrap();
+    assert_eq!(manifest["compressed"], true);
+    let cs = "Windows\\System32\\drivers\\CrowdStrike";
+    let ls = run(Command::new(exe).arg("ls").arg(&disk).arg(cs));
+    let line = ls.lines().find(|l| l.ends_with("C-00000291-00000000-00000032.sys")).unwrap();
+    assert!(line.contains(" C--- "), "not shown as compressed: {line}");
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/crowdstrike-c00000291.toml");
+    let backups = t.path().join("backups");
+    let o =
+        run(Command::new(exe).args(["apply", "--profile"]).arg(&profile).arg("--backup-dir").arg(&backups).arg(&disk));
+    assert!(o.contains("1 deleted"), "{o}");
+    let bad = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
+    let want = manifest["files"][bad].as_str().unwrap();
+    let found: Vec<_> =
+        all_files(&backups).into_iter().filter(|p| p.ends_with("C-00000291-00000000-00000032.sys")).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    use sha2::Digest;
+    let got: String = sha2::Sha256::digest(fs::read(&found[0]).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, want, "the backup is not the decompressed file");
+    let ls = run(Command::new(exe).arg("ls").arg(&disk).arg(cs));
+    assert!(!ls.contains("00000032.sys") && ls.contains("C-00000291-decoy.sys"), "{ls}");
+    // ntfs-3g's own checks on the partition.
+    let off = manifest["windows_partition_offset"].as_u64().unwrap() as usize;
+    let len = manifest["windows_partition_size"].as_u64().unwrap() as usize;
+    let part = t.path().join("part.img");
+    fs::write(&part, &fs::read(&disk).unwrap()[off..off + len]).unwrap();
+    check_volume(&part);
+}

@@ -80,9 +80,14 @@ pub fn run(args: &LsArgs) -> Result<()> {
                     2 => "dos",
                     _ => "win32+dos",
                 };
+                // C compressed, S sparse, R reparse point (WOF, link, placeholder), E encrypted (EFS).
+                let attrs: String = [(0x800, 'C'), (0x200, 'S'), (0x400, 'R'), (0x4000, 'E')]
+                    .iter()
+                    .map(|&(bit, c)| if e.attributes & bit != 0 { c } else { '-' })
+                    .collect();
                 if writeln!(
                     o,
-                    "{:>12} {:5} {}  {:<9} rec {:>8}  {}",
+                    "{:>12} {:5} {attrs} {}  {:<9} rec {:>8}  {}",
                     e.size,
                     kind,
                     &filetime_rfc3339(e.modified)[..19],

@@ -18,12 +18,12 @@ use super::header::GUID_NORMAL;
 use super::keys;
 use super::metadata::{EncryptionMethod, AREA_SIZE};
 use crate::block::BlockDevice;
+use crate::crc32::crc32;
+use crate::le::{le16, le64};
 use crate::ntfs::file::Stream;
 use crate::ntfs::fs::BITMAP;
 use crate::ntfs::runs;
 use crate::ntfs::Ntfs;
-use crate::crc32::crc32;
-use crate::le::{le16, le64};
 use crate::partition::Guid;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -323,7 +323,8 @@ pub fn encrypt_in_place<D: BlockDevice>(
 /// Windows does when it encrypts. Returns their byte offsets.
 fn reserve_inside<D: BlockDevice>(dev: &mut D, lens: &[u64]) -> Result<Vec<u64>> {
     let no_room = BitLockerError::Unsupported { what: "the NTFS filesystem has no free space for BitLocker metadata" };
-    let not_ntfs = |_| BitLockerError::Unsupported { what: "the NTFS filesystem could not be read to place BitLocker metadata" };
+    let not_ntfs =
+        |_| BitLockerError::Unsupported { what: "the NTFS filesystem could not be read to place BitLocker metadata" };
     let v = Ntfs::open(dev).map_err(not_ntfs)?;
     let f = v.load_file(dev, BITMAP).map_err(not_ntfs)?;
     let s = f.stream(0x80, &[]).map_err(not_ntfs)?.ok_or(no_room.clone())?;

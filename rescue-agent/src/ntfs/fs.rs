@@ -71,6 +71,9 @@ pub struct DirEntry {
     pub file_ref: FileRef,
     /// True when the entry's cached flags mark a directory.
     pub is_dir: bool,
+    /// File attributes as cached in the index (FILE_ATTRIBUTE_*: 0x200
+    /// sparse, 0x400 reparse point, 0x800 compressed, 0x4000 encrypted).
+    pub attributes: u32,
     /// Size and times as cached in the index (may lag the file's own).
     pub size: u64,
     /// Last data change as a FILETIME, as cached in the index.
@@ -555,6 +558,7 @@ impl Ntfs {
                     namespace: k.namespace,
                     file_ref: e.file_ref,
                     is_dir: k.flags & 0x1000_0000 != 0,
+                    attributes: k.flags,
                     size: k.data_size,
                     modified: k.modified,
                     name_utf16: k.name,
