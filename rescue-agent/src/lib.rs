@@ -26,6 +26,8 @@ pub mod partition;
 pub mod ports;
 pub mod profile;
 pub mod prompt;
+pub mod registry;
+pub mod registry_rules;
 pub mod remediate;
 pub mod session;
 pub mod sitekeys;

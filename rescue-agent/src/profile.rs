@@ -22,8 +22,12 @@ pub struct Profile {
     pub name: String,
     /// Free text for people (empty when not given).
     pub description: String,
-    /// The `[[delete]]` rules, in file order (at least one).
+    /// The `[[delete]]` rules, in file order.
     pub delete: Vec<DeleteRule>,
+    /// The `[[service]]` rules: services whose start type is set.
+    pub services: Vec<ServiceRule>,
+    /// The `[[registry]]` rules: values set.
+    pub registry: Vec<RegistryRule>,
     /// The `[ntfs]` options.
     pub ntfs: NtfsOptions,
     /// The `[finish]` options.
@@ -56,6 +60,76 @@ pub struct DeleteRule {
     pub header: Vec<u8>,
     /// Copy each file to the stick before deleting it.
     pub backup: bool,
+}
+
+/// One `[[service]]` rule: the start type of a service (or driver), set in
+/// every `ControlSetNNN` of the SYSTEM hive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRule {
+    /// The key name under `ControlSetNNN\Services`.
+    pub name: String,
+    /// The start type.
+    pub start: ServiceStart,
+}
+
+/// A service's `Start` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceStart {
+    /// 0: loaded by the boot loader.
+    Boot,
+    /// 1: loaded by the kernel at initialisation.
+    System,
+    /// 2: started automatically.
+    Automatic,
+    /// 3: started on demand.
+    Manual,
+    /// 4: never started.
+    Disabled,
+}
+
+impl ServiceStart {
+    /// The `Start` DWORD.
+    pub fn value(self) -> u32 {
+        self as u32
+    }
+    /// The name as written in profiles.
+    pub fn as_str(self) -> &'static str {
+        ["boot", "system", "automatic", "manual", "disabled"][self as usize]
+    }
+}
+
+/// The hives a `[[registry]]` rule may edit (`Windows\System32\config\<hive>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HiveName {
+    /// `SYSTEM`: services, drivers, control sets.
+    System,
+    /// `SOFTWARE`: installed software and policies.
+    Software,
+}
+
+impl HiveName {
+    /// The file name in `Windows\System32\config`.
+    pub fn file(self) -> &'static str {
+        match self {
+            HiveName::System => "SYSTEM",
+            HiveName::Software => "SOFTWARE",
+        }
+    }
+}
+
+/// One `[[registry]]` rule: a value set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRule {
+    /// The hive.
+    pub hive: HiveName,
+    /// The key, relative to the hive root, `\`-separated; in SYSTEM a first
+    /// component `CurrentControlSet` means the set `Select\Current` names.
+    pub key: String,
+    /// The value's name (empty: the key's default value).
+    pub value: String,
+    /// The data (and so the type) to set.
+    pub data: crate::registry::edit::Data,
 }
 
 /// What to do with a volume whose `$LogFile` says it was not cleanly unmounted.
@@ -105,6 +179,9 @@ impl FinishAction {
 pub struct Finish {
     /// What to do at the end (`action`, default `reboot`).
     pub action: FinishAction,
+    /// `safe_mode`: the next boot of each fixed Windows goes to Safe Mode
+    /// (`minimal`, `network`) or back to normal (`off`); None leaves the BCD alone.
+    pub safe_mode: Option<crate::registry::bcd::SafeMode>,
 }
 
 /// `[prompt]` options: how the agent asks for BitLocker keys.
@@ -146,6 +223,10 @@ struct RawProfile {
     #[serde(default)]
     delete: Vec<RawDelete>,
     #[serde(default)]
+    service: Vec<RawService>,
+    #[serde(default)]
+    registry: Vec<RawRegistry>,
+    #[serde(default)]
     ntfs: RawNtfs,
     #[serde(default)]
     finish: RawFinish,
@@ -174,6 +255,32 @@ fn yes() -> bool {
     true
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    start: ServiceStart,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    hive: Spanned<String>,
+    key: Spanned<String>,
+    value: Spanned<String>,
+    dword: Option<Spanned<i64>>,
+    qword: Option<Spanned<i64>>,
+    string: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawSafeMode {
+    Minimal,
+    Network,
+    Off,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawNtfs {
@@ -186,6 +293,7 @@ struct RawNtfs {
 struct RawFinish {
     #[serde(default)]
     action: FinishAction,
+    safe_mode: Option<RawSafeMode>,
 }
 
 #[derive(Deserialize, Default)]
@@ -263,8 +371,8 @@ impl Profile {
                     .into(),
             ));
         }
-        if raw.delete.is_empty() {
-            errors.push(ProfileError { line: 0, column: 0, message: "the profile has no [[delete]] rule: add at least one, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
+        if raw.delete.is_empty() && raw.service.is_empty() && raw.registry.is_empty() && raw.finish.safe_mode.is_none() {
+            errors.push(ProfileError { line: 0, column: 0, message: "the profile does nothing: add a [[delete]], [[service]] or [[registry]] rule, or [finish] safe_mode, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
         }
         let mut delete = Vec::new();
         for r in raw.delete {
@@ -279,6 +387,20 @@ impl Profile {
                     delete.push(DeleteRule { path: r.path.into_inner(), dir, pattern, header, backup: r.backup })
                 }
                 (split, header) => errors.extend(split.err().into_iter().chain(header.err())),
+            }
+        }
+        let mut services = Vec::new();
+        for r in raw.service {
+            match check_key_name(r.name.get_ref()) {
+                Ok(()) => services.push(ServiceRule { name: r.name.get_ref().clone(), start: r.start }),
+                Err(m) => errors.push(at(r.name.span().start, format!("[[service]] name: {m}"))),
+            }
+        }
+        let mut registry = Vec::new();
+        for r in raw.registry {
+            match registry_rule(r) {
+                Ok(rule) => registry.push(rule),
+                Err((pos, m)) => errors.push(at(pos, m)),
             }
         }
         let url = match raw.report.url {
@@ -298,12 +420,69 @@ impl Profile {
             name,
             description: raw.description,
             delete,
+            services,
+            registry,
             ntfs: NtfsOptions { unclean_journal: raw.ntfs.unclean_journal },
-            finish: Finish { action: raw.finish.action },
+            finish: Finish {
+                action: raw.finish.action,
+                safe_mode: raw.finish.safe_mode.map(|m| match m {
+                    RawSafeMode::Minimal => crate::registry::bcd::SafeMode::Minimal,
+                    RawSafeMode::Network => crate::registry::bcd::SafeMode::Network,
+                    RawSafeMode::Off => crate::registry::bcd::SafeMode::Off,
+                }),
+            },
             prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
             report: ReportOptions { url },
         })
     }
+}
+
+/// Checks one registry key name: 1 to 255 characters, no `\\`, no control characters.
+fn check_key_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(format!("{name:?} must be 1 to 255 characters"));
+    }
+    if name.contains('\\') || name.chars().any(|c| (c as u32) < 0x20) {
+        return Err(format!("{name:?} must be one key name: no '\\' and no control characters"));
+    }
+    Ok(())
+}
+
+/// Validates one `[[registry]]` rule; an error carries its byte position.
+fn registry_rule(r: RawRegistry) -> Result<RegistryRule, (usize, String)> {
+    use crate::registry::edit::Data;
+    let hive = match r.hive.get_ref().to_ascii_uppercase().as_str() {
+        "SYSTEM" => HiveName::System,
+        "SOFTWARE" => HiveName::Software,
+        other => {
+            return Err((r.hive.span().start, format!("[[registry]] hive {other:?} is not one this tool edits: use \"SYSTEM\" or \"SOFTWARE\"")));
+        }
+    };
+    let key = r.key.get_ref();
+    if key.is_empty() || key.starts_with(['\\', '/']) || key.contains(':') || key.contains('/') {
+        return Err((r.key.span().start, format!("[[registry]] key {key:?} must be relative to the hive, with '\\' between names, e.g. 'CurrentControlSet\\Services\\CSAgent'")));
+    }
+    for part in key.split('\\') {
+        check_key_name(part).map_err(|m| (r.key.span().start, format!("[[registry]] key {key:?}: {m}")))?;
+    }
+    if r.value.get_ref().chars().count() > 16383 || r.value.get_ref().chars().any(|c| (c as u32) < 0x20) {
+        return Err((r.value.span().start, "[[registry]] value name: at most 16383 characters, no control characters".into()));
+    }
+    let given: Vec<usize> = [r.dword.as_ref().map(|d| d.span().start), r.qword.as_ref().map(|d| d.span().start), r.string.as_ref().map(|d| d.span().start)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if given.len() != 1 {
+        let pos = given.get(1).copied().unwrap_or(r.value.span().start);
+        return Err((pos, "[[registry]] needs exactly one of dword, qword or string (the value's type)".into()));
+    }
+    let data = match (r.dword, r.qword, r.string) {
+        (Some(d), _, _) => Data::Dword(u32::try_from(*d.get_ref()).map_err(|_| (d.span().start, "dword must be 0 to 4294967295".to_string()))?),
+        (_, Some(q), _) => Data::Qword(u64::try_from(*q.get_ref()).map_err(|_| (q.span().start, "qword must be 0 or more".to_string()))?),
+        (_, _, Some(s)) => Data::Sz(s.into_inner()),
+        _ => return Err((r.value.span().start, "[[registry]] needs a dword, qword or string".into())),
+    };
+    Ok(RegistryRule { hive, key: key.clone(), value: r.value.into_inner(), data })
 }
 
 /// The largest profile accepted (it is carried inside the agent).

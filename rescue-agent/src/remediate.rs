@@ -99,6 +99,8 @@ impl BackupSink for NoBackup {
 pub struct Options {
     /// Plan and report, write nothing.
     pub dry_run: bool,
+    /// The time now, as a FILETIME: hives record it when they are edited.
+    pub now: u64,
 }
 
 /// What was done to one matched file.
@@ -155,6 +157,10 @@ pub struct Report {
     pub files_deleted: usize,
     /// Matched files left in place: skipped or failed (dry-run "would delete" not counted).
     pub files_skipped: usize,
+    /// Registry values set by `[[service]]` and `[[registry]]` rules (0 on a dry run).
+    pub registry_changes: usize,
+    /// What `[finish] safe_mode` did to each BCD store.
+    pub safe_mode: Vec<crate::registry::bcd::SafeModeReport>,
     /// Where each backup went, as the backup sink reported it.
     pub backups_written: Vec<String>,
     /// Bytes the engine read from the device (all volumes).
@@ -191,6 +197,8 @@ pub struct VolumeReport {
     pub rules: Vec<RuleReport>,
     /// Notes of the journal reset, when one was planned or done.
     pub notes: Vec<String>,
+    /// One report per hive the profile's registry rules edited (Windows volumes only).
+    pub hives: Vec<crate::registry_rules::HiveReport>,
     /// Why the NTFS volume could not be opened.
     pub error: Option<String>,
 }
@@ -344,6 +352,7 @@ pub fn remediate_volume<D: BlockDevice>(
         }
         vr.rules.push(rr);
     }
+    crate::registry_rules::run(profile, &v, vol, opts, sink, log, &mut gate, vr, report);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -98,7 +98,7 @@ fn dry_runs_and_misses_write_nothing() {
     for (rule, expect) in [("test\\*.txt", "would delete"), ("missing\\x.sys", ""), ("test\\nothing*.sys", "")] {
         let p = Profile::parse(&format!("name = \"t\"\n[[delete]]\npath = '{rule}'\n")).unwrap();
         let mut d = MemDisk::new(data.clone(), 512);
-        let r = remediate(&p, &mut d, &Options { dry_run: true }, &mut NoBackup, &mut |_| {});
+        let r = remediate(&p, &mut d, &Options { dry_run: true, ..Default::default() }, &mut NoBackup, &mut |_| {});
         assert!(d.data == before, "{rule}: a dry run wrote");
         assert!(r.ok, "{rule}: {:?}", r.errors);
         assert_eq!(r.bytes_written, 0);

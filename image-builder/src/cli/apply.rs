@@ -5,6 +5,7 @@ use crate::cli::volume_keys::KeyArgs;
 use crate::cli::{read_profile, Exit};
 use crate::host::backup_dir::DirSink;
 use crate::host::disk::FileDisk;
+use crate::host::esp;
 use crate::host::in_use::refuse_if_in_use;
 use crate::host::volume::{open_volume, Volume};
 use crate::output;
@@ -58,7 +59,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
         output::check_output("--report", r, &[&args.target, &args.profile])?;
     }
     let backup_dir = default_backup_dir(args);
-    if !args.dry_run && profile.delete.iter().any(|r| r.backup) {
+    let hives = !profile.services.is_empty() || !profile.registry.is_empty() || profile.finish.safe_mode.is_some();
+    if !args.dry_run && (profile.delete.iter().any(|r| r.backup) || hives) {
         ready_backup_dir(&backup_dir, &args.target)?;
     }
     let creds = args.keys.credentials()?;
@@ -67,7 +69,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     }
     let disk = FileDisk::open(&args.target, !args.dry_run)?;
     let mut sink = DirSink { dir: backup_dir };
-    let opts = Options { dry_run: args.dry_run };
+    let opts = Options { dry_run: args.dry_run, now: crate::clock::now_filetime() };
     let started = std::time::Instant::now();
     let mut disk = Counting::new(disk);
     let mut report = remediate::Report {
@@ -85,6 +87,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     };
     // The summary below says what happened to every file, once.
     let mut log = |_: &str| {};
+    let esps: Vec<partition::Partition> = parts.iter().filter(|p| esp::is_esp(p)).cloned().collect();
     for p in parts {
         let mut vr = remediate::VolumeReport {
             index: report.volumes.len(),
@@ -113,6 +116,18 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
             }
         }
         report.volumes.push(vr);
+    }
+    // [finish] safe_mode: the BCD store of the disk's EFI System Partition,
+    // when the disk holds a Windows volume.
+    if let Some(mode) = profile.finish.safe_mode {
+        let windows = report.volumes.iter().any(|v| v.filesystem.starts_with("ntfs") && v.error.is_none());
+        for e in esps.iter().filter(|_| windows) {
+            let r = esp::set_safe_mode(&mut disk, e, mode, opts.now, opts.dry_run, &mut sink);
+            if let Some(why) = &r.reason {
+                report.errors.push(format!("{}: {why}", r.store));
+            }
+            report.safe_mode.push(r);
+        }
     }
     // Nothing found is not success: the admin may have pointed at the wrong disk.
     if !report.volumes.iter().any(|v| v.filesystem.starts_with("ntfs")) && report.errors.is_empty() {
@@ -178,10 +193,56 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
             }
         }
     }
+    for v in report.volumes.iter().filter(|_| !to_stdout) {
+        for h in &v.hives {
+            let recovered = match h.recovered_entries {
+                0 => String::new(),
+                n => format!(" (recovered first from its transaction logs: {n} log entries)"),
+            };
+            say!("volume {}: hive {}: {}{recovered}", v.index, h.path, h.action);
+            for c in &h.changes {
+                let before = c.before.as_deref().unwrap_or("(no value)");
+                say!("  {}\\{}: {before} -> {} [{}]", c.key, c.value, c.after, c.outcome);
+            }
+            if let Some(r) = &h.reason {
+                say!("  {r}");
+            }
+            if let Some(b) = &h.backup {
+                say!("  backup of the hive: {b}");
+            }
+            if args.dry_run && !h.writes.is_empty() {
+                print!("{}", rescue_engine::ntfs::Plan { writes: h.writes.clone(), notes: Vec::new() });
+            }
+        }
+    }
+    for m in report.safe_mode.iter().filter(|_| !to_stdout) {
+        say!("safe mode ({}): {} -> {} [{}]", m.store, m.before, m.after, m.action);
+        if m.action == "set" {
+            say!("  {}", m.undo);
+        }
+    }
+    let registry_set: usize = report.registry_changes
+        + report.safe_mode.iter().filter(|m| m.action == "set").count();
+    let registry_would: usize = report
+        .volumes
+        .iter()
+        .flat_map(|v| &v.hives)
+        .filter(|h| h.action == "would write")
+        .flat_map(|h| &h.changes)
+        .filter(|c| c.outcome == "set")
+        .count()
+        + report.safe_mode.iter().filter(|m| m.action == "would set").count();
     let would = report.volumes.iter().flat_map(|v| &v.rules).flat_map(|r| &r.files);
     let would = would.filter(|f| f.action == FileAction::WouldDelete).count();
-    let done =
+    let mut done =
         if args.dry_run { format!("{would} would be deleted") } else { format!("{} deleted", report.files_deleted) };
+    if hives {
+        done += &if args.dry_run {
+            format!(", {registry_would} registry change(s) would be made")
+        } else {
+            format!(", {registry_set} registry change(s) made")
+        };
+    }
     let summary = format!(
         "{done}, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
         report.files_skipped,
@@ -206,11 +267,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     for e in &report.errors {
         say_err!("error: {e}");
     }
-    Ok(match (report.files_deleted, report.errors.len(), would) {
+    let (changed, would) = (report.files_deleted + registry_set, would + registry_would);
+    Ok(match (changed, report.errors.len(), would) {
         (_, 0, w) if args.dry_run && w > 0 => Exit::Done,
         (0, 0, _) => Exit::NothingToDo,
         (_, 0, _) => Exit::Done,
-        (0, n, _) => bail!("{n} error(s); nothing was deleted"),
+        (0, n, _) => bail!("{n} error(s); nothing was changed"),
         (_, n, _) => Exit::Partial(n),
     })
 }

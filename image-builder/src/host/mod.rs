@@ -4,6 +4,7 @@
 
 pub mod backup_dir;
 pub mod disk;
+pub mod esp;
 pub mod in_use;
 pub mod sysblock;
 pub mod volume;

@@ -1,0 +1,136 @@
+//! The EFI System Partition of a disk being fixed: its BCD store
+//! (`EFI\Microsoft\Boot\BCD`), read and written in place through `fatfs`.
+//!
+//! Guarantees: the store is rewritten with bytes of the same length (its
+//! clusters do not change), only after the engine edited it without error
+//! and after the original went to the backup folder; a dry run writes
+//! nothing; the stick's own FAT is never touched (this opens the target disk).
+
+use crate::host::backup_dir::DirSink;
+use rescue_engine::block::BlockDevice;
+use rescue_engine::partition::{Guid, Partition, PartitionKind};
+use rescue_engine::registry::bcd::{self, SafeMode, SafeModeReport};
+use rescue_engine::remediate::{BackupItem, BackupSink, FileReport};
+use std::io::{Read, Seek, SeekFrom, Write};
+
+/// Where Windows keeps its boot configuration on the ESP.
+pub const BCD_PATH: &str = "EFI/Microsoft/Boot/BCD";
+
+/// A window of a block device as a stream `fatfs` can open (read and write).
+struct DevWindow<'a, D: BlockDevice> {
+    dev: &'a mut D,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl<D: BlockDevice> Read for DevWindow<'_, D> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        self.dev.read_at(self.start + self.pos, &mut buf[..n]).map_err(io_err)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<D: BlockDevice> Write for DevWindow<'_, D> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        self.dev.write_at(self.start + self.pos, &buf[..n]).map_err(io_err)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.dev.flush().map_err(io_err)
+    }
+}
+
+impl<D: BlockDevice> Seek for DevWindow<'_, D> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::End(d) => self.len as i128 + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if !(0..=self.len as i128).contains(&new) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek outside the partition"));
+        }
+        self.pos = new as u64;
+        Ok(self.pos)
+    }
+}
+
+/// True for an EFI System Partition (GPT type, or MBR type 0xEF).
+pub fn is_esp(p: &Partition) -> bool {
+    matches!(&p.kind, PartitionKind::Gpt { type_guid, .. } if *type_guid == Guid::ESP)
+        || matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF })
+}
+
+/// Sets Safe Mode (`mode`) in the BCD store of `esp` on `disk`; the report
+/// says what was done. `now` is a FILETIME for the store's timestamps.
+pub fn set_safe_mode<D: BlockDevice>(
+    disk: &mut D,
+    esp: &Partition,
+    mode: SafeMode,
+    now: u64,
+    dry_run: bool,
+    sink: &mut DirSink,
+) -> SafeModeReport {
+    let mut r = SafeModeReport {
+        store: format!("partition {}: \\{}", esp.number, BCD_PATH.replace('/', "\\")),
+        undo: bcd::undo_text(mode),
+        ..Default::default()
+    };
+    match edit(disk, esp, mode, now, dry_run, sink, &mut r) {
+        Ok(()) => {}
+        Err(e) => {
+            r.action = "failed".into();
+            r.reason = Some(format!("{e:#}"));
+        }
+    }
+    r
+}
+
+fn edit<D: BlockDevice>(
+    disk: &mut D,
+    esp: &Partition,
+    mode: SafeMode,
+    now: u64,
+    dry_run: bool,
+    sink: &mut DirSink,
+    r: &mut SafeModeReport,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let w = DevWindow { dev: disk, start: esp.offset, len: esp.size, pos: 0 };
+    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
+    let mut f = fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
+    let mut old = Vec::new();
+    Read::by_ref(&mut f).take(64 << 20).read_to_end(&mut old).context("reading the BCD store")?;
+    let (new, change) = bcd::edit_store(&old, mode, now).context("editing the BCD store")?;
+    r.loader = change.loader.clone();
+    r.before = bcd::describe(change.before);
+    r.after = bcd::describe(change.after);
+    if new == old {
+        r.action = "unchanged".into();
+        return Ok(());
+    }
+    if dry_run {
+        r.action = "would set".into();
+        return Ok(());
+    }
+    let path = format!("ESP\\{}", BCD_PATH.replace('/', "\\"));
+    let fr = FileReport { path: path.clone(), size: old.len() as u64, ..Default::default() };
+    let item = BackupItem { profile: "safe_mode", volume: esp.number as usize, volume_serial: 0, path: &path, file: &fr, content: &old };
+    sink.backup(&item).map_err(|m| anyhow::anyhow!("backup of the BCD store failed: {m}; it was not changed"))?;
+    f.seek(SeekFrom::Start(0))?;
+    f.write_all(&new).context("writing the BCD store")?;
+    f.flush()?;
+    drop(f);
+    fs.unmount().context("closing the EFI System Partition")?;
+    r.action = "set".into();
+    Ok(())
+}

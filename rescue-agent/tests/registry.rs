@@ -1,0 +1,252 @@
+//! The registry engine against real Windows hives (../shared/corpus/registry,
+//! from regipy's tests) and hivex (Debian python3-hivex, through
+//! tests/support/hive_dump.py), which reads every hive we write: edited
+//! values read back, nothing else changed, the base block is clean with a
+//! valid checksum. Needs xz and python3-hivex.
+
+use rescue_engine::registry::bcd::{self, SafeMode};
+use rescue_engine::registry::cell::Hive;
+use rescue_engine::registry::edit::{Data, Editor};
+use rescue_engine::registry::RegError;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TS: u64 = 0x01DB_0000_0000_0000;
+
+fn corpus(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/registry").join(format!("{name}.xz"));
+    let o = Command::new("xz").arg("-dc").arg(&p).output().unwrap();
+    assert!(o.status.success(), "xz -dc {}: corpus missing?", p.display());
+    o.stdout
+}
+
+/// hivex's view of a hive file: sorted lines (see hive_dump.py).
+fn dump(path: &Path) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/hive_dump.py");
+    let o = Command::new("/usr/bin/python3").arg(script).arg(path).output().unwrap();
+    assert!(o.status.success(), "hivex could not read {}: {}", path.display(), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
+}
+
+/// A clean SYSTEM hive: the corpus' dirty one, committed by hivex (it writes the primary as it reads it).
+fn clean_system(dir: &Path) -> PathBuf {
+    let p = dir.join("SYSTEM");
+    fs::write(&p, corpus("SYSTEM_2")).unwrap();
+    let o = Command::new("hivexsh").arg("-w").arg(&p).stdin(std::process::Stdio::piped()).spawn().and_then(|mut c| {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(b"commit\n")?;
+        c.wait_with_output()
+    });
+    assert!(o.unwrap().status.success(), "hivexsh commit");
+    p
+}
+
+/// Applies `f` to the hive at `path` with our editor, writes the result (the
+/// final bytes), checks the writes `finish` planned give the same bytes, and
+/// returns hivex's view before and after.
+fn edit(path: &Path, f: impl FnOnce(&mut Editor)) -> (Vec<String>, Vec<String>) {
+    let before_bytes = fs::read(path).unwrap();
+    let before = dump(path);
+    let mut ed = Editor::new(Hive::open(before_bytes.clone()).unwrap()).unwrap();
+    f(&mut ed);
+    let bytes = ed.finish(TS);
+    let edits = rescue_engine::registry::edit::writes(&before_bytes, &bytes);
+    // The planned writes, applied to the old file, give exactly the new bytes.
+    let mut replay = before_bytes.clone();
+    for (at, b) in &edits {
+        replay[*at as usize..*at as usize + b.len()].copy_from_slice(b);
+    }
+    assert!(replay == bytes, "the planned writes do not produce the edited hive");
+    assert_eq!(bytes.len(), before_bytes.len(), "the hive file changed size");
+    fs::write(path, &bytes).unwrap();
+    (before, dump(path))
+}
+
+/// Lines only in `a`, and lines only in `b`.
+fn diff(a: &[String], b: &[String]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (sa, sb): (BTreeSet<String>, BTreeSet<String>) = (a.iter().cloned().collect(), b.iter().cloned().collect());
+    (sa.difference(&sb).cloned().collect(), sb.difference(&sa).cloned().collect())
+}
+
+fn set(lines: &[&str]) -> BTreeSet<String> {
+    lines.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn reads_every_key_and_value_as_hivex_does() {
+    let t = tempfile::tempdir().unwrap();
+    for (name, path) in [
+        ("BCD", {
+            let p = t.path().join("BCD");
+            fs::write(&p, corpus("BCD")).unwrap();
+            p
+        }),
+        ("SYSTEM", clean_system(t.path())),
+    ] {
+        let h = Hive::open(fs::read(&path).unwrap()).unwrap();
+        let mut ours = Vec::new();
+        let mut stack = vec![(h.root().unwrap(), String::new())];
+        while let Some((k, p)) = stack.pop() {
+            let values = h.values(&k).unwrap();
+            if values.is_empty() {
+                ours.push(format!("{p}\t-"));
+            }
+            for v in values {
+                let d: String = h.data(&v).unwrap().iter().map(|b| format!("{b:02x}")).collect();
+                ours.push(format!("{p}\t{}\t{}\t{d}", v.name_string(), v.kind));
+            }
+            for c in h.subkeys(&k).unwrap() {
+                let cp = if p.is_empty() { c.name_string() } else { format!("{p}\\{}", c.name_string()) };
+                stack.push((c, cp));
+            }
+        }
+        ours.sort();
+        let theirs = dump(&path);
+        assert_eq!(ours.len(), theirs.len() - 1, "{name}: number of lines");
+        assert!(ours == theirs[1..], "{name}: our reading differs from hivex's");
+    }
+}
+
+#[test]
+fn lookups_are_case_insensitive_as_in_windows() {
+    let t = tempfile::tempdir().unwrap();
+    let h = Hive::open(fs::read(clean_system(t.path())).unwrap()).unwrap();
+    let a = h.open_path("ControlSet001\\Services\\Tcpip").unwrap();
+    let b = h.open_path("controlset001\\SERVICES\\tcpIP").unwrap();
+    assert_eq!(a.off, b.off);
+    let v: Vec<u16> = "start".encode_utf16().collect();
+    assert!(h.value(&a, &v).unwrap().is_some());
+    assert!(matches!(h.open_path("ControlSet001\\Services\\NoSuchService"), Err(RegError::NotFound { .. })));
+}
+
+#[test]
+fn values_set_in_place_and_in_new_cells_read_back_in_hivex() {
+    let t = tempfile::tempdir().unwrap();
+    let path = clean_system(t.path());
+    let (before, after) = edit(&path, |ed| {
+        let tcpip = ed.hive().open_path("ControlSet001\\Services\\Tcpip").unwrap();
+        // An existing DWORD: in place, inside its vk cell.
+        ed.set_value(&tcpip, "Start", &Data::Dword(4), TS).unwrap();
+        // New values: a vk cell, its data, a longer value list.
+        ed.set_value(&tcpip, "RescueFlag", &Data::Dword(1), TS).unwrap();
+        ed.set_value(&tcpip, "RescueQ", &Data::Qword(0x1122334455667788), TS).unwrap();
+        ed.set_value(&tcpip, "RescueText", &Data::Sz("fixed by rescue".into()), TS).unwrap();
+        // An existing string made longer than its cell: a new data cell.
+        ed.set_value(&tcpip, "DisplayName", &Data::Sz("x".repeat(300)), TS).unwrap();
+    });
+    let (gone, new) = diff(&before, &after);
+    let old_name =
+        gone.iter().find(|l| l.starts_with("ControlSet001\\Services\\Tcpip\tDisplayName\t")).unwrap().clone();
+    let long: String =
+        "x".repeat(300).encode_utf16().chain([0]).flat_map(|u| u.to_le_bytes()).map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        new,
+        set(&[
+            &after[0],
+            "ControlSet001\\Services\\Tcpip\tStart\t4\t04000000",
+            "ControlSet001\\Services\\Tcpip\tRescueFlag\t4\t01000000",
+            "ControlSet001\\Services\\Tcpip\tRescueQ\t11\t8877665544332211",
+            &format!(
+                "ControlSet001\\Services\\Tcpip\tRescueText\t1\t{}",
+                "fixed by rescue"
+                    .encode_utf16()
+                    .chain([0])
+                    .flat_map(|u| u.to_le_bytes())
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+            &format!("ControlSet001\\Services\\Tcpip\tDisplayName\t1\t{long}"),
+        ])
+    );
+    assert_eq!(gone.len(), 3, "{gone:?}"); // base line, old Start, old DisplayName
+    assert!(gone.contains(&old_name));
+    assert_eq!(after[0], "base\t207\t207\tchecksum ok", "base block not clean and sealed");
+    // A type mismatch is refused, and so is a hive we did not recover.
+    let mut ed = Editor::new(Hive::open(fs::read(&path).unwrap()).unwrap()).unwrap();
+    let tcpip = ed.hive().open_path("ControlSet001\\Services\\Tcpip").unwrap();
+    assert!(matches!(ed.set_value(&tcpip, "Start", &Data::Sz("4".into()), TS), Err(RegError::TypeMismatch { .. })));
+    let dirty = Hive::open(corpus("SYSTEM_2")).unwrap();
+    assert!(matches!(Editor::new(dirty), Err(RegError::Dirty { .. })));
+}
+
+#[test]
+fn bcd_safe_mode_set_changed_and_removed_as_bcdedit_does() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("BCD");
+    let original = corpus("BCD");
+    fs::write(&path, &original).unwrap();
+    let mut loader = String::new();
+    let (before, after) = edit(&path, |ed| {
+        let c = bcd::set_safe_mode(ed, SafeMode::Minimal, TS).unwrap();
+        assert_eq!((c.before, c.after), (None, Some(0)));
+        loader = c.loader;
+    });
+    let key = format!("Objects\\{loader}\\Elements\\25000080");
+    let (gone, new) = diff(&before, &after);
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(new, set(&[&after[0], &format!("{key}\tElement\t3\t0000000000000000")]));
+    let (_, after2) = edit(&path, |ed| {
+        assert_eq!(bcd::set_safe_mode(ed, SafeMode::Network, TS).unwrap().before, Some(0));
+    });
+    assert!(after2.contains(&format!("{key}\tElement\t3\t0100000000000000")));
+    let (_, after3) = edit(&path, |ed| {
+        assert_eq!(bcd::set_safe_mode(ed, SafeMode::Off, TS).unwrap().after, None);
+    });
+    assert_eq!(after3[1..], dump_of(t.path(), &original)[1..], "safe_mode off gives the original store back");
+    // Off again: nothing to write.
+    let mut ed = Editor::new(Hive::open(fs::read(&path).unwrap()).unwrap()).unwrap();
+    bcd::set_safe_mode(&mut ed, SafeMode::Off, TS).unwrap();
+    let old = fs::read(&path).unwrap();
+    assert!(ed.finish(TS) == old, "nothing to change, yet the hive changed");
+}
+
+fn dump_of(dir: &Path, bytes: &[u8]) -> Vec<String> {
+    let p = dir.join("dump-of.hive");
+    fs::write(&p, bytes).unwrap();
+    dump(&p)
+}
+
+#[test]
+fn corrupted_and_hostile_hives_are_errors_never_panics() {
+    assert!(Hive::open(corpus("corrupted_system_hive")).and_then(|h| walk(&h)).is_err());
+    let good = corpus("BCD");
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..3000 {
+        let mut b = good.clone();
+        for _ in 0..1 + i % 8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed as usize) % b.len();
+            b[at] = (seed >> 32) as u8;
+        }
+        if i % 7 == 0 {
+            b.truncate((seed as usize) % good.len());
+        }
+        if let Ok(h) = Hive::open(b) {
+            let _ = walk(&h);
+            if let Ok(mut ed) = Editor::new(h) {
+                let _ = bcd::set_safe_mode(&mut ed, SafeMode::Minimal, TS);
+            }
+        }
+    }
+}
+
+/// Reads every key and value (at most 100,000 keys); the first error ends the walk.
+fn walk(h: &Hive) -> Result<usize, RegError> {
+    let mut n = 0;
+    let mut stack = vec![h.root()?];
+    while let Some(k) = stack.pop() {
+        for v in h.values(&k)? {
+            h.data(&v)?;
+        }
+        n += 1;
+        if n > 100_000 {
+            break; // a key listed under itself: the walk is bounded, the engine never loops
+        }
+        stack.extend(h.subkeys(&k)?);
+    }
+    Ok(n)
+}
