@@ -57,6 +57,8 @@ enum Command {
     Ls(ls::LsArgs),
     /// Run a profile's fixes on every NTFS volume of a disk, image or device
     Apply(apply::ApplyArgs),
+    /// List a registry key (SYSTEM, SOFTWARE or the BCD) inside a disk, image or device
+    Reg(reg::RegArgs),
     /// BitLocker volumes: show metadata and key protectors
     #[command(subcommand)]
     Bitlocker(bitlocker::BitLockerCommand),
@@ -104,6 +106,7 @@ fn main() {
         Command::Profile(c) => done(profile::run(c)),
         Command::Ls(a) => done(ls::run(a)),
         Command::Apply(a) => apply::run(a),
+        Command::Reg(a) => done(reg::run(a)),
         Command::Bitlocker(c) => done(bitlocker::run(c)),
         Command::Unlock(a) => done(unlock::run(a)),
         Command::Keys(c) => done(keys::run(c)),

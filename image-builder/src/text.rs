@@ -10,13 +10,23 @@ use zeroize::Zeroizing;
 
 /// `println!` for text that may hold data from outside: control characters escaped.
 macro_rules! say {
-    () => { println!() };
-    ($($t:tt)*) => { println!("{}", $crate::text::printable(&format!($($t)*))) };
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        // A closed pipe (`rescue reg ... | head`) ends the output, not the run.
+        let _ = writeln!(std::io::stdout(), "{}", $crate::text::printable(&format!($($t)*)));
+    }};
 }
 
 /// `eprintln!` for text that may hold data from outside: control characters escaped.
 macro_rules! say_err {
-    ($($t:tt)*) => { eprintln!("{}", $crate::text::printable(&format!($($t)*))) };
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{}", $crate::text::printable(&format!($($t)*)));
+    }};
 }
 
 /// `s` with every control character (C0 but newline and tab, DEL, C1)

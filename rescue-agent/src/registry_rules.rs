@@ -73,7 +73,7 @@ pub struct ValueChange {
 }
 
 /// Data for people: DWORD/QWORD in decimal and hex, strings as text, the rest in hex.
-fn show(kind_: u32, bytes: &[u8]) -> String {
+pub fn show(kind_: u32, bytes: &[u8]) -> String {
     match (kind_, bytes.len()) {
         (kind::DWORD, 4) => {
             let v = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod keys;
 pub mod ls;
 pub mod profile;
+pub mod reg;
 pub mod secureboot;
 pub mod unlock;
 pub mod volume_keys;

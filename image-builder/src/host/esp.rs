@@ -70,6 +70,17 @@ pub fn is_esp(p: &Partition) -> bool {
         || matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF })
 }
 
+/// Reads the BCD store of `esp` on `disk` (at most 64 MiB).
+pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let w = DevWindow { dev: disk, start: esp.offset, len: esp.size, pos: 0 };
+    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
+    let f = fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
+    let mut out = Vec::new();
+    f.take(64 << 20).read_to_end(&mut out).context("reading the BCD store")?;
+    Ok(out)
+}
+
 /// Sets Safe Mode (`mode`) in the BCD store of `esp` on `disk`; the report
 /// says what was done. `now` is a FILETIME for the store's timestamps.
 pub fn set_safe_mode<D: BlockDevice>(

@@ -1,0 +1,99 @@
+//! `rescue reg`: list a registry key (its subkeys and values) of a hive
+//! inside a disk or volume image — `SYSTEM` or `SOFTWARE` from each Windows
+//! volume, or `BCD` from the disk's EFI System Partition — so that admins
+//! can check a hive before and after a fix. Reads only; a dirty hive is
+//! recovered from its transaction logs in memory first, as Windows would.
+
+use crate::cli::volume_keys::KeyArgs;
+use crate::host::disk::FileDisk;
+use crate::host::esp;
+use crate::host::volume::open_volume;
+use anyhow::{bail, Context, Result};
+use rescue_engine::block::Slice;
+use rescue_engine::ntfs::{self, Ntfs};
+use rescue_engine::partition;
+use rescue_engine::registry::cell::Hive;
+use rescue_engine::registry::log as hivelog;
+use std::path::PathBuf;
+
+/// Arguments of `rescue reg`.
+#[derive(clap::Args)]
+pub struct RegArgs {
+    /// Disk image, partition image or block device.
+    pub target: PathBuf,
+    /// The key: the hive first (SYSTEM, SOFTWARE or BCD), then the path, e.g.
+    /// 'SYSTEM\ControlSet001\Services\CSAgent' (CurrentControlSet is resolved).
+    pub key: String,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// Runs `rescue reg`.
+pub fn run(args: &RegArgs) -> Result<()> {
+    let (hive, path) = args.key.split_once('\\').unwrap_or((&args.key, ""));
+    let hive = hive.to_ascii_uppercase();
+    if !["SYSTEM", "SOFTWARE", "BCD"].contains(&hive.as_str()) {
+        bail!("{:?} does not start with a hive this tool reads: SYSTEM, SOFTWARE or BCD (e.g. 'SYSTEM\\Select')", args.key);
+    }
+    let mut disk = FileDisk::open(&args.target, false)?;
+    let parts = partition::discover(&mut disk).context("reading the partition table")?;
+    let mut shown = 0;
+    if hive == "BCD" {
+        for p in parts.iter().filter(|p| esp::is_esp(p)) {
+            let bytes = esp::read_bcd(&mut disk, p)?;
+            say!("== partition {} (EFI System Partition): \\{}", p.number, esp::BCD_PATH.replace('/', "\\"));
+            show(bytes, "BCD", path)?;
+            shown += 1;
+        }
+        if shown == 0 {
+            bail!("no EFI System Partition with a BCD store in {}", args.target.display());
+        }
+        return Ok(());
+    }
+    let creds = args.keys.credentials()?;
+    for (index, p) in parts.into_iter().enumerate() {
+        let Ok(mut vol) = open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) else { continue };
+        let Ok(v) = Ntfs::open(&mut vol) else { continue };
+        let Ok(dir) = v.lookup(&mut vol, "Windows\\System32\\config") else { continue };
+        let read = |vol: &mut _, name: &str| -> Result<Option<Vec<u8>>> {
+            let d = v.open_dir(vol, dir)?;
+            let Some(r) = v.lookup_in(vol, &d, name)? else { return Ok(None) };
+            let f = v.load_file(vol, r.record())?;
+            Ok(Some(v.read_content(vol, &f, ntfs::MAX_READ_WHOLE)?))
+        };
+        let Some(bytes) = read(&mut vol, &hive)? else { continue };
+        let logs = [read(&mut vol, &format!("{hive}.LOG1"))?.unwrap_or_default(), read(&mut vol, &format!("{hive}.LOG2"))?.unwrap_or_default()];
+        let rec = hivelog::recover(&bytes, &[&logs[0], &logs[1]]).with_context(|| format!("volume {index}: {hive}"))?;
+        say!("== volume {index} (partition {}): Windows\\System32\\config\\{hive}", p.number);
+        if rec.applied > 0 {
+            say!("   (dirty: read as recovered from its transaction logs, {} log entries; the file is unchanged)", rec.applied);
+        }
+        show(rec.bytes, &hive, path)?;
+        shown += 1;
+    }
+    if shown == 0 {
+        bail!("no Windows volume with a {hive} hive in {}", args.target.display());
+    }
+    Ok(())
+}
+
+/// Prints the key at `path` of a hive: subkeys, then values.
+fn show(bytes: Vec<u8>, hive: &str, path: &str) -> Result<()> {
+    let h = Hive::open(bytes).with_context(|| format!("reading {hive}"))?;
+    let path = if hive == "SYSTEM" {
+        rescue_engine::registry_rules::resolve(&h, rescue_engine::profile::HiveName::System, path)?
+    } else {
+        path.to_string()
+    };
+    let k = h.open_path(&path).with_context(|| format!("{hive}\\{path}"))?;
+    say!("{hive}\\{path}  (last written {})", rescue_engine::time::filetime_rfc3339(k.timestamp));
+    for s in h.subkeys(&k)? {
+        say!("  [{}]", s.name_string());
+    }
+    for v in h.values(&k)? {
+        let data = h.data(&v)?;
+        let name = if v.name.is_empty() { "(default)".to_string() } else { v.name_string() };
+        say!("  {name} = {}", rescue_engine::registry_rules::show(v.kind, &data));
+    }
+    Ok(())
+}
