@@ -371,7 +371,8 @@ impl Profile {
                     .into(),
             ));
         }
-        if raw.delete.is_empty() && raw.service.is_empty() && raw.registry.is_empty() && raw.finish.safe_mode.is_none() {
+        if raw.delete.is_empty() && raw.service.is_empty() && raw.registry.is_empty() && raw.finish.safe_mode.is_none()
+        {
             errors.push(ProfileError { line: 0, column: 0, message: "the profile does nothing: add a [[delete]], [[service]] or [[registry]] rule, or [finish] safe_mode, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
         }
         let mut delete = Vec::new();
@@ -455,7 +456,10 @@ fn registry_rule(r: RawRegistry) -> Result<RegistryRule, (usize, String)> {
         "SYSTEM" => HiveName::System,
         "SOFTWARE" => HiveName::Software,
         other => {
-            return Err((r.hive.span().start, format!("[[registry]] hive {other:?} is not one this tool edits: use \"SYSTEM\" or \"SOFTWARE\"")));
+            return Err((
+                r.hive.span().start,
+                format!("[[registry]] hive {other:?} is not one this tool edits: use \"SYSTEM\" or \"SOFTWARE\""),
+            ));
         }
     };
     let key = r.key.get_ref();
@@ -466,19 +470,30 @@ fn registry_rule(r: RawRegistry) -> Result<RegistryRule, (usize, String)> {
         check_key_name(part).map_err(|m| (r.key.span().start, format!("[[registry]] key {key:?}: {m}")))?;
     }
     if r.value.get_ref().chars().count() > 16383 || r.value.get_ref().chars().any(|c| (c as u32) < 0x20) {
-        return Err((r.value.span().start, "[[registry]] value name: at most 16383 characters, no control characters".into()));
+        return Err((
+            r.value.span().start,
+            "[[registry]] value name: at most 16383 characters, no control characters".into(),
+        ));
     }
-    let given: Vec<usize> = [r.dword.as_ref().map(|d| d.span().start), r.qword.as_ref().map(|d| d.span().start), r.string.as_ref().map(|d| d.span().start)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let given: Vec<usize> = [
+        r.dword.as_ref().map(|d| d.span().start),
+        r.qword.as_ref().map(|d| d.span().start),
+        r.string.as_ref().map(|d| d.span().start),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if given.len() != 1 {
         let pos = given.get(1).copied().unwrap_or(r.value.span().start);
         return Err((pos, "[[registry]] needs exactly one of dword, qword or string (the value's type)".into()));
     }
     let data = match (r.dword, r.qword, r.string) {
-        (Some(d), _, _) => Data::Dword(u32::try_from(*d.get_ref()).map_err(|_| (d.span().start, "dword must be 0 to 4294967295".to_string()))?),
-        (_, Some(q), _) => Data::Qword(u64::try_from(*q.get_ref()).map_err(|_| (q.span().start, "qword must be 0 or more".to_string()))?),
+        (Some(d), _, _) => Data::Dword(
+            u32::try_from(*d.get_ref()).map_err(|_| (d.span().start, "dword must be 0 to 4294967295".to_string()))?,
+        ),
+        (_, Some(q), _) => Data::Qword(
+            u64::try_from(*q.get_ref()).map_err(|_| (q.span().start, "qword must be 0 or more".to_string()))?,
+        ),
         (_, _, Some(s)) => Data::Sz(s.into_inner()),
         _ => return Err((r.value.span().start, "[[registry]] needs a dword, qword or string".into())),
     };

@@ -84,7 +84,8 @@ pub fn show(kind_: u32, bytes: &[u8]) -> String {
             format!("{v} (0x{v:016x})")
         }
         (kind::SZ | kind::EXPAND_SZ, _) => {
-            let u: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&x| x != 0).collect();
+            let u: Vec<u16> =
+                bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&x| x != 0).collect();
             format!("{:?}", String::from_utf16_lossy(&u))
         }
         _ => hex(bytes),
@@ -203,8 +204,20 @@ fn one_hive<D: BlockDevice>(
         return Ok(());
     }
     // The whole original hive goes to the backup first; no backup, no write.
-    let fr = FileReport { path: hr.path.clone(), size: original.len() as u64, sha256: hr.sha256.clone(), ..Default::default() };
-    let item = BackupItem { profile: &profile.name, volume, volume_serial: v.boot.serial, path: &hr.path, file: &fr, content: &original };
+    let fr = FileReport {
+        path: hr.path.clone(),
+        size: original.len() as u64,
+        sha256: hr.sha256.clone(),
+        ..Default::default()
+    };
+    let item = BackupItem {
+        profile: &profile.name,
+        volume,
+        volume_serial: v.boot.serial,
+        path: &hr.path,
+        file: &fr,
+        content: &original,
+    };
     hr.backup = Some(sink.backup(&item).map_err(|m| format!("backup failed: {m}; the hive was not changed"))?);
     if let Err(err) = plan::execute(vol, &plan, None) {
         *gate = Err(err.clone());
@@ -230,7 +243,13 @@ fn set_one(
     let k = match ed.hive().open_path(key) {
         Ok(k) => k,
         Err(RegError::NotFound { .. }) if optional => {
-            hr.changes.push(ValueChange { key: key.into(), value: value.into(), before: None, after, outcome: "not found".into() });
+            hr.changes.push(ValueChange {
+                key: key.into(),
+                value: value.into(),
+                before: None,
+                after,
+                outcome: "not found".into(),
+            });
             return Ok(());
         }
         Err(e) => return Err(e),
@@ -257,7 +276,9 @@ pub fn control_sets(h: &Hive) -> Result<Vec<String>, RegError> {
         .subkeys(&h.root()?)?
         .into_iter()
         .map(|k| k.name_string())
-        .filter(|n| n.len() == 13 && n[..10].eq_ignore_ascii_case("ControlSet") && n[10..].bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| {
+            n.len() == 13 && n[..10].eq_ignore_ascii_case("ControlSet") && n[10..].bytes().all(|b| b.is_ascii_digit())
+        })
         .collect();
     out.sort();
     Ok(out)

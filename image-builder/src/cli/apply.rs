@@ -221,8 +221,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
             say!("  {}", m.undo);
         }
     }
-    let registry_set: usize = report.registry_changes
-        + report.safe_mode.iter().filter(|m| m.action == "set").count();
+    let registry_set: usize = report.registry_changes + report.safe_mode.iter().filter(|m| m.action == "set").count();
     let registry_would: usize = report
         .volumes
         .iter()

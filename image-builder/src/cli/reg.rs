@@ -33,7 +33,10 @@ pub fn run(args: &RegArgs) -> Result<()> {
     let (hive, path) = args.key.split_once('\\').unwrap_or((&args.key, ""));
     let hive = hive.to_ascii_uppercase();
     if !["SYSTEM", "SOFTWARE", "BCD"].contains(&hive.as_str()) {
-        bail!("{:?} does not start with a hive this tool reads: SYSTEM, SOFTWARE or BCD (e.g. 'SYSTEM\\Select')", args.key);
+        bail!(
+            "{:?} does not start with a hive this tool reads: SYSTEM, SOFTWARE or BCD (e.g. 'SYSTEM\\Select')",
+            args.key
+        );
     }
     let mut disk = FileDisk::open(&args.target, false)?;
     let parts = partition::discover(&mut disk).context("reading the partition table")?;
@@ -62,11 +65,17 @@ pub fn run(args: &RegArgs) -> Result<()> {
             Ok(Some(v.read_content(vol, &f, ntfs::MAX_READ_WHOLE)?))
         };
         let Some(bytes) = read(&mut vol, &hive)? else { continue };
-        let logs = [read(&mut vol, &format!("{hive}.LOG1"))?.unwrap_or_default(), read(&mut vol, &format!("{hive}.LOG2"))?.unwrap_or_default()];
+        let logs = [
+            read(&mut vol, &format!("{hive}.LOG1"))?.unwrap_or_default(),
+            read(&mut vol, &format!("{hive}.LOG2"))?.unwrap_or_default(),
+        ];
         let rec = hivelog::recover(&bytes, &[&logs[0], &logs[1]]).with_context(|| format!("volume {index}: {hive}"))?;
         say!("== volume {index} (partition {}): Windows\\System32\\config\\{hive}", p.number);
         if rec.applied > 0 {
-            say!("   (dirty: read as recovered from its transaction logs, {} log entries; the file is unchanged)", rec.applied);
+            say!(
+                "   (dirty: read as recovered from its transaction logs, {} log entries; the file is unchanged)",
+                rec.applied
+            );
         }
         show(rec.bytes, &hive, path)?;
         shown += 1;

@@ -74,7 +74,8 @@ pub fn is_esp(p: &Partition) -> bool {
 pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context;
     let w = DevWindow { dev: disk, start: esp.offset, len: esp.size, pos: 0 };
-    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
+    let fs =
+        fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
     let f = fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
     let mut out = Vec::new();
     f.take(64 << 20).read_to_end(&mut out).context("reading the BCD store")?;
@@ -117,8 +118,10 @@ fn edit<D: BlockDevice>(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let w = DevWindow { dev: disk, start: esp.offset, len: esp.size, pos: 0 };
-    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
-    let mut f = fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
+    let fs =
+        fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
+    let mut f =
+        fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
     let mut old = Vec::new();
     Read::by_ref(&mut f).take(64 << 20).read_to_end(&mut old).context("reading the BCD store")?;
     let (new, change) = bcd::edit_store(&old, mode, now).context("editing the BCD store")?;
@@ -135,7 +138,14 @@ fn edit<D: BlockDevice>(
     }
     let path = format!("ESP\\{}", BCD_PATH.replace('/', "\\"));
     let fr = FileReport { path: path.clone(), size: old.len() as u64, ..Default::default() };
-    let item = BackupItem { profile: "safe_mode", volume: esp.number as usize, volume_serial: 0, path: &path, file: &fr, content: &old };
+    let item = BackupItem {
+        profile: "safe_mode",
+        volume: esp.number as usize,
+        volume_serial: 0,
+        path: &path,
+        file: &fr,
+        content: &old,
+    };
     sink.backup(&item).map_err(|m| anyhow::anyhow!("backup of the BCD store failed: {m}; it was not changed"))?;
     f.seek(SeekFrom::Start(0))?;
     f.write_all(&new).context("writing the BCD store")?;

@@ -149,8 +149,10 @@ pub fn describe(v: Option<u64>) -> String {
 pub fn undo_text(mode: SafeMode) -> String {
     String::from(match mode {
         SafeMode::Off => "to go back to Safe Mode: bcdedit /set {default} safeboot minimal",
-        _ => "to boot normally again: run a stick whose profile has [finish] safe_mode = \"off\", or in Windows \
-              (an administrator prompt, also in Safe Mode): bcdedit /deletevalue {default} safeboot",
+        _ => {
+            "to boot normally again: run a stick whose profile has [finish] safe_mode = \"off\", or in Windows \
+              (an administrator prompt, also in Safe Mode): bcdedit /deletevalue {default} safeboot"
+        }
     })
 }
 

@@ -1,0 +1,286 @@
+//! `rescue apply` with `[[service]]`, `[[registry]]` and `[finish] safe_mode`
+//! on whole test disks (`scripts/make-test-disk --hives / --dirty-hive`, real
+//! hives from ../shared/corpus/registry), and `rescue reg`. Every hive we
+//! wrote is read back by hivex (tests/support/hive_dump.py, Debian
+//! python3-hivex), not by our code; a dirty hive's recovery is compared with
+//! regipy's (PyPI). The NTFS volume is checked by ntfs-3g.
+//!
+//! Needs root (FUSE), ntfs-3g, mtools, hivex, regipy.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[path = "../../tests/support/ntfs3g.rs"]
+mod ntfs3g;
+use ntfs3g::{bytes, check_volume, run};
+
+const EXE: &str = env!("CARGO_BIN_EXE_rescue");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Disk {
+    path: PathBuf,
+    offset: usize,
+    size: usize,
+}
+
+fn make_disk(dir: &Path, args: &[&str]) -> Disk {
+    let path = dir.join("pc.img");
+    run(Command::new(root().join("scripts/make-test-disk"))
+        .args(["--size", "300"])
+        .args(args)
+        .arg(&path)
+        .env("RESCUE", EXE));
+    let m: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join("pc.img.json")).unwrap()).unwrap();
+    let n = |k: &str| m[k].as_u64().unwrap() as usize;
+    Disk { path, offset: n("windows_partition_offset"), size: n("windows_partition_size") }
+}
+
+impl Disk {
+    /// The Windows partition, cut out into `dir/part.img`.
+    fn partition(&self, dir: &Path) -> PathBuf {
+        let p = dir.join("part.img");
+        fs::write(&p, &fs::read(&self.path).unwrap()[self.offset..self.offset + self.size]).unwrap();
+        p
+    }
+    /// A file of the Windows volume, read by ntfs-3g.
+    fn ntfs_file(&self, dir: &Path, path: &str) -> PathBuf {
+        let out = dir.join(path.rsplit('/').next().unwrap());
+        fs::write(&out, bytes(Command::new("ntfscat").arg(self.partition(dir)).arg(path))).unwrap();
+        out
+    }
+    /// The BCD store, read from the ESP by mtools.
+    fn bcd(&self, dir: &Path) -> PathBuf {
+        let out = dir.join("BCD");
+        let _ = fs::remove_file(&out);
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(format!("{}@@1048576", self.path.display()))
+            .arg("::/EFI/Microsoft/Boot/BCD")
+            .arg(&out));
+        out
+    }
+}
+
+/// hivex's view of a hive file (see tests/support/hive_dump.py).
+fn dump(path: &Path) -> Vec<String> {
+    let o = Command::new("/usr/bin/python3").arg(root().join("tests/support/hive_dump.py")).arg(path).output().unwrap();
+    assert!(o.status.success(), "hivex could not read {}: {}", path.display(), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
+}
+
+/// Lines only in `a`, and lines only in `b` (the base-block line left out).
+fn diff(a: &[String], b: &[String]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let sa: BTreeSet<String> = a[1..].iter().cloned().collect();
+    let sb: BTreeSet<String> = b[1..].iter().cloned().collect();
+    (sa.difference(&sb).cloned().collect(), sb.difference(&sa).cloned().collect())
+}
+
+fn apply(dir: &Path, disk: &Disk, profile: &str, extra: &[&str]) -> std::process::Output {
+    let p = dir.join("profile.toml");
+    fs::write(&p, profile).unwrap();
+    Command::new(EXE)
+        .args(["apply", "--profile"])
+        .arg(&p)
+        .arg("--backup-dir")
+        .arg(dir.join("backups"))
+        .args(extra)
+        .arg(&disk.path)
+        .output()
+        .unwrap()
+}
+
+const CSAGENT_OFF: &str = "name = \"csagent-off\"\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n[finish]\nsafe_mode = \"minimal\"\n";
+
+#[test]
+fn service_disabled_in_every_control_set_and_safe_mode_set() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--hives"]);
+    let sys_before = dump(&disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM"));
+    let bcd_before = dump(&disk.bcd(t.path()));
+    let image_before = fs::read(&disk.path).unwrap();
+    // A dry run says what it would do and writes nothing.
+    let o = apply(t.path(), &disk, CSAGENT_OFF, &["--dry-run"]);
+    let so = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && so.contains("3 registry change(s) would be made") && so.contains("would write"),
+        "{so}"
+    );
+    assert!(fs::read(&disk.path).unwrap() == image_before, "the dry run wrote");
+    // The real run.
+    let o = apply(t.path(), &disk, CSAGENT_OFF, &[]);
+    let so = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && so.contains("3 registry change(s) made"),
+        "{so}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(so.contains("bcdedit /deletevalue {default} safeboot"), "the undo is not shown: {so}");
+    let sys_after = dump(&disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM"));
+    let (gone, new) = diff(&sys_before, &sys_after);
+    let want_new: BTreeSet<String> = ["ControlSet001", "ControlSet002"]
+        .iter()
+        .map(|cs| format!("{cs}\\Services\\CSAgent\tStart\t4\t04000000"))
+        .collect();
+    assert_eq!(new, want_new, "hivex sees other changes");
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    assert!(
+        sys_after[0].ends_with("checksum ok") && sys_after[0].split('\t').nth(1) == sys_after[0].split('\t').nth(2),
+        "{}",
+        sys_after[0]
+    );
+    let bcd_after = dump(&disk.bcd(t.path()));
+    let (gone, new) = diff(&bcd_before, &bcd_after);
+    assert!(gone.is_empty(), "{gone:?}");
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(new.iter().next().unwrap().ends_with("\\Elements\\25000080\tElement\t3\t0000000000000000"), "{new:?}");
+    // The originals are in the backup folder, byte for byte.
+    let backups = t.path().join("backups");
+    let sys_backup = fs::read(
+        backups
+            .join("vol2-")
+            .parent()
+            .unwrap()
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains("vol2-"))
+            .unwrap()
+            .join("Windows/System32/config/SYSTEM"),
+    )
+    .unwrap();
+    assert_eq!(dump_of(t.path(), &sys_backup), sys_before);
+    check_volume(&disk.partition(t.path()));
+    // Again: nothing to do (exit 3), nothing written.
+    let image_fixed = fs::read(&disk.path).unwrap();
+    let o = apply(t.path(), &disk, CSAGENT_OFF, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(fs::read(&disk.path).unwrap() == image_fixed);
+    // safe_mode = "off" restores the original store.
+    let o = apply(t.path(), &disk, "name = \"normal\"\n[finish]\nsafe_mode = \"off\"\n", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(dump(&disk.bcd(t.path()))[1..], bcd_before[1..]);
+    // rescue reg shows the change.
+    let o = run(Command::new(EXE).arg("reg").arg(&disk.path).arg("SYSTEM\\CurrentControlSet\\Services\\CSAgent"));
+    assert!(o.contains("Start = 4 (0x00000004)"), "{o}");
+}
+
+fn dump_of(dir: &Path, bytes: &[u8]) -> Vec<String> {
+    let p = dir.join("dump-of");
+    fs::write(&p, bytes).unwrap();
+    dump(&p)
+}
+
+/// regipy's recovery of a dirty hive from its logs (its library, as its
+/// `regipy-process-transaction-logs` command runs it). It applies the
+/// secondary log first: here LOG1 holds the older entries.
+fn regipy_recover(dir: &Path, hive: &Path, log1: &Path, log2: &Path) -> PathBuf {
+    let out = dir.join("regipy-recovered");
+    let py = "import sys\nfrom regipy.recovery import apply_transaction_logs\n\
+              apply_transaction_logs(sys.argv[1], primary_log_path=sys.argv[3], secondary_log_path=sys.argv[2], restored_hive_path=sys.argv[4])\n";
+    run(Command::new("python3").arg("-c").arg(py).arg(hive).arg(log1).arg(log2).arg(&out));
+    // regipy leaves the base block's checksum as it was: recompute it so hivex opens the file.
+    let mut b = fs::read(&out).unwrap();
+    let x = (0..127).fold(0u32, |x, i| x ^ u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()));
+    let x = match x {
+        0 => 1,
+        0xFFFF_FFFF => 0xFFFF_FFFE,
+        x => x,
+    };
+    b[0x1FC..0x200].copy_from_slice(&x.to_le_bytes());
+    fs::write(&out, b).unwrap();
+    out
+}
+
+#[test]
+fn dirty_hive_is_recovered_like_regipy_then_edited() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--dirty-hive"]);
+    let cfg = "Windows/System32/config/";
+    let hive = disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"));
+    let (l1, l2) = (
+        disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG1")),
+        disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG2")),
+    );
+    let theirs = dump(&regipy_recover(t.path(), &hive, &l1, &l2));
+    let profile = "name = \"flag\"\n[[registry]]\nhive = \"SYSTEM\"\nkey = 'CurrentControlSet\\Services\\Tcpip\\Parameters'\nvalue = \"RescueFlag\"\ndword = 7\n";
+    let o = apply(t.path(), &disk, profile, &[]);
+    let so = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && so.contains("recovered first from its transaction logs: 24 log entries"),
+        "{so}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ours = dump(&disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM")));
+    let (gone, new) = diff(&theirs, &ours);
+    assert!(gone.is_empty(), "our recovery lost what regipy's has: {gone:?}");
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(new.iter().next().unwrap().ends_with("Services\\Tcpip\\Parameters\tRescueFlag\t4\t07000000"), "{new:?}");
+    assert!(ours[0].ends_with("checksum ok"));
+    check_volume(&disk.partition(t.path()));
+}
+
+#[test]
+fn dirty_hive_without_logs_and_corrupt_hive_are_refused_with_nothing_written() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--hives"]);
+    let part = disk.partition(t.path());
+    let xz = |name: &str| {
+        bytes(Command::new("xz").arg("-dc").arg(root().join("../shared/corpus/registry").join(format!("{name}.xz"))))
+    };
+    for (name, want) in [("SYSTEM_2", "transaction logs are missing"), ("corrupted_system_hive", "corrupt hive")] {
+        // Put the corpus hive in place with ntfs-3g, then the disk back together.
+        let p = part.clone();
+        ntfs3g::with_mount(&p, &[], |m| fs::write(m.join("Windows/System32/config/SYSTEM"), xz(name)).unwrap());
+        let mut image = fs::read(&disk.path).unwrap();
+        image[disk.offset..disk.offset + disk.size].copy_from_slice(&fs::read(&p).unwrap());
+        fs::write(&disk.path, &image).unwrap();
+        let o = apply(t.path(), &disk, CSAGENT_OFF, &[]);
+        let se = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && se.contains(want), "{name}: {se}");
+        let after = fs::read(&disk.path).unwrap();
+        assert!(
+            after[disk.offset..disk.offset + disk.size] == image[disk.offset..disk.offset + disk.size],
+            "{name}: the volume was written"
+        );
+    }
+}
+
+#[test]
+fn profile_check_names_registry_mistakes_by_line_and_column() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("bad.toml");
+    fs::write(
+        &p,
+        "name = \"bad\"\n[[registry]]\nhive = \"SAM\"\nkey = 'X'\nvalue = \"v\"\ndword = 1\n\
+         [[registry]]\nhive = \"SYSTEM\"\nkey = 'X'\nvalue = \"v\"\ndword = 1\nstring = \"two\"\n\
+         [[registry]]\nhive = \"SOFTWARE\"\nkey = '\\Microsoft'\nvalue = \"v\"\nqword = 1\n\
+         [[service]]\nname = 'a\\b'\nstart = \"disabled\"\n[finish]\nsafe_mode = \"maybe\"\n",
+    )
+    .unwrap();
+    let o = Command::new(EXE).args(["profile", "check"]).arg(&p).output().unwrap();
+    let se = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    // safe_mode's bad value stops TOML decoding first; fix it and see the rest, all at once.
+    assert!(se.contains("line 22") && se.contains("maybe"), "{se}");
+    fs::write(&p, fs::read_to_string(&p).unwrap().replace("\"maybe\"", "\"minimal\"")).unwrap();
+    let o = Command::new(EXE).args(["profile", "check"]).arg(&p).output().unwrap();
+    let se = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "line 3, column 8",
+        "\"SAM\"",
+        "line 12, column 10",
+        "exactly one of dword, qword or string",
+        "line 15, column 7",
+        "relative",
+        "line 19, column 8",
+        "one key name",
+    ] {
+        assert!(se.contains(want), "missing {want:?} in:\n{se}");
+    }
+}
