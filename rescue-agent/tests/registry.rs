@@ -250,3 +250,48 @@ fn walk(h: &Hive) -> Result<usize, RegError> {
     }
     Ok(n)
 }
+
+mod common;
+
+/// A hive write through `rescue apply`'s path (remediate → registry rules →
+/// NTFS overwrite), stopped after every write: the volume always passes
+/// ntfsfix and mounts; the hive is the original (nothing written), dirty
+/// (Windows will not trust it as clean), or complete and clean.
+#[test]
+fn hive_write_interrupted_after_every_write() {
+    use rescue_engine::ntfs::plan::{execute, Plan};
+    use rescue_engine::profile::Profile;
+    use rescue_engine::remediate::{remediate, NoBackup, Options};
+    let t = tempfile::tempdir().unwrap();
+    let hive = fs::read(clean_system(t.path())).unwrap();
+    let img = common::ntfs3g::make_volume(t.path(), "win.img", 64, &[], "mkdir -p Windows/System32/config");
+    common::ntfs3g::with_mount(&img, &[], |m| fs::write(m.join("Windows/System32/config/SYSTEM"), &hive).unwrap());
+    let profile = Profile::parse("name = \"t\"\n[[service]]\nname = \"Tcpip\"\nstart = \"disabled\"\n").unwrap();
+    let mut dev = common::FileDev::open(&img);
+    let r = remediate(&profile, &mut dev, &Options { dry_run: true, now: TS }, &mut NoBackup, &mut |_| {});
+    drop(dev);
+    let h = &r.volumes[0].hives[0];
+    assert_eq!(h.action, "would write", "{r:#?}");
+    let plan = Plan { writes: h.writes.clone(), notes: Vec::new() };
+    assert!(plan.len() >= 3, "{plan}");
+    let seqs = |b: &[u8]| (u32::from_le_bytes(b[4..8].try_into().unwrap()), u32::from_le_bytes(b[8..12].try_into().unwrap()));
+    for k in 0..=plan.len() {
+        let part = common::ntfs3g::copy(&img, &t.path().join(format!("k{k}.img")));
+        execute(&mut common::FileDev::open(&part), &plan, Some(k)).unwrap();
+        common::ntfs3g::check_volume(&part);
+        let now = common::ntfs3g::bytes(Command::new("ntfscat").arg(&part).arg("Windows/System32/config/SYSTEM"));
+        assert_eq!(now.len(), hive.len());
+        let (s1, s2) = seqs(&now);
+        match k {
+            0 => assert!(now == hive),
+            k if k < plan.len() => assert_ne!(s1, s2, "k={k}: a half-written hive looks clean"),
+            _ => {
+                assert_eq!(s1, s2);
+                let p = t.path().join("final.hive");
+                fs::write(&p, &now).unwrap();
+                assert!(dump(&p).contains(&"ControlSet001\\Services\\Tcpip\tStart\t4\t04000000".to_string()));
+            }
+        }
+        fs::remove_file(part).unwrap();
+    }
+}
