@@ -477,3 +477,52 @@ fn hostile_name_on_the_disk_reaches_nothing_on_the_stick() {
     // included) except the real channel file, which is gone.
     disk.check_with_ntfs3g(&[BAD]);
 }
+
+/// hivex's view of a hive (tests/support/hive_dump.py, Debian python3-hivex).
+fn hive_dump(bytes: &[u8]) -> Vec<String> {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), bytes).unwrap();
+    let o = std::process::Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/hive_dump.py"))
+        .arg(f.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "hivex: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
+}
+
+#[test]
+fn disables_a_service_and_sets_safe_mode_checked_with_hivex() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &["--hives"]);
+    let profile = "name = \"csagent-off\"\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n\
+                   [finish]\nsafe_mode = \"minimal\"\n";
+    let run = boot_and_fix(dir.path(), profile, &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert_eq!(run.report["registry_changes"], 2, "{:#}", run.report);
+    assert_eq!(run.report["safe_mode"][0]["action"], "set", "{:#}", run.report);
+    // The SYSTEM hive as ntfs-3g reads it, as hivex reads that.
+    let vol = dir.path().join("vol");
+    disk.extract_volume(&vol);
+    let system = ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg("Windows/System32/config/SYSTEM"));
+    let dump = hive_dump(&system);
+    for cs in ["ControlSet001", "ControlSet002"] {
+        assert!(dump.contains(&format!("{cs}\\Services\\CSAgent\tStart\t4\t04000000")), "{cs}: CSAgent not disabled");
+    }
+    assert!(dump[0].ends_with("checksum ok"), "{}", dump[0]);
+    // The BCD store on the disk's ESP, as mtools reads it.
+    let esp = format!("{}@@1M", disk.path.display());
+    let bcd = ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"]));
+    assert!(hive_dump(&bcd).iter().any(|l| l.ends_with("\\Elements\\25000080\tElement\t3\t0000000000000000")));
+    // Both originals are backed up on the stick.
+    assert_eq!(backup_on_stick(&run, "config/SYSTEM").len(), 1);
+    assert_eq!(backup_on_stick(&run, "Boot/BCD").len(), 1);
+    let fix = ok(std::process::Command::new("ntfsfix").arg("-n").arg(&vol));
+    assert!(fix.contains("processed successfully"), "{fix}");
+}
+
+fn ok_bytes(cmd: &mut std::process::Command) -> Vec<u8> {
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}

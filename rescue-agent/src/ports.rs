@@ -77,3 +77,26 @@ impl KeySource for NoSiteKeys {
         None
     }
 }
+
+/// The EFI System Partitions of the disks being fixed, as the front end
+/// reaches them (the agent: the firmware's Simple File System protocol).
+/// Disks are named by their label ([`crate::session::Disk::label`]).
+pub trait EspFiles {
+    /// The BCD store (`EFI\Microsoft\Boot\BCD`) of the disk's ESP; `None`
+    /// when the disk has no ESP holding one.
+    fn read_bcd(&mut self, disk: &str) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>>;
+    /// Writes the disk's BCD store back (the same length as read).
+    fn write_bcd(&mut self, disk: &str, bytes: &[u8]) -> Result<(), alloc::string::String>;
+}
+
+/// No ESP reachable (tests, and front ends without file access).
+pub struct NoEsp;
+
+impl EspFiles for NoEsp {
+    fn read_bcd(&mut self, _: &str) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>> {
+        None
+    }
+    fn write_bcd(&mut self, _: &str, _: &[u8]) -> Result<(), alloc::string::String> {
+        Err(alloc::string::String::from("no EFI System Partition"))
+    }
+}

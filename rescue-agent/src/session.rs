@@ -11,13 +11,14 @@ use crate::block::{BlockDevice, Slice};
 use crate::diskid;
 use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
-use crate::ports::{Console, KeyPrompt, KeySource};
+use crate::ports::{Console, EspFiles, KeyPrompt, KeySource};
 use crate::profile::Profile;
 use crate::prompt::{self, Event};
+use crate::registry::bcd;
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
 use crate::smbios::Machine;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
@@ -238,6 +239,49 @@ fn open_bitlocker<D: BlockDevice>(
     prompt_and_unlock(bl, where_, timeout_s, console, br)
 }
 
+/// `[finish] safe_mode` on one disk's BCD store (read and written through
+/// the front end's ESP port; the original goes to the backup sink first).
+fn safe_mode(
+    label: &str,
+    name: &str,
+    mode: bcd::SafeMode,
+    now: u64,
+    esp: &mut dyn EspFiles,
+    sink: &mut dyn BackupSink,
+    console: &mut dyn Console,
+) -> bcd::SafeModeReport {
+    let mut r = bcd::SafeModeReport {
+        store: format!("{name}: \\EFI\\Microsoft\\Boot\\BCD"),
+        undo: bcd::undo_text(mode),
+        ..Default::default()
+    };
+    let result = (|| -> Result<(), String> {
+        let old = esp.read_bcd(label).ok_or("the disk has no EFI System Partition with a BCD store")??;
+        let (new, change) = bcd::edit_store(&old, mode, now).map_err(|e| e.to_string())?;
+        r.loader = change.loader;
+        r.before = bcd::describe(change.before);
+        r.after = bcd::describe(change.after);
+        if new == old {
+            r.action = "unchanged".into();
+            return Ok(());
+        }
+        let path = "ESP\\EFI\\Microsoft\\Boot\\BCD";
+        let fr = remediate::FileReport { path: path.into(), size: old.len() as u64, ..Default::default() };
+        let item =
+            remediate::BackupItem { profile: "safe_mode", volume: 0, volume_serial: 0, path, file: &fr, content: &old };
+        sink.backup(&item).map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))?;
+        esp.write_bcd(label, &new)?;
+        r.action = "set".into();
+        Ok(())
+    })();
+    if let Err(why) = result {
+        r.action = "failed".into();
+        r.reason = Some(why);
+    }
+    console.line(&format!("  safe mode: {} -> {} [{}]", r.before, r.after, r.action));
+    r
+}
+
 /// True when the NTFS volume holds `Windows\System32`.
 /// An NTFS volume the engine cannot read is an error, not "no Windows": a
 /// damaged system volume must not pass for a data disk.
@@ -281,15 +325,25 @@ fn fix_if_windows<D: BlockDevice>(
     true
 }
 
+/// The ports a run reaches the outside through.
+pub struct Ports<'a> {
+    /// The screen and keyboard.
+    pub console: &'a mut dyn Console,
+    /// Where files go before they are changed.
+    pub sink: &'a mut dyn BackupSink,
+    /// BitLocker keys beyond the prompt (site keys).
+    pub keys: &'a mut dyn KeySource,
+    /// The disks' EFI System Partitions (`[finish] safe_mode`).
+    pub esp: &'a mut dyn EspFiles,
+    /// A monotonic clock in milliseconds.
+    pub clock_ms: &'a dyn Fn() -> u64,
+    /// The time now, as a FILETIME (hives and the BCD record it when edited).
+    pub now: u64,
+}
+
 /// Runs `profile` over every volume of every disk.
-pub fn run<D: BlockDevice>(
-    profile: &Profile,
-    disks: &mut [Disk<D>],
-    console: &mut dyn Console,
-    sink: &mut dyn BackupSink,
-    keys: &mut dyn KeySource,
-    clock_ms: &dyn Fn() -> u64,
-) -> RunReport {
+pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], ports: Ports<'_>) -> RunReport {
+    let Ports { console, sink, keys, esp, clock_ms, now } = ports;
     let t0 = clock_ms();
     let mut result =
         Report { profile: profile.name.clone(), engine_version: crate::version::VERSION.into(), ..Default::default() };
@@ -297,7 +351,7 @@ pub fn run<D: BlockDevice>(
     let mut windows = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let mut bitlocker = Vec::new();
-    let opts = remediate::Options::default();
+    let opts = remediate::Options { dry_run: false, now };
 
     let disks_len = disks.len();
     for (n, disk) in disks.iter_mut().enumerate() {
@@ -331,6 +385,7 @@ pub fn run<D: BlockDevice>(
             Some(PartitionKind::Mbr { .. }) => "mbr".into(),
             _ => "none".into(),
         };
+        let mut dr_windows = false;
         for p in parts {
             let mut vol = Slice::new(&mut disk.dev, p.offset, p.size);
             let mut head = [0u8; 512];
@@ -375,6 +430,14 @@ pub fn run<D: BlockDevice>(
             }
             dr.volumes.push(index);
             result.volumes.push(vr);
+            dr_windows |= windows_volume;
+        }
+        if let (Some(mode), true) = (profile.finish.safe_mode, dr_windows) {
+            let r = safe_mode(&disk.label, &name, mode, now, esp, sink, console);
+            if let Some(why) = &r.reason {
+                failures.push(format!("{}: {why}", r.store));
+            }
+            result.safe_mode.push(r);
         }
         disk_reports.push(dr);
     }
@@ -395,7 +458,7 @@ pub fn run<D: BlockDevice>(
         (Outcome::Failed, Some(failures.join("; ")))
     } else if windows == 0 {
         (Outcome::Failed, Some(String::from("no Windows volume found on any disk")))
-    } else if result.files_deleted > 0 {
+    } else if result.files_deleted + result.registry_changes > 0 || result.safe_mode.iter().any(|m| m.action == "set") {
         (Outcome::Fixed, None)
     } else {
         (Outcome::NothingToDo, None)

@@ -41,6 +41,20 @@ pub fn civil_from_unix(secs: i64) -> Civil {
     Civil { year, month, day, hour: (sod / 3600) as u8, minute: (sod / 60 % 60) as u8, second: (sod % 60) as u8 }
 }
 
+/// A UTC date and time as a FILETIME (0 for dates before 1970 or out of range).
+pub fn filetime_from_civil(c: &Civil) -> u64 {
+    // Days from 1970-01-01 (the inverse of `civil_from_unix`, Howard Hinnant's algorithm).
+    let y = c.year - i64::from(c.month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(c.month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(c.day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + i64::from(c.hour) * 3600 + i64::from(c.minute) * 60 + i64::from(c.second);
+    u64::try_from(secs + FILETIME_TO_UNIX).map_or(0, |s| s.saturating_mul(10_000_000))
+}
+
 /// A Windows FILETIME (100 ns ticks since 1601-01-01 UTC) as seconds since
 /// 1970 and the remaining 100 ns ticks.
 pub fn filetime_to_unix(ft: u64) -> (i64, u32) {
@@ -87,5 +101,14 @@ mod tests {
         assert_eq!(filetime_rfc3339(133_658_208_000_000_000), "2024-07-19T00:00:00.0000000Z");
         assert_eq!(filetime_display(133_658_208_000_000_000), "2024-07-19 00:00:00 UTC");
         assert_eq!(filetime_display(0), "-");
+    }
+
+    #[test]
+    fn civil_to_filetime_is_the_inverse() {
+        for secs in [0i64, 951_782_400, 1_721_362_140, 4_102_444_799, 86_399, 1_000_000_007] {
+            let ft = filetime_from_civil(&civil_from_unix(secs));
+            assert_eq!(filetime_to_unix(ft), (secs, 0), "{secs}");
+        }
+        assert_eq!(filetime_from_civil(&civil_from_unix(0)), 116_444_736_000_000_000);
     }
 }

@@ -274,7 +274,8 @@ fn hive_write_interrupted_after_every_write() {
     assert_eq!(h.action, "would write", "{r:#?}");
     let plan = Plan { writes: h.writes.clone(), notes: Vec::new() };
     assert!(plan.len() >= 3, "{plan}");
-    let seqs = |b: &[u8]| (u32::from_le_bytes(b[4..8].try_into().unwrap()), u32::from_le_bytes(b[8..12].try_into().unwrap()));
+    let seqs =
+        |b: &[u8]| (u32::from_le_bytes(b[4..8].try_into().unwrap()), u32::from_le_bytes(b[8..12].try_into().unwrap()));
     for k in 0..=plan.len() {
         let part = common::ntfs3g::copy(&img, &t.path().join(format!("k{k}.img")));
         execute(&mut common::FileDev::open(&part), &plan, Some(k)).unwrap();

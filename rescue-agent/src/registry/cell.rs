@@ -50,7 +50,7 @@ impl Hive {
             if le32(&bytes, at + 4) != Some(o) {
                 return Err(corrupt("hive bin", at as u64 + 4, "offset field does not match its place"));
             }
-            if size == 0 || size % 4096 != 0 || o.checked_add(size).is_none_or(|e| e > base.bins_size) {
+            if size == 0 || !size.is_multiple_of(4096) || o.checked_add(size).is_none_or(|e| e > base.bins_size) {
                 return Err(corrupt("hive bin", at as u64 + 8, "size out of range"));
             }
             bins.push((o, o + size));
@@ -86,7 +86,7 @@ impl Hive {
     pub fn cell_size(&self, off: u32) -> Result<(u32, bool)> {
         let at = Self::file_offset(off) as u64;
         let (_, end) = self.bin_of(off).ok_or(corrupt("cell", at, "offset outside every hive bin"))?;
-        if off % 8 != 0 {
+        if !off.is_multiple_of(8) {
             return Err(corrupt("cell", at, "offset not 8-aligned"));
         }
         let raw = le32(&self.bytes, at as usize).ok_or(corrupt("cell", at, "beyond the file"))? as i32;

@@ -33,7 +33,7 @@ fn path_bytes(h: Handle) -> Option<Vec<u8>> {
     Some(b[..b.len().saturating_sub(4)].to_vec())
 }
 
-fn path_text(h: Handle) -> String {
+pub(super) fn path_text(h: Handle) -> String {
     open::<DevicePath>(h)
         .and_then(|dp| dp.to_string16(DisplayOnly(true), AllowShortcuts(true)).ok())
         .map(|s| s.to_string())
@@ -42,7 +42,7 @@ fn path_text(h: Handle) -> String {
 
 /// Opens a protocol without taking it from its other users (an exclusive
 /// open would disconnect the partition driver or the console).
-fn open<P: uefi::proto::ProtocolPointer + ?Sized>(h: Handle) -> Option<ScopedProtocol<P>> {
+pub(super) fn open<P: uefi::proto::ProtocolPointer + ?Sized>(h: Handle) -> Option<ScopedProtocol<P>> {
     let params = OpenProtocolParams { handle: h, agent: boot::image_handle(), controller: None };
     // SAFETY: GetProtocol does not change the handle's owners; boot services
     // keep the protocol alive for the agent's whole life.

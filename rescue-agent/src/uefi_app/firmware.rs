@@ -25,6 +25,20 @@ pub fn machine() -> Option<Machine> {
     smbios::machine(table)
 }
 
+/// The firmware's clock as a FILETIME (0 when it cannot be read).
+pub fn filetime_now() -> u64 {
+    runtime::get_time().map_or(0, |t| {
+        rescue_engine::time::filetime_from_civil(&rescue_engine::time::Civil {
+            year: t.year() as i64,
+            month: t.month(),
+            day: t.day(),
+            hour: t.hour(),
+            minute: t.minute(),
+            second: t.second(),
+        })
+    })
+}
+
 /// The firmware's clock as `YYYY-MM-DDTHH:MM:SS`, and a compact form for file names.
 pub fn now() -> (String, String) {
     match runtime::get_time() {

@@ -3,6 +3,7 @@
 
 mod console;
 mod disks;
+mod esp;
 mod firmware;
 mod keeper;
 mod network;
@@ -169,7 +170,15 @@ fn main() -> Status {
     };
     let url = profile.report.url.clone();
     let mut keeper = Keeper::new(&mut stick, url.as_deref());
-    let mut report = session::run(&profile, &mut found, &mut con, &mut keeper, keys, &|| clock.ms());
+    let ports = session::Ports {
+        console: &mut con,
+        sink: &mut keeper,
+        keys,
+        esp: &mut esp::FirmwareEsp,
+        clock_ms: &|| clock.ms(),
+        now: firmware::filetime_now(),
+    };
+    let mut report = session::run(&profile, &mut found, ports);
     let uploads = keeper.into_uploads();
     if let Some(k) = &site_keys {
         report.notes.push(format!("site keys: {}", k.describe()));
