@@ -86,13 +86,19 @@ fn main() {
     output::remove_temporaries_on_interrupt();
     let done = |r: anyhow::Result<()>| r.map(|()| Exit::Done);
     // --version also names the agent this binary carries, by version and SHA-256.
-    let agent = image::agent::EMBEDDED;
-    let long_version = format!(
-        "{} (agent {}, sha256 {})",
-        env!("CARGO_PKG_VERSION"),
-        image::agent::version(agent).unwrap_or_default(),
-        rescue_engine::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(agent))
-    );
+    let agents: Vec<String> = image::agent::Arch::ALL
+        .iter()
+        .map(|a| {
+            let bin = a.embedded();
+            format!(
+                "{} {}, sha256 {}",
+                a.name(),
+                image::agent::version(bin).unwrap_or_default(),
+                rescue_engine::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(bin))
+            )
+        })
+        .collect();
+    let long_version = format!("{} (agents: {})", env!("CARGO_PKG_VERSION"), agents.join("; "));
     let matches = Cli::command().long_version(&*Box::leak(long_version.into_boxed_str())).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,

@@ -85,8 +85,10 @@ pub trait EspFiles {
     /// The BCD store (`EFI\Microsoft\Boot\BCD`) of the disk's ESP; `None`
     /// when the disk has no ESP holding one.
     fn read_bcd(&mut self, disk: &str) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>>;
-    /// Writes the disk's BCD store back (the same length as read).
-    fn write_bcd(&mut self, disk: &str, bytes: &[u8]) -> Result<(), alloc::string::String>;
+    /// Writes `edits` (file offset, bytes) into the disk's BCD store, in
+    /// order, each flushed before the next, without changing its length
+    /// (see [`crate::registry::edit::writes`]: header dirty, pages, header clean).
+    fn write_bcd(&mut self, disk: &str, edits: &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String>;
 }
 
 /// No ESP reachable (tests, and front ends without file access).
@@ -96,7 +98,7 @@ impl EspFiles for NoEsp {
     fn read_bcd(&mut self, _: &str) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>> {
         None
     }
-    fn write_bcd(&mut self, _: &str, _: &[u8]) -> Result<(), alloc::string::String> {
+    fn write_bcd(&mut self, _: &str, _: &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String> {
         Err(alloc::string::String::from("no EFI System Partition"))
     }
 }

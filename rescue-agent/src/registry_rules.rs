@@ -195,9 +195,16 @@ fn one_hive<D: BlockDevice>(
         hr.action = String::from("unchanged");
         return Ok(());
     }
-    let clear = gate.as_ref().map_err(|g| format!("volume not writable: {g}"))?;
+    let clear = gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
     let parts: Vec<(u64, &[u8])> = edits.iter().map(|(o, b)| (*o, b.as_slice())).collect();
-    let plan = plan_overwrite(v, vol, clear, file_ref, &parts).map_err(e)?;
+    let mut plan = plan_overwrite(v, vol, clear, file_ref, &parts).map_err(e)?;
+    // An unclean journal with the `reset` policy: the reset goes first, as for a delete.
+    let reset = clear.take_reset();
+    if let Some(r) = &reset {
+        let mut all = r.clone();
+        all.extend(plan);
+        plan = all;
+    }
     if opts.dry_run {
         hr.action = String::from("would write");
         hr.writes = plan.writes;
@@ -217,8 +224,17 @@ fn one_hive<D: BlockDevice>(
         path: &hr.path,
         file: &fr,
         content: &original,
+        required: true,
     };
-    hr.backup = Some(sink.backup(&item).map_err(|m| format!("backup failed: {m}; the hive was not changed"))?);
+    match sink.backup(&item) {
+        Ok(at) => hr.backup = Some(at),
+        Err(m) => {
+            if let (Some(r), Ok(c)) = (reset, gate.as_mut()) {
+                c.put_back_reset(r);
+            }
+            return Err(format!("backup failed: {m}; the hive was not changed"));
+        }
+    }
     if let Err(err) = plan::execute(vol, &plan, None) {
         *gate = Err(err.clone());
         return Err(e(err));
@@ -277,7 +293,8 @@ pub fn control_sets(h: &Hive) -> Result<Vec<String>, RegError> {
         .into_iter()
         .map(|k| k.name_string())
         .filter(|n| {
-            n.len() == 13 && n[..10].eq_ignore_ascii_case("ControlSet") && n[10..].bytes().all(|b| b.is_ascii_digit())
+            let b = n.as_bytes();
+            b.len() == 13 && b[..10].eq_ignore_ascii_case(b"ControlSet") && b[10..].iter().all(u8::is_ascii_digit)
         })
         .collect();
     out.sort();

@@ -78,6 +78,10 @@ pub struct BackupItem<'a> {
     pub file: &'a FileReport,
     /// The whole unnamed `$DATA` stream of the file.
     pub content: &'a [u8],
+    /// True for a file about to be edited in place (a hive, the BCD): the
+    /// sink must really keep the copy, or fail (no copy, no edit). A file
+    /// about to be deleted may go on without one when the stick is full.
+    pub required: bool,
 }
 
 /// Where backups go (the stick on the agent, a folder on the host).
@@ -187,6 +191,8 @@ pub struct VolumeReport {
     pub size: u64,
     /// "ntfs", "bitlocker (locked)", "not ntfs"
     pub filesystem: String,
+    /// True when the volume holds `Windows\System32`.
+    pub windows: bool,
     /// NTFS volume serial number, 16 uppercase hex digits (NTFS volumes only).
     pub serial: Option<String>,
     /// `$LogFile` state, `"empty"`, `"clean"` or `"unclean"` (when writes are cleared).
@@ -331,6 +337,7 @@ pub fn remediate_volume<D: BlockDevice>(
         }
     };
     vr.serial = Some(format!("{:016X}", v.boot.serial));
+    vr.windows = v.lookup(vol, "Windows\\System32").is_ok();
     let mut gate: Result<Clearance, NtfsError> = clear_for_writing(&v, vol, profile.ntfs.unclean_journal);
     match &gate {
         Ok(c) => vr.journal = Some(format!("{:?}", c.journal()).to_lowercase()),
@@ -432,6 +439,24 @@ fn run_rule<D: BlockDevice>(
     }
 }
 
+/// Why a reparse point is not deleted: only kinds whose contents are on
+/// this volume (so the backup is the file) or that hold no contents are:
+/// WOF-compressed files, symbolic links, junctions, app execution aliases
+/// and cloud-file placeholders (OneDrive: the placeholder goes, the cloud
+/// copy stays). Deduplicated, HSM and unknown kinds keep their data
+/// elsewhere; a backup would be a stub.
+fn reparse_refusal(info: &ntfs::FileInfo) -> Option<String> {
+    if !info.reparse {
+        return None;
+    }
+    match info.reparse_tag {
+        Some(0x8000_0017 | 0xA000_000C | 0xA000_0003 | 0x8000_001B) => None,
+        Some(t) if t & 0xFFFF_0FFF == 0x9000_001A => None,
+        Some(t) => Some(format!("reparse point of kind {t:#010x}, whose data is kept elsewhere")),
+        None => Some(String::from("reparse point whose kind could not be read")),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn one_file<D: BlockDevice>(
     profile: &Profile,
@@ -459,6 +484,11 @@ fn one_file<D: BlockDevice>(
     fr.accessed = filetime_rfc3339(info.accessed);
     if info.is_dir {
         fr.reason = Some(String::from("is a directory"));
+        return Ok(());
+    }
+    if let Some(why) = reparse_refusal(&info) {
+        fr.reason = Some(format!("{why}: not handled, left in place"));
+        report.errors.push(format!("volume {}: {}: matched but not deleted ({why})", vr.index, fr.path));
         return Ok(());
     }
     if info.encrypted {
@@ -515,6 +545,7 @@ fn one_file<D: BlockDevice>(
             path: &fr.path,
             file: fr,
             content: &content,
+            required: false,
         };
         match sink.backup(&item) {
             Ok(at) => {

@@ -267,10 +267,17 @@ fn safe_mode(
         }
         let path = "ESP\\EFI\\Microsoft\\Boot\\BCD";
         let fr = remediate::FileReport { path: path.into(), size: old.len() as u64, ..Default::default() };
-        let item =
-            remediate::BackupItem { profile: "safe_mode", volume: 0, volume_serial: 0, path, file: &fr, content: &old };
+        let item = remediate::BackupItem {
+            profile: "safe_mode",
+            volume: 0,
+            volume_serial: 0,
+            path,
+            file: &fr,
+            content: &old,
+            required: true,
+        };
         sink.backup(&item).map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))?;
-        esp.write_bcd(label, &new)?;
+        esp.write_bcd(label, &crate::registry::edit::writes(&old, &new))?;
         r.action = "set".into();
         Ok(())
     })();

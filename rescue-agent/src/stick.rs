@@ -8,6 +8,8 @@ use alloc::string::String;
 
 /// The agent, at the removable-media boot path for x86-64.
 pub const AGENT_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
+/// The ARM64 agent, at the removable-media boot path for AArch64 (Windows-on-ARM PCs).
+pub const AGENT_AA64_PATH: &str = "EFI/BOOT/BOOTAA64.EFI";
 /// Shim route: shim sits at [`AGENT_PATH`] and starts this file (the signed agent) …
 pub const SHIM_SECOND_STAGE_PATH: &str = "EFI/BOOT/grubx64.efi";
 /// … or MokManager, when the second stage is not trusted yet.

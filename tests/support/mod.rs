@@ -103,7 +103,37 @@ pub const OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 /// A varstore with Microsoft's 2011 KEK and db (Windows and third-party UEFI CAs), Secure Boot on.
 pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
+/// AAVMF, the ARM64 build of the UEFI firmware (Debian qemu-efi-aarch64).
+pub const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+pub const AAVMF_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+
 impl Qemu {
+    /// Boots the stick `image` on an ARM64 machine (`qemu-system-aarch64 -M
+    /// virt`, Cortex-A72, AAVMF, TCG): the stick on xHCI, the test disks on
+    /// NVMe. No graphics: the firmware's console is the serial port.
+    pub fn boot_arm64(image: &Path, disks: &[&Path]) -> Qemu {
+        let vars = tempfile::tempdir().unwrap();
+        let vars_fd = vars.path().join("vars.fd");
+        std::fs::copy(AAVMF_VARS, &vars_fd)
+            .expect("AAVMF is missing: run scripts/test, which installs qemu-efi-aarch64");
+        let mut cmd = Command::new("qemu-system-aarch64");
+        cmd.args(["-machine", "virt", "-cpu", "cortex-a72", "-accel", "tcg", "-m", "1024"]);
+        cmd.args(["-display", "none", "-no-reboot", "-net", "none"]);
+        cmd.arg("-drive")
+            .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}"))
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,unit=1,file={}", vars_fd.display()))
+            .args(["-serial", "stdio", "-monitor"])
+            .arg(format!("unix:{},server=on,wait=off", vars.path().join("monitor.sock").display()));
+        cmd.arg("-drive").arg(format!("if=none,id=stick,format=raw,file={}", image.display()));
+        cmd.args(["-device", "qemu-xhci", "-device", "usb-storage,drive=stick,removable=on,bootindex=0"]);
+        for (i, d) in disks.iter().enumerate() {
+            cmd.arg("-drive").arg(format!("if=none,id=disk{i},format=raw,file={}", d.display()));
+            cmd.arg("-device").arg(format!("nvme,drive=disk{i},serial=RESCUE{i}"));
+        }
+        Qemu::spawn(cmd, vars)
+    }
+
     /// Boots `image` as `media` on q35 with OVMF under TCG, with test disks
     /// attached (raw images, each behind its bus). Serial goes to a file;
     /// QEMU exits instead of rebooting.
@@ -172,9 +202,14 @@ impl Qemu {
                 Bus::Virtio => format!("virtio-blk-pci,drive=disk{i}"),
             });
         }
-        cmd.args(extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child =
-            cmd.spawn().expect("cannot start qemu-system-x86_64: run scripts/test, which installs qemu-system-x86");
+        cmd.args(extra);
+        Qemu::spawn(cmd, vars)
+    }
+
+    /// Starts QEMU with its serial port on stdin/stdout, collected in the background.
+    fn spawn(mut cmd: Command, vars: tempfile::TempDir) -> Qemu {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start QEMU: run scripts/test, which installs it");
         let serial = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut out = child.stdout.take().unwrap();
         let sink = serial.clone();

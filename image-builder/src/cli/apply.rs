@@ -120,7 +120,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     // [finish] safe_mode: the BCD store of the disk's EFI System Partition,
     // when the disk holds a Windows volume.
     if let Some(mode) = profile.finish.safe_mode {
-        let windows = report.volumes.iter().any(|v| v.filesystem.starts_with("ntfs") && v.error.is_none());
+        let windows = report.volumes.iter().any(|v| v.windows);
         for e in esps.iter().filter(|_| windows) {
             let r = esp::set_safe_mode(&mut disk, e, mode, opts.now, opts.dry_run, &mut sink);
             if let Some(why) = &r.reason {

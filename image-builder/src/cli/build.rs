@@ -1,10 +1,11 @@
 //! `rescue build`: a profile (and later keys) in, a bootable image out.
 
 use crate::cli::read_profile;
+use crate::image::agent::Arch;
 use crate::image::stick::{self, StickFiles};
 use crate::image::{self, agent, shim};
 use crate::{clock, output, site_keys};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use rescue_engine::embed::Embedded;
 use rescue_engine::keyring::{self, KdfParams};
@@ -45,9 +46,12 @@ pub struct BuildArgs {
     /// Image size in MiB [default: 128 for usb; 32 for iso, its maximum]
     #[arg(long, value_name = "MIB")]
     pub size: Option<u64>,
-    /// Use this agent (a rescue-agent.efi) instead of the one built into rescue
+    /// Use this agent (a rescue-agent.efi) instead of the one built into rescue for its architecture
     #[arg(long, value_name = "FILE")]
     pub agent: Option<PathBuf>,
+    /// With --format efi: the PCs' architecture (a stick or ISO carries both agents)
+    #[arg(long, value_enum, value_name = "ARCH")]
+    pub arch: Option<Arch>,
     /// Where to write the image (written to a temporary file, then renamed)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -103,31 +107,55 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         // With no stick to hold it, a network-boot agent carries the sealed key file itself.
         keys: key_file.as_ref().filter(|_| network).map(|(bytes, _)| bytes.clone()),
     };
-    let agent = agent::embed(&agent::load(args.agent.as_deref())?, &embedded)?;
+    // --agent FILE replaces the built-in agent of its own architecture.
+    let custom = match &args.agent {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read the agent {}", p.display()))?;
+            let arch = Arch::of(&bytes)
+                .with_context(|| format!("{}: not an x86_64 or aarch64 UEFI application", p.display()))?;
+            Some((arch, p.as_path()))
+        }
+        None => None,
+    };
+    let agent_for = |arch: Arch| -> Result<Vec<u8>> {
+        let file = custom.filter(|(a, _)| *a == arch).map(|(_, p)| p);
+        agent::embed(&agent::load(arch, file)?, &embedded)
+    };
+    if args.arch.is_some() && !network {
+        bail!("--arch is for --format efi: a stick or ISO carries the agents for both x86_64 and aarch64");
+    }
     if network {
+        let agent = agent_for(args.arch.unwrap_or(Arch::X86_64))?;
         return build_efi(args, &profile, agent, plan.as_ref(), key_file.as_ref().map(|(_, s)| s.as_str()));
     }
-    let mut files = StickFiles::new(&agent, &text);
+    let agents: Vec<(Arch, Vec<u8>)> = Arch::ALL.into_iter().map(|a| Ok((a, agent_for(a)?))).collect::<Result<_>>()?;
+    let boot: Vec<(&str, &[u8])> = agents.iter().map(|(a, b)| (a.boot_path(), b.as_slice())).collect();
+    let mut files = StickFiles::new(&boot, &text);
     if let Some((bytes, _)) = &key_file {
         files.file(stick::KEYS_PATH, bytes.clone());
     }
     let secure_boot_notes = match &plan {
-        Some(p) => shim::apply(p, &agent, &mut files)?,
+        Some(p) => shim::apply(p, &agents, &mut files)?,
         None => Vec::new(),
     };
+    let agent = &agents[0].1;
     // GUIDs and volume serials come from the content: the same inputs give the same image.
-    let seed: [u8; 32] = Sha256::new().chain_update(&*agent).chain_update(text.as_bytes()).finalize().into();
+    let mut seed = Sha256::new();
+    for (_, b) in &agents {
+        seed.update(b);
+    }
+    let seed: [u8; 32] = seed.chain_update(text.as_bytes()).finalize().into();
     let stamp = rescue_engine::time::civil_from_unix(clock::image_time());
     let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
     output::write_pieces(&args.out, len, &pieces)?;
     say!(
-        "built {} ({} image, {} MiB): profile {:?}, {} rule(s), agent {}",
+        "built {} ({} image, {} MiB): profile {:?}, {} rule(s), agents {} for x86_64 and aarch64",
         args.out.display(),
         format.name(),
         len >> 20,
         profile.name,
-        profile.delete.len(),
-        agent::version(&agent).unwrap_or_default()
+        profile.delete.len() + profile.services.len() + profile.registry.len(),
+        agent::version(agent).unwrap_or_default()
     );
     for w in profile.warnings() {
         say!("  warning: {w}");
@@ -186,11 +214,12 @@ fn build_efi(
     };
     output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes.clone())])?;
     say!(
-        "built {} (network-boot EFI binary, {} KiB): profile {:?}, {} rule(s), agent {}",
+        "built {} (network-boot EFI binary for {}, {} KiB): profile {:?}, {} rule(s), agent {}",
         args.out.display(),
+        args.arch.unwrap_or(Arch::X86_64).name(),
         bytes.len() >> 10,
         profile.name,
-        profile.delete.len(),
+        profile.delete.len() + profile.services.len() + profile.registry.len(),
         agent::version(&bytes).unwrap_or_default()
     );
     match &profile.report.url {

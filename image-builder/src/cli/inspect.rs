@@ -27,7 +27,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     say!("image:    {}", args.image.display());
     say!("format:   {}", r.format);
     say!("size:     {} bytes ({} MiB)", r.size, r.size >> 20);
-    say!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
+    for a in &r.agents {
+        let arch = a.arch.map_or("unknown architecture", |a| a.name());
+        say!("agent:    {} ({arch}): rescue-agent {}", a.path, a.version.as_deref().unwrap_or("(unknown version)"));
+    }
     match &r.profile {
         Some(p) => {
             say!("profile:  {} — {}", p.name, p.description);
@@ -121,7 +124,8 @@ fn efi(args: &InspectArgs) -> Result<()> {
         return Ok(());
     }
     say!("file:     {} (network-boot EFI binary)", args.image.display());
-    say!("agent:    rescue-agent {}", r.agent_version.as_deref().unwrap_or("(unknown version)"));
+    let arch = r.arch.map_or("unknown architecture", |a| a.name());
+    say!("agent:    rescue-agent {} ({arch})", r.agent_version.as_deref().unwrap_or("(unknown version)"));
     match (&r.profile, &r.error) {
         (Some(p), _) => {
             say!("profile:  {} — {} (embedded)", p.name, p.description);

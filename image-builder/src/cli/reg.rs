@@ -43,7 +43,7 @@ pub fn run(args: &RegArgs) -> Result<()> {
     let mut shown = 0;
     if hive == "BCD" {
         for p in parts.iter().filter(|p| esp::is_esp(p)) {
-            let bytes = esp::read_bcd(&mut disk, p)?;
+            let Ok(bytes) = esp::read_bcd(&mut disk, p) else { continue };
             say!("== partition {} (EFI System Partition): \\{}", p.number, esp::BCD_PATH.replace('/', "\\"));
             show(bytes, "BCD", path)?;
             shown += 1;

@@ -145,11 +145,15 @@ fn edit<D: BlockDevice>(
         path: &path,
         file: &fr,
         content: &old,
+        required: true,
     };
     sink.backup(&item).map_err(|m| anyhow::anyhow!("backup of the BCD store failed: {m}; it was not changed"))?;
-    f.seek(SeekFrom::Start(0))?;
-    f.write_all(&new).context("writing the BCD store")?;
-    f.flush()?;
+    // In place, in the order Windows writes a hive: header dirty, pages, header clean.
+    for (at, bytes) in rescue_engine::registry::edit::writes(&old, &new) {
+        f.seek(SeekFrom::Start(at))?;
+        f.write_all(&bytes).context("writing the BCD store")?;
+        f.flush()?;
+    }
     drop(f);
     fs.unmount().context("closing the EFI System Partition")?;
     r.action = "set".into();

@@ -7,18 +7,85 @@ use rescue_engine::version::MARKER;
 use std::borrow::Cow;
 use std::path::Path;
 
-/// The agent built with this `rescue` (x86_64-unknown-uefi, release).
-pub const EMBEDDED: &[u8] = include_bytes!(env!("RESCUE_AGENT_EFI_PATH"));
+use super::stick;
 
-/// The embedded agent, or the one in `path` (`--agent FILE`), checked to be a
-/// PE image that carries a version tag.
-pub fn load(path: Option<&Path>) -> Result<Cow<'static, [u8]>> {
+/// The agents built with this `rescue` (release builds for both UEFI targets).
+const EMBEDDED_X64: &[u8] = include_bytes!(env!("RESCUE_AGENT_EFI_PATH"));
+const EMBEDDED_AA64: &[u8] = include_bytes!(env!("RESCUE_AGENT_AA64_EFI_PATH"));
+
+/// The CPU architectures the agent runs on. Every stick and ISO carries both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Arch {
+    /// x86-64 PCs (`BOOTX64.EFI`).
+    #[value(name = "x86_64")]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// ARM64 PCs: Windows-on-ARM laptops (`BOOTAA64.EFI`).
+    #[value(name = "aarch64")]
+    #[serde(rename = "aarch64")]
+    Aarch64,
+}
+
+impl Arch {
+    /// Both, x86-64 first.
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
+    /// The name people and `--arch` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// Where firmware of this architecture looks on removable media.
+    pub fn boot_path(self) -> &'static str {
+        match self {
+            Arch::X86_64 => stick::AGENT_PATH,
+            Arch::Aarch64 => stick::AGENT_AA64_PATH,
+        }
+    }
+
+    /// The PE/COFF machine type of its binaries.
+    fn machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 0x8664,
+            Arch::Aarch64 => 0xAA64,
+        }
+    }
+
+    /// The agent this `rescue` carries for it.
+    pub fn embedded(self) -> &'static [u8] {
+        match self {
+            Arch::X86_64 => EMBEDDED_X64,
+            Arch::Aarch64 => EMBEDDED_AA64,
+        }
+    }
+
+    /// The architecture of a PE image, if it is one of ours.
+    pub fn of(efi: &[u8]) -> Option<Arch> {
+        let m = crate::sign::pe::parse(efi).ok()?.machine;
+        Arch::ALL.into_iter().find(|a| a.machine() == m)
+    }
+}
+
+/// The agent for `arch`: the embedded one, or the one in `path` (`--agent
+/// FILE`), checked to be a PE image for that architecture that carries a
+/// version tag.
+pub fn load(arch: Arch, path: Option<&Path>) -> Result<Cow<'static, [u8]>> {
     let bytes: Cow<[u8]> = match path {
-        None => Cow::Borrowed(EMBEDDED),
+        None => Cow::Borrowed(arch.embedded()),
         Some(p) => Cow::Owned(std::fs::read(p).with_context(|| format!("cannot read the agent {}", p.display()))?),
     };
     if bytes.len() < 64 || &bytes[..2] != b"MZ" {
-        bail!("the agent is not a UEFI application (no PE 'MZ' header); pass a rescue-agent.efi built for x86_64-unknown-uefi");
+        bail!("the agent is not a UEFI application (no PE 'MZ' header); pass a rescue-agent.efi");
+    }
+    if Arch::of(&bytes) != Some(arch) {
+        bail!(
+            "the agent is not built for {} (a rescue-agent.efi for {}-unknown-uefi is needed)",
+            arch.name(),
+            arch.name()
+        );
     }
     if version(&bytes).is_none() {
         bail!("the agent carries no rescue-agent version tag: is it really a rescue-agent build?");

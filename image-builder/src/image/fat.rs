@@ -365,7 +365,7 @@ mod tests {
     /// endless walk; how fast is for the benchmark, not this test).
     #[test]
     fn single_byte_corruptions_are_bounded() {
-        let mut files = StickFiles::new(b"MZ agent", "name = \"x\"\n");
+        let mut files = StickFiles::new(&[(crate::image::stick::AGENT_PATH, b"MZ agent")], "name = \"x\"\n");
         files.file("rescue/reports/pc-1.json", vec![b'{'; 300]);
         files.file("rescue/backups/0011/run/Windows/x.sys", vec![1; 5000]);
         let stamp = rescue_engine::time::civil_from_unix(0);

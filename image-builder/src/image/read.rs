@@ -71,6 +71,14 @@ pub fn open_boot_fat(path: &Path) -> Result<(File, BootPartition)> {
     Ok((file, boot))
 }
 
+/// One agent on a stick.
+#[derive(Serialize)]
+pub struct AgentInfo {
+    pub path: String,
+    pub arch: Option<agent::Arch>,
+    pub version: Option<String>,
+}
+
 /// Everything `rescue inspect` shows of an image.
 #[derive(Serialize)]
 pub struct Report {
@@ -87,6 +95,8 @@ pub struct Report {
     /// Certificates in `rescue/` for MokManager's "Enroll key from disk".
     pub mok_certificates: Vec<MokCertificate>,
     pub agent_version: Option<String>,
+    /// Every agent on the stick: its boot path, architecture and version.
+    pub agents: Vec<AgentInfo>,
     /// Authenticode signatures of every .efi file, checked against the file.
     pub efi_signatures: Vec<EfiSignatures>,
 }
@@ -184,6 +194,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     let (mut agent_bytes, mut profile_bytes, mut keys_bytes) = (None, None, None);
     let mut efi_signatures = Vec::new();
     let mut mok_certificates = Vec::new();
+    let mut agents = Vec::new();
     for e in fat::walk(&fs)? {
         let is = |p: &str| e.path.eq_ignore_ascii_case(p);
         let mut sha256 = None;
@@ -194,9 +205,16 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
                 let signatures = sign::verify(&bytes)
                     .unwrap_or_else(|err| vec![sign::SignatureCheck::unreadable(format!("{err:#}"))]);
                 efi_signatures.push(EfiSignatures { path: e.path.clone(), signed: !signatures.is_empty(), signatures });
-                // The agent: the boot file, or shim's second stage when shim boots first.
-                if (is(stick::AGENT_PATH) || is(stick::SHIM_SECOND_STAGE_PATH)) && agent::version(&bytes).is_some() {
-                    agent_bytes = Some(bytes);
+                // The agents: each architecture's boot file, or shim's second stage when shim boots first.
+                if agent::version(&bytes).is_some() {
+                    agents.push(AgentInfo {
+                        path: e.path.clone(),
+                        arch: agent::Arch::of(&bytes),
+                        version: agent::version(&bytes),
+                    });
+                    if is(stick::AGENT_PATH) || is(stick::SHIM_SECOND_STAGE_PATH) {
+                        agent_bytes = Some(bytes);
+                    }
                 }
             } else if e.path.to_ascii_lowercase().ends_with(".der") && e.path.starts_with(stick::RESCUE_DIR) {
                 let der = fat::read_file(&fs, &e.path, 64 << 10)?;
@@ -239,6 +257,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
         integrity,
         mok_certificates,
         agent_version,
+        agents,
         efi_signatures,
     })
 }
@@ -331,6 +350,8 @@ impl Integrity {
 pub struct EfiReport {
     /// The agent's version tag.
     pub agent_version: Option<String>,
+    /// The architecture it runs on.
+    pub arch: Option<agent::Arch>,
     /// Its Authenticode signatures, checked against it.
     pub signatures: Vec<sign::SignatureCheck>,
     /// The profile it carries (with its report URL).
@@ -361,5 +382,12 @@ pub fn inspect_efi(path: &Path) -> Result<EfiReport> {
         Ok(e) => (Some(profile_info(&e.profile)?), e.keys.as_deref().map(keys_info), None),
         Err(err) => (None, None, Some(format!("{err:#}"))),
     };
-    Ok(EfiReport { agent_version: agent::version(&bytes), signatures, profile, keys, error })
+    Ok(EfiReport {
+        agent_version: agent::version(&bytes),
+        arch: agent::Arch::of(&bytes),
+        signatures,
+        profile,
+        keys,
+        error,
+    })
 }

@@ -2,6 +2,7 @@
 //! and for the shim route, Microsoft-signed shim + MokManager laid out so
 //! that shim starts the signed agent (checked before they go on a stick).
 
+use super::agent::Arch;
 use super::stick::{self, StickFiles};
 use crate::sign::{self, cert::Cert, Signer};
 use anyhow::{bail, Context, Result};
@@ -54,8 +55,19 @@ pub struct SecureBootPlan {
 /// Signs the agent, and for the shim route lays out shim, MokManager, the
 /// signed agent as shim's second stage and the certificate for MokManager.
 /// Returns lines to print.
-pub fn apply(plan: &SecureBootPlan, agent: &[u8], files: &mut StickFiles) -> Result<Vec<String>> {
-    let (signed, mut notes) = sign_agent(plan, agent)?;
+pub fn apply(plan: &SecureBootPlan, agents: &[(Arch, Vec<u8>)], files: &mut StickFiles) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    let mut x64 = None;
+    for (arch, agent) in agents {
+        let (signed, n) = sign_agent(plan, agent)?;
+        notes.extend(n.into_iter().map(|n| format!("{}: {n}", arch.name())));
+        match arch {
+            // shim exists for x86-64 only here: an ARM64 PC boots the signed agent directly.
+            Arch::Aarch64 => files.file(arch.boot_path(), signed),
+            Arch::X86_64 => x64 = Some((agent, signed)),
+        }
+    }
+    let Some((agent, signed)) = x64 else { return Ok(notes) };
     let Some(dir) = &plan.shim_dir else {
         files.file(stick::AGENT_PATH, signed);
         return Ok(notes);

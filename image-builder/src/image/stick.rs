@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use rescue_engine::stick::{
-    AGENT_PATH, BACKUPS_DIR, KEYS_PATH, MOKMANAGER_PATH, PROFILE_PATH, REPORTS_DIR, RESCUE_DIR, SHIM_SECOND_STAGE_PATH,
+    AGENT_AA64_PATH, AGENT_PATH, BACKUPS_DIR, KEYS_PATH, MOKMANAGER_PATH, PROFILE_PATH, REPORTS_DIR, RESCUE_DIR,
+    SHIM_SECOND_STAGE_PATH,
 };
 
 /// The files and folders of a stick's boot partition. Paths use `/`.
@@ -16,10 +17,13 @@ pub struct StickFiles {
 }
 
 impl StickFiles {
-    /// The standard layout: agent, validated profile, empty reports and backups folders.
-    pub fn new(agent: &[u8], profile_text: &str) -> StickFiles {
+    /// The standard layout: the agents (boot path, bytes), the validated
+    /// profile, empty reports and backups folders.
+    pub fn new(agents: &[(&str, &[u8])], profile_text: &str) -> StickFiles {
         let mut s = StickFiles::default();
-        s.file(AGENT_PATH, agent.to_vec());
+        for (path, bytes) in agents {
+            s.file(path, bytes.to_vec());
+        }
         s.file(PROFILE_PATH, profile_text.as_bytes().to_vec());
         s.dir(REPORTS_DIR);
         s.dir(BACKUPS_DIR);

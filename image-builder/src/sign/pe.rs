@@ -16,6 +16,8 @@ pub const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
 /// inside the file.
 #[derive(Debug, Clone)]
 pub struct PeInfo {
+    /// The COFF machine type (0x8664 x86-64, 0xAA64 ARM64).
+    pub machine: u16,
     /// Offset of the 4-byte CheckSum field.
     pub checksum_at: usize,
     /// Offset of the 8-byte certificate-table (security) directory entry.
@@ -126,6 +128,7 @@ pub fn parse(d: &[u8]) -> Result<PeInfo> {
         Some((ct_at, ct_size))
     };
     Ok(PeInfo {
+        machine: u16_at(d, coff)?,
         checksum_at: opt + 64,
         cert_dir_at,
         size_of_headers,

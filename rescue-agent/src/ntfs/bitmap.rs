@@ -57,9 +57,32 @@ pub(super) fn set_bits(
     change_bits(v, dev, plan, s, bits, structure, reason, true)
 }
 
+/// Reads `buf.len()` bytes of bitmap stream `s` from byte `pos` as they
+/// will be once `plan` has run.
+fn read_through(v: &Ntfs, dev: &mut impl BlockDevice, plan: &Plan, s: &Stream, pos: u64, buf: &mut [u8]) -> Result<()> {
+    v.read_stream(dev, s, pos, buf)?;
+    if let Stream::NonResident { runs, offset, .. } = s {
+        let mut o = 0usize;
+        for (p, l) in runs::extents(runs, v.cluster(), pos, buf.len() as u64, *offset)? {
+            if let Some(p) = p {
+                plan.overlay(p, &mut buf[o..o + l as usize]);
+            }
+            o += l as usize;
+        }
+    }
+    Ok(())
+}
+
 /// First `n` free clusters in a row in `$Bitmap` (`bitmap` is its stream),
-/// read 64 KiB at a time. `Err(NoSpace)` when the volume has no such run.
-pub(super) fn find_free_clusters(v: &Ntfs, dev: &mut impl BlockDevice, bitmap: &Stream, n: u64) -> Result<u64> {
+/// as it will be once `plan` has run, read 64 KiB at a time.
+/// `Err(NoSpace)` when the volume has no such run.
+pub(super) fn find_free_clusters(
+    v: &Ntfs,
+    dev: &mut impl BlockDevice,
+    plan: &Plan,
+    bitmap: &Stream,
+    n: u64,
+) -> Result<u64> {
     let total = v.boot.total_clusters;
     let mut buf = vec![0u8; 65536];
     let (mut run_start, mut run_len) = (0u64, 0u64);
@@ -69,7 +92,7 @@ pub(super) fn find_free_clusters(v: &Ntfs, dev: &mut impl BlockDevice, bitmap: &
         if take == 0 {
             break;
         }
-        v.read_stream(dev, bitmap, byte, &mut buf[..take])?;
+        read_through(v, dev, plan, bitmap, byte, &mut buf[..take])?;
         for (i, b) in buf[..take].iter().enumerate() {
             if *b == 0xFF {
                 run_len = 0;
@@ -122,7 +145,8 @@ fn change_bits(
     }
     for (start, masks) in groups {
         let mut cur = vec![0u8; masks.len()];
-        v.read_stream(dev, s, start, &mut cur).map_err(|_| corrupt(structure, *offset, "bit beyond the bitmap"))?;
+        read_through(v, dev, plan, s, start, &mut cur)
+            .map_err(|_| corrupt(structure, *offset, "bit beyond the bitmap"))?;
         for (i, (c, m)) in cur.iter_mut().zip(&masks).enumerate() {
             let at = *offset + start + i as u64;
             if set {

@@ -56,7 +56,6 @@ pub fn plan_delete(
         return Err(NtfsError::Refused { offset: base.offset, detail: "directories are not deleted" });
     }
     let all = f.names()?;
-    let in_dir: Vec<_> = all.iter().filter(|(_, _, fname)| fname.parent.record() == dir_ref.record()).collect();
     let mut remove: Vec<usize> = Vec::new(); // indexes into `all`
     for (i, (_, _, fname)) in all.iter().enumerate() {
         if fname.parent.record() == dir_ref.record() && names.contains(&fname.name) {
@@ -81,12 +80,11 @@ pub fn plan_delete(
             }
         }
     }
-    let _ = in_dir;
     let mut plan = Plan::default();
 
     // 1. The parent's index.
     let dir = v.open_dir(dev, dir_ref)?;
-    let mut ed = Editor::new(v, dir);
+    let mut ed = Editor::new(v, dir, &plan);
     for &i in &remove {
         let fname = &all[i].2;
         ed.remove(dev, &Key::Name { name: fname.name.clone(), file_ref }, &fname.name_string())?;
@@ -201,7 +199,7 @@ fn unindex(v: &Ntfs, dev: &mut impl BlockDevice, plan: &mut Plan, ix: ViewIndex,
     };
     let file = v.load_file(dev, at.record())?;
     let name: Vec<u16> = ix.index.encode_utf16().collect();
-    let mut ed = Editor::new(v, v.open_index(file, &name, 0, 0x13)?);
+    let mut ed = Editor::new(v, v.open_index(file, &name, 0, 0x13)?, plan);
     if ed.find(dev, &Key::Ulongs(key.clone()))?.is_none() {
         plan.notes.push(format!("file has {} that {} does not list", ix.what, ix.path));
         return Ok(());

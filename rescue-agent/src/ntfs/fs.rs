@@ -110,6 +110,8 @@ pub struct FileInfo {
     pub reparse: bool,
     /// Sparse: by its file attributes or the flags of its `$DATA`.
     pub sparse: bool,
+    /// The reparse tag, when the file has a resident `$REPARSE_POINT`.
+    pub reparse_tag: Option<u32>,
     /// Every name: (parent reference, namespace, name).
     pub names: Vec<(FileRef, u8, String)>,
 }
@@ -424,6 +426,11 @@ impl Ntfs {
                 || f.attrs.iter().any(|(_, a)| a.type_code == attr::LOGGED_UTILITY_STREAM && a.name == EFS_NAME),
             reparse: attributes & 0x400 != 0 || f.attrs.iter().any(|(_, a)| a.type_code == attr::REPARSE_POINT),
             sparse: attributes & 0x200 != 0 || dflags & attr::FLAG_SPARSE != 0,
+            reparse_tag: f
+                .find(attr::REPARSE_POINT, &[])
+                .next()
+                .and_then(|(ri, a)| a.value(&f.records[*ri].data))
+                .and_then(|v| le32(v, 0)),
             names,
         })
     }

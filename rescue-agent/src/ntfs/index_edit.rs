@@ -64,17 +64,27 @@ pub(super) struct Editor<'a> {
     v: &'a Ntfs,
     dir: Directory,
     blocks: BTreeMap<u64, Node>,
+    /// How many of `plan`'s writes came before this editor.
+    prior: usize,
     plan: Plan,
 }
 
 impl<'a> Editor<'a> {
-    /// An editor for the index of `dir`, with no changes yet.
-    pub(super) fn new(v: &'a Ntfs, dir: Directory) -> Editor<'a> {
-        Editor { v, dir, blocks: BTreeMap::new(), plan: Plan::default() }
+    /// An editor for the index of `dir`, adding to `prior` (the writes
+    /// planned before it, which its bitmap reads see through).
+    pub(super) fn new(v: &'a Ntfs, dir: Directory, prior: &Plan) -> Editor<'a> {
+        Editor {
+            v,
+            dir,
+            blocks: BTreeMap::new(),
+            prior: prior.writes.len(),
+            plan: Plan { writes: prior.writes.clone(), notes: Vec::new() },
+        }
     }
 
-    /// The writes planned so far.
-    pub(super) fn into_plan(self) -> Plan {
+    /// The writes this editor planned (after `prior`'s).
+    pub(super) fn into_plan(mut self) -> Plan {
+        self.plan.writes.drain(..self.prior);
         self.plan
     }
 
@@ -511,7 +521,7 @@ impl<'a> Editor<'a> {
             let n = (new_size - allocated).div_ceil(cs);
             let bf = self.v.load_file(dev, super::fs::BITMAP)?;
             let bm = bf.stream(attr::DATA, &[])?.ok_or(corrupt("$Bitmap", bf.base().offset, "no $DATA"))?;
-            let lcn = find_free_clusters(self.v, dev, &bm, n)?;
+            let lcn = find_free_clusters(self.v, dev, &self.plan, &bm, n)?;
             let mut m = BTreeMap::new();
             add_bits(&mut m, lcn, n, "$Bitmap", 0)?;
             set_bits(self.v, dev, &mut self.plan, &bm, &m, "$Bitmap", "take clusters for a new index block")?;
@@ -527,13 +537,17 @@ impl<'a> Editor<'a> {
         let (ri, ia) = self.current_attr(attr::INDEX_ALLOCATION, &iname)?;
         let rec = &self.dir.file.records[ri];
         let at = rec.offset + ia.offset as u64;
-        let Form::NonResident { lowest_vcn: 0, .. } = ia.form else {
+        // One piece mapping the whole allocation (a list split over extension records is refused).
+        let pieces = self.dir.file.find(attr::INDEX_ALLOCATION, &iname).count();
+        let whole = matches!(ia.form, Form::NonResident { lowest_vcn: 0, highest_vcn, .. }
+            if highest_vcn.wrapping_add(1) == allocated / cs);
+        if pieces != 1 || !whole {
             return Err(NtfsError::Unsupported {
                 structure: "$INDEX_ALLOCATION",
                 offset: at,
                 detail: "resident or in pieces",
             });
-        };
+        }
         let mp = le16(&rec.data, ia.offset + 0x20).unwrap_or(0) as usize;
         let mut a = rec.data[ia.offset..ia.offset + mp].to_vec();
         a.extend_from_slice(&encode(&runs));

@@ -97,6 +97,25 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+    /// Lays the bytes this plan writes over `buf`, which holds the volume's
+    /// bytes at `at`: what a read would see after the plan ran (later
+    /// writes over earlier ones). Planners read through this so that a plan
+    /// never undoes its own earlier writes (two bitmap edits of one byte).
+    pub fn overlay(&self, at: u64, buf: &mut [u8]) {
+        let end = at + buf.len() as u64;
+        for w in &self.writes {
+            let (ws, we) = (w.offset, w.offset + w.len);
+            if we <= at || ws >= end {
+                continue;
+            }
+            let (from, to) = (ws.max(at), we.min(end));
+            let dst = &mut buf[(from - at) as usize..(to - at) as usize];
+            match &w.data {
+                WriteData::Bytes(b) => dst.copy_from_slice(&b[(from - ws) as usize..(to - ws) as usize]),
+                WriteData::Fill { byte, .. } => dst.fill(*byte),
+            }
+        }
+    }
     /// Appends `other` after this plan's writes.
     pub fn extend(&mut self, other: Plan) {
         self.writes.extend(other.writes);

@@ -206,8 +206,8 @@ impl Editor {
         let off = self.new_cell(&vk)?;
         let mut list: Vec<u32> = self.hive.value_offsets(key)?;
         list.push(off);
-        let new_list =
-            self.rewrite_list(key.value_list, &list.iter().flat_map(|o| o.to_le_bytes()).collect::<Vec<_>>())?;
+        let old = if key.value_count == 0 { NONE } else { key.value_list };
+        let new_list = self.rewrite_list(old, &list.iter().flat_map(|o| o.to_le_bytes()).collect::<Vec<_>>())?;
         self.put32(key.off, 0x28, new_list)?;
         self.put32(key.off, 0x24, list.len() as u32)?;
         let c = self.hive.cell(key.off)?;

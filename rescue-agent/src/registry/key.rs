@@ -308,6 +308,12 @@ impl Hive {
             if n * 4 > list.len() {
                 return Err(corrupt("db cell", at, "more segments than its list holds"));
             }
+            if len > n * BIG_DATA as usize || len > self.bytes.len() {
+                return Err(corrupt("db cell", at, "value longer than its segments"));
+            }
+            if len > n * BIG_DATA as usize || len > self.bytes.len() {
+                return Err(corrupt("db cell", at, "value longer than its segments"));
+            }
             let mut out = Vec::with_capacity(len);
             for i in 0..n {
                 let seg = self.cell(le32(list, 4 * i).unwrap_or(NONE))?;

@@ -189,13 +189,16 @@ fn map_key(key: UefiKey) -> Key {
     }
 }
 
-/// Milliseconds from the CPU's time-stamp counter, calibrated against the firmware's stall.
+/// Milliseconds from the CPU's free-running counter (x86-64: the time-stamp
+/// counter; ARM64: the generic timer's virtual count), calibrated against
+/// the firmware's stall.
 pub struct Clock {
     ticks_per_ms: u64,
     start: u64,
 }
 
-fn tsc() -> u64 {
+#[cfg(target_arch = "x86_64")]
+fn counter() -> u64 {
     // SAFETY: RDTSC has no preconditions on x86-64.
     #[allow(unused_unsafe)]
     unsafe {
@@ -203,15 +206,24 @@ fn tsc() -> u64 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: CNTVCT_EL0 is readable at EL1 and EL2 (where UEFI runs); the
+    // read touches no memory.
+    unsafe { core::arch::asm!("mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
 impl Clock {
     pub fn calibrate() -> Clock {
-        let a = tsc();
+        let a = counter();
         boot::stall(Duration::from_millis(20));
-        let b = tsc();
-        Clock { ticks_per_ms: ((b - a) / 20).max(1), start: a }
+        let b = counter();
+        Clock { ticks_per_ms: (b.saturating_sub(a) / 20).max(1), start: a }
     }
     pub fn ms(&self) -> u64 {
-        (tsc() - self.start) / self.ticks_per_ms
+        counter().saturating_sub(self.start) / self.ticks_per_ms
     }
 }
 

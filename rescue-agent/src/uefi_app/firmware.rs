@@ -25,17 +25,21 @@ pub fn machine() -> Option<Machine> {
     smbios::machine(table)
 }
 
-/// The firmware's clock as a FILETIME (0 when it cannot be read).
+/// The firmware's clock as a FILETIME, in UTC when the firmware says its
+/// time zone (UEFI: local = UTC - TimeZone minutes), else as it reads; 0
+/// when it cannot be read.
 pub fn filetime_now() -> u64 {
     runtime::get_time().map_or(0, |t| {
-        rescue_engine::time::filetime_from_civil(&rescue_engine::time::Civil {
+        let local = rescue_engine::time::filetime_from_civil(&rescue_engine::time::Civil {
             year: t.year() as i64,
             month: t.month(),
             day: t.day(),
             hour: t.hour(),
             minute: t.minute(),
             second: t.second(),
-        })
+        });
+        let tz_ticks = t.time_zone().map_or(0, |m| i64::from(m) * 60 * 10_000_000);
+        local.saturating_add_signed(tz_ticks)
     })
 }
 

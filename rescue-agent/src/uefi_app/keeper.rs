@@ -39,6 +39,10 @@ impl BackupSink for Keeper<'_> {
         let sent = format!("{}/{}/{rel} (sent after the run)", url.trim_end_matches('/'), self.stick.run_id);
         self.uploads.push((rel, item.content.to_vec()));
         if !self.stick.present() {
+            if item.required {
+                // An upload after the run is no copy before an in-place edit.
+                return Err(format!("no stick to keep a copy of {} on before editing it", item.path));
+            }
             return Ok(sent);
         }
         self.stick.backup(item).map(|on_stick| format!("{on_stick}; {sent}"))

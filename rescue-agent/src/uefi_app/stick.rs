@@ -97,6 +97,7 @@ impl BackupSink for Stick {
         );
         match self.write(&path, item.content) {
             Ok(written) => Ok(written),
+            Err(why) if item.required => Err(format!("cannot keep a copy of {} on the stick: {why}", item.path)),
             Err(why) => {
                 // The fix matters more than the copy of a faulty file: carry on, and say so.
                 self.warnings.push(format!("backup of {} not kept: {why}", item.path));
