@@ -70,16 +70,31 @@ pub fn is_esp(p: &Partition) -> bool {
         || matches!(p.kind, PartitionKind::Mbr { type_code: 0xEF })
 }
 
-/// Reads the BCD store of `esp` on `disk` (at most 64 MiB).
-pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<Vec<u8>> {
+/// The FAT file system of `esp` on `disk`.
+fn open_fs<'a, D: BlockDevice>(
+    disk: &'a mut D,
+    esp: &Partition,
+) -> anyhow::Result<fatfs::FileSystem<DevWindow<'a, D>>> {
     use anyhow::Context;
     let w = DevWindow { dev: disk, start: esp.offset, len: esp.size, pos: 0 };
-    let fs =
-        fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
-    let f = fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
+    fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")
+}
+
+/// The whole of `f` (at most 64 MiB: real BCD stores are tens of KiB).
+fn read_store(f: &mut impl Read) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
     let mut out = Vec::new();
     f.take(64 << 20).read_to_end(&mut out).context("reading the BCD store")?;
     Ok(out)
+}
+
+/// Reads the BCD store of `esp` on `disk`.
+pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let fs = open_fs(disk, esp)?;
+    let mut f =
+        fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
+    read_store(&mut f)
 }
 
 /// Sets Safe Mode (`mode`) in the BCD store of `esp` on `disk`; the report
@@ -117,13 +132,10 @@ fn edit<D: BlockDevice>(
     r: &mut SafeModeReport,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let w = DevWindow { dev: disk, start: esp.offset, len: esp.size, pos: 0 };
-    let fs =
-        fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")?;
+    let fs = open_fs(disk, esp)?;
     let mut f =
         fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
-    let mut old = Vec::new();
-    Read::by_ref(&mut f).take(64 << 20).read_to_end(&mut old).context("reading the BCD store")?;
+    let old = read_store(&mut f)?;
     let (new, change) = bcd::edit_store(&old, mode, now).context("editing the BCD store")?;
     r.loader = change.loader.clone();
     r.before = bcd::describe(change.before);

@@ -37,7 +37,7 @@
 //! A WOF chunk whose stored size equals its uncompressed size is stored raw;
 //! that is for the caller to check before calling [`decompress`].
 
-use super::Corrupt;
+use super::{huffman, Corrupt};
 
 /// The window: the largest chunk, and what sizes the main code.
 const WINDOW_SIZE: usize = 32768;
@@ -57,8 +57,6 @@ const ALIGNED_SYMBOLS: usize = 8;
 const PRETREE_SYMBOLS: usize = 20;
 /// Longest codeword of any code.
 const MAX_LEN: u32 = 16;
-/// Codewords up to this long are decoded with one table lookup.
-const TABLE_BITS: u32 = 10;
 /// Shortest match.
 const MIN_MATCH: usize = 2;
 /// The E8 translation size WIM and WOF always use.
@@ -168,7 +166,7 @@ fn read_lengths(bits: &mut BitReader, lens: &mut [u8]) -> Result<(), Corrupt> {
     let pretree = Code::new(&pre_lens)?;
     let mut i = 0;
     while i < lens.len() {
-        let (run, len) = match pretree.read(bits)? {
+        let (run, len) = match read(&pretree, bits)? {
             // A change from the previous length, modulo 17.
             sym @ 0..=16 => (1, delta(lens[i], sym)),
             17 => (4 + bits.read_bits(4)? as usize, 0),
@@ -176,7 +174,7 @@ fn read_lengths(bits: &mut BitReader, lens: &mut [u8]) -> Result<(), Corrupt> {
             _ => {
                 // 19: 4 or 5 copies of one changed length.
                 let run = 4 + bits.read_bits(1)? as usize;
-                let sym = pretree.read(bits)?;
+                let sym = read(&pretree, bits)?;
                 if sym > 16 {
                     return Err(Corrupt("bad pretree symbol after a run"));
                 }
@@ -205,7 +203,7 @@ fn decode_matches(
     end: usize,
 ) -> Result<(), Corrupt> {
     while pos < end {
-        let sym = usize::from(codes.main.read(bits)?);
+        let sym = usize::from(read(&codes.main, bits)?);
         if sym < NUM_CHARS {
             out[pos] = sym as u8;
             pos += 1;
@@ -214,7 +212,7 @@ fn decode_matches(
         let header = sym - NUM_CHARS;
         let mut len = header & 7;
         if len == 7 {
-            len += usize::from(codes.length.read(bits)?);
+            len += usize::from(read(&codes.length, bits)?);
         }
         len += MIN_MATCH;
         let offset = match_offset(bits, codes, recent, header >> 3)? as usize;
@@ -243,7 +241,7 @@ fn match_offset(bits: &mut BitReader, codes: &Codes, recent: &mut [u32; 3], slot
     match &codes.aligned {
         Some(aligned) if extra >= 3 => {
             formatted += bits.read_bits(extra - 3)? << 3;
-            formatted += u32::from(aligned.read(bits)?);
+            formatted += u32::from(read(aligned, bits)?);
         }
         _ => formatted += bits.read_bits(extra)?,
     }
@@ -386,111 +384,17 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// A canonical Huffman code over `N` symbols, decoded with a table for
-/// codewords of up to [`TABLE_BITS`] bits and bit by bit for longer ones.
-struct Code<const N: usize> {
-    /// How many codewords have each length (index 0 unused).
-    counts: [u16; MAX_LEN as usize + 1],
-    /// The used symbols in canonical order: by length, then by number.
-    symbols: [u16; N],
-    /// Indexed by the next `TABLE_BITS` bits: `symbol << 4 | length`, or 0
-    /// when the codeword is longer than `TABLE_BITS`.
-    fast: [u16; 1 << TABLE_BITS],
-    /// No symbol has a codeword; reading one is an error.
-    empty: bool,
-}
+/// A code of this format: codewords of at most [`MAX_LEN`] bits.
+type Code<const N: usize> = huffman::Code<N, { MAX_LEN as usize }>;
 
-impl<const N: usize> Code<N> {
-    /// Builds the code from its codeword lengths (0 = unused). An
-    /// over-subscribed code is ambiguous and an incomplete one is never
-    /// written by Windows or wimlib: both are errors. A code with no symbols
-    /// at all is accepted, since a block may not need it.
-    fn new(lens: &[u8; N]) -> Result<Self, Corrupt> {
-        let mut counts = [0u16; MAX_LEN as usize + 1];
-        for &len in lens {
-            let count = counts.get_mut(usize::from(len)).ok_or(Corrupt("bad Huffman table: codeword too long"))?;
-            *count += 1;
-        }
-        counts[0] = 0;
-        let mut left: i32 = 1;
-        for &count in &counts[1..] {
-            left = 2 * left - i32::from(count);
-            if left < 0 {
-                return Err(Corrupt("bad Huffman table: over-subscribed code"));
-            }
-        }
-        let empty = left == 1 << MAX_LEN;
-        if left > 0 && !empty {
-            return Err(Corrupt("bad Huffman table: incomplete code"));
-        }
-        let mut next = [0usize; MAX_LEN as usize + 1];
-        for len in 1..MAX_LEN as usize {
-            next[len + 1] = next[len] + usize::from(counts[len]);
-        }
-        let mut symbols = [0u16; N];
-        for (sym, &len) in lens.iter().enumerate() {
-            if len != 0 {
-                symbols[next[usize::from(len)]] = sym as u16;
-                next[usize::from(len)] += 1;
-            }
-        }
-        let mut code = Code { counts, symbols, fast: [0; 1 << TABLE_BITS], empty };
-        code.fill_fast_table();
-        Ok(code)
+/// Reads one symbol of `code` from the stream (an empty code has none to read).
+fn read<const N: usize>(code: &Code<N>, bits: &mut BitReader) -> Result<u16, Corrupt> {
+    if code.is_empty() {
+        return Err(Corrupt("symbol read from an empty Huffman code"));
     }
-
-    /// Fills `fast` with every codeword of up to `TABLE_BITS` bits, each
-    /// repeated for all values of the bits that follow it.
-    fn fill_fast_table(&mut self) {
-        let mut codeword = 0usize;
-        let mut index = 0usize;
-        for len in 1..=TABLE_BITS {
-            for _ in 0..self.counts[len as usize] {
-                let span = 1usize << (TABLE_BITS - len);
-                let start = codeword * span;
-                let entry = (self.symbols[index] << 4) | len as u16;
-                self.fast[start..start + span].fill(entry);
-                codeword += 1;
-                index += 1;
-            }
-            codeword <<= 1;
-        }
-    }
-
-    /// Reads one symbol from the stream.
-    fn read(&self, bits: &mut BitReader) -> Result<u16, Corrupt> {
-        if self.empty {
-            return Err(Corrupt("symbol read from an empty Huffman code"));
-        }
-        let window = bits.peek(MAX_LEN);
-        let (sym, len) = self.decode(window);
-        bits.consume(len)?;
-        Ok(sym)
-    }
-
-    /// The symbol whose codeword starts `window` (the next `MAX_LEN` bits),
-    /// and the codeword's length.
-    fn decode(&self, window: u32) -> (u16, u32) {
-        let entry = self.fast[(window >> (MAX_LEN - TABLE_BITS)) as usize];
-        if entry != 0 {
-            return (entry >> 4, u32::from(entry & 15));
-        }
-        // Canonical decoding, one bit at a time: at each length the codewords
-        // are consecutive numbers starting at `first`.
-        let (mut codeword, mut first, mut index) = (0u32, 0u32, 0usize);
-        for len in 1..=MAX_LEN {
-            codeword |= (window >> (MAX_LEN - len)) & 1;
-            let count = u32::from(self.counts[len as usize]);
-            if codeword - first < count {
-                return (self.symbols[index + (codeword - first) as usize], len);
-            }
-            index += count as usize;
-            first = (first + count) << 1;
-            codeword <<= 1;
-        }
-        // A complete code always matches some codeword.
-        (0, MAX_LEN)
-    }
+    let (sym, len) = code.decode(bits.peek(MAX_LEN));
+    bits.consume(len)?;
+    Ok(sym)
 }
 
 #[cfg(test)]

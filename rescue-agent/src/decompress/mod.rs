@@ -11,6 +11,7 @@
 //! time linear in the input and the output; a match that would reach before the start of
 //! the output or past its end is [`Corrupt`], never clamped.
 
+mod huffman;
 pub mod lznt1;
 pub mod lzx;
 pub mod xpress_huffman;

@@ -36,7 +36,7 @@
 //! equals its uncompressed size is stored raw; that is for the caller to check
 //! before calling [`decompress`].
 
-use super::Corrupt;
+use super::{huffman, Corrupt};
 
 /// Output bytes decoded with one Huffman table.
 const BLOCK_SIZE: usize = 65536;
@@ -46,8 +46,6 @@ const TABLE_BYTES: usize = 256;
 const NUM_SYMBOLS: usize = 512;
 /// Longest codeword the 4-bit lengths allow.
 const MAX_LEN: u32 = 15;
-/// Codewords up to this long are decoded with one table lookup.
-const TABLE_BITS: u32 = 10;
 /// Shortest match.
 const MIN_MATCH: usize = 3;
 
@@ -68,7 +66,7 @@ pub fn decompress(input: &[u8], out: &mut [u8]) -> Result<(), Corrupt> {
     while out_pos < out.len() {
         let table_end = in_pos.checked_add(TABLE_BYTES).ok_or(TRUNCATED)?;
         let table = input.get(in_pos..table_end).ok_or(TRUNCATED)?;
-        let code = Code::new(table)?;
+        let code = read_code(table)?;
         let mut bits = BitReader::new(input, table_end);
         let block_end = out.len().min(out_pos.saturating_add(BLOCK_SIZE));
         out_pos = decode_block(&code, &mut bits, out, out_pos, block_end)?;
@@ -87,7 +85,7 @@ fn decode_block(
     block_end: usize,
 ) -> Result<usize, Corrupt> {
     while pos < block_end {
-        let sym = code.read(bits)?;
+        let sym = read(code, bits)?;
         if sym < 256 {
             out[pos] = sym as u8;
             pos += 1;
@@ -224,112 +222,30 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// A canonical Huffman code over the 512 symbols, decoded with a table for
-/// codewords of up to [`TABLE_BITS`] bits and bit by bit for longer ones.
-struct Code {
-    /// How many codewords have each length (index 0 unused).
-    counts: [u16; MAX_LEN as usize + 1],
-    /// The used symbols in canonical order: by length, then by number.
-    symbols: [u16; NUM_SYMBOLS],
-    /// Indexed by the next `TABLE_BITS` bits: `symbol << 4 | length`, or 0
-    /// when the codeword is longer than `TABLE_BITS`.
-    fast: [u16; 1 << TABLE_BITS],
+/// The code of one block: 512 symbols, codewords of at most [`MAX_LEN`] bits.
+type Code = huffman::Code<NUM_SYMBOLS, { MAX_LEN as usize }>;
+
+/// Builds a block's code from its 256 bytes of packed 4-bit lengths (symbol
+/// `2i` in the low nibble of byte `i`). An empty code cannot be what a
+/// compressor wrote for a block that has output.
+fn read_code(table: &[u8]) -> Result<Code, Corrupt> {
+    let mut lens = [0u8; NUM_SYMBOLS];
+    for (pair, &byte) in lens.chunks_exact_mut(2).zip(table) {
+        pair[0] = byte & 15;
+        pair[1] = byte >> 4;
+    }
+    let code = Code::new(&lens)?;
+    if code.is_empty() {
+        return Err(Corrupt("bad Huffman table: no codewords"));
+    }
+    Ok(code)
 }
 
-impl Code {
-    /// Builds the code from the 256 bytes of packed lengths. Only complete
-    /// codes are accepted: an over-subscribed code is ambiguous, and an
-    /// incomplete or empty one cannot be what a compressor wrote for a block
-    /// that has output.
-    fn new(table: &[u8]) -> Result<Self, Corrupt> {
-        let mut lens = [0u8; NUM_SYMBOLS];
-        for (pair, &byte) in lens.chunks_exact_mut(2).zip(table) {
-            pair[0] = byte & 15;
-            pair[1] = byte >> 4;
-        }
-        let mut counts = [0u16; MAX_LEN as usize + 1];
-        for &len in &lens {
-            counts[usize::from(len)] += 1;
-        }
-        counts[0] = 0;
-        let mut left: i32 = 1;
-        for &count in &counts[1..] {
-            left = 2 * left - i32::from(count);
-            if left < 0 {
-                return Err(Corrupt("bad Huffman table: over-subscribed code"));
-            }
-        }
-        if left == 1 << MAX_LEN {
-            return Err(Corrupt("bad Huffman table: no codewords"));
-        }
-        if left > 0 {
-            return Err(Corrupt("bad Huffman table: incomplete code"));
-        }
-        let mut next = [0usize; MAX_LEN as usize + 1];
-        for len in 1..MAX_LEN as usize {
-            next[len + 1] = next[len] + usize::from(counts[len]);
-        }
-        let mut symbols = [0u16; NUM_SYMBOLS];
-        for (sym, &len) in lens.iter().enumerate() {
-            if len != 0 {
-                symbols[next[usize::from(len)]] = sym as u16;
-                next[usize::from(len)] += 1;
-            }
-        }
-        let mut code = Code { counts, symbols, fast: [0; 1 << TABLE_BITS] };
-        code.fill_fast_table();
-        Ok(code)
-    }
-
-    /// Fills `fast` with every codeword of up to `TABLE_BITS` bits, each
-    /// repeated for all values of the bits that follow it.
-    fn fill_fast_table(&mut self) {
-        let mut codeword = 0usize;
-        let mut index = 0usize;
-        for len in 1..=TABLE_BITS {
-            for _ in 0..self.counts[len as usize] {
-                let span = 1usize << (TABLE_BITS - len);
-                let start = codeword * span;
-                let entry = (self.symbols[index] << 4) | len as u16;
-                self.fast[start..start + span].fill(entry);
-                codeword += 1;
-                index += 1;
-            }
-            codeword <<= 1;
-        }
-    }
-
-    /// Reads one symbol from the stream.
-    fn read(&self, bits: &mut BitReader) -> Result<u16, Corrupt> {
-        let window = bits.peek(MAX_LEN);
-        let (sym, len) = self.decode(window);
-        bits.consume(len)?;
-        Ok(sym)
-    }
-
-    /// The symbol whose codeword starts `window` (the next `MAX_LEN` bits),
-    /// and the codeword's length.
-    fn decode(&self, window: u32) -> (u16, u32) {
-        let entry = self.fast[(window >> (MAX_LEN - TABLE_BITS)) as usize];
-        if entry != 0 {
-            return (entry >> 4, u32::from(entry & 15));
-        }
-        // Canonical decoding, one bit at a time: at each length the codewords
-        // are consecutive numbers starting at `first`.
-        let (mut codeword, mut first, mut index) = (0u32, 0u32, 0usize);
-        for len in 1..=MAX_LEN {
-            codeword |= (window >> (MAX_LEN - len)) & 1;
-            let count = u32::from(self.counts[len as usize]);
-            if codeword - first < count {
-                return (self.symbols[index + (codeword - first) as usize], len);
-            }
-            index += count as usize;
-            first = (first + count) << 1;
-            codeword <<= 1;
-        }
-        // A complete code always matches some codeword.
-        (0, MAX_LEN)
-    }
+/// Reads one symbol of `code` from the stream.
+fn read(code: &Code, bits: &mut BitReader) -> Result<u16, Corrupt> {
+    let (sym, len) = code.decode(bits.peek(MAX_LEN));
+    bits.consume(len)?;
+    Ok(sym)
 }
 
 #[cfg(test)]
