@@ -12,6 +12,7 @@
 mod text;
 mod cli;
 mod clock;
+mod fileio;
 mod host;
 mod image;
 mod output;

@@ -10,7 +10,6 @@
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A temporary file in the folder of `out`, removed when dropped unless persisted.
@@ -55,7 +54,7 @@ pub fn write_sparse_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Resul
     const CHUNK: usize = 64 * 1024;
     for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
         if chunk.iter().any(|&b| b != 0) {
-            file.write_all_at(chunk, offset + (i * CHUNK) as u64)?;
+            crate::fileio::write_all_at(file, chunk, offset + (i * CHUNK) as u64)?;
         }
     }
     Ok(())
@@ -64,11 +63,14 @@ pub fn write_sparse_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Resul
 /// True when `a` and `b` name the same file (same device and inode, which
 /// also catches hard links and symlinks), or the same canonical path.
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y),
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
     }
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Checks, before any work, that `out` can take an output: an existing

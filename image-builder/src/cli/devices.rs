@@ -1,6 +1,6 @@
 //! `rescue devices`: the disks a stick could be flashed to.
 
-use crate::host::sysblock;
+use crate::host::drives;
 use anyhow::Result;
 use rescue_engine::diskid::human_size;
 
@@ -17,7 +17,7 @@ pub struct DevicesArgs {
 
 /// Runs `rescue devices`.
 pub fn run(args: &DevicesArgs) -> Result<()> {
-    let disks: Vec<_> = sysblock::disks().into_iter().filter(|d| args.all || d.removable).collect();
+    let disks: Vec<_> = drives::disks().into_iter().filter(|d| args.all || d.removable).collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&disks)?);
         return Ok(());
@@ -26,13 +26,14 @@ pub fn run(args: &DevicesArgs) -> Result<()> {
         say!("no removable disks found (plug in a stick, or use --all to see every disk)");
         return Ok(());
     }
-    say!("{:<14} {:>10}  {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "REMOVABLE", "MODEL");
+    say!("{:<20} {:>10}  {:<6} {:<9} {:<28} MOUNTED", "DEVICE", "SIZE", "BUS", "REMOVABLE", "MODEL");
     for d in disks {
         let mounted = if d.mounts.is_empty() { "no".to_string() } else { d.mounts.join(", ") };
         say!(
-            "{:<14} {:>10}  {:<9} {:<28} {}{}",
+            "{:<20} {:>10}  {:<6} {:<9} {:<28} {}{}",
             d.dev_path.display(),
             human_size(d.size),
+            if d.bus.is_empty() { "-" } else { &d.bus },
             if d.removable { "yes" } else { "no" },
             if d.model.is_empty() { "-" } else { &d.model },
             mounted,

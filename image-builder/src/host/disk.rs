@@ -3,7 +3,6 @@
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::{check_range, BlockDevice, IoError};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A disk image file or a block device, read (and optionally written) in place.
@@ -16,7 +15,7 @@ pub struct FileDisk {
 
 impl FileDisk {
     /// Opens `path` read-only, or read-write when `writable`. One disk, one
-    /// writer: a writer takes an exclusive lock (`flock`) and a reader a
+    /// writer: a writer takes an exclusive lock and a reader a
     /// shared one, so a second `rescue` on the same image or device is
     /// refused instead of interleaving its writes.
     pub fn open(path: &Path, writable: bool) -> Result<FileDisk> {
@@ -39,48 +38,70 @@ impl FileDisk {
         if size == 0 {
             bail!("{} is empty", path.display());
         }
-        let sector_size = logical_sector_size(&file).unwrap_or(512);
+        let sector_size = platform::logical_sector_size(&file).unwrap_or(512);
         Ok(FileDisk { file, size, sector_size, writable })
     }
 }
 
-/// Takes an advisory lock on `file` without waiting: exclusive to write, shared to read.
+/// Takes a lock on `file` without waiting: exclusive to write, shared to
+/// read (`flock` on Unix, `LockFileEx` on Windows, through the standard library).
 fn lock(file: &File, exclusive: bool) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let how = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
-    // SAFETY: flock on a descriptor we own; the kernel releases it when the file closes.
-    if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    let r = if exclusive { file.try_lock() } else { file.try_lock_shared() };
+    r.map_err(|e| match e {
+        std::fs::TryLockError::Error(e) => e,
+        std::fs::TryLockError::WouldBlock => std::io::Error::from(std::io::ErrorKind::WouldBlock),
+    })
 }
 
 /// Size in bytes of a regular file or a block device.
 pub fn device_size(file: &File) -> std::io::Result<u64> {
-    use std::io::{Seek, SeekFrom};
     let meta = file.metadata()?;
     if meta.is_file() {
         return Ok(meta.len());
     }
-    // Block devices report length 0 in metadata: seek to the end instead.
-    let mut f = file;
-    let end = f.seek(SeekFrom::End(0))?;
-    f.seek(SeekFrom::Start(0))?;
-    Ok(end)
+    platform::device_size(file)
 }
 
-/// The logical sector size of a block device (BLKSSZGET), if it is one.
-fn logical_sector_size(file: &File) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::FileTypeExt;
-    if !file.metadata().ok()?.file_type().is_block_device() {
-        return None;
+#[cfg(unix)]
+mod platform {
+    use std::fs::File;
+
+    /// A block device's size: its metadata says 0, so seek to its end.
+    pub fn device_size(file: &File) -> std::io::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = file;
+        let end = f.seek(SeekFrom::End(0))?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(end)
     }
-    let mut ss: libc::c_int = 0;
-    // SAFETY: BLKSSZGET writes one int to the pointer we pass.
-    let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::BLKSSZGET, &mut ss) };
-    (r == 0 && ss > 0).then_some(ss as u32)
+
+    /// The logical sector size of a block device (BLKSSZGET), if it is one.
+    pub fn logical_sector_size(file: &File) -> Option<u32> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::FileTypeExt;
+        if !file.metadata().ok()?.file_type().is_block_device() {
+            return None;
+        }
+        let mut ss: libc::c_int = 0;
+        // SAFETY: BLKSSZGET writes one int to the pointer we pass.
+        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::BLKSSZGET, &mut ss) };
+        (r == 0 && ss > 0).then_some(ss as u32)
+    }
+}
+
+#[cfg(windows)]
+mod platform {
+    use std::fs::File;
+
+    /// A physical drive's size (IOCTL_DISK_GET_LENGTH_INFO).
+    pub fn device_size(file: &File) -> std::io::Result<u64> {
+        crate::host::windrives::length(file)
+    }
+
+    /// A physical drive's sector size (IOCTL_DISK_GET_DRIVE_GEOMETRY_EX), if it is one.
+    pub fn logical_sector_size(file: &File) -> Option<u32> {
+        crate::host::windrives::sector_size(file)
+    }
 }
 
 impl BlockDevice for FileDisk {
@@ -92,8 +113,7 @@ impl BlockDevice for FileDisk {
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
         check_range(offset, buf.len(), self.size)?;
-        self.file
-            .read_exact_at(buf, offset)
+        crate::fileio::read_exact_at(&self.file, buf, offset)
             .map_err(|e| IoError::Device { offset, code: e.raw_os_error().unwrap_or(-1) as u64 })
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
@@ -101,8 +121,7 @@ impl BlockDevice for FileDisk {
         if !self.writable {
             return Err(IoError::ReadOnly { offset });
         }
-        self.file
-            .write_all_at(buf, offset)
+        crate::fileio::write_all_at(&self.file, buf, offset)
             .map_err(|e| IoError::Device { offset, code: e.raw_os_error().unwrap_or(-1) as u64 })
     }
     fn flush(&mut self) -> Result<(), IoError> {

@@ -1,10 +1,35 @@
 //! Whether a block device is in use by the running system.
 
+#[cfg(windows)]
+pub use windows::refuse_if_in_use;
+
+#[cfg(windows)]
+mod windows {
+    use anyhow::{bail, Result};
+    use std::path::Path;
+
+    /// On Windows, `apply` and the other disk verbs work on image files;
+    /// a physical drive in use by Windows is refused.
+    pub fn refuse_if_in_use(target: &Path) -> Result<()> {
+        if crate::host::drives::is_device(target) {
+            bail!(
+                "{}: on Windows, rescue fixes disk image files; to fix a physical disk, boot the rescue stick \
+                 on that PC (or attach the disk to a Linux rescue VM)",
+                target.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
 use anyhow::{bail, Context, Result};
+#[cfg(unix)]
 use std::path::Path;
 
 /// Refuses to write to a block device that is mounted (or whose partitions
 /// are): the running system would overwrite our change, or we its caches.
+#[cfg(unix)]
 pub fn refuse_if_in_use(target: &Path) -> Result<()> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let meta = std::fs::metadata(target).with_context(|| format!("cannot open {}", target.display()))?;

@@ -13,6 +13,8 @@ pub struct Disk {
     pub model: String,
     pub size: u64,
     pub removable: bool,
+    /// The bus people know it by (USB, NVMe, SATA, virtio, MMC; empty when unknown).
+    pub bus: String,
     /// Mount points of the disk or any of its partitions.
     pub mounts: Vec<String>,
     /// The disk holds `/`, `/boot`, `/usr` or active swap.
@@ -78,12 +80,18 @@ pub fn disk(name: &str) -> Option<Disk> {
         .filter(|s| !s.is_empty() && !s.starts_with("0x"))
         .collect::<Vec<_>>()
         .join(" ");
-    let usb = fs::canonicalize(&base).map(|p| p.to_string_lossy().contains("/usb")).unwrap_or(false);
+    let sys_path = fs::canonicalize(&base).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let usb = sys_path.contains("/usb");
+    let bus = [("/usb", "USB"), ("/nvme", "NVMe"), ("/ata", "SATA"), ("/virtio", "virtio"), ("/mmc", "MMC")]
+        .iter()
+        .find(|(k, _)| sys_path.contains(k))
+        .map_or("", |(_, b)| b);
     Some(Disk {
         dev_path: Path::new("/dev").join(name),
         model,
         size: read_trim(base.join("size")).parse::<u64>().unwrap_or(0) * 512,
         removable: read_trim(base.join("removable")) == "1" || usb,
+        bus: bus.to_string(),
         mounts,
         holds_system,
     })
@@ -102,6 +110,12 @@ pub fn disks() -> Vec<Disk> {
         .filter_map(|n| disk(n))
         .filter(|d| d.size > 0)
         .collect()
+}
+
+/// True when `node` is a block device.
+pub fn is_device(node: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::metadata(node).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 /// The disk a block device node belongs to, and whether the node is a partition.

@@ -306,9 +306,8 @@ impl<'a> Window<'a> {
 
 impl Read for Window<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
         let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
-        let n = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        crate::fileio::read_exact_at(self.file, &mut buf[..n], self.start + self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }

@@ -14,7 +14,6 @@ use rescue_engine::profile::Profile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A stick's or image's boot partition: where its FAT file system is.
@@ -30,7 +29,7 @@ pub struct BootPartition {
 /// The boot partition: the El Torito UEFI image of an ISO, else the GPT
 /// ESP, else an MBR FAT partition, else the whole device.
 pub fn boot_partition(file: &File, parts: &[Partition]) -> Result<BootPartition> {
-    if let Some(info) = iso::read_info(&mut |o, b| file.read_exact_at(b, o)) {
+    if let Some(info) = iso::read_info(&mut |o, b| crate::fileio::read_exact_at(file, b, o)) {
         let (_, lba, count) = info
             .boot_entries
             .iter()
