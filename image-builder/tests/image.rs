@@ -85,6 +85,8 @@ fn usb_image_passes_sgdisk_fsck_and_mtools() {
     assert_eq!(profile, fs::read(default_profile()).unwrap());
     let agent = mcopy(&img, esp_offset, "EFI/BOOT/BOOTX64.EFI", &dir.path().join("agent.efi"));
     assert_eq!(&agent[..2], b"MZ");
+    // Both agents, each for its machine, as file(1) reads their PE headers.
+    assert_arches(&img, esp_offset, dir.path());
     let dirs =
         ok(Command::new("mdir").arg("-b").arg("-i").arg(format!("{}@@{esp_offset}", img.display())).arg("::/rescue"));
     assert!(dirs.contains("reports") && dirs.contains("backups"), "{dirs}");
@@ -135,9 +137,20 @@ fn iso_has_uefi_el_torito_entry_and_hybrid_gpt() {
     ok(Command::new("fsck.fat").arg("-n").arg(&fat));
     let profile = mcopy(&iso, offset, "rescue/profile.toml", &dir.path().join("p.toml"));
     assert_eq!(profile, fs::read(default_profile()).unwrap());
+    assert_arches(&iso, offset, dir.path());
     // xorriso reads the ISO 9660 tree: the boot image is a visible file.
     let ls = ok(Command::new("xorriso").arg("-indev").arg(&iso).args(["-ls", "/"]));
     assert!(ls.contains("EFIBOOT.IMG"), "{ls}");
+}
+
+/// The FAT at `offset` of `img` holds the x86-64 agent as BOOTX64.EFI and the ARM64 one as BOOTAA64.EFI.
+fn assert_arches(img: &Path, offset: u64, dir: &Path) {
+    for (name, machine) in [("BOOTX64.EFI", "x86-64"), ("BOOTAA64.EFI", "Aarch64")] {
+        let out = dir.join(name);
+        mcopy(img, offset, &format!("EFI/BOOT/{name}"), &out);
+        let f = ok(Command::new("file").arg(&out));
+        assert!(f.contains("EFI application") && f.contains(machine), "{name}: {f}");
+    }
 }
 
 /// Writes a profile, runs `rescue build` on it, and returns stderr; asserts failure and no output.
