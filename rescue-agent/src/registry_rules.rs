@@ -118,9 +118,10 @@ pub fn run<D: BlockDevice>(
         let path = format!("{}\\{}", CONFIG.join("\\"), hive.file());
         let mut hr = HiveReport { hive: hive.file().into(), path: path.clone(), ..Default::default() };
         match one_hive(profile, v, vol, config, hive, &rules, opts, sink, gate, vr.index, &mut hr) {
-            Ok(()) => {
+            Ok(()) if hr.action == "written" => {
                 report.registry_changes += hr.changes.iter().filter(|c| c.outcome == "set").count();
             }
+            Ok(()) => {}
             Err(e) => {
                 hr.action = String::from("failed");
                 report.errors.push(format!("volume {}: {path}: {e}", vr.index));
