@@ -13,22 +13,20 @@ use support::*;
 
 const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
 
-/// The static binary `scripts/dist` (and `scripts/test`) build; built here when missing.
+/// The static binary `scripts/dist` (and `scripts/test`) build, checked fresh by cargo.
 fn static_rescue() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = root.join("target/x86_64-unknown-linux-musl/release/rescue");
-    if !bin.exists() {
-        ok(Command::new(env!("CARGO")).current_dir(&root).args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "x86_64-unknown-linux-musl",
-            "-p",
-            "image-builder",
-        ]));
-    }
-    bin
+    // Always through cargo: nothing to do when the binary is fresh.
+    ok(Command::new(env!("CARGO")).current_dir(&root).args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        "x86_64-unknown-linux-musl",
+        "-p",
+        "image-builder",
+    ]));
+    root.join("target/x86_64-unknown-linux-musl/release/rescue")
 }
 
 #[test]

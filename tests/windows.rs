@@ -20,22 +20,21 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A folder holding rescue.exe (built when missing) and the DLL stand-in.
+/// A folder holding rescue.exe (built, or checked fresh, by cargo) and the DLL stand-in.
 fn exe_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Always through cargo: a stale rescue.exe would carry other agents (nothing to do when fresh).
+        ok(Command::new(env!("CARGO")).current_dir(root()).args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "x86_64-pc-windows-gnu",
+            "-p",
+            "image-builder",
+        ]));
         let exe = root().join("target/x86_64-pc-windows-gnu/release/rescue.exe");
-        if !exe.exists() {
-            ok(Command::new(env!("CARGO")).current_dir(root()).args([
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "x86_64-pc-windows-gnu",
-                "-p",
-                "image-builder",
-            ]));
-        }
         let dir = root().join("target/wine-test");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(&exe, dir.join("rescue.exe")).unwrap();

@@ -112,7 +112,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read the agent {}", p.display()))?;
             let arch = Arch::of(&bytes)
-                .with_context(|| format!("{}: not an x86_64 or aarch64 UEFI application", p.display()))?;
+                .with_context(|| format!("the agent {} is not an x86_64 or aarch64 UEFI application", p.display()))?;
             Some((arch, p.as_path()))
         }
         None => None,
