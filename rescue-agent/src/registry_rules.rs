@@ -109,7 +109,15 @@ pub fn run<D: BlockDevice>(
     if profile.services.is_empty() && profile.registry.is_empty() {
         return;
     }
-    let Ok(config) = v.lookup_path(vol, &CONFIG) else { return };
+    let config = match v.lookup_path(vol, &CONFIG) {
+        Ok(c) => c,
+        // Not a Windows volume (or one without hives): nothing to do here.
+        Err(NtfsError::NotFound { .. } | NtfsError::NotADirectory { .. }) => return,
+        Err(e) => {
+            report.errors.push(format!("volume {}: {}: {e}", vr.index, CONFIG.join("\\")));
+            return;
+        }
+    };
     for hive in [HiveName::System, HiveName::Software] {
         let rules: Vec<&RegistryRule> = profile.registry.iter().filter(|r| r.hive == hive).collect();
         if rules.is_empty() && (hive != HiveName::System || profile.services.is_empty()) {
@@ -157,9 +165,10 @@ fn one_hive<D: BlockDevice>(
     let f = v.load_file(vol, file_ref.record()).map_err(e)?;
     let original = v.read_content(vol, &f, ntfs::MAX_READ_WHOLE).map_err(e)?;
     hr.sha256 = Some(hex(&Sha256::digest(&original)));
-    // Its transaction logs, when the hive is dirty.
+    // Its transaction logs, read only when the hive is dirty (a clean hive does not need them).
+    let dirty = crate::registry::base::BaseBlock::parse(&original).map_or(true, |b| b.is_dirty());
     let mut logs: Vec<Vec<u8>> = Vec::new();
-    for ext in ["LOG1", "LOG2"] {
+    for ext in ["LOG1", "LOG2"].into_iter().filter(|_| dirty) {
         let name = format!("{}.{ext}", hive.file());
         let content = match v.lookup_in(vol, &dir, &name).map_err(e)? {
             Some(l) => {
