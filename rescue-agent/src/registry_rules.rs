@@ -329,3 +329,42 @@ pub fn resolve(h: &Hive, hive: HiveName, key: &str) -> Result<String, RegError> 
         None => format!("ControlSet{n:03}"),
     })
 }
+
+/// `[finish] safe_mode` on one BCD store whose bytes are `old`: edits it
+/// (a dry run stops there), backs the original up (a kept copy is
+/// required), then hands the writes, in hive order, to `write` (the agent:
+/// the firmware's file system; the host: fatfs). Fills `r`'s loader,
+/// before, after and action; an error says why nothing was written.
+#[allow(clippy::too_many_arguments)]
+pub fn safe_mode_store(
+    old: &[u8],
+    mode: crate::registry::bcd::SafeMode,
+    now: u64,
+    dry_run: bool,
+    volume: usize,
+    sink: &mut dyn BackupSink,
+    write: &mut dyn FnMut(&[edit::FileEdit]) -> Result<(), String>,
+    r: &mut crate::registry::bcd::SafeModeReport,
+) -> Result<(), String> {
+    use crate::registry::bcd;
+    let (new, change) = bcd::edit_store(old, mode, now).map_err(|e| format!("editing the BCD store: {e}"))?;
+    r.loader = change.loader;
+    r.before = bcd::describe(change.before);
+    r.after = bcd::describe(change.after);
+    if new == old {
+        r.action = String::from("unchanged");
+        return Ok(());
+    }
+    if dry_run {
+        r.action = String::from("would set");
+        return Ok(());
+    }
+    let path = "ESP\\EFI\\Microsoft\\Boot\\BCD";
+    let fr = FileReport { path: path.into(), size: old.len() as u64, ..Default::default() };
+    let item =
+        BackupItem { profile: "safe_mode", volume, volume_serial: 0, path, file: &fr, content: old, required: true };
+    sink.backup(&item).map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))?;
+    write(&edit::writes(old, &new))?;
+    r.action = String::from("set");
+    Ok(())
+}

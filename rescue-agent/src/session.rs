@@ -18,7 +18,7 @@ use crate::registry::bcd;
 use crate::remediate::{self, BackupSink, Report, VolumeReport};
 use crate::smbios::Machine;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
@@ -257,29 +257,8 @@ fn safe_mode(
     };
     let result = (|| -> Result<(), String> {
         let old = esp.read_bcd(label).ok_or("the disk has no EFI System Partition with a BCD store")??;
-        let (new, change) = bcd::edit_store(&old, mode, now).map_err(|e| e.to_string())?;
-        r.loader = change.loader;
-        r.before = bcd::describe(change.before);
-        r.after = bcd::describe(change.after);
-        if new == old {
-            r.action = "unchanged".into();
-            return Ok(());
-        }
-        let path = "ESP\\EFI\\Microsoft\\Boot\\BCD";
-        let fr = remediate::FileReport { path: path.into(), size: old.len() as u64, ..Default::default() };
-        let item = remediate::BackupItem {
-            profile: "safe_mode",
-            volume: 0,
-            volume_serial: 0,
-            path,
-            file: &fr,
-            content: &old,
-            required: true,
-        };
-        sink.backup(&item).map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))?;
-        esp.write_bcd(label, &crate::registry::edit::writes(&old, &new))?;
-        r.action = "set".into();
-        Ok(())
+        let mut write = |edits: &[crate::registry::edit::FileEdit]| esp.write_bcd(label, edits);
+        crate::registry_rules::safe_mode_store(&old, mode, now, false, 0, sink, &mut write, &mut r)
     })();
     if let Err(why) = result {
         r.action = "failed".into();

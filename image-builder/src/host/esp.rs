@@ -10,7 +10,7 @@ use crate::host::backup_dir::DirSink;
 use rescue_engine::block::BlockDevice;
 use rescue_engine::partition::{Guid, Partition, PartitionKind};
 use rescue_engine::registry::bcd::{self, SafeMode, SafeModeReport};
-use rescue_engine::remediate::{BackupItem, BackupSink, FileReport};
+use rescue_engine::registry_rules::safe_mode_store;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 /// Where Windows keeps its boot configuration on the ESP.
@@ -136,38 +136,16 @@ fn edit<D: BlockDevice>(
     let mut f =
         fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
     let old = read_store(&mut f)?;
-    let (new, change) = bcd::edit_store(&old, mode, now).context("editing the BCD store")?;
-    r.loader = change.loader.clone();
-    r.before = bcd::describe(change.before);
-    r.after = bcd::describe(change.after);
-    if new == old {
-        r.action = "unchanged".into();
-        return Ok(());
-    }
-    if dry_run {
-        r.action = "would set".into();
-        return Ok(());
-    }
-    let path = format!("ESP\\{}", BCD_PATH.replace('/', "\\"));
-    let fr = FileReport { path: path.clone(), size: old.len() as u64, ..Default::default() };
-    let item = BackupItem {
-        profile: "safe_mode",
-        volume: esp.number as usize,
-        volume_serial: 0,
-        path: &path,
-        file: &fr,
-        content: &old,
-        required: true,
-    };
-    sink.backup(&item).map_err(|m| anyhow::anyhow!("backup of the BCD store failed: {m}; it was not changed"))?;
     // In place, in the order Windows writes a hive: header dirty, pages, header clean.
-    for (at, bytes) in rescue_engine::registry::edit::writes(&old, &new) {
-        f.seek(SeekFrom::Start(at))?;
-        f.write_all(&bytes).context("writing the BCD store")?;
-        f.flush()?;
-    }
+    let mut write = |edits: &[rescue_engine::registry::edit::FileEdit]| -> Result<(), String> {
+        for (at, bytes) in edits {
+            f.seek(SeekFrom::Start(*at)).map_err(|e| e.to_string())?;
+            f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing the BCD store: {e}"))?;
+        }
+        Ok(())
+    };
+    safe_mode_store(&old, mode, now, dry_run, esp.number as usize, sink, &mut write, r).map_err(anyhow::Error::msg)?;
     drop(f);
     fs.unmount().context("closing the EFI System Partition")?;
-    r.action = "set".into();
     Ok(())
 }
