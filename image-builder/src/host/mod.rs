@@ -17,3 +17,19 @@ pub mod windrives;
 pub use sysblock as drives;
 #[cfg(windows)]
 pub use windrives as drives;
+
+/// A whole disk as the platform lists it (`rescue devices`, `rescue flash`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Disk {
+    /// `/dev/sdX`, or `\\.\PhysicalDriveN` on Windows.
+    pub dev_path: std::path::PathBuf,
+    pub model: String,
+    pub size: u64,
+    pub removable: bool,
+    /// The bus people know it by (USB, NVMe, SATA, SD, virtio, ...; empty when unknown).
+    pub bus: String,
+    /// Where it or its partitions are mounted (Linux mount points, Windows drive letters or volume names).
+    pub mounts: Vec<String>,
+    /// It holds the running system (Linux: `/`, `/boot`, `/usr` or active swap; Windows: the Windows folder).
+    pub holds_system: bool,
+}

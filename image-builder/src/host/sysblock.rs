@@ -4,22 +4,9 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A whole disk as the kernel sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Disk {
-    pub dev_path: PathBuf,
-    pub model: String,
-    pub size: u64,
-    pub removable: bool,
-    /// The bus people know it by (USB, NVMe, SATA, virtio, MMC; empty when unknown).
-    pub bus: String,
-    /// Mount points of the disk or any of its partitions.
-    pub mounts: Vec<String>,
-    /// The disk holds `/`, `/boot`, `/usr` or active swap.
-    pub holds_system: bool,
-}
+pub use super::Disk;
 
 fn read_trim(p: impl AsRef<Path>) -> String {
     fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()

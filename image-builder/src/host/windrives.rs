@@ -25,20 +25,7 @@ use windows_sys::Win32::System::IO::DeviceIoControl;
 /// `CTL_CODE(IOCTL_VOLUME_BASE, 0, METHOD_BUFFERED, FILE_ANY_ACCESS)` (winioctl.h).
 const IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS: u32 = 0x0056_0000;
 
-/// A physical drive as Windows sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Disk {
-    pub dev_path: PathBuf,
-    pub model: String,
-    pub size: u64,
-    pub removable: bool,
-    /// The bus people know it by (USB, SATA, NVMe, SD, ...; empty when unknown).
-    pub bus: String,
-    /// Drive letters (or volume names) of its volumes.
-    pub mounts: Vec<String>,
-    /// It holds the running Windows.
-    pub holds_system: bool,
-}
+pub use super::Disk;
 
 /// Sends `code` with `input` to `file`; the first `out_len` bytes of the answer.
 fn ioctl(file: &File, code: u32, input: &[u8], out_len: usize) -> std::io::Result<Vec<u8>> {
