@@ -208,6 +208,7 @@ fn dirty_hive_is_recovered_like_regipy_then_edited() {
         disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG2")),
     );
     let theirs = dump(&regipy_recover(t.path(), &hive, &l1, &l2));
+    let log2_before = fs::read(&l2).unwrap();
     let profile = "name = \"flag\"\n[[registry]]\nhive = \"SYSTEM\"\nkey = 'CurrentControlSet\\Services\\Tcpip\\Parameters'\nvalue = \"RescueFlag\"\ndword = 7\n";
     let o = apply(t.path(), &disk, profile, &[]);
     let so = String::from_utf8_lossy(&o.stdout);
@@ -216,6 +217,11 @@ fn dirty_hive_is_recovered_like_regipy_then_edited() {
         "{so}{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The change went into LOG2 first, after the chain's last entry; the log's original is kept.
+    assert!(so.contains("transaction log first: log entry 2131 in SYSTEM.LOG2"), "{so}");
+    let kept = so.lines().find_map(|l| l.trim().strip_prefix("backup of its log: ")).expect("log backup line");
+    assert!(fs::read(kept).unwrap() == log2_before);
+    assert!(fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG2"))).unwrap() != log2_before);
     let ours = dump(&disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM")));
     let (gone, new) = diff(&theirs, &ours);
     assert!(gone.is_empty(), "our recovery lost what regipy's has: {gone:?}");

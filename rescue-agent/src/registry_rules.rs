@@ -14,11 +14,12 @@ use crate::block::BlockDevice;
 use crate::hex::hex;
 use crate::ntfs::gate::Clearance;
 use crate::ntfs::overwrite::plan_overwrite;
-use crate::ntfs::plan::{self, PlanWrite};
+use crate::ntfs::plan::{self, Plan, PlanWrite};
 use crate::ntfs::{self, Ntfs, NtfsError};
 use crate::profile::{HiveName, Profile, RegistryRule};
 use crate::registry::cell::Hive;
 use crate::registry::edit::{self, Data, Editor};
+use crate::registry::journal::{self, Target};
 use crate::registry::key::kind;
 use crate::registry::{log as hivelog, RegError};
 use crate::remediate::{BackupItem, BackupSink, FileReport, Options, Report, VolumeReport};
@@ -49,6 +50,11 @@ pub struct HiveReport {
     pub reason: Option<String>,
     /// Where the original went, as the backup sink said.
     pub backup: Option<String>,
+    /// The transaction log entry written before the hive (see
+    /// `registry::journal`), e.g. `log entry 2131 in SYSTEM.LOG2`.
+    pub journal: Option<String>,
+    /// Where the originals of the logs written went.
+    pub log_backups: Vec<String>,
     /// One entry per value a rule set (or would set).
     pub changes: Vec<ValueChange>,
     /// The NTFS writes (planned on a dry run, done on a real one). Not read back.
@@ -139,7 +145,10 @@ pub fn run<D: BlockDevice>(
         for c in &hr.changes {
             log(&format!("volume {}: {}\\{}\\{}: {} ({})", vr.index, hr.hive, c.key, c.value, c.outcome, c.after));
         }
-        log(&format!("volume {}: {path}: {}", vr.index, hr.action));
+        match &hr.journal {
+            Some(j) if hr.action == "written" => log(&format!("volume {}: {path}: written (journal: {j})", vr.index)),
+            _ => log(&format!("volume {}: {path}: {}", vr.index, hr.action)),
+        }
         vr.hives.push(hr);
     }
 }
@@ -165,21 +174,22 @@ fn one_hive<D: BlockDevice>(
     let f = v.load_file(vol, file_ref.record()).map_err(e)?;
     let original = v.read_content(vol, &f, ntfs::MAX_READ_WHOLE).map_err(e)?;
     hr.sha256 = Some(hex(&Sha256::digest(&original)));
-    // Its transaction logs, read only when the hive is dirty (a clean hive does not need them).
-    let dirty = crate::registry::base::BaseBlock::parse(&original).map_or(true, |b| b.is_dirty());
-    let mut logs: Vec<Vec<u8>> = Vec::new();
-    for ext in ["LOG1", "LOG2"].into_iter().filter(|_| dirty) {
+    // Its transaction logs: to recover a dirty hive, and to write the change
+    // into one before the hive itself (a missing log reads as empty).
+    let mut logs: Vec<(String, Option<ntfs::FileRef>, Vec<u8>)> = Vec::new();
+    for ext in ["LOG1", "LOG2"] {
         let name = format!("{}.{ext}", hive.file());
-        let content = match v.lookup_in(vol, &dir, &name).map_err(e)? {
+        let found = v.lookup_in(vol, &dir, &name).map_err(e)?;
+        let content = match found {
             Some(l) => {
                 let lf = v.load_file(vol, l.record()).map_err(e)?;
                 v.read_content(vol, &lf, ntfs::MAX_READ_WHOLE).map_err(e)?
             }
             None => Vec::new(),
         };
-        logs.push(content);
+        logs.push((name, found, content));
     }
-    let refs: Vec<&[u8]> = logs.iter().map(|l| l.as_slice()).collect();
+    let refs: Vec<&[u8]> = logs.iter().map(|l| l.2.as_slice()).collect();
     let recovered = hivelog::recover(&original, &refs).map_err(r)?;
     if recovered.bytes.len() != original.len() {
         return Err(String::from(
@@ -187,7 +197,7 @@ fn one_hive<D: BlockDevice>(
         ));
     }
     hr.recovered_entries = recovered.applied;
-    let mut ed = Editor::new(Hive::open(recovered.bytes).map_err(r)?).map_err(r)?;
+    let mut ed = Editor::new(Hive::open(recovered.bytes.clone()).map_err(r)?).map_err(r)?;
     for s in &profile.services {
         for set in control_sets(ed.hive()).map_err(r)? {
             let key = format!("{set}\\Services\\{}", s.name);
@@ -200,14 +210,27 @@ fn one_hive<D: BlockDevice>(
         set_one(&mut ed, &key, &rule.value, &rule.data, opts.now, false, hr).map_err(r)?;
     }
     let edited = ed.finish(opts.now);
-    let edits = edit::writes(&original, &edited);
-    if edits.is_empty() {
+    let journal = journal::plan(&original, &recovered, &edited, &refs).map_err(r)?;
+    if journal.writes.is_empty() {
         hr.action = String::from("unchanged");
         return Ok(());
     }
+    hr.journal = Some(match journal.entry {
+        Some((i, seq)) => format!("log entry {seq} in {}", logs[i].0),
+        None => String::from("none (no transaction log in the new format with room for it)"),
+    });
     let clear = gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
-    let parts: Vec<(u64, &[u8])> = edits.iter().map(|(o, b)| (*o, b.as_slice())).collect();
-    let mut plan = plan_overwrite(v, vol, clear, file_ref, &parts).map_err(e)?;
+    // One overwrite plan per run of writes to the same file, in order: the
+    // log's writes all come before the hive's.
+    let mut plan = Plan::default();
+    for run in journal.writes.chunk_by(|a, b| a.0 == b.0) {
+        let target = match run[0].0 {
+            Target::Primary => file_ref,
+            Target::Log(i) => logs[i].1.ok_or("the log to write does not exist")?,
+        };
+        let parts: Vec<(u64, &[u8])> = run.iter().map(|(_, (o, b))| (*o, b.as_slice())).collect();
+        plan.extend(plan_overwrite(v, vol, clear, target, &parts).map_err(e)?);
+    }
     // An unclean journal with the `reset` policy: the reset goes first, as for a delete.
     let reset = clear.take_reset();
     if let Some(r) = &reset {
@@ -236,14 +259,28 @@ fn one_hive<D: BlockDevice>(
         content: &original,
         required: true,
     };
-    match sink.backup(&item) {
-        Ok(at) => hr.backup = Some(at),
-        Err(m) => {
-            if let (Some(r), Ok(c)) = (reset, gate.as_mut()) {
-                c.put_back_reset(r);
-            }
-            return Err(format!("backup failed: {m}; the hive was not changed"));
+    let mut backed_up = sink.backup(&item).map(|at| hr.backup = Some(at));
+    // The logs the journal writes: a dirty original is restored with them.
+    for i in (0..logs.len()).filter(|&i| journal.writes.iter().any(|w| w.0 == Target::Log(i))) {
+        if backed_up.is_err() {
+            break;
         }
+        let (name, _, content) = &logs[i];
+        let path = format!("{}\\{name}", CONFIG.join("\\"));
+        let fr = FileReport {
+            path: path.clone(),
+            size: content.len() as u64,
+            sha256: Some(hex(&Sha256::digest(content))),
+            ..Default::default()
+        };
+        let item = BackupItem { path: &path, file: &fr, content, ..item };
+        backed_up = sink.backup(&item).map(|at| hr.log_backups.push(at));
+    }
+    if let Err(m) = backed_up {
+        if let (Some(r), Ok(c)) = (reset, gate.as_mut()) {
+            c.put_back_reset(r);
+        }
+        return Err(format!("backup failed: {m}; the hive was not changed"));
     }
     if let Err(err) = plan::execute(vol, &plan, None) {
         *gate = Err(err.clone());

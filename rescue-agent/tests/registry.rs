@@ -253,19 +253,55 @@ fn walk(h: &Hive) -> Result<usize, RegError> {
 
 mod common;
 
+/// regipy's recovery (PyPI; its library, as `regipy-process-transaction-logs`
+/// runs it) of `hive` with `logs`, applied in the order given.
+fn regipy_recover(dir: &Path, hive: &[u8], logs: &[&[u8]]) -> Vec<u8> {
+    let (h, out) = (dir.join("r.hive"), dir.join("r.out"));
+    fs::write(&h, hive).unwrap();
+    let names: Vec<PathBuf> = (0..logs.len()).map(|i| dir.join(format!("r.log{i}"))).collect();
+    logs.iter().zip(&names).for_each(|(l, n)| fs::write(n, l).unwrap());
+    // regipy applies its `secondary` log first.
+    let py = "import sys\nfrom regipy.recovery import apply_transaction_logs\n\
+              apply_transaction_logs(sys.argv[1], primary_log_path=sys.argv[3], secondary_log_path=sys.argv[2], restored_hive_path=sys.argv[4])\n";
+    let o = Command::new("python3").arg("-c").arg(py).arg(&h).args(&names).arg(&out).output().unwrap();
+    assert!(o.status.success(), "regipy: {}", String::from_utf8_lossy(&o.stderr));
+    fs::read(out).unwrap()
+}
+
+fn seqs(b: &[u8]) -> (u32, u32) {
+    (u32::from_le_bytes(b[4..8].try_into().unwrap()), u32::from_le_bytes(b[8..12].try_into().unwrap()))
+}
+
+/// The base sequence number of a log (0 for a missing or empty one).
+fn log_seq(l: &[u8]) -> u32 {
+    if l.len() >= 512 {
+        seqs(l).0
+    } else {
+        0
+    }
+}
+
 /// A hive write through `rescue apply`'s path (remediate → registry rules →
-/// NTFS overwrite), stopped after every write: the volume always passes
-/// ntfsfix and mounts; the hive is the original (nothing written), dirty
-/// (Windows will not trust it as clean), or complete and clean.
-#[test]
-fn hive_write_interrupted_after_every_write() {
+/// journal → NTFS overwrite), stopped after every write, for `hive` and its
+/// logs (`None`: no log files). The volume always passes ntfsfix and mounts;
+/// the hive is the original (nothing written yet) or complete and clean, or
+/// it is dirty and its logs, recovered by regipy (not our code), give the
+/// hive before the change or (once the hive itself was touched) exactly the
+/// edited one. Returns the journal line of the report.
+fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Option<String> {
     use rescue_engine::ntfs::plan::{execute, Plan};
     use rescue_engine::profile::Profile;
+    use rescue_engine::registry::log;
     use rescue_engine::remediate::{remediate, NoBackup, Options};
     let t = tempfile::tempdir().unwrap();
-    let hive = fs::read(clean_system(t.path())).unwrap();
-    let img = common::ntfs3g::make_volume(t.path(), "win.img", 64, &[], "mkdir -p Windows/System32/config");
-    common::ntfs3g::with_mount(&img, &[], |m| fs::write(m.join("Windows/System32/config/SYSTEM"), &hive).unwrap());
+    let cfg = "Windows/System32/config";
+    let img = common::ntfs3g::make_volume(t.path(), "win.img", 96, &[], &format!("mkdir -p {cfg}"));
+    common::ntfs3g::with_mount(&img, &[], |m| {
+        fs::write(m.join(cfg).join("SYSTEM"), hive).unwrap();
+        for (ext, l) in ["LOG1", "LOG2"].iter().zip(logs.iter().flatten()) {
+            fs::write(m.join(cfg).join(format!("SYSTEM.{ext}")), l).unwrap();
+        }
+    });
     let profile = Profile::parse("name = \"t\"\n[[service]]\nname = \"Tcpip\"\nstart = \"disabled\"\n").unwrap();
     let mut dev = common::FileDev::open(&img);
     let r = remediate(&profile, &mut dev, &Options { dry_run: true, now: TS }, &mut NoBackup, &mut |_| {});
@@ -274,25 +310,68 @@ fn hive_write_interrupted_after_every_write() {
     assert_eq!(h.action, "would write", "{r:#?}");
     let plan = Plan { writes: h.writes.clone(), notes: Vec::new() };
     assert!(plan.len() >= 3, "{plan}");
-    let seqs =
-        |b: &[u8]| (u32::from_le_bytes(b[4..8].try_into().unwrap()), u32::from_le_bytes(b[8..12].try_into().unwrap()));
-    for k in 0..=plan.len() {
+    let no_logs: [&[u8]; 2] = [&[], &[]];
+    let before = log::recover(hive, &logs.unwrap_or(no_logs)).unwrap().bytes;
+    let mut edited = None::<Vec<u8>>;
+    // Every cut among the log writes, the dirty base block and the first
+    // pages, the last ones, and every 64th page between: a recovered dirty
+    // hive is rewritten in hundreds of pages, and the states between two
+    // page writes differ only in pages the log entries rewrite (the unit
+    // tests of `registry::journal` check every cut with our recovery).
+    let n = plan.len();
+    for k in (0..=n).rev().filter(|&k| k <= 8 || k + 3 >= n || k % 64 == 0) {
         let part = common::ntfs3g::copy(&img, &t.path().join(format!("k{k}.img")));
         execute(&mut common::FileDev::open(&part), &plan, Some(k)).unwrap();
         common::ntfs3g::check_volume(&part);
-        let now = common::ntfs3g::bytes(Command::new("ntfscat").arg(&part).arg("Windows/System32/config/SYSTEM"));
+        let cat = |name: &str| common::ntfs3g::bytes(Command::new("ntfscat").arg(&part).arg(format!("{cfg}/{name}")));
+        let now = cat("SYSTEM");
         assert_eq!(now.len(), hive.len());
         let (s1, s2) = seqs(&now);
-        match k {
-            0 => assert!(now == hive),
-            k if k < plan.len() => assert_ne!(s1, s2, "k={k}: a half-written hive looks clean"),
-            _ => {
-                assert_eq!(s1, s2);
-                let p = t.path().join("final.hive");
-                fs::write(&p, &now).unwrap();
-                assert!(dump(&p).contains(&"ControlSet001\\Services\\Tcpip\tStart\t4\t04000000".to_string()));
-            }
+        if k == n {
+            // Complete: clean, and hivex reads the change.
+            assert_eq!(s1, s2);
+            let p = t.path().join("final.hive");
+            fs::write(&p, &now).unwrap();
+            assert!(dump(&p).contains(&"ControlSet001\\Services\\Tcpip\tStart\t4\t04000000".to_string()));
+            edited = Some(now);
+            fs::remove_file(part).unwrap();
+            continue;
         }
+        let edited = edited.as_deref().unwrap();
+        // The first write to the hive marks it dirty: it differs from then on.
+        let touched = now != hive;
+        if s1 == s2 {
+            assert!(now == hive, "k={k}: a half-written hive looks clean");
+        } else if logs.is_some() {
+            let mut l = [cat("SYSTEM.LOG1"), cat("SYSTEM.LOG2")];
+            l.sort_by_key(|l| log_seq(l));
+            let theirs = regipy_recover(t.path(), &now, &[&l[0], &l[1]]);
+            let want: &[u8] = if touched { edited } else { &before };
+            let ok = theirs[4096..] == want[4096..] || (!touched && theirs[4096..] == edited[4096..]);
+            assert!(ok, "k={k}: regipy does not recover the hive before or after the change");
+        }
+        // Without logs a dirty hive is all there is: Windows does not take it for a clean one.
         fs::remove_file(part).unwrap();
     }
+    r.volumes[0].hives[0].journal.clone()
+}
+
+#[test]
+fn hive_write_interrupted_after_every_write() {
+    let t = tempfile::tempdir().unwrap();
+    // A clean hive without logs (hivex made it): written without a log entry.
+    let clean = fs::read(clean_system(t.path())).unwrap();
+    assert_eq!(
+        interrupted_after_every_write(&clean, None).as_deref(),
+        Some("none (no transaction log in the new format with room for it)")
+    );
+    // A dirty hive with its logs (Windows 10): the entry continues the chain in LOG2.
+    let (dirty, log1, log2) = (corpus("SYSTEM_B"), corpus("SYSTEM_B.LOG1"), corpus("SYSTEM_B.LOG2"));
+    let j = interrupted_after_every_write(&dirty, Some([&log1, &log2]));
+    assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG2"));
+    // The same hive as Windows leaves it after writing it out (clean, at
+    // 2130) with the same logs: a fresh LOG1 whose only entry is the change.
+    let flushed = rescue_engine::registry::log::recover(&dirty, &[&log1, &log2]).unwrap().bytes;
+    let j = interrupted_after_every_write(&flushed, Some([&log1, &log2]));
+    assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG1"));
 }

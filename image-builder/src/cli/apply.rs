@@ -207,8 +207,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
             if let Some(r) = &h.reason {
                 say!("  {r}");
             }
+            if let Some(j) = &h.journal {
+                say!("  transaction log first: {j}");
+            }
             if let Some(b) = &h.backup {
                 say!("  backup of the hive: {b}");
+            }
+            for b in &h.log_backups {
+                say!("  backup of its log: {b}");
             }
             if args.dry_run && !h.writes.is_empty() {
                 print!("{}", rescue_engine::ntfs::Plan { writes: h.writes.clone(), notes: Vec::new() });

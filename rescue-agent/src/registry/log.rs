@@ -80,6 +80,21 @@ pub struct Recovered {
     pub seq: u32,
     /// How many log entries (new format) or dirty pages (old format) were applied.
     pub applied: usize,
+    /// Where the applied `HvLE` entries came from (new format only): what a
+    /// writer needs to continue the chain (see `registry::journal`).
+    pub chain: Option<Chain>,
+}
+
+/// The chain of `HvLE` entries a recovery applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// The first applied entry's sequence number (the base block sequence
+    /// number of the log it starts in).
+    pub first: u32,
+    /// Indices (into the `logs` given to [`recover`]) of the logs that supplied entries.
+    pub logs: Vec<usize>,
+    /// The log holding the last applied entry, and the byte just past that entry.
+    pub end: (usize, usize),
 }
 
 /// Logs are read in 512-byte sectors (Windows 8 and later always assume 512).
@@ -121,7 +136,7 @@ const MAX_BINS: u32 = 0x8000_0000;
 pub fn recover(primary: &[u8], logs: &[&[u8]]) -> Result<Recovered> {
     let valid = primary_base(primary)?;
     if let Some(bb) = valid.filter(|bb| !bb.is_dirty()) {
-        return Ok(Recovered { bytes: primary.to_vec(), seq: bb.seq1, applied: 0 });
+        return Ok(Recovered { bytes: primary.to_vec(), seq: bb.seq1, applied: 0, chain: None });
     }
     if valid.is_some_and(|bb| primary.len().saturating_sub(SIZE) < bb.bins_size as usize) {
         return Err(corrupt("base block", 0x28, "hive bins data size past the end of the file"));
@@ -129,7 +144,8 @@ pub fn recover(primary: &[u8], logs: &[&[u8]]) -> Result<Recovered> {
     if logs.iter().all(|log| log.is_empty()) {
         return Err(dirty("its transaction logs are missing"));
     }
-    let (new, old): (Vec<Log>, Vec<Log>) = logs.iter().filter_map(|log| Log::parse(log)).partition(|l| l.new_format);
+    let (new, old): (Vec<Log>, Vec<Log>) =
+        logs.iter().enumerate().filter_map(|(i, log)| Log::parse(log, i)).partition(|l| l.new_format);
     if !new.is_empty() {
         recover_new(primary, valid, new)
     } else if !old.is_empty() {
@@ -161,6 +177,8 @@ fn bad_checksum(b: &[u8]) -> bool {
 #[derive(Clone, Copy)]
 struct Log<'a> {
     data: &'a [u8],
+    /// Its position in the `logs` given to [`recover`].
+    index: usize,
     base: BaseBlock,
     /// `HvLE` entries (file type 6) rather than a `DIRT` vector (1 or 2).
     new_format: bool,
@@ -170,7 +188,7 @@ struct Log<'a> {
 
 impl<'a> Log<'a> {
     /// The log when its base block is valid and its sequence numbers equal.
-    fn parse(data: &'a [u8]) -> Option<Log<'a>> {
+    fn parse(data: &'a [u8], index: usize) -> Option<Log<'a>> {
         // Only the first 512 bytes of a log base block are meaningful.
         let mut head = alloc::vec![0u8; SIZE];
         head.get_mut(..SECTOR)?.copy_from_slice(data.get(..SECTOR)?);
@@ -185,7 +203,7 @@ impl<'a> Log<'a> {
             _ if new_format => SECTOR,
             _ => return None,
         };
-        Some(Log { data, base, new_format, sector })
+        Some(Log { data, index, base, new_format, sector })
     }
 }
 
@@ -213,7 +231,7 @@ fn grow(out: &mut Vec<u8>, len: usize) -> Result<()> {
 }
 
 /// Writes the recovered base block fields and checks the result.
-fn finish(mut out: Vec<u8>, seq: u32, bins: u32, flags: Option<u32>, applied: usize) -> Result<Recovered> {
+fn finish(mut out: Vec<u8>, seq: u32, bins: u32, flags: Option<u32>) -> Result<Vec<u8>> {
     put32(&mut out, BINS_SIZE, bins);
     if let Some(flags) = flags {
         let kept = le32(&out, FLAGS).unwrap_or(0) & !1;
@@ -222,7 +240,7 @@ fn finish(mut out: Vec<u8>, seq: u32, bins: u32, flags: Option<u32>, applied: us
     let written = le64(&out, 0x0C).unwrap_or(0);
     base::stamp(&mut out, seq, seq, written);
     BaseBlock::parse(&out)?;
-    Ok(Recovered { bytes: out, seq, applied })
+    Ok(out)
 }
 
 // ---- New format: HvLE log entries ----
@@ -254,6 +272,7 @@ fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> 
     let floor = valid.map(|bb| bb.seq2);
     let mut last: Option<Entry> = None;
     let mut applied = 0;
+    let mut chain: Option<Chain> = None;
     for log in &logs {
         let mut expected = match &last {
             Some(entry) => entry.seq.checked_add(1),
@@ -265,11 +284,19 @@ fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> 
             at += entry.body.len();
             expected = entry.seq.checked_add(1);
             applied += 1;
+            let c = chain.get_or_insert_with(|| Chain { first: entry.seq, logs: Vec::new(), end: (log.index, at) });
+            if c.logs.last() != Some(&log.index) {
+                c.logs.push(log.index);
+            }
+            c.end = (log.index, at);
             last = Some(entry);
         }
     }
     match last {
-        Some(entry) => finish(out, entry.seq, entry.bins, Some(entry.flags), applied),
+        Some(entry) => {
+            let bytes = finish(out, entry.seq, entry.bins, Some(entry.flags))?;
+            Ok(Recovered { bytes, seq: entry.seq, applied, chain })
+        }
         None => Err(dirty("no transaction log continues its sequence number")),
     }
 }
@@ -356,6 +383,51 @@ fn marvin_mix(mut lo: u32, mut hi: u32) -> (u32, u32) {
     (lo, hi)
 }
 
+/// A log base block as the first sector of a log file: `hive`'s first 512
+/// bytes with file type `file_type` (6 for `HvLE` logs) and both sequence
+/// numbers `seq`, checksum recomputed. Only these 512 bytes are written: the
+/// rest of a log base block is not read.
+pub fn log_base(hive: &[u8], file_type: u32, seq: u32) -> Vec<u8> {
+    let mut h = alloc::vec![0u8; SIZE];
+    let n = hive.len().min(SECTOR);
+    h[..n].copy_from_slice(&hive[..n]);
+    put32(&mut h, FILE_TYPE, file_type);
+    base::stamp(&mut h, seq, seq, le64(hive, 0x0C).unwrap_or(0));
+    h.truncate(SECTOR);
+    h
+}
+
+/// An `HvLE` log entry with sequence number `seq`, hive bins size `bins`,
+/// base block flags `flags`, writing each `(offset in the hive bins, data)`
+/// of `pages`; padded with zeros to a multiple of 512 bytes, both Marvin32
+/// hashes set.
+pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])]) -> Vec<u8> {
+    let mut e = alloc::vec![0u8; ENTRY_HEADER];
+    e[..4].copy_from_slice(b"HvLE");
+    for (offset, data) in pages {
+        e.extend_from_slice(&offset.to_le_bytes());
+        e.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    }
+    for (_, data) in pages {
+        e.extend_from_slice(data);
+    }
+    e.resize(e.len().next_multiple_of(SECTOR), 0);
+    let size = e.len() as u32;
+    for (o, v) in [(4, size), (8, flags), (12, seq), (16, bins), (20, pages.len() as u32)] {
+        put32(&mut e, o, v);
+    }
+    let h1 = marvin32(&e[ENTRY_HEADER..], MARVIN_SEED);
+    e[24..32].copy_from_slice(&h1.to_le_bytes());
+    let h2 = marvin32(&e[..32], MARVIN_SEED);
+    e[32..40].copy_from_slice(&h2.to_le_bytes());
+    e
+}
+
+/// Whether `log` is a usable new-format (`HvLE`, Windows 8.1 and later) log.
+pub fn is_new_format(log: &[u8]) -> bool {
+    Log::parse(log, 0).is_some_and(|l| l.new_format)
+}
+
 // ---- Old format: DIRT dirty vector ----
 
 fn recover_old(primary: &[u8], valid: Option<BaseBlock>, logs: &[Log]) -> Result<Recovered> {
@@ -379,7 +451,8 @@ fn recover_old(primary: &[u8], valid: Option<BaseBlock>, logs: &[Log]) -> Result
     grow(&mut out, SIZE + bins as usize)?;
     let applied = apply_dirty_vector(&mut out, log)?;
     let seq = valid.map_or(log.base.seq1, |bb| bb.seq1);
-    finish(out, seq, bins, None, applied)
+    let bytes = finish(out, seq, bins, None)?;
+    Ok(Recovered { bytes, seq, applied, chain: None })
 }
 
 /// Writes the dirty pages listed by the log's dirty vector; returns how many.
@@ -431,43 +504,16 @@ mod tests {
         b
     }
 
-    /// A log base block (first sector of `hive`) with file type `kind` and
-    /// both sequence numbers `seq`.
-    fn log_head(hive: &[u8], kind: u32, seq: u32) -> Vec<u8> {
-        let mut h = vec![0u8; SIZE];
-        h[..SECTOR].copy_from_slice(&hive[..SECTOR]);
-        put32(&mut h, FILE_TYPE, kind);
-        base::stamp(&mut h, seq, seq, le64(hive, 0x0C).unwrap());
-        h.truncate(SECTOR);
-        h
-    }
-
     /// An `HvLE` entry writing `pages` (offset, fill byte, length).
     fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, u8, u32)]) -> Vec<u8> {
-        let mut e = vec![0u8; ENTRY_HEADER];
-        e[..4].copy_from_slice(b"HvLE");
-        for &(offset, _, len) in pages {
-            e.extend_from_slice(&offset.to_le_bytes());
-            e.extend_from_slice(&len.to_le_bytes());
-        }
-        for &(_, fill, len) in pages {
-            e.extend(core::iter::repeat_n(fill, len as usize));
-        }
-        e.resize(e.len().next_multiple_of(SECTOR), 0);
-        let size = e.len() as u32;
-        for (o, v) in [(4, size), (8, flags), (12, seq), (16, bins), (20, pages.len() as u32)] {
-            put32(&mut e, o, v);
-        }
-        let h1 = marvin32(&e[ENTRY_HEADER..], MARVIN_SEED);
-        e[24..32].copy_from_slice(&h1.to_le_bytes());
-        let h2 = marvin32(&e[..32], MARVIN_SEED);
-        e[32..40].copy_from_slice(&h2.to_le_bytes());
-        e
+        let data: Vec<(u32, Vec<u8>)> = pages.iter().map(|&(o, fill, len)| (o, vec![fill; len as usize])).collect();
+        let refs: Vec<(u32, &[u8])> = data.iter().map(|(o, d)| (*o, d.as_slice())).collect();
+        super::entry(seq, bins, flags, &refs)
     }
 
     fn new_log(hive: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
         let seq = entries.first().map_or(1, |e| le32(e, 12).unwrap());
-        let mut log = log_head(hive, 6, seq);
+        let mut log = log_base(hive, 6, seq);
         entries.iter().for_each(|e| log.extend_from_slice(e));
         log.resize(log.len() + SECTOR, 0); // zeroed tail, as Windows leaves it
         log
@@ -594,7 +640,7 @@ mod tests {
 
     /// An old-format log dirtying 512-byte pages `pages` of the hive bins.
     fn dirt_log(hive: &[u8], pages: &[usize]) -> Vec<u8> {
-        let mut log = log_head(hive, 1, le32(hive, 4).unwrap());
+        let mut log = log_base(hive, 1, le32(hive, 4).unwrap());
         let bins = le32(hive, BINS_SIZE).unwrap() as usize;
         let mut bitmap = vec![0u8; bins / 4096];
         pages.iter().for_each(|&p| bitmap[p / 8] |= 1 << (p % 8));

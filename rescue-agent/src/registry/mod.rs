@@ -5,7 +5,8 @@
 //! numbers, checksum), [`cell`] (hive bins and cells, every offset checked),
 //! [`key`] (nk, vk, subkey lists lf/lh/li/ri, big data db: lookup as Windows
 //! does it), [`log`] (transaction logs: recovering a dirty hive), [`edit`]
-//! (changing values in place or in free cells; creating and removing a key).
+//! (changing values in place or in free cells; creating and removing a key),
+//! [`journal`] (writing an edit as Windows does: log entry first).
 //!
 //! Sources: the format as documented by Joachim Metz (libyal, "Windows NT
 //! Registry File (REGF) format specification") and Maxim Suhanov ("Windows
@@ -19,6 +20,7 @@ pub mod base;
 pub mod bcd;
 pub mod cell;
 pub mod edit;
+pub mod journal;
 pub mod key;
 pub mod log;
 
