@@ -510,12 +510,19 @@ fn disables_a_service_and_sets_safe_mode_checked_with_hivex() {
         assert!(dump.contains(&format!("{cs}\\Services\\CSAgent\tStart\t4\t04000000")), "{cs}: CSAgent not disabled");
     }
     assert!(dump[0].ends_with("checksum ok"), "{}", dump[0]);
+    // The change went into a fresh SYSTEM.LOG1 first: an HvLE entry after its new base block.
+    let hives = run.report["volumes"].as_array().unwrap().iter().flat_map(|v| v["hives"].as_array().unwrap().clone());
+    let journal: Vec<String> = hives.filter_map(|h| h["journal"].as_str().map(String::from)).collect();
+    assert!(journal.len() == 1 && journal[0].ends_with(" in SYSTEM.LOG1"), "{journal:?}");
+    let log1 = ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg("Windows/System32/config/SYSTEM.LOG1"));
+    assert!(log1[..4] == *b"regf" && log1[0x1C] == 6 && log1[512..516] == *b"HvLE", "LOG1 holds no entry");
     // The BCD store on the disk's ESP, as mtools reads it.
     let esp = format!("{}@@1M", disk.path.display());
     let bcd = ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"]));
     assert!(hive_dump(&bcd).iter().any(|l| l.ends_with("\\Elements\\25000080\tElement\t3\t0000000000000000")));
     // Both originals are backed up on the stick.
     assert_eq!(backup_on_stick(&run, "config/SYSTEM").len(), 1);
+    assert_eq!(backup_on_stick(&run, "config/SYSTEM.LOG1").len(), 1);
     assert_eq!(backup_on_stick(&run, "Boot/BCD").len(), 1);
     let fix = ok(std::process::Command::new("ntfsfix").arg("-n").arg(&vol));
     assert!(fix.contains("processed successfully"), "{fix}");

@@ -120,6 +120,18 @@ fn service_disabled_in_every_control_set_and_safe_mode_set() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(so.contains("bcdedit /deletevalue {default} safeboot"), "the undo is not shown: {so}");
+    // The change went into a fresh LOG1 first: regipy, applying it to the
+    // original hive, gets the hive we wrote.
+    assert!(so.contains("transaction log first: log entry ") && so.contains(" in SYSTEM.LOG1"), "{so}");
+    let cfg = "Windows/System32/config/";
+    let sys_written = fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"))).unwrap();
+    let log1 = disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG1"));
+    let orig = t.path().join("SYSTEM.orig");
+    fs::write(&orig, &image_before[disk.offset..disk.offset + disk.size]).unwrap();
+    fs::write(&orig, bytes(Command::new("ntfscat").arg(&orig).arg(format!("{cfg}SYSTEM")))).unwrap();
+    // (An empty path: regipy takes no secondary log.)
+    let replayed = fs::read(regipy_recover(t.path(), &orig, Path::new(""), &log1)).unwrap();
+    assert!(replayed[4096..] == sys_written[4096..], "regipy's replay of LOG1 differs from the hive written");
     let sys_after = dump(&disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM"));
     let (gone, new) = diff(&sys_before, &sys_after);
     let want_new: BTreeSet<String> = ["ControlSet001", "ControlSet002"]
@@ -242,7 +254,11 @@ fn dirty_hive_without_logs_and_corrupt_hive_are_refused_with_nothing_written() {
     for (name, want) in [("SYSTEM_2", "transaction logs are missing"), ("corrupted_system_hive", "corrupt hive")] {
         // Put the corpus hive in place with ntfs-3g, then the disk back together.
         let p = part.clone();
-        ntfs3g::with_mount(&p, &[], |m| fs::write(m.join("Windows/System32/config/SYSTEM"), xz(name)).unwrap());
+        ntfs3g::with_mount(&p, &[], |m| {
+            let cfg = m.join("Windows/System32/config");
+            fs::write(cfg.join("SYSTEM"), xz(name)).unwrap();
+            ["SYSTEM.LOG1", "SYSTEM.LOG2"].iter().for_each(|l| _ = fs::remove_file(cfg.join(l)));
+        });
         let mut image = fs::read(&disk.path).unwrap();
         image[disk.offset..disk.offset + disk.size].copy_from_slice(&fs::read(&p).unwrap());
         fs::write(&disk.path, &image).unwrap();
