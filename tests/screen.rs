@@ -50,6 +50,19 @@ fn reads_as(hay: &str, needle: &str, slack: usize) -> bool {
     h.windows(n.len()).any(|w| w.iter().zip(&n).filter(|(a, b)| a != b).count() <= slack)
 }
 
+/// The screen as OCR reads it, read again (each second, up to 30 s) until
+/// `seen` holds: a loaded machine may draw late. Returns the last reading.
+fn screen_until(vm: &Qemu, dir: &Path, name: &str, factor: usize, seen: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let text = read_screen(vm, dir, name, factor);
+        if seen(&text) || start.elapsed() > Duration::from_secs(30) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn read_screen(vm: &Qemu, dir: &Path, name: &str, factor: usize) -> String {
     let full = dir.join(format!("{name}.ppm"));
     vm.screendump(&full);
@@ -64,11 +77,9 @@ fn read_screen(vm: &Qemu, dir: &Path, name: &str, factor: usize) -> String {
     ocr(&small)
 }
 
-/// Waits for the verdict line, then gives the screen a moment to be drawn.
+/// Waits for the verdict line (the screen is read with [`screen_until`]).
 fn wait_verdict(vm: &mut Qemu) -> String {
-    let line = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(240));
-    std::thread::sleep(Duration::from_millis(1500));
-    line
+    vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(240))
 }
 
 fn assert_no_key_digits(serial: &str) {
@@ -91,8 +102,7 @@ fn bitlocker_prompt_shows_the_key_id_and_the_verdict_reads_from_afar() {
         .iter()
         .find_map(|l| l.trim().strip_prefix("Key ID: ").map(|r| r[..8].to_string()))
         .expect("a Key ID line on serial");
-    std::thread::sleep(Duration::from_millis(1000));
-    let prompt = read_screen(&vm, dir.path(), "prompt", 1);
+    let prompt = screen_until(&vm, dir.path(), "prompt", 1, |t| reads_as(t, &key_id, 2));
     assert!(reads_as(&prompt, &key_id, 2), "the Key ID {key_id} is not on the screen:\n{prompt}");
     assert!(prompt.contains("recovery key"), "{prompt}");
     // Typed in blocks, as a person would.
@@ -100,13 +110,13 @@ fn bitlocker_prompt_shows_the_key_id_and_the_verdict_reads_from_afar() {
         vm.type_text(block);
         std::thread::sleep(Duration::from_millis(200));
     }
-    let typed = read_screen(&vm, dir.path(), "typed", 1);
+    let typed = screen_until(&vm, dir.path(), "typed", 1, |t| folded(t).contains(&folded(&RP[..13])));
     assert!(folded(&typed).contains(&folded(&RP[..13])), "the typed digits are not on the screen:\n{typed}");
     vm.type_text("\r");
     let result = wait_verdict(&mut vm);
     assert_eq!(result, "RESULT: FIXED", "{}", vm.serial_text());
     // Readable at a quarter of the size in each direction: from across the aisle.
-    let far = read_screen(&vm, dir.path(), "verdict", 4);
+    let far = screen_until(&vm, dir.path(), "verdict", 4, |t| t.contains("FIXED"));
     assert!(far.contains("FIXED"), "the verdict cannot be read at 1/4 size:\n{far}");
     assert_no_key_digits(&vm.serial_text());
     drop(vm);
@@ -140,9 +150,9 @@ fn failed_and_nothing_to_do_screens_are_readable() {
     let data = make_test_disk(dir.path(), "data.img", &["--no-windows"]);
     let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(data.path.as_path(), Bus::Ahci)], &[]);
     assert!(wait_verdict(&mut vm).starts_with("RESULT: FAILED"), "{}", vm.serial_text());
-    let failed = read_screen(&vm, dir.path(), "failed", 4);
+    let failed = screen_until(&vm, dir.path(), "failed", 4, |t| t.contains("FAILED"));
     assert!(failed.contains("FAILED"), "{failed}");
-    let failed_full = read_screen(&vm, dir.path(), "failed-full", 1);
+    let failed_full = screen_until(&vm, dir.path(), "failed-full", 1, |t| t.contains("volume found on any disk"));
     assert!(failed_full.contains("volume found on any disk"), "the reason is not on the screen:\n{failed_full}");
     drop(vm);
     // A Windows PC without the faulty file: NOTHING TO DO.
@@ -157,6 +167,6 @@ fn failed_and_nothing_to_do_screens_are_readable() {
     ok(rescue().arg("build").arg("--profile").arg(&profile).args(["--size", "40", "--out"]).arg(&stick2));
     let mut vm = Qemu::boot(&stick2, Media::UsbStick, &[(clean.path.as_path(), Bus::Ahci)], &[]);
     assert_eq!(wait_verdict(&mut vm), "RESULT: NOTHING TO DO", "{}", vm.serial_text());
-    let nothing = read_screen(&vm, dir.path(), "nothing", 4);
+    let nothing = screen_until(&vm, dir.path(), "nothing", 4, |t| t.contains("NOTHING TO DO"));
     assert!(nothing.contains("NOTHING TO DO"), "{nothing}");
 }
