@@ -595,7 +595,7 @@ fn recovery_password_from_file_stdin_and_prompt() {
         }
     }
     assert!(String::from_utf8_lossy(&seen).contains("Key ID {"), "{}", String::from_utf8_lossy(&seen));
-    std::thread::sleep(std::time::Duration::from_millis(300)); // rpassword turns echo off
+    std::thread::sleep(std::time::Duration::from_millis(1000)); // rpassword turns echo off
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{rp}\r").as_bytes()).unwrap();
     stdin.flush().unwrap();

@@ -150,8 +150,13 @@ fn one_disk_one_writer() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("disk.img");
     fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
-    let mut holder = Command::new("flock").args(["--no-fork", "-x"]).arg(&img).args(["sleep", "20"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut holder = Command::new("flock").args(["--no-fork", "-x"]).arg(&img).args(["sleep", "60"]).spawn().unwrap();
+    // Wait until it holds the lock (a second `flock -n` fails), however loaded the machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while Command::new("flock").args(["-n", "-x"]).arg(&img).arg("true").status().unwrap().success() {
+        assert!(std::time::Instant::now() < deadline, "flock never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let err = refused(rescue().arg("apply").arg("--profile").arg(default_profile()).arg(&img), "in use by another");
     assert!(err.contains(&img.display().to_string()), "{err}");
     refused(rescue().arg("ls").arg(&img), "in use by another");

@@ -573,7 +573,7 @@ fn build_on_terminal(dir: &Path, out: &Path, keys: &Path, pins: &[&str]) -> (boo
             }
         }
         // Give rpassword time to turn echo off after printing the prompt.
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::thread::sleep(std::time::Duration::from_millis(1000));
         stdin.write_all(format!("{pin}\r").as_bytes()).unwrap();
         stdin.flush().unwrap();
     }
