@@ -194,25 +194,10 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::le::put32;
+    use crate::registry::log::tests::primary;
     use alloc::vec;
 
     const PAGE: usize = 4096;
-
-    /// A primary file with sequence numbers (`seq1`, `seq2`) and `bins`
-    /// hive bins of 4 KiB, bin `i` filled with byte `i`.
-    fn primary(seq1: u32, seq2: u32, bins: usize) -> Vec<u8> {
-        let mut b = vec![0u8; SIZE + bins * PAGE];
-        b[..4].copy_from_slice(b"regf");
-        for (o, v) in [(0x14, 1), (0x18, 5), (0x20, 1), (0x24, 0x20), (0x28, (bins * PAGE) as u32)] {
-            put32(&mut b, o, v);
-        }
-        for i in 0..bins {
-            b[SIZE + i * PAGE..SIZE + (i + 1) * PAGE].fill(i as u8);
-        }
-        base::stamp(&mut b, seq1, seq2, 7);
-        b
-    }
 
     /// `hive` with bin `i` filled with `fill`, both sequence numbers `seq`, timestamp 9.
     fn changed(hive: &[u8], bins: &[(usize, u8)], seq: u32) -> Vec<u8> {

@@ -482,7 +482,7 @@ fn apply_dirty_vector(out: &mut [u8], log: &Log) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use alloc::vec;
 
@@ -490,7 +490,7 @@ mod tests {
 
     /// A primary file: base block with sequence numbers (`seq1`, `seq2`)
     /// and `bins` hive bins of 4096 bytes, each filled with its index.
-    fn primary(seq1: u32, seq2: u32, bins: usize) -> Vec<u8> {
+    pub(in crate::registry) fn primary(seq1: u32, seq2: u32, bins: usize) -> Vec<u8> {
         let mut b = vec![0u8; SIZE + bins * BIN];
         b[..4].copy_from_slice(b"regf");
         for (o, v) in [(0x14, 1), (0x18, 5), (0x20, 1), (0x24, 0x20), (0x2C, 1), (0x28, (bins * BIN) as u32)] {
