@@ -1,9 +1,10 @@
 //! `rescue.exe` (target x86_64-pc-windows-gnu, linked by Debian's mingw-w64)
 //! under wine: it builds an image byte-identical to the Linux build's,
 //! inspects images, checks key files, fixes a disk image, and fails cleanly
-//! (a message, exit code 1, never a panic). Wine 8 lacks Windows 10's
-//! bcryptprimitives.dll: a stand-in (tests/support/wine) is put beside the
-//! exe. The physical-drive code (devices, flash) is covered by unit tests of
+//! (a message, exit code 1, never a panic), and asks the site PIN on a
+//! Windows console without echo (wine's console on a pseudo-terminal). Wine
+//! 8 lacks Windows 10's bcryptprimitives.dll: a stand-in
+//! (tests/support/wine) is put beside the exe. The physical-drive code (devices, flash) is covered by unit tests of
 //! its checks; wine has no real drives to write.
 
 #[path = "support/mod.rs"]
@@ -154,4 +155,32 @@ fn windows_errors_are_messages_not_panics() {
     // devices lists what wine has (no physical drives, or wine's own), without failing.
     let o = wine(&["devices", "--all"]);
     assert!(o.status.success() && !text(&o).contains("panicked"), "{}", text(&o));
+}
+
+/// The site PIN is asked on a Windows console (wine's, on a pseudo-terminal
+/// made by `script`), twice and without echo, and seals the keys: the
+/// Linux side opens them with that PIN.
+#[test]
+fn windows_console_asks_the_pin_without_echo() {
+    use rescue_engine::keyring::{parse_guid, Keyring};
+    let dir = tempfile::tempdir().unwrap();
+    let (id, pw) = ("3F1F65A8-DE52-7100-7814-E8A25F2DD97F", "368291-516923-041811-671330-359073-074756-226138-163218");
+    let keys = dir.path().join("k.csv");
+    std::fs::write(&keys, format!("KeyID,RecoveryKey\n{id},{pw}\n")).unwrap();
+    let img = dir.path().join("pin.img");
+    let cmd = format!(
+        "/usr/lib/wine/wine64 '{}' build --profile '{}' --size 40 --keys '{}' --out '{}'",
+        exe_dir().join("rescue.exe").display(),
+        win(&default_profile()),
+        win(&keys),
+        win(&img)
+    );
+    let prefix = root().join("target/wine-prefix");
+    let env = [("WINEDEBUG", "-all"), ("WINEPREFIX", prefix.to_str().unwrap()), ("SOURCE_DATE_EPOCH", "1721347200")];
+    let pin = "Tr0ub4dor-77";
+    let (ok, shown) = on_terminal(&cmd, &env, &[("Site PIN", pin), ("PIN again", pin)]);
+    assert!(ok && shown.contains("sealed with the site PIN"), "{shown}");
+    assert!(!shown.contains("Tr0ub4dor"), "the PIN was echoed:\n{shown}");
+    let kr = Keyring::parse(&stick_file(&img, rescue_engine::stick::KEYS_PATH).unwrap()).unwrap();
+    assert_eq!(&kr.open(pin).unwrap().password(&parse_guid(id).unwrap()).unwrap()[..], pw);
 }

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 const RESCUE: &str = env!("CARGO_BIN_EXE_rescue");
 
 fn corpus_archive() -> PathBuf {
@@ -537,7 +540,7 @@ fn encrypt_on_write_volume_reads_boot_sector_and_guards_it() {
 /// through `script`); the command-line value still works, with a warning.
 #[test]
 fn recovery_password_from_file_stdin_and_prompt() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::process::Stdio;
     let conf = images_conf();
     let rp = conf.iter().find(|(n, _)| n == "bitlk-aes-xts-128").and_then(|(_, c)| c.get("RP")).unwrap().clone();
@@ -570,40 +573,8 @@ fn recovery_password_from_file_stdin_and_prompt() {
 
     // On a terminal with no key given: asked without echo.
     let cmd = format!("{RESCUE} unlock --test-key {i}");
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cannot run script (util-linux)");
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !String::from_utf8_lossy(&seen).contains("(not shown; Enter to skip)") {
-        assert!(std::time::Instant::now() < deadline, "no prompt:\n{}", String::from_utf8_lossy(&seen));
-        if let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            seen.extend(b);
-        }
-    }
-    assert!(String::from_utf8_lossy(&seen).contains("Key ID {"), "{}", String::from_utf8_lossy(&seen));
-    std::thread::sleep(std::time::Duration::from_millis(1000)); // rpassword turns echo off
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{rp}\r").as_bytes()).unwrap();
-    stdin.flush().unwrap();
-    assert!(child.wait().unwrap().success(), "{}", String::from_utf8_lossy(&seen));
-    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
-        seen.extend(b);
-    }
-    let text = String::from_utf8_lossy(&seen);
+    let (ok, text) = support::on_terminal(&cmd, &[], &[("(not shown; Enter to skip)", rp.as_str())]);
+    assert!(ok && text.contains("Key ID {"), "{text}");
     assert!(text.contains("unlocked with Key ID"), "{text}");
     assert!(!text.contains(&rp[..13]), "the typed key was echoed:\n{text}");
 }

@@ -529,60 +529,17 @@ fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
 /// each of `pins` after the prompt for it appears. Returns the exit status
 /// and everything the terminal showed.
 fn build_on_terminal(dir: &Path, out: &Path, keys: &Path, pins: &[&str]) -> (bool, String) {
-    use std::io::{Read, Write};
-    use std::sync::mpsc;
     let cmd = format!(
-        "{} build --profile {} --size 40 --out {} --keys {}",
+        "cd {} && {} build --profile {} --size 40 --out {} --keys {}",
+        dir.display(),
         env!("CARGO_BIN_EXE_rescue"),
         default_profile().display(),
         out.display(),
         keys.display()
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run script (util-linux)");
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut stdin = child.stdin.take().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    for (i, pin) in pins.iter().enumerate() {
-        let prompt: &[u8] = if i == 0 { b"Site PIN" } else { b"PIN again" };
-        while !seen.windows(prompt.len()).any(|w| w == prompt) {
-            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-                Ok(b) => seen.extend(b),
-                Err(_) => assert!(
-                    std::time::Instant::now() < deadline,
-                    "no prompt {:?}:\n{}",
-                    String::from_utf8_lossy(prompt),
-                    String::from_utf8_lossy(&seen)
-                ),
-            }
-        }
-        // Give rpassword time to turn echo off after printing the prompt.
-        std::thread::sleep(std::time::Duration::from_millis(1000));
-        stdin.write_all(format!("{pin}\r").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-    let status = child.wait().unwrap();
-    drop(stdin);
-    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
-        seen.extend(b);
-    }
-    (status.success(), String::from_utf8_lossy(&seen).into_owned())
+    let prompts = ["Site PIN", "PIN again"];
+    let answers: Vec<(&str, &str)> = prompts.iter().copied().zip(pins.iter().copied()).collect();
+    on_terminal(&cmd, &[], &answers)
 }
 
 #[test]

@@ -526,3 +526,54 @@ pub fn org_varstore(dir: &Path) -> PathBuf {
         .arg("--sb"));
     vars
 }
+
+/// Runs `cmd` (a shell command line) on a pseudo-terminal made by `script`
+/// (util-linux), as a person at a terminal would: waits for each prompt text
+/// of `answers` to show, gives the program a second to turn echo off, types
+/// the answer and Enter. `env` is added to the environment. Returns whether
+/// the command succeeded, and everything the terminal showed.
+pub fn on_terminal(cmd: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", cmd, "/dev/null"])
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut stdin = child.stdin.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (prompt, answer) in answers {
+        while !String::from_utf8_lossy(&seen).contains(prompt) {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(b) => seen.extend(b),
+                Err(_) => assert!(
+                    Instant::now() < deadline && child.try_wait().ok().flatten().is_none(),
+                    "no prompt {prompt:?}:\n{}",
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        stdin.write_all(format!("{answer}\r").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    while let Ok(b) = rx.recv_timeout(Duration::from_millis(500)) {
+        seen.extend(b);
+    }
+    (status.success(), String::from_utf8_lossy(&seen).into_owned())
+}
