@@ -181,16 +181,18 @@ pub fn discover<D: BlockDevice>(dev: &mut D) -> Result<Vec<Partition>, Partition
         let gpt = Gpt::read(dev)?;
         return Ok(gpt.partitions());
     }
+    // MBR addresses count the device's logical sectors (4096 bytes on a 4Kn drive).
+    let ss = mbr_sector_size(dev.sector_size());
     let mut parts = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         if e.type_code == 0 || e.sectors == 0 {
             continue;
         }
         if matches!(e.type_code, 0x05 | 0x0F | 0x85) {
-            read_logical(dev, e.lba as u64 * 512, &mut parts)?;
+            read_logical(dev, ss, e.lba as u64 * ss, &mut parts)?;
             continue;
         }
-        parts.push(mbr_partition(i as u32 + 1, 0, e, size)?);
+        parts.push(mbr_partition(i as u32 + 1, 0, ss, e, size)?);
     }
     if parts.is_empty() {
         return Ok(whole());
@@ -216,9 +218,19 @@ fn mbr_entries(sector: &[u8; 512]) -> [MbrEntry; 4] {
     })
 }
 
-fn mbr_partition(number: u32, base: u64, e: &MbrEntry, disk: u64) -> Result<Partition, PartitionError> {
-    let offset = base + e.lba as u64 * 512;
-    let size = e.sectors as u64 * 512;
+/// The unit of MBR addresses: the device's logical sector size when it is
+/// one a disk has (512 to 4096, a power of two), else 512.
+fn mbr_sector_size(native: u32) -> u64 {
+    if native.is_power_of_two() && (512..=4096).contains(&native) {
+        u64::from(native)
+    } else {
+        512
+    }
+}
+
+fn mbr_partition(number: u32, base: u64, ss: u64, e: &MbrEntry, disk: u64) -> Result<Partition, PartitionError> {
+    let offset = base + e.lba as u64 * ss;
+    let size = e.sectors as u64 * ss;
     if offset.checked_add(size).is_none_or(|end| end > disk) {
         return Err(PartitionError::Corrupt {
             what: "MBR partition entry (extends past the end of the disk)",
@@ -229,7 +241,12 @@ fn mbr_partition(number: u32, base: u64, e: &MbrEntry, disk: u64) -> Result<Part
 }
 
 /// Walks the chain of extended boot records from the extended partition at `ext`.
-fn read_logical<D: BlockDevice>(dev: &mut D, ext: u64, parts: &mut Vec<Partition>) -> Result<(), PartitionError> {
+fn read_logical<D: BlockDevice>(
+    dev: &mut D,
+    ss: u64,
+    ext: u64,
+    parts: &mut Vec<Partition>,
+) -> Result<(), PartitionError> {
     let mut ebr_at = ext;
     for n in 0..MAX_LOGICAL {
         let mut s = [0u8; 512];
@@ -239,12 +256,12 @@ fn read_logical<D: BlockDevice>(dev: &mut D, ext: u64, parts: &mut Vec<Partition
         }
         let [data, next, ..] = mbr_entries(&s);
         if data.type_code != 0 && data.sectors != 0 {
-            parts.push(mbr_partition(5 + n as u32, ebr_at, &data, dev.size())?);
+            parts.push(mbr_partition(5 + n as u32, ebr_at, ss, &data, dev.size())?);
         }
         if next.type_code == 0 || next.lba == 0 {
             return Ok(());
         }
-        ebr_at = ext + next.lba as u64 * 512;
+        ebr_at = ext + next.lba as u64 * ss;
     }
     Err(PartitionError::Corrupt { what: "extended partition chain (too long or looping)", offset: ext })
 }
@@ -507,32 +524,37 @@ mod tests {
 
     #[test]
     fn mbr_with_logical_partitions() {
-        let mut d = MemDisk::new(vec![0; 4 << 20], 512);
-        let entry = |t: u8, lba: u32, n: u32| {
-            let mut e = [0u8; 16];
-            e[4] = t;
-            e[8..12].copy_from_slice(&lba.to_le_bytes());
-            e[12..16].copy_from_slice(&n.to_le_bytes());
-            e
-        };
-        let mut mbr = [0u8; 512];
-        mbr[446..462].copy_from_slice(&entry(0x07, 64, 1000));
-        mbr[462..478].copy_from_slice(&entry(0x05, 2048, 4000));
-        mbr[510..].copy_from_slice(&[0x55, 0xAA]);
-        d.write_at(0, &mbr).unwrap();
-        let mut ebr = [0u8; 512];
-        ebr[446..462].copy_from_slice(&entry(0x07, 1, 100));
-        ebr[462..478].copy_from_slice(&entry(0x05, 200, 300));
-        ebr[510..].copy_from_slice(&[0x55, 0xAA]);
-        d.write_at(2048 * 512, &ebr).unwrap();
-        let mut ebr2 = [0u8; 512];
-        ebr2[446..462].copy_from_slice(&entry(0x07, 1, 50));
-        ebr2[462..478].copy_from_slice(&entry(0x05, 0, 0)); // loop back to the first EBR would be lba 0
-        ebr2[510..].copy_from_slice(&[0x55, 0xAA]);
-        d.write_at((2048 + 200) * 512, &ebr2).unwrap();
-        let p = discover(&mut d).unwrap();
-        let got: Vec<(u32, u64, u64)> = p.iter().map(|p| (p.number, p.offset / 512, p.size / 512)).collect();
-        assert_eq!(got, vec![(1, 64, 1000), (5, 2049, 100), (6, 2249, 50)]);
+        // The same table on a 512-byte and on a 4Kn device: addresses count logical sectors.
+        for ss in [512usize, 4096] {
+            let mut d = MemDisk::new(vec![0; 3000 * ss], ss as u32);
+            let entry = |t: u8, lba: u32, n: u32| {
+                let mut e = [0u8; 16];
+                e[4] = t;
+                e[8..12].copy_from_slice(&lba.to_le_bytes());
+                e[12..16].copy_from_slice(&n.to_le_bytes());
+                e
+            };
+            let mut mbr = [0u8; 512];
+            mbr[446..462].copy_from_slice(&entry(0x07, 64, 1000));
+            mbr[462..478].copy_from_slice(&entry(0x05, 2048, 400));
+            mbr[510..].copy_from_slice(&[0x55, 0xAA]);
+            d.write_at(0, &mbr).unwrap();
+            let mut ebr = [0u8; 512];
+            ebr[446..462].copy_from_slice(&entry(0x07, 1, 100));
+            ebr[462..478].copy_from_slice(&entry(0x05, 200, 300));
+            ebr[510..].copy_from_slice(&[0x55, 0xAA]);
+            d.write_at((2048 * ss) as u64, &ebr).unwrap();
+            let mut ebr2 = [0u8; 512];
+            ebr2[446..462].copy_from_slice(&entry(0x07, 1, 50));
+            ebr2[462..478].copy_from_slice(&entry(0x05, 0, 0)); // loop back to the first EBR would be lba 0
+            ebr2[510..].copy_from_slice(&[0x55, 0xAA]);
+            d.write_at(((2048 + 200) * ss) as u64, &ebr2).unwrap();
+            let p = discover(&mut d).unwrap();
+            let got: Vec<(u32, u64, u64)> = p.iter().map(|p| (p.number, p.offset, p.size)).collect();
+            let s = ss as u64;
+            assert_eq!(got, vec![(1, 64 * s, 1000 * s), (5, 2049 * s, 100 * s), (6, 2249 * s, 50 * s)], "{ss}");
+        }
+        assert_eq!((mbr_sector_size(4096), mbr_sector_size(520), mbr_sector_size(8192)), (4096, 512, 512));
     }
 
     #[test]
