@@ -520,10 +520,16 @@ fn disables_a_service_and_sets_safe_mode_checked_with_hivex() {
     let esp = format!("{}@@1M", disk.path.display());
     let bcd = ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"]));
     assert!(hive_dump(&bcd).iter().any(|l| l.ends_with("\\Elements\\25000080\tElement\t3\t0000000000000000")));
+    // Through BCD.LOG1 first, written in place through the firmware's file system.
+    let bcd_journal = run.report["safe_mode"][0]["journal"].as_str().unwrap_or_default().to_string();
+    assert!(bcd_journal.ends_with(" in BCD.LOG1"), "{:#}", run.report);
+    let bcd_log = ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD.LOG1"]));
+    assert!(bcd_log.len() == 64 * 1024 && bcd_log[512..516] == *b"HvLE", "BCD.LOG1 holds no entry");
     // Both originals are backed up on the stick.
     assert_eq!(backup_on_stick(&run, "config/SYSTEM").len(), 1);
     assert_eq!(backup_on_stick(&run, "config/SYSTEM.LOG1").len(), 1);
     assert_eq!(backup_on_stick(&run, "Boot/BCD").len(), 1);
+    assert_eq!(backup_on_stick(&run, "Boot/BCD.LOG1").len(), 1);
     let fix = ok(std::process::Command::new("ntfsfix").arg("-n").arg(&vol));
     assert!(fix.contains("processed successfully"), "{fix}");
 }

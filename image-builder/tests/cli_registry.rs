@@ -55,12 +55,16 @@ impl Disk {
     }
     /// The BCD store, read from the ESP by mtools.
     fn bcd(&self, dir: &Path) -> PathBuf {
-        let out = dir.join("BCD");
+        self.boot_file(dir, "BCD")
+    }
+    /// A file of the ESP's EFI/Microsoft/Boot, read by mtools.
+    fn boot_file(&self, dir: &Path, name: &str) -> PathBuf {
+        let out = dir.join(name);
         let _ = fs::remove_file(&out);
         run(Command::new("mcopy")
             .arg("-i")
             .arg(format!("{}@@1048576", self.path.display()))
-            .arg("::/EFI/Microsoft/Boot/BCD")
+            .arg(format!("::/EFI/Microsoft/Boot/{name}"))
             .arg(&out));
         out
     }
@@ -101,6 +105,7 @@ fn service_disabled_in_every_control_set_and_safe_mode_set() {
     let t = tempfile::tempdir().unwrap();
     let disk = make_disk(t.path(), &["--hives"]);
     let sys_before = dump(&disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM"));
+    let bcd_original = fs::read(disk.bcd(t.path())).unwrap();
     let bcd_before = dump(&disk.bcd(t.path()));
     let image_before = fs::read(&disk.path).unwrap();
     // A dry run says what it would do and writes nothing.
@@ -150,6 +155,13 @@ fn service_disabled_in_every_control_set_and_safe_mode_set() {
     assert!(gone.is_empty(), "{gone:?}");
     assert_eq!(new.len(), 1, "{new:?}");
     assert!(new.iter().next().unwrap().ends_with("\\Elements\\25000080\tElement\t3\t0000000000000000"), "{new:?}");
+    // The store's change went into BCD.LOG1 first: regipy replays it over the original.
+    assert!(so.contains(" in BCD.LOG1"), "{so}");
+    let bcd_orig = t.path().join("BCD.orig");
+    fs::write(&bcd_orig, &bcd_original).unwrap();
+    let log1 = disk.boot_file(t.path(), "BCD.LOG1");
+    let replayed = fs::read(regipy_recover(t.path(), &bcd_orig, Path::new(""), &log1)).unwrap();
+    assert!(replayed[4096..] == fs::read(disk.bcd(t.path())).unwrap()[4096..], "regipy's replay of BCD.LOG1 differs");
     // The originals are in the backup folder, byte for byte.
     let backups = t.path().join("backups");
     let sys_backup = fs::read(

@@ -78,27 +78,66 @@ impl KeySource for NoSiteKeys {
     }
 }
 
+/// The files of the Windows boot manager's folder `EFI\Microsoft\Boot` that
+/// `[finish] safe_mode` reads and edits: the BCD store and its two
+/// transaction logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootFile {
+    /// `BCD`, the store (a registry hive).
+    Bcd,
+    /// `BCD.LOG1`.
+    Log1,
+    /// `BCD.LOG2`.
+    Log2,
+}
+
+impl BootFile {
+    /// The logs, in the order recovery takes them.
+    pub const LOGS: [BootFile; 2] = [BootFile::Log1, BootFile::Log2];
+
+    /// The file's name in `EFI\Microsoft\Boot`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootFile::Bcd => "BCD",
+            BootFile::Log1 => "BCD.LOG1",
+            BootFile::Log2 => "BCD.LOG2",
+        }
+    }
+}
+
+/// Writes edits (file offset, bytes) into one of the boot files, in order:
+/// what [`EspFiles::write`] does for one disk.
+pub type BootFileWriter<'a> =
+    dyn FnMut(BootFile, &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String> + 'a;
+
 /// The EFI System Partitions of the disks being fixed, as the front end
 /// reaches them (the agent: the firmware's Simple File System protocol).
-/// Disks are named by their label ([`crate::session::Disk::label`]).
+/// Disks are named by their label ([`crate::session::Disk::label`]). A
+/// disk's ESP is the one holding the BCD store.
 pub trait EspFiles {
-    /// The BCD store (`EFI\Microsoft\Boot\BCD`) of the disk's ESP; `None`
-    /// when the disk has no ESP holding one.
-    fn read_bcd(&mut self, disk: &str) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>>;
-    /// Writes `edits` (file offset, bytes) into the disk's BCD store, in
-    /// order, each flushed before the next, without changing its length
-    /// (see [`crate::registry::edit::writes`]: header dirty, pages, header clean).
-    fn write_bcd(&mut self, disk: &str, edits: &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String>;
+    /// The whole of `file` on the disk's ESP; `None` when the disk has no
+    /// ESP holding a BCD store, or (for a log) the log does not exist.
+    fn read(&mut self, disk: &str, file: BootFile) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>>;
+    /// Writes `edits` (file offset, bytes) into `file`, in order, each
+    /// flushed before the next, never changing its length (see
+    /// [`crate::registry::journal`]: log entry, then header dirty, pages,
+    /// header clean).
+    fn write(
+        &mut self,
+        disk: &str,
+        file: BootFile,
+        edits: &[(u64, alloc::vec::Vec<u8>)],
+    ) -> Result<(), alloc::string::String>;
 }
 
 /// No ESP reachable (tests, and front ends without file access).
 pub struct NoEsp;
 
 impl EspFiles for NoEsp {
-    fn read_bcd(&mut self, _: &str) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>> {
+    fn read(&mut self, _: &str, _: BootFile) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>> {
         None
     }
-    fn write_bcd(&mut self, _: &str, _: &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String> {
+    fn write(&mut self, _: &str, _: BootFile, _: &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String> {
         Err(alloc::string::String::from("no EFI System Partition"))
     }
 }

@@ -16,6 +16,7 @@ use crate::ntfs::gate::Clearance;
 use crate::ntfs::overwrite::plan_overwrite;
 use crate::ntfs::plan::{self, Plan, PlanWrite};
 use crate::ntfs::{self, Ntfs, NtfsError};
+use crate::ports::{BootFile, BootFileWriter};
 use crate::profile::{HiveName, Profile, RegistryRule};
 use crate::registry::cell::Hive;
 use crate::registry::edit::{self, Data, Editor};
@@ -243,39 +244,13 @@ fn one_hive<D: BlockDevice>(
         hr.writes = plan.writes;
         return Ok(());
     }
-    // The whole original hive goes to the backup first; no backup, no write.
-    let fr = FileReport {
-        path: hr.path.clone(),
-        size: original.len() as u64,
-        sha256: hr.sha256.clone(),
-        ..Default::default()
-    };
-    let item = BackupItem {
-        profile: &profile.name,
-        volume,
-        volume_serial: v.boot.serial,
-        path: &hr.path,
-        file: &fr,
-        content: &original,
-        required: true,
-    };
-    let mut backed_up = sink.backup(&item).map(|at| hr.backup = Some(at));
-    // The logs the journal writes: a dirty original is restored with them.
-    for i in (0..logs.len()).filter(|&i| journal.writes.iter().any(|w| w.0 == Target::Log(i))) {
-        if backed_up.is_err() {
-            break;
-        }
-        let (name, _, content) = &logs[i];
-        let path = format!("{}\\{name}", CONFIG.join("\\"));
-        let fr = FileReport {
-            path: path.clone(),
-            size: content.len() as u64,
-            sha256: Some(hex(&Sha256::digest(content))),
-            ..Default::default()
-        };
-        let item = BackupItem { path: &path, file: &fr, content, ..item };
-        backed_up = sink.backup(&item).map(|at| hr.log_backups.push(at));
-    }
+    // The whole original hive, and each log the journal writes, go to the backup first.
+    let mut files = alloc::vec![(hr.path.clone(), original.as_slice())];
+    files.extend(logs.iter().map(|(name, _, content)| (format!("{}\\{name}", CONFIG.join("\\")), content.as_slice())));
+    let backed_up = back_up(sink, &journal, (&profile.name, volume, v.boot.serial), &files).map(|mut at| {
+        hr.backup = Some(at.remove(0));
+        hr.log_backups = at;
+    });
     if let Err(m) = backed_up {
         if let (Some(r), Ok(c)) = (reset, gate.as_mut()) {
             c.put_back_reset(r);
@@ -289,6 +264,32 @@ fn one_hive<D: BlockDevice>(
     hr.writes = plan.writes;
     hr.action = String::from("written");
     Ok(())
+}
+
+/// Backs up a hive file and each log `journal` writes, every copy
+/// required (no copy, no edit): `files[0]` is the hive and `files[1 + i]`
+/// log `i`, as (path, content); `whose` is (profile, volume index, volume
+/// serial). Returns where each copy went, the hive's first.
+fn back_up(
+    sink: &mut dyn BackupSink,
+    journal: &journal::Journal,
+    whose: (&str, usize, u64),
+    files: &[(String, &[u8])],
+) -> Result<Vec<String>, String> {
+    let written = |i: usize| i == 0 || journal.writes.iter().any(|w| w.0 == Target::Log(i - 1));
+    let mut at = Vec::new();
+    for (path, content) in files.iter().enumerate().filter(|(i, _)| written(*i)).map(|(_, f)| f) {
+        let fr = FileReport {
+            path: path.clone(),
+            size: content.len() as u64,
+            sha256: Some(hex(&Sha256::digest(content))),
+            ..Default::default()
+        };
+        let (profile, volume, volume_serial) = whose;
+        let item = BackupItem { profile, volume, volume_serial, path, file: &fr, content, required: true };
+        at.push(sink.backup(&item).map_err(|m| format!("{path}: {m}"))?);
+    }
+    Ok(at)
 }
 
 /// Sets one value, recording the change. With `optional`, a missing key is
@@ -367,41 +368,61 @@ pub fn resolve(h: &Hive, hive: HiveName, key: &str) -> Result<String, RegError> 
     })
 }
 
-/// `[finish] safe_mode` on one BCD store whose bytes are `old`: edits it
-/// (a dry run stops there), backs the original up (a kept copy is
-/// required), then hands the writes, in hive order, to `write` (the agent:
-/// the firmware's file system; the host: fatfs). Fills `r`'s loader,
-/// before, after and action; an error says why nothing was written.
+/// `[finish] safe_mode` on one BCD store whose bytes are `old`, with its
+/// logs (`BCD.LOG1`, `BCD.LOG2`; empty when missing): recovers it if dirty,
+/// edits it (a dry run stops there), backs the original and each log to be
+/// written up (kept copies are required), then hands the writes of the
+/// journal, file by file in order, to `write` (the agent: the firmware's
+/// file system; the host: fatfs). Fills `r`; an error says why nothing was
+/// written.
 #[allow(clippy::too_many_arguments)]
 pub fn safe_mode_store(
     old: &[u8],
+    logs: [&[u8]; 2],
     mode: crate::registry::bcd::SafeMode,
     now: u64,
     dry_run: bool,
     volume: usize,
     sink: &mut dyn BackupSink,
-    write: &mut dyn FnMut(&[edit::FileEdit]) -> Result<(), String>,
+    write: &mut BootFileWriter,
     r: &mut crate::registry::bcd::SafeModeReport,
 ) -> Result<(), String> {
     use crate::registry::bcd;
-    let (new, change) = bcd::edit_store(old, mode, now).map_err(|e| format!("editing the BCD store: {e}"))?;
+    let store = |e: RegError| format!("the BCD store: {e}");
+    let recovered = hivelog::recover(old, &logs).map_err(store)?;
+    if recovered.bytes.len() != old.len() {
+        return Err(String::from("recovering the BCD store from its logs would make it longer: refusing to edit it"));
+    }
+    let (new, change) = bcd::edit_store(&recovered.bytes, mode, now).map_err(store)?;
     r.loader = change.loader;
     r.before = bcd::describe(change.before);
     r.after = bcd::describe(change.after);
-    if new == old {
+    if new == recovered.bytes {
         r.action = String::from("unchanged");
         return Ok(());
     }
+    let journal = journal::plan(old, &recovered, &new, &logs).map_err(store)?;
+    r.journal = journal.entry.map(|(i, seq)| format!("log entry {seq} in {}", BootFile::LOGS[i].name()));
     if dry_run {
         r.action = String::from("would set");
         return Ok(());
     }
-    let path = "ESP\\EFI\\Microsoft\\Boot\\BCD";
-    let fr = FileReport { path: path.into(), size: old.len() as u64, ..Default::default() };
-    let item =
-        BackupItem { profile: "safe_mode", volume, volume_serial: 0, path, file: &fr, content: old, required: true };
-    sink.backup(&item).map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))?;
-    write(&edit::writes(old, &new))?;
+    let dir = "ESP\\EFI\\Microsoft\\Boot\\";
+    let files: Vec<(String, &[u8])> = core::iter::once(BootFile::Bcd)
+        .chain(BootFile::LOGS)
+        .zip(core::iter::once(old).chain(logs))
+        .map(|(f, content)| (format!("{dir}{}", f.name()), content))
+        .collect();
+    back_up(sink, &journal, ("safe_mode", volume, 0), &files)
+        .map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))?;
+    for run in journal.writes.chunk_by(|a, b| a.0 == b.0) {
+        let file = match run[0].0 {
+            Target::Primary => BootFile::Bcd,
+            Target::Log(i) => BootFile::LOGS[i],
+        };
+        let edits: Vec<edit::FileEdit> = run.iter().map(|(_, e)| e.clone()).collect();
+        write(file, &edits)?;
+    }
     r.action = String::from("set");
     Ok(())
 }

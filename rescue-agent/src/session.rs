@@ -11,7 +11,7 @@ use crate::block::{BlockDevice, Slice};
 use crate::diskid;
 use crate::ntfs::{Ntfs, NtfsError};
 use crate::partition::{self, Guid, PartitionKind};
-use crate::ports::{Console, EspFiles, KeyPrompt, KeySource};
+use crate::ports::{BootFile, Console, EspFiles, KeyPrompt, KeySource};
 use crate::profile::Profile;
 use crate::prompt::{self, Event};
 use crate::registry::bcd;
@@ -256,9 +256,11 @@ fn safe_mode(
         ..Default::default()
     };
     let result = (|| -> Result<(), String> {
-        let old = esp.read_bcd(label).ok_or("the disk has no EFI System Partition with a BCD store")??;
-        let mut write = |edits: &[crate::registry::edit::FileEdit]| esp.write_bcd(label, edits);
-        crate::registry_rules::safe_mode_store(&old, mode, now, false, 0, sink, &mut write, &mut r)
+        let old = esp.read(label, BootFile::Bcd).ok_or("the disk has no EFI System Partition with a BCD store")??;
+        let [log1, log2] = BootFile::LOGS.map(|f| esp.read(label, f).unwrap_or(Ok(Vec::new())));
+        let (log1, log2) = (log1?, log2?);
+        let mut write = |file, edits: &[crate::registry::edit::FileEdit]| esp.write(label, file, edits);
+        crate::registry_rules::safe_mode_store(&old, [&log1, &log2], mode, now, false, 0, sink, &mut write, &mut r)
     })();
     if let Err(why) = result {
         r.action = "failed".into();

@@ -223,6 +223,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     }
     for m in report.safe_mode.iter().filter(|_| !to_stdout) {
         say!("safe mode ({}): {} -> {} [{}]", m.store, m.before, m.after, m.action);
+        if let Some(j) = &m.journal {
+            say!("  transaction log first: {j}");
+        }
         if m.action == "set" {
             say!("  {}", m.undo);
         }

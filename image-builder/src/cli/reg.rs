@@ -43,9 +43,9 @@ pub fn run(args: &RegArgs) -> Result<()> {
     let mut shown = 0;
     if hive == "BCD" {
         for p in parts.iter().filter(|p| esp::is_esp(p)) {
-            let Ok(bytes) = esp::read_bcd(&mut disk, p) else { continue };
+            let Ok((bytes, logs)) = esp::read_bcd(&mut disk, p) else { continue };
             say!("== partition {} (EFI System Partition): \\{}", p.number, esp::BCD_PATH.replace('/', "\\"));
-            show(bytes, "BCD", path)?;
+            show_recovered(&bytes, &logs, "BCD", path).with_context(|| format!("partition {}: BCD", p.number))?;
             shown += 1;
         }
         if shown == 0 {
@@ -69,21 +69,27 @@ pub fn run(args: &RegArgs) -> Result<()> {
             read(&mut vol, &format!("{hive}.LOG1"))?.unwrap_or_default(),
             read(&mut vol, &format!("{hive}.LOG2"))?.unwrap_or_default(),
         ];
-        let rec = hivelog::recover(&bytes, &[&logs[0], &logs[1]]).with_context(|| format!("volume {index}: {hive}"))?;
         say!("== volume {index} (partition {}): Windows\\System32\\config\\{hive}", p.number);
-        if rec.applied > 0 {
-            say!(
-                "   (dirty: read as recovered from its transaction logs, {} log entries; the file is unchanged)",
-                rec.applied
-            );
-        }
-        show(rec.bytes, &hive, path)?;
+        show_recovered(&bytes, &logs, &hive, path).with_context(|| format!("volume {index}: {hive}"))?;
         shown += 1;
     }
     if shown == 0 {
         bail!("no Windows volume with a {hive} hive in {}", args.target.display());
     }
     Ok(())
+}
+
+/// Prints the key at `path` of a hive file as Windows would load it: a
+/// dirty one as recovered from its `logs` (in memory; the file is unchanged).
+fn show_recovered(bytes: &[u8], logs: &[Vec<u8>; 2], hive: &str, path: &str) -> Result<()> {
+    let rec = hivelog::recover(bytes, &[&logs[0], &logs[1]])?;
+    if rec.applied > 0 {
+        say!(
+            "   (dirty: read as recovered from its transaction logs, {} log entries; the file is unchanged)",
+            rec.applied
+        );
+    }
+    show(rec.bytes, hive, path)
 }
 
 /// Prints the key at `path` of a hive: subkeys, then values.

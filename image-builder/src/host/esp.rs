@@ -1,19 +1,22 @@
 //! The EFI System Partition of a disk being fixed: its BCD store
-//! (`EFI\Microsoft\Boot\BCD`), read and written in place through `fatfs`.
+//! (`EFI\Microsoft\Boot\BCD`) and the store's logs, read and written in
+//! place through `fatfs`.
 //!
-//! Guarantees: the store is rewritten with bytes of the same length (its
-//! clusters do not change), only after the engine edited it without error
-//! and after the original went to the backup folder; a dry run writes
+//! Guarantees: files are rewritten with bytes of the same length (their
+//! clusters do not change), only after the engine edited the store without
+//! error and after the originals went to the backup folder; a dry run writes
 //! nothing; the stick's own FAT is never touched (this opens the target disk).
 
 use crate::host::backup_dir::DirSink;
 use rescue_engine::block::BlockDevice;
 use rescue_engine::partition::{Guid, Partition, PartitionKind};
+use rescue_engine::ports::BootFile;
 use rescue_engine::registry::bcd::{self, SafeMode, SafeModeReport};
 use rescue_engine::registry_rules::safe_mode_store;
 use std::io::{Read, Seek, SeekFrom, Write};
 
-/// Where Windows keeps its boot configuration on the ESP.
+/// Where Windows keeps its boot configuration on the ESP: the folder, and the BCD store in it.
+const BOOT_DIR: &str = "EFI/Microsoft/Boot";
 pub const BCD_PATH: &str = "EFI/Microsoft/Boot/BCD";
 
 /// A window of a block device as a stream `fatfs` can open (read and write).
@@ -88,13 +91,29 @@ fn read_store(f: &mut impl Read) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads the BCD store of `esp` on `disk`.
-pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<Vec<u8>> {
+/// The path of `file` on the ESP.
+fn path(file: BootFile) -> String {
+    format!("{BOOT_DIR}/{}", file.name())
+}
+
+/// The BCD store of an open ESP, and its two logs (a missing log reads as empty).
+fn read_files<IO: fatfs::ReadWriteSeek>(fs: &fatfs::FileSystem<IO>) -> anyhow::Result<(Vec<u8>, [Vec<u8>; 2])> {
     use anyhow::Context;
-    let fs = open_fs(disk, esp)?;
     let mut f =
         fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
-    read_store(&mut f)
+    let store = read_store(&mut f)?;
+    let mut logs = [Vec::new(), Vec::new()];
+    for (log, file) in logs.iter_mut().zip(BootFile::LOGS) {
+        if let Ok(mut f) = fs.root_dir().open_file(&path(file)) {
+            *log = read_store(&mut f)?;
+        }
+    }
+    Ok((store, logs))
+}
+
+/// Reads the BCD store of `esp` on `disk`, and its two logs.
+pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<(Vec<u8>, [Vec<u8>; 2])> {
+    read_files(&open_fs(disk, esp)?)
 }
 
 /// Sets Safe Mode (`mode`) in the BCD store of `esp` on `disk`; the report
@@ -133,19 +152,20 @@ fn edit<D: BlockDevice>(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let fs = open_fs(disk, esp)?;
-    let mut f =
-        fs.root_dir().open_file(BCD_PATH).with_context(|| format!("no {BCD_PATH} on the EFI System Partition"))?;
-    let old = read_store(&mut f)?;
-    // In place, in the order Windows writes a hive: header dirty, pages, header clean.
-    let mut write = |edits: &[rescue_engine::registry::edit::FileEdit]| -> Result<(), String> {
+    let (old, logs) = read_files(&fs)?;
+    // In place, in the journal's order: the log entry, then the store (header dirty, pages, header clean).
+    let mut write = |file: BootFile, edits: &[rescue_engine::registry::edit::FileEdit]| -> Result<(), String> {
+        let name = file.name();
+        let mut f = fs.root_dir().open_file(&path(file)).map_err(|e| format!("opening {name}: {e}"))?;
         for (at, bytes) in edits {
             f.seek(SeekFrom::Start(*at)).map_err(|e| e.to_string())?;
-            f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing the BCD store: {e}"))?;
+            f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing {name}: {e}"))?;
         }
         Ok(())
     };
-    safe_mode_store(&old, mode, now, dry_run, esp.number as usize, sink, &mut write, r).map_err(anyhow::Error::msg)?;
-    drop(f);
+    let [log1, log2] = &logs;
+    safe_mode_store(&old, [log1, log2], mode, now, dry_run, esp.number as usize, sink, &mut write, r)
+        .map_err(anyhow::Error::msg)?;
     fs.unmount().context("closing the EFI System Partition")?;
     Ok(())
 }

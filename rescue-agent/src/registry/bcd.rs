@@ -133,6 +133,9 @@ pub struct SafeModeReport {
     pub reason: Option<String>,
     /// How to undo it.
     pub undo: String,
+    /// The transaction log entry written before the store (see
+    /// `registry::journal`), e.g. `log entry 35 in BCD.LOG1`.
+    pub journal: Option<String>,
 }
 
 /// A `safeboot` element value for people.
