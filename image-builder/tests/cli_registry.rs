@@ -127,7 +127,7 @@ fn service_disabled_in_every_control_set_and_safe_mode_set() {
     assert!(so.contains("bcdedit /deletevalue {default} safeboot"), "the undo is not shown: {so}");
     // The change went into a fresh LOG1 first: regipy, applying it to the
     // original hive, gets the hive we wrote.
-    assert!(so.contains("transaction log first: log entry ") && so.contains(" in SYSTEM.LOG1"), "{so}");
+    assert!(so.contains("transaction log: log entry ") && so.contains(" in SYSTEM.LOG1, written first"), "{so}");
     let cfg = "Windows/System32/config/";
     let sys_written = fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"))).unwrap();
     let log1 = disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG1"));
@@ -156,7 +156,7 @@ fn service_disabled_in_every_control_set_and_safe_mode_set() {
     assert_eq!(new.len(), 1, "{new:?}");
     assert!(new.iter().next().unwrap().ends_with("\\Elements\\25000080\tElement\t3\t0000000000000000"), "{new:?}");
     // The store's change went into BCD.LOG1 first: regipy replays it over the original.
-    assert!(so.contains(" in BCD.LOG1"), "{so}");
+    assert!(so.contains(" in BCD.LOG1, written first"), "{so}");
     let bcd_orig = t.path().join("BCD.orig");
     fs::write(&bcd_orig, &bcd_original).unwrap();
     let log1 = disk.boot_file(t.path(), "BCD.LOG1");
@@ -242,7 +242,7 @@ fn dirty_hive_is_recovered_like_regipy_then_edited() {
         String::from_utf8_lossy(&o.stderr)
     );
     // The change went into LOG2 first, after the chain's last entry; the log's original is kept.
-    assert!(so.contains("transaction log first: log entry 2131 in SYSTEM.LOG2"), "{so}");
+    assert!(so.contains("transaction log: log entry 2131 in SYSTEM.LOG2, written first"), "{so}");
     let kept = so.lines().find_map(|l| l.trim().strip_prefix("backup of its log: ")).expect("log backup line");
     assert!(fs::read(kept).unwrap() == log2_before);
     assert!(fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG2"))).unwrap() != log2_before);

@@ -51,8 +51,8 @@ pub struct HiveReport {
     pub reason: Option<String>,
     /// Where the original went, as the backup sink said.
     pub backup: Option<String>,
-    /// The transaction log entry written before the hive (see
-    /// `registry::journal`), e.g. `log entry 2131 in SYSTEM.LOG2`.
+    /// How the change went through a transaction log (see
+    /// `registry::journal`), e.g. `log entry 2131 in SYSTEM.LOG2, written first`.
     pub journal: Option<String>,
     /// Where the originals of the logs written went.
     pub log_backups: Vec<String>,
@@ -147,7 +147,7 @@ pub fn run<D: BlockDevice>(
             log(&format!("volume {}: {}\\{}\\{}: {} ({})", vr.index, hr.hive, c.key, c.value, c.outcome, c.after));
         }
         match &hr.journal {
-            Some(j) if hr.action == "written" => log(&format!("volume {}: {path}: written (journal: {j})", vr.index)),
+            Some(j) if hr.action == "written" => log(&format!("volume {}: {path}: written ({j})", vr.index)),
             _ => log(&format!("volume {}: {path}: {}", vr.index, hr.action)),
         }
         vr.hives.push(hr);
@@ -216,10 +216,7 @@ fn one_hive<D: BlockDevice>(
         hr.action = String::from("unchanged");
         return Ok(());
     }
-    hr.journal = Some(match journal.entry {
-        Some((i, seq)) => format!("log entry {seq} in {}", logs[i].0),
-        None => String::from("none (no transaction log in the new format with room for it)"),
-    });
+    hr.journal = Some(journal.describe([&logs[0].0, &logs[1].0]));
     let clear = gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
     // One overwrite plan per run of writes to the same file, in order: the
     // log's writes all come before the hive's.
@@ -402,7 +399,7 @@ pub fn safe_mode_store(
         return Ok(());
     }
     let journal = journal::plan(old, &recovered, &new, &logs).map_err(store)?;
-    r.journal = journal.entry.map(|(i, seq)| format!("log entry {seq} in {}", BootFile::LOGS[i].name()));
+    r.journal = Some(journal.describe(BootFile::LOGS.map(BootFile::name)));
     if dry_run {
         r.action = String::from("would set");
         return Ok(());

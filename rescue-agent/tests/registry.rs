@@ -363,15 +363,15 @@ fn hive_write_interrupted_after_every_write() {
     let clean = fs::read(clean_system(t.path())).unwrap();
     assert_eq!(
         interrupted_after_every_write(&clean, None).as_deref(),
-        Some("none (no transaction log in the new format with room for it)")
+        Some("no log entry (no transaction log in the new format with room for one)")
     );
     // A dirty hive with its logs (Windows 10): the entry continues the chain in LOG2.
     let (dirty, log1, log2) = (corpus("SYSTEM_B"), corpus("SYSTEM_B.LOG1"), corpus("SYSTEM_B.LOG2"));
     let j = interrupted_after_every_write(&dirty, Some([&log1, &log2]));
-    assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG2"));
+    assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG2, written first"));
     // The same hive as Windows leaves it after writing it out (clean, at
     // 2130) with the same logs: a fresh LOG1 whose only entry is the change.
     let flushed = rescue_engine::registry::log::recover(&dirty, &[&log1, &log2]).unwrap().bytes;
     let j = interrupted_after_every_write(&flushed, Some([&log1, &log2]));
-    assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG1"));
+    assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG1, written first"));
 }

@@ -208,7 +208,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
                 say!("  {r}");
             }
             if let Some(j) = &h.journal {
-                say!("  transaction log first: {j}");
+                say!("  transaction log: {j}");
             }
             if let Some(b) = &h.backup {
                 say!("  backup of the hive: {b}");
@@ -224,7 +224,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     for m in report.safe_mode.iter().filter(|_| !to_stdout) {
         say!("safe mode ({}): {} -> {} [{}]", m.store, m.before, m.after, m.action);
         if let Some(j) = &m.journal {
-            say!("  transaction log first: {j}");
+            say!("  transaction log: {j}");
         }
         if m.action == "set" {
             say!("  {}", m.undo);

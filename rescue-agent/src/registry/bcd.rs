@@ -133,8 +133,8 @@ pub struct SafeModeReport {
     pub reason: Option<String>,
     /// How to undo it.
     pub undo: String,
-    /// The transaction log entry written before the store (see
-    /// `registry::journal`), e.g. `log entry 35 in BCD.LOG1`.
+    /// How the change went through a transaction log (see
+    /// `registry::journal`), e.g. `log entry 35 in BCD.LOG1, written first`.
     pub journal: Option<String>,
 }
 

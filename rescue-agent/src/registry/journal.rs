@@ -33,6 +33,8 @@
 //! or from the chain it continues), so every state between the first and the
 //! last page recovers as both ends do.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::base::{self, BaseBlock, SIZE};
@@ -67,6 +69,16 @@ pub struct Journal {
     pub entry: Option<(usize, u32)>,
 }
 
+impl Journal {
+    /// For people: where the log entry went, given the logs' file names, or why there is none.
+    pub fn describe(&self, log_names: [&str; 2]) -> String {
+        match self.entry {
+            Some((i, seq)) => format!("log entry {seq} in {}, written first", log_names.get(i).unwrap_or(&"?")),
+            None => String::from("no log entry (no transaction log in the new format with room for one)"),
+        }
+    }
+}
+
 /// Plans writing `edited` over the primary file `original`, whose logs are
 /// `logs` (as given to [`log::recover`], which returned `recovered`).
 /// `edited` is `recovered.bytes` changed by the editor (same length as
@@ -77,6 +89,11 @@ pub struct Journal {
 /// the change (logs that do not fit together); nothing is to be written
 /// then. Never panics; writes nothing itself.
 pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]]) -> Result<Journal> {
+    if edited.len() != original.len() {
+        return Err(RegError::Unsupported {
+            detail: "the change would change the file's length, and files are never grown",
+        });
+    }
     let mut primary = edit::writes(original, edited);
     if primary.is_empty() {
         return Ok(Journal::default());
@@ -316,6 +333,8 @@ mod tests {
         }
         let rec = log::recover(&original, &[]).unwrap();
         assert_eq!(plan(&original, &rec, &original, &[]).unwrap(), Journal::default());
+        let longer = [&edited[..], &[0u8; 4096]].concat();
+        assert!(matches!(plan(&original, &rec, &longer, &[]), Err(RegError::Unsupported { .. })));
     }
 
     #[test]
