@@ -211,11 +211,12 @@ fn one_hive<D: BlockDevice>(
         set_one(&mut ed, &key, &rule.value, &rule.data, opts.now, false, hr).map_err(r)?;
     }
     let edited = ed.finish(opts.now);
-    let journal = journal::plan(&original, &recovered, &edited, &refs).map_err(r)?;
-    if journal.writes.is_empty() {
+    // Nothing to change: a dirty hive is left for Windows to recover itself.
+    if edited == recovered.bytes {
         hr.action = String::from("unchanged");
         return Ok(());
     }
+    let journal = journal::plan(&original, &recovered, &edited, &refs).map_err(r)?;
     hr.journal = Some(journal.describe([&logs[0].0, &logs[1].0]));
     let clear = gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
     // One overwrite plan per run of writes to the same file, in order: the

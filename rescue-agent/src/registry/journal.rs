@@ -16,10 +16,14 @@
 //!   then names this entry, so older entries in either log are never
 //!   replayed.
 //!
-//! The entry holds every 4 KiB page the edit changed in the recovered hive,
-//! and a zeroed sector after it ends the log. The primary's dirty base block
-//! is the edited one with sequence numbers (floor + 1, floor), where floor is
-//! the first entry recovery must apply.
+//! The entry holds every 4 KiB page the edit changed in the recovered hive
+//! (padded, as Windows pads them, to end on a 4 KiB boundary of the log when
+//! there is room), and a zeroed sector after it ends the log. The entry takes
+//! the edited hive's sequence number E; while the hive is written its base
+//! block is the edited one with sequence numbers (E + 1, floor), where floor
+//! is the first entry recovery must apply, and at the end (E + 1, E + 1), as
+//! after Windows' own writes, so that Windows' next entry (numbered like the
+//! hive's secondary sequence number) never takes the number of this one.
 //!
 //! Without a place for the entry: a clean hive whose logs are missing, too
 //! small or old-format (Windows 8 and earlier) is written without one, in
@@ -100,24 +104,42 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     }
     let new = BaseBlock::parse(edited)?;
     let pages = changed_pages(&recovered.bytes, edited);
-    let mut body = log::entry(new.seq1, new.bins_size, le32(edited, FLAGS).unwrap_or(0), &pages);
-    let Some(place) = place(recovered, logs, body.len(), new.seq1)? else {
+    let seq = new.seq1;
+    let flags = le32(edited, FLAGS).unwrap_or(0) & 1;
+    let body = log::entry(seq, new.bins_size, flags, &pages, 0);
+    let place = if pages.is_empty() { None } else { place(recovered, logs, body.len(), seq)? };
+    let Some(place) = place else {
         let writes = primary.into_iter().map(|w| (Target::Primary, w)).collect();
         return Ok(Journal { writes, entry: None });
     };
+    // As Windows lays entries out: each ends on a 4 KiB boundary of the log, when there is room.
     let log_len = logs.get(place.log).map_or(0, |l| l.len());
-    if place.at + body.len() < log_len {
-        body.resize(body.len() + SECTOR, 0);
+    let aligned = (place.at + body.len()).next_multiple_of(4096) - place.at;
+    let body = match place.at + aligned {
+        end if end == log_len || end + SECTOR <= log_len => log::entry(seq, new.bins_size, flags, &pages, aligned),
+        _ => body,
+    };
+    let mut at_entry = body;
+    if place.at + at_entry.len() < log_len {
+        at_entry.resize(at_entry.len() + SECTOR, 0);
     }
-    let mut writes = alloc::vec![(Target::Log(place.log), (place.at as u64, body))];
+    let mut writes = alloc::vec![(Target::Log(place.log), (place.at as u64, at_entry))];
     if place.at == SECTOR {
-        writes.push((Target::Log(place.log), (0, log::log_base(edited, 6, new.seq1))));
+        writes.push((Target::Log(place.log), (0, log::log_base(edited, 6, seq))));
     }
+    // The hive ends one past its last log entry, as after Windows' own
+    // writes (its next entry then takes the next number); while written it
+    // is dirty with recovery starting at `floor`.
+    let mut clean = edited[..SIZE].to_vec();
+    base::stamp(&mut clean, seq.wrapping_add(1), seq.wrapping_add(1), new.timestamp);
     let mut dirty = edited[..SIZE].to_vec();
-    base::stamp(&mut dirty, place.floor.wrapping_add(1), place.floor, new.timestamp);
+    base::stamp(&mut dirty, seq.wrapping_add(1), place.floor, new.timestamp);
     primary[0].1 = dirty;
+    if let Some(last) = primary.last_mut() {
+        last.1 = clean;
+    }
     writes.extend(primary.into_iter().map(|w| (Target::Primary, w)));
-    let journal = Journal { writes, entry: Some((place.log, new.seq1)) };
+    let journal = Journal { writes, entry: Some((place.log, seq)) };
     check(original, recovered, edited, logs, &journal)?;
     Ok(journal)
 }
@@ -192,7 +214,11 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
         let r = log::recover(&primary, &refs).map_err(|_| bad())?;
         let primary_touched = journal.writes[..=k].iter().any(|(t, _)| *t == Target::Primary);
         let good = if k + 1 == n {
-            primary == edited && r.bytes == edited
+            // Clean: the edited hive, numbered one past the entry.
+            let next = journal.entry.map_or(0, |(_, seq)| seq.wrapping_add(1));
+            let mut want = edited.to_vec();
+            base::stamp(&mut want, next, next, BaseBlock::parse(edited)?.timestamp);
+            primary == want && r.bytes == want
         } else if primary_touched {
             r.bytes == edited
         } else {
@@ -236,7 +262,7 @@ mod tests {
     }
 
     fn page_entry(seq: u32, bins: usize, i: usize, fill: u8) -> Vec<u8> {
-        log::entry(seq, (bins * PAGE) as u32, 0, &[((i * PAGE) as u32, &vec![fill; PAGE])])
+        log::entry(seq, (bins * PAGE) as u32, 0, &[((i * PAGE) as u32, &vec![fill; PAGE])], 0)
     }
 
     /// Applies the first `k` writes of `j` and recovers.
@@ -258,9 +284,13 @@ mod tests {
     /// and to exactly `edited` once the primary was touched.
     fn every_cut_recovers(original: &[u8], before: &[u8], edited: &[u8], logs: &[&[u8]], j: &Journal) {
         let first_primary = j.writes.iter().position(|(t, _)| *t == Target::Primary).unwrap();
+        let next = j.entry.unwrap().1 + 1;
         for k in 0..=j.writes.len() {
             let r = after(original, logs, j, k);
-            if k > first_primary {
+            if k == j.writes.len() {
+                assert!(r[SIZE..] == edited[SIZE..], "the end");
+                assert_eq!(BaseBlock::parse(&r).map(|b| (b.seq1, b.seq2)), Ok((next, next)), "one past the entry");
+            } else if k > first_primary {
                 assert!(r == edited, "cut after {k} writes");
             } else {
                 assert!(r[SIZE..] == before[SIZE..] || r[SIZE..] == edited[SIZE..], "cut after {k} writes");

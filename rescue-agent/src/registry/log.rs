@@ -20,18 +20,20 @@
 //! - a log is usable when its base block is valid (signature, checksum,
 //!   version) and its two sequence numbers are equal;
 //! - with a valid primary base block, both logs are used, the one whose base
-//!   block has the lower sequence number (the earlier entries) first; with a
+//!   block has the lower sequence number (the earlier entries) first, `.LOG2`
+//!   first on a tie (as in Suhanov's reference implementation, yarp); with a
 //!   wrong primary checksum, the primary base block is rebuilt from the log
 //!   with the latest entries (file type set back to 0) and only that log is
 //!   used;
-//! - in the first log applied, the first entry must carry the log base
-//!   block's sequence number, which must not be below the primary's secondary
-//!   sequence number (a log whose entries are all older is skipped); every
-//!   following entry, in the same log or at the start of the next one, must
-//!   carry the previous one's number + 1;
+//! - a log is eligible when its base block's sequence number is not below
+//!   the primary's secondary sequence number (a log whose entries are all
+//!   older is skipped); the first eligible log must begin with an entry
+//!   carrying that number, or recovery stops there; every following entry,
+//!   in the same log or at the start of the next one, must carry the
+//!   previous one's number + 1;
 //! - recovery stops (keeping what was applied) at the first entry with a bad
 //!   signature, size, Hash-1, Hash-2, hive bins size (not a multiple of
-//!   4096) or sequence number;
+//!   4096), no dirty pages, or a wrong sequence number;
 //! - each applied entry grows the file to its hive bins size; the recovered
 //!   base block takes the hive bins size and flag bit 0 (`Flags`, offset
 //!   0x90) of the last applied entry, and that entry's sequence number in
@@ -258,8 +260,9 @@ struct Entry<'a> {
 }
 
 fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> Result<Recovered> {
-    // Earlier entries first; a stable sort keeps .LOG1 first on a tie.
-    logs.sort_by_key(|log| log.base.seq1);
+    // Earlier entries first; on a tie .LOG2 first (Windows' order, as
+    // Suhanov's reference implementation has it).
+    logs.sort_by_key(|log| (log.base.seq1, core::cmp::Reverse(log.index)));
     if valid.is_none() {
         // Only the log with the latest entries is used: it supplies the base block.
         logs.drain(..logs.len().saturating_sub(1));
@@ -273,11 +276,15 @@ fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> 
     let mut last: Option<Entry> = None;
     let mut applied = 0;
     let mut chain: Option<Chain> = None;
+    let mut started = false;
     for log in &logs {
         let mut expected = match &last {
             Some(entry) => entry.seq.checked_add(1),
+            // The first eligible log must begin the chain: recovery does not go on past it.
+            None if started => break,
             None => Some(log.base.seq1).filter(|&seq| floor.is_none_or(|floor| seq >= floor)),
         };
+        started |= expected.is_some();
         let mut at = SECTOR;
         while let Some(entry) = expected.and_then(|seq| entry_at(log.data, at, seq)) {
             apply_entry(&mut out, &entry)?;
@@ -321,7 +328,7 @@ fn entry_at(log: &[u8], at: usize, expected: u32) -> Option<Entry<'_>> {
                 && marvin32(body.get(ENTRY_HEADER..)?, MARVIN_SEED) == le64(body, 24)?,
         )
     };
-    (entry.seq == expected && entry.bins.is_multiple_of(4096) && hashes_match()?).then_some(entry)
+    (entry.seq == expected && entry.pages > 0 && entry.bins.is_multiple_of(4096) && hashes_match()?).then_some(entry)
 }
 
 /// Grows `out` to the entry's hive bins size and writes its dirty pages.
@@ -398,10 +405,10 @@ pub fn log_base(hive: &[u8], file_type: u32, seq: u32) -> Vec<u8> {
 }
 
 /// An `HvLE` log entry with sequence number `seq`, hive bins size `bins`,
-/// base block flags `flags`, writing each `(offset in the hive bins, data)`
-/// of `pages`; padded with zeros to a multiple of 512 bytes, both Marvin32
-/// hashes set.
-pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])]) -> Vec<u8> {
+/// flags `flags` (bit 0 of the base block's), writing each `(offset in the
+/// hive bins, data)` of `pages`; padded with zeros to a multiple of 512
+/// bytes and to at least `min_size`, both Marvin32 hashes set.
+pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])], min_size: usize) -> Vec<u8> {
     let mut e = alloc::vec![0u8; ENTRY_HEADER];
     e[..4].copy_from_slice(b"HvLE");
     for (offset, data) in pages {
@@ -411,7 +418,7 @@ pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])]) -> Vec<u8>
     for (_, data) in pages {
         e.extend_from_slice(data);
     }
-    e.resize(e.len().next_multiple_of(SECTOR), 0);
+    e.resize(e.len().max(min_size).next_multiple_of(SECTOR), 0);
     let size = e.len() as u32;
     for (o, v) in [(4, size), (8, flags), (12, seq), (16, bins), (20, pages.len() as u32)] {
         put32(&mut e, o, v);
@@ -508,7 +515,7 @@ pub(super) mod tests {
     fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, u8, u32)]) -> Vec<u8> {
         let data: Vec<(u32, Vec<u8>)> = pages.iter().map(|&(o, fill, len)| (o, vec![fill; len as usize])).collect();
         let refs: Vec<(u32, &[u8])> = data.iter().map(|(o, d)| (*o, d.as_slice())).collect();
-        super::entry(seq, bins, flags, &refs)
+        super::entry(seq, bins, flags, &refs, 0)
     }
 
     fn new_log(hive: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
@@ -577,6 +584,27 @@ pub(super) mod tests {
         let bb = BaseBlock::parse(&r.bytes).unwrap();
         assert_eq!((bb.seq1, bb.seq2, bb.bins_size, bb.file_type), (9, 9, 12288, 0));
         assert_eq!(le32(&r.bytes, FLAGS), Some(0));
+    }
+
+    #[test]
+    fn a_tie_takes_log2_first_and_the_first_eligible_log_must_begin_the_chain() {
+        let p = primary(8, 7, 2);
+        // Both logs begin at 7: .LOG2 goes first, and .LOG1 (also 7) cannot continue it.
+        let log1 = new_log(&p, &[entry(7, 8192, 0, &[(0, 0x11, 4096)])]);
+        let log2 = new_log(&p, &[entry(7, 8192, 0, &[(0, 0x22, 4096)])]);
+        let r = recover(&p, &[&log1, &log2]).unwrap();
+        assert!(bin(&r.bytes, 0).iter().all(|&b| b == 0x22));
+        assert_eq!((r.applied, r.chain.unwrap().end), (1, (1, SECTOR + 4608)));
+        // The first eligible log (.LOG1, base 7) does not begin with entry 7:
+        // recovery stops, even though .LOG2 (base 9) holds a valid entry 9.
+        let mut bad = new_log(&p, &[entry(8, 8192, 0, &[(0, 0x11, 4096)])]);
+        put32(&mut bad, 4, 7);
+        put32(&mut bad, 8, 7);
+        let c = base::checksum(&bad);
+        put32(&mut bad, 0x1FC, c);
+        let later = new_log(&p, &[entry(9, 8192, 0, &[(0, 0x33, 4096)])]);
+        let err = recover(&p, &[&bad, &later]).unwrap_err();
+        assert_eq!(err, RegError::Dirty { detail: "no transaction log continues its sequence number" });
     }
 
     #[test]
