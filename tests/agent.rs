@@ -12,12 +12,6 @@ use support::*;
 
 const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
 
-struct Run {
-    stick: PathBuf,
-    report: serde_json::Value,
-    lines: Vec<String>,
-}
-
 /// Builds a stick from `profile` (text), boots it with `disks`, waits for the
 /// VM to end by itself, and reads the report back from the stick.
 fn boot_and_fix(dir: &Path, profile: &str, disks: &[(&TestDisk, Bus)]) -> Run {
@@ -26,15 +20,8 @@ fn boot_and_fix(dir: &Path, profile: &str, disks: &[(&TestDisk, Bus)]) -> Run {
     let stick = dir.join("stick.img");
     ok(rescue().arg("build").arg("--profile").arg(&profile_path).arg("--size").arg("40").arg("--out").arg(&stick));
     let attached: Vec<(&Path, Bus)> = disks.iter().map(|(d, b)| (d.path.as_path(), *b)).collect();
-    let mut vm = Qemu::boot(&stick, Media::UsbStick, &attached, &[]);
-    vm.wait_exit(Duration::from_secs(180));
-    let lines = vm.agent_lines();
-    assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
-    let reports: Vec<String> =
-        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
-    assert_eq!(reports.len(), 1, "expected one report on the stick, found {reports:?}\nserial:\n{}", vm.serial_text());
-    let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
-    Run { stick, report, lines }
+    let vm = Qemu::boot(&stick, Media::UsbStick, &attached, &[]);
+    Run::finish(vm, &stick, Duration::from_secs(180))
 }
 
 fn crowdstrike() -> String {
@@ -42,7 +29,7 @@ fn crowdstrike() -> String {
 }
 
 fn verdict(run: &Run) -> String {
-    run.lines.iter().find_map(|l| l.strip_prefix("RESULT: ")).unwrap().to_string()
+    run.verdict().to_string()
 }
 
 fn disk_sha(d: &TestDisk) -> String {
@@ -160,14 +147,7 @@ fn boot_bitlocker(dir: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -
     ok(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--size").arg("40").arg("--out").arg(&stick));
     let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
     script(&mut vm);
-    vm.wait_exit(Duration::from_secs(240));
-    let lines = vm.agent_lines();
-    assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
-    let reports: Vec<String> =
-        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
-    Run { stick, report, lines }
+    Run::finish(vm, &stick, Duration::from_secs(240))
 }
 
 fn at_prompt(vm: &mut Qemu) {
@@ -335,13 +315,7 @@ fn keyed_stick(dir: &Path, keys_csv: &str) -> PathBuf {
 fn boot_keyed(stick: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -> Run {
     let mut vm = Qemu::boot(stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
     script(&mut vm);
-    vm.wait_exit(Duration::from_secs(240));
-    let lines = vm.agent_lines();
-    let reports: Vec<String> =
-        stick_list(stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
-    assert_eq!(reports.len(), 1, "{reports:?}\n{}", vm.serial_text());
-    let report = serde_json::from_slice(&stick_file(stick, &reports[0]).unwrap()).unwrap();
-    Run { stick: stick.to_path_buf(), report, lines }
+    Run::finish(vm, stick, Duration::from_secs(240))
 }
 
 #[test]

@@ -15,55 +15,41 @@ const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-0000
 const RP: &str = "236808-089419-192665-046024-405482-219285-362142-691911";
 
 /// Builds the default stick, boots it on ARM64 with `disk`, runs `script`
-/// (typing at prompts), and returns the agent's lines and its report.
-fn boot(
-    dir: &Path,
-    disk: &TestDisk,
-    script: impl FnOnce(&mut Qemu),
-) -> (Vec<String>, serde_json::Value, std::path::PathBuf) {
+/// (typing at prompts), and returns the run.
+fn boot(dir: &Path, disk: &TestDisk, script: impl FnOnce(&mut Qemu)) -> Run {
     let stick = dir.join("stick.img");
     ok(rescue().arg("build").arg("--profile").arg(default_profile()).arg("--size").arg("40").arg("--out").arg(&stick));
     let mut vm = Qemu::boot_arm64(&stick, &[disk.path.as_path()]);
     script(&mut vm);
-    vm.wait_exit(Duration::from_secs(600));
-    let lines = vm.agent_lines();
-    assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
-    let reports: Vec<String> =
-        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    let report = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
-    (lines, report, stick)
-}
-
-fn verdict(lines: &[String]) -> &str {
-    lines.iter().find_map(|l| l.strip_prefix("RESULT: ")).unwrap()
+    Run::finish(vm, &stick, Duration::from_secs(600))
 }
 
 #[test]
 fn arm64_pc_plain_disk_is_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "win.img", &["--decoy"]);
-    let (lines, report, stick) = boot(dir.path(), &disk, |_| {});
-    assert_eq!(verdict(&lines), "FIXED", "{lines:#?}");
-    assert_eq!(report["files_deleted"], 1);
+    let run = boot(dir.path(), &disk, |_| {});
+    assert_eq!(run.verdict(), "FIXED", "{:#?}", run.lines);
+    assert_eq!(run.report["files_deleted"], 1);
+    let stick = &run.stick;
     disk.check_with_ntfs3g(&[BAD]);
     let backups: Vec<String> =
-        stick_list(&stick, "rescue/backups").into_iter().filter(|p| p.ends_with("00000032.sys")).collect();
+        stick_list(stick, "rescue/backups").into_iter().filter(|p| p.ends_with("00000032.sys")).collect();
     assert_eq!(backups.len(), 1);
-    assert_eq!(sha256_hex(&stick_file(&stick, &backups[0]).unwrap()), disk.files[BAD]);
+    assert_eq!(sha256_hex(&stick_file(stick, &backups[0]).unwrap()), disk.files[BAD]);
 }
 
 #[test]
 fn arm64_pc_bitlocker_disk_is_fixed_with_a_typed_key() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
-    let (lines, report, _) = boot(dir.path(), &disk, |vm| {
+    let run = boot(dir.path(), &disk, |vm| {
         vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(400));
         vm.type_text(&format!("{}\r", RP.replace('-', "")));
     });
-    assert_eq!(verdict(&lines), "FIXED", "{lines:#?}");
-    assert!(report["bitlocker"][0]["unlocked_by"].as_str().unwrap().starts_with("recovery password"));
+    assert_eq!(run.verdict(), "FIXED", "{:#?}", run.lines);
+    assert!(run.report["bitlocker"][0]["unlocked_by"].as_str().unwrap().starts_with("recovery password"));
     // The key check on ARM64 (software SHA-256 in TCG): the report's timing, for the README.
-    eprintln!("arm64 bitlocker run: {} ms", report["duration_ms"]);
+    eprintln!("arm64 bitlocker run: {} ms", run.report["duration_ms"]);
     disk.check_with_ntfs3g(&[BAD]);
 }

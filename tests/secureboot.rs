@@ -386,15 +386,10 @@ fn secure_boot_runs_the_signed_agent() {
     let dir = tempfile::tempdir().unwrap();
     let vars = org_varstore(dir.path());
     let stick = signed_stick(dir.path(), "signed.img", &[]);
-    let mut vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
-    vm.wait_exit(Duration::from_secs(120));
-    let lines = vm.agent_lines();
-    assert!(lines.iter().any(|l| l == BANNER), "no banner:\n{}", vm.serial_text());
-    assert!(lines.iter().any(|l| l == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"), "{}", vm.serial_text());
-    let reports: Vec<String> =
-        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    let report: serde_json::Value = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
+    let vm = Qemu::boot_secure(&stick, Media::UsbStick, &vars, &[]);
+    let Run { lines, report, .. } = Run::finish(vm, &stick, Duration::from_secs(120));
+    assert!(lines.iter().any(|l| l == BANNER), "no banner:\n{lines:#?}");
+    assert!(lines.iter().any(|l| l == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"), "{lines:#?}");
     assert!(
         report["notes"].as_array().unwrap().iter().any(|n| n == "secure boot: SecureBoot=1, SetupMode=0, Shim=no"),
         "report notes: {}",

@@ -577,3 +577,35 @@ pub fn on_terminal(cmd: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) ->
     }
     (status.success(), String::from_utf8_lossy(&seen).into_owned())
 }
+
+/// What one boot of the agent left: its serial lines and the report it wrote on the stick.
+pub struct Run {
+    pub stick: PathBuf,
+    pub report: serde_json::Value,
+    pub lines: Vec<String>,
+}
+
+impl Run {
+    /// Waits (up to `limit`) for `vm` to end by itself, then reads the
+    /// agent's lines (which must hold a verdict) and the one report on `stick`.
+    pub fn finish(mut vm: Qemu, stick: &Path, limit: Duration) -> Run {
+        vm.wait_exit(limit);
+        let lines = vm.agent_lines();
+        assert!(lines.iter().any(|l| l.starts_with("RESULT: ")), "no verdict on serial:\n{}", vm.serial_text());
+        let reports: Vec<String> =
+            stick_list(stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+        assert_eq!(
+            reports.len(),
+            1,
+            "expected one report on the stick, found {reports:?}\nserial:\n{}",
+            vm.serial_text()
+        );
+        let report = serde_json::from_slice(&stick_file(stick, &reports[0]).unwrap()).unwrap();
+        Run { stick: stick.to_path_buf(), report, lines }
+    }
+
+    /// The verdict line's text (`FIXED`, `NOTHING TO DO`, `FAILED: ...`).
+    pub fn verdict(&self) -> &str {
+        self.lines.iter().find_map(|l| l.strip_prefix("RESULT: ")).unwrap()
+    }
+}
