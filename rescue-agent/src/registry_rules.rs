@@ -22,7 +22,7 @@ use crate::registry::cell::Hive;
 use crate::registry::edit::{self, Data, Editor};
 use crate::registry::journal::{self, Target};
 use crate::registry::key::kind;
-use crate::registry::{log as hivelog, RegError};
+use crate::registry::RegError;
 use crate::remediate::{BackupItem, BackupSink, FileReport, Options, Report, VolumeReport};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -191,12 +191,7 @@ fn one_hive<D: BlockDevice>(
         logs.push((name, found, content));
     }
     let refs: Vec<&[u8]> = logs.iter().map(|l| l.2.as_slice()).collect();
-    let recovered = hivelog::recover(&original, &refs).map_err(r)?;
-    if recovered.bytes.len() != original.len() {
-        return Err(String::from(
-            "recovering the hive from its logs would make the file longer, and files are never grown: refusing to edit it",
-        ));
-    }
+    let recovered = journal::recover_in_place(&original, &refs).map_err(r)?;
     hr.recovered_entries = recovered.applied;
     let mut ed = Editor::new(Hive::open(recovered.bytes.clone()).map_err(r)?).map_err(r)?;
     for s in &profile.services {
@@ -387,10 +382,7 @@ pub fn safe_mode_store(
 ) -> Result<(), String> {
     use crate::registry::bcd;
     let store = |e: RegError| format!("the BCD store: {e}");
-    let recovered = hivelog::recover(old, &logs).map_err(store)?;
-    if recovered.bytes.len() != old.len() {
-        return Err(String::from("recovering the BCD store from its logs would make it longer: refusing to edit it"));
-    }
+    let recovered = journal::recover_in_place(old, &logs).map_err(store)?;
     let (new, change) = bcd::edit_store(&recovered.bytes, mode, now).map_err(store)?;
     r.loader = change.loader;
     r.before = bcd::describe(change.before);

@@ -83,6 +83,19 @@ impl Journal {
     }
 }
 
+/// The hive file `primary` as its `logs` recover it ([`log::recover`]), to be
+/// edited and written back in place: a recovery that would make the file
+/// longer (the logs grew the hive bins) is refused, files are never grown.
+pub fn recover_in_place(primary: &[u8], logs: &[&[u8]]) -> Result<Recovered> {
+    let recovered = log::recover(primary, logs)?;
+    if recovered.bytes.len() != primary.len() {
+        return Err(RegError::Unsupported {
+            detail: "recovering it from its logs would make the file longer, and files are never grown",
+        });
+    }
+    Ok(recovered)
+}
+
 /// Plans writing `edited` over the primary file `original`, whose logs are
 /// `logs` (as given to [`log::recover`], which returned `recovered`).
 /// `edited` is `recovered.bytes` changed by the editor (same length as
