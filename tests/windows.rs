@@ -162,7 +162,7 @@ fn windows_errors_are_messages_not_panics() {
 /// Linux side opens them with that PIN.
 #[test]
 fn windows_console_asks_the_pin_without_echo() {
-    use rescue_engine::keyring::{parse_guid, Keyring};
+    use rescue_engine::formats::keyring::{parse_guid, Keyring};
     let dir = tempfile::tempdir().unwrap();
     let (id, pw) = ("3F1F65A8-DE52-7100-7814-E8A25F2DD97F", "368291-516923-041811-671330-359073-074756-226138-163218");
     let keys = dir.path().join("k.csv");
@@ -181,6 +181,6 @@ fn windows_console_asks_the_pin_without_echo() {
     let (ok, shown) = on_terminal(&cmd, &env, &[("Site PIN", pin), ("PIN again", pin)]);
     assert!(ok && shown.contains("sealed with the site PIN"), "{shown}");
     assert!(!shown.contains("Tr0ub4dor"), "the PIN was echoed:\n{shown}");
-    let kr = Keyring::parse(&stick_file(&img, rescue_engine::stick::KEYS_PATH).unwrap()).unwrap();
+    let kr = Keyring::parse(&stick_file(&img, rescue_engine::formats::stick::KEYS_PATH).unwrap()).unwrap();
     assert_eq!(&kr.open(pin).unwrap().password(&parse_guid(id).unwrap()).unwrap()[..], pw);
 }

@@ -95,7 +95,7 @@ fn main() {
                 "{} {}, sha256 {}",
                 a.name(),
                 image::agent::version(bin).unwrap_or_default(),
-                rescue_engine::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(bin))
+                rescue_engine::util::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(bin))
             )
         })
         .collect();

@@ -1,8 +1,8 @@
 //! BitLocker end to end, checked against Windows-made volumes (the corpus)
 //! and against independent tools (dislocker-file, bdeinfo, cryptsetup).
 
-use rescue_engine::bitlocker::{BitLocker, BitLockerError, UnlockKey};
 use rescue_engine::block::{BlockDevice, IoError, MemDisk};
+use rescue_engine::formats::bitlocker::{BitLocker, BitLockerError, UnlockKey};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -278,7 +278,7 @@ fn truncated_and_corrupted_metadata_fail_cleanly() {
         // Make copy 1's CRC right again so the parser goes deep.
         let len = u16::from_le_bytes([v[offsets[0] + 8], v[offsets[0] + 9]]) as usize * 16;
         if len >= 112 && offsets[0] + len + 8 <= v.len() {
-            let crc = rescue_engine::crc32::crc32(&v[offsets[0]..offsets[0] + len]);
+            let crc = rescue_engine::util::crc32::crc32(&v[offsets[0]..offsets[0] + len]);
             v[offsets[0] + len + 4..offsets[0] + len + 8].copy_from_slice(&crc.to_le_bytes());
         }
         let mut d = Counting { inner: MemDisk::new(v, 512), writes: 0 };

@@ -5,9 +5,9 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use rescue_engine::remediate::{FileAction, FileReport, Report, RuleReport, VolumeReport};
-use rescue_engine::session::{BitLockerReport, DiskReport, Outcome, RunReport};
-use rescue_engine::smbios::Machine;
+use rescue_engine::formats::smbios::Machine;
+use rescue_engine::rules::delete::{FileAction, FileReport, Report, RuleReport, VolumeReport};
+use rescue_engine::run::session::{BitLockerReport, DiskReport, Outcome, RunReport};
 use std::fs;
 use std::path::Path;
 use std::process::Command;

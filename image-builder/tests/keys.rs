@@ -6,8 +6,8 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use rescue_engine::bitlocker::keys::parse_recovery_password;
-use rescue_engine::keyring::{self, parse_guid, recovery_password, Keyring, KeyringError};
+use rescue_engine::formats::bitlocker::keys::parse_recovery_password;
+use rescue_engine::formats::keyring::{self, parse_guid, recovery_password, Keyring, KeyringError};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -283,7 +283,8 @@ fn sealed_keys_on_a_built_image_hold_no_password_and_open_only_with_the_pin() {
     assert_no_leak("rescue build output", text.as_bytes(), &pws);
 
     // Read back with mtools, not with our own FAT code.
-    let sealed = stick_file(&img, rescue_engine::stick::KEYS_PATH).expect("rescue/keys.sealed is on the stick");
+    let sealed =
+        stick_file(&img, rescue_engine::formats::stick::KEYS_PATH).expect("rescue/keys.sealed is on the stick");
     assert_no_leak("rescue/keys.sealed", &sealed, &pws);
     assert!(!sealed.windows(b"7391-site-A".len()).any(|w| w == b"7391-site-A"), "the PIN is in the file");
     // Nor anywhere else on the image.
@@ -347,7 +348,7 @@ fn no_seal_stores_keys_unsealed_with_a_loud_warning() {
     let text = out_text(&o);
     assert!(o.status.success(), "{text}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("WARNING") && text.contains("UNSEALED"), "{text}");
-    let file = stick_file(&img, rescue_engine::stick::KEYS_PATH).unwrap();
+    let file = stick_file(&img, rescue_engine::formats::stick::KEYS_PATH).unwrap();
     // The leak detector finds the key in an unsealed file (so its silence on sealed ones means something).
     assert_eq!(leaks(&file, &pw), vec!["16-byte key".to_string()]);
     let kr = Keyring::parse(&file).unwrap();
@@ -375,7 +376,7 @@ fn no_seal_stores_keys_unsealed_with_a_loud_warning() {
     // Without --keys there is no key file, and inspect says so.
     let (plain, o) = build(dir.path(), "plain.img", &[]);
     assert!(o.status.success(), "{}", out_text(&o));
-    assert!(stick_file(&plain, rescue_engine::stick::KEYS_PATH).is_none());
+    assert!(stick_file(&plain, rescue_engine::formats::stick::KEYS_PATH).is_none());
     let (info, _) = inspect_json(&plain);
     assert!(info["keys"].is_null());
 }
@@ -485,7 +486,7 @@ fn sealed_file_opens_with_an_independent_argon2id_and_chacha20poly1305() {
     let (img, o) = build(dir.path(), "k.img", &["--keys", f.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()]);
     assert!(o.status.success(), "{}", out_text(&o));
     let sealed = dir.path().join("keys.sealed");
-    fs::write(&sealed, stick_file(&img, rescue_engine::stick::KEYS_PATH).unwrap()).unwrap();
+    fs::write(&sealed, stick_file(&img, rescue_engine::formats::stick::KEYS_PATH).unwrap()).unwrap();
     let want: String = k
         .iter()
         .map(|(i, p)| {
@@ -554,7 +555,7 @@ fn pin_is_asked_twice_on_the_terminal_without_echo() {
     assert!(ok_, "{shown}");
     assert!(shown.contains("sealed with the site PIN"), "{shown}");
     assert!(!shown.contains("Tr0ub4dor"), "the PIN was echoed:\n{shown}");
-    let kr = Keyring::parse(&stick_file(&img, rescue_engine::stick::KEYS_PATH).unwrap()).unwrap();
+    let kr = Keyring::parse(&stick_file(&img, rescue_engine::formats::stick::KEYS_PATH).unwrap()).unwrap();
     assert_eq!(&kr.open("Tr0ub4dor-77").unwrap().password(&parse_guid(&id).unwrap()).unwrap()[..], pw.as_str());
 
     // Two different PINs: nothing is built.

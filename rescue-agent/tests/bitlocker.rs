@@ -2,10 +2,10 @@
 //! crypto round trips, conversion boundary, Vista recognition, no panics.
 //! (Windows-made volumes and independent tools: image-builder/tests/bitlocker.rs.)
 
-use rescue_engine::bitlocker::cipher::SectorCipher;
-use rescue_engine::bitlocker::create::{encrypt_in_place, CreateOptions};
-use rescue_engine::bitlocker::{self, BitLocker, BitLockerError, EncryptionMethod, UnlockKey};
 use rescue_engine::block::{BlockDevice, IoError, MemDisk};
+use rescue_engine::formats::bitlocker::cipher::SectorCipher;
+use rescue_engine::formats::bitlocker::create::{encrypt_in_place, CreateOptions};
+use rescue_engine::formats::bitlocker::{self, BitLocker, BitLockerError, EncryptionMethod, UnlockKey};
 
 const RP: &str = "236808-089419-192665-046024-405482-219285-362142-691911";
 
@@ -249,7 +249,7 @@ fn xts_matches_the_reference_implementation() {
 
 #[test]
 fn fast_stretch_equals_the_plain_one() {
-    use rescue_engine::bitlocker::keys;
+    use rescue_engine::formats::bitlocker::keys;
     let initial = [7u8; 32];
     let salt = [9u8; 16];
     assert_eq!(*keys::stretch(&initial, &salt), *keys::stretch_reference(&initial, &salt, keys::STRETCH_ROUNDS));
@@ -257,7 +257,7 @@ fn fast_stretch_equals_the_plain_one() {
 
 #[test]
 fn stretch_takes_a_caller_compression_function() {
-    use rescue_engine::bitlocker::keys;
+    use rescue_engine::formats::bitlocker::keys;
     fn counting(state: &mut [u32; 8], blocks: &[[u8; 64]; 2]) {
         CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         keys::stretch_compress_default()(state, blocks)

@@ -12,9 +12,9 @@ mod common;
 use common::ntfs3g::{bytes, copy, make_volume, run, with_mount};
 use common::{differential, open, FileDev};
 use rescue_engine::block::MemDisk;
-use rescue_engine::ntfs::plan::Plan;
-use rescue_engine::profile::Profile;
-use rescue_engine::remediate::{self, BackupItem, BackupSink, FileAction, Options};
+use rescue_engine::formats::ntfs::plan::Plan;
+use rescue_engine::rules::delete::{self, BackupItem, BackupSink, FileAction, Options};
+use rescue_engine::rules::profile::Profile;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -148,7 +148,7 @@ fn header_checks_and_backups_see_decompressed_bytes() {
         "name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = true\n",
     );
     let mut kept = Kept::default();
-    let r = remediate::remediate(&p, &mut dev, &Options::default(), &mut kept, &mut |_| {});
+    let r = delete::remediate(&p, &mut dev, &Options::default(), &mut kept, &mut |_| {});
     drop(dev);
     assert!(r.ok && r.files_deleted == 1, "{r:#?}");
     let rule = &r.volumes[0].rules[0];
@@ -178,7 +178,8 @@ fn corrupt_compressed_data_is_an_error_and_nothing_is_written() {
     let v = open(&mut dev);
     let r = v.lookup(&mut dev, "c/C-00000291-x.sys").unwrap();
     let f = v.load_file(&mut dev, r.record()).unwrap();
-    let Some(rescue_engine::ntfs::file::Stream::NonResident { runs, .. }) = f.stream(0x80, &[]).unwrap() else {
+    let Some(rescue_engine::formats::ntfs::file::Stream::NonResident { runs, .. }) = f.stream(0x80, &[]).unwrap()
+    else {
         panic!("expected non-resident data")
     };
     let first = runs[0].lcn.unwrap() * v.cluster();
@@ -192,7 +193,7 @@ fn corrupt_compressed_data_is_an_error_and_nothing_is_written() {
     let p = profile(
         "name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n",
     );
-    let r = remediate::remediate(&p, &mut dev, &Options::default(), &mut remediate::NoBackup, &mut |_| {});
+    let r = delete::remediate(&p, &mut dev, &Options::default(), &mut delete::NoBackup, &mut |_| {});
     assert!(!r.ok && r.files_deleted == 0, "{r:#?}");
     assert!(r.errors.iter().any(|e| e.contains("LZNT1")), "{:?}", r.errors);
     assert!(dev.data == before, "a corrupt compressed file led to a write");
@@ -325,12 +326,12 @@ fn reparse_delete_interrupted_after_every_write() {
     drop(dev);
     let before = reparse_keys(&img);
     let done = copy(&img, &t.path().join("done.img"));
-    rescue_engine::ntfs::plan::execute(&mut FileDev::open(&done), &full, None).unwrap();
+    rescue_engine::formats::ntfs::plan::execute(&mut FileDev::open(&done), &full, None).unwrap();
     let after = reparse_keys(&done);
     assert_eq!(before.len(), after.len() + 1, "{full}");
     for k in 0..=full.len() {
         let part = copy(&img, &t.path().join(format!("k{k}.img")));
-        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &full, Some(k)).unwrap();
+        rescue_engine::formats::ntfs::plan::execute(&mut FileDev::open(&part), &full, Some(k)).unwrap();
         common::ntfs3g::check_volume(&part);
         let now = reparse_keys(&part);
         assert!(now.is_subset(&before) && after.is_subset(&now), "k={k}: a $Reparse entry was lost or invented");
@@ -381,7 +382,7 @@ fn hard_link_names_in_extension_records() {
     assert!(plan.writes.iter().any(|w| w.structure == "attribute list"), "{plan}");
     for k in 0..=plan.len() {
         let part = copy(&img, &t.path().join(format!("k{k}.img")));
-        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &plan, Some(k)).unwrap();
+        rescue_engine::formats::ntfs::plan::execute(&mut FileDev::open(&part), &plan, Some(k)).unwrap();
         common::ntfs3g::check_volume(&part);
         with_mount(&part, &[], |m| {
             for e in fs::read_dir(m.join("h")).unwrap() {
@@ -415,12 +416,12 @@ fn overwrite_plan(
     img: &Path,
     path: &str,
     edits: &[(u64, &[u8])],
-) -> Result<rescue_engine::ntfs::plan::Plan, rescue_engine::ntfs::NtfsError> {
+) -> Result<rescue_engine::formats::ntfs::plan::Plan, rescue_engine::formats::ntfs::NtfsError> {
     let mut dev = FileDev::open(img);
     let v = open(&mut dev);
-    let gate = rescue_engine::ntfs::gate::clear_for_writing(&v, &mut dev, Default::default()).unwrap();
+    let gate = rescue_engine::formats::ntfs::gate::clear_for_writing(&v, &mut dev, Default::default()).unwrap();
     let r = v.lookup(&mut dev, path).unwrap();
-    rescue_engine::ntfs::overwrite::plan_overwrite(&v, &mut dev, &gate, r, edits)
+    rescue_engine::formats::ntfs::overwrite::plan_overwrite(&v, &mut dev, &gate, r, edits)
 }
 
 #[test]
@@ -447,7 +448,7 @@ fn in_place_overwrite_resident_and_fragmented() {
     }
     for k in 0..=plan.len() {
         let part = copy(&img, &t.path().join(format!("o{k}.img")));
-        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &plan, Some(k)).unwrap();
+        rescue_engine::formats::ntfs::plan::execute(&mut FileDev::open(&part), &plan, Some(k)).unwrap();
         assert!(bitmap(&part) == bitmap(&img), "k={k}: clusters changed");
         common::ntfs3g::check_volume(&part);
         let now = ntfscat(&part, "big.bin");
@@ -463,7 +464,7 @@ fn in_place_overwrite_resident_and_fragmented() {
     let plan = overwrite_plan(&img, "r.bin", &[(10, b"0123456789")]).unwrap();
     assert_eq!(plan.len(), 1, "{plan}");
     let part = copy(&img, &t.path().join("r.img"));
-    rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), &plan, None).unwrap();
+    rescue_engine::formats::ntfs::plan::execute(&mut FileDev::open(&part), &plan, None).unwrap();
     common::ntfs3g::check_volume(&part);
     let mut expect = old_r.clone();
     expect[10..20].copy_from_slice(b"0123456789");
@@ -571,7 +572,7 @@ fn check_split(dir: &Path, img: &Path, k: &str, plan: &Plan) {
     let expect: Vec<String> = before.iter().filter(|n| *n != k).cloned().collect();
     for i in 0..=plan.len() {
         let part = copy(img, &dir.join(format!("s{i}.img")));
-        rescue_engine::ntfs::plan::execute(&mut FileDev::open(&part), plan, Some(i)).unwrap();
+        rescue_engine::formats::ntfs::plan::execute(&mut FileDev::open(&part), plan, Some(i)).unwrap();
         common::ntfs3g::check_volume(&part);
         let now = names(&part, "/d");
         assert!(expect.iter().all(|n| now.contains(n)), "i={i}: a name was lost");
@@ -704,7 +705,7 @@ fn wof_files_checked_backed_up_and_deleted_like_ntfs3g() {
     let mut dev = FileDev::open(&img);
     let prof = profile("name = \"t\"\n[[delete]]\npath = 'w\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n");
     let mut kept = Kept::default();
-    let r = remediate::remediate(&prof, &mut dev, &Options::default(), &mut kept, &mut |_| {});
+    let r = delete::remediate(&prof, &mut dev, &Options::default(), &mut kept, &mut |_| {});
     drop(dev);
     assert!(r.ok && r.files_deleted == files.len() - 1, "{r:#?}");
     for (p, data) in &files {
@@ -729,7 +730,8 @@ fn corrupt_wof_data_is_an_error_and_nothing_is_written() {
     let r = v.lookup(&mut dev, p).unwrap();
     let f = v.load_file(&mut dev, r.record()).unwrap();
     let name: Vec<u16> = "WofCompressedData".encode_utf16().collect();
-    let Some(rescue_engine::ntfs::file::Stream::NonResident { runs, .. }) = f.stream(0x80, &name).unwrap() else {
+    let Some(rescue_engine::formats::ntfs::file::Stream::NonResident { runs, .. }) = f.stream(0x80, &name).unwrap()
+    else {
         panic!("expected a non-resident WofCompressedData")
     };
     // Scramble the first chunk's Huffman table (after the 4-byte chunk table entries).
@@ -743,7 +745,7 @@ fn corrupt_wof_data_is_an_error_and_nothing_is_written() {
     let prof = profile(
         "name = \"t\"\n[[delete]]\npath = 'w\\C-00000291-lzx*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n",
     );
-    let r = remediate::remediate(&prof, &mut dev, &Options::default(), &mut remediate::NoBackup, &mut |_| {});
+    let r = delete::remediate(&prof, &mut dev, &Options::default(), &mut delete::NoBackup, &mut |_| {});
     assert!(!r.ok && r.errors.iter().any(|e| e.contains("WofCompressedData")), "{r:#?}");
     let dv = r.volumes[0].rules[0].files.iter().find(|f| f.path.replace('\\', "/") == *p).unwrap();
     assert_eq!(dv.action, FileAction::Failed);

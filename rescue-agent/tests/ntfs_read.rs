@@ -3,10 +3,10 @@
 //! must not write. Engine-only: no FUSE, no `rescue` binary.
 
 use rescue_engine::block::{BlockDevice, MemDisk, Slice};
-use rescue_engine::ntfs::{self, Ntfs, NtfsError};
-use rescue_engine::partition;
-use rescue_engine::profile::Profile;
-use rescue_engine::remediate::{remediate, NoBackup, Options};
+use rescue_engine::formats::ntfs::{self, Ntfs, NtfsError};
+use rescue_engine::formats::partition;
+use rescue_engine::rules::delete::{remediate, NoBackup, Options};
+use rescue_engine::rules::profile::Profile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,10 +4,10 @@
 //! values read back, nothing else changed, the base block is clean with a
 //! valid checksum. Needs xz and python3-hivex.
 
-use rescue_engine::registry::bcd::{self, SafeMode};
-use rescue_engine::registry::cell::Hive;
-use rescue_engine::registry::edit::{Data, Editor};
-use rescue_engine::registry::RegError;
+use rescue_engine::formats::registry::bcd::{self, SafeMode};
+use rescue_engine::formats::registry::cell::Hive;
+use rescue_engine::formats::registry::edit::{Data, Editor};
+use rescue_engine::formats::registry::RegError;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ fn edit(path: &Path, f: impl FnOnce(&mut Editor)) -> (Vec<String>, Vec<String>) 
     let mut ed = Editor::new(Hive::open(before_bytes.clone()).unwrap()).unwrap();
     f(&mut ed);
     let bytes = ed.finish(TS);
-    let edits = rescue_engine::registry::edit::writes(&before_bytes, &bytes);
+    let edits = rescue_engine::formats::registry::edit::writes(&before_bytes, &bytes);
     // The planned writes, applied to the old file, give exactly the new bytes.
     let mut replay = before_bytes.clone();
     for (at, b) in &edits {
@@ -289,10 +289,10 @@ fn log_seq(l: &[u8]) -> u32 {
 /// hive before the change or (once the hive itself was touched) exactly the
 /// edited one. Returns the journal line of the report.
 fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Option<String> {
-    use rescue_engine::ntfs::plan::{execute, Plan};
-    use rescue_engine::profile::Profile;
-    use rescue_engine::registry::log;
-    use rescue_engine::remediate::{remediate, NoBackup, Options};
+    use rescue_engine::formats::ntfs::plan::{execute, Plan};
+    use rescue_engine::formats::registry::log;
+    use rescue_engine::rules::delete::{remediate, NoBackup, Options};
+    use rescue_engine::rules::profile::Profile;
     let t = tempfile::tempdir().unwrap();
     let cfg = "Windows/System32/config";
     let img = common::ntfs3g::make_volume(t.path(), "win.img", 96, &[], &format!("mkdir -p {cfg}"));
@@ -371,7 +371,7 @@ fn hive_write_interrupted_after_every_write() {
     assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG2, written first"));
     // The same hive as Windows leaves it after writing it out (clean, at
     // 2130) with the same logs: a fresh LOG1 whose only entry is the change.
-    let flushed = rescue_engine::registry::log::recover(&dirty, &[&log1, &log2]).unwrap().bytes;
+    let flushed = rescue_engine::formats::registry::log::recover(&dirty, &[&log1, &log2]).unwrap().bytes;
     let j = interrupted_after_every_write(&flushed, Some([&log1, &log2]));
     assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG1, written first"));
 }

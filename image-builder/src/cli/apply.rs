@@ -11,8 +11,8 @@ use crate::host::volume::{open_volume, Volume};
 use crate::output;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::{BlockDevice, Slice};
-use rescue_engine::partition;
-use rescue_engine::remediate::{self, Counting, FileAction, Options};
+use rescue_engine::formats::partition;
+use rescue_engine::rules::delete::{self, Counting, FileAction, Options};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `rescue apply`.
@@ -72,9 +72,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     let opts = Options { dry_run: args.dry_run, now: crate::clock::now_filetime() };
     let started = std::time::Instant::now();
     let mut disk = Counting::new(disk);
-    let mut report = remediate::Report {
+    let mut report = delete::Report {
         profile: profile.name.clone(),
-        engine_version: rescue_engine::version::VERSION.into(),
+        engine_version: rescue_engine::util::version::VERSION.into(),
         dry_run: opts.dry_run,
         ..Default::default()
     };
@@ -89,7 +89,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     let mut log = |_: &str| {};
     let esps: Vec<partition::Partition> = parts.iter().filter(|p| esp::is_esp(p)).cloned().collect();
     for p in parts {
-        let mut vr = remediate::VolumeReport {
+        let mut vr = delete::VolumeReport {
             index: report.volumes.len(),
             partition: p.number,
             offset: p.offset,
@@ -101,7 +101,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
                 if let Volume::BitLocker(_) = vol {
                     vr.notes.push("BitLocker volume, unlocked".into());
                 }
-                remediate::remediate_volume(&profile, &mut vol, &opts, &mut sink, &mut log, &mut vr, &mut report);
+                delete::remediate_volume(&profile, &mut vol, &opts, &mut sink, &mut log, &mut vr, &mut report);
                 if let Volume::BitLocker(_) = vol {
                     vr.filesystem = format!("{} (in BitLocker)", vr.filesystem);
                 }
@@ -187,7 +187,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
                     say!("      backup: {b}");
                 }
                 if args.dry_run && !f.writes.is_empty() {
-                    let p = rescue_engine::ntfs::Plan { writes: f.writes.clone(), notes: f.notes.clone() };
+                    let p = rescue_engine::formats::ntfs::Plan { writes: f.writes.clone(), notes: f.notes.clone() };
                     print!("{p}");
                 }
             }
@@ -217,7 +217,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
                 say!("  backup of its log: {b}");
             }
             if args.dry_run && !h.writes.is_empty() {
-                print!("{}", rescue_engine::ntfs::Plan { writes: h.writes.clone(), notes: Vec::new() });
+                print!("{}", rescue_engine::formats::ntfs::Plan { writes: h.writes.clone(), notes: Vec::new() });
             }
         }
     }

@@ -5,8 +5,8 @@ use crate::host::volume::find_bitlocker;
 use crate::output;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use rescue_engine::bitlocker::{self, create, BitLocker, EncryptionMethod};
-use rescue_engine::time::filetime_display;
+use rescue_engine::formats::bitlocker::{self, create, BitLocker, EncryptionMethod};
+use rescue_engine::util::time::filetime_display;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]

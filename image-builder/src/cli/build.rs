@@ -7,9 +7,9 @@ use crate::image::{self, agent, shim};
 use crate::{clock, output, site_keys};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use rescue_engine::embed::Embedded;
-use rescue_engine::keyring::{self, KdfParams};
-use rescue_engine::profile::Profile;
+use rescue_engine::formats::embed::Embedded;
+use rescue_engine::formats::keyring::{self, KdfParams};
+use rescue_engine::rules::profile::Profile;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -95,7 +95,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     // Keys and PIN come first: a bad key file or PIN file stops the build before any work.
     let key_file = keyed(args)?;
     // The profile and the key file's digest go into the agent before it is
-    // signed: the agent applies only what it carries (see rescue_engine::embed).
+    // signed: the agent applies only what it carries (see rescue_engine::formats::embed).
     let format = image::Format::from(args.format);
     let network = format == image::Format::Efi;
     if network && args.shim {
@@ -145,7 +145,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         seed.update(b);
     }
     let seed: [u8; 32] = seed.chain_update(text.as_bytes()).finalize().into();
-    let stamp = rescue_engine::time::civil_from_unix(clock::image_time());
+    let stamp = rescue_engine::util::time::civil_from_unix(clock::image_time());
     let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
     output::write_pieces(&args.out, len, &pieces)?;
     say!(

@@ -2,7 +2,7 @@
 
 use crate::host::drives;
 use anyhow::Result;
-use rescue_engine::diskid::human_size;
+use rescue_engine::formats::diskid::human_size;
 
 /// Arguments of `rescue devices`.
 #[derive(clap::Args, Debug)]

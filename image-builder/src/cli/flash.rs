@@ -10,7 +10,7 @@
 use crate::host::drives::{self, Disk};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rescue_engine::diskid::human_size;
+use rescue_engine::formats::diskid::human_size;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -165,7 +165,7 @@ pub fn run(args: &FlashArgs) -> Result<()> {
     };
     let digest = write(&args.image, &args.target, matches!(target, Target::File))?;
     verify(&args.target, image_len, &digest)?;
-    say!("flashed and verified {} (sha256 {})", args.target.display(), rescue_engine::hex::hex(&digest));
+    say!("flashed and verified {} (sha256 {})", args.target.display(), rescue_engine::util::hex::hex(&digest));
     Ok(())
 }
 
@@ -235,8 +235,8 @@ pub fn verify(target: &Path, len: u64, expected: &[u8; 32]) -> Result<()> {
         bail!(
             "VERIFY FAILED: {} does not hold the image (sha256 {} read back, {} expected). Do not use this stick; flash it again or replace it",
             target.display(),
-            rescue_engine::hex::hex(&got),
-            rescue_engine::hex::hex(expected)
+            rescue_engine::util::hex::hex(&got),
+            rescue_engine::util::hex::hex(expected)
         );
     }
     Ok(())

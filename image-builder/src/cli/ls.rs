@@ -5,10 +5,10 @@ use crate::host::disk::FileDisk;
 use crate::host::volume::open_volume;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::Slice;
-use rescue_engine::ntfs::{self, Ntfs};
-use rescue_engine::partition;
-use rescue_engine::remediate::Counting;
-use rescue_engine::time::filetime_rfc3339;
+use rescue_engine::formats::ntfs::{self, Ntfs};
+use rescue_engine::formats::partition;
+use rescue_engine::rules::delete::Counting;
+use rescue_engine::util::time::filetime_rfc3339;
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -18,7 +18,7 @@ pub mod unlock;
 pub mod volume_keys;
 
 use anyhow::{anyhow, bail, Context, Result};
-use rescue_engine::profile::{Profile, MAX_LEN as MAX_PROFILE_LEN};
+use rescue_engine::rules::profile::{Profile, MAX_LEN as MAX_PROFILE_LEN};
 use std::path::Path;
 
 /// How a verb ended, as its exit status: the same codes for every verb

@@ -29,7 +29,7 @@ pub fn run(cmd: &ProfileCommand) -> Result<()> {
                     "description": p.description,
                     "rules": p.delete.iter().map(|r| serde_json::json!({
                         "path": r.path,
-                        "header": rescue_engine::hex::hex(&r.header),
+                        "header": rescue_engine::util::hex::hex(&r.header),
                         "backup": r.backup,
                     })).collect::<Vec<_>>(),
                     "warnings": p.warnings(),

@@ -10,10 +10,10 @@ use crate::host::esp;
 use crate::host::volume::open_volume;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::Slice;
-use rescue_engine::ntfs::{self, Ntfs};
-use rescue_engine::partition;
-use rescue_engine::registry::cell::Hive;
-use rescue_engine::registry::log as hivelog;
+use rescue_engine::formats::ntfs::{self, Ntfs};
+use rescue_engine::formats::partition;
+use rescue_engine::formats::registry::cell::Hive;
+use rescue_engine::formats::registry::log as hivelog;
 use std::path::PathBuf;
 
 /// Arguments of `rescue reg`.
@@ -96,19 +96,19 @@ fn show_recovered(bytes: &[u8], logs: &[Vec<u8>; 2], hive: &str, path: &str) -> 
 fn show(bytes: Vec<u8>, hive: &str, path: &str) -> Result<()> {
     let h = Hive::open(bytes).with_context(|| format!("reading {hive}"))?;
     let path = if hive == "SYSTEM" {
-        rescue_engine::registry_rules::resolve(&h, rescue_engine::profile::HiveName::System, path)?
+        rescue_engine::rules::registry::resolve(&h, rescue_engine::rules::profile::HiveName::System, path)?
     } else {
         path.to_string()
     };
     let k = h.open_path(&path).with_context(|| format!("{hive}\\{path}"))?;
-    say!("{hive}\\{path}  (last written {})", rescue_engine::time::filetime_rfc3339(k.timestamp));
+    say!("{hive}\\{path}  (last written {})", rescue_engine::util::time::filetime_rfc3339(k.timestamp));
     for s in h.subkeys(&k)? {
         say!("  [{}]", s.name_string());
     }
     for v in h.values(&k)? {
         let data = h.data(&v)?;
         let name = if v.name.is_empty() { "(default)".to_string() } else { v.name_string() };
-        say!("  {name} = {}", rescue_engine::registry_rules::show(v.kind, &data));
+        say!("  {name} = {}", rescue_engine::rules::registry::show(v.kind, &data));
     }
     Ok(())
 }

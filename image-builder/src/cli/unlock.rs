@@ -6,8 +6,8 @@ use crate::output;
 use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rescue_engine::bitlocker::BitLocker;
 use rescue_engine::block::BlockDevice;
+use rescue_engine::formats::bitlocker::BitLocker;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -9,10 +9,11 @@
 
 use crate::host::backup_dir::DirSink;
 use rescue_engine::block::BlockDevice;
-use rescue_engine::partition::{Guid, Partition, PartitionKind};
-use rescue_engine::ports::BootFile;
-use rescue_engine::registry::bcd::{self, SafeMode, SafeModeReport};
-use rescue_engine::registry_rules::safe_mode_store;
+use rescue_engine::formats::partition::{Partition, PartitionKind};
+use rescue_engine::formats::registry::bcd::{self, SafeMode, SafeModeReport};
+use rescue_engine::rules::registry::safe_mode_store;
+use rescue_engine::run::ports::BootFile;
+use rescue_engine::util::guid::Guid;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 /// Where Windows keeps its boot configuration on the ESP: the folder, and the BCD store in it.
@@ -154,15 +155,16 @@ fn edit<D: BlockDevice>(
     let fs = open_fs(disk, esp)?;
     let (old, logs) = read_files(&fs)?;
     // In place, in the journal's order: the log entry, then the store (header dirty, pages, header clean).
-    let mut write = |file: BootFile, edits: &[rescue_engine::registry::edit::FileEdit]| -> Result<(), String> {
-        let name = file.name();
-        let mut f = fs.root_dir().open_file(&path(file)).map_err(|e| format!("opening {name}: {e}"))?;
-        for (at, bytes) in edits {
-            f.seek(SeekFrom::Start(*at)).map_err(|e| e.to_string())?;
-            f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing {name}: {e}"))?;
-        }
-        Ok(())
-    };
+    let mut write =
+        |file: BootFile, edits: &[rescue_engine::formats::registry::edit::FileEdit]| -> Result<(), String> {
+            let name = file.name();
+            let mut f = fs.root_dir().open_file(&path(file)).map_err(|e| format!("opening {name}: {e}"))?;
+            for (at, bytes) in edits {
+                f.seek(SeekFrom::Start(*at)).map_err(|e| e.to_string())?;
+                f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing {name}: {e}"))?;
+            }
+            Ok(())
+        };
     let [log1, log2] = &logs;
     safe_mode_store(&old, [log1, log2], mode, now, dry_run, esp.number as usize, sink, &mut write, r)
         .map_err(anyhow::Error::msg)?;

@@ -3,9 +3,9 @@
 
 use crate::host::disk::FileDisk;
 use anyhow::{bail, Context, Result};
-use rescue_engine::bitlocker::{self, BitLocker, ProtectorKind, StartupKey, UnlockKey, Unlocked};
 use rescue_engine::block::{BlockDevice, IoError, Slice};
-use rescue_engine::partition::{self, Partition};
+use rescue_engine::formats::bitlocker::{self, BitLocker, ProtectorKind, StartupKey, UnlockKey, Unlocked};
+use rescue_engine::formats::partition::{self, Partition};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 

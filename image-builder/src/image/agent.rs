@@ -1,9 +1,9 @@
 //! The UEFI agent carried inside `rescue`: loading it, reading its version,
-//! and sealing a profile into it (see [`rescue_engine::embed`]).
+//! and sealing a profile into it (see [`rescue_engine::formats::embed`]).
 
 use anyhow::{bail, Context, Result};
-use rescue_engine::embed::{self, Embedded};
-use rescue_engine::version::MARKER;
+use rescue_engine::formats::embed::{self, Embedded};
+use rescue_engine::util::version::MARKER;
 use std::borrow::Cow;
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 use super::stick::StickFiles;
 use anyhow::{bail, Context, Result};
 use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
-use rescue_engine::time::Civil;
+use rescue_engine::util::time::Civil;
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 
 /// Which FAT variant to make.
@@ -349,7 +349,7 @@ mod tests {
         for i in 0..20 {
             files.file(&format!("f{i}.txt"), vec![b'x'; 10]);
         }
-        let stamp = rescue_engine::time::civil_from_unix(0);
+        let stamp = rescue_engine::util::time::civil_from_unix(0);
         let mut img = build(&files, 40 << 20, Variant::Fat32, 1, &stamp).unwrap();
         assert_eq!(walk(&open(Cursor::new(img.clone())).unwrap()).unwrap().len(), 20);
         let geo = Geometry::read(&img).unwrap();
@@ -367,7 +367,7 @@ mod tests {
         let mut files = StickFiles::new(&[(crate::image::stick::AGENT_PATH, b"MZ agent")], "name = \"x\"\n");
         files.file("rescue/reports/pc-1.json", vec![b'{'; 300]);
         files.file("rescue/backups/0011/run/Windows/x.sys", vec![1; 5000]);
-        let stamp = rescue_engine::time::civil_from_unix(0);
+        let stamp = rescue_engine::util::time::civil_from_unix(0);
         let img = build(&files, 2 << 20, Variant::Auto, 7, &stamp).unwrap();
         let geo = Geometry::read(&img).unwrap();
         let data_start = geo.first_data_sector * geo.bytes_per_sector;

@@ -8,8 +8,9 @@ use super::fat;
 use super::stick::StickFiles;
 use super::Pieces;
 use anyhow::{bail, Result};
-use rescue_engine::partition::{Gpt, GptEntry, Guid};
-use rescue_engine::time::Civil;
+use rescue_engine::formats::partition::{Gpt, GptEntry};
+use rescue_engine::util::guid::Guid;
+use rescue_engine::util::time::Civil;
 
 /// ISO 9660 logical block size.
 pub const BLOCK: u64 = 2048;

@@ -16,7 +16,7 @@ pub mod stick;
 pub mod usb;
 
 use anyhow::{bail, Result};
-use rescue_engine::time::Civil;
+use rescue_engine::util::time::Civil;
 use stick::StickFiles;
 
 /// An image as `(offset, bytes)` pieces over an all-zero file (they do not overlap).

@@ -1,10 +1,10 @@
 //! What a rescue stick holds: one map of path → content that every image
 //! format (USB disk, ISO) is produced from. Paths come from the engine's
-//! [`rescue_engine::stick`] layout, which the agent reads too.
+//! [`rescue_engine::formats::stick`] layout, which the agent reads too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use rescue_engine::stick::{
+pub use rescue_engine::formats::stick::{
     AGENT_AA64_PATH, AGENT_PATH, BACKUPS_DIR, KEYS_PATH, MOKMANAGER_PATH, PROFILE_PATH, REPORTS_DIR, RESCUE_DIR,
     SHIM_SECOND_STAGE_PATH,
 };

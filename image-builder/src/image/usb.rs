@@ -4,8 +4,9 @@ use super::fat;
 use super::stick::StickFiles;
 use super::Pieces;
 use anyhow::Result;
-use rescue_engine::partition::{Gpt, GptEntry, Guid};
-use rescue_engine::time::Civil;
+use rescue_engine::formats::partition::{Gpt, GptEntry};
+use rescue_engine::util::guid::Guid;
+use rescue_engine::util::time::Civil;
 
 /// Where the ESP starts: 1 MiB, aligned for every flash medium.
 pub const ESP_START: u64 = 1 << 20;

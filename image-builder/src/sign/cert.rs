@@ -49,7 +49,7 @@ impl Cert {
 
     /// SHA-256 over the DER certificate, as lowercase hex (what `openssl x509 -fingerprint -sha256` shows, without colons).
     pub fn fingerprint(&self) -> String {
-        rescue_engine::hex::hex(&Sha256::digest(&self.der))
+        rescue_engine::util::hex::hex(&Sha256::digest(&self.der))
     }
 
     /// SHA-1 over the DER certificate, as colon-separated lowercase hex: the

@@ -8,10 +8,10 @@
 //! summaries and `Debug` output carry Key IDs, line numbers and device names only.
 
 use anyhow::{bail, Context, Result};
-use rescue_engine::bitlocker::keys::parse_recovery_password;
-use rescue_engine::bitlocker::BitLockerError;
-use rescue_engine::keyring::{self, parse_guid, SiteKeys};
-use rescue_engine::partition::Guid;
+use rescue_engine::formats::bitlocker::keys::parse_recovery_password;
+use rescue_engine::formats::bitlocker::BitLockerError;
+use rescue_engine::formats::keyring::{self, parse_guid, SiteKeys};
+use rescue_engine::util::guid::Guid;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

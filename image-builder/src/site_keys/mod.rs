@@ -7,7 +7,7 @@ pub mod pin;
 
 use anyhow::{Context, Result};
 use rand_core::{OsRng, RngCore};
-use rescue_engine::keyring::{self, KdfParams, SiteKeys};
+use rescue_engine::formats::keyring::{self, KdfParams, SiteKeys};
 
 /// Fresh random bytes from the operating system's generator; an error, never a weak fallback.
 fn random<const N: usize>() -> Result<[u8; N]> {

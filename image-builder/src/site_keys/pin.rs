@@ -1,7 +1,7 @@
 //! The site PIN that seals a keyed image's recovery keys.
 
 use anyhow::{bail, Context, Result};
-use rescue_engine::keyring;
+use rescue_engine::formats::keyring;
 use std::path::Path;
 use zeroize::Zeroizing;
 

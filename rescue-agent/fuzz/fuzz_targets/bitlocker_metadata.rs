@@ -5,7 +5,7 @@
 //! device whose first sector can be read.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::bitlocker::{parse_bek, BitLocker, UnlockKey};
+use rescue_engine::formats::bitlocker::{parse_bek, BitLocker, UnlockKey};
 use rescue_engine::block::{BlockDevice, MemDisk};
 
 const AREA: usize = 64 * 1024;
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     if n >= 10 {
         let len = u16::from_le_bytes([data[8], data[9]]) as usize * 16;
         if len + 8 <= AREA {
-            let crc = rescue_engine::crc32::crc32(&v[AREA..AREA + len]);
+            let crc = rescue_engine::util::crc32::crc32(&v[AREA..AREA + len]);
             v[AREA + len + 4..AREA + len + 8].copy_from_slice(&crc.to_le_bytes());
         }
     }

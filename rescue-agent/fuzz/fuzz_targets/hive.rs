@@ -3,9 +3,9 @@
 //! Must return errors, never panic or loop.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::registry::bcd::{self, SafeMode};
-use rescue_engine::registry::cell::Hive;
-use rescue_engine::registry::edit::{Data, Editor};
+use rescue_engine::formats::registry::bcd::{self, SafeMode};
+use rescue_engine::formats::registry::cell::Hive;
+use rescue_engine::formats::registry::edit::{Data, Editor};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(h) = Hive::open(data.to_vec()) else { return };

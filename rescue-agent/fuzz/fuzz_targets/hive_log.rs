@@ -4,7 +4,7 @@
 //! never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::registry::{base, journal, log::recover};
+use rescue_engine::formats::registry::{base, journal, log::recover};
 
 fuzz_target!(|data: &[u8]| {
     let Some((cut, rest)) = data.split_first_chunk::<4>() else { return };

@@ -1,7 +1,7 @@
 //! Index blocks (INDX) and index roots, parsed and edited.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::ntfs::index::{entry_bytes, Node};
+use rescue_engine::formats::ntfs::index::{entry_bytes, Node};
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();

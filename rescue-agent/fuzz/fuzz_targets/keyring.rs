@@ -6,7 +6,7 @@
 //! Key IDs.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::keyring::{unsealed, Keyring, MAGIC, VERSION};
+use rescue_engine::formats::keyring::{unsealed, Keyring, MAGIC, VERSION};
 use sha2::{Digest, Sha256};
 
 fn check(bytes: &[u8]) {

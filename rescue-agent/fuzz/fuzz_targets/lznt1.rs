@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::decompress::lznt1;
+use rescue_engine::formats::decompress::lznt1;
 
 fuzz_target!(|data: &[u8]| {
     let Some((size, input)) = data.split_first_chunk::<2>() else { return };

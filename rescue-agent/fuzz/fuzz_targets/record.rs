@@ -1,10 +1,10 @@
 //! MFT records, their attributes, `$FILE_NAME` values, attribute lists, `$LogFile` restart pages.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::ntfs::{attrlist, record::Record};
+use rescue_engine::formats::ntfs::{attrlist, record::Record};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = rescue_engine::ntfs::logfile::state(data, 0);
+    let _ = rescue_engine::formats::ntfs::logfile::state(data, 0);
     for size in [1024usize, 4096] {
         let mut buf = data.to_vec();
         buf.resize(size, 0);
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(attrs) = rec.attrs(1 << 20) {
                 for a in &attrs {
                     if let Some(v) = a.value(&rec) {
-                        let _ = rescue_engine::ntfs::filename::FileName::parse(v, 0);
+                        let _ = rescue_engine::formats::ntfs::filename::FileName::parse(v, 0);
                         let _ = attrlist::parse(v, 0);
                     }
                 }

@@ -1,7 +1,7 @@
 //! Data runs (mapping pairs) and their mapping to extents.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::ntfs::runs;
+use rescue_engine::formats::ntfs::runs;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 9 {

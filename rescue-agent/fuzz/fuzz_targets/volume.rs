@@ -3,8 +3,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rescue_engine::block::MemDisk;
-use rescue_engine::profile::Profile;
-use rescue_engine::remediate::{remediate, NoBackup, Options};
+use rescue_engine::rules::profile::Profile;
+use rescue_engine::rules::delete::{remediate, NoBackup, Options};
 
 fuzz_target!(|data: &[u8]| {
     let p = Profile::parse("name = \"f\"\n[[delete]]\npath = 'd\\*.sys'\nbackup = false\n").unwrap();

@@ -10,8 +10,8 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::time::Duration;
 use embedded_graphics::pixelcolor::Rgb888;
-use rescue_engine::ports::KeyPrompt;
-use rescue_engine::prompt::Key;
+use rescue_engine::run::ports::KeyPrompt;
+use rescue_engine::run::prompt::Key;
 use uefi::boot::{self, EventType, OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol, TimerTrigger, Tpl};
 use uefi::proto::console::serial::Serial;
 use uefi::proto::console::text::{Color, Key as UefiKey, ScanCode};
@@ -80,7 +80,7 @@ impl Console {
             Some(s) => s.verdict(v, word, reason, ""),
             None => {
                 self.screen_line("", Color::White);
-                for l in rescue_engine::banner::big(word) {
+                for l in rescue_engine::run::banner::big(word) {
                     self.screen_line(&l, color);
                 }
                 self.screen_line("", Color::White);
@@ -227,7 +227,7 @@ impl Clock {
     }
 }
 
-impl rescue_engine::ports::Console for Console {
+impl rescue_engine::run::ports::Console for Console {
     fn line(&mut self, text: &str) {
         Console::line(self, text)
     }

@@ -72,13 +72,13 @@ fn identity(h: Handle) -> (String, String) {
     let mut buf = vec![0u8; 4096];
     let parsed = match di.interface() {
         DiskInfoInterface::IDE | DiskInfoInterface::AHCI => {
-            di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::ata(&buf[..n.min(buf.len())]))
+            di.identify(&mut buf).ok().and_then(|n| rescue_engine::formats::diskid::ata(&buf[..n.min(buf.len())]))
         }
         DiskInfoInterface::NVME => {
-            di.identify(&mut buf).ok().and_then(|n| rescue_engine::diskid::nvme(&buf[..n.min(buf.len())]))
+            di.identify(&mut buf).ok().and_then(|n| rescue_engine::formats::diskid::nvme(&buf[..n.min(buf.len())]))
         }
         DiskInfoInterface::USB | DiskInfoInterface::SCSI => {
-            di.inquiry(&mut buf).ok().and_then(|n| rescue_engine::diskid::scsi(&buf[..n.min(buf.len())]))
+            di.inquiry(&mut buf).ok().and_then(|n| rescue_engine::formats::diskid::scsi(&buf[..n.min(buf.len())]))
         }
         _ => None,
     };

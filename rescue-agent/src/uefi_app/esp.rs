@@ -10,7 +10,7 @@ use super::disks;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use rescue_engine::ports::{BootFile, EspFiles};
+use rescue_engine::run::ports::{BootFile, EspFiles};
 use uefi::boot::ScopedProtocol;
 use uefi::proto::media::file::{File, FileAttribute, FileMode, RegularFile};
 use uefi::proto::media::fs::SimpleFileSystem;

@@ -3,8 +3,8 @@
 
 use alloc::format;
 use alloc::string::String;
-use rescue_engine::bootopt;
-use rescue_engine::smbios::{self, Machine};
+use rescue_engine::formats::bootopt;
+use rescue_engine::formats::smbios::{self, Machine};
 use uefi::runtime::{self, VariableAttributes, VariableVendor};
 use uefi::table::cfg::ConfigTableEntry;
 use uefi::{cstr16, system, CString16};
@@ -30,7 +30,7 @@ pub fn machine() -> Option<Machine> {
 /// when it cannot be read.
 pub fn filetime_now() -> u64 {
     runtime::get_time().map_or(0, |t| {
-        let local = rescue_engine::time::filetime_from_civil(&rescue_engine::time::Civil {
+        let local = rescue_engine::util::time::filetime_from_civil(&rescue_engine::util::time::Civil {
             year: t.year() as i64,
             month: t.month(),
             day: t.day(),

@@ -7,8 +7,8 @@ use super::stick::Stick;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use rescue_engine::remediate::{BackupItem, BackupSink};
-use rescue_engine::win32_name::relative_path_problem;
+use rescue_engine::rules::delete::{BackupItem, BackupSink};
+use rescue_engine::util::win32_name::relative_path_problem;
 
 /// The backup sink of a run: the stick (when there is one) and the upload queue.
 pub struct Keeper<'a> {

@@ -1,5 +1,5 @@
 //! UEFI entry point: firmware in, engine run, firmware out. Everything that
-//! decides lives in the engine (`rescue_engine::session`).
+//! decides lives in the engine (`rescue_engine::run::session`).
 
 mod console;
 mod disks;
@@ -15,13 +15,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use console::{Clock, Console};
 use keeper::Keeper;
-use rescue_engine::embed;
-use rescue_engine::ports;
-use rescue_engine::profile::{FinishAction, Profile};
-use rescue_engine::session::{self, Disk, Outcome};
-use rescue_engine::sitekeys::StickKeys;
-use rescue_engine::stick as layout;
-use rescue_engine::version;
+use rescue_engine::formats::embed;
+use rescue_engine::formats::stick as layout;
+use rescue_engine::rules::profile::{FinishAction, Profile};
+use rescue_engine::run::ports;
+use rescue_engine::run::session::{self, Disk, Outcome};
+use rescue_engine::run::sitekeys::StickKeys;
+use rescue_engine::util::version;
 use screen::Verdict;
 use sha2::{Digest, Sha256};
 use stick::Stick;
@@ -73,7 +73,7 @@ static SBAT: [u8; SBAT_CSV.len()] = {
 };
 
 /// The profile (and key-file digest) `rescue build` seals into this binary
-/// before signing it; see `rescue_engine::embed`. Empty as compiled.
+/// before signing it; see `rescue_engine::formats::embed`. Empty as compiled.
 #[used]
 #[link_section = ".rprof"]
 static EMBEDDED: [u8; embed::SECTION_LEN] = embed::empty_section();
@@ -128,7 +128,7 @@ fn main() -> Status {
     let mut found: Vec<Disk<disks::UefiDisk>> = disks::whole_disks(skip.as_deref())
         .into_iter()
         .map(|f| Disk {
-            bus: String::from(rescue_engine::diskid::bus_from_path(&f.label)),
+            bus: String::from(rescue_engine::formats::diskid::bus_from_path(&f.label)),
             label: f.label,
             model: f.model,
             serial: f.serial,

@@ -6,9 +6,9 @@
 
 use alloc::format;
 use alloc::string::String;
-use rescue_engine::remediate::{BackupItem, BackupSink};
-use rescue_engine::stick as layout;
-use rescue_engine::win32_name::relative_path_problem;
+use rescue_engine::formats::stick as layout;
+use rescue_engine::rules::delete::{BackupItem, BackupSink};
+use rescue_engine::util::win32_name::relative_path_problem;
 use uefi::fs::FileSystem;
 use uefi::{boot, CString16};
 

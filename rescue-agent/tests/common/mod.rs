@@ -8,11 +8,11 @@ pub mod ntfs3g;
 
 use ntfs3g::{bytes, check_volume, copy, run, with_mount};
 use rescue_engine::block::{check_range, BlockDevice, IoError};
-use rescue_engine::ntfs::delete::plan_delete;
-use rescue_engine::ntfs::gate::clear_for_writing;
-use rescue_engine::ntfs::plan::{self, Plan};
-use rescue_engine::ntfs::Ntfs;
-use rescue_engine::profile::UncleanJournal;
+use rescue_engine::formats::ntfs::delete::plan_delete;
+use rescue_engine::formats::ntfs::gate::clear_for_writing;
+use rescue_engine::formats::ntfs::plan::{self, Plan};
+use rescue_engine::formats::ntfs::Ntfs;
+use rescue_engine::rules::profile::UncleanJournal;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;

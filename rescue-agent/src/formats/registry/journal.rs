@@ -1,0 +1,395 @@
+//! Putting an edited hive on disk as Windows does: the change goes into a
+//! transaction log first, as one `HvLE` entry, and only then into the
+//! primary file (base block marked dirty, the changed pages, base block
+//! clean). Cut short after any write, the files recover, by Windows' rules
+//! (as [`log::recover`] implements them), to the hive before the change or
+//! to the edited one: never to a mix of the two.
+//!
+//! Where the entry goes:
+//! - a dirty hive that was recovered from its logs: right after the last
+//!   entry the recovery applied, continuing its chain (every earlier entry
+//!   stays, so the hive recovers at every step); when that log has no room,
+//!   at the start of the other log if the chain does not use it (Windows'
+//!   own switch from one log file to the other);
+//! - a clean hive: at the start of the first new-format log with room, under
+//!   a fresh log base block; the dirty primary's secondary sequence number
+//!   then names this entry, so older entries in either log are never
+//!   replayed.
+//!
+//! The entry holds every 4 KiB page the edit changed in the recovered hive
+//! (padded, as Windows pads them, to end on a 4 KiB boundary of the log when
+//! there is room), and a zeroed sector after it ends the log. The entry takes
+//! the edited hive's sequence number E; while the hive is written its base
+//! block is the edited one with sequence numbers (E + 1, floor), where floor
+//! is the first entry recovery must apply, and at the end (E + 1, E + 1), as
+//! after Windows' own writes, so that Windows' next entry (numbered like the
+//! hive's secondary sequence number) never takes the number of this one.
+//!
+//! Without a place for the entry: a clean hive whose logs are missing, too
+//! small or old-format (Windows 8 and earlier) is written without one, in
+//! the same order (a cut leaves a hive marked dirty, which Windows does not
+//! take for a clean one); a dirty hive is refused.
+//!
+//! Every plan is checked before it is returned: recovery is run on the files
+//! as they would be after each log write, after the dirty base block, after
+//! the last page and at the end. Checking after every page is not needed:
+//! the page writes only touch pages the recovery rewrites (from this entry
+//! or from the chain it continues), so every state between the first and the
+//! last page recovers as both ends do.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::base::{self, BaseBlock, SIZE};
+use super::edit::{self, FileEdit};
+use super::log::{self, Recovered};
+use super::{RegError, Result};
+use crate::util::le::le32;
+
+/// Logs are written in 512-byte sectors.
+const SECTOR: usize = 512;
+/// The base block flags (`Flags`, bit 0 is carried by log entries).
+const FLAGS: usize = 0x90;
+
+/// The file a write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The primary hive file.
+    Primary,
+    /// A transaction log: its index in the `logs` given to [`plan`].
+    Log(usize),
+}
+
+/// The writes that put an edited hive on disk, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Journal {
+    /// Every write (offset in its file, bytes), in the order to do them; all
+    /// log writes come before the first primary write. Empty when the hive
+    /// did not change.
+    pub writes: Vec<(Target, FileEdit)>,
+    /// The log entry written first: (log index, sequence number); `None`
+    /// when the hive is written without one.
+    pub entry: Option<(usize, u32)>,
+}
+
+impl Journal {
+    /// For people: where the log entry went, given the logs' file names, or why there is none.
+    pub fn describe(&self, log_names: [&str; 2]) -> String {
+        match self.entry {
+            Some((i, seq)) => format!("log entry {seq} in {}, written first", log_names.get(i).unwrap_or(&"?")),
+            None => String::from("no log entry (no transaction log in the new format with room for one)"),
+        }
+    }
+}
+
+/// The hive file `primary` as its `logs` recover it ([`log::recover`]), to be
+/// edited and written back in place: a recovery that would make the file
+/// longer (the logs grew the hive bins) is refused, files are never grown.
+pub fn recover_in_place(primary: &[u8], logs: &[&[u8]]) -> Result<Recovered> {
+    let recovered = log::recover(primary, logs)?;
+    if recovered.bytes.len() != primary.len() {
+        return Err(RegError::Unsupported {
+            detail: "recovering it from its logs would make the file longer, and files are never grown",
+        });
+    }
+    Ok(recovered)
+}
+
+/// Plans writing `edited` over the primary file `original`, whose logs are
+/// `logs` (as given to [`log::recover`], which returned `recovered`).
+/// `edited` is `recovered.bytes` changed by the editor (same length as
+/// `original`).
+///
+/// Errors: [`RegError::Unsupported`] when a recovered dirty hive's logs have
+/// no room for the entry, or when the check finds the logs would not recover
+/// the change (logs that do not fit together); nothing is to be written
+/// then. Never panics; writes nothing itself.
+pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]]) -> Result<Journal> {
+    if edited.len() != original.len() {
+        return Err(RegError::Unsupported {
+            detail: "the change would change the file's length, and files are never grown",
+        });
+    }
+    let mut primary = edit::writes(original, edited);
+    if primary.is_empty() {
+        return Ok(Journal::default());
+    }
+    let new = BaseBlock::parse(edited)?;
+    let pages = changed_pages(&recovered.bytes, edited);
+    let seq = new.seq1;
+    let flags = le32(edited, FLAGS).unwrap_or(0) & 1;
+    let body = log::entry(seq, new.bins_size, flags, &pages, 0);
+    let place = if pages.is_empty() { None } else { place(recovered, logs, body.len(), seq)? };
+    let Some(place) = place else {
+        let writes = primary.into_iter().map(|w| (Target::Primary, w)).collect();
+        return Ok(Journal { writes, entry: None });
+    };
+    // As Windows lays entries out: each ends on a 4 KiB boundary of the log, when there is room.
+    let log_len = logs.get(place.log).map_or(0, |l| l.len());
+    let aligned = (place.at + body.len()).next_multiple_of(4096) - place.at;
+    let body = match place.at + aligned {
+        end if end == log_len || end + SECTOR <= log_len => log::entry(seq, new.bins_size, flags, &pages, aligned),
+        _ => body,
+    };
+    let mut at_entry = body;
+    if place.at + at_entry.len() < log_len {
+        at_entry.resize(at_entry.len() + SECTOR, 0);
+    }
+    let mut writes = alloc::vec![(Target::Log(place.log), (place.at as u64, at_entry))];
+    if place.at == SECTOR {
+        writes.push((Target::Log(place.log), (0, log::log_base(edited, 6, seq))));
+    }
+    // The hive ends one past its last log entry, as after Windows' own
+    // writes (its next entry then takes the next number); while written it
+    // is dirty with recovery starting at `floor`.
+    let mut clean = edited[..SIZE].to_vec();
+    base::stamp(&mut clean, seq.wrapping_add(1), seq.wrapping_add(1), new.timestamp);
+    let mut dirty = edited[..SIZE].to_vec();
+    base::stamp(&mut dirty, seq.wrapping_add(1), place.floor, new.timestamp);
+    primary[0].1 = dirty;
+    if let Some(last) = primary.last_mut() {
+        last.1 = clean;
+    }
+    writes.extend(primary.into_iter().map(|w| (Target::Primary, w)));
+    let journal = Journal { writes, entry: Some((place.log, seq)) };
+    check(original, recovered, edited, logs, &journal)?;
+    Ok(journal)
+}
+
+/// Where the log entry goes.
+struct Place {
+    /// Index of the log file.
+    log: usize,
+    /// Byte offset of the entry in it (512: a fresh log).
+    at: usize,
+    /// The sequence number recovery must start from.
+    floor: u32,
+}
+
+/// Chooses the log and offset for an entry of `len` bytes with sequence
+/// number `seq`; `None`: the hive is written without an entry.
+fn place(recovered: &Recovered, logs: &[&[u8]], len: usize, seq: u32) -> Result<Option<Place>> {
+    // The entry fits, followed by a zeroed sector or by the end of the file.
+    let fits = |i: usize, at: usize| logs.get(i).is_some_and(|l| at + len == l.len() || at + len + SECTOR <= l.len());
+    match &recovered.chain {
+        Some(chain) => {
+            let (log, end) = chain.end;
+            if fits(log, end) {
+                return Ok(Some(Place { log, at: end, floor: chain.first }));
+            }
+            let other = (0..logs.len()).find(|&i| !chain.logs.contains(&i) && fits(i, SECTOR));
+            match other {
+                Some(log) => Ok(Some(Place { log, at: SECTOR, floor: chain.first })),
+                None => Err(RegError::Unsupported {
+                    detail:
+                        "its transaction logs have no room for a log entry of the change, and files are never grown",
+                }),
+            }
+        }
+        // Recovered from old-format logs, or clean: a fresh new-format log, if one can hold the entry.
+        None if recovered.applied > 0 => Ok(None),
+        None => {
+            let log = (0..logs.len()).find(|&i| log::is_new_format(logs[i]) && fits(i, SECTOR));
+            Ok(log.map(|log| Place { log, at: SECTOR, floor: seq }))
+        }
+    }
+}
+
+/// Every 4 KiB page of the hive bins that differs between `old` and `new`
+/// (same length): (offset in the hive bins, page).
+fn changed_pages<'a>(old: &[u8], new: &'a [u8]) -> Vec<(u32, &'a [u8])> {
+    let pages = old.chunks(4096).zip(new.chunks(4096)).enumerate().skip(1);
+    pages.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (((i - 1) * 4096) as u32, b)).collect()
+}
+
+/// Runs the recovery on the files as they would be at each checkpoint of
+/// `journal` (see the module documentation) and checks the result.
+fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], journal: &Journal) -> Result<()> {
+    let bad = || RegError::Unsupported {
+        detail: "its transaction logs would not recover the change if the write were cut short",
+    };
+    let mut primary = original.to_vec();
+    let mut logs: Vec<Vec<u8>> = logs.iter().map(|l| l.to_vec()).collect();
+    let n = journal.writes.len();
+    for (k, (target, (at, bytes))) in journal.writes.iter().enumerate() {
+        let file = match target {
+            Target::Primary => &mut primary,
+            Target::Log(i) => logs.get_mut(*i).ok_or_else(bad)?,
+        };
+        let at = *at as usize;
+        file.get_mut(at..at + bytes.len()).ok_or_else(bad)?.copy_from_slice(bytes);
+        let next_is_page = matches!(journal.writes.get(k + 1), Some((Target::Primary, (o, _))) if *o != 0);
+        if *target == Target::Primary && at != 0 && next_is_page {
+            continue;
+        }
+        let refs: Vec<&[u8]> = logs.iter().map(|l| l.as_slice()).collect();
+        let r = log::recover(&primary, &refs).map_err(|_| bad())?;
+        let primary_touched = journal.writes[..=k].iter().any(|(t, _)| *t == Target::Primary);
+        let good = if k + 1 == n {
+            // Clean: the edited hive, numbered one past the entry.
+            let next = journal.entry.map_or(0, |(_, seq)| seq.wrapping_add(1));
+            let mut want = edited.to_vec();
+            base::stamp(&mut want, next, next, BaseBlock::parse(edited)?.timestamp);
+            primary == want && r.bytes == want
+        } else if primary_touched {
+            r.bytes == edited
+        } else {
+            // Only logs written: the hive as before, or (a chain that now
+            // ends with the entry) as edited; base blocks differ in time.
+            BaseBlock::parse(&r.bytes).is_ok()
+                && (r.bytes.get(SIZE..) == recovered.bytes.get(SIZE..) || r.bytes.get(SIZE..) == edited.get(SIZE..))
+        };
+        if !good {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::registry::log::tests::primary;
+    use alloc::vec;
+
+    const PAGE: usize = 4096;
+
+    /// `hive` with bin `i` filled with `fill`, both sequence numbers `seq`, timestamp 9.
+    fn changed(hive: &[u8], bins: &[(usize, u8)], seq: u32) -> Vec<u8> {
+        let mut b = hive.to_vec();
+        for &(i, fill) in bins {
+            b[SIZE + i * PAGE..SIZE + (i + 1) * PAGE].fill(fill);
+        }
+        base::stamp(&mut b, seq, seq, 9);
+        b
+    }
+
+    /// A new-format log of `len` bytes: base block `seq`, then `entries`.
+    fn new_log(hive: &[u8], seq: u32, entries: &[Vec<u8>], len: usize) -> Vec<u8> {
+        let mut l = log::log_base(hive, 6, seq);
+        entries.iter().for_each(|e| l.extend_from_slice(e));
+        assert!(l.len() <= len);
+        l.resize(len, 0);
+        l
+    }
+
+    fn page_entry(seq: u32, bins: usize, i: usize, fill: u8) -> Vec<u8> {
+        log::entry(seq, (bins * PAGE) as u32, 0, &[((i * PAGE) as u32, &vec![fill; PAGE])], 0)
+    }
+
+    /// Applies the first `k` writes of `j` and recovers.
+    fn after(original: &[u8], logs: &[&[u8]], j: &Journal, k: usize) -> Vec<u8> {
+        let mut files: Vec<Vec<u8>> =
+            core::iter::once(original.to_vec()).chain(logs.iter().map(|l| l.to_vec())).collect();
+        for (t, (at, b)) in &j.writes[..k] {
+            let f = match t {
+                Target::Primary => 0,
+                Target::Log(i) => 1 + i,
+            };
+            files[f][*at as usize..*at as usize + b.len()].copy_from_slice(b);
+        }
+        let refs: Vec<&[u8]> = files[1..].iter().map(|l| l.as_slice()).collect();
+        log::recover(&files[0], &refs).unwrap().bytes
+    }
+
+    /// Every cut of `j` recovers to the bins of `before` or of `edited`,
+    /// and to exactly `edited` once the primary was touched.
+    fn every_cut_recovers(original: &[u8], before: &[u8], edited: &[u8], logs: &[&[u8]], j: &Journal) {
+        let first_primary = j.writes.iter().position(|(t, _)| *t == Target::Primary).unwrap();
+        let next = j.entry.unwrap().1 + 1;
+        for k in 0..=j.writes.len() {
+            let r = after(original, logs, j, k);
+            if k == j.writes.len() {
+                assert!(r[SIZE..] == edited[SIZE..], "the end");
+                assert_eq!(BaseBlock::parse(&r).map(|b| (b.seq1, b.seq2)), Ok((next, next)), "one past the entry");
+            } else if k > first_primary {
+                assert!(r == edited, "cut after {k} writes");
+            } else {
+                assert!(r[SIZE..] == before[SIZE..] || r[SIZE..] == edited[SIZE..], "cut after {k} writes");
+            }
+        }
+    }
+
+    #[test]
+    fn clean_hive_gets_a_fresh_log_whose_entry_is_replayed_alone() {
+        let original = primary(10, 10, 4);
+        // LOG1 holds an old chain whose pages must never come back.
+        let log1 = new_log(&original, 8, &[page_entry(8, 4, 1, 0xEE), page_entry(9, 4, 2, 0xEE)], 32 * 1024);
+        let log2 = vec![0u8; 32 * 1024];
+        let logs: [&[u8]; 2] = [&log1, &log2];
+        let rec = log::recover(&original, &logs).unwrap();
+        let edited = changed(&original, &[(1, 0xA1), (3, 0xA3)], 11);
+        let j = plan(&original, &rec, &edited, &logs).unwrap();
+        assert_eq!(j.entry, Some((0, 11)));
+        assert_eq!(j.writes[0].0, Target::Log(0));
+        assert_eq!(j.writes[0].1 .0, SECTOR as u64);
+        assert_eq!(j.writes[1].1 .0, 0, "the fresh log base block goes after the entry");
+        every_cut_recovers(&original, &original, &edited, &logs, &j);
+    }
+
+    #[test]
+    fn recovered_dirty_hive_continues_the_chain_or_switches_logs() {
+        let original = primary(13, 11, 4);
+        let chain = [page_entry(11, 4, 0, 0xB0), page_entry(12, 4, 1, 0xB1)];
+        let log1 = new_log(&original, 11, &chain, 64 * 1024);
+        let log2 = vec![0u8; 64 * 1024];
+        let logs: [&[u8]; 2] = [&log1, &log2];
+        let rec = log::recover(&original, &logs).unwrap();
+        assert_eq!(rec.seq, 12);
+        let edited = changed(&rec.bytes, &[(2, 0xC2)], 13);
+        let j = plan(&original, &rec, &edited, &logs).unwrap();
+        let end = rec.chain.as_ref().unwrap().end.1;
+        assert_eq!((j.entry, j.writes[0].1 .0), (Some((0, 13)), end as u64), "appended after entry 12");
+        every_cut_recovers(&original, &rec.bytes, &edited, &logs, &j);
+
+        // LOG1 full (the chain ends at its end): a fresh LOG2 continues it.
+        let full = &log1[..end];
+        let logs: [&[u8]; 2] = [full, &log2];
+        let rec = log::recover(&original, &logs).unwrap();
+        let j = plan(&original, &rec, &edited, &logs).unwrap();
+        assert_eq!((j.entry, j.writes[0].1 .0), (Some((1, 13)), SECTOR as u64));
+        every_cut_recovers(&original, &rec.bytes, &edited, &logs, &j);
+
+        // No room anywhere: refused, nothing to write.
+        let logs: [&[u8]; 2] = [full, &log2[..1024]];
+        let rec = log::recover(&original, &logs).unwrap();
+        assert!(matches!(plan(&original, &rec, &edited, &logs), Err(RegError::Unsupported { .. })));
+    }
+
+    #[test]
+    fn without_a_usable_log_a_clean_hive_is_written_as_before() {
+        let original = primary(5, 5, 3);
+        let edited = changed(&original, &[(1, 0x11)], 6);
+        let old_format = {
+            let mut l = log::log_base(&original, 1, 5);
+            l.resize(16 * 1024, 0);
+            l
+        };
+        for logs in [vec![], vec![&[][..], &[][..]], vec![&old_format[..]], vec![&[0u8; 1024][..]]] {
+            let rec = log::recover(&original, &logs).unwrap();
+            let j = plan(&original, &rec, &edited, &logs).unwrap();
+            assert_eq!(j.entry, None);
+            let plain: Vec<(Target, FileEdit)> =
+                edit::writes(&original, &edited).into_iter().map(|w| (Target::Primary, w)).collect();
+            assert_eq!(j.writes, plain);
+        }
+        let rec = log::recover(&original, &[]).unwrap();
+        assert_eq!(plan(&original, &rec, &original, &[]).unwrap(), Journal::default());
+        let longer = [&edited[..], &[0u8; 4096]].concat();
+        assert!(matches!(plan(&original, &rec, &longer, &[]), Err(RegError::Unsupported { .. })));
+    }
+
+    #[test]
+    fn logs_that_would_replay_over_the_change_are_refused() {
+        // LOG2 claims entries after the one to write (a log from elsewhere):
+        // recovery would continue into it.
+        let original = primary(20, 20, 3);
+        let log1 = new_log(&original, 5, &[], 32 * 1024);
+        let log2 = new_log(&original, 22, &[page_entry(22, 3, 1, 0x66)], 32 * 1024);
+        let logs: [&[u8]; 2] = [&log1, &log2];
+        let rec = log::recover(&original, &logs).unwrap();
+        let edited = changed(&original, &[(2, 0x22)], 21);
+        assert!(matches!(plan(&original, &rec, &edited, &logs), Err(RegError::Unsupported { .. })));
+    }
+}

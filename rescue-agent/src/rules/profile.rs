@@ -1,0 +1,738 @@
+//! The remediation profile: what a stick does to each Windows volume.
+//!
+//! A profile is TOML (see `profiles/README.md`). [`Profile::parse`] accepts
+//! only a fully valid profile: unknown keys, bad globs, bad hex and missing
+//! fields are [`ProfileError`]s carrying the line and column of the problem
+//! and what to change. Both the image builder and the agent parse with this
+//! one function, so a stick never carries a profile the agent would reject.
+
+use crate::util::glob;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// The profile's name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`;
+    /// it names reports and backup folders.
+    pub name: String,
+    /// Free text for people (empty when not given).
+    pub description: String,
+    /// The `[[delete]]` rules, in file order.
+    pub delete: Vec<DeleteRule>,
+    /// The `[[service]]` rules: services whose start type is set.
+    pub services: Vec<ServiceRule>,
+    /// The `[[registry]]` rules: values set.
+    pub registry: Vec<RegistryRule>,
+    /// The `[ntfs]` options.
+    pub ntfs: NtfsOptions,
+    /// The `[finish]` options.
+    pub finish: Finish,
+    /// The `[prompt]` options.
+    pub prompt: PromptOptions,
+    /// The `[report]` options.
+    pub report: ReportOptions,
+}
+
+/// The `[report]` section: where a network-booted agent (or any agent, in
+/// addition to the stick) delivers its report and backups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// `http://host[:port]/path`: the agent sends `<url>/<run id>/report.json`
+    /// and `<url>/<run id>/backups/<volume>/<path>` with HTTP PUT.
+    pub url: Option<String>,
+}
+
+/// One `[[delete]]` rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteRule {
+    /// The path as written in the profile, with `\` separators.
+    pub path: String,
+    /// Directory components from the volume root, without wildcards.
+    pub dir: Vec<String>,
+    /// Last component; may hold `*` and `?`.
+    pub pattern: String,
+    /// Only files starting with these bytes match (empty: any file).
+    pub header: Vec<u8>,
+    /// Copy each file to the stick before deleting it.
+    pub backup: bool,
+}
+
+/// One `[[service]]` rule: the start type of a service (or driver), set in
+/// every `ControlSetNNN` of the SYSTEM hive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRule {
+    /// The key name under `ControlSetNNN\Services`.
+    pub name: String,
+    /// The start type.
+    pub start: ServiceStart,
+}
+
+/// A service's `Start` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceStart {
+    /// 0: loaded by the boot loader.
+    Boot,
+    /// 1: loaded by the kernel at initialisation.
+    System,
+    /// 2: started automatically.
+    Automatic,
+    /// 3: started on demand.
+    Manual,
+    /// 4: never started.
+    Disabled,
+}
+
+impl ServiceStart {
+    /// The `Start` DWORD.
+    pub fn value(self) -> u32 {
+        self as u32
+    }
+    /// The name as written in profiles.
+    pub fn as_str(self) -> &'static str {
+        ["boot", "system", "automatic", "manual", "disabled"][self as usize]
+    }
+}
+
+/// The hives a `[[registry]]` rule may edit (`Windows\System32\config\<hive>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HiveName {
+    /// `SYSTEM`: services, drivers, control sets.
+    System,
+    /// `SOFTWARE`: installed software and policies.
+    Software,
+}
+
+impl HiveName {
+    /// The file name in `Windows\System32\config`.
+    pub fn file(self) -> &'static str {
+        match self {
+            HiveName::System => "SYSTEM",
+            HiveName::Software => "SOFTWARE",
+        }
+    }
+}
+
+/// One `[[registry]]` rule: a value set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRule {
+    /// The hive.
+    pub hive: HiveName,
+    /// The key, relative to the hive root, `\`-separated; in SYSTEM a first
+    /// component `CurrentControlSet` means the set `Select\Current` names.
+    pub key: String,
+    /// The value's name (empty: the key's default value).
+    pub value: String,
+    /// The data (and so the type) to set.
+    pub data: crate::formats::registry::edit::Data,
+}
+
+/// What to do with a volume whose `$LogFile` says it was not cleanly unmounted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UncleanJournal {
+    /// Refuse to write to the volume (the default).
+    #[default]
+    Refuse,
+    /// Reset the journal as `ntfsfix` does and mark the volume dirty so Windows runs chkdsk.
+    Reset,
+}
+
+/// `[ntfs]` options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NtfsOptions {
+    /// What to do when `$LogFile` is unclean (`unclean_journal`, default `refuse`).
+    pub unclean_journal: UncleanJournal,
+}
+
+/// What the agent does when it is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishAction {
+    /// Reboot into Windows (the default).
+    #[default]
+    Reboot,
+    /// Power the machine off.
+    Shutdown,
+    /// Wait for a key press, then reboot.
+    Wait,
+}
+
+impl FinishAction {
+    /// The value as written in the profile (`"reboot"`, `"shutdown"` or `"wait"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishAction::Reboot => "reboot",
+            FinishAction::Shutdown => "shutdown",
+            FinishAction::Wait => "wait",
+        }
+    }
+}
+
+/// `[finish]` options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Finish {
+    /// What to do at the end (`action`, default `reboot`).
+    pub action: FinishAction,
+    /// `safe_mode`: the next boot of each fixed Windows goes to Safe Mode
+    /// (`minimal`, `network`) or back to normal (`off`); None leaves the BCD alone.
+    pub safe_mode: Option<crate::formats::registry::bcd::SafeMode>,
+}
+
+/// `[prompt]` options: how the agent asks for BitLocker keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PromptOptions {
+    /// Seconds to wait at a key prompt before skipping the volume; `None` waits forever.
+    pub timeout_seconds: Option<u32>,
+}
+
+/// A profile that is not valid, with where and what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileError {
+    /// 1-based line and column of the problem (0 when not tied to a place).
+    pub line: usize,
+    /// 1-based column, in characters (0 when not tied to a place).
+    pub column: usize,
+    /// What is wrong and how to fix it (may span lines).
+    pub message: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        } else {
+            write!(f, "{}", self.message)
+        }
+    }
+}
+
+impl core::error::Error for ProfileError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    delete: Vec<RawDelete>,
+    #[serde(default)]
+    service: Vec<RawService>,
+    #[serde(default)]
+    registry: Vec<RawRegistry>,
+    #[serde(default)]
+    ntfs: RawNtfs,
+    #[serde(default)]
+    finish: RawFinish,
+    #[serde(default)]
+    prompt: RawPrompt,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelete {
+    path: Spanned<String>,
+    header: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    backup: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    start: ServiceStart,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    hive: Spanned<String>,
+    key: Spanned<String>,
+    value: Spanned<String>,
+    dword: Option<Spanned<i64>>,
+    qword: Option<Spanned<i64>>,
+    string: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawSafeMode {
+    Minimal,
+    Network,
+    Off,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNtfs {
+    #[serde(default)]
+    unclean_journal: UncleanJournal,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFinish {
+    #[serde(default)]
+    action: FinishAction,
+    safe_mode: Option<RawSafeMode>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrompt {
+    timeout_seconds: Option<u32>,
+}
+
+/// Checks a `[report] url`: `http://` (the firmware's HTTP protocol; its TLS
+/// needs certificates enrolled in the firmware), a host, at most 512
+/// printable ASCII characters, no query or fragment.
+fn check_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("report url {url:?} must start with http:// (e.g. http://rescue.example.internal/rescue)"));
+    };
+    if url.len() > 512 || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['?', '#']) {
+        return Err(format!(
+            "report url {url:?}: at most 512 printable ASCII characters, no spaces, no query or fragment"
+        ));
+    }
+    if rest.split('/').next().is_none_or(str::is_empty) {
+        return Err(format!("report url {url:?} names no host"));
+    }
+    Ok(())
+}
+
+/// Longest header a rule may require, in bytes.
+pub const MAX_HEADER: usize = 512;
+
+/// 1-based line and column of byte `pos` in `text`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(text.len());
+    let before = &text.as_bytes()[..pos];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = text[line_start..pos].chars().count() + 1;
+    (line, column)
+}
+
+impl Profile {
+    /// Parses and validates a profile; the first problem is the error.
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+        Profile::parse_all(text).map_err(|mut errors| errors.remove(0))
+    }
+
+    /// Parses and validates a profile, reporting every problem found (at
+    /// least one when it fails), each with its line and column.
+    pub fn parse_all(text: &str) -> Result<Profile, Vec<ProfileError>> {
+        if text.len() > MAX_LEN {
+            return Err(alloc::vec![ProfileError {
+                line: 0,
+                column: 0,
+                message: format!("the profile is {} bytes; a profile is at most {MAX_LEN} bytes", text.len()),
+            }]);
+        }
+        let at = |pos: usize, message: String| {
+            let (line, column) = line_col(text, pos);
+            ProfileError { line, column, message }
+        };
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim_end().to_string();
+            let hint = hint_for(&msg);
+            let pos = e.span().map_or(0, |s| s.start);
+            alloc::vec![at(pos, format!("{msg}{hint}"))]
+        })?;
+        let mut errors = Vec::new();
+
+        let name_pos = raw.name.span().start;
+        let name = raw.name.into_inner();
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            errors.push(at(
+                name_pos,
+                "`name` must be 1-64 characters of letters, digits, '-', '_' or '.' (it names reports and backups)"
+                    .into(),
+            ));
+        }
+        if raw.delete.is_empty() && raw.service.is_empty() && raw.registry.is_empty() && raw.finish.safe_mode.is_none()
+        {
+            errors.push(ProfileError { line: 0, column: 0, message: "the profile does nothing: add a [[delete]], [[service]] or [[registry]] rule, or [finish] safe_mode, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
+        }
+        let mut delete = Vec::new();
+        for r in raw.delete {
+            let path_pos = r.path.span().start;
+            let split = split_path(r.path.get_ref()).map_err(|m| at(path_pos, m));
+            let header = match r.header {
+                None => Ok(Vec::new()),
+                Some(h) => parse_hex(h.get_ref()).map_err(|m| at(h.span().start, m)),
+            };
+            match (split, header) {
+                (Ok((dir, pattern)), Ok(header)) => {
+                    delete.push(DeleteRule { path: r.path.into_inner(), dir, pattern, header, backup: r.backup })
+                }
+                (split, header) => errors.extend(split.err().into_iter().chain(header.err())),
+            }
+        }
+        let mut services = Vec::new();
+        for r in raw.service {
+            match check_key_name(r.name.get_ref()) {
+                Ok(()) => services.push(ServiceRule { name: r.name.get_ref().clone(), start: r.start }),
+                Err(m) => errors.push(at(r.name.span().start, format!("[[service]] name: {m}"))),
+            }
+        }
+        let mut registry = Vec::new();
+        for r in raw.registry {
+            match registry_rule(r) {
+                Ok(rule) => registry.push(rule),
+                Err((pos, m)) => errors.push(at(pos, m)),
+            }
+        }
+        let url = match raw.report.url {
+            None => None,
+            Some(u) => match check_url(u.get_ref()) {
+                Ok(()) => Some(u.into_inner()),
+                Err(m) => {
+                    errors.push(at(u.span().start, m));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Profile {
+            name,
+            description: raw.description,
+            delete,
+            services,
+            registry,
+            ntfs: NtfsOptions { unclean_journal: raw.ntfs.unclean_journal },
+            finish: Finish {
+                action: raw.finish.action,
+                safe_mode: raw.finish.safe_mode.map(|m| match m {
+                    RawSafeMode::Minimal => crate::formats::registry::bcd::SafeMode::Minimal,
+                    RawSafeMode::Network => crate::formats::registry::bcd::SafeMode::Network,
+                    RawSafeMode::Off => crate::formats::registry::bcd::SafeMode::Off,
+                }),
+            },
+            prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
+            report: ReportOptions { url },
+        })
+    }
+}
+
+/// Checks one registry key name: 1 to 255 characters, no `\\`, no control characters.
+fn check_key_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(format!("{name:?} must be 1 to 255 characters"));
+    }
+    if name.contains('\\') || name.chars().any(|c| (c as u32) < 0x20) {
+        return Err(format!("{name:?} must be one key name: no '\\' and no control characters"));
+    }
+    Ok(())
+}
+
+/// Validates one `[[registry]]` rule; an error carries its byte position.
+fn registry_rule(r: RawRegistry) -> Result<RegistryRule, (usize, String)> {
+    use crate::formats::registry::edit::Data;
+    let hive = match r.hive.get_ref().to_ascii_uppercase().as_str() {
+        "SYSTEM" => HiveName::System,
+        "SOFTWARE" => HiveName::Software,
+        other => {
+            return Err((
+                r.hive.span().start,
+                format!("[[registry]] hive {other:?} is not one this tool edits: use \"SYSTEM\" or \"SOFTWARE\""),
+            ));
+        }
+    };
+    let key = r.key.get_ref();
+    if key.is_empty() || key.starts_with(['\\', '/']) || key.contains(':') || key.contains('/') {
+        return Err((r.key.span().start, format!("[[registry]] key {key:?} must be relative to the hive, with '\\' between names, e.g. 'CurrentControlSet\\Services\\CSAgent'")));
+    }
+    for part in key.split('\\') {
+        check_key_name(part).map_err(|m| (r.key.span().start, format!("[[registry]] key {key:?}: {m}")))?;
+    }
+    if r.value.get_ref().chars().count() > 16383 || r.value.get_ref().chars().any(|c| (c as u32) < 0x20) {
+        return Err((
+            r.value.span().start,
+            "[[registry]] value name: at most 16383 characters, no control characters".into(),
+        ));
+    }
+    let given: Vec<usize> = [
+        r.dword.as_ref().map(|d| d.span().start),
+        r.qword.as_ref().map(|d| d.span().start),
+        r.string.as_ref().map(|d| d.span().start),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() != 1 {
+        let pos = given.get(1).copied().unwrap_or(r.value.span().start);
+        return Err((pos, "[[registry]] needs exactly one of dword, qword or string (the value's type)".into()));
+    }
+    let data = match (r.dword, r.qword, r.string) {
+        (Some(d), _, _) => Data::Dword(
+            u32::try_from(*d.get_ref()).map_err(|_| (d.span().start, "dword must be 0 to 4294967295".to_string()))?,
+        ),
+        (_, Some(q), _) => Data::Qword(
+            u64::try_from(*q.get_ref()).map_err(|_| (q.span().start, "qword must be 0 or more".to_string()))?,
+        ),
+        (_, _, Some(s)) => Data::Sz(s.into_inner()),
+        _ => return Err((r.value.span().start, "[[registry]] needs a dword, qword or string".into())),
+    };
+    Ok(RegistryRule { hive, key: key.clone(), value: r.value.into_inner(), data })
+}
+
+/// The largest profile accepted (it is carried inside the agent).
+pub const MAX_LEN: usize = crate::formats::embed::MAX_PROFILE_LEN;
+
+impl Profile {
+    /// Things that are valid but deserve a second look before a fleet runs
+    /// them: a wildcard at the volume root, a rule that deletes registry hives.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.delete {
+            if r.dir.is_empty() && glob::is_pattern(&r.pattern) {
+                out.push(format!("rule {:?}: a wildcard at the volume root matches any file there", r.path));
+            }
+            let dir: Vec<String> = r.dir.iter().map(|d| d.to_ascii_lowercase()).collect();
+            if dir.len() >= 3 && dir[..3] == ["windows", "system32", "config"] {
+                out.push(format!(
+                    "rule {:?} deletes from Windows\\System32\\config, where the registry hives live: \
+                     a PC without them does not boot",
+                    r.path
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn hint_for(msg: &str) -> &'static str {
+    if msg.contains("unknown field") {
+        "\n  remove or rename this key (see profiles/README.md for every key)"
+    } else if msg.contains("unknown variant") {
+        "\n  use one of the values listed"
+    } else if msg.contains("missing field") {
+        "\n  add the missing key"
+    } else {
+        ""
+    }
+}
+
+/// The NTFS metadata files in a volume's root: no rule may name them.
+const METADATA: [&str; 11] = [
+    "$MFT", "$MFTMirr", "$LogFile", "$Volume", "$AttrDef", "$Bitmap", "$Boot", "$BadClus", "$Secure", "$UpCase",
+    "$Extend",
+];
+
+/// Characters Windows forbids in file names (besides control characters).
+const FORBIDDEN: &[char] = &['"', '<', '>', '|', ':'];
+
+/// Splits a profile path into directory components and a last-component pattern.
+fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
+    if path.starts_with(['\\', '/']) || path.as_bytes().get(1) == Some(&b':') {
+        return Err(format!("path {path:?} must be relative to the volume root, without a drive letter or leading '\\' (e.g. 'Windows\\System32\\x.sys')"));
+    }
+    let parts: Vec<&str> = path.split(['\\', '/']).collect();
+    let last = parts.len() - 1;
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(format!("path {path:?} has an empty component (a doubled or trailing '\\')"));
+        }
+        if *p == "." || *p == ".." {
+            return Err(format!("path {path:?} may not contain '.' or '..' components"));
+        }
+        if p.chars().any(|c| (c as u32) < 0x20) {
+            return Err(format!(
+                "path component {p:?} holds a control character: in double quotes, TOML reads \\f, \\t, \\n... \
+                 as escapes; write Windows paths in single quotes, e.g. path = 'Windows\\foo.sys'"
+            ));
+        }
+        if p.chars().any(|c| FORBIDDEN.contains(&c)) {
+            return Err(format!("path component {p:?} holds a character Windows forbids in names (\" < > | :)"));
+        }
+        if p.ends_with([' ', '.']) {
+            return Err(format!("path component {p:?} ends with a space or a dot: Windows cannot hold such a name"));
+        }
+        let stem = p.split('.').next().unwrap_or(p).to_ascii_uppercase();
+        let reserved = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
+            || (stem.len() == 4
+                && (stem.starts_with("COM") || stem.starts_with("LPT"))
+                && stem.as_bytes()[3].is_ascii_digit()
+                && stem.as_bytes()[3] != b'0');
+        if reserved {
+            return Err(format!("path component {p:?} is a reserved device name in Windows (CON, NUL, COM1, ...)"));
+        }
+        if i == 0 && METADATA.iter().any(|m| m.eq_ignore_ascii_case(p)) {
+            return Err(format!(
+                "path {path:?} reaches NTFS metadata ({p}): rules may not touch the volume's own structures"
+            ));
+        }
+        if p.contains(['[', ']']) {
+            return Err(format!("path component {p:?}: character classes [..] are not supported; use '*' or '?'"));
+        }
+        if i < last && glob::is_pattern(p) {
+            return Err(format!("path {path:?}: wildcards are allowed only in the last component, not in {p:?}"));
+        }
+        if p.len() > 255 {
+            return Err(format!("path component {p:?} is longer than 255 characters"));
+        }
+    }
+    let dir = parts[..last].iter().map(|s| s.to_string()).collect();
+    Ok((dir, parts[last].to_string()))
+}
+
+/// Parses a hex byte string such as `"AAAAAAAA01002301"` (spaces allowed between bytes).
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
+    if digits.is_empty() {
+        return Err(
+            "`header` is empty: give the file's first bytes in hex, e.g. \"AAAAAAAA01002301\", or remove the key"
+                .into(),
+        );
+    }
+    if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(format!("`header` must be hex digits (0-9, A-F); found {:?}", *bad as char));
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("`header` has an odd number of hex digits ({}): each byte takes two", digits.len()));
+    }
+    if digits.len() / 2 > MAX_HEADER {
+        return Err(format!("`header` is longer than {MAX_HEADER} bytes"));
+    }
+    let nib = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+    Ok(digits.chunks_exact(2).map(|c| nib(c[0]) << 4 | nib(c[1])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CS: &str = r#"name = "crowdstrike-c00000291"
+description = "Remove the faulty CrowdStrike channel file 291 (July 2024)"
+
+[[delete]]
+path = 'Windows\System32\drivers\CrowdStrike\C-00000291*.sys'
+header = "AAAAAAAA01002301"
+backup = true
+
+[ntfs]
+unclean_journal = "reset"
+
+[finish]
+action = "reboot"
+"#;
+
+    #[test]
+    fn crowdstrike_profile() {
+        let p = Profile::parse(CS).unwrap();
+        assert_eq!(p.name, "crowdstrike-c00000291");
+        assert_eq!(p.delete[0].dir, ["Windows", "System32", "drivers", "CrowdStrike"]);
+        assert_eq!(p.delete[0].pattern, "C-00000291*.sys");
+        assert_eq!(p.delete[0].header, [0xAA, 0xAA, 0xAA, 0xAA, 1, 0, 0x23, 1]);
+        assert_eq!(p.ntfs.unclean_journal, UncleanJournal::Reset);
+        assert_eq!(p.finish.action, FinishAction::Reboot);
+    }
+
+    fn err(text: &str) -> ProfileError {
+        Profile::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn paths_windows_cannot_hold_or_metadata_are_refused_all_at_once() {
+        let rule = |p: &str| format!("[[delete]]\npath = '{p}'\n");
+        let text = format!(
+            "name = \"x\"\n{}{}{}{}{}{}",
+            rule("Windows\\CON"),
+            rule("Windows\\x.sys."),
+            rule("$MFT"),
+            rule("$Extend\\$Quota"),
+            rule("Windows\\lpt1.txt"),
+            rule("ok\\fine.sys")
+        );
+        let errors = Profile::parse_all(&text).unwrap_err();
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors[0].message.contains("reserved device name") && errors[0].line == 3, "{errors:?}");
+        assert!(errors[1].message.contains("ends with a space or a dot"));
+        assert!(errors[2].message.contains("metadata") && errors[3].message.contains("metadata"));
+        let quoted = err("name = \"x\"\n[[delete]]\npath = \"Windows\\foo.sys\"\n");
+        assert!(quoted.message.contains("single quotes"), "{quoted}");
+        assert!(Profile::parse("name = \"x\"\n[[delete]]\npath = '$Recycle.Bin\\x.sys'\n").is_ok());
+        let big = format!("name = \"x\"\ndescription = \"{}\"\n{}", "a".repeat(MAX_LEN), rule("a.sys"));
+        assert!(Profile::parse(&big).unwrap_err().message.contains("at most"));
+    }
+
+    #[test]
+    fn report_url_is_checked() {
+        let with = |u: &str| format!("name = \"x\"\n[[delete]]\npath = 'a.sys'\n[report]\nurl = \"{u}\"\n");
+        let p = Profile::parse(&with("http://10.0.2.100:8080/rescue")).unwrap();
+        assert_eq!(p.report.url.as_deref(), Some("http://10.0.2.100:8080/rescue"));
+        for bad in ["https://x/y", "ftp://x", "http:///path", "http://x/a b", "http://x/?q=1"] {
+            let e = Profile::parse(&with(bad)).unwrap_err();
+            assert!(e.line == 5 && e.message.contains("report url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn warnings_for_root_wildcards_and_hives() {
+        let p = Profile::parse(
+            "name = \"x\"\n[[delete]]\npath = '*.sys'\n[[delete]]\npath = 'Windows\\System32\\config\\SAM'\n",
+        )
+        .unwrap();
+        let w = p.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("volume root") && w[1].contains("registry hives"));
+    }
+
+    #[test]
+    fn errors_carry_position() {
+        let e = err(&CS.replace("backup = true", "backup = true\ncolour = 1"));
+        assert_eq!((e.line, e.column), (8, 1), "{e}");
+        assert!(e.message.contains("colour"), "{e}");
+        let e = err(&CS.replace("AAAAAAAA01002301", "AAAAAAAA0100230"));
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("odd"), "{e}");
+        let e = err(&CS.replace("AAAAAAAA01002301", "AAAAAAAA0100230Z"));
+        assert!(e.message.contains("hex"), "{e}");
+        let e = err(&CS.replace("drivers\\CrowdStrike", "drivers\\Crowd*"));
+        assert_eq!((e.line, e.column), (5, 8), "{e}");
+        assert!(e.message.contains("last component"), "{e}");
+        let e = err(&CS.replace("\"reset\"", "\"fix\""));
+        assert_eq!(e.line, 10, "{e}");
+        let e = err(&CS.replace("name = \"crowdstrike-c00000291\"\n", ""));
+        assert!(e.message.contains("name"), "{e}");
+        let e = err("name = \"x\"\n[[delete]]\npath = \"a\\\\..\\\\b\"\n");
+        assert!(e.message.contains(".."), "{e}");
+        let e = err("name = \"x\"\n");
+        assert!(e.message.contains("[[delete]]"), "{e}");
+        let e = err("name = \"x\"\n[[delete]\n");
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        let p = Profile::parse("name = \"x\"\n[[delete]]\npath = 'a\\b.txt'\n").unwrap();
+        assert!(p.delete[0].backup);
+        assert!(p.delete[0].header.is_empty());
+        assert_eq!(p.ntfs.unclean_journal, UncleanJournal::Refuse);
+        assert_eq!(p.finish.action, FinishAction::Reboot);
+    }
+}
