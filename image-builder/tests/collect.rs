@@ -6,8 +6,8 @@
 mod support;
 
 use rescue_engine::formats::smbios::Machine;
-use rescue_engine::rules::delete::{FileAction, FileReport, Report, RuleReport, VolumeReport};
-use rescue_engine::run::session::{BitLockerReport, DiskReport, Outcome, RunReport};
+use rescue_engine::rules::report::{FileAction, FileReport, Filesystem, RuleReport, VolumeReport};
+use rescue_engine::run::report::{BitLockerReport, DiskReport, Outcome, Report, RunReport};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -36,7 +36,7 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
     let mut volumes = vec![VolumeReport {
         index: 0,
         partition: 3,
-        filesystem: "ntfs".into(),
+        filesystem: Filesystem::Ntfs,
         rules: vec![RuleReport {
             path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(),
             directory_found: true,
@@ -48,7 +48,7 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
     volumes.push(VolumeReport {
         index: 1,
         partition: 4,
-        filesystem: "ntfs".into(),
+        filesystem: Filesystem::Ntfs,
         write_refused: Some("Windows is hibernated (hiberfil.sys is live)".into()),
         ..Default::default()
     });
@@ -57,7 +57,7 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
         volumes.push(VolumeReport {
             index: 2,
             partition: 5,
-            filesystem: "bitlocker (locked)".into(),
+            filesystem: Filesystem::LockedBitLocker,
             ..Default::default()
         });
         bitlocker.push(BitLockerReport {
@@ -75,6 +75,7 @@ fn report(started: &str, serial: &str, outcome: Outcome, deleted: &[(&str, &str)
     }
     let r = RunReport {
         agent_version: "0.1.0".into(),
+        front_end: "agent (x86_64)".into(),
         started: started.into(),
         machine: Some(Machine {
             manufacturer: "LENOVO".into(),

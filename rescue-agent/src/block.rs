@@ -174,3 +174,43 @@ impl BlockDevice for MemDisk {
         Ok(())
     }
 }
+
+/// A device wrapper counting what the engine reads and writes.
+pub struct Counting<D> {
+    /// The device counted.
+    pub inner: D,
+    /// Bytes read so far.
+    pub bytes_read: u64,
+    /// Read calls so far.
+    pub reads: u64,
+    /// Bytes written so far.
+    pub bytes_written: u64,
+}
+
+impl<D: BlockDevice> Counting<D> {
+    /// Wraps `inner` with every counter at zero.
+    pub fn new(inner: D) -> Self {
+        Counting { inner, bytes_read: 0, reads: 0, bytes_written: 0 }
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Counting<D> {
+    fn sector_size(&self) -> u32 {
+        self.inner.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.bytes_read += buf.len() as u64;
+        self.reads += 1;
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.bytes_written += buf.len() as u64;
+        self.inner.write_at(offset, buf)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.inner.flush()
+    }
+}

@@ -13,8 +13,10 @@ use common::ntfs3g::{bytes, copy, make_volume, run, with_mount};
 use common::{differential, open, FileDev};
 use rescue_engine::block::MemDisk;
 use rescue_engine::formats::ntfs::plan::Plan;
-use rescue_engine::rules::delete::{self, BackupItem, BackupSink, FileAction, Options};
+use rescue_engine::rules::backup::{BackupItem, BackupSink, NoBackup};
 use rescue_engine::rules::profile::Profile;
+use rescue_engine::rules::report::FileAction;
+use rescue_engine::rules::Options;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -148,10 +150,10 @@ fn header_checks_and_backups_see_decompressed_bytes() {
         "name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = true\n",
     );
     let mut kept = Kept::default();
-    let r = delete::remediate(&p, &mut dev, &Options::default(), &mut kept, &mut |_| {});
+    let r = common::apply(&p, &mut dev, Options::default(), &mut kept);
     drop(dev);
-    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
-    let rule = &r.volumes[0].rules[0];
+    assert!(r.ok() && r.files_deleted() == 1, "{r:#?}");
+    let rule = &r.volume.rules[0];
     let decoy = rule.files.iter().find(|f| f.path.ends_with("decoy.sys")).unwrap();
     assert!(decoy.action != FileAction::Deleted && !decoy.header_match, "{decoy:#?}");
     let hit = "c/C-00000291-00000000-00000032.sys";
@@ -193,8 +195,8 @@ fn corrupt_compressed_data_is_an_error_and_nothing_is_written() {
     let p = profile(
         "name = \"t\"\n[[delete]]\npath = 'c\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n",
     );
-    let r = delete::remediate(&p, &mut dev, &Options::default(), &mut delete::NoBackup, &mut |_| {});
-    assert!(!r.ok && r.files_deleted == 0, "{r:#?}");
+    let r = common::apply(&p, &mut dev, Options::default(), &mut NoBackup);
+    assert!(!r.ok() && r.files_deleted() == 0, "{r:#?}");
     assert!(r.errors.iter().any(|e| e.contains("LZNT1")), "{:?}", r.errors);
     assert!(dev.data == before, "a corrupt compressed file led to a write");
 }
@@ -705,9 +707,9 @@ fn wof_files_checked_backed_up_and_deleted_like_ntfs3g() {
     let mut dev = FileDev::open(&img);
     let prof = profile("name = \"t\"\n[[delete]]\npath = 'w\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n");
     let mut kept = Kept::default();
-    let r = delete::remediate(&prof, &mut dev, &Options::default(), &mut kept, &mut |_| {});
+    let r = common::apply(&prof, &mut dev, Options::default(), &mut kept);
     drop(dev);
-    assert!(r.ok && r.files_deleted == files.len() - 1, "{r:#?}");
+    assert!(r.ok() && r.files_deleted() == files.len() - 1, "{r:#?}");
     for (p, data) in &files {
         if p.ends_with("decoy.sys") {
             continue;
@@ -745,9 +747,9 @@ fn corrupt_wof_data_is_an_error_and_nothing_is_written() {
     let prof = profile(
         "name = \"t\"\n[[delete]]\npath = 'w\\C-00000291-lzx*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n",
     );
-    let r = delete::remediate(&prof, &mut dev, &Options::default(), &mut delete::NoBackup, &mut |_| {});
-    assert!(!r.ok && r.errors.iter().any(|e| e.contains("WofCompressedData")), "{r:#?}");
-    let dv = r.volumes[0].rules[0].files.iter().find(|f| f.path.replace('\\', "/") == *p).unwrap();
+    let r = common::apply(&prof, &mut dev, Options::default(), &mut NoBackup);
+    assert!(!r.ok() && r.errors.iter().any(|e| e.contains("WofCompressedData")), "{r:#?}");
+    let dv = r.volume.rules[0].files.iter().find(|f| f.path.replace('\\', "/") == *p).unwrap();
     assert_eq!(dv.action, FileAction::Failed);
     // The corrupt file led to no write of its own: only the other lzx files' deletes changed the disk.
     let mut dev2 = MemDisk::new(before, 512);

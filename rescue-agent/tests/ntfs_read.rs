@@ -2,11 +2,14 @@
 //! checked against ntfs-3g's tools (ntfsls, ntfscat), plus dry runs that
 //! must not write. Engine-only: no FUSE, no `rescue` binary.
 
+mod common;
+
 use rescue_engine::block::{BlockDevice, MemDisk, Slice};
 use rescue_engine::formats::ntfs::{self, Ntfs, NtfsError};
 use rescue_engine::formats::partition;
-use rescue_engine::rules::delete::{remediate, NoBackup, Options};
+use rescue_engine::rules::backup::NoBackup;
 use rescue_engine::rules::profile::Profile;
+use rescue_engine::rules::Options;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -98,11 +101,11 @@ fn dry_runs_and_misses_write_nothing() {
     for (rule, expect) in [("test\\*.txt", "would delete"), ("missing\\x.sys", ""), ("test\\nothing*.sys", "")] {
         let p = Profile::parse(&format!("name = \"t\"\n[[delete]]\npath = '{rule}'\n")).unwrap();
         let mut d = MemDisk::new(data.clone(), 512);
-        let r = remediate(&p, &mut d, &Options { dry_run: true, ..Default::default() }, &mut NoBackup, &mut |_| {});
+        let r = common::apply(&p, &mut d, Options { dry_run: true, ..Default::default() }, &mut NoBackup);
         assert!(d.data == before, "{rule}: a dry run wrote");
-        assert!(r.ok, "{rule}: {:?}", r.errors);
+        assert!(r.ok(), "{rule}: {:?}", r.errors);
         assert_eq!(r.bytes_written, 0);
-        let files = &r.volumes[0].rules[0].files;
+        let files = &r.volume.rules[0].files;
         if expect.is_empty() {
             assert!(files.is_empty());
         } else {

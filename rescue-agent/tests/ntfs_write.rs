@@ -12,8 +12,10 @@ use rescue_engine::formats::ntfs::fs::Directory;
 use rescue_engine::formats::ntfs::gate::clear_for_writing;
 use rescue_engine::formats::ntfs::plan::{self};
 use rescue_engine::formats::ntfs::{self, NtfsError};
-use rescue_engine::rules::delete::{self, NoBackup, Options};
+use rescue_engine::rules::backup::NoBackup;
 use rescue_engine::rules::profile::{Profile, UncleanJournal};
+use rescue_engine::rules::report::FileAction;
+use rescue_engine::rules::Options;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -392,16 +394,16 @@ fn windows_corpus_volumes() {
         let rule = format!("{}\\{name}", parent.trim_start_matches('/')).trim_start_matches('\\').to_string();
         let report = if raw.exists() {
             let mut dev = FileDev::open(&raw);
-            let r = delete::remediate(&profile(&rule, ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+            let r = common::apply(&profile(&rule, ""), &mut dev, Options::default(), &mut NoBackup);
             drop(dev);
             extract(&raw, off, len, &part);
             fs::remove_file(&raw).unwrap();
             r
         } else {
             let mut dev = FileDev::open(&part);
-            delete::remediate(&profile(&rule, ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {})
+            common::apply(&profile(&rule, ""), &mut dev, Options::default(), &mut NoBackup)
         };
-        assert!(report.ok && report.files_deleted == 1, "{disk}: {report:#?}");
+        assert!(report.ok() && report.files_deleted() == 1, "{disk}: {report:#?}");
         with_mount(&theirs, &[], |m| fs::remove_file(m.join(parent.trim_start_matches('/')).join(name)).unwrap());
         let a = observe(&part, parent);
         let b = observe(&theirs, parent);
@@ -455,9 +457,9 @@ fn unclean_journal_refused_or_reset() {
     let before = fs::read(&part).unwrap();
     // Refuse (the default): error, zero writes.
     let mut dev = MemDisk::new(before.clone(), 512);
-    let r = delete::remediate(&profile("test\\1.txt", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
+    let r = common::apply(&profile("test\\1.txt", ""), &mut dev, Options::default(), &mut NoBackup);
     assert!(
-        !r.ok && r.files_deleted == 0 && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("LogFile"),
+        !r.ok() && r.files_deleted() == 0 && r.volume.write_refused.as_deref().unwrap_or("").contains("LogFile"),
         "{r:#?}"
     );
     assert!(dev.data == before, "refused run changed the image");
@@ -465,14 +467,13 @@ fn unclean_journal_refused_or_reset() {
     assert!(matches!(clear_for_writing(&v, &mut dev, UncleanJournal::Refuse), Err(NtfsError::UncleanJournal { .. })));
     // Reset: journal filled with 0xFF, volume marked dirty, file deleted.
     let mut dev = FileDev::open(&part);
-    let r = delete::remediate(
+    let r = common::apply(
         &profile("test\\1.txt", "[ntfs]\nunclean_journal = \"reset\"\n"),
         &mut dev,
-        &Options::default(),
+        Options::default(),
         &mut NoBackup,
-        &mut |_| {},
     );
-    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
+    assert!(r.ok() && r.files_deleted() == 1, "{r:#?}");
     let v = open(&mut dev);
     let (_, vi) = ntfs::volume::read(&v, &mut dev).unwrap();
     assert!(vi.flags & 1 != 0, "dirty flag set");
@@ -509,17 +510,17 @@ fn hibernated_volume_refused_broken_wof_failed() {
     let before = dev.data.clone();
     fs::write(&img, &before).unwrap();
     let mut dev = MemDisk::new(before.clone(), 512);
-    let r = delete::remediate(&profile("x\\a.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(!r.ok && r.volumes[0].write_refused.as_deref().unwrap_or("").contains("hibernat"), "{r:#?}");
+    let r = common::apply(&profile("x\\a.sys", ""), &mut dev, Options::default(), &mut NoBackup);
+    assert!(!r.ok() && r.volume.write_refused.as_deref().unwrap_or("").contains("hibernat"), "{r:#?}");
     assert!(dev.data == before);
     // A resumed (zeroed) hiberfil.sys passes; c.sys, a WOF reparse point
     // whose reparse data is too short to say how it is compressed, fails alone.
     fs::write(&img, &clean).unwrap();
     let mut dev = FileDev::open(&img);
-    let r = delete::remediate(&profile("x\\*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(!r.ok && r.files_deleted == 2 && r.errors.len() == 1 && r.errors[0].contains("WOF"), "{r:#?}");
-    let b = &r.volumes[0].rules[0].files.iter().find(|f| f.path.ends_with("c.sys")).unwrap();
-    assert_eq!(b.action, delete::FileAction::Failed);
+    let r = common::apply(&profile("x\\*.sys", ""), &mut dev, Options::default(), &mut NoBackup);
+    assert!(!r.ok() && r.files_deleted() == 2 && r.errors.len() == 1 && r.errors[0].contains("WOF"), "{r:#?}");
+    let b = &r.volume.rules[0].files.iter().find(|f| f.path.ends_with("c.sys")).unwrap();
+    assert_eq!(b.action, FileAction::Failed);
     assert!(b.reason.as_deref().unwrap().contains("reparse data too short"));
     drop(dev);
     assert!(run(Command::new("ntfsls").args(["-a", "-p", "/x"]).arg(&img)).contains("c.sys"));
@@ -568,8 +569,8 @@ fn corruption_many_seeds() {
         }
         let before = data.clone();
         let mut dev = MemDisk::new(data, 512);
-        let r = delete::remediate(&prof, &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-        if r.ok && r.files_deleted == 1 {
+        let r = common::apply(&prof, &mut dev, Options::default(), &mut NoBackup);
+        if r.ok() && r.files_deleted() == 1 {
             ok += 1;
         } else {
             err += 1;
@@ -617,8 +618,8 @@ fn reads_only_what_it_needs() {
     let img = make_volume(t.path(), "gib.img", 1024, &[], "mkdir -p Windows/System32/drivers/CrowdStrike && printf '\\252\\252\\252\\252\\001\\000\\043\\001' > Windows/System32/drivers/CrowdStrike/C-00000291-1.sys");
     let mut dev = FileDev::open(&img);
     let p = Profile::parse("name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
-    let r = delete::remediate(&p, &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert!(r.ok && r.files_deleted == 1, "{r:#?}");
+    let r = common::apply(&p, &mut dev, Options::default(), &mut NoBackup);
+    assert!(r.ok() && r.files_deleted() == 1, "{r:#?}");
     assert!(r.bytes_read < 1 << 20, "read {} bytes", r.bytes_read);
     drop(dev);
     check_volume(&img);
@@ -840,11 +841,11 @@ fn a_failed_write_stops_all_writes_to_the_volume() {
     let t = tempfile::tempdir().unwrap();
     let img = make_volume(t.path(), "two.img", 16, &[], "echo a > x-1.sys && echo b > x-2.sys");
     let mut dev = FailingDev { inner: FileDev::open(&img), fail_at: 2, attempts: 0 };
-    let r = delete::remediate(&profile("x-*.sys", ""), &mut dev, &Options::default(), &mut NoBackup, &mut |_| {});
-    assert_eq!(r.files_deleted, 0, "{:?}", r.errors);
+    let r = common::apply(&profile("x-*.sys", ""), &mut dev, Options::default(), &mut NoBackup);
+    assert_eq!(r.files_deleted(), 0, "{:?}", r.errors);
     assert_eq!(dev.attempts, 2, "writes were attempted after the failure");
-    let files = &r.volumes[0].rules[0].files;
+    let files = &r.volume.rules[0].files;
     assert_eq!(files.len(), 2);
-    assert!(files.iter().all(|f| f.action == delete::FileAction::Failed), "{files:?}");
+    assert!(files.iter().all(|f| f.action == FileAction::Failed), "{files:?}");
     assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
 }

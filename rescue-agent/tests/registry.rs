@@ -291,8 +291,9 @@ fn log_seq(l: &[u8]) -> u32 {
 fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Option<String> {
     use rescue_engine::formats::ntfs::plan::{execute, Plan};
     use rescue_engine::formats::registry::log;
-    use rescue_engine::rules::delete::{remediate, NoBackup, Options};
+    use rescue_engine::rules::backup::NoBackup;
     use rescue_engine::rules::profile::Profile;
+    use rescue_engine::rules::Options;
     let t = tempfile::tempdir().unwrap();
     let cfg = "Windows/System32/config";
     let img = common::ntfs3g::make_volume(t.path(), "win.img", 96, &[], &format!("mkdir -p {cfg}"));
@@ -304,10 +305,10 @@ fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Optio
     });
     let profile = Profile::parse("name = \"t\"\n[[service]]\nname = \"Tcpip\"\nstart = \"disabled\"\n").unwrap();
     let mut dev = common::FileDev::open(&img);
-    let r = remediate(&profile, &mut dev, &Options { dry_run: true, now: TS }, &mut NoBackup, &mut |_| {});
+    let r = common::apply(&profile, &mut dev, Options { dry_run: true, now: TS }, &mut NoBackup);
     drop(dev);
-    let h = &r.volumes[0].hives[0];
-    assert_eq!(h.action, "would write", "{r:#?}");
+    let h = &r.volume.hives[0];
+    assert_eq!(h.action.as_str(), "would write", "{r:#?}");
     let plan = Plan { writes: h.writes.clone(), notes: Vec::new() };
     assert!(plan.len() >= 3, "{plan}");
     let no_logs: [&[u8]; 2] = [&[], &[]];
@@ -353,7 +354,7 @@ fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Optio
         // Without logs a dirty hive is all there is: Windows does not take it for a clean one.
         fs::remove_file(part).unwrap();
     }
-    r.volumes[0].hives[0].journal.clone()
+    r.volume.hives[0].journal.clone()
 }
 
 #[test]

@@ -1,18 +1,25 @@
-//! `rescue apply`: run a profile's fixes on every NTFS volume of a disk,
-//! image or device, with the same engine as the agent.
+//! `rescue apply`: the agent's run ([`session::run`]) on a disk, image or
+//! device, with the host's ports (its credentials, a backup folder, the
+//! disk's ESP through fatfs, no screen); then the report, rendered as text
+//! or JSON, and an exit code.
 
 use crate::cli::volume_keys::KeyArgs;
 use crate::cli::{read_profile, Exit};
 use crate::host::backup_dir::DirSink;
 use crate::host::disk::FileDisk;
-use crate::host::esp;
+use crate::host::esp::DiskEsp;
 use crate::host::in_use::refuse_if_in_use;
-use crate::host::volume::{open_volume, Volume};
+use crate::host::volume::HostKeys;
 use crate::output;
 use anyhow::{bail, Context, Result};
-use rescue_engine::block::{BlockDevice, Slice};
-use rescue_engine::formats::partition;
-use rescue_engine::rules::delete::{self, Counting, FileAction, Options};
+use rescue_engine::block::BlockDevice;
+use rescue_engine::formats::ntfs::Plan;
+use rescue_engine::rules::report::{FileAction, ValueOutcome};
+use rescue_engine::rules::Options;
+use rescue_engine::run::ports::Silent;
+use rescue_engine::run::report::{Report, RunReport};
+use rescue_engine::run::session::{self, Disk, Ports};
+use rescue_engine::util::time::filetime_rfc3339;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `rescue apply`.
@@ -59,126 +66,145 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
         output::check_output("--report", r, &[&args.target, &args.profile])?;
     }
     let backup_dir = default_backup_dir(args);
-    let hives = !profile.services.is_empty() || !profile.registry.is_empty() || profile.finish.safe_mode.is_some();
-    if !args.dry_run && (profile.delete.iter().any(|r| r.backup) || hives) {
+    let registry = profile.changes_registry();
+    if !args.dry_run && (profile.delete.iter().any(|r| r.backup) || registry) {
         ready_backup_dir(&backup_dir, &args.target)?;
     }
-    let creds = args.keys.credentials()?;
+    let mut keys = HostKeys::new(args.keys.credentials()?)?;
     if !args.dry_run {
         refuse_if_in_use(&args.target)?;
     }
-    let disk = FileDisk::open(&args.target, !args.dry_run)?;
-    let mut sink = DirSink { dir: backup_dir };
-    let opts = Options { dry_run: args.dry_run, now: crate::clock::now_filetime() };
+    let dev = FileDisk::open(&args.target, !args.dry_run)?;
+    let mut disks = [Disk {
+        label: args.target.display().to_string(),
+        model: String::new(),
+        serial: String::new(),
+        bus: String::new(),
+        dev,
+    }];
     let started = std::time::Instant::now();
-    let mut disk = Counting::new(disk);
-    let mut report = delete::Report {
-        profile: profile.name.clone(),
-        engine_version: rescue_engine::util::version::VERSION.into(),
-        dry_run: opts.dry_run,
-        ..Default::default()
+    let ports = Ports {
+        console: &mut Silent,
+        sink: &mut DirSink { dir: backup_dir },
+        keys: &mut keys,
+        esp: &mut DiskEsp,
+        clock_ms: &|| started.elapsed().as_millis() as u64,
     };
-    let parts = match partition::discover(&mut disk) {
-        Ok(p) => p,
-        Err(e) => {
-            report.errors.push(format!("partition table: {e}"));
-            Vec::new()
-        }
+    let opts = Options { dry_run: args.dry_run, now: crate::clock::now_filetime() };
+    let mut report = session::run(&profile, &mut disks, opts, ports);
+    report.front_end = String::from("rescue apply");
+    report.started = filetime_rfc3339(opts.now);
+    disks[0].dev.flush()?;
+    if !to_stdout {
+        show(&report, args.dry_run);
+    }
+    let summary = summary(&report, registry, started.elapsed());
+    // With the JSON report on standard output, people read the summary on stderr.
+    if to_stdout {
+        say_err!("{summary}");
+    } else {
+        say!("{summary}");
+    }
+    let json = serde_json::to_string_pretty(&report)?;
+    if to_stdout {
+        println!("{json}");
+    } else if let Some(path) = &args.report {
+        output::write_pieces(path, json.len() as u64, &[(0, json.into_bytes())])?;
+    }
+    let r = &report.result;
+    for e in &r.errors {
+        say_err!("error: {e}");
+    }
+    if report.bitlocker.iter().any(|b| b.skipped.is_some()) {
+        say_err!("a BitLocker volume stayed locked: give --recovery-password-file (for the Key ID above), --password-file or --bek");
+    }
+    let would = would_change(r);
+    Ok(match (r.changes(), r.errors.len(), would) {
+        (_, 0, w) if args.dry_run && w > 0 => Exit::Done,
+        (0, 0, _) => Exit::NothingToDo,
+        (_, 0, _) => Exit::Done,
+        (0, n, _) => bail!("{n} error(s); nothing was changed"),
+        (_, n, _) => Exit::Partial(n),
+    })
+}
+
+/// Changes a dry run would make: files, registry values, BCD stores.
+fn would_change(r: &Report) -> usize {
+    let files = r.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count();
+    let values = r.volumes.iter().flat_map(|v| &v.hives).filter(|h| h.action.would_change());
+    let values = values.flat_map(|h| &h.changes).filter(|c| c.outcome == ValueOutcome::Set).count();
+    files + values + r.safe_mode.iter().filter(|m| m.action.would_change()).count()
+}
+
+/// The last line: what was (or would be) changed, skipped and failed, and what it cost.
+fn summary(report: &RunReport, registry: bool, elapsed: std::time::Duration) -> String {
+    let r = &report.result;
+    let would = would_change(r);
+    let mut done = if r.dry_run {
+        let files = r.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count();
+        format!("{files} would be deleted")
+    } else {
+        format!("{} deleted", r.files_deleted)
     };
-    // The summary below says what happened to every file, once.
-    let mut log = |_: &str| {};
-    let esps: Vec<partition::Partition> = parts.iter().filter(|p| esp::is_esp(p)).cloned().collect();
-    for p in parts {
-        let mut vr = delete::VolumeReport {
-            index: report.volumes.len(),
-            partition: p.number,
-            offset: p.offset,
-            size: p.size,
-            ..Default::default()
+    if registry {
+        let set = r.registry_changes + r.safe_mode.iter().filter(|m| m.action.changed()).count();
+        let files = r.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count();
+        done += &if r.dry_run {
+            format!(", {} registry change(s) would be made", would - files)
+        } else {
+            format!(", {set} registry change(s) made")
         };
-        match open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) {
-            Ok(mut vol) => {
-                if let Volume::BitLocker(_) = vol {
-                    vr.notes.push("BitLocker volume, unlocked".into());
-                }
-                delete::remediate_volume(&profile, &mut vol, &opts, &mut sink, &mut log, &mut vr, &mut report);
-                if let Volume::BitLocker(_) = vol {
-                    vr.filesystem = format!("{} (in BitLocker)", vr.filesystem);
-                }
-            }
-            Err(e) => {
-                vr.filesystem = "bitlocker (locked)".into();
-                let m = format!("partition {} (byte {}): {e:#}", p.number, p.offset);
-                log(&m);
-                // A volume we could not look into may be the one that needed the fix: that is a failure.
-                vr.error = Some(m.clone());
-                report.errors.push(m);
+    }
+    format!(
+        "{done}, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
+        r.files_skipped,
+        r.errors.len(),
+        r.bytes_read,
+        r.read_calls,
+        r.bytes_written,
+        elapsed.as_secs_f64() * 1000.0
+    )
+}
+
+/// What happened on every volume, hive and BCD store, for people.
+fn show(report: &RunReport, dry_run: bool) {
+    let r = &report.result;
+    for v in &r.volumes {
+        let inside = if v.bitlocker { " (in BitLocker)" } else { "" };
+        let serial = v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default();
+        say!("volume {} (partition {}, byte {}): {}{inside}{serial}", v.index, v.partition, v.offset, v.filesystem);
+        if let Some(b) = report.bitlocker.iter().find(|b| b.volume == v.index) {
+            match (&b.unlocked_by, &b.skipped) {
+                (Some(by), _) => say!("  BitLocker volume, unlocked with the {by}"),
+                (None, Some(why)) => say!("  BitLocker volume, left locked: {why}"),
+                _ => {}
             }
         }
-        report.volumes.push(vr);
-    }
-    // [finish] safe_mode: the BCD store of the disk's EFI System Partition,
-    // when the disk holds a Windows volume.
-    if let Some(mode) = profile.finish.safe_mode {
-        let windows = report.volumes.iter().any(|v| v.windows);
-        for e in esps.iter().filter(|_| windows) {
-            let r = esp::set_safe_mode(&mut disk, e, mode, opts.now, opts.dry_run, &mut sink);
-            if let Some(why) = &r.reason {
-                report.errors.push(format!("{}: {why}", r.store));
-            }
-            report.safe_mode.push(r);
-        }
-    }
-    // Nothing found is not success: the admin may have pointed at the wrong disk.
-    if !report.volumes.iter().any(|v| v.filesystem.starts_with("ntfs")) && report.errors.is_empty() {
-        report.errors.push(format!(
-            "no NTFS volume found in {}: is it the right disk (or a locked BitLocker volume)?",
-            args.target.display()
-        ));
-    }
-    report.bytes_read = disk.bytes_read;
-    report.read_calls = disk.reads;
-    report.bytes_written = disk.bytes_written;
-    report.ok = report.errors.is_empty();
-    let elapsed = started.elapsed();
-    disk.flush()?;
-    for v in report.volumes.iter().filter(|_| !to_stdout) {
-        say!(
-            "volume {} (partition {}, byte {}): {}{}",
-            v.index,
-            v.partition,
-            v.offset,
-            v.filesystem,
-            v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default()
-        );
         if let Some(w) = &v.write_refused {
             say!("  writes refused: {w}");
         }
         for n in &v.notes {
             say!("  {n}");
         }
-        for r in &v.rules {
-            say!(
-                "  rule {}: {}",
-                r.path,
-                if r.directory_found {
-                    format!("{} file(s) matched", r.files.len())
-                } else {
-                    "directory not found".into()
-                }
-            );
-            for f in &r.files {
+        for rule in &v.rules {
+            let found = if rule.directory_found {
+                format!("{} file(s) matched", rule.files.len())
+            } else {
+                "directory not found".into()
+            };
+            say!("  rule {}: {found}", rule.path);
+            for f in &rule.files {
+                let why = match (&f.reason, f.action) {
+                    (_, FileAction::Failed) => " (see the errors below)".to_string(),
+                    (Some(r), _) => format!(" - {r}"),
+                    (None, _) => String::new(),
+                };
                 say!(
-                    "    {} ({} bytes, sha256 {}): {}{}",
+                    "    {} ({} bytes, sha256 {}): {}{why}",
                     f.path,
                     f.size,
                     f.sha256.as_deref().unwrap_or("-"),
-                    f.action,
-                    match (&f.reason, f.action) {
-                        (_, FileAction::Failed) => " (see the errors below)".to_string(),
-                        (Some(r), _) => format!(" - {r}"),
-                        (None, _) => String::new(),
-                    }
+                    f.action
                 );
                 for n in &f.notes {
                     say!("      {n}");
@@ -186,14 +212,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
                 if let Some(b) = f.backup.as_ref().filter(|_| f.action == FileAction::Deleted) {
                     say!("      backup: {b}");
                 }
-                if args.dry_run && !f.writes.is_empty() {
-                    let p = rescue_engine::formats::ntfs::Plan { writes: f.writes.clone(), notes: f.notes.clone() };
-                    print!("{p}");
+                if dry_run && !f.writes.is_empty() {
+                    print!("{}", Plan { writes: f.writes.clone(), notes: f.notes.clone() });
                 }
             }
         }
     }
-    for v in report.volumes.iter().filter(|_| !to_stdout) {
+    for v in &r.volumes {
         for h in &v.hives {
             let recovered = match h.recovered_entries {
                 0 => String::new(),
@@ -216,73 +241,20 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
             for b in &h.log_backups {
                 say!("  backup of its log: {b}");
             }
-            if args.dry_run && !h.writes.is_empty() {
-                print!("{}", rescue_engine::formats::ntfs::Plan { writes: h.writes.clone(), notes: Vec::new() });
+            if dry_run && !h.writes.is_empty() {
+                print!("{}", Plan { writes: h.writes.clone(), notes: Vec::new() });
             }
         }
     }
-    for m in report.safe_mode.iter().filter(|_| !to_stdout) {
+    for m in &r.safe_mode {
         say!("safe mode ({}): {} -> {} [{}]", m.store, m.before, m.after, m.action);
         if let Some(j) = &m.journal {
             say!("  transaction log: {j}");
         }
-        if m.action == "set" {
+        if m.action.changed() {
             say!("  {}", m.undo);
         }
     }
-    let registry_set: usize = report.registry_changes + report.safe_mode.iter().filter(|m| m.action == "set").count();
-    let registry_would: usize = report
-        .volumes
-        .iter()
-        .flat_map(|v| &v.hives)
-        .filter(|h| h.action == "would write")
-        .flat_map(|h| &h.changes)
-        .filter(|c| c.outcome == "set")
-        .count()
-        + report.safe_mode.iter().filter(|m| m.action == "would set").count();
-    let would = report.volumes.iter().flat_map(|v| &v.rules).flat_map(|r| &r.files);
-    let would = would.filter(|f| f.action == FileAction::WouldDelete).count();
-    let mut done =
-        if args.dry_run { format!("{would} would be deleted") } else { format!("{} deleted", report.files_deleted) };
-    if hives {
-        done += &if args.dry_run {
-            format!(", {registry_would} registry change(s) would be made")
-        } else {
-            format!(", {registry_set} registry change(s) made")
-        };
-    }
-    let summary = format!(
-        "{done}, {} skipped, {} error(s); read {} bytes in {} reads, wrote {} bytes; {:.1} ms",
-        report.files_skipped,
-        report.errors.len(),
-        report.bytes_read,
-        report.read_calls,
-        report.bytes_written,
-        elapsed.as_secs_f64() * 1000.0
-    );
-    // With the JSON report on standard output, people read the summary on stderr.
-    if to_stdout {
-        say_err!("{summary}");
-    } else {
-        say!("{summary}");
-    }
-    let json = serde_json::to_string_pretty(&report)?;
-    if to_stdout {
-        println!("{json}");
-    } else if let Some(path) = &args.report {
-        output::write_pieces(path, json.len() as u64, &[(0, json.into_bytes())])?;
-    }
-    for e in &report.errors {
-        say_err!("error: {e}");
-    }
-    let (changed, would) = (report.files_deleted + registry_set, would + registry_would);
-    Ok(match (changed, report.errors.len(), would) {
-        (_, 0, w) if args.dry_run && w > 0 => Exit::Done,
-        (0, 0, _) => Exit::NothingToDo,
-        (_, 0, _) => Exit::Done,
-        (0, n, _) => bail!("{n} error(s); nothing was changed"),
-        (_, n, _) => Exit::Partial(n),
-    })
 }
 
 /// Creates the backup folder and checks that a file can be made in it,

@@ -10,8 +10,8 @@ use crate::image::read::open_boot_fat;
 use crate::image::{fat, stick};
 use crate::output;
 use anyhow::{bail, Context, Result};
-use rescue_engine::rules::delete::FileAction;
-use rescue_engine::run::session::RunReport;
+use rescue_engine::rules::report::FileAction;
+use rescue_engine::run::report::{Outcome, Report, RunReport};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -207,12 +207,12 @@ fn row_from_host_report(source: &str, name: &str, json: &Value) -> Option<Row> {
     if json.get("engine_version").is_none() || json.get("volumes").is_none() || json.get("outcome").is_some() {
         return None;
     }
-    let report: rescue_engine::rules::delete::Report = serde_json::from_value(json.clone()).ok()?;
+    let report: Report = serde_json::from_value(json.clone()).ok()?;
     let run = RunReport {
         outcome: match (report.errors.is_empty(), report.files_deleted) {
-            (false, _) => rescue_engine::run::session::Outcome::Failed,
-            (true, 0) => rescue_engine::run::session::Outcome::NothingToDo,
-            (true, _) => rescue_engine::run::session::Outcome::Fixed,
+            (false, _) => Outcome::Failed,
+            (true, 0) => Outcome::NothingToDo,
+            (true, _) => Outcome::Fixed,
         },
         agent_version: format!("host {}", report.engine_version),
         result: report,

@@ -1,13 +1,15 @@
-//! `rescue ls`: list a folder on each NTFS volume of a disk, image or device.
+//! `rescue ls`: list a folder on each NTFS volume of a disk, image or
+//! device, found and unlocked as the run finds them ([`volumes::walk`]).
 
 use crate::cli::volume_keys::KeyArgs;
 use crate::host::disk::FileDisk;
-use crate::host::volume::open_volume;
+use crate::host::volume::HostKeys;
 use anyhow::{bail, Context, Result};
-use rescue_engine::block::Slice;
-use rescue_engine::formats::ntfs::{self, Ntfs};
-use rescue_engine::formats::partition;
-use rescue_engine::rules::delete::Counting;
+use rescue_engine::block::{BlockDevice, Counting};
+use rescue_engine::formats::ntfs::{filename, Ntfs, NtfsError};
+use rescue_engine::run::ports::{Console, Silent};
+use rescue_engine::run::unlock::Unlocker;
+use rescue_engine::run::volumes::{self, Found};
 use rescue_engine::util::time::filetime_rfc3339;
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,90 +31,89 @@ pub struct LsArgs {
 /// Runs `rescue ls`.
 pub fn run(args: &LsArgs) -> Result<()> {
     let mut disk = Counting::new(FileDisk::open(&args.target, false)?);
-    let parts = partition::discover(&mut disk).context("reading the partition table")?;
     let creds = args.keys.credentials()?;
-    let mut found = 0;
-    let mut failed = false;
-    // Volumes are numbered by partition position, as `apply` and its report number them.
-    for (index, p) in parts.into_iter().enumerate() {
-        let mut vol = match open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) {
-            Ok(v) => v,
-            Err(e) => {
-                say_err!("partition {} (byte {}): {e:#}", p.number, p.offset);
-                // A locked volume is only a failure when keys were given for it.
-                failed |= !creds.is_empty();
-                continue;
+    // A locked volume is only a failure when keys were given for it.
+    let keys_given = !creds.is_empty();
+    let mut keys = HostKeys::new(creds)?;
+    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None };
+    let (mut found, mut failed) = (0, false);
+    let path = args.path.clone().unwrap_or_default();
+    let mut visit = |v: Found<'_>, _: &mut dyn Console| {
+        let p = v.partition;
+        let mut vol = match v.volume {
+            Ok(vol) => vol,
+            Err(why) => {
+                say_err!("partition {} (byte {}): BitLocker volume left locked: {why}", p.number, p.offset);
+                failed |= keys_given;
+                return;
             }
         };
-        let v = match Ntfs::open(&mut vol) {
-            Ok(v) => v,
-            Err(ntfs::NtfsError::NotNtfs { .. }) => continue,
+        let ntfs = match Ntfs::open(&mut vol) {
+            Ok(n) => n,
+            Err(NtfsError::NotNtfs { .. }) => return,
             Err(e) => {
-                say_err!("volume {index} (partition {}, byte {}): {e}", p.number, p.offset);
+                say_err!("volume {} (partition {}, byte {}): {e}", v.index, p.number, p.offset);
                 failed = true;
-                continue;
+                return;
             }
         };
-        let path = args.path.clone().unwrap_or_default();
-        let mut o = std::io::stdout().lock();
         let _ = writeln!(
-            o,
-            "== volume {index}: partition {} at byte {} ({} bytes), serial {:016X}: \\{}",
-            p.number, p.offset, p.size, v.boot.serial, path
+            std::io::stdout(),
+            "== volume {}: partition {} at byte {} ({} bytes), serial {:016X}: \\{path}",
+            v.index,
+            p.number,
+            p.offset,
+            p.size,
+            ntfs.boot.serial
         );
         found += 1;
-        let r = (|| -> Result<(), ntfs::NtfsError> {
-            let dir_ref = v.lookup(&mut vol, &path)?;
-            let dir = match v.open_dir(&mut vol, dir_ref) {
-                Err(ntfs::NtfsError::NotADirectory { .. }) => {
-                    return Err(ntfs::NtfsError::NotADirectory { path: path.clone() })
-                }
-                r => r?,
-            };
-            for e in v.list_dir(&mut vol, &dir)? {
-                if e.namespace == ntfs::filename::DOS && !args.dos {
-                    continue;
-                }
-                let kind = if e.is_dir { "<DIR>" } else { "" };
-                let ns = match e.namespace {
-                    0 => "posix",
-                    1 => "win32",
-                    2 => "dos",
-                    _ => "win32+dos",
-                };
-                // C compressed, S sparse, R reparse point (WOF, link, placeholder), E encrypted (EFS).
-                let attrs: String = [(0x800, 'C'), (0x200, 'S'), (0x400, 'R'), (0x4000, 'E')]
-                    .iter()
-                    .map(|&(bit, c)| if e.attributes & bit != 0 { c } else { '-' })
-                    .collect();
-                if writeln!(
-                    o,
-                    "{:>12} {:5} {attrs} {}  {:<9} rec {:>8}  {}",
-                    e.size,
-                    kind,
-                    &filetime_rfc3339(e.modified)[..19],
-                    ns,
-                    e.file_ref.record(),
-                    e.name
-                )
-                .is_err()
-                {
-                    break; // stdout closed (e.g. piped into head)
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            say_err!("volume {index}: {e}");
+        if let Err(e) = list(&ntfs, &mut vol, &path, args.dos) {
+            say_err!("volume {}: {e}", v.index);
             failed = true;
         }
-    }
+    };
+    volumes::walk(&mut disk, 1, 0, &mut unlock, &mut visit).context("reading the partition table")?;
     say_err!("read {} bytes in {} reads", disk.bytes_read, disk.reads);
     if found == 0 {
         bail!("no NTFS volume found in {}", args.target.display());
     }
     if failed {
         bail!("some volumes could not be listed");
+    }
+    Ok(())
+}
+
+/// Lists the folder `path` of one volume on standard output.
+fn list(v: &Ntfs, vol: &mut impl BlockDevice, path: &str, dos: bool) -> Result<(), NtfsError> {
+    let dir_ref = v.lookup(vol, path)?;
+    let dir = match v.open_dir(vol, dir_ref) {
+        Err(NtfsError::NotADirectory { .. }) => return Err(NtfsError::NotADirectory { path: path.to_string() }),
+        r => r?,
+    };
+    let mut o = std::io::stdout().lock();
+    for e in v.list_dir(vol, &dir)? {
+        if e.namespace == filename::DOS && !dos {
+            continue;
+        }
+        let kind = if e.is_dir { "<DIR>" } else { "" };
+        let ns = match e.namespace {
+            0 => "posix",
+            1 => "win32",
+            2 => "dos",
+            _ => "win32+dos",
+        };
+        // C compressed, S sparse, R reparse point (WOF, link, placeholder), E encrypted (EFS).
+        let attrs: String = [(0x800, 'C'), (0x200, 'S'), (0x400, 'R'), (0x4000, 'E')]
+            .iter()
+            .map(|&(bit, c)| if e.attributes & bit != 0 { c } else { '-' })
+            .collect();
+        let when = filetime_rfc3339(e.modified);
+        let when = when.get(..19).unwrap_or(&when);
+        let line =
+            format!("{:>12} {kind:5} {attrs} {when}  {ns:<9} rec {:>8}  {}", e.size, e.file_ref.record(), e.name);
+        if writeln!(o, "{line}").is_err() {
+            break; // stdout closed (e.g. piped into head)
+        }
     }
     Ok(())
 }

@@ -7,13 +7,15 @@
 use crate::cli::volume_keys::KeyArgs;
 use crate::host::disk::FileDisk;
 use crate::host::esp;
-use crate::host::volume::open_volume;
+use crate::host::volume::HostKeys;
 use anyhow::{bail, Context, Result};
-use rescue_engine::block::Slice;
 use rescue_engine::formats::ntfs::{self, Ntfs};
 use rescue_engine::formats::partition;
 use rescue_engine::formats::registry::cell::Hive;
 use rescue_engine::formats::registry::log as hivelog;
+use rescue_engine::run::ports::{Console, Silent};
+use rescue_engine::run::unlock::Unlocker;
+use rescue_engine::run::volumes::{self, Found};
 use std::path::PathBuf;
 
 /// Arguments of `rescue reg`.
@@ -53,30 +55,39 @@ pub fn run(args: &RegArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let creds = args.keys.credentials()?;
-    for (index, p) in parts.into_iter().enumerate() {
-        let Ok(mut vol) = open_volume(Slice::new(&mut disk, p.offset, p.size), &creds) else { continue };
-        let Ok(v) = Ntfs::open(&mut vol) else { continue };
-        let Ok(dir) = v.lookup(&mut vol, "Windows\\System32\\config") else { continue };
-        let read = |vol: &mut _, name: &str| -> Result<Option<Vec<u8>>> {
-            let d = v.open_dir(vol, dir)?;
-            let Some(r) = v.lookup_in(vol, &d, name)? else { return Ok(None) };
-            let f = v.load_file(vol, r.record())?;
-            Ok(Some(v.read_content(vol, &f, ntfs::MAX_READ_WHOLE)?))
-        };
-        let Some(bytes) = read(&mut vol, &hive)? else { continue };
-        let logs = [
-            read(&mut vol, &format!("{hive}.LOG1"))?.unwrap_or_default(),
-            read(&mut vol, &format!("{hive}.LOG2"))?.unwrap_or_default(),
-        ];
-        say!("== volume {index} (partition {}): Windows\\System32\\config\\{hive}", p.number);
-        show_recovered(&bytes, &logs, &hive, path).with_context(|| format!("volume {index}: {hive}"))?;
-        shown += 1;
-    }
+    let mut keys = HostKeys::new(args.keys.credentials()?)?;
+    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None };
+    let mut result = Ok(());
+    let mut visit = |v: Found<'_>, _: &mut dyn Console| {
+        if result.is_ok() {
+            result = show_volume(v, &hive, path).map(|shown_here| shown += shown_here as usize);
+        }
+    };
+    volumes::walk(&mut disk, 1, 0, &mut unlock, &mut visit).context("reading the partition table")?;
+    result?;
     if shown == 0 {
         bail!("no Windows volume with a {hive} hive in {}", args.target.display());
     }
     Ok(())
+}
+
+/// Shows the key of `hive` on one volume, if it is a Windows volume holding
+/// that hive; returns whether it did. Volumes that are locked or not NTFS are passed over.
+fn show_volume(v: Found<'_>, hive: &str, path: &str) -> Result<bool> {
+    let Ok(mut vol) = v.volume else { return Ok(false) };
+    let Ok(ntfs) = Ntfs::open(&mut vol) else { return Ok(false) };
+    let Ok(dir) = ntfs.lookup(&mut vol, "Windows\\System32\\config") else { return Ok(false) };
+    let mut read = |name: &str| -> Result<Option<Vec<u8>>> {
+        let d = ntfs.open_dir(&mut vol, dir)?;
+        let Some(r) = ntfs.lookup_in(&mut vol, &d, name)? else { return Ok(None) };
+        let f = ntfs.load_file(&mut vol, r.record())?;
+        Ok(Some(ntfs.read_content(&mut vol, &f, ntfs::MAX_READ_WHOLE)?))
+    };
+    let Some(bytes) = read(hive)? else { return Ok(false) };
+    let logs = [read(&format!("{hive}.LOG1"))?.unwrap_or_default(), read(&format!("{hive}.LOG2"))?.unwrap_or_default()];
+    say!("== volume {} (partition {}): Windows\\System32\\config\\{hive}", v.index, v.partition.number);
+    show_recovered(&bytes, &logs, hive, path).with_context(|| format!("volume {}: {hive}", v.index))?;
+    Ok(true)
 }
 
 /// Prints the key at `path` of a hive file as Windows would load it: a

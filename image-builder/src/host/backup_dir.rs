@@ -5,7 +5,7 @@
 //! checked after symlinks are resolved), nothing there is ever overwritten,
 //! and a backup reads back identical before the engine may delete the original.
 
-use rescue_engine::rules::delete::{BackupItem, BackupSink};
+use rescue_engine::rules::backup::{BackupItem, BackupSink};
 use rescue_engine::util::win32_name::relative_path_problem;
 use std::fs::{File, OpenOptions};
 use std::io::{Error, Write};

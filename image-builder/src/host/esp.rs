@@ -7,12 +7,11 @@
 //! error and after the originals went to the backup folder; a dry run writes
 //! nothing; the stick's own FAT is never touched (this opens the target disk).
 
-use crate::host::backup_dir::DirSink;
 use rescue_engine::block::BlockDevice;
-use rescue_engine::formats::partition::{Partition, PartitionKind};
-use rescue_engine::formats::registry::bcd::{self, SafeMode, SafeModeReport};
-use rescue_engine::rules::registry::safe_mode_store;
-use rescue_engine::run::ports::BootFile;
+use rescue_engine::formats::partition::{self, Partition, PartitionKind};
+use rescue_engine::formats::registry::edit::FileEdit;
+use rescue_engine::rules::safe_mode::BootFile;
+use rescue_engine::run::ports::EspFiles;
 use rescue_engine::util::guid::Guid;
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -21,7 +20,7 @@ const BOOT_DIR: &str = "EFI/Microsoft/Boot";
 pub const BCD_PATH: &str = "EFI/Microsoft/Boot/BCD";
 
 /// A window of a block device as a stream `fatfs` can open (read and write).
-struct DevWindow<'a, D: BlockDevice> {
+struct DevWindow<'a, D: BlockDevice + ?Sized> {
     dev: &'a mut D,
     start: u64,
     len: u64,
@@ -32,7 +31,7 @@ fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-impl<D: BlockDevice> Read for DevWindow<'_, D> {
+impl<D: BlockDevice + ?Sized> Read for DevWindow<'_, D> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
         self.dev.read_at(self.start + self.pos, &mut buf[..n]).map_err(io_err)?;
@@ -41,7 +40,7 @@ impl<D: BlockDevice> Read for DevWindow<'_, D> {
     }
 }
 
-impl<D: BlockDevice> Write for DevWindow<'_, D> {
+impl<D: BlockDevice + ?Sized> Write for DevWindow<'_, D> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
         self.dev.write_at(self.start + self.pos, &buf[..n]).map_err(io_err)?;
@@ -53,7 +52,7 @@ impl<D: BlockDevice> Write for DevWindow<'_, D> {
     }
 }
 
-impl<D: BlockDevice> Seek for DevWindow<'_, D> {
+impl<D: BlockDevice + ?Sized> Seek for DevWindow<'_, D> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         let new = match pos {
             SeekFrom::Start(p) => p as i128,
@@ -75,7 +74,7 @@ pub fn is_esp(p: &Partition) -> bool {
 }
 
 /// The FAT file system of `esp` on `disk`.
-fn open_fs<'a, D: BlockDevice>(
+fn open_fs<'a, D: BlockDevice + ?Sized>(
     disk: &'a mut D,
     esp: &Partition,
 ) -> anyhow::Result<fatfs::FileSystem<DevWindow<'a, D>>> {
@@ -113,61 +112,43 @@ fn read_files<IO: fatfs::ReadWriteSeek>(fs: &fatfs::FileSystem<IO>) -> anyhow::R
 }
 
 /// Reads the BCD store of `esp` on `disk`, and its two logs.
-pub fn read_bcd<D: BlockDevice>(disk: &mut D, esp: &Partition) -> anyhow::Result<(Vec<u8>, [Vec<u8>; 2])> {
+pub fn read_bcd<D: BlockDevice + ?Sized>(disk: &mut D, esp: &Partition) -> anyhow::Result<(Vec<u8>, [Vec<u8>; 2])> {
     read_files(&open_fs(disk, esp)?)
 }
 
-/// Sets Safe Mode (`mode`) in the BCD store of `esp` on `disk`; the report
-/// says what was done. `now` is a FILETIME for the store's timestamps.
-pub fn set_safe_mode<D: BlockDevice>(
-    disk: &mut D,
-    esp: &Partition,
-    mode: SafeMode,
-    now: u64,
-    dry_run: bool,
-    sink: &mut DirSink,
-) -> SafeModeReport {
-    let mut r = SafeModeReport {
-        store: format!("partition {}: \\{}", esp.number, BCD_PATH.replace('/', "\\")),
-        undo: bcd::undo_text(mode),
-        ..Default::default()
-    };
-    match edit(disk, esp, mode, now, dry_run, sink, &mut r) {
-        Ok(()) => {}
-        Err(e) => {
-            r.action = "failed".into();
-            r.reason = Some(format!("{e:#}"));
-        }
-    }
-    r
+/// The ESPs of the disk being fixed, as the run's [`EspFiles`] port: the
+/// store and its logs found on the disk's ESP (the first one holding
+/// `EFI\Microsoft\Boot\BCD`) and written in place through `fatfs`.
+pub struct DiskEsp;
+
+/// The ESP of `disk` that holds a BCD store, opened.
+fn disk_esp<'a>(
+    disk: &'a mut (dyn BlockDevice + 'a),
+) -> Option<fatfs::FileSystem<DevWindow<'a, dyn BlockDevice + 'a>>> {
+    let parts = partition::discover(&mut &mut *disk).ok()?;
+    let esp = parts
+        .iter()
+        .filter(|p| is_esp(p))
+        .find(|p| matches!(open_fs(disk, p), Ok(fs) if fs.root_dir().open_file(BCD_PATH).is_ok()))?;
+    open_fs(disk, esp).ok()
 }
 
-fn edit<D: BlockDevice>(
-    disk: &mut D,
-    esp: &Partition,
-    mode: SafeMode,
-    now: u64,
-    dry_run: bool,
-    sink: &mut DirSink,
-    r: &mut SafeModeReport,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let fs = open_fs(disk, esp)?;
-    let (old, logs) = read_files(&fs)?;
-    // In place, in the journal's order: the log entry, then the store (header dirty, pages, header clean).
-    let mut write =
-        |file: BootFile, edits: &[rescue_engine::formats::registry::edit::FileEdit]| -> Result<(), String> {
-            let name = file.name();
-            let mut f = fs.root_dir().open_file(&path(file)).map_err(|e| format!("opening {name}: {e}"))?;
-            for (at, bytes) in edits {
-                f.seek(SeekFrom::Start(*at)).map_err(|e| e.to_string())?;
-                f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing {name}: {e}"))?;
-            }
-            Ok(())
-        };
-    let [log1, log2] = &logs;
-    safe_mode_store(&old, [log1, log2], mode, now, dry_run, esp.number as usize, sink, &mut write, r)
-        .map_err(anyhow::Error::msg)?;
-    fs.unmount().context("closing the EFI System Partition")?;
-    Ok(())
+impl EspFiles for DiskEsp {
+    fn read(&mut self, disk: &mut dyn BlockDevice, _: &str, file: BootFile) -> Option<Result<Vec<u8>, String>> {
+        let fs = disk_esp(disk)?;
+        let mut f = fs.root_dir().open_file(&path(file)).ok()?;
+        Some(read_store(&mut f).map_err(|e| format!("{e:#}")))
+    }
+
+    fn write(&mut self, disk: &mut dyn BlockDevice, _: &str, file: BootFile, edits: &[FileEdit]) -> Result<(), String> {
+        let name = file.name();
+        let fs = disk_esp(disk).ok_or("the EFI System Partition is no longer readable")?;
+        let mut f = fs.root_dir().open_file(&path(file)).map_err(|e| format!("opening {name}: {e}"))?;
+        for (at, bytes) in edits {
+            f.seek(SeekFrom::Start(*at)).map_err(|e| e.to_string())?;
+            f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| format!("writing {name}: {e}"))?;
+        }
+        drop(f);
+        fs.unmount().map_err(|e| format!("closing the EFI System Partition: {e}"))
+    }
 }

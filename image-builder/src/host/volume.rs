@@ -1,11 +1,13 @@
-//! Opening a volume on the host: a BitLocker volume is unlocked with the
-//! credentials given, anything else is passed through as it is.
+//! BitLocker on the host: the credentials the admin gave, as the run's key
+//! source ([`HostKeys`]), and unlocking one volume with them (`rescue unlock`).
 
 use crate::host::disk::FileDisk;
 use anyhow::{bail, Context, Result};
-use rescue_engine::block::{BlockDevice, IoError, Slice};
+use rescue_engine::block::{BlockDevice, Slice};
 use rescue_engine::formats::bitlocker::{self, BitLocker, ProtectorKind, StartupKey, UnlockKey, Unlocked};
 use rescue_engine::formats::partition::{self, Partition};
+use rescue_engine::run::ports::{Console, Credential, KeySource};
+use rescue_engine::util::guid::Guid;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -63,58 +65,41 @@ impl Credentials {
     }
 }
 
-/// A volume as the engine should see it: plain, or BitLocker unlocked.
-pub enum Volume<D: BlockDevice> {
-    /// Not BitLocker: the partition itself.
-    Plain(D),
-    /// A BitLocker volume, unlocked.
-    BitLocker(Box<Unlocked<D>>),
+/// The admin's credentials as the run's key source: every key given is
+/// tried on each locked volume; with none given, a terminal is asked
+/// (without echo) once per locked volume, when `ask` allows.
+pub struct HostKeys {
+    creds: Credentials,
+    bek: Option<StartupKey>,
 }
 
-impl<D: BlockDevice> Volume<D> {
-    fn inner(&mut self) -> &mut dyn BlockDevice {
-        match self {
-            Volume::Plain(d) => d,
-            Volume::BitLocker(d) => d.as_mut(),
-        }
-    }
-}
-
-impl<D: BlockDevice> BlockDevice for Volume<D> {
-    fn sector_size(&self) -> u32 {
-        match self {
-            Volume::Plain(d) => d.sector_size(),
-            Volume::BitLocker(d) => d.sector_size(),
-        }
-    }
-    fn size(&self) -> u64 {
-        match self {
-            Volume::Plain(d) => d.size(),
-            Volume::BitLocker(d) => d.size(),
-        }
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        self.inner().read_at(offset, buf)
-    }
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
-        self.inner().write_at(offset, buf)
-    }
-    fn flush(&mut self) -> Result<(), IoError> {
-        self.inner().flush()
+impl HostKeys {
+    /// Reads the .BEK file, if one was given (an unreadable one is an error before any disk is touched).
+    pub fn new(creds: Credentials) -> Result<HostKeys> {
+        let bek = creds.startup_key()?;
+        Ok(HostKeys { creds, bek })
     }
 }
 
-/// Opens a partition: a BitLocker volume is unlocked with its clear key (if
-/// protection is suspended) or the given credentials; anything else is
-/// returned as it is. Errors name the Key IDs a recovery password is asked for.
-pub fn open_volume<D: BlockDevice>(mut dev: D, creds: &Credentials) -> Result<Volume<D>> {
-    if !bitlocker::detect(&mut dev)? {
-        return Ok(Volume::Plain(dev));
+impl KeySource for HostKeys {
+    fn keys(&mut self, key_ids: &[Guid], _: &mut dyn Console) -> Vec<Credential> {
+        let c = &self.creds;
+        let mut keys: Vec<Credential> =
+            c.recovery_passwords.iter().map(|p| Credential::RecoveryPassword(p.clone())).collect();
+        keys.extend(c.password.iter().map(|p| Credential::Password(p.clone())));
+        keys.extend(self.bek.iter().map(|k| Credential::StartupKey(k.clone())));
+        if keys.is_empty() && c.ask {
+            let ids: Vec<String> = key_ids.iter().map(|id| format!("{{{id}}}")).collect();
+            let ids = if ids.is_empty() { "none".to_string() } else { ids.join(", ") };
+            let asked = rpassword::prompt_password(format!(
+                "A BitLocker volume is locked. Recovery password for Key ID {ids} (not shown; Enter to skip): "
+            ));
+            if let Some(typed) = asked.ok().map(Zeroizing::new).filter(|t| !t.trim().is_empty()) {
+                keys.push(Credential::RecoveryPassword(Zeroizing::new(typed.trim().to_string())));
+            }
+        }
+        keys
     }
-    let bl = BitLocker::open(dev)?;
-    let mut creds = creds.clone();
-    creds.clear_key |= bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey);
-    Ok(Volume::BitLocker(Box::new(unlock_with(bl, creds)?)))
 }
 
 /// Unlocks `bl` with exactly `creds`; with none given, asks on the terminal

@@ -6,6 +6,7 @@
 //! and what to change. Both the image builder and the agent parse with this
 //! one function, so a stick never carries a profile the agent would reject.
 
+pub use crate::formats::ntfs::gate::UncleanJournal;
 use crate::util::glob;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -130,17 +131,6 @@ pub struct RegistryRule {
     pub value: String,
     /// The data (and so the type) to set.
     pub data: crate::formats::registry::edit::Data,
-}
-
-/// What to do with a volume whose `$LogFile` says it was not cleanly unmounted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UncleanJournal {
-    /// Refuse to write to the volume (the default).
-    #[default]
-    Refuse,
-    /// Reset the journal as `ntfsfix` does and mark the volume dirty so Windows runs chkdsk.
-    Reset,
 }
 
 /// `[ntfs]` options.
@@ -504,6 +494,12 @@ fn registry_rule(r: RawRegistry) -> Result<RegistryRule, (usize, String)> {
 pub const MAX_LEN: usize = crate::formats::embed::MAX_PROFILE_LEN;
 
 impl Profile {
+    /// True when the profile changes registry hives or the BCD store
+    /// (`[[service]]`, `[[registry]]`, `[finish] safe_mode`).
+    pub fn changes_registry(&self) -> bool {
+        !self.services.is_empty() || !self.registry.is_empty() || self.finish.safe_mode.is_some()
+    }
+
     /// Things that are valid but deserve a second look before a fleet runs
     /// them: a wildcard at the volume root, a rule that deletes registry hives.
     pub fn warnings(&self) -> Vec<String> {

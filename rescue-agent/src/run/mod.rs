@@ -7,5 +7,8 @@
 pub mod banner;
 pub mod ports;
 pub mod prompt;
+pub mod report;
 pub mod session;
 pub mod sitekeys;
+pub mod unlock;
+pub mod volumes;

@@ -1,8 +1,13 @@
-//! The ports between the engine's agent run and the world around it: the
-//! screen and keyboard ([`Console`]) and the site's recovery keys
-//! ([`KeySource`]). The session uses them; the UEFI front end and the
-//! keyed-stick adapter (`sitekeys`) implement them.
+//! The ports between the run and the world around it: the screen and
+//! keyboard ([`Console`]), keys for BitLocker volumes ([`KeySource`]), the
+//! disks' EFI System Partitions ([`EspFiles`]) and where backups go
+//! ([`crate::rules::backup::BackupSink`]). The run uses them; the UEFI agent
+//! and `rescue` on the host implement them, and only in that do the two differ.
 
+use crate::block::BlockDevice;
+use crate::formats::bitlocker::{StartupKey, UnlockKey};
+use crate::formats::registry::edit::FileEdit;
+use crate::rules::safe_mode::BootFile;
 use crate::run::prompt::Key;
 use crate::util::guid::Guid;
 use alloc::format;
@@ -59,85 +64,109 @@ pub trait Console {
     }
     /// Waits for a key; `None` when `timeout_s` seconds pass first (`None`: wait forever).
     fn key(&mut self, timeout_s: Option<u32>) -> Option<Key>;
-}
-
-/// Recovery keys the stick carries for its site (keyed images).
-pub trait KeySource {
-    /// A recovery password for a volume protected by one of `key_ids`, if
-    /// the stick holds one. May ask the technician (e.g. the site PIN,
-    /// once per boot) through `console`.
-    fn recovery_password(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Option<Zeroizing<String>>;
-}
-
-/// A stick without site keys: every locked volume goes to the prompt.
-pub struct NoSiteKeys;
-
-impl KeySource for NoSiteKeys {
-    fn recovery_password(&mut self, _: &[Guid], _: &mut dyn Console) -> Option<Zeroizing<String>> {
-        None
+    /// False when nobody can answer a prompt (the host, tests): a locked
+    /// volume no key source opens stays locked without asking.
+    fn can_prompt(&self) -> bool {
+        true
     }
 }
 
-/// The files of the Windows boot manager's folder `EFI\Microsoft\Boot` that
-/// `[finish] safe_mode` reads and edits: the BCD store and its two
-/// transaction logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BootFile {
-    /// `BCD`, the store (a registry hive).
-    Bcd,
-    /// `BCD.LOG1`.
-    Log1,
-    /// `BCD.LOG2`.
-    Log2,
+/// A console with no screen and no keyboard: lines are dropped and no
+/// prompt is shown (the host renders the report instead; tests).
+pub struct Silent;
+
+impl Console for Silent {
+    fn line(&mut self, _: &str) {}
+    fn key(&mut self, _: Option<u32>) -> Option<Key> {
+        None
+    }
+    fn can_prompt(&self) -> bool {
+        false
+    }
 }
 
-impl BootFile {
-    /// The logs, in the order recovery takes them.
-    pub const LOGS: [BootFile; 2] = [BootFile::Log1, BootFile::Log2];
+/// A key for a BitLocker volume, as a key source holds it. Deliberately
+/// not `Debug`; the secrets are zeroized when dropped.
+pub enum Credential {
+    /// A 48-digit recovery password.
+    RecoveryPassword(Zeroizing<String>),
+    /// A password, as typed in Windows.
+    Password(Zeroizing<String>),
+    /// A startup or recovery key file (.BEK).
+    StartupKey(StartupKey),
+}
 
-    /// The file's name in `EFI\Microsoft\Boot`.
-    pub fn name(self) -> &'static str {
+impl Credential {
+    /// The key as the BitLocker unlocker takes it.
+    pub fn as_key(&self) -> UnlockKey<'_> {
         match self {
-            BootFile::Bcd => "BCD",
-            BootFile::Log1 => "BCD.LOG1",
-            BootFile::Log2 => "BCD.LOG2",
+            Credential::RecoveryPassword(p) => UnlockKey::RecoveryPassword(p),
+            Credential::Password(p) => UnlockKey::Password(p),
+            Credential::StartupKey(k) => UnlockKey::StartupKey(k),
+        }
+    }
+    /// What the report calls it when it opens a volume.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::RecoveryPassword(_) => "recovery password",
+            Credential::Password(_) => "password",
+            Credential::StartupKey(_) => "startup key",
         }
     }
 }
 
-/// Writes edits (file offset, bytes) into one of the boot files, in order:
-/// what [`EspFiles::write`] does for one disk.
-pub type BootFileWriter<'a> =
-    dyn FnMut(BootFile, &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String> + 'a;
+/// Keys for BitLocker volumes beyond the prompt: the stick's site keys
+/// (keyed images), or what the admin gave `rescue` on the host.
+pub trait KeySource {
+    /// The keys to try, in order, for a volume protected by `key_ids` (its
+    /// recovery-password protectors). May ask (the site PIN, once per boot;
+    /// a terminal on the host) through `console`.
+    fn keys(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Vec<Credential>;
+    /// How the report names a key from this source (`None`: by its kind).
+    fn label(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// No keys: every locked volume goes to the prompt.
+pub struct NoKeys;
+
+impl KeySource for NoKeys {
+    fn keys(&mut self, _: &[Guid], _: &mut dyn Console) -> Vec<Credential> {
+        Vec::new()
+    }
+}
 
 /// The EFI System Partitions of the disks being fixed, as the front end
-/// reaches them (the agent: the firmware's Simple File System protocol).
-/// Disks are named by their label ([`crate::run::session::Disk::label`]). A
+/// reaches them: the agent through the firmware's Simple File System
+/// protocol (by the disk's label), the host through the disk's device. A
 /// disk's ESP is the one holding the BCD store.
 pub trait EspFiles {
-    /// The whole of `file` on the disk's ESP; `None` when the disk has no
-    /// ESP holding a BCD store, or (for a log) the log does not exist.
-    fn read(&mut self, disk: &str, file: BootFile) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>>;
+    /// The whole of `file` on the ESP of `disk` (named `label`); `None`
+    /// when the disk has no ESP holding a BCD store, or (for a log) the log
+    /// does not exist.
+    fn read(&mut self, disk: &mut dyn BlockDevice, label: &str, file: BootFile) -> Option<Result<Vec<u8>, String>>;
     /// Writes `edits` (file offset, bytes) into `file`, in order, each
     /// flushed before the next, never changing its length (see
-    /// [`crate::formats::registry::journal`]: log entry, then header dirty, pages,
-    /// header clean).
+    /// [`crate::formats::registry::journal`]: log entry, then header dirty,
+    /// pages, header clean).
     fn write(
         &mut self,
-        disk: &str,
+        disk: &mut dyn BlockDevice,
+        label: &str,
         file: BootFile,
-        edits: &[(u64, alloc::vec::Vec<u8>)],
-    ) -> Result<(), alloc::string::String>;
+        edits: &[FileEdit],
+    ) -> Result<(), String>;
 }
 
 /// No ESP reachable (tests, and front ends without file access).
 pub struct NoEsp;
 
 impl EspFiles for NoEsp {
-    fn read(&mut self, _: &str, _: BootFile) -> Option<Result<alloc::vec::Vec<u8>, alloc::string::String>> {
+    fn read(&mut self, _: &mut dyn BlockDevice, _: &str, _: BootFile) -> Option<Result<Vec<u8>, String>> {
         None
     }
-    fn write(&mut self, _: &str, _: BootFile, _: &[(u64, alloc::vec::Vec<u8>)]) -> Result<(), alloc::string::String> {
-        Err(alloc::string::String::from("no EFI System Partition"))
+    fn write(&mut self, _: &mut dyn BlockDevice, _: &str, _: BootFile, _: &[FileEdit]) -> Result<(), String> {
+        Err(String::from("no EFI System Partition"))
     }
 }

@@ -5,11 +5,12 @@
 //! altered key file is reported and the agent falls back to the prompt.
 
 use crate::formats::keyring::{self, Keyring, KeyringError, SiteKeys};
-use crate::run::ports::{Console, KeySource};
+use crate::run::ports::{Console, Credential, KeySource};
 use crate::run::prompt::Key;
 use crate::util::guid::Guid;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 /// Site keys from the stick's key file, opened on first need.
@@ -74,7 +75,18 @@ impl StickKeys {
 }
 
 impl KeySource for StickKeys {
-    fn recovery_password(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Option<Zeroizing<String>> {
+    fn keys(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Vec<Credential> {
+        self.recovery_password(key_ids, console).map(Credential::RecoveryPassword).into_iter().collect()
+    }
+    fn label(&self) -> Option<&'static str> {
+        Some("site key")
+    }
+}
+
+impl StickKeys {
+    /// The stick's recovery password for a volume protected by one of
+    /// `key_ids`, if it holds one (asking for the PIN the first time).
+    pub fn recovery_password(&mut self, key_ids: &[Guid], console: &mut dyn Console) -> Option<Zeroizing<String>> {
         let ring = match &self.ring {
             Ok(r) => r,
             Err(e) => {

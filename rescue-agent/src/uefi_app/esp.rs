@@ -10,7 +10,9 @@ use super::disks;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use rescue_engine::run::ports::{BootFile, EspFiles};
+use rescue_engine::block::BlockDevice;
+use rescue_engine::rules::safe_mode::BootFile;
+use rescue_engine::run::ports::EspFiles;
 use uefi::boot::ScopedProtocol;
 use uefi::proto::media::file::{File, FileAttribute, FileMode, RegularFile};
 use uefi::proto::media::fs::SimpleFileSystem;
@@ -55,7 +57,7 @@ fn open(disk: &str, file: BootFile, mode: FileMode) -> Option<(ScopedProtocol<Si
 }
 
 impl EspFiles for FirmwareEsp {
-    fn read(&mut self, disk: &str, file: BootFile) -> Option<Result<Vec<u8>, String>> {
+    fn read(&mut self, _: &mut dyn BlockDevice, disk: &str, file: BootFile) -> Option<Result<Vec<u8>, String>> {
         let (_fs, mut f) = open(disk, file, FileMode::Read)?;
         let mut out = Vec::new();
         let mut buf = alloc::vec![0u8; 64 << 10];
@@ -69,7 +71,13 @@ impl EspFiles for FirmwareEsp {
         }
     }
 
-    fn write(&mut self, disk: &str, file: BootFile, edits: &[(u64, Vec<u8>)]) -> Result<(), String> {
+    fn write(
+        &mut self,
+        _: &mut dyn BlockDevice,
+        disk: &str,
+        file: BootFile,
+        edits: &[(u64, Vec<u8>)],
+    ) -> Result<(), String> {
         let name = file.name();
         let (_fs, mut f) = open(disk, file, FileMode::ReadWrite).ok_or_else(|| format!("{name} is no longer there"))?;
         for (at, bytes) in edits {

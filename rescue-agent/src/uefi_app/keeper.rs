@@ -7,7 +7,7 @@ use super::stick::Stick;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use rescue_engine::rules::delete::{BackupItem, BackupSink};
+use rescue_engine::rules::backup::{BackupItem, BackupSink};
 use rescue_engine::util::win32_name::relative_path_problem;
 
 /// The backup sink of a run: the stick (when there is one) and the upload queue.

@@ -18,8 +18,10 @@ use keeper::Keeper;
 use rescue_engine::formats::embed;
 use rescue_engine::formats::stick as layout;
 use rescue_engine::rules::profile::{FinishAction, Profile};
+use rescue_engine::rules::Options;
 use rescue_engine::run::ports;
-use rescue_engine::run::session::{self, Disk, Outcome};
+use rescue_engine::run::report::Outcome;
+use rescue_engine::run::session::{self, Disk};
 use rescue_engine::run::sitekeys::StickKeys;
 use rescue_engine::util::version;
 use screen::Verdict;
@@ -166,7 +168,7 @@ fn main() -> Status {
     }
     let keys: &mut dyn ports::KeySource = match &mut site_keys {
         Some(k) => k,
-        None => &mut ports::NoSiteKeys,
+        None => &mut ports::NoKeys,
     };
     let url = profile.report.url.clone();
     let mut keeper = Keeper::new(&mut stick, url.as_deref());
@@ -176,9 +178,10 @@ fn main() -> Status {
         keys,
         esp: &mut esp::FirmwareEsp,
         clock_ms: &|| clock.ms(),
-        now: firmware::filetime_now(),
     };
-    let mut report = session::run(&profile, &mut found, ports);
+    let opts = Options { dry_run: false, now: firmware::filetime_now() };
+    let mut report = session::run(&profile, &mut found, opts, ports);
+    report.front_end = String::from(if cfg!(target_arch = "aarch64") { "agent (aarch64)" } else { "agent (x86_64)" });
     let uploads = keeper.into_uploads();
     if let Some(k) = &site_keys {
         report.notes.push(format!("site keys: {}", k.describe()));

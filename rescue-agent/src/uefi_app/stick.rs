@@ -7,7 +7,7 @@
 use alloc::format;
 use alloc::string::String;
 use rescue_engine::formats::stick as layout;
-use rescue_engine::rules::delete::{BackupItem, BackupSink};
+use rescue_engine::rules::backup::{BackupItem, BackupSink};
 use rescue_engine::util::win32_name::relative_path_problem;
 use uefi::fs::FileSystem;
 use uefi::{boot, CString16};

@@ -7,12 +7,16 @@
 pub mod ntfs3g;
 
 use ntfs3g::{bytes, check_volume, copy, run, with_mount};
-use rescue_engine::block::{check_range, BlockDevice, IoError};
+use rescue_engine::block::{check_range, BlockDevice, Counting, IoError, Slice};
 use rescue_engine::formats::ntfs::delete::plan_delete;
 use rescue_engine::formats::ntfs::gate::clear_for_writing;
 use rescue_engine::formats::ntfs::plan::{self, Plan};
 use rescue_engine::formats::ntfs::Ntfs;
-use rescue_engine::rules::profile::UncleanJournal;
+use rescue_engine::formats::partition;
+use rescue_engine::rules::backup::BackupSink;
+use rescue_engine::rules::profile::{Profile, UncleanJournal};
+use rescue_engine::rules::report::VolumeReport;
+use rescue_engine::rules::{self, Applied, Env, Options};
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -99,4 +103,42 @@ pub fn differential(dir: &Path, img: &Path, parent: &str, name: &str) -> Plan {
     assert!(!a.listing.contains(&format!(" {name}\n")), "{name} still listed");
     check_volume(&ours);
     p
+}
+
+/// What the rules did on a test volume, and what they read and wrote.
+#[derive(Debug)]
+pub struct Ran {
+    pub applied: Applied,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Applied;
+    fn deref(&self) -> &Applied {
+        &self.applied
+    }
+}
+
+/// The profile's rules on the NTFS volume of `dev` (a volume, or a disk
+/// whose first NTFS partition is taken), exactly as the run applies them to
+/// a Windows volume ([`rules::apply`]); a volume NTFS cannot open is an error.
+pub fn apply(profile: &Profile, dev: &mut impl BlockDevice, opts: Options, sink: &mut dyn BackupSink) -> Ran {
+    let mut dev = Counting::new(dev);
+    let parts = partition::discover(&mut dev).unwrap_or_default();
+    let ntfs_part = parts.iter().find(|p| {
+        let mut head = [0u8; 11];
+        Slice::new(&mut dev, p.offset, p.size).read_at(0, &mut head).is_ok() && &head[3..11] == b"NTFS    "
+    });
+    let (offset, size) = ntfs_part.map_or((0, dev.size()), |p| (p.offset, p.size));
+    let mut vol = Slice::new(&mut dev, offset, size);
+    let report = VolumeReport { offset, size, ..Default::default() };
+    let applied = match Ntfs::open(&mut vol) {
+        Ok(ntfs) => {
+            let mut env = Env { profile, opts, sink, log: &mut |_| {} };
+            rules::apply(&mut env, &ntfs, &mut vol, report)
+        }
+        Err(e) => Applied { volume: report, errors: vec![format!("cannot open NTFS: {e}")], backups: Vec::new() },
+    };
+    Ran { applied, bytes_read: dev.bytes_read, bytes_written: dev.bytes_written }
 }

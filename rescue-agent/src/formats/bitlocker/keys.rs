@@ -207,7 +207,8 @@ pub fn key_bytes(datum: &[u8]) -> Option<(u16, &[u8])> {
     Some((le16(datum, 8).unwrap_or(0), &datum[12..]))
 }
 
-/// A startup key read from a .BEK file.
+/// A startup key read from a .BEK file (its key zeroized when dropped, copies too).
+#[derive(Clone)]
 pub struct StartupKey {
     /// The GUID of the external key: it equals the Key ID of the protector it opens.
     pub key_id: Guid,

@@ -7,7 +7,6 @@
 //! (LZNT1 data in the clusters it has). The clusters a delete frees are
 //! exactly the allocated runs, so the delete planner needs nothing from here.
 
-use super::fs::Ntfs;
 use super::runs::{self, Run};
 use super::{corrupt, NtfsError, Result};
 use crate::block::BlockDevice;
@@ -33,8 +32,8 @@ pub(super) struct Compressed<'a> {
 /// Reads `buf.len()` decompressed bytes from byte `pos` (the caller has
 /// checked the range against the data size). Corrupt LZNT1 data is an
 /// error naming the unit's first cluster; nothing is guessed.
-pub(super) fn read(v: &Ntfs, dev: &mut impl BlockDevice, c: &Compressed, pos: u64, buf: &mut [u8]) -> Result<()> {
-    let ub = v.cluster() << c.unit_log2;
+pub(super) fn read(cluster: u64, dev: &mut impl BlockDevice, c: &Compressed, pos: u64, buf: &mut [u8]) -> Result<()> {
+    let ub = cluster << c.unit_log2;
     if c.unit_log2 == 0 || ub > MAX_UNIT {
         return Err(NtfsError::Unsupported {
             structure: "compressed attribute",
@@ -50,7 +49,7 @@ pub(super) fn read(v: &Ntfs, dev: &mut impl BlockDevice, c: &Compressed, pos: u6
     while done < valid {
         let p = pos + done as u64;
         let start = p - p % ub;
-        decode_unit(v, dev, c, start, &mut packed, &mut unit)?;
+        decode_unit(cluster, dev, c, start, &mut packed, &mut unit)?;
         let from = (p - start) as usize;
         let n = (unit.len() - from).min(valid - done);
         buf[done..done + n].copy_from_slice(&unit[from..from + n]);
@@ -61,7 +60,7 @@ pub(super) fn read(v: &Ntfs, dev: &mut impl BlockDevice, c: &Compressed, pos: u6
 
 /// Decodes the unit starting at byte `start` into `unit`.
 fn decode_unit(
-    v: &Ntfs,
+    cluster: u64,
     dev: &mut impl BlockDevice,
     c: &Compressed,
     start: u64,
@@ -69,7 +68,7 @@ fn decode_unit(
     unit: &mut [u8],
 ) -> Result<()> {
     let ub = unit.len() as u64;
-    let ex = runs::extents(c.runs, v.cluster(), start, ub, c.offset)?;
+    let ex = runs::extents(c.runs, cluster, start, ub, c.offset)?;
     let stored: u64 = ex.iter().filter(|(p, _)| p.is_some()).map(|(_, l)| l).sum();
     if stored == 0 {
         unit.fill(0);

@@ -3,12 +3,12 @@
 use super::attr::{self, Form, FILE_NAME, INDEX_ALLOCATION, INDEX_ROOT, STANDARD_INFORMATION};
 use super::attrlist;
 use super::boot::BootSector;
-use super::compressed::{self, Compressed};
 use super::file::{File, Stream};
 use super::filename::{FileName, DOS};
 use super::index::{Entry, Node};
 use super::record::Record;
 use super::runs::{self, Run};
+use super::stream::{self, Clusters};
 use super::upcase::UpCase;
 use super::wof::{self, Wof};
 use super::{corrupt, le32, le64, FileRef, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE};
@@ -333,51 +333,17 @@ impl Ntfs {
     /// uninitialised parts read as zeros, compressed values decompressed).
     /// Fails when the range is beyond the stream.
     pub fn read_stream(&self, dev: &mut impl BlockDevice, s: &Stream, pos: u64, buf: &mut [u8]) -> Result<()> {
-        let len = buf.len() as u64;
-        match s {
-            Stream::Resident(v) => {
-                let end = pos.checked_add(len).filter(|&e| e <= v.len() as u64).ok_or(corrupt(
-                    "attribute",
-                    0,
-                    "read beyond a resident value",
-                ))?;
-                buf.copy_from_slice(&v[pos as usize..end as usize]);
-            }
-            Stream::NonResident { runs, data_size, initialized, offset, flags, compression_unit, .. } => {
-                if pos.checked_add(len).is_none_or(|e| e > *data_size) {
-                    return Err(corrupt("attribute", *offset, "read beyond the stream"));
-                }
-                if flags & attr::FLAG_COMPRESSED != 0 {
-                    let c =
-                        Compressed { runs, unit_log2: *compression_unit, initialized: *initialized, offset: *offset };
-                    return compressed::read(self, dev, &c, pos, buf);
-                }
-                let valid = initialized.saturating_sub(pos).min(len) as usize;
-                buf[valid..].fill(0);
-                let mut o = 0usize;
-                for (p, l) in runs::extents(runs, self.cluster(), pos, valid as u64, *offset)? {
-                    let part = &mut buf[o..o + l as usize];
-                    match p {
-                        Some(p) => dev.read_at(p, part)?,
-                        None => part.fill(0),
-                    }
-                    o += l as usize;
-                }
-            }
-        }
-        Ok(())
+        stream::read(self.clusters(), dev, s, pos, buf)
     }
 
     /// Reads a whole stream, refusing streams longer than `cap` (and than [`MAX_READ_WHOLE`]).
     pub fn read_all(&self, dev: &mut impl BlockDevice, s: &Stream, cap: u64) -> Result<Vec<u8>> {
-        let n = s.len();
-        if n > cap.min(MAX_READ_WHOLE) || n > self.boot.volume_bytes() {
-            let off = if let Stream::NonResident { offset, .. } = s { *offset } else { 0 };
-            return Err(NtfsError::TooLarge { structure: "stream", offset: off, size: n });
-        }
-        let mut v = vec![0u8; n as usize];
-        self.read_stream(dev, s, 0, &mut v)?;
-        Ok(v)
+        stream::read_all(self.clusters(), dev, s, cap)
+    }
+
+    /// The volume as the stream readers see it.
+    pub fn clusters(&self) -> Clusters {
+        Clusters { cluster: self.cluster(), volume_bytes: self.boot.volume_bytes() }
     }
 
     /// Metadata of file `n`.
@@ -705,7 +671,7 @@ impl Ntfs {
     /// Where a file's contents are: its unnamed `$DATA` (plain, sparse or
     /// LZNT1-compressed), or for a WOF file its `WofCompressedData`.
     pub fn content(&self, dev: &mut impl BlockDevice, f: &File) -> Result<Content> {
-        if let Some(w) = wof::of(self, dev, f)? {
+        if let Some(w) = wof::of(self.clusters(), dev, f)? {
             return Ok(Content::Wof(w));
         }
         // A file without an unnamed `$DATA` (a symbolic link, say) is empty.
@@ -720,7 +686,7 @@ impl Ntfs {
                 if pos.checked_add(buf.len() as u64).is_none_or(|e| e > w.size) {
                     return Err(corrupt("WOF file", 0, "read beyond the file"));
                 }
-                wof::read(self, dev, w, pos, buf)
+                wof::read(self.clusters(), dev, w, pos, buf)
             }
         }
     }

@@ -11,9 +11,9 @@ use super::runs;
 use super::volume::{self, VOLUME_IS_DIRTY};
 use super::{corrupt, put16, NtfsError, Result};
 use crate::block::BlockDevice;
-use crate::rules::profile::UncleanJournal;
 use alloc::string::String;
 use alloc::vec;
+use serde::Deserialize;
 
 /// Proof that the safety gates passed for a volume; required by every
 /// planner that writes. Obtained only from [`clear_for_writing`].
@@ -88,4 +88,15 @@ pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJo
         _ => None,
     };
     Ok(Clearance { journal, reset })
+}
+
+/// What to do with a volume whose `$LogFile` says it was not cleanly unmounted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UncleanJournal {
+    /// Refuse to write to the volume (the default).
+    #[default]
+    Refuse,
+    /// Reset the journal as `ntfsfix` does and mark the volume dirty so Windows runs chkdsk.
+    Reset,
 }

@@ -65,6 +65,7 @@ pub mod overwrite;
 pub mod plan;
 pub mod record;
 pub mod runs;
+pub mod stream;
 pub mod upcase;
 pub mod volume;
 pub mod wof;

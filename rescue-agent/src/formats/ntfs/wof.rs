@@ -15,7 +15,7 @@
 
 use super::attr;
 use super::file::{File, Stream};
-use super::fs::Ntfs;
+use super::stream::{self, Clusters};
 use super::{corrupt, le32, le64, NtfsError, Result};
 use crate::block::BlockDevice;
 use crate::formats::decompress::{lzx, xpress_huffman, Corrupt};
@@ -73,9 +73,9 @@ pub struct Wof {
 /// The WOF layout of `f`, or `None` when `f` is not a WOF file. A WOF
 /// reparse point of another provider (a file backed by a WIM image) or an
 /// unknown algorithm is [`NtfsError::Unsupported`].
-pub(super) fn of(v: &Ntfs, dev: &mut impl BlockDevice, f: &File) -> Result<Option<Wof>> {
+pub(super) fn of(v: Clusters, dev: &mut impl BlockDevice, f: &File) -> Result<Option<Wof>> {
     let Some(rp) = f.stream(attr::REPARSE_POINT, &[])? else { return Ok(None) };
-    let value = v.read_all(dev, &rp, 16 * 1024)?;
+    let value = stream::read_all(v, dev, &rp, 16 * 1024)?;
     if le32(&value, 0) != Some(TAG) {
         return Ok(None);
     }
@@ -110,7 +110,7 @@ pub(super) fn of(v: &Ntfs, dev: &mut impl BlockDevice, f: &File) -> Result<Optio
 /// Reads `buf.len()` bytes of a WOF file's contents from byte `pos`
 /// (the caller has checked the range against [`Wof::size`]). A chunk
 /// table or chunk that does not decode is an error naming the stream.
-pub(super) fn read(v: &Ntfs, dev: &mut impl BlockDevice, w: &Wof, pos: u64, buf: &mut [u8]) -> Result<()> {
+pub(super) fn read(v: Clusters, dev: &mut impl BlockDevice, w: &Wof, pos: u64, buf: &mut [u8]) -> Result<()> {
     let at = match &w.stream {
         Stream::NonResident { offset, .. } => *offset,
         Stream::Resident(_) => 0,
@@ -130,7 +130,7 @@ pub(super) fn read(v: &Ntfs, dev: &mut impl BlockDevice, w: &Wof, pos: u64, buf:
             return Ok(stored_total);
         }
         let mut e = [0u8; 8];
-        v.read_stream(dev, &w.stream, (i - 1) * entry, &mut e[..entry as usize])?;
+        stream::read(v, dev, &w.stream, (i - 1) * entry, &mut e[..entry as usize])?;
         Ok(le64(&e, 0).unwrap_or(u64::MAX))
     };
     let mut plain = vec![0u8; cs as usize];
@@ -150,10 +150,10 @@ pub(super) fn read(v: &Ntfs, dev: &mut impl BlockDevice, w: &Wof, pos: u64, buf:
         }
         let out = &mut plain[..expect];
         if stored == expect {
-            v.read_stream(dev, &w.stream, table + s, out)?;
+            stream::read(v, dev, &w.stream, table + s, out)?;
         } else {
             packed.resize(stored, 0);
-            v.read_stream(dev, &w.stream, table + s, &mut packed)?;
+            stream::read(v, dev, &w.stream, table + s, &mut packed)?;
             w.algorithm.decompress(&packed, out).map_err(|c| bad(c.0))?;
         }
         let from = (p - i * cs) as usize;
