@@ -57,3 +57,19 @@ fn static_binary_applies_a_profile_in_an_empty_chroot() {
     let backups = std::fs::read_dir(jail.join("backups")).unwrap().count();
     assert_eq!(backups, 1, "one volume's backup folder");
 }
+
+/// The shipped binary carries no BitLocker encrypter: no command, none of its code.
+#[test]
+fn shipped_binary_carries_no_test_encrypter() {
+    let bin = static_rescue();
+    let bytes = std::fs::read(&bin).unwrap();
+    for needle in ["only NTFS volumes can be encrypted by the test tool", "encrypt_in_place", "encrypted-size"] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle:?} is in {}", bin.display());
+    }
+    let o = Command::new(&bin).args(["bitlocker", "encrypt", "--help"]).output().unwrap();
+    assert!(!o.status.success(), "rescue bitlocker encrypt exists");
+    // The probe can fail: the test kit's binary holds the code the shipped one must not.
+    let kit = std::fs::read(support::testkit::bitlocker_encrypt()).unwrap();
+    let needle = b"only NTFS volumes can be encrypted by the test tool";
+    assert!(kit.windows(needle.len()).any(|w| w == needle), "the probe no longer finds the encrypter");
+}

@@ -337,18 +337,12 @@ fn plain_ntfs(dir: &Path) -> PathBuf {
 
 fn encrypt(dir: &Path, plain: &Path, method: &str) -> PathBuf {
     let enc = dir.join(format!("enc-{method}.img"));
-    let r = rescue(&[
-        "bitlocker",
-        "encrypt",
-        "--method",
-        method,
-        "--recovery-password",
-        RP,
-        "--password",
-        "pässwörd",
-        plain.to_str().unwrap(),
-        enc.to_str().unwrap(),
-    ]);
+    let r = Command::new(support::testkit::bitlocker_encrypt())
+        .args(["--method", method, "--recovery-password", RP, "--password", "pässwörd"])
+        .arg(plain)
+        .arg(&enc)
+        .output()
+        .unwrap();
     assert!(r.status.success(), "encrypt: {}", String::from_utf8_lossy(&r.stderr));
     enc
 }

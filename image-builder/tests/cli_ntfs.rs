@@ -9,6 +9,8 @@ use std::process::Command;
 
 #[path = "../../tests/support/ntfs3g.rs"]
 mod ntfs3g;
+#[path = "../../tests/support/testkit.rs"]
+mod testkit;
 use ntfs3g::{check_volume, make_volume, run, with_mount};
 
 #[test]
@@ -90,7 +92,7 @@ fn rescue_apply_inside_bitlocker() {
     let exe = env!("CARGO_BIN_EXE_rescue");
     let rp = "193721-090981-367752-170005-714307-648065-680878-547316";
     let bl = t.path().join("bl.img");
-    run(Command::new(exe).args(["bitlocker", "encrypt", "--recovery-password", rp]).arg(&plain).arg(&bl));
+    run(Command::new(testkit::bitlocker_encrypt()).args(["--recovery-password", rp]).arg(&plain).arg(&bl));
     let prof = t.path().join("cs.toml");
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
     let before = fs::read(&bl).unwrap();

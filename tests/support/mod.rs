@@ -2,6 +2,8 @@
 //! checkers, and QEMU with OVMF.
 #![allow(dead_code)]
 
+pub mod testkit;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -350,7 +352,7 @@ pub fn make_test_disk(dir: &Path, name: &str, args: &[&str]) -> TestDisk {
     ok(Command::new(root().join("scripts/make-test-disk"))
         .args(args)
         .arg(&path)
-        .env("RESCUE", env!("CARGO_BIN_EXE_rescue")));
+        .env("BITLOCKER_ENCRYPT", testkit::bitlocker_encrypt()));
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     TestDisk {

@@ -1,11 +1,9 @@
-//! `rescue bitlocker info` and the hidden test-support `rescue bitlocker encrypt`.
+//! `rescue bitlocker info`.
 
-use crate::host::disk::FileDisk;
 use crate::host::volume::find_bitlocker;
-use crate::output;
-use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
-use rescue_engine::formats::bitlocker::{self, create, BitLocker, EncryptionMethod};
+use anyhow::Result;
+use clap::Subcommand;
+use rescue_engine::formats::bitlocker::{self, BitLocker};
 use rescue_engine::util::time::filetime_display;
 use std::path::{Path, PathBuf};
 
@@ -22,36 +20,12 @@ pub enum BitLockerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Test support: encrypt a plain NTFS volume image into a BitLocker volume
-    #[command(hide = true)]
-    Encrypt(EncryptArgs),
-}
-
-#[derive(Args)]
-pub struct EncryptArgs {
-    /// xts-aes-128, xts-aes-256, aes-cbc-128, aes-cbc-256, aes-cbc-128-diffuser or aes-cbc-256-diffuser
-    #[arg(long, default_value = "xts-aes-128")]
-    pub method: String,
-    /// Recovery password of the recovery-password protector
-    #[arg(long = "recovery-password")]
-    pub recovery_password: String,
-    /// Also add a password protector
-    #[arg(long)]
-    pub password: Option<String>,
-    /// Leave the volume half-converted: encrypt only up to this byte offset
-    #[arg(long = "encrypted-size")]
-    pub encrypted_size: Option<u64>,
-    /// The plain NTFS volume image
-    pub input: PathBuf,
-    /// The BitLocker volume image to write
-    pub output: PathBuf,
 }
 
 /// Runs `rescue bitlocker …`.
 pub fn run(c: &BitLockerCommand) -> Result<()> {
     match c {
         BitLockerCommand::Info { volume, partition, json } => info(volume, *partition, *json),
-        BitLockerCommand::Encrypt(a) => encrypt(a),
     }
 }
 
@@ -135,45 +109,6 @@ fn info(volume: &Path, number: Option<u32>, json: bool) -> Result<()> {
                 String::new()
             }
         );
-    }
-    Ok(())
-}
-
-fn method_from_name(s: &str) -> Result<EncryptionMethod> {
-    Ok(match s {
-        "xts-aes-128" => EncryptionMethod::XtsAes128,
-        "xts-aes-256" => EncryptionMethod::XtsAes256,
-        "aes-cbc-128" => EncryptionMethod::AesCbc128,
-        "aes-cbc-256" => EncryptionMethod::AesCbc256,
-        "aes-cbc-128-diffuser" => EncryptionMethod::AesCbc128Diffuser,
-        "aes-cbc-256-diffuser" => EncryptionMethod::AesCbc256Diffuser,
-        _ => bail!("unknown method {s:?}"),
-    })
-}
-
-fn encrypt(a: &EncryptArgs) -> Result<()> {
-    let method = method_from_name(&a.method)?;
-    output::check_output("OUTPUT", &a.output, &[&a.input])?;
-    let tmp = output::temp_beside(&a.output)?;
-    std::fs::copy(&a.input, tmp.path()).with_context(|| format!("cannot copy {}", a.input.display()))?;
-    let mut dev = FileDisk::open(tmp.path(), true)?;
-    let mut random = |b: &mut [u8]| rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, b);
-    let opts = create::CreateOptions {
-        method,
-        recovery_password: &a.recovery_password,
-        password: a.password.as_deref(),
-        description: "RESCUE-TEST C: test volume",
-        filetime: crate::clock::now_filetime(),
-        encrypted_size: a.encrypted_size,
-    };
-    let created = create::encrypt_in_place(&mut dev, &opts, &mut random, &mut |_, _| {})
-        .with_context(|| format!("encrypting {}", a.input.display()))?;
-    drop(dev);
-    output::persist(tmp, &a.output)?;
-    say!("{}: BitLocker {} volume {}", a.output.display(), method, created.volume_guid);
-    say!("  recovery password Key ID {{{}}}", created.recovery_key_id);
-    if let Some(id) = created.password_key_id {
-        say!("  password Key ID {{{id}}}");
     }
     Ok(())
 }
