@@ -112,7 +112,7 @@ fn rescue_apply_inside_bitlocker() {
 #[test]
 fn apply_refuses_mounted_block_device() {
     let t = tempfile::tempdir().unwrap();
-    let img = make_volume(t.path(), "loop.img", 16, &[], "echo x > victim.sys");
+    let img = make_volume(t.path(), "loop.img", 16, &[], "mkdir -p Windows/System32 && echo x > victim.sys");
     let lo = run(Command::new("losetup").args(["-f", "--show"]).arg(&img)).trim().to_string();
     let prof = t.path().join("p.toml");
     fs::write(&prof, "name = \"p\"\n[[delete]]\npath = 'victim.sys'\nbackup = false\n").unwrap();
@@ -158,7 +158,7 @@ fn hostile_name_is_refused_and_nothing_leaves_the_backup_folder() {
         "hostile.img",
         16,
         &[],
-        "printf '\\252\\252\\252\\252\\001\\000\\043\\001evil' > 'C-00000291-x\\..\\..\\..\\..\\escaped.sys' && \
+        "mkdir -p Windows/System32 && printf '\\252\\252\\252\\252\\001\\000\\043\\001evil' > 'C-00000291-x\\..\\..\\..\\..\\escaped.sys' && \
          printf '\\252\\252\\252\\252\\001\\000\\043\\001good' > C-00000291-good.sys",
     );
     let prof = t.path().join("cs.toml");
@@ -194,8 +194,13 @@ fn hostile_name_is_refused_and_nothing_leaves_the_backup_folder() {
 #[test]
 fn exit_codes_and_json_for_scripts() {
     let t = tempfile::tempdir().unwrap();
-    let img =
-        make_volume(t.path(), "v.img", 16, &[], "printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys");
+    let img = make_volume(
+        t.path(),
+        "v.img",
+        16,
+        &[],
+        "mkdir -p Windows/System32 && printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-x.sys",
+    );
     let prof = t.path().join("cs.toml");
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\nbackup = false\n").unwrap();
     let exe = env!("CARGO_BIN_EXE_rescue");
@@ -231,7 +236,7 @@ fn concurrent_applies_on_one_disk_never_interleave() {
             &format!("r{round}.img"),
             16,
             &[],
-            "for i in 1 2 3 4 5 6 7 8; do printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-$i.sys; done",
+            "mkdir -p Windows/System32 && for i in 1 2 3 4 5 6 7 8; do printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-$i.sys; done",
         );
         let start = || Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&img).output();
         let (a, b) = std::thread::scope(|s| {
