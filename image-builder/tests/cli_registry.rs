@@ -166,14 +166,14 @@ fn service_disabled_in_every_control_set_and_safe_mode_set() {
     let backups = t.path().join("backups");
     let sys_backup = fs::read(
         backups
-            .join("vol2-")
+            .join("vol0-")
             .parent()
             .unwrap()
             .read_dir()
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.to_string_lossy().contains("vol2-"))
+            .find(|p| p.to_string_lossy().contains("vol0-"))
             .unwrap()
             .join("Windows/System32/config/SYSTEM"),
     )
