@@ -51,8 +51,8 @@ fn edit(path: &Path, f: impl FnOnce(&mut Editor)) -> (Vec<String>, Vec<String>) 
     let before = dump(path);
     let mut ed = Editor::new(Hive::open(before_bytes.clone()).unwrap()).unwrap();
     f(&mut ed);
-    let bytes = ed.finish(TS);
-    let edits = rescue_engine::formats::registry::edit::writes(&before_bytes, &bytes);
+    let bytes = ed.finish(TS).unwrap();
+    let edits = rescue_engine::formats::registry::edit::writes(&before_bytes, &bytes).unwrap();
     // The planned writes, applied to the old file, give exactly the new bytes.
     let mut replay = before_bytes.clone();
     for (at, b) in &edits {
@@ -199,7 +199,7 @@ fn bcd_safe_mode_set_changed_and_removed_as_bcdedit_does() {
     let mut ed = Editor::new(Hive::open(fs::read(&path).unwrap()).unwrap()).unwrap();
     bcd::set_safe_mode(&mut ed, SafeMode::Off, TS).unwrap();
     let old = fs::read(&path).unwrap();
-    assert!(ed.finish(TS) == old, "nothing to change, yet the hive changed");
+    assert!(ed.finish(TS).unwrap() == old, "nothing to change, yet the hive changed");
 }
 
 fn dump_of(dir: &Path, bytes: &[u8]) -> Vec<String> {

@@ -67,6 +67,12 @@ pub enum EmbedError {
     Length(usize),
 }
 
+impl From<crate::util::le::OutOfBounds> for EmbedError {
+    fn from(e: crate::util::le::OutOfBounds) -> Self {
+        EmbedError::Length(e.offset.saturating_add(e.len))
+    }
+}
+
 impl fmt::Display for EmbedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -123,10 +129,10 @@ pub fn fill(section: &mut [u8], e: &Embedded) -> Result<(), EmbedError> {
         return Err(if len == 0 { EmbedError::Empty } else { EmbedError::Length(total) });
     }
     section[MAGIC.len()..].fill(0);
-    put32(section, 16, VERSION);
-    put32(section, 20, len as u32);
-    put32(section, 24, if e.keys_sha256.is_some() { FLAG_KEYS } else { 0 });
-    put32(section, 28, keys.len() as u32);
+    put32(section, 16, VERSION)?;
+    put32(section, 20, len as u32)?;
+    put32(section, 24, if e.keys_sha256.is_some() { FLAG_KEYS } else { 0 })?;
+    put32(section, 28, keys.len() as u32)?;
     section[32..64].copy_from_slice(&e.keys_sha256.unwrap_or([0; 32]));
     section[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&e.profile);
     section[HEADER_LEN + len..HEADER_LEN + total].copy_from_slice(keys);
@@ -154,10 +160,10 @@ mod tests {
     fn hostile_sections_are_errors() {
         assert_eq!(read(&[0u8; 8]), Err(EmbedError::NoMagic));
         let mut s = empty_section();
-        put32(&mut s, 16, VERSION);
-        put32(&mut s, 20, u32::MAX);
+        put32(&mut s, 16, VERSION).unwrap();
+        put32(&mut s, 20, u32::MAX).unwrap();
         assert_eq!(read(&s), Err(EmbedError::Length(u32::MAX as usize)));
-        put32(&mut s, 16, 9);
+        put32(&mut s, 16, 9).unwrap();
         assert_eq!(read(&s), Err(EmbedError::Version(9)));
         let big = Embedded { profile: vec![b'a'; MAX_PROFILE_LEN + 1], keys_sha256: None, keys: None };
         assert_eq!(fill(&mut empty_section(), &big), Err(EmbedError::Length(MAX_PROFILE_LEN + 1)));

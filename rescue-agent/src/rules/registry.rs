@@ -153,7 +153,7 @@ fn one_hive<D: BlockDevice>(
         let key = resolve(ed.hive(), hive, &rule.key).map_err(r)?;
         set_one(&mut ed, &key, &rule.value, &rule.data, now, false, hr).map_err(r)?;
     }
-    let edited = ed.finish(now);
+    let edited = ed.finish(now).map_err(r)?;
     // Nothing to change: a dirty hive is left for Windows to recover itself.
     if edited == recovered.bytes {
         hr.action = StoreAction::Unchanged;

@@ -22,29 +22,35 @@ pub fn le64(b: &[u8], o: usize) -> Option<u64> {
     bytes(b, o).map(u64::from_le_bytes)
 }
 
-/// Writes `v` at byte `o`; returns false (and writes nothing) when it does not fit.
-pub fn put16(b: &mut [u8], o: usize, v: u16) -> bool {
+/// A field that does not fit inside the buffer it was to be written into:
+/// nothing was written. Callers turn it into their format's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// Byte offset of the field in the buffer.
+    pub offset: usize,
+    /// The field's length.
+    pub len: usize,
+}
+
+/// Writes `v` at byte `o`, or nothing when it does not fit.
+pub fn put16(b: &mut [u8], o: usize, v: u16) -> Result<(), OutOfBounds> {
     put(b, o, &v.to_le_bytes())
 }
 
-/// Writes `v` at byte `o`; returns false (and writes nothing) when it does not fit.
-pub fn put32(b: &mut [u8], o: usize, v: u32) -> bool {
+/// Writes `v` at byte `o`, or nothing when it does not fit.
+pub fn put32(b: &mut [u8], o: usize, v: u32) -> Result<(), OutOfBounds> {
     put(b, o, &v.to_le_bytes())
 }
 
-/// Writes `v` at byte `o`; returns false (and writes nothing) when it does not fit.
-pub fn put64(b: &mut [u8], o: usize, v: u64) -> bool {
+/// Writes `v` at byte `o`, or nothing when it does not fit.
+pub fn put64(b: &mut [u8], o: usize, v: u64) -> Result<(), OutOfBounds> {
     put(b, o, &v.to_le_bytes())
 }
 
-fn put(b: &mut [u8], o: usize, v: &[u8]) -> bool {
-    match o.checked_add(v.len()).and_then(|end| b.get_mut(o..end)) {
-        Some(s) => {
-            s.copy_from_slice(v);
-            true
-        }
-        None => false,
-    }
+fn put(b: &mut [u8], o: usize, v: &[u8]) -> Result<(), OutOfBounds> {
+    let field = o.checked_add(v.len()).and_then(|end| b.get_mut(o..end));
+    field.ok_or(OutOfBounds { offset: o, len: v.len() })?.copy_from_slice(v);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -60,9 +66,10 @@ mod tests {
         assert_eq!(le16(&b, 7), None);
         assert_eq!(le64(&b, 1), None);
         assert_eq!(le32(&b, usize::MAX), None);
-        assert!(put16(&mut b, 6, 0xAABB));
+        assert_eq!(put16(&mut b, 6, 0xAABB), Ok(()));
         assert_eq!(b[6..], [0xBB, 0xAA]);
-        assert!(!put32(&mut b, 6, 0) && b[6..] == [0xBB, 0xAA]);
-        assert!(!put16(&mut b, usize::MAX, 0));
+        assert_eq!(put32(&mut b, 6, 0), Err(OutOfBounds { offset: 6, len: 4 }));
+        assert_eq!(b[6..], [0xBB, 0xAA]);
+        assert!(put16(&mut b, usize::MAX, 0).is_err());
     }
 }

@@ -100,7 +100,7 @@ pub fn plan_delete(
         let mut rec = recs.remove(&0).unwrap_or_else(|| base.clone());
         let links = remove.iter().filter(|&&i| all[i].2.namespace != DOS).count() as u16;
         let lc = rec.link_count().saturating_sub(links).max(1);
-        put16(&mut rec.data, 0x12, lc);
+        put16(&mut rec.data, 0x12, lc)?;
         record_write(v, &mut plan, &mut rec, "remove the deleted names from the hard-linked file's record")?;
         for (_, mut r) in recs {
             if r.bytes_in_use() <= r.attrs_offset() + 8 {
@@ -224,8 +224,8 @@ fn reparse_tag(v: &Ntfs, dev: &mut impl BlockDevice, f: &File) -> Result<Option<
 fn free_record(v: &Ntfs, plan: &mut Plan, rec: &Record, what: &str) -> Result<()> {
     let mut r = rec.clone();
     let (flags, seq) = (rec.flags() & !IN_USE, next_seq(rec.seq()));
-    put16(&mut r.data, 0x16, flags);
-    put16(&mut r.data, 0x10, seq);
+    put16(&mut r.data, 0x16, flags)?;
+    put16(&mut r.data, 0x10, seq)?;
     record_write(v, plan, &mut r, &format!("{what} {} (sequence {} -> {seq})", rec.number, rec.seq()))
 }
 
@@ -294,8 +294,8 @@ fn drop_names(
             let mut bytes = kept.clone();
             bytes.resize(*data_size as usize, 0);
             plan.push_extents("attribute list", &ex, &bytes, "remove the deleted names from the attribute list");
-            put64(&mut r.data, la.offset + 0x30, kept.len() as u64);
-            put64(&mut r.data, la.offset + 0x38, kept.len() as u64);
+            put64(&mut r.data, la.offset + 0x30, kept.len() as u64)?;
+            put64(&mut r.data, la.offset + 0x38, kept.len() as u64)?;
         }
     }
     Ok(recs)

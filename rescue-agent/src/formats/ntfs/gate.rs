@@ -68,7 +68,7 @@ pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJo
         (JournalState::Unclean, UncleanJournal::Refuse) => return Err(NtfsError::UncleanJournal { offset: log_at }),
         (JournalState::Unclean, UncleanJournal::Reset) => {
             let mut p = Plan::default();
-            put16(&mut vrec.data, vi.flags_at, vi.flags | VOLUME_IS_DIRTY);
+            put16(&mut vrec.data, vi.flags_at, vi.flags | VOLUME_IS_DIRTY)?;
             record_write(v, &mut p, &mut vrec, "set the volume dirty flag so chkdsk runs at the next boot")?;
             for (ph, l) in runs::extents(lruns, v.cluster(), 0, *data_size, *loff)? {
                 let ph = ph.ok_or(corrupt("$LogFile", *loff, "sparse journal"))?;

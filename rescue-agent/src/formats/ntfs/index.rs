@@ -221,8 +221,8 @@ impl Node {
             v.extend_from_slice(insert);
             v.extend_from_slice(&self.buf[at + remove..used_end]);
             self.buf = v;
-            put32(&mut self.buf, self.hdr + 4, new_len as u32);
-            put32(&mut self.buf, self.hdr + 8, new_len as u32);
+            put32(&mut self.buf, self.hdr + 4, new_len as u32)?;
+            put32(&mut self.buf, self.hdr + 8, new_len as u32)?;
         } else {
             if new_len > self.allocated() {
                 return Err(super::NtfsError::NoSpace { structure: "index block", offset: self.offset });
@@ -234,7 +234,7 @@ impl Node {
             if new_end < used_end {
                 self.buf[new_end..used_end].fill(0);
             }
-            put32(&mut self.buf, self.hdr + 4, new_len as u32);
+            put32(&mut self.buf, self.hdr + 4, new_len as u32)?;
         }
         Ok(())
     }
@@ -251,16 +251,18 @@ impl Node {
 
 /// The bytes of `e` (from `node`) turned into an entry with sub-node `sub`
 /// (interior form), or without one (leaf form) when `sub` is `None`.
-pub fn entry_bytes(node: &Node, e: &Entry, sub: Option<u64>) -> Vec<u8> {
-    let body_len = if e.flags & ENTRY_NODE != 0 { e.len - 8 } else { e.len };
-    let mut v = node.buf[e.off..e.off + body_len].to_vec();
+pub fn entry_bytes(node: &Node, e: &Entry, sub: Option<u64>) -> Result<Vec<u8>> {
+    let bad = || corrupt("index entry", e.off as u64, "entry outside its node");
+    let body_len = if e.flags & ENTRY_NODE != 0 { e.len.checked_sub(8).ok_or_else(bad)? } else { e.len };
+    let body = e.off.checked_add(body_len).and_then(|end| node.buf.get(e.off..end)).ok_or_else(bad)?;
+    let mut v = body.to_vec();
     let mut flags = e.flags & !ENTRY_NODE;
     if let Some(s) = sub {
         flags |= ENTRY_NODE;
         v.extend_from_slice(&s.to_le_bytes());
     }
     let n = v.len() as u16;
-    put16(&mut v, 8, n);
-    put16(&mut v, 12, flags);
-    v
+    put16(&mut v, 8, n)?;
+    put16(&mut v, 12, flags)?;
+    Ok(v)
 }

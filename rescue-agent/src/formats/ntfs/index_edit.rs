@@ -37,12 +37,12 @@ fn cmp_ulongs(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
 }
 
 /// An END entry pointing to sub-node `vcn`.
-fn end_entry(vcn: u64) -> Vec<u8> {
+fn end_entry(vcn: u64) -> Result<Vec<u8>> {
     let mut e = alloc::vec![0u8; 0x18];
-    put16(&mut e, 8, 0x18);
-    put16(&mut e, 12, ENTRY_END | ENTRY_NODE);
-    put64(&mut e, 0x10, vcn);
-    e
+    put16(&mut e, 8, 0x18)?;
+    put16(&mut e, 12, ENTRY_END | ENTRY_NODE)?;
+    put64(&mut e, 0x10, vcn)?;
+    Ok(e)
 }
 
 /// The sub-node of entry bytes `e` (its last 8 bytes).
@@ -51,12 +51,12 @@ fn sub_of(e: &[u8]) -> u64 {
 }
 
 /// Entry bytes `e` (an interior entry) with its sub-node set to `vcn`.
-fn with_sub(e: &[u8], vcn: u64) -> Vec<u8> {
+fn with_sub(e: &[u8], vcn: u64) -> Result<Vec<u8>> {
     let mut v = e.to_vec();
     if let Some(o) = v.len().checked_sub(8) {
-        put64(&mut v, o, vcn);
+        put64(&mut v, o, vcn)?;
     }
-    v
+    Ok(v)
 }
 
 /// Edits one directory's index in memory and records a write per change.
@@ -126,7 +126,7 @@ impl<'a> Editor<'a> {
                 let ex = self.v.block_extents(&self.dir, vcn)?;
                 let node = self.blocks.get_mut(&vcn).ok_or(corrupt("index block", 0, "internal"))?;
                 let disk = write_fixups(&node.buf, "index block", node.offset)?;
-                commit_usn(&mut node.buf, &disk);
+                commit_usn(&mut node.buf, &disk)?;
                 self.plan.push_extents("index block", &ex, &disk, reason);
             }
         }
@@ -266,7 +266,7 @@ impl<'a> Editor<'a> {
         successor: bool,
     ) -> Result<()> {
         let (cur, parent, x) = self.neighbour(dev, loc, idx, sub, successor)?;
-        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
+        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub))?;
         let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
         let which = if successor { "successor" } else { "predecessor" };
         self.node(dev, loc)?.splice(e.off, e.len, &moved)?;
@@ -341,13 +341,13 @@ impl<'a> Editor<'a> {
     ) -> Result<()> {
         let &(loc, idx) = path.last().ok_or(corrupt("directory index", 0, "internal"))?;
         let (cur, _, x) = self.neighbour(dev, loc, idx, sub, true)?;
-        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub));
+        let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub))?;
         let node = self.node(dev, loc)?.clone();
         let list: Vec<Vec<u8>> = node
             .entries()?
             .iter()
-            .map(|en| if en.off == e.off { moved.clone() } else { entry_bytes(&node, en, en.sub) })
-            .collect();
+            .map(|en| if en.off == e.off { Ok(moved.clone()) } else { entry_bytes(&node, en, en.sub) })
+            .collect::<Result<_>>()?;
         let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
         let reason = format!("replace interior index entry {shown:?} by its successor {xname:?}");
         self.put_entries(dev, &path[..path.len() - 1], loc, list, &reason)?;
@@ -382,7 +382,7 @@ impl<'a> Editor<'a> {
             // The root: everything moves down into a new block.
             let b = self.alloc_block(dev)?;
             self.new_block(dev, b, &list, "the index root is full: move its entries into a new index block")?;
-            self.set_entries(dev, loc, &[end_entry(b)])?;
+            self.set_entries(dev, loc, &[end_entry(b)?])?;
             return self.emit(loc, "point the index root at the new block");
         };
         // Split at the entry where the lower half passes half of the bytes.
@@ -401,16 +401,16 @@ impl<'a> Editor<'a> {
         let mut plist: Vec<Vec<u8>> = Vec::new();
         for (i, pe) in parent.entries()?.iter().enumerate() {
             if i == pidx {
-                plist.push(with_sub(&list[m], vcn));
-                plist.push(entry_bytes(&parent, pe, Some(b)));
+                plist.push(with_sub(&list[m], vcn)?);
+                plist.push(entry_bytes(&parent, pe, Some(b))?);
             } else {
-                plist.push(entry_bytes(&parent, pe, pe.sub));
+                plist.push(entry_bytes(&parent, pe, pe.sub)?);
             }
         }
         let up = &ancestors[..ancestors.len() - 1];
         self.put_entries(dev, up, ploc, plist, "the middle key of a split index block moves up")?;
         let mut lower = list[..m].to_vec();
-        lower.push(end_entry(median_sub));
+        lower.push(end_entry(median_sub)?);
         self.set_entries(dev, loc, &lower)?;
         self.emit(loc, &format!("{reason} (the block keeps its lower half)"))
     }
@@ -436,7 +436,7 @@ impl<'a> Editor<'a> {
         };
         let ex = self.v.block_extents(&self.dir, vcn)?;
         let mut n = Node { offset: ex[0].0, ..template };
-        put64(&mut n.buf, 0x10, vcn);
+        put64(&mut n.buf, 0x10, vcn)?;
         if let Some(f) = n.buf.get_mut(n.hdr + 12) {
             *f |= LARGE_INDEX;
         }
@@ -552,10 +552,10 @@ impl<'a> Editor<'a> {
         let mut a = rec.data[ia.offset..ia.offset + mp].to_vec();
         a.extend_from_slice(&encode(&runs));
         a.resize((a.len() + 7) & !7, 0);
-        put64(&mut a, 0x18, new_alloc / cs - 1);
-        put64(&mut a, 0x28, new_alloc);
-        put64(&mut a, 0x30, new_size);
-        put64(&mut a, 0x38, new_size);
+        put64(&mut a, 0x18, new_alloc / cs - 1)?;
+        put64(&mut a, 0x28, new_alloc)?;
+        put64(&mut a, 0x30, new_size)?;
+        put64(&mut a, 0x38, new_size)?;
         let mut r = rec.clone();
         r.replace_attr(ia.offset, &a).ok_or(NtfsError::NoSpace { structure: "MFT record", offset: at })?;
         record_write(self.v, &mut self.plan, &mut r, "grow the index allocation by one block")?;
@@ -606,7 +606,7 @@ impl<'a> Editor<'a> {
                     None => break,
                 }
             }
-            let k = entry_bytes(self.node(dev, ploc)?, &pe, None);
+            let k = entry_bytes(self.node(dev, ploc)?, &pe, None)?;
             let first = self.entries(dev, NodeLoc::Block(cur))?[0].off;
             if self.node(dev, NodeLoc::Block(cur))?.splice(first, 0, &k).is_err() {
                 self.plan.notes.push(String::from("an emptied index leaf was kept (no room to rebalance)"));
@@ -627,7 +627,7 @@ impl<'a> Editor<'a> {
                     None => break,
                 }
             }
-            let k = entry_bytes(self.node(dev, ploc)?, &prev, None);
+            let k = entry_bytes(self.node(dev, ploc)?, &prev, None)?;
             let es = self.entries(dev, NodeLoc::Block(cur))?;
             let end_off = es[es.len() - 1].off;
             if self.node(dev, NodeLoc::Block(cur))?.splice(end_off, 0, &k).is_err() {
@@ -644,7 +644,7 @@ impl<'a> Editor<'a> {
         } else if ploc == NodeLoc::Root {
             // The root's only child is empty: the root becomes a small index (as ntfs-3g does);
             // $INDEX_ALLOCATION stays allocated, its block is freed in the index bitmap.
-            let end = entry_bytes(self.node(dev, ploc)?, &pe, None);
+            let end = entry_bytes(self.node(dev, ploc)?, &pe, None)?;
             let root = self.node(dev, ploc)?;
             root.splice(pe.off, pe.len, &end)?;
             let hdr = root.hdr;

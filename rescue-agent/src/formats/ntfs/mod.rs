@@ -180,6 +180,12 @@ impl From<IoError> for NtfsError {
     }
 }
 
+impl From<crate::util::le::OutOfBounds> for NtfsError {
+    fn from(e: crate::util::le::OutOfBounds) -> Self {
+        corrupt("structure being edited", e.offset as u64, "a field to write lies outside it")
+    }
+}
+
 impl fmt::Display for NtfsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use NtfsError::*;

@@ -173,7 +173,7 @@ pub fn execute(dev: &mut impl BlockDevice, plan: &Plan, stop_after: Option<usize
 /// Plans writing record `rec` (fixups applied; also its `$MFTMirr` copy for records 0-3).
 pub(super) fn record_write(v: &Ntfs, plan: &mut Plan, rec: &mut Record, reason: &str) -> Result<()> {
     let disk = rec.to_disk()?;
-    commit_usn(&mut rec.data, &disk);
+    commit_usn(&mut rec.data, &disk)?;
     let ex = v.record_extents(rec.number)?;
     plan.push_extents("MFT record", &ex, &disk, reason);
     if rec.number < 4 {
@@ -185,10 +185,11 @@ pub(super) fn record_write(v: &Ntfs, plan: &mut Plan, rec: &mut Record, reason: 
 }
 
 /// Copies the USN a write used back into the in-memory structure, so the next write of it increments again.
-pub(super) fn commit_usn(mem: &mut [u8], disk: &[u8]) {
+pub(super) fn commit_usn(mem: &mut [u8], disk: &[u8]) -> Result<()> {
     if let Some(o) = le16(mem, 4) {
         if let Some(u) = le16(disk, o as usize) {
-            put16(mem, o as usize, u);
+            put16(mem, o as usize, u)?;
         }
     }
+    Ok(())
 }

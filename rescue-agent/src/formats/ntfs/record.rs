@@ -31,7 +31,7 @@ pub fn apply_fixups(buf: &mut [u8], structure: &'static str, offset: u64) -> Res
             return Err(corrupt(structure, offset + end as u64, "update sequence mismatch (torn or damaged write)"));
         }
         let saved = le16(buf, usa_ofs + 2 * i).ok_or(corrupt(structure, offset, "short"))?;
-        put16(buf, end, saved);
+        put16(buf, end, saved)?;
     }
     Ok(())
 }
@@ -51,12 +51,12 @@ pub fn write_fixups(mem: &[u8], structure: &'static str, offset: u64) -> Result<
     if usn == 0 || usn == 0xFFFF {
         usn = 1;
     }
-    put16(&mut buf, usa_ofs, usn);
+    put16(&mut buf, usa_ofs, usn)?;
     for i in 1..usa_count {
         let end = i * STRIDE - 2;
         let real = le16(&buf, end).ok_or(corrupt(structure, offset, "short"))?;
-        put16(&mut buf, usa_ofs + 2 * i, real);
-        put16(&mut buf, end, usn);
+        put16(&mut buf, usa_ofs + 2 * i, real)?;
+        put16(&mut buf, end, usn)?;
     }
     Ok(buf)
 }
@@ -147,7 +147,7 @@ impl Record {
         }
         self.data.copy_within(off + len..used, off);
         self.data[used - len..used].fill(0);
-        put32(&mut self.data, 0x18, (used - len) as u32);
+        put32(&mut self.data, 0x18, (used - len) as u32)?;
         Ok(())
     }
 
@@ -159,7 +159,7 @@ impl Record {
         let mut attr = self.data.get(ao..ao + vo)?.to_vec();
         attr.extend_from_slice(value);
         attr.resize((attr.len() + 7) & !7, 0);
-        put32(&mut attr, 0x10, value.len() as u32);
+        put32(&mut attr, 0x10, value.len() as u32).ok()?;
         self.replace_attr(ao, &attr)
     }
 
@@ -179,8 +179,8 @@ impl Record {
         d.extend_from_slice(attr);
         d.extend_from_slice(&self.data[ao + old_len..used]);
         d.resize(self.data.len(), 0);
-        put32(&mut d, ao + 4, attr.len() as u32);
-        put32(&mut d, 0x18, new_used as u32);
+        put32(&mut d, ao + 4, attr.len() as u32).ok()?;
+        put32(&mut d, 0x18, new_used as u32).ok()?;
         self.data = d;
         Some(())
     }

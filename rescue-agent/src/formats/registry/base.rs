@@ -91,11 +91,12 @@ pub fn checksum(b: &[u8]) -> u32 {
 
 /// Sets both sequence numbers of the base block at the start of `b` to
 /// (`seq1`, `seq2`), its timestamp, and a fresh checksum. In memory only.
-pub fn stamp(b: &mut [u8], seq1: u32, seq2: u32, timestamp: u64) {
-    put32(b, 4, seq1);
-    put32(b, 8, seq2);
-    put32(b, 0x0C, timestamp as u32);
-    put32(b, 0x10, (timestamp >> 32) as u32);
+pub fn stamp(b: &mut [u8], seq1: u32, seq2: u32, timestamp: u64) -> Result<()> {
+    put32(b, 4, seq1)?;
+    put32(b, 8, seq2)?;
+    put32(b, 0x0C, timestamp as u32)?;
+    put32(b, 0x10, (timestamp >> 32) as u32)?;
     let c = checksum(b);
-    put32(b, 0x1FC, c);
+    put32(b, 0x1FC, c)?;
+    Ok(())
 }

@@ -165,5 +165,5 @@ pub fn undo_text(mode: SafeMode) -> String {
 pub fn edit_store(store: &[u8], mode: SafeMode, timestamp: u64) -> Result<(Vec<u8>, SafeModeChange)> {
     let mut ed = Editor::new(super::cell::Hive::open(store.to_vec())?)?;
     let change = set_safe_mode(&mut ed, mode, timestamp)?;
-    Ok((ed.finish(timestamp), change))
+    Ok((ed.finish(timestamp)?, change))
 }

@@ -198,10 +198,10 @@ impl Editor {
         let (nb, compressed) = stored_name(name);
         let mut vk = vec![0u8; 0x14 + nb.len()];
         vk[..2].copy_from_slice(b"vk");
-        put16(&mut vk, 2, nb.len() as u16);
-        put32(&mut vk, 4, 0x8000_0000);
-        put32(&mut vk, 0x0C, kind);
-        put16(&mut vk, 0x10, compressed as u16);
+        put16(&mut vk, 2, nb.len() as u16)?;
+        put32(&mut vk, 4, 0x8000_0000)?;
+        put32(&mut vk, 0x0C, kind)?;
+        put16(&mut vk, 0x10, compressed as u16)?;
         vk[0x14..].copy_from_slice(&nb);
         let off = self.new_cell(&vk)?;
         let mut list: Vec<u32> = self.hive.value_offsets(key)?;
@@ -248,14 +248,14 @@ impl Editor {
         let (nb, compressed) = stored_name(name);
         let mut nk = vec![0u8; 0x4C + nb.len()];
         nk[..2].copy_from_slice(b"nk");
-        put16(&mut nk, 2, if compressed { 0x20 } else { 0 });
+        put16(&mut nk, 2, if compressed { 0x20 } else { 0 })?;
         nk[4..12].copy_from_slice(&timestamp.to_le_bytes());
-        put32(&mut nk, 0x10, parent.off);
+        put32(&mut nk, 0x10, parent.off)?;
         for o in [0x1C, 0x20, 0x28, 0x30] {
-            put32(&mut nk, o, NONE);
+            put32(&mut nk, o, NONE)?;
         }
-        put32(&mut nk, 0x2C, parent.security);
-        put16(&mut nk, 0x48, nb.len() as u16);
+        put32(&mut nk, 0x2C, parent.security)?;
+        put16(&mut nk, 0x48, nb.len() as u16)?;
         nk[0x4C..].copy_from_slice(&nb);
         let off = self.new_cell(&nk)?;
         self.security_refs(parent.security, 1)?;
@@ -356,12 +356,12 @@ impl Editor {
     /// both sequence numbers advanced by one and `timestamp`; unchanged
     /// (byte for byte) when nothing was edited. Plan the file's writes with
     /// [`writes`].
-    pub fn finish(mut self, timestamp: u64) -> Vec<u8> {
+    pub fn finish(mut self, timestamp: u64) -> Result<Vec<u8>> {
         if !self.pages.is_empty() {
             let next = self.hive.base.seq2.wrapping_add(1);
-            stamp(&mut self.hive.bytes, next, next, timestamp);
+            stamp(&mut self.hive.bytes, next, next, timestamp)?;
         }
-        self.hive.bytes
+        Ok(self.hive.bytes)
     }
 }
 
@@ -369,16 +369,16 @@ impl Editor {
 /// order Windows writes a hive: `old`'s base block marked dirty with
 /// `new`'s primary sequence number, then every 4 KiB page that differs,
 /// then `new`'s (clean) base block. Empty when the files are equal.
-pub fn writes(old: &[u8], new: &[u8]) -> Vec<FileEdit> {
+pub fn writes(old: &[u8], new: &[u8]) -> Result<Vec<FileEdit>> {
     if old == new || old.len() != new.len() || old.len() < base::SIZE {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let mut out = Vec::new();
     let mut dirty = old[..base::SIZE].to_vec();
     let old_seq2 = crate::util::le::le32(old, 8).unwrap_or(0);
     let new_seq1 = crate::util::le::le32(new, 4).unwrap_or(0);
     let ts = crate::util::le::le64(new, 0x0C).unwrap_or(0);
-    stamp(&mut dirty, new_seq1, old_seq2, ts);
+    stamp(&mut dirty, new_seq1, old_seq2, ts)?;
     out.push((0, dirty));
     for (i, (a, b)) in old.chunks(4096).zip(new.chunks(4096)).enumerate().skip(1) {
         if a != b {
@@ -386,7 +386,7 @@ pub fn writes(old: &[u8], new: &[u8]) -> Vec<FileEdit> {
         }
     }
     out.push((0, new[..base::SIZE].to_vec()));
-    out
+    Ok(out)
 }
 
 /// A name as stored: Latin-1 ("compressed") when every character allows it, else UTF-16LE.

@@ -111,7 +111,7 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
             detail: "the change would change the file's length, and files are never grown",
         });
     }
-    let mut primary = edit::writes(original, edited);
+    let mut primary = edit::writes(original, edited)?;
     if primary.is_empty() {
         return Ok(Journal::default());
     }
@@ -119,7 +119,7 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     let pages = changed_pages(&recovered.bytes, edited);
     let seq = new.seq1;
     let flags = le32(edited, FLAGS).unwrap_or(0) & 1;
-    let body = log::entry(seq, new.bins_size, flags, &pages, 0);
+    let body = log::entry(seq, new.bins_size, flags, &pages, 0)?;
     let place = if pages.is_empty() { None } else { place(recovered, logs, body.len(), seq)? };
     let Some(place) = place else {
         let writes = primary.into_iter().map(|w| (Target::Primary, w)).collect();
@@ -129,7 +129,7 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     let log_len = logs.get(place.log).map_or(0, |l| l.len());
     let aligned = (place.at + body.len()).next_multiple_of(4096) - place.at;
     let body = match place.at + aligned {
-        end if end == log_len || end + SECTOR <= log_len => log::entry(seq, new.bins_size, flags, &pages, aligned),
+        end if end == log_len || end + SECTOR <= log_len => log::entry(seq, new.bins_size, flags, &pages, aligned)?,
         _ => body,
     };
     let mut at_entry = body;
@@ -138,15 +138,15 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     }
     let mut writes = alloc::vec![(Target::Log(place.log), (place.at as u64, at_entry))];
     if place.at == SECTOR {
-        writes.push((Target::Log(place.log), (0, log::log_base(edited, 6, seq))));
+        writes.push((Target::Log(place.log), (0, log::log_base(edited, 6, seq)?)));
     }
     // The hive ends one past its last log entry, as after Windows' own
     // writes (its next entry then takes the next number); while written it
     // is dirty with recovery starting at `floor`.
     let mut clean = edited[..SIZE].to_vec();
-    base::stamp(&mut clean, seq.wrapping_add(1), seq.wrapping_add(1), new.timestamp);
+    base::stamp(&mut clean, seq.wrapping_add(1), seq.wrapping_add(1), new.timestamp)?;
     let mut dirty = edited[..SIZE].to_vec();
-    base::stamp(&mut dirty, seq.wrapping_add(1), place.floor, new.timestamp);
+    base::stamp(&mut dirty, seq.wrapping_add(1), place.floor, new.timestamp)?;
     primary[0].1 = dirty;
     if let Some(last) = primary.last_mut() {
         last.1 = clean;
@@ -230,7 +230,7 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
             // Clean: the edited hive, numbered one past the entry.
             let next = journal.entry.map_or(0, |(_, seq)| seq.wrapping_add(1));
             let mut want = edited.to_vec();
-            base::stamp(&mut want, next, next, BaseBlock::parse(edited)?.timestamp);
+            base::stamp(&mut want, next, next, BaseBlock::parse(edited)?.timestamp)?;
             primary == want && r.bytes == want
         } else if primary_touched {
             r.bytes == edited
@@ -261,13 +261,13 @@ mod tests {
         for &(i, fill) in bins {
             b[SIZE + i * PAGE..SIZE + (i + 1) * PAGE].fill(fill);
         }
-        base::stamp(&mut b, seq, seq, 9);
+        base::stamp(&mut b, seq, seq, 9).unwrap();
         b
     }
 
     /// A new-format log of `len` bytes: base block `seq`, then `entries`.
     fn new_log(hive: &[u8], seq: u32, entries: &[Vec<u8>], len: usize) -> Vec<u8> {
-        let mut l = log::log_base(hive, 6, seq);
+        let mut l = log::log_base(hive, 6, seq).unwrap();
         entries.iter().for_each(|e| l.extend_from_slice(e));
         assert!(l.len() <= len);
         l.resize(len, 0);
@@ -275,7 +275,7 @@ mod tests {
     }
 
     fn page_entry(seq: u32, bins: usize, i: usize, fill: u8) -> Vec<u8> {
-        log::entry(seq, (bins * PAGE) as u32, 0, &[((i * PAGE) as u32, &vec![fill; PAGE])], 0)
+        log::entry(seq, (bins * PAGE) as u32, 0, &[((i * PAGE) as u32, &vec![fill; PAGE])], 0).unwrap()
     }
 
     /// Applies the first `k` writes of `j` and recovers.
@@ -362,7 +362,7 @@ mod tests {
         let original = primary(5, 5, 3);
         let edited = changed(&original, &[(1, 0x11)], 6);
         let old_format = {
-            let mut l = log::log_base(&original, 1, 5);
+            let mut l = log::log_base(&original, 1, 5).unwrap();
             l.resize(16 * 1024, 0);
             l
         };
@@ -371,7 +371,7 @@ mod tests {
             let j = plan(&original, &rec, &edited, &logs).unwrap();
             assert_eq!(j.entry, None);
             let plain: Vec<(Target, FileEdit)> =
-                edit::writes(&original, &edited).into_iter().map(|w| (Target::Primary, w)).collect();
+                edit::writes(&original, &edited).unwrap().into_iter().map(|w| (Target::Primary, w)).collect();
             assert_eq!(j.writes, plain);
         }
         let rec = log::recover(&original, &[]).unwrap();

@@ -217,7 +217,7 @@ fn with_log_base(primary: &[u8], log: &Log) -> Result<Vec<u8>> {
         (Some(dst), Some(src)) => dst.copy_from_slice(src),
         _ => return Err(corrupt("base block", 0, "shorter than a sector")),
     }
-    put32(&mut out, FILE_TYPE, 0);
+    put32(&mut out, FILE_TYPE, 0)?;
     Ok(out)
 }
 
@@ -234,13 +234,13 @@ fn grow(out: &mut Vec<u8>, len: usize) -> Result<()> {
 
 /// Writes the recovered base block fields and checks the result.
 fn finish(mut out: Vec<u8>, seq: u32, bins: u32, flags: Option<u32>) -> Result<Vec<u8>> {
-    put32(&mut out, BINS_SIZE, bins);
+    put32(&mut out, BINS_SIZE, bins)?;
     if let Some(flags) = flags {
         let kept = le32(&out, FLAGS).unwrap_or(0) & !1;
-        put32(&mut out, FLAGS, kept | (flags & 1));
+        put32(&mut out, FLAGS, kept | (flags & 1))?;
     }
     let written = le64(&out, 0x0C).unwrap_or(0);
-    base::stamp(&mut out, seq, seq, written);
+    base::stamp(&mut out, seq, seq, written)?;
     BaseBlock::parse(&out)?;
     Ok(out)
 }
@@ -394,21 +394,21 @@ fn marvin_mix(mut lo: u32, mut hi: u32) -> (u32, u32) {
 /// bytes with file type `file_type` (6 for `HvLE` logs) and both sequence
 /// numbers `seq`, checksum recomputed. Only these 512 bytes are written: the
 /// rest of a log base block is not read.
-pub fn log_base(hive: &[u8], file_type: u32, seq: u32) -> Vec<u8> {
+pub fn log_base(hive: &[u8], file_type: u32, seq: u32) -> Result<Vec<u8>> {
     let mut h = alloc::vec![0u8; SIZE];
     let n = hive.len().min(SECTOR);
     h[..n].copy_from_slice(&hive[..n]);
-    put32(&mut h, FILE_TYPE, file_type);
-    base::stamp(&mut h, seq, seq, le64(hive, 0x0C).unwrap_or(0));
+    put32(&mut h, FILE_TYPE, file_type)?;
+    base::stamp(&mut h, seq, seq, le64(hive, 0x0C).unwrap_or(0))?;
     h.truncate(SECTOR);
-    h
+    Ok(h)
 }
 
 /// An `HvLE` log entry with sequence number `seq`, hive bins size `bins`,
 /// flags `flags` (bit 0 of the base block's), writing each `(offset in the
 /// hive bins, data)` of `pages`; padded with zeros to a multiple of 512
 /// bytes and to at least `min_size`, both Marvin32 hashes set.
-pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])], min_size: usize) -> Vec<u8> {
+pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])], min_size: usize) -> Result<Vec<u8>> {
     let mut e = alloc::vec![0u8; ENTRY_HEADER];
     e[..4].copy_from_slice(b"HvLE");
     for (offset, data) in pages {
@@ -421,13 +421,13 @@ pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])], min_size: 
     e.resize(e.len().max(min_size).next_multiple_of(SECTOR), 0);
     let size = e.len() as u32;
     for (o, v) in [(4, size), (8, flags), (12, seq), (16, bins), (20, pages.len() as u32)] {
-        put32(&mut e, o, v);
+        put32(&mut e, o, v)?;
     }
     let h1 = marvin32(&e[ENTRY_HEADER..], MARVIN_SEED);
     e[24..32].copy_from_slice(&h1.to_le_bytes());
     let h2 = marvin32(&e[..32], MARVIN_SEED);
     e[32..40].copy_from_slice(&h2.to_le_bytes());
-    e
+    Ok(e)
 }
 
 /// Whether `log` is a usable new-format (`HvLE`, Windows 8.1 and later) log.
@@ -501,13 +501,13 @@ pub(super) mod tests {
         let mut b = vec![0u8; SIZE + bins * BIN];
         b[..4].copy_from_slice(b"regf");
         for (o, v) in [(0x14, 1), (0x18, 5), (0x20, 1), (0x24, 0x20), (0x2C, 1), (0x28, (bins * BIN) as u32)] {
-            put32(&mut b, o, v);
+            put32(&mut b, o, v).unwrap();
         }
         for i in 0..bins {
             b[SIZE + i * BIN..SIZE + (i + 1) * BIN].fill(i as u8);
             b[SIZE + i * BIN..SIZE + i * BIN + 4].copy_from_slice(b"hbin");
         }
-        base::stamp(&mut b, seq1, seq2, 0x01D0_0000_0000_0000);
+        base::stamp(&mut b, seq1, seq2, 0x01D0_0000_0000_0000).unwrap();
         b
     }
 
@@ -515,12 +515,12 @@ pub(super) mod tests {
     fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, u8, u32)]) -> Vec<u8> {
         let data: Vec<(u32, Vec<u8>)> = pages.iter().map(|&(o, fill, len)| (o, vec![fill; len as usize])).collect();
         let refs: Vec<(u32, &[u8])> = data.iter().map(|(o, d)| (*o, d.as_slice())).collect();
-        super::entry(seq, bins, flags, &refs, 0)
+        super::entry(seq, bins, flags, &refs, 0).unwrap()
     }
 
     fn new_log(hive: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
         let seq = entries.first().map_or(1, |e| le32(e, 12).unwrap());
-        let mut log = log_base(hive, 6, seq);
+        let mut log = log_base(hive, 6, seq).unwrap();
         entries.iter().for_each(|e| log.extend_from_slice(e));
         log.resize(log.len() + SECTOR, 0); // zeroed tail, as Windows leaves it
         log
@@ -598,10 +598,10 @@ pub(super) mod tests {
         // The first eligible log (.LOG1, base 7) does not begin with entry 7:
         // recovery stops, even though .LOG2 (base 9) holds a valid entry 9.
         let mut bad = new_log(&p, &[entry(8, 8192, 0, &[(0, 0x11, 4096)])]);
-        put32(&mut bad, 4, 7);
-        put32(&mut bad, 8, 7);
+        put32(&mut bad, 4, 7).unwrap();
+        put32(&mut bad, 8, 7).unwrap();
         let c = base::checksum(&bad);
-        put32(&mut bad, 0x1FC, c);
+        put32(&mut bad, 0x1FC, c).unwrap();
         let later = new_log(&p, &[entry(9, 8192, 0, &[(0, 0x33, 4096)])]);
         let err = recover(&p, &[&bad, &later]).unwrap_err();
         assert_eq!(err, RegError::Dirty { detail: "no transaction log continues its sequence number" });
@@ -640,7 +640,7 @@ pub(super) mod tests {
         let err = recover(&p, &[&log]).unwrap_err();
         assert_eq!(err, corrupt("dirty page reference", (SECTOR + ENTRY_HEADER) as u64, "page outside the hive bins"));
         let mut e = entry(7, 8192, 0, &[(0, 0xA1, 4096)]);
-        put32(&mut e, 20, 1000);
+        put32(&mut e, 20, 1000).unwrap();
         let h1 = marvin32(&e[ENTRY_HEADER..], MARVIN_SEED);
         e[24..32].copy_from_slice(&h1.to_le_bytes());
         let h2 = marvin32(&e[..32], MARVIN_SEED);
@@ -668,7 +668,7 @@ pub(super) mod tests {
 
     /// An old-format log dirtying 512-byte pages `pages` of the hive bins.
     fn dirt_log(hive: &[u8], pages: &[usize]) -> Vec<u8> {
-        let mut log = log_base(hive, 1, le32(hive, 4).unwrap());
+        let mut log = log_base(hive, 1, le32(hive, 4).unwrap()).unwrap();
         let bins = le32(hive, BINS_SIZE).unwrap() as usize;
         let mut bitmap = vec![0u8; bins / 4096];
         pages.iter().for_each(|&p| bitmap[p / 8] |= 1 << (p % 8));
@@ -691,9 +691,9 @@ pub(super) mod tests {
         assert!(r.bytes[SIZE + 9 * 512..SIZE + 10 * 512].iter().all(|&b| b == 0xC1));
         assert_eq!(r.bytes[SIZE + 1024..SIZE + 9 * 512], p[SIZE + 1024..SIZE + 9 * 512]);
         let mut other_time = log.clone();
-        put32(&mut other_time, 0x0C, 1);
+        put32(&mut other_time, 0x0C, 1).unwrap();
         let sum = base::checksum(&other_time);
-        put32(&mut other_time, 0x1FC, sum);
+        put32(&mut other_time, 0x1FC, sum).unwrap();
         let err = recover(&p, &[&other_time]).unwrap_err();
         assert_eq!(err, RegError::Dirty { detail: "no transaction log matches its last-written time" });
         let cut = &log[..log.len() - 1];

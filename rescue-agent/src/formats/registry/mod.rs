@@ -67,6 +67,16 @@ pub enum RegError {
     },
 }
 
+impl From<crate::util::le::OutOfBounds> for RegError {
+    fn from(e: crate::util::le::OutOfBounds) -> Self {
+        RegError::Corrupt {
+            structure: "structure being edited",
+            offset: e.offset as u64,
+            detail: "a field to write lies outside it",
+        }
+    }
+}
+
 impl fmt::Display for RegError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use RegError::*;
