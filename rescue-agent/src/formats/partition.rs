@@ -6,10 +6,12 @@
 //! whole device. [`Gpt`] also serialises a table, so the image builder and the
 //! agent share one model of the format.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::block::{BlockDevice, IoError};
 use crate::util::crc32::crc32;
 use crate::util::guid::Guid;
-use crate::util::le::{le32, le64};
+use crate::util::le::{byte, le32, le64, utf16_units};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -83,18 +85,18 @@ impl core::error::Error for PartitionError {}
 /// True when a first sector is a volume boot sector (NTFS, BitLocker, FAT, exFAT)
 /// rather than a master boot record.
 pub fn is_volume_boot_sector(s: &[u8]) -> bool {
-    if s.len() < 512 {
-        return false;
-    }
-    let oem = &s[3..11];
-    let jump = s[0] == 0xEB || s[0] == 0xE9;
-    jump && (oem == b"NTFS    "
-        || oem == b"-FVE-FS-"
-        || oem == b"EXFAT   "
-        || oem == b"MSWIN4.1"
-        || &s[0x52..0x5A] == b"FAT32   "
-        || &s[0x36..0x3E] == b"FAT16   "
-        || &s[0x36..0x3E] == b"FAT12   ")
+    let field = |from: usize| s.get(from..from + 8).unwrap_or_default();
+    let (oem, fat32, fat) = (field(3), field(0x52), field(0x36));
+    let jump = matches!(s.first(), Some(0xEB | 0xE9));
+    s.len() >= 512
+        && jump
+        && (oem == b"NTFS    "
+            || oem == b"-FVE-FS-"
+            || oem == b"EXFAT   "
+            || oem == b"MSWIN4.1"
+            || fat32 == b"FAT32   "
+            || fat == b"FAT16   "
+            || fat == b"FAT12   ")
 }
 
 const MAX_LOGICAL: usize = 128;
@@ -147,11 +149,11 @@ struct MbrEntry {
 
 fn mbr_entries(sector: &[u8; 512]) -> [MbrEntry; 4] {
     core::array::from_fn(|i| {
-        let e = &sector[446 + 16 * i..446 + 16 * (i + 1)];
+        let e = 446 + 16 * i;
         MbrEntry {
-            type_code: e[4],
-            lba: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
-            sectors: u32::from_le_bytes([e[12], e[13], e[14], e[15]]),
+            type_code: byte(sector, e + 4).unwrap_or(0),
+            lba: le32(sector, e + 8).unwrap_or(0),
+            sectors: le32(sector, e + 12).unwrap_or(0),
         }
     })
 }
@@ -280,7 +282,7 @@ impl Gpt {
         let corrupt = |what| PartitionError::Corrupt { what, offset: at };
         let mut h = vec![0u8; ss as usize];
         dev.read_at(at, &mut h)?;
-        if &h[0..8] != b"EFI PART" {
+        if h.get(0..8) != Some(b"EFI PART") {
             return Err(corrupt("GPT header (no signature)"));
         }
         let hsize = le32(&h, 12).unwrap_or(0) as usize;
@@ -288,8 +290,8 @@ impl Gpt {
             return Err(corrupt("GPT header (bad header size)"));
         }
         let stored = le32(&h, 16).unwrap_or(0);
-        let mut hc = h[..hsize].to_vec();
-        hc[16..20].fill(0);
+        let mut hc = h.get(..hsize).ok_or(corrupt("GPT header (bad header size)"))?.to_vec();
+        hc.iter_mut().skip(16).take(4).for_each(|b| *b = 0);
         if crc32(&hc) != stored {
             return Err(corrupt("GPT header (CRC mismatch)"));
         }
@@ -309,7 +311,7 @@ impl Gpt {
         let disk_sectors = dev.size() / ss as u64;
         let mut entries = Vec::new();
         for e in table.chunks_exact(esize as usize) {
-            let type_guid = Guid::from_slice(&e[0..16]);
+            let type_guid = Guid::at(e, 0).unwrap_or_default();
             if type_guid == Guid::default() {
                 continue;
             }
@@ -318,18 +320,18 @@ impl Gpt {
             if first_lba > last_lba || last_lba >= disk_sectors {
                 return Err(PartitionError::Corrupt { what: "GPT entry (range outside the disk)", offset: table_at });
             }
-            let units: Vec<u16> =
-                e[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+            let name = e.get(56..128).unwrap_or_default();
+            let units: Vec<u16> = utf16_units(name).take_while(|&u| u != 0).collect();
             entries.push(GptEntry {
                 type_guid,
-                guid: Guid::from_slice(&e[16..32]),
+                guid: Guid::at(e, 16).unwrap_or_default(),
                 first_lba,
                 last_lba,
                 attributes: le64(e, 48).unwrap_or(0),
                 name: char::decode_utf16(units).map(|c| c.unwrap_or('\u{FFFD}')).collect(),
             });
         }
-        Ok(Gpt { sector_size: ss, disk_guid: Guid::from_slice(&h[56..72]), disk_sectors, entries })
+        Ok(Gpt { sector_size: ss, disk_guid: Guid::at(&h, 56).unwrap_or_default(), disk_sectors, entries })
     }
 
     /// The used entries as [`Partition`]s, numbered by table position.
@@ -350,6 +352,8 @@ impl Gpt {
     /// Serialises the table as `(offset, bytes)` writes: protective MBR,
     /// primary header and entries, backup entries and header. With
     /// `hybrid_mbr` false the MBR holds one 0xEE entry covering the disk.
+    /// (A writer into buffers it sizes itself: its constant offsets are inside them.)
+    #[allow(clippy::indexing_slicing)]
     pub fn to_writes(&self) -> Vec<(u64, Vec<u8>)> {
         let ss = self.sector_size as usize;
         let last = self.disk_sectors - 1;
@@ -395,6 +399,7 @@ impl Gpt {
 }
 
 /// A protective MBR: one partition of type 0xEE covering the disk from LBA 1.
+#[allow(clippy::indexing_slicing)] // constant offsets inside a 512-byte array
 pub fn protective_mbr(disk_sectors: u64) -> [u8; 512] {
     let mut m = [0u8; 512];
     let e = &mut m[446..462];
@@ -409,6 +414,7 @@ pub fn protective_mbr(disk_sectors: u64) -> [u8; 512] {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! GUIDs as stored on disk by GPT and BitLocker: the first three fields
 //! little-endian, shown in the usual 8-4-4-4-12 upper-case form.
 
+#![deny(clippy::indexing_slicing)]
+
 use core::fmt;
 
 /// A GUID as stored on disk (first three fields little-endian).
@@ -24,11 +26,14 @@ impl Guid {
         Guid([a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     }
 
-    /// Reads a GUID from the first 16 bytes of `b` (callers check the length).
+    /// The GUID stored at byte `o` of `b`, if it lies inside.
+    pub fn at(b: &[u8], o: usize) -> Option<Guid> {
+        crate::util::le::array(b, o).map(Guid)
+    }
+
+    /// The GUID in the first 16 bytes of `b`; the nil GUID when `b` is shorter.
     pub fn from_slice(b: &[u8]) -> Guid {
-        let mut g = [0u8; 16];
-        g.copy_from_slice(&b[..16]);
-        Guid(g)
+        Self::at(b, 0).unwrap_or_default()
     }
 
     /// A version-4 style GUID from 16 arbitrary bytes (e.g. a hash).

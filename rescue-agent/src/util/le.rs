@@ -3,23 +3,33 @@
 //! The one reader/writer every parser in the engine uses.
 
 /// The `N` bytes at `o`, if they are inside `b`.
-fn bytes<const N: usize>(b: &[u8], o: usize) -> Option<[u8; N]> {
+pub fn array<const N: usize>(b: &[u8], o: usize) -> Option<[u8; N]> {
     b.get(o..o.checked_add(N)?)?.try_into().ok()
+}
+
+/// UTF-16LE code units of `b` (an odd last byte is ignored).
+pub fn utf16_units(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    b.chunks_exact(2).filter_map(|c| le16(c, 0))
+}
+
+/// The byte at `o`.
+pub fn byte(b: &[u8], o: usize) -> Option<u8> {
+    b.get(o).copied()
 }
 
 /// The little-endian u16 at byte `o`.
 pub fn le16(b: &[u8], o: usize) -> Option<u16> {
-    bytes(b, o).map(u16::from_le_bytes)
+    array(b, o).map(u16::from_le_bytes)
 }
 
 /// The little-endian u32 at byte `o`.
 pub fn le32(b: &[u8], o: usize) -> Option<u32> {
-    bytes(b, o).map(u32::from_le_bytes)
+    array(b, o).map(u32::from_le_bytes)
 }
 
 /// The little-endian u64 at byte `o`.
 pub fn le64(b: &[u8], o: usize) -> Option<u64> {
-    bytes(b, o).map(u64::from_le_bytes)
+    array(b, o).map(u64::from_le_bytes)
 }
 
 /// A field that does not fit inside the buffer it was to be written into:

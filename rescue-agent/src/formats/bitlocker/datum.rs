@@ -5,9 +5,11 @@
 //! Every accessor checks lengths; a datum whose size runs past its container
 //! is reported as corrupt with its byte offset.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::error::{corrupt, Result};
 use crate::util::guid::Guid;
-use crate::util::le::{le16, le64};
+use crate::util::le::{array, le16, le64, utf16_units};
 use alloc::string::String;
 
 /// Entry types (what a datum is for).
@@ -105,22 +107,22 @@ impl<'a> Iterator for Datums<'a> {
         if self.failed || self.buf.len().saturating_sub(self.pos) < HEADER_LEN {
             return None;
         }
-        let b = &self.buf[self.pos..];
+        let b = self.buf.get(self.pos..)?;
         let size = le16(b, 0).unwrap_or(0) as usize;
         if size == 0 {
             return None;
         }
         let offset = self.base + self.pos as u64;
-        if size < HEADER_LEN || size > b.len() {
+        let Some(raw) = b.get(..size).filter(|_| size >= HEADER_LEN) else {
             self.failed = true;
             return Some(corrupt("metadata entry size", offset));
-        }
+        };
         let d = Datum {
             offset,
             entry_type: le16(b, 2).unwrap_or(0),
             value_type: le16(b, 4).unwrap_or(0),
             version: le16(b, 6).unwrap_or(0),
-            raw: &b[..size],
+            raw,
         };
         self.pos += size;
         Some(Ok(d))
@@ -130,21 +132,21 @@ impl<'a> Iterator for Datums<'a> {
 impl<'a> Datum<'a> {
     /// The value after the 8-byte header.
     pub fn data(&self) -> &'a [u8] {
-        &self.raw[HEADER_LEN..]
+        self.raw.get(HEADER_LEN..).unwrap_or_default()
     }
 
-    fn need(&self, len: usize, what: &'static str) -> Result<&'a [u8]> {
-        let d = self.data();
-        if d.len() < len {
-            return corrupt(what, self.offset);
+    /// The data's first `len` bytes and the rest; an error naming `what` when it is shorter.
+    fn need(&self, len: usize, what: &'static str) -> Result<(&'a [u8], &'a [u8])> {
+        match self.data().split_at_checked(len) {
+            Some(parts) => Ok(parts),
+            None => corrupt(what, self.offset),
         }
-        Ok(d)
     }
 
     /// Nested datums after a fixed part of `fixed` bytes of value.
     pub fn nested(&self, fixed: usize) -> Result<Datums<'a>> {
-        let d = self.need(fixed, "metadata entry (too short for its nested entries)")?;
-        Ok(Datums::new(&d[fixed..], self.offset + (HEADER_LEN + fixed) as u64))
+        let (_, rest) = self.need(fixed, "metadata entry (too short for its nested entries)")?;
+        Ok(Datums::new(rest, self.offset + (HEADER_LEN + fixed) as u64))
     }
 
     /// Nested datums of a VMK, stretch key, use key or external key value.
@@ -164,24 +166,22 @@ impl<'a> Datum<'a> {
         if self.value_type != value::KEY {
             return corrupt("key entry (wrong value type)", self.offset);
         }
-        let d = self.need(4, "key entry")?;
-        Ok((le16(d, 0).unwrap_or(0), &d[4..]))
+        let (head, key) = self.need(4, "key entry")?;
+        Ok((le16(head, 0).unwrap_or(0), key))
     }
 
     /// A UTF-16LE string value, decoded (unpaired surrogates become U+FFFD;
     /// a trailing NUL is dropped).
     pub fn unicode(&self) -> String {
         let d = self.data();
-        let units = d.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0);
+        let units = utf16_units(d).take_while(|&u| u != 0);
         char::decode_utf16(units).map(|r| r.unwrap_or('\u{FFFD}')).collect()
     }
 
     /// A stretch key value: (method, salt).
     pub fn stretch_salt(&self) -> Result<[u8; 16]> {
-        let d = self.need(20, "stretch key entry")?;
-        let mut s = [0u8; 16];
-        s.copy_from_slice(&d[4..20]);
-        Ok(s)
+        let (head, _) = self.need(20, "stretch key entry")?;
+        array(head, 4).map_or_else(|| corrupt("stretch key entry", self.offset), Ok)
     }
 
     /// An AES-CCM value: (nonce, tag, ciphertext).
@@ -189,23 +189,22 @@ impl<'a> Datum<'a> {
         if self.value_type != value::AES_CCM {
             return corrupt("AES-CCM entry (wrong value type)", self.offset);
         }
-        let d = self.need(28, "AES-CCM entry")?;
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&d[..12]);
-        let mut tag = [0u8; 16];
-        tag.copy_from_slice(&d[12..28]);
-        Ok(CcmBlob { nonce, tag, ciphertext: &d[28..], offset: self.offset })
+        let (head, ciphertext) = self.need(28, "AES-CCM entry")?;
+        let (Some(nonce), Some(tag)) = (array(head, 0), array(head, 12)) else {
+            return corrupt("AES-CCM entry", self.offset);
+        };
+        Ok(CcmBlob { nonce, tag, ciphertext, offset: self.offset })
     }
 
     /// A VMK or external key's GUID.
     pub fn guid(&self) -> Result<Guid> {
-        let d = self.need(16, "key protector entry")?;
-        Ok(Guid::from_slice(d))
+        let (d, _) = self.need(16, "key protector entry")?;
+        Ok(Guid::at(d, 0).unwrap_or_default())
     }
 
     /// An offset-and-size value.
     pub fn offset_size(&self) -> Result<(u64, u64)> {
-        let d = self.need(16, "offset and size entry")?;
+        let (d, _) = self.need(16, "offset and size entry")?;
         Ok((le64(d, 0).unwrap_or(0), le64(d, 8).unwrap_or(0)))
     }
 }

@@ -2,6 +2,8 @@
 //! of an encrypted volume. It tells the sector size and where the three FVE
 //! metadata copies are.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::error::{corrupt, BitLockerError, Result};
 use crate::util::guid::Guid;
 use crate::util::le::{le16, le64};
@@ -44,12 +46,11 @@ impl VolumeHeader {
 
 /// Quick test: does this first sector look like a BitLocker volume (any version)?
 pub fn is_bitlocker(sector: &[u8]) -> bool {
+    let signature = sector.get(3..11);
     sector.len() >= 512
-        && (&sector[3..11] == b"-FVE-FS-"
-            || (&sector[3..11] == b"MSWIN4.1" && sector.len() >= 440 && {
-                let g = Guid::from_slice(&sector[424..440]);
-                g == GUID_NORMAL || g == GUID_EOW
-            }))
+        && (signature == Some(b"-FVE-FS-")
+            || (signature == Some(b"MSWIN4.1")
+                && Guid::at(sector, 424).is_some_and(|g| g == GUID_NORMAL || g == GUID_EOW)))
 }
 
 /// Parses the first sector of a volume. Vista volumes give
@@ -59,14 +60,15 @@ pub fn parse(sector: &[u8]) -> Result<VolumeHeader> {
     if !is_bitlocker(sector) {
         return Err(BitLockerError::NotBitLocker);
     }
-    let (flavour, at) = if &sector[3..11] == b"-FVE-FS-" { (Flavour::Fixed, 160) } else { (Flavour::ToGo, 424) };
-    if flavour == Flavour::Fixed && sector[0..3] == [0xEB, 0x52, 0x90] {
+    let fixed = sector.get(3..11) == Some(b"-FVE-FS-");
+    let (flavour, at) = if fixed { (Flavour::Fixed, 160) } else { (Flavour::ToGo, 424) };
+    if flavour == Flavour::Fixed && sector.get(0..3) == Some(&[0xEB, 0x52, 0x90]) {
         // Vista keeps NTFS-like fields and points at its metadata by cluster number.
         return Err(BitLockerError::VistaUnsupported);
     }
-    let identifier = Guid::from_slice(&sector[at..at + 16]);
+    let identifier = Guid::at(sector, at).unwrap_or_default();
     if identifier != GUID_NORMAL && identifier != GUID_EOW {
-        if flavour == Flavour::Fixed && sector[0] == 0xEB {
+        if flavour == Flavour::Fixed && sector.first() == Some(&0xEB) {
             return Err(BitLockerError::VistaUnsupported);
         }
         return corrupt("volume identifier in the boot sector", at as u64);

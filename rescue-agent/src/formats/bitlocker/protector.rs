@@ -3,9 +3,12 @@
 //! startup key, TPM, clear key, ...). Its GUID is the "Key ID" that Windows
 //! shows on its recovery screen and `manage-bde -protectors -get` lists.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::datum::{value, CcmBlob, Datum};
 use super::error::{corrupt, Result};
 use crate::util::guid::Guid;
+use crate::util::le::{le16, le64};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -156,11 +159,9 @@ impl Protector {
         if data.len() < 28 {
             return corrupt("VMK entry (too short)", d.offset);
         }
-        let key_id = Guid::from_slice(data);
-        let mut m = [0u8; 8];
-        m.copy_from_slice(&data[16..24]);
-        let modified = u64::from_le_bytes(m);
-        let kind = ProtectorKind::from_code(u16::from_le_bytes([data[26], data[27]]));
+        let key_id = Guid::at(data, 0).unwrap_or_default();
+        let modified = le64(data, 16).unwrap_or(0);
+        let kind = ProtectorKind::from_code(le16(data, 26).unwrap_or(0));
         let mut p = Protector {
             key_id,
             kind,

@@ -1,7 +1,9 @@
 //! Attribute headers inside an MFT record (resident and non-resident).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::runs::{self, Run};
-use super::{corrupt, le16, le32, le64, Result};
+use super::{byte, corrupt, le16, le32, le64, Result};
 use alloc::vec::Vec;
 
 /// Attribute type `$STANDARD_INFORMATION`: timestamps and DOS attribute flags.
@@ -118,9 +120,10 @@ pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clust
         if len < 0x18 || len % 8 != 0 || o.checked_add(len).is_none_or(|e| e + 4 > used) {
             return Err(corrupt("attribute", at(o), "length out of range"));
         }
-        let a = &d[o..o + len];
-        let nonres = a[8];
-        let name_len = a[9] as usize;
+        let a = d.get(o..o + len).ok_or(corrupt("attribute", at(o), "length out of range"))?;
+        let short = || corrupt("attribute", at(o), "short");
+        let nonres = byte(a, 8).ok_or_else(short)?;
+        let name_len = byte(a, 9).ok_or_else(short)? as usize;
         let name_off = le16(a, 0x0A).unwrap_or(0) as usize;
         let flags = le16(a, 0x0C).unwrap_or(0);
         let instance = le16(a, 0x0E).unwrap_or(0);
@@ -132,7 +135,7 @@ pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clust
                 at(o),
                 "name outside the attribute",
             ))?;
-            nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+            nb.chunks_exact(2).filter_map(|c| le16(c, 0)).collect()
         };
         let form = match nonres {
             0 => {
@@ -153,14 +156,15 @@ pub fn parse_attrs(d: &[u8], offset: u64, first: usize, used: usize, total_clust
                 let allocated = le64(a, 0x28).unwrap_or(0);
                 let data_size = le64(a, 0x30).unwrap_or(0);
                 let initialized = le64(a, 0x38).unwrap_or(0);
-                let compression_unit = a[0x22];
+                let compression_unit = byte(a, 0x22).ok_or_else(short)?;
                 if compression_unit > 8 {
                     return Err(corrupt("attribute", at(o + 0x22), "compression unit out of range"));
                 }
                 if mp < 0x40 || mp >= len {
                     return Err(corrupt("attribute", at(o), "mapping pairs outside the attribute"));
                 }
-                let runs = runs::decode(&a[mp..], lowest_vcn, total_clusters, at(o + mp))?;
+                let pairs = a.get(mp..).ok_or(corrupt("attribute", at(o), "mapping pairs outside the attribute"))?;
+                let runs = runs::decode(pairs, lowest_vcn, total_clusters, at(o + mp))?;
                 let covered = runs.last().map_or(lowest_vcn, |r| r.vcn + r.len);
                 let expect_end = highest_vcn.wrapping_add(1);
                 if covered != expect_end && !(runs.is_empty() && highest_vcn == u64::MAX) {

@@ -1,6 +1,8 @@
 //! `$ATTRIBUTE_LIST`: where the attributes of a file spread over extension records live.
 
-use super::{corrupt, le16, le64, FileRef, Result};
+#![deny(clippy::indexing_slicing)]
+
+use super::{byte, corrupt, le16, le32, le64, FileRef, Result};
 use alloc::vec::Vec;
 
 /// One attribute list entry.
@@ -27,16 +29,17 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
     let mut o = 0usize;
     // Zeros after the last entry end the list (an interrupted shrink leaves them).
     while o + 0x1A <= b.len() {
-        let t = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        if t == 0 && b[o..].iter().all(|&x| x == 0) {
+        let short = || corrupt("attribute list", offset + o as u64, "entry length out of range");
+        let t = le32(b, o).ok_or_else(short)?;
+        if t == 0 && b.iter().skip(o).all(|&x| x == 0) {
             break;
         }
         let len = le16(b, o + 4).unwrap_or(0) as usize;
         if len < 0x1A || o + len > b.len() {
             return Err(corrupt("attribute list", offset + o as u64, "entry length out of range"));
         }
-        let nl = b[o + 6] as usize;
-        let no = b[o + 7] as usize;
+        let nl = byte(b, o + 6).ok_or_else(short)? as usize;
+        let no = byte(b, o + 7).ok_or_else(short)? as usize;
         let name = if nl == 0 {
             Vec::new()
         } else {
@@ -45,7 +48,7 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
                 offset + o as u64,
                 "name outside the entry",
             ))?;
-            nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+            nb.chunks_exact(2).filter_map(|c| le16(c, 0)).collect()
         };
         out.push(ListEntry {
             type_code: t,
@@ -57,7 +60,7 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Vec<ListEntry>> {
         });
         o += len;
     }
-    if o != b.len() && b[o..].iter().any(|&x| x != 0) {
+    if b.iter().skip(o).any(|&x| x != 0) {
         return Err(corrupt("attribute list", offset + o as u64, "trailing bytes"));
     }
     Ok(out)

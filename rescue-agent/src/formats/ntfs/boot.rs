@@ -1,6 +1,8 @@
 //! The NTFS boot sector (`$Boot`, sector 0 of the volume): geometry checks.
 
-use super::{corrupt, le16, le64, NtfsError, Result};
+#![deny(clippy::indexing_slicing)]
+
+use super::{byte, corrupt, le16, le64, NtfsError, Result};
 use crate::block::BlockDevice;
 
 /// Validated geometry of a volume, from its boot sector.
@@ -44,10 +46,10 @@ impl BootSector {
     /// Parses and checks a boot sector. `device_size` bounds the volume:
     /// a volume larger than its device (a truncated image) is an error.
     pub fn parse(b: &[u8], device_size: u64) -> Result<BootSector> {
-        if b.len() < 512 || &b[3..11] != b"NTFS    " {
+        if b.len() < 512 || b.get(3..11) != Some(b"NTFS    ") {
             return Err(NtfsError::NotNtfs { offset: 0 });
         }
-        if b[510..512] != [0x55, 0xAA] {
+        if b.get(510..512) != Some(&[0x55, 0xAA]) {
             return Err(corrupt("boot sector", 510, "missing 55 AA signature"));
         }
         let bad = |d| corrupt("boot sector", 0, d);
@@ -55,7 +57,7 @@ impl BootSector {
         if !(512..=4096).contains(&sector_size) || !sector_size.is_power_of_two() {
             return Err(corrupt("boot sector", 0x0B, "bytes per sector not a power of two in 512..=4096"));
         }
-        let spc_raw = b[0x0D];
+        let spc_raw = byte(b, 0x0D).ok_or(bad("short"))?;
         let spc: u32 = if spc_raw <= 0x80 {
             spc_raw as u32
         } else {
@@ -91,7 +93,8 @@ impl BootSector {
         if mft_lcn >= total_clusters || mftmirr_lcn >= total_clusters || mft_lcn == 0 {
             return Err(corrupt("boot sector", 0x30, "$MFT or $MFTMirr cluster outside the volume"));
         }
-        let record_size = size_from_clusters(b[0x40], cluster_size, "bad clusters per MFT record")?;
+        let record_size =
+            size_from_clusters(byte(b, 0x40).ok_or(bad("short"))?, cluster_size, "bad clusters per MFT record")?;
         if record_size != 1024 && record_size != 4096 {
             return Err(NtfsError::Unsupported {
                 structure: "boot sector",
@@ -106,7 +109,8 @@ impl BootSector {
                 detail: "MFT record smaller than a sector",
             });
         }
-        let index_block_size = size_from_clusters(b[0x44], cluster_size, "bad clusters per index block")?;
+        let index_block_size =
+            size_from_clusters(byte(b, 0x44).ok_or(bad("short"))?, cluster_size, "bad clusters per index block")?;
         if !index_block_size.is_power_of_two() || !(512..=65536).contains(&index_block_size) {
             return Err(corrupt("boot sector", 0x44, "index block size out of range"));
         }

@@ -1,6 +1,8 @@
 //! `$FILE_NAME`: a name of a file in its parent directory (also the key of directory index entries).
 
-use super::{corrupt, le64, FileRef, Result};
+#![deny(clippy::indexing_slicing)]
+
+use super::{byte, corrupt, le16, le32, le64, FileRef, Result};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -42,10 +44,11 @@ pub struct FileName {
 impl FileName {
     /// Parses a value; `offset` locates it for errors.
     pub fn parse(b: &[u8], offset: u64) -> Result<FileName> {
+        let short = || corrupt("$FILE_NAME", offset, "shorter than its header");
         if b.len() < 0x42 {
-            return Err(corrupt("$FILE_NAME", offset, "shorter than its header"));
+            return Err(short());
         }
-        let n = b[0x40] as usize;
+        let n = byte(b, 0x40).ok_or_else(short)? as usize;
         let nb = b.get(0x42..0x42 + 2 * n).ok_or(corrupt("$FILE_NAME", offset, "name longer than the value"))?;
         if n == 0 {
             return Err(corrupt("$FILE_NAME", offset, "empty name"));
@@ -58,9 +61,9 @@ impl FileName {
             accessed: le64(b, 0x20).unwrap_or(0),
             allocated_size: le64(b, 0x28).unwrap_or(0),
             data_size: le64(b, 0x30).unwrap_or(0),
-            flags: u32::from_le_bytes([b[0x38], b[0x39], b[0x3A], b[0x3B]]),
-            namespace: b[0x41],
-            name: nb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect(),
+            flags: le32(b, 0x38).ok_or_else(short)?,
+            namespace: byte(b, 0x41).ok_or_else(short)?,
+            name: nb.chunks_exact(2).filter_map(|c| le16(c, 0)).collect(),
         })
     }
     /// The name as a string (unpaired surrogates become U+FFFD).

@@ -1,5 +1,7 @@
 //! `$LogFile` restart pages: was the volume cleanly unmounted?
 
+#![deny(clippy::indexing_slicing)]
+
 use super::record::apply_fixups;
 use super::{le16, le32, le64, NtfsError, Result};
 
@@ -32,10 +34,7 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
     let mut pages = 0;
     while pages < 2 {
         pages += 1;
-        if page_at + 4096 > head.len() {
-            return Err(unknown(page_at, 0, 0));
-        }
-        let first = &head[page_at..page_at + 4096];
+        let first = head.get(page_at..page_at + 4096).ok_or(unknown(page_at, 0, 0))?;
         if first.iter().all(|&b| b == 0xFF) {
             page_at += 4096;
             continue;
@@ -59,7 +58,7 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
         {
             return Err(unknown(page_at, major, minor));
         }
-        let mut page = head[page_at..page_at + sys_page].to_vec();
+        let mut page = head.get(page_at..page_at + sys_page).ok_or(unknown(page_at, major, minor))?.to_vec();
         apply_fixups(&mut page, "$LogFile restart page", offset + page_at as u64)?;
         if ra_off % 8 != 0 || ra_off < 0x1E || ra_off + 0x30 > sys_page {
             return Err(unknown(page_at, major, minor));
@@ -81,6 +80,7 @@ pub fn state(head: &[u8], offset: u64) -> Result<JournalState> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
     use alloc::vec;

@@ -212,7 +212,7 @@ impl core::error::Error for NtfsError {}
 /// Shorthand for results of NTFS operations.
 pub type Result<T> = core::result::Result<T, NtfsError>;
 
-pub(crate) use crate::util::le::{le16, le32, le64, put16, put32, put64};
+pub(crate) use crate::util::le::{byte, le16, le32, le64, put16, put32, put64};
 
 pub(crate) fn corrupt(structure: &'static str, offset: u64, detail: &'static str) -> NtfsError {
     NtfsError::Corrupt { structure, offset, detail }

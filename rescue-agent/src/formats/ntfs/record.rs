@@ -6,6 +6,8 @@
 //! torn write is detected as a mismatch); [`write_fixups`] increments the USN
 //! and redoes it for a write.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::attr::{parse_attrs, Attr};
 use super::{corrupt, le16, le32, le64, put16, put32, FileRef, Result};
 use alloc::vec::Vec;
@@ -146,7 +148,9 @@ impl Record {
             return Err(corrupt("attribute", self.offset + off as u64, "outside the record"));
         }
         self.data.copy_within(off + len..used, off);
-        self.data[used - len..used].fill(0);
+        if let Some(tail) = self.data.get_mut(used - len..used) {
+            tail.fill(0);
+        }
         put32(&mut self.data, 0x18, (used - len) as u32)?;
         Ok(())
     }
@@ -175,9 +179,9 @@ impl Record {
             return None;
         }
         let mut d = Vec::with_capacity(self.data.len());
-        d.extend_from_slice(&self.data[..ao]);
+        d.extend_from_slice(self.data.get(..ao)?);
         d.extend_from_slice(attr);
-        d.extend_from_slice(&self.data[ao + old_len..used]);
+        d.extend_from_slice(self.data.get(ao + old_len..used)?);
         d.resize(self.data.len(), 0);
         put32(&mut d, ao + 4, attr.len() as u32).ok()?;
         put32(&mut d, 0x18, new_used as u32).ok()?;

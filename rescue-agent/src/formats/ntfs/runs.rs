@@ -1,5 +1,7 @@
 //! Data runs (mapping pairs): how a non-resident attribute's VCNs map to clusters.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{corrupt, Result};
 use alloc::vec::Vec;
 
@@ -24,8 +26,7 @@ pub fn decode(b: &[u8], lowest_vcn: u64, total_clusters: u64, offset: u64) -> Re
     let mut vcn = lowest_vcn;
     let mut lcn: i64 = 0;
     let err = |i: usize, d| corrupt("data runs", offset + i as u64, d);
-    while i < b.len() {
-        let h = b[i];
+    while let Some(&h) = b.get(i) {
         if h == 0 {
             return Ok(runs);
         }
@@ -35,8 +36,9 @@ pub fn decode(b: &[u8], lowest_vcn: u64, total_clusters: u64, offset: u64) -> Re
             return Err(err(i, "bad run header"));
         }
         let body = b.get(i + 1..i + 1 + ls + os).ok_or(err(i, "run runs past the attribute"))?;
+        let (len_bytes, lcn_bytes) = body.split_at(ls);
         let mut len: u64 = 0;
-        for (k, &x) in body[..ls].iter().enumerate() {
+        for (k, &x) in len_bytes.iter().enumerate() {
             len |= (x as u64) << (8 * k);
         }
         if len == 0 || len > total_clusters {
@@ -46,7 +48,7 @@ pub fn decode(b: &[u8], lowest_vcn: u64, total_clusters: u64, offset: u64) -> Re
             None
         } else {
             let mut d: i64 = 0;
-            for (k, &x) in body[ls..].iter().enumerate() {
+            for (k, &x) in lcn_bytes.iter().enumerate() {
                 d |= (x as i64) << (8 * k);
             }
             if os < 8 {
@@ -95,8 +97,8 @@ pub fn encode(runs: &[Run]) -> Vec<u8> {
             None => (0, 0),
         };
         out.push((os << 4 | ls) as u8);
-        out.extend_from_slice(&r.len.to_le_bytes()[..ls]);
-        out.extend_from_slice(&delta.to_le_bytes()[..os]);
+        out.extend(r.len.to_le_bytes().into_iter().take(ls));
+        out.extend(delta.to_le_bytes().into_iter().take(os));
     }
     out.push(0);
     out
@@ -128,6 +130,7 @@ pub fn extents(runs: &[Run], cluster: u64, pos: u64, len: u64, offset: u64) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
     #[test]

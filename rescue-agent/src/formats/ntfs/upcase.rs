@@ -1,6 +1,8 @@
 //! `$UpCase`: the volume's own case-folding table (65,536 UTF-16 units), used
 //! for every name comparison. Read from the volume, never hard-coded.
 
+#![deny(clippy::indexing_slicing)]
+
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
@@ -14,7 +16,7 @@ impl UpCase {
         if b.len() != 131072 {
             return None;
         }
-        Some(UpCase(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()))
+        Some(UpCase(b.chunks_exact(2).filter_map(|c| c.try_into().ok().map(u16::from_le_bytes)).collect()))
     }
     /// The upper-case form of `u`.
     pub fn fold(&self, u: u16) -> u16 {

@@ -1,9 +1,11 @@
 //! `$Volume` (flags, version) and the hibernation check on `hiberfil.sys`.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::attr::VOLUME_INFORMATION;
 use super::fs::{Ntfs, VOLUME};
 use super::record::Record;
-use super::{corrupt, le16, FileRef, NtfsError, Result};
+use super::{byte, corrupt, le16, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;
 
 /// `$VOLUME_INFORMATION` flag: chkdsk must run at the next mount.
@@ -36,9 +38,10 @@ pub fn info(v: &Ntfs, rec: &Record) -> Result<VolumeInfo> {
     if value_len < 12 {
         return Err(corrupt("$VOLUME_INFORMATION", rec.offset + value_offset as u64, "too short"));
     }
+    let short = || corrupt("$VOLUME_INFORMATION", rec.offset + value_offset as u64, "outside its record");
     Ok(VolumeInfo {
-        major: rec.data[value_offset + 8],
-        minor: rec.data[value_offset + 9],
+        major: byte(&rec.data, value_offset + 8).ok_or_else(short)?,
+        minor: byte(&rec.data, value_offset + 9).ok_or_else(short)?,
         flags: le16(&rec.data, value_offset + 10).unwrap_or(0),
         flags_at: value_offset + 10,
     })

@@ -9,6 +9,8 @@
 //! checksum (0x1FC): the XOR of the first 508 bytes taken as 127
 //! little-endian u32s, with 0 written as 1 and 0xFFFFFFFF as 0xFFFFFFFE.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{corrupt, Result};
 use crate::util::le::{le32, le64, put32};
 

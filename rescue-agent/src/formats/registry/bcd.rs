@@ -9,9 +9,12 @@
 //! `0x23000003` (`default`). This is what `bcdedit /set {default} safeboot
 //! minimal` writes, and `bcdedit /deletevalue {default} safeboot` removes.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::edit::{Data, Editor};
 use super::key::Key;
 use super::{RegError, Result};
+use crate::util::le::utf16_units;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -75,8 +78,7 @@ fn element(ed: &Editor, object: &str, ty: &str) -> Result<Option<(Key, Vec<u8>)>
 pub fn default_loader(ed: &Editor) -> Result<String> {
     let (_, data) = element(ed, BOOTMGR, DEFAULT_OBJECT)?
         .ok_or(RegError::NotFound { path: format!("Objects\\{BOOTMGR}\\Elements\\{DEFAULT_OBJECT}") })?;
-    let units: Vec<u16> =
-        data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+    let units: Vec<u16> = utf16_units(&data).take_while(|&u| u != 0).collect();
     let guid = String::from_utf16_lossy(&units);
     if guid.len() != 38 || !guid.starts_with('{') || !guid.ends_with('}') {
         return Err(RegError::Unsupported { detail: "the boot manager's default object is not a GUID" });

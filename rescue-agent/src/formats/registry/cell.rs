@@ -7,6 +7,8 @@
 //! Cell offsets in the hive (in keys, lists, values) count from the first
 //! bin, so the file offset is 4096 more.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::base::{self, BaseBlock};
 use super::{corrupt, RegError, Result};
 use crate::util::le::le32;
@@ -104,7 +106,7 @@ impl Hive {
         if !used {
             return Err(corrupt("cell", at as u64, "points to a free cell"));
         }
-        Ok(&self.bytes[at + 4..at + size as usize])
+        self.bytes.get(at + 4..at + size as usize).ok_or(corrupt("cell", at as u64, "outside the hive"))
     }
 
     /// Every cell of every bin, in order: (offset, size, allocated).

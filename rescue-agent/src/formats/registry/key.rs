@@ -6,9 +6,11 @@
 //! unit upper-cased (names stored "compressed" are Latin-1, one byte per
 //! character).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::cell::{Hive, NONE};
 use super::{corrupt, RegError, Result};
-use crate::util::le::{le16, le32};
+use crate::util::le::{le16, le32, utf16_units};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -126,7 +128,7 @@ fn name(b: &[u8], compressed: bool) -> Vec<u16> {
     if compressed {
         b.iter().map(|&c| c as u16).collect()
     } else {
-        b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+        utf16_units(b).collect()
     }
 }
 
@@ -295,7 +297,7 @@ impl Hive {
     pub fn data(&self, v: &Value) -> Result<Vec<u8>> {
         let len = v.len() as usize;
         if v.is_inline() {
-            return Ok(v.data_off.to_le_bytes()[..len].to_vec());
+            return Ok(v.data_off.to_le_bytes().into_iter().take(len).collect());
         }
         if len == 0 {
             return Ok(Vec::new());
@@ -311,14 +313,11 @@ impl Hive {
             if len > n * BIG_DATA as usize || len > self.bytes.len() {
                 return Err(corrupt("db cell", at, "value longer than its segments"));
             }
-            if len > n * BIG_DATA as usize || len > self.bytes.len() {
-                return Err(corrupt("db cell", at, "value longer than its segments"));
-            }
             let mut out = Vec::with_capacity(len);
             for i in 0..n {
                 let seg = self.cell(le32(list, 4 * i).unwrap_or(NONE))?;
                 let take = (len - out.len()).min(BIG_DATA as usize).min(seg.len());
-                out.extend_from_slice(&seg[..take]);
+                out.extend(seg.iter().take(take));
             }
             if out.len() != len {
                 return Err(corrupt("db cell", at, "segments shorter than the value"));
