@@ -20,7 +20,7 @@ use rescue_engine::formats::stick as layout;
 use rescue_engine::rules::profile::{FinishAction, Profile};
 use rescue_engine::rules::Options;
 use rescue_engine::run::ports;
-use rescue_engine::run::report::Outcome;
+use rescue_engine::run::report::{Outcome, RunReport};
 use rescue_engine::run::session::{self, Disk};
 use rescue_engine::run::sitekeys::StickKeys;
 use rescue_engine::util::version;
@@ -199,7 +199,24 @@ fn main() -> Status {
         report.notes.push(b.clone());
     }
 
-    // The report: one JSON file per run, on the stick and/or at the report URL.
+    keep_report(&mut con, &mut stick, url.as_deref(), &mut report, uploads);
+    if let Some(b) = &boot_next {
+        con.line(b);
+    }
+    verdict(&mut con, report.outcome, report.reason.as_deref());
+    finish(&mut con, profile.finish.action)
+}
+
+/// The report: one JSON file per run, on the stick and/or delivered to the
+/// report URL with the backups kept for upload. When it is kept nowhere,
+/// the verdict's reason says so.
+fn keep_report(
+    con: &mut Console,
+    stick: &mut Stick,
+    url: Option<&str>,
+    report: &mut RunReport,
+    uploads: Vec<(String, Vec<u8>)>,
+) {
     let json = match serde_json::to_vec_pretty(&report) {
         Ok(j) => j,
         Err(e) => {
@@ -217,8 +234,8 @@ fn main() -> Status {
             Err(why) => con.colored(&format!("warning: no report kept on the stick: {why}"), Color::Yellow),
         }
     }
-    if let Some(url) = &url {
-        kept |= deliver(&mut con, url, &stick.run_id, &json, uploads);
+    if let Some(url) = url {
+        kept |= deliver(con, url, &stick.run_id, &json, uploads);
     }
     if !kept {
         let why = "no report was kept (no writable stick and no report URL, or delivery failed)";
@@ -228,11 +245,6 @@ fn main() -> Status {
             None => String::from(why),
         });
     }
-    if let Some(b) = &boot_next {
-        con.line(b);
-    }
-    verdict(&mut con, report.outcome, report.reason.as_deref());
-    finish(&mut con, profile.finish.action)
 }
 
 /// Keeps letters, digits and `-` for a file name.

@@ -126,6 +126,10 @@ fn vmk_datum(
 
 /// Encrypts the plain NTFS volume on `dev` in place. `random` fills buffers
 /// with random bytes (keys, salts, GUIDs). `progress` is told bytes done.
+///
+/// Test support only (never in the agent or `rescue`), kept as one
+/// function that follows Windows' conversion step by step: layout, keys,
+/// metadata, then the data, so the tests' oracles can be compared to it.
 pub fn encrypt_in_place<D: BlockDevice>(
     dev: &mut D,
     opts: &CreateOptions<'_>,

@@ -35,6 +35,10 @@ pub fn next_seq(s: u16) -> u16 {
 /// only those names go and the record stays; otherwise the record, its
 /// extension records, their `$MFT` bitmap bits and the file's clusters are
 /// freed. Reads only; errors mean no plan (and nothing written).
+///
+/// One long function on purpose: it pushes the writes in the crash-safe
+/// order the module docs of [`super::plan`] give (index, records, `$MFT`
+/// bitmap, `$Bitmap`), and that order is easiest to check read top to bottom.
 pub fn plan_delete(
     v: &Ntfs,
     dev: &mut impl BlockDevice,
