@@ -285,7 +285,7 @@ fn reparse_volume(dir: &Path, n: usize) -> std::path::PathBuf {
     img
 }
 
-/// Deletes `r/name` with the engine (through `remediate`) and with ntfs-3g on
+/// Deletes `r/name` with the engine (through `rules::apply`) and with ntfs-3g on
 /// copies of `img`; their `$Reparse` indexes, bitmaps and listings must agree.
 fn reparse_differential(dir: &Path, img: &Path, name: &str) {
     // `differential` leaves both copies: ours.img and theirs.img.

@@ -364,8 +364,8 @@ fn profile(path: &str, extra: &str) -> Profile {
     Profile::parse(&format!("name = \"t\"\n[[delete]]\npath = '{path}'\nbackup = false\n{extra}")).unwrap()
 }
 
-/// The Windows-made volumes: delete a file through `remediate` on the whole
-/// MBR disk, compare with ntfs-3g deleting it on the partition.
+/// The Windows-made volumes: delete a file through the rules (`rules::apply`) on
+/// the partition of the whole MBR disk, compare with ntfs-3g deleting it on the partition.
 #[test]
 fn windows_corpus_volumes() {
     let t = tempfile::tempdir().unwrap();

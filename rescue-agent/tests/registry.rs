@@ -281,7 +281,7 @@ fn log_seq(l: &[u8]) -> u32 {
     }
 }
 
-/// A hive write through `rescue apply`'s path (remediate → registry rules →
+/// A hive write through `rescue apply`'s path (rules::apply → registry rules →
 /// journal → NTFS overwrite), stopped after every write, for `hive` and its
 /// logs (`None`: no log files). The volume always passes ntfsfix and mounts;
 /// the hive is the original (nothing written yet) or complete and clean, or

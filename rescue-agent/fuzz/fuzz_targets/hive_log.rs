@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if edited.len() >= base::SIZE {
         let next = r.seq.wrapping_add(1);
-        base::stamp(&mut edited, next, next, 1);
+        base::stamp(&mut edited, next, next, 1).expect("a base block fits");
     }
     let _ = journal::plan(primary, &r, &edited, &logs);
 });

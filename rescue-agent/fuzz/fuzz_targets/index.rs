@@ -10,9 +10,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(es) = n.entries() {
             if es.len() >= 2 {
                 let e = es[0].clone();
-                let b = entry_bytes(&n, &e, None);
-                let _ = n.splice(e.off, e.len, &b);
-                let _ = n.entries();
+                if let Ok(b) = entry_bytes(&n, &e, None) {
+                    let _ = n.splice(e.off, e.len, &b);
+                    let _ = n.entries();
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(rec) = Record::parse(30, 0x1000, buf) {
             if let Ok(attrs) = rec.attrs(1 << 20) {
                 for a in &attrs {
-                    if let Some(v) = a.value(&rec) {
+                    if let Some(v) = a.value(&rec.data) {
                         let _ = rescue_engine::formats::ntfs::filename::FileName::parse(v, 0);
                         let _ = attrlist::parse(v, 0);
                     }

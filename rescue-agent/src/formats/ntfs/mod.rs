@@ -16,7 +16,7 @@
 //! with the decompressors in [`crate::formats::decompress`]).
 //!
 //! Typical use (what `rescue apply` and the agent do through
-//! `remediate::remediate_volume`):
+//! [`crate::rules::apply`]):
 //!
 //! ```text
 //! let v = Ntfs::open(dev)?;                                   // boot sector, $MFT runs, $UpCase
