@@ -2,6 +2,9 @@
 //! Manager so the agent can boot it next, once, through `BootNext` — never by
 //! changing `BootOrder` (a changed boot order can trigger BitLocker recovery).
 
+#![deny(clippy::indexing_slicing)]
+
+use crate::util::le::{le16, utf16_units};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -34,18 +37,13 @@ pub fn parse(b: &[u8]) -> Option<LoadOption> {
     let mut files = Vec::new();
     let mut p = 0;
     // Device path nodes: type, subtype, u16 length (including the 4-byte header).
-    while p + 4 <= path.len() {
-        let (ty, sub) = (path[p], path[p + 1]);
-        let len = u16::from_le_bytes([path[p + 2], path[p + 3]]) as usize;
-        if len < 4 || p + len > path.len() || ty == 0x7F {
+    while let (Some(&ty), Some(&sub), Some(len)) = (path.get(p), path.get(p + 1), le16(path, p + 2)) {
+        let len = len as usize;
+        let Some(node) = path.get(p + 4..p + len).filter(|_| len >= 4 && ty != 0x7F) else {
             break;
-        }
+        };
         if ty == 4 && sub == 4 {
-            let units: Vec<u16> = path[p + 4..p + len]
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .take_while(|&u| u != 0)
-                .collect();
+            let units: Vec<u16> = utf16_units(node).take_while(|&u| u != 0).collect();
             files.push(char::decode_utf16(units).map(|c| c.unwrap_or('\u{FFFD}')).collect());
         }
         p += len;
@@ -69,10 +67,11 @@ impl LoadOption {
 
 /// Parses the `BootOrder` variable: a list of option numbers.
 pub fn boot_order(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+    utf16_units(b).collect()
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
     use alloc::vec;

@@ -2,6 +2,8 @@
 //! returns (ATA IDENTIFY DEVICE, SCSI INQUIRY, NVMe Identify Controller).
 //! Bounded and panic-free on any bytes.
 
+#![deny(clippy::indexing_slicing)]
+
 use alloc::string::String;
 
 /// Printable ASCII of `b`, trimmed; empty when there is none.
@@ -14,8 +16,7 @@ fn text(b: &[u8]) -> String {
 fn ata_string(b: &[u8]) -> String {
     let mut swapped = alloc::vec::Vec::with_capacity(b.len());
     for w in b.chunks_exact(2) {
-        swapped.push(w[1]);
-        swapped.push(w[0]);
+        swapped.extend(w.iter().rev());
     }
     text(&swapped)
 }
@@ -75,14 +76,16 @@ pub fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     let tenths = (bytes as u128 * 10 + size / 2) / size;
+    let name = UNITS.get(unit).unwrap_or(&"PiB");
     if tenths >= 1000 || tenths.is_multiple_of(10) {
-        alloc::format!("{} {}", (tenths + 5) / 10, UNITS[unit])
+        alloc::format!("{} {name}", (tenths + 5) / 10)
     } else {
-        alloc::format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+        alloc::format!("{}.{} {name}", tenths / 10, tenths % 10)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
 

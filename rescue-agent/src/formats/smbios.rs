@@ -2,8 +2,11 @@
 //! from the structure table the firmware publishes. Bounded and panic-free on
 //! any bytes.
 
-use alloc::format;
-use alloc::string::String;
+#![deny(clippy::indexing_slicing)]
+
+use crate::util::guid::Guid;
+use crate::util::le::{le16, le32, le64};
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
@@ -24,15 +27,12 @@ pub struct Machine {
 
 /// Where the structure table lies, from an entry point (`_SM3_` or `_SM_`).
 pub fn table_location(entry: &[u8]) -> Option<(u64, usize)> {
-    if entry.len() >= 0x18 && &entry[..5] == b"_SM3_" {
-        let len = u32::from_le_bytes(entry[0x0C..0x10].try_into().ok()?) as usize;
-        let addr = u64::from_le_bytes(entry[0x10..0x18].try_into().ok()?);
-        return Some((addr, len.min(1 << 20)));
+    if entry.get(..5) == Some(b"_SM3_") {
+        let len = le32(entry, 0x0C)? as usize;
+        return Some((le64(entry, 0x10)?, len.min(1 << 20)));
     }
-    if entry.len() >= 0x1C && &entry[..4] == b"_SM_" {
-        let len = u16::from_le_bytes(entry[0x16..0x18].try_into().ok()?) as usize;
-        let addr = u32::from_le_bytes(entry[0x18..0x1C].try_into().ok()?) as u64;
-        return Some((addr, len));
+    if entry.get(..4) == Some(b"_SM_") {
+        return Some((le32(entry, 0x18)? as u64, le16(entry, 0x16)? as usize));
     }
     None
 }
@@ -41,16 +41,12 @@ pub fn table_location(entry: &[u8]) -> Option<(u64, usize)> {
 pub fn machine(table: &[u8]) -> Option<Machine> {
     let mut at = 0usize;
     // Each structure: formatted area of `len` bytes, then strings ending in a double NUL.
-    while at + 4 <= table.len() {
-        let kind = table[at];
-        let len = table[at + 1] as usize;
-        if len < 4 || at + len > table.len() {
-            return None;
-        }
-        let formatted = &table[at..at + len];
-        let strings_start = at + len;
-        let end = table[strings_start..].windows(2).position(|w| w == [0, 0]).map(|p| strings_start + p + 2)?;
-        let strings: Vec<&[u8]> = table[strings_start..end - 2].split(|&b| b == 0).collect();
+    while let (Some(&kind), Some(&len)) = (table.get(at), table.get(at + 1)) {
+        let len = len as usize;
+        let formatted = table.get(at..at + len).filter(|_| len >= 4)?;
+        let after = table.get(at + len..)?;
+        let strings_len = after.windows(2).position(|w| w == [0, 0])?;
+        let strings: Vec<&[u8]> = after.get(..strings_len)?.split(|&b| b == 0).collect();
         if kind == 1 {
             let s = |i: usize| -> String {
                 let n = *formatted.get(i).unwrap_or(&0) as usize;
@@ -59,38 +55,23 @@ pub fn machine(table: &[u8]) -> Option<Machine> {
                 }
                 strings.get(n - 1).map(|b| String::from_utf8_lossy(b).trim().into()).unwrap_or_default()
             };
-            let uuid = formatted.get(8..24).map(|u| {
-                format!(
-                    "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-                    u32::from_le_bytes([u[0], u[1], u[2], u[3]]),
-                    u16::from_le_bytes([u[4], u[5]]),
-                    u16::from_le_bytes([u[6], u[7]]),
-                    u[8],
-                    u[9],
-                    u[10],
-                    u[11],
-                    u[12],
-                    u[13],
-                    u[14],
-                    u[15]
-                )
-            });
             return Some(Machine {
                 manufacturer: s(4),
                 model: s(5),
                 serial_number: s(7),
-                uuid: uuid.unwrap_or_default(),
+                uuid: Guid::at(formatted, 8).map(|g| g.to_string()).unwrap_or_default(),
             });
         }
         if kind == 127 {
             return None;
         }
-        at = end;
+        at += len + strings_len + 2;
     }
     None
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
     use alloc::vec;

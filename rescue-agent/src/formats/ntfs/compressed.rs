@@ -7,7 +7,10 @@
 //! (LZNT1 data in the clusters it has). The clusters a delete frees are
 //! exactly the allocated runs, so the delete planner needs nothing from here.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::runs::{self, Run};
+use super::stream::read_extents;
 use super::{corrupt, NtfsError, Result};
 use crate::block::BlockDevice;
 use crate::formats::decompress::lznt1;
@@ -42,7 +45,8 @@ pub(super) fn read(cluster: u64, dev: &mut impl BlockDevice, c: &Compressed, pos
         });
     }
     let valid = c.initialized.saturating_sub(pos).min(buf.len() as u64) as usize;
-    buf[valid..].fill(0);
+    let (buf, unwritten) = buf.split_at_mut(valid);
+    unwritten.fill(0);
     let mut unit = vec![0u8; ub as usize];
     let mut packed = Vec::new();
     let mut done = 0usize;
@@ -52,7 +56,10 @@ pub(super) fn read(cluster: u64, dev: &mut impl BlockDevice, c: &Compressed, pos
         decode_unit(cluster, dev, c, start, &mut packed, &mut unit)?;
         let from = (p - start) as usize;
         let n = (unit.len() - from).min(valid - done);
-        buf[done..done + n].copy_from_slice(&unit[from..from + n]);
+        let (Some(to), Some(part)) = (buf.get_mut(done..done + n), unit.get(from..from + n)) else {
+            return Err(corrupt("compressed attribute", c.offset, "read outside a compression unit"));
+        };
+        to.copy_from_slice(part);
         done += n;
     }
     Ok(())
@@ -77,18 +84,15 @@ fn decode_unit(
     if ex.iter().skip_while(|(p, _)| p.is_some()).any(|(p, _)| p.is_some()) {
         return Err(corrupt("compressed attribute", c.offset, "clusters after the sparse tail of a compression unit"));
     }
-    let first = ex[0].0.unwrap_or(0);
+    let first = ex.first().and_then(|e| e.0).unwrap_or(0);
     let target: &mut [u8] = if stored == ub {
         unit
     } else {
         packed.resize(stored as usize, 0);
         packed
     };
-    let mut o = 0usize;
-    for (p, l) in ex.iter().filter_map(|(p, l)| p.map(|p| (p, *l as usize))) {
-        dev.read_at(p, &mut target[o..o + l])?;
-        o += l;
-    }
+    let stored_extents: Vec<(Option<u64>, u64)> = ex.into_iter().filter(|(p, _)| p.is_some()).collect();
+    read_extents(dev, &stored_extents, target, c.offset)?;
     if stored < ub {
         lznt1::decompress(packed, unit).map_err(|e| corrupt("compressed data (LZNT1)", first, e.0))?;
     }

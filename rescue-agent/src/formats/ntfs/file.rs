@@ -1,5 +1,7 @@
 //! A file: its base record, extension records, and its attributes across them.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::attr::{Attr, Form, FILE_NAME};
 use super::filename::FileName;
 use super::record::Record;
@@ -57,9 +59,14 @@ impl Stream {
 }
 
 impl File {
-    /// The base record (`records[0]`).
+    /// The base record (`records[0]`; a file is never built without it).
+    #[allow(clippy::indexing_slicing)]
     pub fn base(&self) -> &Record {
         &self.records[0]
+    }
+    /// Record `ri` of the file (an index from [`File::attrs`]).
+    pub fn record(&self, ri: usize) -> Result<&Record> {
+        self.records.get(ri).ok_or(corrupt("MFT record", self.base().offset, "attribute of a record the file lacks"))
     }
     /// Attributes of `type_code` named `name`, with their record index.
     pub fn find<'a>(&'a self, type_code: u32, name: &'a [u16]) -> impl Iterator<Item = &'a (usize, Attr)> + 'a {
@@ -71,12 +78,12 @@ impl File {
     pub fn stream(&self, type_code: u32, name: &[u16]) -> Result<Option<Stream>> {
         let mut segs: Vec<&(usize, Attr)> = self.find(type_code, name).collect();
         let Some(&&(ri, ref first)) = segs.first() else { return Ok(None) };
-        let off = self.records[ri].offset + first.offset as u64;
+        let off = self.record(ri)?.offset + first.offset as u64;
         if let Form::Resident { .. } = first.form {
             if segs.len() != 1 {
                 return Err(corrupt("attribute", off, "resident attribute appears twice"));
             }
-            let v = first.value(&self.records[ri].data).ok_or(corrupt("attribute", off, "value out of range"))?;
+            let v = first.value(&self.record(ri)?.data).ok_or(corrupt("attribute", off, "value out of range"))?;
             return Ok(Some(Stream::Resident(v.to_vec())));
         }
         segs.sort_by_key(|(_, a)| match a.form {
@@ -116,7 +123,7 @@ impl File {
     pub fn names(&self) -> Result<Vec<(usize, &Attr, FileName)>> {
         let mut out = Vec::new();
         for (ri, a) in self.attrs.iter().filter(|(_, a)| a.type_code == FILE_NAME) {
-            let r = &self.records[*ri];
+            let r = self.record(*ri)?;
             let off = r.offset + a.offset as u64;
             let v = a.value(&r.data).ok_or(corrupt("$FILE_NAME", off, "not resident"))?;
             out.push((*ri, a, FileName::parse(v, off)?));

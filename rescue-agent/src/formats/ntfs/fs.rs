@@ -1,5 +1,7 @@
 //! An open NTFS volume: records, streams, directories, path lookup.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::attr::{self, Form, FILE_NAME, INDEX_ALLOCATION, INDEX_ROOT, STANDARD_INFORMATION};
 use super::attrlist;
 use super::boot::BootSector;
@@ -8,7 +10,7 @@ use super::filename::{FileName, DOS};
 use super::index::{Entry, Node};
 use super::record::Record;
 use super::runs::{self, Run};
-use super::stream::{self, Clusters};
+use super::stream::{self, read_extents, Clusters};
 use super::upcase::UpCase;
 use super::wof::{self, Wof};
 use super::{corrupt, le32, le64, FileRef, NtfsError, Result, MAX_EXTENSION_RECORDS, MAX_INDEX_DEPTH, MAX_READ_WHOLE};
@@ -250,12 +252,9 @@ impl Ntfs {
     pub fn read_record(&self, dev: &mut impl BlockDevice, n: u64) -> Result<Record> {
         let ex = self.record_extents(n)?;
         let mut raw = vec![0u8; self.boot.record_size as usize];
-        let mut o = 0usize;
-        for (p, l) in &ex {
-            dev.read_at(*p, &mut raw[o..o + *l as usize])?;
-            o += *l as usize;
-        }
-        Record::parse(n, ex[0].0, raw)
+        let at = ex.first().map_or(0, |e| e.0);
+        read_extents(dev, &ex.iter().map(|&(p, l)| (Some(p), l)).collect::<Vec<_>>(), &mut raw, at)?;
+        Record::parse(n, at, raw)
     }
 
     /// Loads file `n`: its base record (must be in use and a base record)
@@ -274,12 +273,11 @@ impl Ntfs {
         let mut file = File { records: vec![base], attrs: Vec::new() };
         let list = attrs.iter().find(|(_, a)| a.type_code == attr::ATTRIBUTE_LIST).map(|(_, a)| a.clone());
         if let Some(la) = list {
-            let off = file.records[0].offset + la.offset as u64;
+            let off = file.base().offset + la.offset as u64;
             let bytes = match &la.form {
-                Form::Resident { .. } => la
-                    .value(&file.records[0].data)
-                    .ok_or(corrupt("attribute list", off, "value out of range"))?
-                    .to_vec(),
+                Form::Resident { .. } => {
+                    la.value(&file.base().data).ok_or(corrupt("attribute list", off, "value out of range"))?.to_vec()
+                }
                 Form::NonResident { runs, data_size, initialized, allocated, compression_unit, .. } => {
                     if *data_size > 1 << 20 {
                         return Err(NtfsError::TooLarge { structure: "attribute list", offset: off, size: *data_size });
@@ -360,7 +358,7 @@ impl Ntfs {
             base.offset,
             "no $STANDARD_INFORMATION",
         ))?;
-        let v = si.1.value(&f.records[si.0].data).filter(|v| v.len() >= 0x24).ok_or(corrupt(
+        let v = si.1.value(&f.record(si.0)?.data).filter(|v| v.len() >= 0x24).ok_or(corrupt(
             "$STANDARD_INFORMATION",
             base.offset,
             "too short",
@@ -395,7 +393,7 @@ impl Ntfs {
             reparse_tag: f
                 .find(attr::REPARSE_POINT, &[])
                 .next()
-                .and_then(|(ri, a)| a.value(&f.records[*ri].data))
+                .and_then(|(ri, a)| a.value(&f.record(*ri).ok()?.data))
                 .and_then(|v| le32(v, 0)),
             names,
         })
@@ -427,7 +425,7 @@ impl Ntfs {
             base.offset,
             "no $INDEX_ROOT of that name",
         ))?;
-        let rec = &file.records[ri];
+        let rec = file.record(ri)?;
         let off = rec.offset + ra.offset as u64;
         let value = ra.value(&rec.data).ok_or(corrupt("$INDEX_ROOT", off, "not resident"))?.to_vec();
         let (mut root, info) = Node::root(value, off)?;
@@ -482,12 +480,9 @@ impl Ntfs {
     pub fn read_block(&self, dev: &mut impl BlockDevice, dir: &Directory, vcn: u64) -> Result<Node> {
         let ex = self.block_extents(dir, vcn)?;
         let mut raw = vec![0u8; dir.block_size as usize];
-        let mut o = 0usize;
-        for (p, l) in &ex {
-            dev.read_at(*p, &mut raw[o..o + *l as usize])?;
-            o += *l as usize;
-        }
-        let mut n = Node::block(raw, vcn, ex[0].0)?;
+        let at = ex.first().map_or(0, |e| e.0);
+        read_extents(dev, &ex.iter().map(|&(p, l)| (Some(p), l)).collect::<Vec<_>>(), &mut raw, at)?;
+        let mut n = Node::block(raw, vcn, at)?;
         n.view = dir.view;
         Ok(n)
     }

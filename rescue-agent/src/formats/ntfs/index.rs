@@ -7,6 +7,8 @@
 //! all others. This module parses and edits one node in memory; walking the
 //! tree lives in `fs`, planning the writes in `plan`.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::filename::FileName;
 use super::record::apply_fixups;
 use super::{corrupt, le16, le32, le64, put16, put32, FileRef, Result};
@@ -179,15 +181,16 @@ impl Node {
             }
             let sub = if node { Some(le64(&self.buf, o + len - 8).unwrap_or(0)) } else { None };
             let is_end = flags & ENTRY_END != 0;
+            let key_bytes = self.buf.get(o + 0x10..o + 0x10 + key_len).ok_or(corrupt(s, at, "key outside the node"))?;
             let key = if is_end || self.view {
                 None
             } else {
                 if key_len < 0x42 {
                     return Err(corrupt(s, at, "entry key shorter than a $FILE_NAME"));
                 }
-                Some(FileName::parse(&self.buf[o + 0x10..o + 0x10 + key_len], at + 0x10)?)
+                Some(FileName::parse(key_bytes, at + 0x10)?)
             };
-            let raw_key = if is_end { Vec::new() } else { self.buf[o + 0x10..o + 0x10 + key_len].to_vec() };
+            let raw_key = if is_end { Vec::new() } else { key_bytes.to_vec() };
             out.push(Entry {
                 off: o,
                 len,
@@ -214,12 +217,18 @@ impl Node {
         if at + remove > used_end || at < self.hdr + self.entries_offset() {
             return Err(corrupt(self.structure(), self.offset, "edit outside the node"));
         }
+        let (structure, offset) = (self.structure(), self.offset);
+        let outside = move || corrupt(structure, offset, "edit outside the node");
+        let (head, tail) = match (self.buf.get(..at), self.buf.get(at + remove..used_end)) {
+            (Some(h), Some(t)) => (h, t.to_vec()),
+            _ => return Err(outside()),
+        };
         let new_len = self.index_length() - remove + insert.len();
         if self.is_root {
             let mut v = Vec::with_capacity(self.hdr + new_len);
-            v.extend_from_slice(&self.buf[..at]);
+            v.extend_from_slice(head);
             v.extend_from_slice(insert);
-            v.extend_from_slice(&self.buf[at + remove..used_end]);
+            v.extend_from_slice(&tail);
             self.buf = v;
             put32(&mut self.buf, self.hdr + 4, new_len as u32)?;
             put32(&mut self.buf, self.hdr + 8, new_len as u32)?;
@@ -227,12 +236,13 @@ impl Node {
             if new_len > self.allocated() {
                 return Err(super::NtfsError::NoSpace { structure: "index block", offset: self.offset });
             }
-            let tail: Vec<u8> = self.buf[at + remove..used_end].to_vec();
-            self.buf[at..at + insert.len()].copy_from_slice(insert);
-            self.buf[at + insert.len()..at + insert.len() + tail.len()].copy_from_slice(&tail);
+            let moved = self.buf.get_mut(at..at + insert.len() + tail.len()).ok_or_else(outside)?;
+            let (ins, rest) = moved.split_at_mut(insert.len());
+            ins.copy_from_slice(insert);
+            rest.copy_from_slice(&tail);
             let new_end = self.hdr + new_len;
-            if new_end < used_end {
-                self.buf[new_end..used_end].fill(0);
+            if let Some(freed) = self.buf.get_mut(new_end..used_end) {
+                freed.fill(0);
             }
             put32(&mut self.buf, self.hdr + 4, new_len as u32)?;
         }

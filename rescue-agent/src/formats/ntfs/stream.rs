@@ -3,6 +3,8 @@
 //! cluster size and its size ([`Clusters`]): the readers never call back
 //! into [`super::fs::Ntfs`], so `fs` can use them without a circle.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::attr;
 use super::compressed::{self, Compressed};
 use super::file::Stream;
@@ -11,6 +13,27 @@ use super::{corrupt, NtfsError, Result, MAX_READ_WHOLE};
 use crate::block::BlockDevice;
 use alloc::vec;
 use alloc::vec::Vec;
+
+/// Reads `extents` (device offset or `None` for a hole, length) one after
+/// another into `buf`: holes read as zeros. The extents must not be longer
+/// than `buf` (`at` locates the structure for the error).
+pub fn read_extents(dev: &mut impl BlockDevice, extents: &[(Option<u64>, u64)], buf: &mut [u8], at: u64) -> Result<()> {
+    let mut rest = buf;
+    for &(p, l) in extents {
+        let len = usize::try_from(l).ok();
+        let (part, tail) = len.and_then(|l| rest.split_at_mut_checked(l)).ok_or(corrupt(
+            "data runs",
+            at,
+            "extents longer than the read",
+        ))?;
+        match p {
+            Some(p) => dev.read_at(p, part)?,
+            None => part.fill(0),
+        }
+        rest = tail;
+    }
+    Ok(())
+}
 
 /// What the stream readers need of a volume.
 #[derive(Clone, Copy, Debug)]
@@ -28,12 +51,9 @@ pub fn read(v: Clusters, dev: &mut impl BlockDevice, s: &Stream, pos: u64, buf: 
     let len = buf.len() as u64;
     match s {
         Stream::Resident(v) => {
-            let end = pos.checked_add(len).filter(|&e| e <= v.len() as u64).ok_or(corrupt(
-                "attribute",
-                0,
-                "read beyond a resident value",
-            ))?;
-            buf.copy_from_slice(&v[pos as usize..end as usize]);
+            let from = usize::try_from(pos).ok();
+            let part = from.and_then(|f| v.get(f..f.checked_add(buf.len())?));
+            buf.copy_from_slice(part.ok_or(corrupt("attribute", 0, "read beyond a resident value"))?);
         }
         Stream::NonResident { runs, data_size, initialized, offset, flags, compression_unit, .. } => {
             if pos.checked_add(len).is_none_or(|e| e > *data_size) {
@@ -44,16 +64,9 @@ pub fn read(v: Clusters, dev: &mut impl BlockDevice, s: &Stream, pos: u64, buf: 
                 return compressed::read(v.cluster, dev, &c, pos, buf);
             }
             let valid = initialized.saturating_sub(pos).min(len) as usize;
-            buf[valid..].fill(0);
-            let mut o = 0usize;
-            for (p, l) in runs::extents(runs, v.cluster, pos, valid as u64, *offset)? {
-                let part = &mut buf[o..o + l as usize];
-                match p {
-                    Some(p) => dev.read_at(p, part)?,
-                    None => part.fill(0),
-                }
-                o += l as usize;
-            }
+            let (written, unwritten) = buf.split_at_mut(valid);
+            unwritten.fill(0);
+            read_extents(dev, &runs::extents(runs, v.cluster, pos, valid as u64, *offset)?, written, *offset)?;
         }
     }
     Ok(())

@@ -13,6 +13,8 @@
 //! "WofSetFileDataLocation"); the chunk layout is the one wimlib documents
 //! for its NTFS-3G "system compression" plugin and shares with WIM resources.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::attr;
 use super::file::{File, Stream};
 use super::stream::{self, Clusters};
@@ -130,7 +132,8 @@ pub(super) fn read(v: Clusters, dev: &mut impl BlockDevice, w: &Wof, pos: u64, b
             return Ok(stored_total);
         }
         let mut e = [0u8; 8];
-        stream::read(v, dev, &w.stream, (i - 1) * entry, &mut e[..entry as usize])?;
+        let field = e.get_mut(..entry as usize).ok_or(bad("chunk table entry too wide"))?;
+        stream::read(v, dev, &w.stream, (i - 1) * entry, field)?;
         Ok(le64(&e, 0).unwrap_or(u64::MAX))
     };
     let mut plain = vec![0u8; cs as usize];
@@ -148,7 +151,7 @@ pub(super) fn read(v: Clusters, dev: &mut impl BlockDevice, w: &Wof, pos: u64, b
         if stored > expect {
             return Err(bad("chunk larger than its uncompressed size"));
         }
-        let out = &mut plain[..expect];
+        let out = plain.get_mut(..expect).ok_or(bad("chunk larger than the chunk size"))?;
         if stored == expect {
             stream::read(v, dev, &w.stream, table + s, out)?;
         } else {
@@ -158,7 +161,10 @@ pub(super) fn read(v: Clusters, dev: &mut impl BlockDevice, w: &Wof, pos: u64, b
         }
         let from = (p - i * cs) as usize;
         let n = (expect - from).min(buf.len() - done);
-        buf[done..done + n].copy_from_slice(&out[from..from + n]);
+        let (Some(to), Some(part)) = (buf.get_mut(done..done + n), out.get(from..from + n)) else {
+            return Err(bad("read outside a chunk"));
+        };
+        to.copy_from_slice(part);
         done += n;
     }
     Ok(())
