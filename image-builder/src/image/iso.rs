@@ -5,8 +5,8 @@
 //! burnt to a CD and when written to a USB stick.
 
 use super::fat;
+use super::pieces::Pieces;
 use super::stick::StickFiles;
-use super::Pieces;
 use anyhow::{bail, Result};
 use rescue_engine::formats::partition::{Gpt, GptEntry};
 use rescue_engine::util::guid::Guid;

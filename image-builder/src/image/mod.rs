@@ -10,17 +10,16 @@
 pub mod agent;
 pub mod fat;
 pub mod iso;
+pub mod pieces;
 pub mod read;
 pub mod shim;
 pub mod stick;
 pub mod usb;
 
 use anyhow::{bail, Result};
+pub use pieces::Pieces;
 use rescue_engine::util::time::Civil;
 use stick::StickFiles;
-
-/// An image as `(offset, bytes)` pieces over an all-zero file (they do not overlap).
-pub type Pieces = Vec<(u64, Vec<u8>)>;
 
 /// The image formats `rescue build` makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

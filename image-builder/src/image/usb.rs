@@ -1,8 +1,8 @@
 //! The USB stick image: protective MBR, GPT, one FAT32 EFI System Partition.
 
 use super::fat;
+use super::pieces::Pieces;
 use super::stick::StickFiles;
-use super::Pieces;
 use anyhow::Result;
 use rescue_engine::formats::partition::{Gpt, GptEntry};
 use rescue_engine::util::guid::Guid;

@@ -5,9 +5,9 @@
 
 use super::backup::BackupItem;
 use super::commit::Committed;
+use super::ctx::VolumeCtx;
 use super::profile::DeleteRule;
 use super::report::{FileAction, FileReport, RuleReport};
-use super::VolumeCtx;
 use crate::block::BlockDevice;
 use crate::formats::ntfs::delete::plan_delete;
 use crate::formats::ntfs::{self, FileRef, NtfsError};

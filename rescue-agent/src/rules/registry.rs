@@ -12,9 +12,9 @@
 
 use super::backup::keep_originals;
 use super::commit::Committed;
+use super::ctx::VolumeCtx;
 use super::profile::{HiveName, RegistryRule};
 use super::report::{HiveReport, StoreAction, ValueChange, ValueOutcome};
-use super::VolumeCtx;
 use crate::block::BlockDevice;
 use crate::formats::ntfs::overwrite::plan_overwrite;
 use crate::formats::ntfs::plan::Plan;

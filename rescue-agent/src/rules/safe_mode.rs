@@ -5,8 +5,8 @@
 
 use super::backup::{keep_originals, BackupSink};
 use super::commit::{self, Committed, Target};
+use super::ctx::Options;
 use super::report::{SafeModeReport, StoreAction};
-use super::Options;
 use crate::formats::registry::bcd::{self, SafeMode};
 use crate::formats::registry::edit::FileEdit;
 use crate::formats::registry::journal;

@@ -9,8 +9,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use super::runs::{self, Run};
-use super::stream::read_extents;
+use super::runs::{self, read_extents, Run};
 use super::{corrupt, NtfsError, Result};
 use crate::block::BlockDevice;
 use crate::formats::decompress::lznt1;

@@ -3,6 +3,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::{corrupt, Result};
+use crate::block::BlockDevice;
 use alloc::vec::Vec;
 
 /// One run: `len` clusters from `vcn`, stored at `lcn` (`None`: sparse, reads as zeros).
@@ -127,6 +128,27 @@ pub fn extents(runs: &[Run], cluster: u64, pos: u64, len: u64, offset: u64) -> R
         pos += n;
     }
     Ok(out)
+}
+
+/// Reads `extents` (device offset or `None` for a hole, length) one after
+/// another into `buf`: holes read as zeros. The extents must not be longer
+/// than `buf` (`at` locates the structure for the error).
+pub fn read_extents(dev: &mut impl BlockDevice, extents: &[(Option<u64>, u64)], buf: &mut [u8], at: u64) -> Result<()> {
+    let mut rest = buf;
+    for &(p, l) in extents {
+        let len = usize::try_from(l).ok();
+        let (part, tail) = len.and_then(|l| rest.split_at_mut_checked(l)).ok_or(corrupt(
+            "data runs",
+            at,
+            "extents longer than the read",
+        ))?;
+        match p {
+            Some(p) => dev.read_at(p, part)?,
+            None => part.fill(0),
+        }
+        rest = tail;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

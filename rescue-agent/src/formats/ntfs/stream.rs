@@ -14,27 +14,6 @@ use crate::block::BlockDevice;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Reads `extents` (device offset or `None` for a hole, length) one after
-/// another into `buf`: holes read as zeros. The extents must not be longer
-/// than `buf` (`at` locates the structure for the error).
-pub fn read_extents(dev: &mut impl BlockDevice, extents: &[(Option<u64>, u64)], buf: &mut [u8], at: u64) -> Result<()> {
-    let mut rest = buf;
-    for &(p, l) in extents {
-        let len = usize::try_from(l).ok();
-        let (part, tail) = len.and_then(|l| rest.split_at_mut_checked(l)).ok_or(corrupt(
-            "data runs",
-            at,
-            "extents longer than the read",
-        ))?;
-        match p {
-            Some(p) => dev.read_at(p, part)?,
-            None => part.fill(0),
-        }
-        rest = tail;
-    }
-    Ok(())
-}
-
 /// What the stream readers need of a volume.
 #[derive(Clone, Copy, Debug)]
 pub struct Clusters {
@@ -66,7 +45,7 @@ pub fn read(v: Clusters, dev: &mut impl BlockDevice, s: &Stream, pos: u64, buf: 
             let valid = initialized.saturating_sub(pos).min(len) as usize;
             let (written, unwritten) = buf.split_at_mut(valid);
             unwritten.fill(0);
-            read_extents(dev, &runs::extents(runs, v.cluster, pos, valid as u64, *offset)?, written, *offset)?;
+            runs::read_extents(dev, &runs::extents(runs, v.cluster, pos, valid as u64, *offset)?, written, *offset)?;
         }
     }
     Ok(())
