@@ -278,6 +278,7 @@ fn collect_reads_host_reports_dedups_and_warns() {
     let mnt = d.join("mnt");
     fs::create_dir(&mnt).unwrap();
     ok(Command::new("ntfs-3g").arg(&vol).arg(&mnt));
+    fs::create_dir_all(mnt.join("Windows/System32")).unwrap();
     fs::write(mnt.join("C-00000291-1.sys"), b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01x").unwrap();
     ok(Command::new("umount").arg(&mnt));
     let profile = d.join("p.toml");
@@ -287,6 +288,14 @@ fn collect_reads_host_reports_dedups_and_warns() {
     fs::write(folder.join("pc.json"), format!("\u{feff}{agent}")).unwrap();
     fs::write(d.join("pc.json"), &agent).unwrap();
     fs::write(folder.join("odd.json"), agent.replace("\"FIXED\"", "\"MAYBE\"")).unwrap();
+    // Reports of earlier versions, with their words for an unlocked BitLocker volume, still count.
+    let old = agent.replace("SN-1", "SN-OLD").replace("\"filesystem\": \"ntfs\"", "\"filesystem\": \"bitlocker\"");
+    assert!(old.contains("\"bitlocker\""));
+    fs::write(folder.join("old-agent.json"), old).unwrap();
+    let old_host = fs::read_to_string(folder.join("vm.json"))
+        .unwrap()
+        .replace("\"filesystem\": \"ntfs\"", "\"filesystem\": \"ntfs (in BitLocker)\"");
+    fs::write(folder.join("old-host.json"), old_host).unwrap();
     let out = d.join("fleet.json");
     let o = run(rescue().arg("collect").arg(&folder).arg(d.join("pc.json")).arg("--out").arg(&out));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -294,7 +303,9 @@ fn collect_reads_host_reports_dedups_and_warns() {
     assert!(err.contains("unknown outcome") && err.contains("seen twice"), "{err}");
     let rows: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert!(rows.iter().any(|r| r["report"] == "old-agent.json" && r["outcome"] == "FIXED"), "{rows:#?}");
+    assert!(rows.iter().any(|r| r["report"] == "old-host.json"), "{rows:#?}");
     let host = rows.iter().find(|r| r["report"] == "vm.json").expect("the host report is a row");
     assert_eq!(host["outcome"], "FIXED");
     assert_eq!(host["deleted"][0]["path"], "C-00000291-1.sys");

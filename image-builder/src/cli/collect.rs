@@ -172,7 +172,11 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
         skipped,
         unlocked,
         errors,
-        agent_version: scrub(&r.agent_version),
+        // Reports of `rescue apply` (a VM or cloud disk fixed from a host) say so.
+        agent_version: match r.front_end.as_str() {
+            "rescue apply" => format!("host {}", scrub(&r.agent_version)),
+            _ => scrub(&r.agent_version),
+        },
         profile: scrub(&r.result.profile),
     })
 }

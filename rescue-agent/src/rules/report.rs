@@ -36,14 +36,14 @@ words! {
     /// What a volume holds, as far as the run could see.
     pub enum Filesystem {
         /// NTFS, plain or inside an unlocked BitLocker volume (see [`VolumeReport::bitlocker`]).
-        Ntfs = "ntfs" | "ntfs (in BitLocker)",
+        Ntfs = "ntfs" | "ntfs (in BitLocker)" | "bitlocker",
         /// A BitLocker volume that stayed locked.
         LockedBitLocker = "bitlocker (locked)",
         /// An unlocked BitLocker volume holding something other than NTFS.
-        NotNtfs = "not ntfs",
+        NotNtfs = "not ntfs" | "not ntfs (in BitLocker)",
         /// The volume could not be read.
         #[default]
-        Unreadable = "unreadable",
+        Unreadable = "unreadable" | "unreadable (in BitLocker)",
     }
 }
 
