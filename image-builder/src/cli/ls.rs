@@ -35,7 +35,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
     // A locked volume is only a failure when keys were given for it.
     let keys_given = !creds.is_empty();
     let mut keys = HostKeys::new(creds)?;
-    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None };
+    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None, clear_key_first: true };
     let (mut found, mut failed) = (0, false);
     let path = args.path.clone().unwrap_or_default();
     let mut visit = |v: Found<'_>, _: &mut dyn Console| {

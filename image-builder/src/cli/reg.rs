@@ -56,7 +56,7 @@ pub fn run(args: &RegArgs) -> Result<()> {
         return Ok(());
     }
     let mut keys = HostKeys::new(args.keys.credentials()?)?;
-    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None };
+    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None, clear_key_first: true };
     let mut result = Ok(());
     let mut visit = |v: Found<'_>, _: &mut dyn Console| {
         if result.is_ok() {

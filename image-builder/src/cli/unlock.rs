@@ -1,13 +1,14 @@
 //! `rescue unlock`: write the decrypted contents of a BitLocker volume to a file.
 
 use crate::cli::volume_keys::KeyArgs;
-use crate::host::volume::{find_bitlocker, unlock_with};
+use crate::host::volume::{find_bitlocker, HostKeys};
 use crate::output;
 use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rescue_engine::block::BlockDevice;
-use rescue_engine::formats::bitlocker::BitLocker;
+use rescue_engine::run::ports::Silent;
+use rescue_engine::run::unlock::{self, Unlocker};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +54,12 @@ pub fn run(a: &UnlockArgs) -> Result<()> {
         output::check_output("--out", out, &inputs)?;
     }
     let (p, dev) = find_bitlocker(&a.volume, false, a.partition)?;
-    let mut vol = unlock_with(BitLocker::open(dev)?, creds)?;
+    // The engine's unlock with exactly the admin's keys (checking a key must not
+    // pass on a suspended volume's clear key), no screen prompt.
+    let mut keys = HostKeys::new(creds)?;
+    let mut unlocker = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None, clear_key_first: false };
+    let name = format!("partition {} of {}", p.number, a.volume.display());
+    let mut vol = unlock::open(dev, &name, &mut unlocker, &mut Default::default()).map_err(anyhow::Error::msg)?;
     say_err!("unlocked with Key ID {{{}}} (partition at byte {})", vol.key_id(), p.offset);
     let Some(out) = a.out.as_deref() else { return Ok(()) };
     let size = vol.size();

@@ -3,8 +3,8 @@
 
 use crate::host::disk::FileDisk;
 use anyhow::{bail, Context, Result};
-use rescue_engine::block::{BlockDevice, Slice};
-use rescue_engine::formats::bitlocker::{self, BitLocker, ProtectorKind, StartupKey, UnlockKey, Unlocked};
+use rescue_engine::block::Slice;
+use rescue_engine::formats::bitlocker::{self, StartupKey};
 use rescue_engine::formats::partition::{self, Partition};
 use rescue_engine::run::ports::{Console, Credential, KeySource};
 use rescue_engine::util::guid::Guid;
@@ -45,24 +45,6 @@ impl Credentials {
         let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Ok(Some(bitlocker::parse_bek(&data).with_context(|| path.display().to_string())?))
     }
-
-    /// The keys to try, in order: clear key (if asked), recovery passwords, password, startup key.
-    fn unlock_keys<'a>(&'a self, bek: &'a Option<StartupKey>) -> Vec<UnlockKey<'a>> {
-        let mut list = Vec::new();
-        if self.clear_key {
-            list.push(UnlockKey::ClearKey);
-        }
-        list.extend(self.recovery_passwords.iter().map(|rp| UnlockKey::RecoveryPassword(rp)));
-        list.extend(self.password.iter().map(|pw| UnlockKey::Password(pw)));
-        list.extend(bek.iter().map(UnlockKey::StartupKey));
-        list
-    }
-
-    /// Unlocks an opened BitLocker volume with these credentials.
-    pub fn unlock<D: BlockDevice>(&self, bl: BitLocker<D>) -> Result<Unlocked<D>> {
-        let bek = self.startup_key()?;
-        Ok(bl.unlock_any(&self.unlock_keys(&bek))?)
-    }
 }
 
 /// The admin's credentials as the run's key source: every key given is
@@ -84,8 +66,8 @@ impl HostKeys {
 impl KeySource for HostKeys {
     fn keys(&mut self, key_ids: &[Guid], _: &mut dyn Console) -> Vec<Credential> {
         let c = &self.creds;
-        let mut keys: Vec<Credential> =
-            c.recovery_passwords.iter().map(|p| Credential::RecoveryPassword(p.clone())).collect();
+        let mut keys: Vec<Credential> = c.clear_key.then_some(Credential::ClearKey).into_iter().collect();
+        keys.extend(c.recovery_passwords.iter().map(|p| Credential::RecoveryPassword(p.clone())));
         keys.extend(c.password.iter().map(|p| Credential::Password(p.clone())));
         keys.extend(self.bek.iter().map(|k| Credential::StartupKey(k.clone())));
         if keys.is_empty() && c.ask {
@@ -100,34 +82,6 @@ impl KeySource for HostKeys {
         }
         keys
     }
-}
-
-/// Unlocks `bl` with exactly `creds`; with none given, asks on the terminal
-/// (when `creds.ask`), else fails naming the Key IDs.
-pub fn unlock_with<D: BlockDevice>(bl: BitLocker<D>, mut creds: Credentials) -> Result<Unlocked<D>> {
-    let ids: Vec<String> = bl
-        .protectors()
-        .iter()
-        .filter(|p| p.kind == ProtectorKind::RecoveryPassword)
-        .map(|p| format!("{{{}}}", p.key_id))
-        .collect();
-    let ids = if ids.is_empty() { "none".to_string() } else { ids.join(", ") };
-    if creds.is_empty() && creds.ask {
-        let typed = Zeroizing::new(rpassword::prompt_password(format!(
-            "BitLocker volume {} is locked. Recovery password for Key ID {ids} (not shown; Enter to skip): ",
-            bl.metadata.volume_guid
-        ))?);
-        if !typed.trim().is_empty() {
-            creds.recovery_passwords.push(Zeroizing::new(typed.trim().to_string()));
-        }
-    }
-    if creds.is_empty() {
-        bail!(
-            "BitLocker volume {} is locked: give --recovery-password-file (Key ID {ids}), --password-file or --bek",
-            bl.metadata.volume_guid
-        );
-    }
-    creds.unlock(bl)
 }
 
 /// The BitLocker volume of a target: a whole disk (first BitLocker

@@ -94,6 +94,9 @@ pub enum Credential {
     Password(Zeroizing<String>),
     /// A startup or recovery key file (.BEK).
     StartupKey(StartupKey),
+    /// The clear key of a volume whose protection is suspended (tried anyway
+    /// when the volume has one; asked for explicitly by `rescue unlock --clear-key`).
+    ClearKey,
 }
 
 impl Credential {
@@ -103,6 +106,7 @@ impl Credential {
             Credential::RecoveryPassword(p) => UnlockKey::RecoveryPassword(p),
             Credential::Password(p) => UnlockKey::Password(p),
             Credential::StartupKey(k) => UnlockKey::StartupKey(k),
+            Credential::ClearKey => UnlockKey::ClearKey,
         }
     }
     /// What the report calls it when it opens a volume.
@@ -111,6 +115,7 @@ impl Credential {
             Credential::RecoveryPassword(_) => "recovery password",
             Credential::Password(_) => "password",
             Credential::StartupKey(_) => "startup key",
+            Credential::ClearKey => "clear key",
         }
     }
 }

@@ -85,8 +85,12 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
         console.line(&format!("disk {}: {name}", n + 1));
         let mut dev = Counting::new(&mut disk.dev);
         let first = result.volumes.len();
-        let mut unlock =
-            Unlocker { keys: &mut *keys, console: &mut *console, timeout_s: profile.prompt.timeout_seconds };
+        let mut unlock = Unlocker {
+            keys: &mut *keys,
+            console: &mut *console,
+            timeout_s: profile.prompt.timeout_seconds,
+            clear_key_first: true,
+        };
         let mut visit = |found: Found<'_>, console: &mut dyn Console| {
             let mut log = |m: &str| console.line(&format!("    {m}"));
             let mut env = Env { profile, opts, sink: &mut *sink, log: &mut log };

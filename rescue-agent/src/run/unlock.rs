@@ -1,5 +1,5 @@
 //! Opening a BitLocker volume, the same way on every front end: its clear
-//! key when protection is suspended; else each key the [`KeySource`] holds
+//! key when protection is suspended (unless exact keys are asked for); else each key the [`KeySource`] holds
 //! for it (the stick's site keys, or what the admin gave `rescue`); else a
 //! recovery password typed at the prompt, when someone can answer one.
 //! Keys are never shown or logged; the report says only which Key ID opened it.
@@ -23,6 +23,9 @@ pub struct Unlocker<'a> {
     pub console: &'a mut dyn Console,
     /// Seconds the prompt waits for a key (`None`: forever).
     pub timeout_s: Option<u32>,
+    /// Open a suspended volume with its clear key before trying any other
+    /// (the run); false to try exactly the key source's keys (checking a key).
+    pub clear_key_first: bool,
 }
 
 /// Opens the BitLocker volume `vol` (named `where_` on screen), filling
@@ -41,7 +44,7 @@ pub fn open<D: BlockDevice>(
     let ids: Vec<Guid> =
         bl.protectors().iter().filter(|p| p.kind == ProtectorKind::RecoveryPassword).map(|p| p.key_id).collect();
     br.recovery_key_ids = ids.iter().map(|id| format!("{id}")).collect();
-    if bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey) {
+    if u.clear_key_first && bl.protectors().iter().any(|p| p.kind == ProtectorKind::ClearKey) {
         let unlocked = bl.unlock(&UnlockKey::ClearKey).map_err(|e| format!("{e}"))?;
         br.unlocked_by = Some(String::from("clear key (protection suspended)"));
         return Ok(unlocked);
