@@ -56,7 +56,7 @@ enum Command {
     Profile(profile::ProfileCommand),
     /// List a directory on each NTFS volume of a disk, image or device
     Ls(ls::LsArgs),
-    /// Run a profile's fixes on every NTFS volume of a disk, image or device
+    /// Run a profile's fixes on every Windows volume of a disk, image or device (the agent's run)
     Apply(apply::ApplyArgs),
     /// List a registry key (SYSTEM, SOFTWARE or the BCD) inside a disk, image or device
     Reg(reg::RegArgs),

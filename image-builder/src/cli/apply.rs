@@ -14,10 +14,10 @@ use crate::output;
 use anyhow::{bail, Context, Result};
 use rescue_engine::block::BlockDevice;
 use rescue_engine::formats::ntfs::Plan;
-use rescue_engine::rules::report::{FileAction, ValueOutcome};
+use rescue_engine::rules::report::{FileAction, Filesystem};
 use rescue_engine::rules::Options;
 use rescue_engine::run::ports::Silent;
-use rescue_engine::run::report::{Report, RunReport};
+use rescue_engine::run::report::RunReport;
 use rescue_engine::run::session::{self, Disk, Ports};
 use rescue_engine::util::time::filetime_rfc3339;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,8 @@ pub struct ApplyArgs {
     /// Print the JSON report on standard output instead of the summary (same as --report -)
     #[arg(long, conflicts_with = "report")]
     pub json: bool,
-    /// Folder for backups of deleted files (default: `backup` beside the report, else `./rescue-backup`).
+    /// Folder for the backups: deleted files, and hives and BCD stores before they change
+    /// (default: `backup` beside the report, else `./rescue-backup`).
     #[arg(long)]
     pub backup_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -118,7 +119,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     if report.bitlocker.iter().any(|b| b.skipped.is_some()) {
         say_err!("a BitLocker volume stayed locked: give --recovery-password-file (for the Key ID above), --password-file or --bek");
     }
-    let would = would_change(r);
+    let would = r.would_change();
     Ok(match (r.changes(), r.errors.len(), would) {
         (_, 0, w) if args.dry_run && w > 0 => Exit::Done,
         (0, 0, _) => Exit::NothingToDo,
@@ -128,29 +129,18 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     })
 }
 
-/// Changes a dry run would make: files, registry values, BCD stores.
-fn would_change(r: &Report) -> usize {
-    let files = r.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count();
-    let values = r.volumes.iter().flat_map(|v| &v.hives).filter(|h| h.action.would_change());
-    let values = values.flat_map(|h| &h.changes).filter(|c| c.outcome == ValueOutcome::Set).count();
-    files + values + r.safe_mode.iter().filter(|m| m.action.would_change()).count()
-}
-
 /// The last line: what was (or would be) changed, skipped and failed, and what it cost.
 fn summary(report: &RunReport, registry: bool, elapsed: std::time::Duration) -> String {
     let r = &report.result;
-    let would = would_change(r);
     let mut done = if r.dry_run {
-        let files = r.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count();
-        format!("{files} would be deleted")
+        format!("{} would be deleted", r.would_delete())
     } else {
         format!("{} deleted", r.files_deleted)
     };
     if registry {
         let set = r.registry_changes + r.safe_mode.iter().filter(|m| m.action.changed()).count();
-        let files = r.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count();
         done += &if r.dry_run {
-            format!(", {} registry change(s) would be made", would - files)
+            format!(", {} registry change(s) would be made", r.would_change() - r.would_delete())
         } else {
             format!(", {set} registry change(s) made")
         };
@@ -170,7 +160,7 @@ fn summary(report: &RunReport, registry: bool, elapsed: std::time::Duration) -> 
 fn show(report: &RunReport, dry_run: bool) {
     let r = &report.result;
     for v in &r.volumes {
-        let inside = if v.bitlocker { " (in BitLocker)" } else { "" };
+        let inside = if v.bitlocker && v.filesystem != Filesystem::LockedBitLocker { " (in BitLocker)" } else { "" };
         let serial = v.serial.as_ref().map(|s| format!(", serial {s}")).unwrap_or_default();
         say!("volume {} (partition {}, byte {}): {}{inside}{serial}", v.index, v.partition, v.offset, v.filesystem);
         if let Some(b) = report.bitlocker.iter().find(|b| b.volume == v.index) {

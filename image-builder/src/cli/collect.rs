@@ -193,6 +193,10 @@ fn add_report(rows: &mut Vec<Row>, warnings: &mut Warnings, source: &str, name: 
             return;
         }
     };
+    if json.get("dry_run") == Some(&Value::Bool(true)) {
+        warnings.push(format!("{source}: {name}: a dry run (nothing was written): not counted"));
+        return;
+    }
     if let Some(o) = json.get("outcome").and_then(Value::as_str) {
         if !["FIXED", "NOTHING TO DO", "FAILED"].contains(&o) {
             warnings.push(format!("{source}: {name}: unknown outcome {:?}: not counted", scrub(o)));

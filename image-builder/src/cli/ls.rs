@@ -9,7 +9,7 @@ use rescue_engine::block::{BlockDevice, Counting};
 use rescue_engine::formats::ntfs::{filename, Ntfs, NtfsError};
 use rescue_engine::run::ports::{Console, Silent};
 use rescue_engine::run::unlock::Unlocker;
-use rescue_engine::run::volumes::{self, Found};
+use rescue_engine::run::volumes::{self, Closed, Found};
 use rescue_engine::util::time::filetime_rfc3339;
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,9 +42,14 @@ pub fn run(args: &LsArgs) -> Result<()> {
         let p = v.partition;
         let mut vol = match v.volume {
             Ok(vol) => vol,
-            Err(why) => {
+            Err(Closed::Locked(why)) => {
                 say_err!("partition {} (byte {}): BitLocker volume left locked: {why}", p.number, p.offset);
                 failed |= keys_given;
+                return;
+            }
+            Err(Closed::Unreadable(why)) => {
+                say_err!("partition {} (byte {}): cannot be read: {why}", p.number, p.offset);
+                failed = true;
                 return;
             }
         };

@@ -83,11 +83,17 @@ fn open_fs<'a, D: BlockDevice + ?Sized>(
     fatfs::FileSystem::new(w, fatfs::FsOptions::new()).context("the EFI System Partition is not readable FAT")
 }
 
-/// The whole of `f` (at most 64 MiB: real BCD stores are tens of KiB).
+/// Largest BCD store or log read (real stores are tens of KiB), as on the agent.
+const MAX_FILE: u64 = 16 << 20;
+
+/// The whole of `f`; a file over [`MAX_FILE`] is an error, never cut short.
 fn read_store(f: &mut impl Read) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context;
     let mut out = Vec::new();
-    f.take(64 << 20).read_to_end(&mut out).context("reading the BCD store")?;
+    f.take(MAX_FILE + 1).read_to_end(&mut out).context("reading the BCD store")?;
+    if out.len() as u64 > MAX_FILE {
+        anyhow::bail!("the BCD store or its log is larger than 16 MiB");
+    }
     Ok(out)
 }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 pub struct BackupItem<'a> {
     /// Name of the profile whose rule matched the file.
     pub profile: &'a str,
-    /// Index of the volume in the report.
+    /// Index of the volume in the report (for the ESP's files: the disk's number, 1-based).
     pub volume: usize,
     /// NTFS volume serial number (from the boot sector; 0 for the ESP).
     pub volume_serial: u64,

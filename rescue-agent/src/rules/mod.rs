@@ -1,11 +1,11 @@
-//! The profile and what its rules do to one volume: delete files
-//! ([`delete`]), set registry values ([`registry`]), Safe Mode in the BCD
-//! store ([`safe_mode`]). Every change is planned first and written through
-//! one protocol ([`commit`]): gate, dry run, backup, journal, execute,
-//! poison on failure.
+//! The profile and what its rules do: on one Windows volume, delete files
+//! ([`delete`]) and set registry values ([`registry`]); on a disk's ESP, Safe
+//! Mode in the BCD store ([`safe_mode`]). Every change is planned first and
+//! written through one protocol ([`commit`]): gate, dry run, backup,
+//! journal, execute, poison on failure.
 //!
-//! [`apply`] is the one entry for a volume; the run ([`crate::run::session`])
-//! calls it for every Windows volume it finds.
+//! [`apply`] is the one entry for a volume; the run calls it for every
+//! Windows volume it finds, and [`safe_mode::set`] once per disk.
 
 pub mod backup;
 pub mod commit;

@@ -53,6 +53,8 @@ pub struct Store<'a> {
     pub bcd: &'a [u8],
     /// The logs' bytes.
     pub logs: [&'a [u8]; 2],
+    /// The profile that changes it and the disk it is on (1-based), for the backups.
+    pub owner: (&'a str, usize),
 }
 
 /// Sets `mode` in `store`: recovers it if dirty, edits it, then commits the
@@ -68,7 +70,7 @@ pub fn set(
     write: &mut BootFileWriter,
     r: &mut SafeModeReport,
 ) -> Result<(), String> {
-    let Store { bcd: old, logs } = store;
+    let Store { bcd: old, logs, owner: (profile, disk) } = store;
     let err = |e: RegError| format!("the BCD store: {e}");
     let recovered = journal::recover_in_place(old, &logs).map_err(err)?;
     let (new, change) = bcd::edit_store(&recovered.bytes, mode, opts.now).map_err(err)?;
@@ -98,7 +100,7 @@ pub fn set(
         .map(|(f, content)| (format!("ESP\\EFI\\Microsoft\\Boot\\{}", f.name()), content))
         .collect();
     let backup = || {
-        keep_originals(sink, &journal, ("safe_mode", 0, 0), &originals)
+        keep_originals(sink, &journal, (profile, disk, 0), &originals)
             .map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))
     };
     r.action = match commit::commit(&mut EspTarget { write }, writes, opts.dry_run, backup)? {

@@ -4,7 +4,7 @@
 //! and `rescue collect` reads both. Never holds key material.
 
 use crate::formats::smbios::Machine;
-use crate::rules::report::{SafeModeReport, VolumeReport};
+use crate::rules::report::{FileAction, SafeModeReport, ValueOutcome, VolumeReport};
 use crate::rules::Applied;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -59,13 +59,25 @@ impl Report {
     pub fn changes(&self) -> usize {
         self.files_deleted + self.registry_changes + self.safe_mode.iter().filter(|m| m.action.changed()).count()
     }
+
+    /// Files a dry run would delete.
+    pub fn would_delete(&self) -> usize {
+        self.volumes.iter().flat_map(|v| v.files()).filter(|f| f.action == FileAction::WouldDelete).count()
+    }
+
+    /// Changes a dry run would make: files, registry values, BCD stores.
+    pub fn would_change(&self) -> usize {
+        let hives = self.volumes.iter().flat_map(|v| &v.hives).filter(|h| h.action.would_change());
+        let values = hives.flat_map(|h| &h.changes).filter(|c| c.outcome == ValueOutcome::Set).count();
+        self.would_delete() + values + self.safe_mode.iter().filter(|m| m.action.would_change()).count()
+    }
 }
 
 /// The disks in the report.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DiskReport {
-    /// How the firmware names the disk (its device path as text).
+    /// How the front end names the disk (the agent: its device path as text; the host: the path given).
     pub label: String,
     /// Model name as the firmware reports it (may be empty).
     pub model: String,
@@ -86,10 +98,11 @@ pub struct DiskReport {
 /// The verdict shown in large letters at the end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// At least one file was deleted and nothing failed.
+    /// Something was changed (a file deleted, a registry value or Safe Mode set)
+    /// and nothing failed; on a dry run: would be.
     #[serde(rename = "FIXED")]
     Fixed,
-    /// Windows volumes were found and nothing failed, but no file needed deleting.
+    /// Windows volumes were found and nothing failed, but nothing needed changing.
     #[serde(rename = "NOTHING TO DO")]
     NothingToDo,
     /// Also what a report that names no outcome is taken for.

@@ -7,7 +7,7 @@
 use super::ports::{Console, EspFiles, KeySource};
 use super::report::{DiskReport, Outcome, Report, RunReport};
 use super::unlock::Unlocker;
-use super::volumes::{self, Found};
+use super::volumes::{self, Closed, Found};
 use crate::block::{BlockDevice, Counting};
 use crate::formats::diskid;
 use crate::formats::ntfs::{Ntfs, NtfsError};
@@ -22,9 +22,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// A disk the firmware sees, with what it says about it.
+/// A disk the run goes over, with what the front end knows of it.
 pub struct Disk<D> {
-    /// How the firmware names it (its device path as text).
+    /// How the front end names it (the agent: its device path as text; the host: the path given).
     pub label: String,
     /// Model name as the firmware reports it (may be empty).
     pub model: String,
@@ -110,8 +110,8 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
         }
         let windows = result.volumes[first..].iter().any(|v| v.windows);
         if let (Some(mode), true) = (profile.finish.safe_mode, windows) {
-            let store = format!("disk {}: \\EFI\\Microsoft\\Boot\\BCD", n + 1);
-            let r = set_safe_mode(&mut *dev.inner, &disk.label, store, mode, opts, esp, sink);
+            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1 };
+            let r = set_safe_mode(on, profile, mode, opts, esp, sink);
             console.line(&format!("  safe mode: {} -> {} [{}]", r.before, r.after, r.action));
             if let Some(why) = &r.reason {
                 result.errors.push(format!("{}: {why}", r.store));
@@ -125,17 +125,24 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
     }
     let windows = result.volumes.iter().filter(|v| v.windows).count();
     if windows == 0 {
-        let why = if result.volumes.iter().any(|v| v.filesystem == Filesystem::Ntfs) {
-            "no Windows volume found on any disk"
-        } else {
-            "no Windows volume found on any disk (no NTFS volume found: is it the right disk?)"
-        };
-        result.errors.push(why.into());
+        let mut why = String::from("no Windows volume found on any disk");
+        if !result.volumes.iter().any(|v| v.filesystem == Filesystem::Ntfs) {
+            why += " (no NTFS volume found: is it the right disk?)";
+        }
+        // A disk whose partition table could not be read may be the one: say so.
+        for (n, d) in disk_reports.iter().enumerate() {
+            if let Some(e) = &d.error {
+                why += &format!("; disk {}: cannot read its partition table: {e}", n + 1);
+            }
+        }
+        result.errors.push(why);
     }
     result.ok = result.errors.is_empty();
+    // A dry run concludes what the real run would (the report says `dry_run`).
+    let changes = if opts.dry_run { result.would_change() } else { result.changes() };
     let (outcome, reason) = if !result.ok {
         (Outcome::Failed, Some(result.errors.join("; ")))
-    } else if result.changes() > 0 {
+    } else if changes > 0 {
         (Outcome::Fixed, None)
     } else {
         (Outcome::NothingToDo, None)
@@ -170,9 +177,13 @@ fn volume(env: &mut Env<'_>, found: Found<'_>) -> Applied {
     let left = |volume, errors| Applied { volume, errors, backups: Vec::new() };
     let mut vol = match found.volume {
         Ok(v) => v,
-        Err(why) => {
+        Err(Closed::Locked(why)) => {
             vr.filesystem = Filesystem::LockedBitLocker;
             return left(vr, vec![format!("BitLocker volume on {} not unlocked: {why}", found.name)]);
+        }
+        Err(Closed::Unreadable(why)) => {
+            vr.error = Some(why.into());
+            return left(vr, vec![format!("volume {} on {}: cannot be read: {why}", found.index, found.name)]);
         }
     };
     let opened = Ntfs::open(&mut vol).and_then(|v| v.lookup(&mut vol, "Windows\\System32").map(|_| v));
@@ -200,17 +211,25 @@ fn volume(env: &mut Env<'_>, found: Found<'_>) -> Applied {
     rules::apply(env, &ntfs, &mut vol, vr)
 }
 
+/// A disk whose ESP the run edits: its device, its label and its number (1-based).
+struct EspDisk<'a> {
+    dev: &'a mut dyn BlockDevice,
+    label: &'a str,
+    number: usize,
+}
+
 /// `[finish] safe_mode` on one disk's BCD store, read and written through
 /// the front end's ESP port (the originals go to the backup sink first).
 fn set_safe_mode(
-    dev: &mut dyn BlockDevice,
-    label: &str,
-    store: String,
+    on: EspDisk<'_>,
+    profile: &Profile,
     mode: bcd::SafeMode,
     opts: Options,
     esp: &mut dyn EspFiles,
     sink: &mut dyn BackupSink,
 ) -> SafeModeReport {
+    let EspDisk { dev, label, number } = on;
+    let store = format!("disk {number}: \\EFI\\Microsoft\\Boot\\BCD");
     let mut r = SafeModeReport { store, undo: bcd::undo_text(mode), ..Default::default() };
     let result = (|| -> Result<(), String> {
         let old =
@@ -218,7 +237,8 @@ fn set_safe_mode(
         let [log1, log2] = BootFile::LOGS.map(|f| esp.read(dev, label, f).unwrap_or(Ok(Vec::new())));
         let (log1, log2) = (log1?, log2?);
         let mut write = |file, edits: &[_]| esp.write(dev, label, file, edits);
-        safe_mode::set(Store { bcd: &old, logs: [&log1, &log2] }, mode, opts, sink, &mut write, &mut r)
+        let store = Store { bcd: &old, logs: [&log1, &log2], owner: (&profile.name, number) };
+        safe_mode::set(store, mode, opts, sink, &mut write, &mut r)
     })();
     if let Err(why) = result {
         r.action = StoreAction::Failed;

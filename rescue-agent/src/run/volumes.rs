@@ -8,6 +8,7 @@ use super::ports::Console;
 use super::report::BitLockerReport;
 use super::unlock::{self, Unlocker};
 use crate::block::{BlockDevice, Slice};
+use crate::formats::bitlocker::header::is_bitlocker;
 use crate::formats::partition::{self, Partition, PartitionError, PartitionKind};
 use alloc::format;
 use alloc::string::String;
@@ -24,8 +25,17 @@ pub struct Found<'a> {
     /// True for a BitLocker volume.
     pub bitlocker: bool,
     /// The volume to read (and write): a plain partition or an unlocked
-    /// BitLocker volume; or why a BitLocker volume stayed locked.
-    pub volume: Result<&'a mut dyn BlockDevice, &'a str>,
+    /// BitLocker volume; or why it cannot be read.
+    pub volume: Result<&'a mut dyn BlockDevice, Closed<'a>>,
+}
+
+/// Why a volume the walk found cannot be read.
+#[derive(Clone, Copy, Debug)]
+pub enum Closed<'a> {
+    /// A BitLocker volume that stayed locked, and why.
+    Locked(&'a str),
+    /// Its first sector could not be read (the device's error).
+    Unreadable(&'a str),
 }
 
 /// What the walk saw of a disk besides its volumes.
@@ -64,35 +74,42 @@ pub fn walk<D: BlockDevice>(
     for p in &parts {
         let mut vol = Slice::new(&mut *dev, p.offset, p.size);
         let mut head = [0u8; 512];
-        if p.size < 512 || vol.read_at(0, &mut head).is_err() {
+        if p.size < 512 {
             continue;
         }
         let index = first_index + walked.count;
         let name = format!("disk {disk_no} partition {} ({} MiB)", p.number, p.size >> 20);
         let what = format!("  partition {} ({} MiB)", p.number, p.size >> 20);
         let found = |volume, bitlocker| Found { index, partition: p, name: &name, bitlocker, volume };
-        match head.get(3..11) {
-            Some(b"-FVE-FS-") => {
-                u.console.line(&format!("{what}: BitLocker"));
-                let mut br = BitLockerReport { volume: index, ..Default::default() };
-                match unlock::open(&mut vol, &name, u, &mut br) {
-                    Ok(mut plain) => {
-                        u.console.line(&format!("  unlocked: {}", br.unlocked_by.as_deref().unwrap_or("")));
-                        visit(found(Ok(&mut plain), true), u.console);
-                        if let Err(e) = plain.flush() {
-                            walked.errors.push(format!("{name}: flushing writes failed: {e}"));
-                        }
-                    }
-                    Err(why) => {
-                        u.console.line(&format!("  left locked: {why}"));
-                        visit(found(Err(&why), true), u.console);
-                        br.skipped = Some(why);
+        if let Err(e) = vol.read_at(0, &mut head) {
+            let why = format!("{e}");
+            u.console.line(&format!("{what}: cannot be read: {why}"));
+            visit(found(Err(Closed::Unreadable(&why)), false), u.console);
+            walked.count += 1;
+            continue;
+        }
+        if is_bitlocker(&head) {
+            u.console.line(&format!("{what}: BitLocker"));
+            let mut br = BitLockerReport { volume: index, ..Default::default() };
+            match unlock::open(&mut vol, &name, u, &mut br) {
+                Ok(mut plain) => {
+                    u.console.line(&format!("  unlocked: {}", br.unlocked_by.as_deref().unwrap_or("")));
+                    visit(found(Ok(&mut plain), true), u.console);
+                    if let Err(e) = plain.flush() {
+                        walked.errors.push(format!("{name}: flushing writes failed: {e}"));
                     }
                 }
-                walked.bitlocker.push(br);
+                Err(why) => {
+                    u.console.line(&format!("  left locked: {why}"));
+                    visit(found(Err(Closed::Locked(&why)), true), u.console);
+                    br.skipped = Some(why);
+                }
             }
-            Some(b"NTFS    ") => visit(found(Ok(&mut vol), false), u.console),
-            _ => continue,
+            walked.bitlocker.push(br);
+        } else if head.get(3..11) == Some(b"NTFS    ") {
+            visit(found(Ok(&mut vol), false), u.console);
+        } else {
+            continue;
         }
         walked.count += 1;
     }

@@ -12,8 +12,8 @@
 //! `index_edit` and `bitmap` (the index and bitmap editors the delete
 //! planner uses), and [`plan`] (the write list and [`plan::execute`], the
 //! only function that writes). Reading decodes every kind of file Windows
-//! writes: sparse, LZNT1-compressed (`compressed`) and WOF/CompactOS ([`wof`],
-//! with the decompressors in [`crate::formats::decompress`]).
+//! writes ([`stream`]): sparse, LZNT1-compressed (`compressed`) and
+//! WOF/CompactOS ([`wof`], with the decompressors in [`crate::formats::decompress`]).
 //!
 //! Typical use (what `rescue apply` and the agent do through
 //! [`crate::rules::apply`]):

@@ -117,29 +117,6 @@ pub fn set_safe_mode(ed: &mut Editor, mode: SafeMode, timestamp: u64) -> Result<
     Ok(SafeModeChange { loader, before, after })
 }
 
-/// What a run did to one BCD store (in the run's report).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct SafeModeReport {
-    /// Where the store is (e.g. `disk 0, partition 1: \EFI\Microsoft\Boot\BCD`).
-    pub store: String,
-    /// The default loader's object GUID.
-    pub loader: String,
-    /// `safeboot` before: `minimal`, `network` or `off`.
-    pub before: String,
-    /// `safeboot` after.
-    pub after: String,
-    /// `set`, `would set`, `unchanged` or `failed`.
-    pub action: String,
-    /// Why it failed.
-    pub reason: Option<String>,
-    /// How to undo it.
-    pub undo: String,
-    /// How the change went through a transaction log (see
-    /// `registry::journal`), e.g. `log entry 35 in BCD.LOG1, written first`.
-    pub journal: Option<String>,
-}
-
 /// A `safeboot` element value for people.
 pub fn describe(v: Option<u64>) -> String {
     String::from(match v {

@@ -297,6 +297,9 @@ impl Hive {
     pub fn data(&self, v: &Value) -> Result<Vec<u8>> {
         let len = v.len() as usize;
         if v.is_inline() {
+            if len > 4 {
+                return Err(corrupt("vk cell", Hive::file_offset(v.off) as u64, "inline data longer than 4 bytes"));
+            }
             return Ok(v.data_off.to_le_bytes().into_iter().take(len).collect());
         }
         if len == 0 {
