@@ -111,16 +111,23 @@ pub fn extents(runs: &[Run], cluster: u64, pos: u64, len: u64, offset: u64) -> R
     let mut out = Vec::new();
     let mut pos = pos;
     let end = pos.checked_add(len).ok_or(corrupt("data runs", offset, "range overflow"))?;
+    // Runs come from the disk: every product below is checked, never wrapped.
+    let overflow = || corrupt("data runs", offset, "cluster arithmetic overflows");
+    let bytes = |clusters: u64| clusters.checked_mul(cluster).ok_or_else(overflow);
     while pos < end {
-        let vcn = pos / cluster;
+        let vcn = pos.checked_div(cluster).ok_or_else(overflow)?;
         let r = runs.iter().find(|r| r.vcn <= vcn && vcn - r.vcn < r.len).ok_or(corrupt(
             "data runs",
             offset,
             "stream range not mapped by its runs",
         ))?;
-        let run_end = (r.vcn + r.len) * cluster;
+        let run_end = bytes(r.vcn.checked_add(r.len).ok_or_else(overflow)?)?;
         let n = (run_end - pos).min(end - pos);
-        let phys = r.lcn.map(|l| l * cluster + (pos - r.vcn * cluster));
+        let into_run = pos - bytes(r.vcn)?;
+        let phys = match r.lcn {
+            Some(l) => Some(bytes(l)?.checked_add(into_run).ok_or_else(overflow)?),
+            None => None,
+        };
         match out.last_mut() {
             Some((Some(p), l)) if phys == Some(*p + *l) => *l += n,
             _ => out.push((phys, n)),
