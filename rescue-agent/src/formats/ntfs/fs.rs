@@ -497,6 +497,27 @@ impl Ntfs {
         Ok(out)
     }
 
+    /// The index block `vcn` that entry `e` of `node` points to; a block
+    /// already in `seen` is a loop in the index, an error.
+    fn unseen_child(
+        &self,
+        dev: &mut impl BlockDevice,
+        dir: &Directory,
+        node: &Node,
+        e: &Entry,
+        vcn: u64,
+        seen: &mut BTreeSet<u64>,
+    ) -> Result<Node> {
+        if !seen.insert(vcn) {
+            return Err(corrupt(
+                "index entry",
+                node.offset + e.off as u64,
+                "sub-node visited twice (loop in the index)",
+            ));
+        }
+        self.read_block(dev, dir, vcn)
+    }
+
     fn walk(
         &self,
         dev: &mut impl BlockDevice,
@@ -511,14 +532,7 @@ impl Ntfs {
         }
         for e in node.entries()? {
             if let Some(vcn) = e.sub {
-                if !seen.insert(vcn) {
-                    return Err(corrupt(
-                        "index entry",
-                        node.offset + e.off as u64,
-                        "sub-node visited twice (loop in the index)",
-                    ));
-                }
-                let child = self.read_block(dev, dir, vcn)?;
+                let child = self.unseen_child(dev, dir, node, &e, vcn, seen)?;
                 self.walk(dev, dir, &child, depth + 1, seen, out)?;
             }
             if let Some(k) = e.key {
@@ -587,14 +601,7 @@ impl Ntfs {
             }
             if ord != Ordering::Greater {
                 if let Some(vcn) = e.sub {
-                    if !seen.insert(vcn) {
-                        return Err(corrupt(
-                            "index entry",
-                            node.offset + e.off as u64,
-                            "sub-node visited twice (loop in the index)",
-                        ));
-                    }
-                    let child = self.read_block(dev, dir, vcn)?;
+                    let child = self.unseen_child(dev, dir, node, e, vcn, seen)?;
                     path.push((loc, i));
                     if let Some(r) =
                         self.search(dev, dir, NodeLoc::Block(vcn), &child, name, target, depth + 1, seen, path)?
