@@ -41,8 +41,10 @@
 //! Nothing here formats or logs key material; every buffer holding a key,
 //! a PIN-derived key or Argon2's working memory is zeroized.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::util::guid::Guid;
-use crate::util::le::le32;
+use crate::util::le::{array, le16, le32};
 use alloc::string::String;
 use alloc::vec::Vec;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
@@ -292,7 +294,8 @@ impl SiteKeys {
     }
 
     fn find(&self, key_id: &Guid) -> Option<&Zeroizing<[u8; 16]>> {
-        self.entries.binary_search_by(|e| e.0 .0.cmp(&key_id.0)).ok().map(|i| &self.entries[i].1)
+        let i = self.entries.binary_search_by(|e| e.0 .0.cmp(&key_id.0)).ok()?;
+        self.entries.get(i).map(|e| &e.1)
     }
 }
 
@@ -302,8 +305,8 @@ pub fn recovery_password(key: &[u8; 16]) -> Zeroizing<String> {
     // Room for the whole password up front: the string never reallocates,
     // so no unzeroized copy is left behind.
     let mut s = Zeroizing::new(String::with_capacity(55));
-    for b in 0..8 {
-        let mut v = u16::from_le_bytes([key[2 * b], key[2 * b + 1]]) as u32 * 11;
+    for (b, pair) in key.chunks_exact(2).enumerate() {
+        let mut v = le16(pair, 0).unwrap_or(0) as u32 * 11;
         let mut digits = [0u8; 6];
         for d in digits.iter_mut().rev() {
             *d = b'0' + (v % 10) as u8;
@@ -332,7 +335,7 @@ pub fn parse_guid(text: &str) -> Option<Guid> {
         _ => return None,
     };
     let b = t.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b.get(i) != Some(&b'-')) {
         return None;
     }
     let mut raw = [0u8; 16];
@@ -346,7 +349,7 @@ pub fn parse_guid(text: &str) -> Option<Guid> {
         match hi.take() {
             None => hi = Some(v),
             Some(h) => {
-                raw[n] = h << 4 | v;
+                *raw.get_mut(n)? = h << 4 | v;
                 n += 1;
             }
         }
@@ -398,7 +401,7 @@ impl Keyring {
         if len > MAX_FILE_LEN {
             return Err(KeyringError::TooLarge { len });
         }
-        if len < 8 || bytes[..8] != MAGIC {
+        if bytes.get(..8) != Some(&MAGIC[..]) {
             return if len < 8 && MAGIC.starts_with(bytes) {
                 Err(KeyringError::TooShort { len })
             } else {
@@ -408,7 +411,7 @@ impl Keyring {
         if len < HEADER_LEN + SUM_LEN {
             return Err(KeyringError::TooShort { len });
         }
-        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        let version = le16(bytes, 8).unwrap_or(0);
         if version != VERSION {
             return Err(KeyringError::UnsupportedVersion { version });
         }
@@ -417,17 +420,19 @@ impl Keyring {
             return Err(KeyringError::Tampered);
         }
         let corrupt = |what, offset| Err(KeyringError::Corrupt { what, offset });
-        let flags = content[10];
+        // The header is inside `content` (its length was checked above).
+        let field = |from: usize, to: usize| content.get(from..to).unwrap_or_default();
+        let flags = field(10, 11).first().copied().unwrap_or(0);
         if flags & !FLAG_SEALED != 0 {
             return corrupt("unknown flags", 10);
         }
         let sealed = flags & FLAG_SEALED != 0;
-        let kdf_id = content[11];
+        let kdf_id = field(11, 12).first().copied().unwrap_or(0);
         let count = le32(content, 12).unwrap_or(0) as usize;
         if count == 0 || count > MAX_KEYS {
             return Err(KeyringError::KeyCount { count });
         }
-        if content[56..64].iter().any(|&b| b != 0) {
+        if field(56, 64).iter().any(|&b| b != 0) {
             return corrupt("reserved bytes not zero", 56);
         }
         let seal = if sealed {
@@ -440,16 +445,15 @@ impl Keyring {
                 p: le32(content, 24).unwrap_or(0),
             };
             kdf.check()?;
-            let mut salt = [0u8; 16];
-            salt.copy_from_slice(&content[28..44]);
-            let mut nonce = [0u8; 12];
-            nonce.copy_from_slice(&content[44..56]);
+            let (Some(salt), Some(nonce)) = (array(content, 28), array(content, 44)) else {
+                return Err(KeyringError::TooShort { len });
+            };
             Some(SealParams { kdf, salt, nonce })
         } else {
             if kdf_id != KDF_NONE {
                 return corrupt("key derivation in an unsealed file", 11);
             }
-            if content[16..56].iter().any(|&b| b != 0) {
+            if field(16, 56).iter().any(|&b| b != 0) {
                 return corrupt("sealing parameters in an unsealed file", 16);
             }
             None
@@ -466,7 +470,7 @@ impl Keyring {
         }
         let ids_end = HEADER_LEN + 16 * count;
         let mut key_ids = Vec::with_capacity(count);
-        for (i, raw) in content[HEADER_LEN..ids_end].chunks_exact(16).enumerate() {
+        for (i, raw) in field(HEADER_LEN, ids_end).chunks_exact(16).enumerate() {
             let id = Guid::from_slice(raw);
             if let Some(prev) = key_ids.last() {
                 let prev: &Guid = prev;
@@ -481,15 +485,12 @@ impl Keyring {
             key_ids.push(id);
         }
         let body_end = ids_end + 16 * count;
-        let mut tag = [0u8; TAG_LEN];
-        if sealed {
-            tag.copy_from_slice(&content[body_end..body_end + TAG_LEN]);
-        }
+        let tag = if sealed { array(content, body_end).ok_or(KeyringError::TooShort { len })? } else { [0u8; TAG_LEN] };
         Ok(Keyring {
             seal,
             key_ids,
-            aad: content[..ids_end].to_vec(),
-            body: Zeroizing::new(content[ids_end..body_end].to_vec()),
+            aad: field(0, ids_end).to_vec(),
+            body: Zeroizing::new(field(ids_end, body_end).to_vec()),
             tag,
         })
     }
@@ -645,6 +646,7 @@ pub fn unsealed(keys: &SiteKeys) -> Result<Vec<u8>, KeyringError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
     use crate::formats::bitlocker::keys::parse_recovery_password;

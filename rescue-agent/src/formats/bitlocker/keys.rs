@@ -5,11 +5,13 @@
 //! Every buffer that holds key material is [`Zeroizing`]; nothing here
 //! formats or logs a key.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::datum::{entry, value, Datums};
 use super::error::{BitLockerError, Result};
 use super::protector::WrappedKey;
 use crate::util::guid::Guid;
-use crate::util::le::le16;
+use crate::util::le::{le16, le32};
 use aes::Aes256;
 use alloc::vec::Vec;
 use ccm::aead::generic_array::GenericArray;
@@ -46,10 +48,7 @@ pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
     for c in s.trim().chars() {
         match c {
             '0'..='9' => {
-                if n == 48 {
-                    return Err(BitLockerError::RecoveryPasswordFormat);
-                }
-                digits[n] = c as u8 - b'0';
+                *digits.get_mut(n).ok_or(BitLockerError::RecoveryPasswordFormat)? = c as u8 - b'0';
                 n += 1;
             }
             '-' | ' ' => {}
@@ -60,9 +59,9 @@ pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
         return Err(BitLockerError::RecoveryPasswordFormat);
     }
     let mut key = Zeroizing::new([0u8; 16]);
-    for b in 0..8 {
+    for (b, (block, out)) in digits.chunks_exact(6).zip(key.chunks_exact_mut(2)).enumerate() {
         let mut v: u32 = 0;
-        for d in &digits[b * 6..b * 6 + 6] {
+        for d in block {
             v = v * 10 + *d as u32;
         }
         if check_block(v).is_err() {
@@ -70,7 +69,7 @@ pub fn parse_recovery_password(s: &str) -> Result<Zeroizing<[u8; 16]>> {
             return Err(BitLockerError::RecoveryPasswordBlock { block: b as u8 + 1 });
         }
         let q = (v / 11) as u16;
-        key[b * 2..b * 2 + 2].copy_from_slice(&q.to_le_bytes());
+        out.copy_from_slice(&q.to_le_bytes());
         v.zeroize();
     }
     Ok(key)
@@ -98,6 +97,7 @@ pub type Compress = fn(&mut [u32; 8], &[[u8; 64]; 2]);
 /// UEFI front end, where the `sha2` crate runs its software code, can pass
 /// one that uses the SHA extensions after checking CPUID (see
 /// [`super::BitLocker::set_compress`]).
+#[allow(clippy::indexing_slicing)] // constant ranges of fixed-size SHA-256 blocks, in the hot loop
 pub fn stretch_with(initial: &[u8; 32], salt: &[u8; 16], compress: Compress) -> Key32 {
     // The 88-byte message is two SHA-256 blocks: (last hash, initial hash),
     // then (salt, counter, padding, length). Calling the compression function
@@ -126,6 +126,7 @@ pub fn stretch_with(initial: &[u8; 32], salt: &[u8; 16], compress: Compress) -> 
 
 /// The stretch written the plain way (one SHA-256 per round), kept to check
 /// [`stretch`] against.
+#[allow(clippy::indexing_slicing)] // constant ranges of fixed-size SHA-256 blocks, in the hot loop
 pub fn stretch_reference(initial: &[u8; 32], salt: &[u8; 16], rounds: u64) -> Key32 {
     let mut block = Zeroizing::new([0u8; 88]);
     block[32..64].copy_from_slice(initial);
@@ -204,7 +205,7 @@ pub fn key_bytes(datum: &[u8]) -> Option<(u16, &[u8])> {
     if datum.len() < 12 || le16(datum, 4).unwrap_or(0) != value::KEY {
         return None;
     }
-    Some((le16(datum, 8).unwrap_or(0), &datum[12..]))
+    Some((le16(datum, 8).unwrap_or(0), datum.get(12..)?))
 }
 
 /// A startup key read from a .BEK file (its key zeroized when dropped, copies too).
@@ -229,12 +230,10 @@ pub fn parse_bek(file: &[u8]) -> Result<StartupKey> {
     if file.len() < 48 + 8 || file.len() > 64 * 1024 {
         return Err(bad("file size", file.len() as u64));
     }
-    let size = u32::from_le_bytes([file[0], file[1], file[2], file[3]]) as usize;
-    let header_size = u32::from_le_bytes([file[8], file[9], file[10], file[11]]) as usize;
-    if header_size != 48 || size < 48 || size > file.len() {
-        return Err(bad("header", 0));
-    }
-    for d in Datums::new(&file[48..size], 48) {
+    let size = le32(file, 0).unwrap_or(0) as usize;
+    let header_size = le32(file, 8).unwrap_or(0) as usize;
+    let entries = file.get(48..size).filter(|_| header_size == 48).ok_or(bad("header", 0))?;
+    for d in Datums::new(entries, 48) {
         let d = d.map_err(|_| bad("entry size", 48))?;
         if d.entry_type != entry::STARTUP_KEY || d.value_type != value::EXTERNAL_KEY {
             continue;

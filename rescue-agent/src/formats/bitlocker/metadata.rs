@@ -4,6 +4,8 @@
 //! SHA-256 of it). [`Metadata::read`] validates every copy and uses the first
 //! valid one.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::datum::{entry, value, Datums};
 use super::error::{corrupt, BitLockerError, Result};
 use super::header::VolumeHeader;
@@ -180,7 +182,7 @@ pub struct Metadata {
 
 /// Checks one copy: signature, version, sizes, CRC-32, then parses it.
 fn parse_copy(block: &[u8], at: u64, index: usize) -> core::result::Result<Metadata, CopyStatus> {
-    if block.len() < HEADERS_LEN || &block[..8] != b"-FVE-FS-" {
+    if block.len() < HEADERS_LEN || block.get(..8) != Some(b"-FVE-FS-") {
         return Err(CopyStatus::BadSignature);
     }
     let version = le16(block, 10).unwrap_or(0);
@@ -196,7 +198,8 @@ fn parse_copy(block: &[u8], at: u64, index: usize) -> core::result::Result<Metad
     if vsize < 8 || vversion > 2 {
         return Err(CopyStatus::BadStructure);
     }
-    if crc32(&block[..block_len]) != le32(block, block_len + 4).unwrap_or(0) {
+    let covered = block.get(..block_len).ok_or(CopyStatus::BadStructure)?;
+    if crc32(covered) != le32(block, block_len + 4).unwrap_or(0) {
         return Err(CopyStatus::BadCrc);
     }
     parse_block(block, block_len, at, index).map_err(|_| CopyStatus::BadStructure)
@@ -207,7 +210,7 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
     for (i, o) in offsets.iter_mut().enumerate() {
         *o = le64(block, 32 + 8 * i).unwrap_or(0);
     }
-    if offsets[index] != at {
+    if offsets.get(index) != Some(&at) {
         return corrupt("metadata block location", at + 32);
     }
     let meta_size = le32(block, 64).unwrap_or(0) as usize;
@@ -216,13 +219,14 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
     }
     let code = le16(block, 64 + 36).unwrap_or(0);
     let method = EncryptionMethod::from_code(code).ok_or(BitLockerError::UnsupportedMethod { method: code })?;
-    let volume_guid = Guid::from_slice(&block[64 + 16..]);
+    let volume_guid = Guid::at(block, 64 + 16).unwrap_or_default();
     let created = le64(block, 64 + 40).unwrap_or(0);
     let mut description = None;
     let mut protectors = Vec::new();
     let mut wrapped_fvek = None;
     let mut vh = None;
-    for d in Datums::new(&block[HEADERS_LEN..64 + meta_size], at + HEADERS_LEN as u64) {
+    let entries = block.get(HEADERS_LEN..64 + meta_size).unwrap_or_default();
+    for d in Datums::new(entries, at + HEADERS_LEN as u64) {
         let d = d?;
         match (d.entry_type, d.value_type) {
             (entry::VMK, value::VMK) if protectors.len() < 64 => protectors.push(Protector::parse(&d)?),
@@ -244,17 +248,17 @@ fn parse_block(block: &[u8], block_len: usize, at: u64, index: usize) -> Result<
         None => (le64(block, 56).unwrap_or(0), le32(block, 28).unwrap_or(0) as u64 * 512),
     };
     // The validation structure: size, version, CRC-32, then an AES-CCM datum.
-    let validation =
-        Datums::new(&block[block_len + 8..(block_len + 8 + 120).min(block.len())], at + block_len as u64 + 8)
-            .next()
-            .and_then(|d| d.ok())
-            .filter(|d| d.value_type == value::AES_CCM)
-            .and_then(|d| d.ccm().ok())
-            .map(|b| WrappedKey::from_blob(&b));
+    let after = block.get(block_len + 8..).unwrap_or_default();
+    let validation = Datums::new(after.get(..120).unwrap_or(after), at + block_len as u64 + 8)
+        .next()
+        .and_then(|d| d.ok())
+        .filter(|d| d.value_type == value::AES_CCM)
+        .and_then(|d| d.ccm().ok())
+        .map(|b| WrappedKey::from_blob(&b));
     let block_sha256 = {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        h.update(&block[..block_len]);
+        h.update(block.get(..block_len).unwrap_or_default());
         h.finalize().into()
     };
     Ok(Metadata {
@@ -292,28 +296,33 @@ impl Metadata {
                 continue;
             }
             let len = (size - at).min(AREA_SIZE) as usize;
-            buf[len..].fill(0);
-            if dev.read_at(at, &mut buf[..len]).is_err() {
+            let (area, rest) = buf.split_at_mut(len);
+            rest.fill(0);
+            if dev.read_at(at, area).is_err() {
                 continue;
             }
-            if len >= 12 && &buf[..8] == b"-FVE-FS-" && le16(&buf, 10).unwrap_or(0) == 1 {
+            if len >= 12 && area.get(..8) == Some(b"-FVE-FS-") && le16(area, 10).unwrap_or(0) == 1 {
                 return Err(BitLockerError::VistaUnsupported);
             }
-            match parse_copy(&buf[..len], at, i) {
+            let status = match parse_copy(area, at, i) {
                 Ok(m) => {
-                    copies[i] = CopyStatus::Valid;
-                    if found.is_none() {
-                        found = Some(m);
-                    }
+                    found.get_or_insert(m);
+                    CopyStatus::Valid
                 }
-                Err(s) => copies[i] = s,
+                Err(s) => s,
+            };
+            if let Some(c) = copies.get_mut(i) {
+                *c = status;
             }
         }
         match found {
             Some(mut m) => {
                 m.copies = copies;
                 if m.volume_header_size > size || m.volume_header_offset > size - m.volume_header_size {
-                    return corrupt("relocated boot sector range", m.offsets[m.copy_used] + 56);
+                    return corrupt(
+                        "relocated boot sector range",
+                        m.offsets.get(m.copy_used).copied().unwrap_or(0) + 56,
+                    );
                 }
                 Ok(m)
             }

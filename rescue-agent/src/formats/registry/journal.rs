@@ -37,6 +37,8 @@
 //! or from the chain it continues), so every state between the first and the
 //! last page recovers as both ends do.
 
+#![deny(clippy::indexing_slicing)]
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -44,7 +46,7 @@ use alloc::vec::Vec;
 use super::base::{self, BaseBlock, SIZE};
 use super::edit::{self, FileEdit};
 use super::log::{self, Recovered};
-use super::{RegError, Result};
+use super::{corrupt, RegError, Result};
 use crate::util::le::le32;
 
 /// Logs are written in 512-byte sectors.
@@ -143,11 +145,14 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     // The hive ends one past its last log entry, as after Windows' own
     // writes (its next entry then takes the next number); while written it
     // is dirty with recovery starting at `floor`.
-    let mut clean = edited[..SIZE].to_vec();
+    let base_block = edited.get(..SIZE).ok_or(corrupt("base block", 0, "shorter than a base block"))?;
+    let mut clean = base_block.to_vec();
     base::stamp(&mut clean, seq.wrapping_add(1), seq.wrapping_add(1), new.timestamp)?;
-    let mut dirty = edited[..SIZE].to_vec();
+    let mut dirty = base_block.to_vec();
     base::stamp(&mut dirty, seq.wrapping_add(1), place.floor, new.timestamp)?;
-    primary[0].1 = dirty;
+    if let Some(first) = primary.first_mut() {
+        first.1 = dirty;
+    }
     if let Some(last) = primary.last_mut() {
         last.1 = clean;
     }
@@ -190,7 +195,7 @@ fn place(recovered: &Recovered, logs: &[&[u8]], len: usize, seq: u32) -> Result<
         // Recovered from old-format logs, or clean: a fresh new-format log, if one can hold the entry.
         None if recovered.applied > 0 => Ok(None),
         None => {
-            let log = (0..logs.len()).find(|&i| log::is_new_format(logs[i]) && fits(i, SECTOR));
+            let log = (0..logs.len()).find(|&i| logs.get(i).is_some_and(|l| log::is_new_format(l)) && fits(i, SECTOR));
             Ok(log.map(|log| Place { log, at: SECTOR, floor: seq }))
         }
     }
@@ -225,7 +230,7 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
         }
         let refs: Vec<&[u8]> = logs.iter().map(|l| l.as_slice()).collect();
         let r = log::recover(&primary, &refs).map_err(|_| bad())?;
-        let primary_touched = journal.writes[..=k].iter().any(|(t, _)| *t == Target::Primary);
+        let primary_touched = journal.writes.iter().take(k + 1).any(|(t, _)| *t == Target::Primary);
         let good = if k + 1 == n {
             // Clean: the edited hive, numbered one past the entry.
             let next = journal.entry.map_or(0, |(_, seq)| seq.wrapping_add(1));
@@ -248,6 +253,7 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 mod tests {
     use super::*;
     use crate::formats::registry::log::tests::primary;

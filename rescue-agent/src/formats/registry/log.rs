@@ -67,6 +67,8 @@
 //! (base block, dirty vector); Marvin32 as published by Microsoft in the
 //! .NET runtime (`System.Marvin`, MIT) and patent US 2013/0262421.
 
+#![deny(clippy::indexing_slicing)]
+
 use alloc::vec::Vec;
 
 use super::base::{self, BaseBlock, SIZE};
@@ -394,6 +396,7 @@ fn marvin_mix(mut lo: u32, mut hi: u32) -> (u32, u32) {
 /// bytes with file type `file_type` (6 for `HvLE` logs) and both sequence
 /// numbers `seq`, checksum recomputed. Only these 512 bytes are written: the
 /// rest of a log base block is not read.
+#[allow(clippy::indexing_slicing)] // writes into a buffer it sized itself
 pub fn log_base(hive: &[u8], file_type: u32, seq: u32) -> Result<Vec<u8>> {
     let mut h = alloc::vec![0u8; SIZE];
     let n = hive.len().min(SECTOR);
@@ -408,6 +411,7 @@ pub fn log_base(hive: &[u8], file_type: u32, seq: u32) -> Result<Vec<u8>> {
 /// flags `flags` (bit 0 of the base block's), writing each `(offset in the
 /// hive bins, data)` of `pages`; padded with zeros to a multiple of 512
 /// bytes and to at least `min_size`, both Marvin32 hashes set.
+#[allow(clippy::indexing_slicing)] // writes into a buffer it sized itself
 pub fn entry(seq: u32, bins: u32, flags: u32, pages: &[(u32, &[u8])], min_size: usize) -> Result<Vec<u8>> {
     let mut e = alloc::vec![0u8; ENTRY_HEADER];
     e[..4].copy_from_slice(b"HvLE");
@@ -489,6 +493,7 @@ fn apply_dirty_vector(out: &mut [u8], log: &Log) -> Result<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they built
 pub(super) mod tests {
     use super::*;
     use alloc::vec;
