@@ -311,7 +311,7 @@ impl Gpt {
         let disk_sectors = dev.size() / ss as u64;
         let mut entries = Vec::new();
         for e in table.chunks_exact(esize as usize) {
-            let type_guid = Guid::at(e, 0).unwrap_or_default();
+            let type_guid = Guid::from_slice(e);
             if type_guid == Guid::default() {
                 continue;
             }

@@ -199,7 +199,7 @@ impl<'a> Datum<'a> {
     /// A VMK or external key's GUID.
     pub fn guid(&self) -> Result<Guid> {
         let (d, _) = self.need(16, "key protector entry")?;
-        Ok(Guid::at(d, 0).unwrap_or_default())
+        Ok(Guid::from_slice(d))
     }
 
     /// An offset-and-size value.

@@ -159,7 +159,7 @@ impl Protector {
         if data.len() < 28 {
             return corrupt("VMK entry (too short)", d.offset);
         }
-        let key_id = Guid::at(data, 0).unwrap_or_default();
+        let key_id = Guid::from_slice(data);
         let modified = le64(data, 16).unwrap_or(0);
         let kind = ProtectorKind::from_code(le16(data, 26).unwrap_or(0));
         let mut p = Protector {
