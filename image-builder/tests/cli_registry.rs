@@ -263,12 +263,21 @@ fn dirty_hive_without_logs_and_corrupt_hive_are_refused_with_nothing_written() {
     let xz = |name: &str| {
         bytes(Command::new("xz").arg("-dc").arg(root().join("../shared/corpus/registry").join(format!("{name}.xz"))))
     };
-    for (name, want) in [("SYSTEM_2", "transaction logs are missing"), ("corrupted_system_hive", "corrupt hive")] {
-        // Put the corpus hive in place with ntfs-3g, then the disk back together.
+    let aliased = aliased_start(&fs::read(disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM")).unwrap());
+    for (name, want) in [
+        ("SYSTEM_2", "transaction logs are missing"),
+        ("corrupted_system_hive", "corrupt hive"),
+        ("aliased", "another structure uses too"),
+    ] {
+        if name == "aliased" {
+            assert!(dump_of(t.path(), &aliased).iter().any(|l| l.contains("CSAgent\tStart\t")), "hivex reads it");
+        }
+        // Put the hive in place with ntfs-3g, then the disk back together.
+        let hive = if name == "aliased" { aliased.clone() } else { xz(name) };
         let p = part.clone();
         ntfs3g::with_mount(&p, &[], |m| {
             let cfg = m.join("Windows/System32/config");
-            fs::write(cfg.join("SYSTEM"), xz(name)).unwrap();
+            fs::write(cfg.join("SYSTEM"), &hive).unwrap();
             ["SYSTEM.LOG1", "SYSTEM.LOG2"].iter().for_each(|l| _ = fs::remove_file(cfg.join(l)));
         });
         let mut image = fs::read(&disk.path).unwrap();
@@ -283,6 +292,22 @@ fn dirty_hive_without_logs_and_corrupt_hive_are_refused_with_nothing_written() {
             "{name}: the volume was written"
         );
     }
+}
+
+/// The test disk's SYSTEM hive with CSAgent's `Start` (an inline DWORD)
+/// turned into a 4-byte value whose data cell is ImagePath's: hivex reads
+/// it, and disabling the service would have freed ImagePath's data.
+fn aliased_start(hive: &[u8]) -> Vec<u8> {
+    use rescue_engine::formats::registry::cell::Hive;
+    let h = Hive::open(hive.to_vec()).unwrap();
+    let key = h.open_path("ControlSet001\\Services\\CSAgent").unwrap();
+    let find = |n: &str| h.values(&key).unwrap().into_iter().find(|v| v.name_string() == n).unwrap();
+    let (start, image) = (find("Start"), find("ImagePath"));
+    let mut b = hive.to_vec();
+    let at = Hive::file_offset(start.off) + 4;
+    b[at + 4..at + 8].copy_from_slice(&4u32.to_le_bytes());
+    b[at + 8..at + 12].copy_from_slice(&image.data_off.to_le_bytes());
+    b
 }
 
 #[test]

@@ -376,3 +376,65 @@ fn hive_write_interrupted_after_every_write() {
     let j = interrupted_after_every_write(&flushed, Some([&log1, &log2]));
     assert_eq!(j.as_deref(), Some("log entry 2131 in SYSTEM.LOG1, written first"));
 }
+
+/// Hostile hives that hivex reads but whose structures share cells (made
+/// by patching a real hive's value cells, as a small regf writer would):
+/// every edit of the key is refused before anything changes.
+#[test]
+fn keys_sharing_cells_with_other_structures_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let clean = fs::read(clean_system(t.path())).unwrap();
+    let h = Hive::open(clean.clone()).unwrap();
+    let tcpip = h.open_path("ControlSet001\\Services\\Tcpip").unwrap();
+    let value = |name: &str| {
+        let n: Vec<u16> = name.encode_utf16().collect();
+        h.value(&tcpip, &n).unwrap().unwrap()
+    };
+    let (start, image, display) = (value("Start"), value("ImagePath"), value("DisplayName"));
+    assert!(!image.is_inline() && !display.is_inline());
+    // Patches the vk cell of `v`: (data size, data offset).
+    let patch = |v: &rescue_engine::formats::registry::key::Value, size: u32, data: u32| {
+        let mut b = clean.clone();
+        let at = Hive::file_offset(v.off) + 4;
+        b[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+        b[at + 8..at + 12].copy_from_slice(&data.to_le_bytes());
+        b
+    };
+    let cases: [(&str, Vec<u8>, &str, Data); 5] = [
+        ("Start's data in ImagePath's data cell", patch(&start, 4, image.data_off), "Start", Data::Dword(4)),
+        (
+            "ImagePath's data in the key's own nk cell",
+            patch(&image, 8, tcpip.off),
+            "ImagePath",
+            Data::Sz("x".repeat(99)),
+        ),
+        ("ImagePath's data is the value list", patch(&image, 4, tcpip.value_list), "ImagePath", Data::Sz("y".into())),
+        (
+            "ImagePath's data inside DisplayName's cell",
+            patch(&image, 4, display.data_off + 8),
+            "ImagePath",
+            Data::Sz("z".into()),
+        ),
+        (
+            "DisplayName claims 0x7FFFFFF0 bytes",
+            patch(&display, 0x7FFF_FFF0, display.data_off),
+            "Start",
+            Data::Dword(4),
+        ),
+    ];
+    for (what, hostile, name, data) in cases {
+        if what.starts_with("Start's") {
+            // hivex reads this hive: the sharing is invisible to a reader.
+            let lines = dump_of(t.path(), &hostile);
+            assert!(lines.iter().any(|l| l.starts_with("ControlSet001\\Services\\Tcpip\tStart\t")), "{what}");
+        }
+        let mut ed = Editor::new(Hive::open(hostile.clone()).unwrap()).unwrap();
+        let key = ed.hive().open_path("ControlSet001\\Services\\Tcpip").unwrap();
+        let r = ed.set_value(&key, name, &data, TS);
+        assert!(matches!(r, Err(RegError::Corrupt { .. })), "{what}: {r:?}");
+        assert!(ed.finish(TS).unwrap() == hostile, "{what}: the hive changed");
+    }
+    // The untouched hive still edits (the check does not refuse real hives).
+    let mut ed = Editor::new(h).unwrap();
+    ed.set_value(&tcpip, "Start", &Data::Dword(4), TS).unwrap();
+}

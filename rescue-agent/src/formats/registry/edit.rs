@@ -130,10 +130,13 @@ impl Editor {
     /// Sets value `name` of `key` to `data`, creating the value when it does
     /// not exist (keys are re-read by their offset, so copies taken before
     /// other edits are fine). An existing value must have the same type. Returns the old
-    /// data (None for a new value).
+    /// data (None for a new value). Every edit first passes
+    /// [`Hive::check_editable`] on the key it changes: a key sharing a cell
+    /// with another structure is refused before anything is written.
     pub fn set_value(&mut self, key: &Key, name: &str, data: &Data, timestamp: u64) -> Result<Option<Vec<u8>>> {
         // Re-read: the caller's copy may predate earlier edits.
         let key = &self.hive.key(key.off)?;
+        self.hive.check_editable(key)?;
         let n16: Vec<u16> = name.encode_utf16().collect();
         let bytes = data.bytes();
         if bytes.len() > BIG_DATA as usize {
@@ -241,6 +244,7 @@ impl Editor {
     /// parent's subkey list. An `ri` (list of lists) parent is refused.
     pub fn create_key(&mut self, parent: &Key, name: &str, timestamp: u64) -> Result<Key> {
         let parent = &self.hive.key(parent.off)?;
+        self.hive.check_editable(parent)?;
         let n16: Vec<u16> = name.encode_utf16().collect();
         if self.hive.subkey(parent, &n16)?.is_some() {
             return Err(RegError::Unsupported { detail: "the key to create exists already" });
@@ -278,6 +282,7 @@ impl Editor {
     /// subkeys of its own is refused.
     pub fn delete_key(&mut self, parent: &Key, child: &Key, timestamp: u64) -> Result<()> {
         let (parent, child) = (&self.hive.key(parent.off)?, &self.hive.key(child.off)?);
+        self.hive.check_editable(child)?;
         if child.subkey_count != 0 {
             return Err(RegError::Unsupported { detail: "a key with subkeys is not removed" });
         }

@@ -46,6 +46,8 @@ pub struct Key {
     pub name: Vec<u16>,
     /// `nk` flags (0x20: name stored as Latin-1).
     pub flags: u16,
+    /// Offset of its parent's `nk` cell (not meaningful for the root).
+    pub parent: u32,
     /// Number of (stable) subkeys.
     pub subkey_count: u32,
     /// Offset of the subkey list (or [`NONE`]).
@@ -153,6 +155,7 @@ impl Hive {
             off,
             name: name(nb, flags & 0x20 != 0),
             flags,
+            parent: f(0x10),
             subkey_count: f(0x14),
             subkey_list: f(0x1C),
             value_count: f(0x24),

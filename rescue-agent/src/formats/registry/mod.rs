@@ -6,6 +6,7 @@
 //! [`key`] (nk, vk, subkey lists lf/lh/li/ri, big data db: lookup as Windows
 //! does it), [`log`] (transaction logs: recovering a dirty hive), [`edit`]
 //! (changing values in place or in free cells; creating and removing a key),
+//! [`audit`] (before an edit: every cell it may touch belongs to one structure),
 //! [`journal`] (writing an edit as Windows does: log entry first).
 //!
 //! Sources: the format as documented by Joachim Metz (libyal, "Windows NT
@@ -16,6 +17,7 @@
 //! trusted; every offset and length is checked against the hive before use;
 //! no panic on any input; walks are bounded (key depth, list sizes).
 
+pub mod audit;
 pub mod base;
 pub mod bcd;
 pub mod cell;
