@@ -28,7 +28,9 @@
 //! Without a place for the entry: a clean hive whose logs are missing, too
 //! small or old-format (Windows 8 and earlier) is written without one, in
 //! the same order (a cut leaves a hive marked dirty, which Windows does not
-//! take for a clean one); a dirty hive is refused.
+//! take for a clean one), after a zeroed sector over the first record of
+//! each log that holds one, so that no stale entry can replay over a cut
+//! write; a dirty hive is refused.
 //!
 //! Every plan is checked before it is returned: recovery is run on the files
 //! as they would be after each log write, after the dirty base block, after
@@ -124,8 +126,7 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     let body = log::entry(seq, new.bins_size, flags, &pages, 0)?;
     let place = if pages.is_empty() { None } else { place(recovered, logs, body.len(), seq)? };
     let Some(place) = place else {
-        let writes = primary.into_iter().map(|w| (Target::Primary, w)).collect();
-        return Ok(Journal { writes, entry: None });
+        return without_entry(original, recovered, primary, logs);
     };
     // As Windows lays entries out: each ends on a 4 KiB boundary of the log, when there is room.
     let log_len = logs.get(place.log).map_or(0, |l| l.len());
@@ -160,6 +161,50 @@ pub fn plan(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]
     let journal = Journal { writes, entry: Some((place.log, seq)) };
     check(original, recovered, edited, logs, &journal)?;
     Ok(journal)
+}
+
+/// The writes for a hive written without a log entry: first, when the
+/// hive was clean, a zeroed sector over the first record of every log that
+/// still holds one (a stale entry there could otherwise replay over a cut
+/// write, to a hive that is neither the old nor the new one), then the
+/// primary's writes. Checked: once the primary is marked dirty, no log
+/// recovers anything.
+fn without_entry(original: &[u8], recovered: &Recovered, primary: Vec<FileEdit>, logs: &[&[u8]]) -> Result<Journal> {
+    let mut writes = Vec::new();
+    // A hive recovered from old-format logs keeps them: its first write
+    // (a new last-written time) already ends their use.
+    if recovered.applied == 0 {
+        for (i, log) in logs.iter().enumerate() {
+            if let Some(at) = log::replay_start(log) {
+                writes.push((Target::Log(i), (at as u64, alloc::vec![0u8; SECTOR])));
+            }
+        }
+    }
+    let mut logs: Vec<Vec<u8>> = logs.iter().map(|l| l.to_vec()).collect();
+    for (target, (at, bytes)) in &writes {
+        let log = match target {
+            Target::Log(i) => logs.get_mut(*i).ok_or_else(replays)?,
+            Target::Primary => continue,
+        };
+        let at = *at as usize;
+        log.get_mut(at..at + bytes.len()).ok_or_else(replays)?.copy_from_slice(bytes);
+    }
+    let mut dirty = original.to_vec();
+    if let Some((at, bytes)) = primary.first() {
+        let at = *at as usize;
+        dirty.get_mut(at..at + bytes.len()).ok_or_else(replays)?.copy_from_slice(bytes);
+    }
+    let refs: Vec<&[u8]> = logs.iter().map(|l| l.as_slice()).collect();
+    if recovered.applied == 0 && log::recover(&dirty, &refs).is_ok() {
+        return Err(replays());
+    }
+    writes.extend(primary.into_iter().map(|w| (Target::Primary, w)));
+    Ok(Journal { writes, entry: None })
+}
+
+/// The refusal when a log could replay over a change written without an entry.
+fn replays() -> RegError {
+    RegError::Unsupported { detail: "a transaction log could replay over the change if the write were cut short" }
 }
 
 /// Where the log entry goes.
@@ -384,6 +429,46 @@ mod tests {
         assert_eq!(plan(&original, &rec, &original, &[]).unwrap(), Journal::default());
         let longer = [&edited[..], &[0u8; 4096]].concat();
         assert!(matches!(plan(&original, &rec, &longer, &[]), Err(RegError::Unsupported { .. })));
+    }
+
+    #[test]
+    fn without_room_for_an_entry_stale_entries_are_cleared_first() {
+        // A clean hive at 7; LOG1 holds an old but valid entry 7 and is too
+        // small for the two-page entry of the change; LOG2 is old-format.
+        let original = primary(7, 7, 4);
+        let log1 = new_log(&original, 7, &[page_entry(7, 4, 1, 0x77)], 6 * 1024);
+        let mut log2 = log::log_base(&original, 1, 7).unwrap();
+        log2.resize(8 * 1024, 0);
+        log2[512..516].copy_from_slice(b"DIRT");
+        let logs: [&[u8]; 2] = [&log1, &log2];
+        let rec = log::recover(&original, &logs).unwrap();
+        let edited = changed(&original, &[(2, 0xA2), (3, 0xA3)], 8);
+        let j = plan(&original, &rec, &edited, &logs).unwrap();
+        assert_eq!(j.entry, None);
+        assert_eq!(j.writes[0], (Target::Log(0), (512, vec![0u8; 512])), "LOG1's entry cleared first");
+        assert_eq!(j.writes[1], (Target::Log(1), (512, vec![0u8; 512])), "LOG2's dirty vector too");
+        // Every cut: the hive as before (still clean), or dirty with nothing
+        // to replay, or the edited one; never a third hive from a stale entry.
+        for k in 0..=j.writes.len() {
+            let mut files = vec![original.clone(), log1.clone(), log2.clone()];
+            for (t, (at, b)) in &j.writes[..k] {
+                let f = match t {
+                    Target::Primary => 0,
+                    Target::Log(i) => 1 + i,
+                };
+                files[f][*at as usize..*at as usize + b.len()].copy_from_slice(b);
+            }
+            match log::recover(&files[0], &[&files[1], &files[2]]) {
+                Ok(r) => assert!(r.bytes == original || r.bytes[SIZE..] == edited[SIZE..], "cut after {k} writes"),
+                Err(e) => assert!(matches!(e, RegError::Dirty { .. }), "cut after {k} writes: {e}"),
+            }
+        }
+        // Before this fix, the same cut after the dirty base block replayed entry 7.
+        let mut cut = original.clone();
+        let first = edit::writes(&original, &edited).unwrap().remove(0);
+        cut[..first.1.len()].copy_from_slice(&first.1);
+        let stale = log::recover(&cut, &logs).unwrap();
+        assert!(stale.bytes[SIZE..] != original[SIZE..] && stale.bytes[SIZE..] != edited[SIZE..]);
     }
 
     #[test]

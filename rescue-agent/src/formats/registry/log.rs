@@ -439,6 +439,16 @@ pub fn is_new_format(log: &[u8]) -> bool {
     Log::parse(log, 0).is_some_and(|l| l.new_format)
 }
 
+/// Where recovery would start reading `log`'s records — its first `HvLE`
+/// entry (byte 512) or its `DIRT` dirty vector (the sector after the base
+/// block) — when the log is usable and that sector is not already zeroed:
+/// a zeroed sector written there leaves nothing to replay.
+pub fn replay_start(log: &[u8]) -> Option<usize> {
+    let l = Log::parse(log, 0)?;
+    let at = if l.new_format { SECTOR } else { l.sector };
+    log.get(at..at + SECTOR).filter(|s| s.iter().any(|&b| b != 0)).map(|_| at)
+}
+
 // ---- Old format: DIRT dirty vector ----
 
 fn recover_old(primary: &[u8], valid: Option<BaseBlock>, logs: &[Log]) -> Result<Recovered> {
