@@ -120,6 +120,8 @@ fn signed_agent_verifies_with_sbverify_and_osslsigncode() {
     assert_eq!(s["signature_valid"], true);
     let text = ok(rescue().arg("inspect").arg(&stick));
     assert!(text.contains("signed by CN=Rescue Test: signature matches the image"), "{text}");
+    assert_eq!(r["integrity"]["signed"], true);
+    assert!(text.contains("signed: an edit of the agent or of the profile sealed in it breaks"), "{text}");
 
     // The agent still carries its version, .sbat and NX compatibility.
     assert_eq!(r["agent_version"], env!("CARGO_PKG_VERSION"));

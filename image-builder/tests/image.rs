@@ -278,3 +278,54 @@ fn two_builds_seconds_apart_are_byte_identical() {
         ok(Command::new("mdir").arg("-i").arg(format!("{}@@1M", dir.path().join("a.usb").display())).arg("::/rescue"));
     assert!(listing.contains("2024-07-19") || listing.contains("07-19-2024"), "{listing}");
 }
+
+/// Every kind of action a profile holds is shown, the same way, by
+/// `profile check` (text and JSON), `build` and `inspect` (text and JSON);
+/// an unsigned stick says what its binding is worth.
+#[test]
+fn every_action_is_shown_alike_by_check_build_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mixed.toml");
+    fs::write(
+        &p,
+        "name = \"mixed\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\n\
+         [[service]]\nname = \"CSAgent\"\nstart = \"manual\"\n\
+         [[registry]]\nhive = \"SOFTWARE\"\nkey = 'Policies\\Rescue'\nvalue = \"Done\"\nqword = 7\n\
+         [ntfs]\nunclean_journal = \"reset\"\n[finish]\naction = \"wait\"\nsafe_mode = \"network\"\n\
+         [report]\nurl = \"http://198.18.0.1/reports\"\n",
+    )
+    .unwrap();
+    let both = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let check: serde_json::Value =
+        serde_json::from_str(&ok(rescue().args(["profile", "check", "--json"]).arg(&p))).unwrap();
+    let actions: Vec<String> =
+        check["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    for want in [
+        "delete Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys (backed up first)",
+        "service CSAgent: Start = manual (3) in every control set of SYSTEM",
+        "registry SOFTWARE\\Policies\\Rescue value \"Done\" = 7 (0x0000000000000007) (qword)",
+        "Safe Mode: next boot of each fixed Windows in Safe Mode with networking",
+        "report: to the stick and to http://198.18.0.1/reports (HTTP PUT, with backups)",
+        "when done: wait",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want:?} not in {actions:#?}");
+    }
+    assert!(actions.iter().any(|a| a.starts_with("unclean journal: reset")), "{actions:#?}");
+    let img = dir.path().join("mixed.img");
+    let texts = [
+        both(run(rescue().args(["profile", "check"]).arg(&p))),
+        both(run(rescue().arg("build").arg("--profile").arg(&p).arg("--out").arg(&img))),
+        both(run(rescue().arg("inspect").arg(&img))),
+    ];
+    assert!(texts[0].contains("with 3 rule(s)") && texts[1].contains("3 rule(s)"), "{texts:#?}");
+    for (text, a) in texts.iter().flat_map(|t| actions.iter().map(move |a| (t, a))) {
+        assert!(text.lines().any(|l| l.trim() == a), "{a:?} missing from:\n{text}");
+    }
+    let info = inspect_json(&img);
+    assert_eq!(info["profile"]["actions"], check["actions"]);
+    assert_eq!(info["integrity"]["signed"], false);
+    assert!(texts[2].contains("unsigned: protects against accidental edits only"), "{}", texts[2]);
+}

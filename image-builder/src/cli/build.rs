@@ -154,9 +154,12 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         format.name(),
         len >> 20,
         profile.name,
-        profile.delete.len() + profile.services.len() + profile.registry.len(),
+        profile.rule_count(),
         agent::version(agent).unwrap_or_default()
     );
+    for a in profile.actions() {
+        say!("  {a}");
+    }
     for w in profile.warnings() {
         say!("  warning: {w}");
     }
@@ -219,9 +222,12 @@ fn build_efi(
         args.arch.unwrap_or(Arch::X86_64).name(),
         bytes.len() >> 10,
         profile.name,
-        profile.delete.len() + profile.services.len() + profile.registry.len(),
+        profile.rule_count(),
         agent::version(&bytes).unwrap_or_default()
     );
+    for a in profile.actions() {
+        say!("  {a}");
+    }
     match &profile.report.url {
         Some(url) => say!("  reports and backups go to {url}/<run id>/ (HTTP PUT)"),
         None => say!("  warning: the profile has no [report] url: reports are shown on screen only"),

@@ -37,7 +37,6 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             for a in &p.actions {
                 say!("          {a}");
             }
-            say!("          unclean journal: {}; when done: {}", p.unclean_journal, p.finish);
         }
         None => say!("profile:  (none)"),
     }
@@ -51,6 +50,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
                 "rescue/profile.toml DIFFERS: the stick was altered, the agent will refuse to run"
             };
             say!("binding:  profile embedded in the agent; {profile}");
+            say!("          {}", i.protection);
             match i.keys_match {
                 None => {}
                 Some(true) => say!("          key file bound to the agent; it matches"),

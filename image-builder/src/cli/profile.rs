@@ -27,6 +27,7 @@ pub fn run(cmd: &ProfileCommand) -> Result<()> {
                     "file": file.display().to_string(),
                     "name": p.name,
                     "description": p.description,
+                    "actions": p.actions(),
                     "rules": p.delete.iter().map(|r| serde_json::json!({
                         "path": r.path,
                         "header": rescue_engine::util::hex::hex(&r.header),
@@ -37,7 +38,10 @@ pub fn run(cmd: &ProfileCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            say!("{}: valid profile {:?} with {} rule(s)", file.display(), p.name, p.delete.len());
+            say!("{}: valid profile {:?} with {} rule(s):", file.display(), p.name, p.rule_count());
+            for a in p.actions() {
+                say!("  {a}");
+            }
             for w in p.warnings() {
                 say!("  warning: {w}");
             }

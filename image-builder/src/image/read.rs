@@ -235,7 +235,12 @@ pub fn inspect(path: &std::path::Path) -> Result<Report> {
     };
     let agent_version = agent::version(&agent_bytes);
     let embedded = agent::embedded(&agent_bytes);
-    let integrity = Integrity::check(&embedded, profile_bytes.as_deref(), keys_bytes.as_deref());
+    let mut integrity = Integrity::check(&embedded, profile_bytes.as_deref(), keys_bytes.as_deref());
+    let signed = |path: &str| efi_signatures.iter().any(|f| f.path == path && f.signed);
+    if !agents.is_empty() && agents.iter().all(|a| signed(&a.path)) {
+        integrity.signed = true;
+        integrity.protection = SIGNED_PROTECTION;
+    }
     // What the agent will do is the profile it carries; an older agent's is the stick's file.
     let profile_text = match &embedded {
         Ok(e) => Some(e.profile.clone()),
@@ -270,18 +275,7 @@ fn profile_info(bytes: &[u8]) -> Result<ProfileInfo> {
     let text = std::str::from_utf8(bytes).context("the profile is not UTF-8")?;
     let p = Profile::parse(text).context("the image's profile")?;
     Ok(ProfileInfo {
-        actions: p
-            .delete
-            .iter()
-            .map(|r| {
-                let mut a = format!("delete {}", r.path);
-                if !r.header.is_empty() {
-                    a += &format!(" if it starts with {}", hex(&r.header).to_uppercase());
-                }
-                a += if r.backup { " (backed up first)" } else { " (no backup)" };
-                a
-            })
-            .collect(),
+        actions: p.actions(),
         name: p.name,
         description: p.description,
         unclean_journal: format!("{:?}", p.ntfs.unclean_journal).to_lowercase(),
@@ -318,7 +312,21 @@ pub struct Integrity {
     pub keys_match: Option<bool>,
     /// Why the embedded profile could not be read.
     pub error: Option<String>,
+    /// Every agent on the stick carries an Authenticode signature.
+    pub signed: bool,
+    /// What the binding protects against, in words: a signature makes an
+    /// edit of the agent (and so of the profile sealed in it) visible to
+    /// Secure Boot; without one, anyone can rewrite the agent's profile
+    /// section and the stick's file together.
+    pub protection: &'static str,
 }
+
+/// [`Integrity::protection`] of a signed stick.
+pub const SIGNED_PROTECTION: &str =
+    "signed: an edit of the agent or of the profile sealed in it breaks the signature (Secure Boot refuses it)";
+/// [`Integrity::protection`] of an unsigned stick.
+pub const UNSIGNED_PROTECTION: &str = "unsigned: protects against accidental edits only; \
+     sign for Secure Boot (rescue build --sign-key/--sign-cert) to bind it";
 
 impl Integrity {
     fn check(embedded: &Result<Embedded>, profile: Option<&[u8]>, keys: Option<&[u8]>) -> Integrity {
@@ -333,6 +341,8 @@ impl Integrity {
                     _ => Some(false),
                 },
                 error: None,
+                signed: false,
+                protection: UNSIGNED_PROTECTION,
             },
             Err(err) => Integrity {
                 profile_embedded: false,
@@ -340,6 +350,8 @@ impl Integrity {
                 keys_bound: false,
                 keys_match: None,
                 error: Some(format!("{err:#}")),
+                signed: false,
+                protection: UNSIGNED_PROTECTION,
             },
         }
     }

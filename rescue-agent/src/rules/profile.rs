@@ -7,6 +7,8 @@
 //! one function, so a stick never carries a profile the agent would reject.
 
 pub use crate::formats::ntfs::gate::UncleanJournal;
+use crate::formats::registry::bcd::SafeMode;
+use crate::formats::registry::edit::Data;
 use crate::util::glob;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -498,6 +500,68 @@ impl Profile {
     /// (`[[service]]`, `[[registry]]`, `[finish] safe_mode`).
     pub fn changes_registry(&self) -> bool {
         !self.services.is_empty() || !self.registry.is_empty() || self.finish.safe_mode.is_some()
+    }
+
+    /// How many `[[delete]]`, `[[service]]` and `[[registry]]` rules it has.
+    pub fn rule_count(&self) -> usize {
+        self.delete.len() + self.services.len() + self.registry.len()
+    }
+
+    /// Every action of the profile in words, one line each, in the order
+    /// the agent takes them: deletions, services, registry values, Safe
+    /// Mode, the unclean-journal policy, where reports go, what happens at
+    /// the end. `rescue profile check`, `build` and `inspect` all show this
+    /// list, so what a stick will do is never hidden.
+    pub fn actions(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .delete
+            .iter()
+            .map(|r| {
+                let mut a = format!("delete {}", r.path);
+                if !r.header.is_empty() {
+                    a += &format!(" if it starts with {}", crate::util::hex::hex(&r.header).to_uppercase());
+                }
+                a + if r.backup { " (backed up first)" } else { " (no backup)" }
+            })
+            .collect();
+        for s in &self.services {
+            out.push(format!(
+                "service {}: Start = {} ({}) in every control set of SYSTEM",
+                s.name,
+                s.start.as_str(),
+                s.start.value()
+            ));
+        }
+        for r in &self.registry {
+            let shown = super::registry::show(r.data.kind(), &r.data.bytes());
+            let kind = match r.data {
+                Data::Dword(_) => "dword",
+                Data::Qword(_) => "qword",
+                Data::Sz(_) => "string",
+                Data::Binary(_) => "binary",
+            };
+            let value = if r.value.is_empty() { "(default)" } else { r.value.as_str() };
+            out.push(format!("registry {}\\{} value {value:?} = {shown} ({kind})", r.hive.file(), r.key));
+        }
+        out.push(match self.finish.safe_mode {
+            Some(SafeMode::Minimal) => "Safe Mode: next boot of each fixed Windows in Safe Mode (minimal)".into(),
+            Some(SafeMode::Network) => "Safe Mode: next boot of each fixed Windows in Safe Mode with networking".into(),
+            Some(SafeMode::Off) => "Safe Mode: off (each fixed Windows boots normally again)".into(),
+            None => "Safe Mode: not changed".into(),
+        });
+        out.push(format!(
+            "unclean journal: {}",
+            match self.ntfs.unclean_journal {
+                UncleanJournal::Refuse => "refuse (a volume Windows did not close cleanly is left alone)",
+                UncleanJournal::Reset => "reset (emptied as ntfsfix does; Windows runs chkdsk at its next boot)",
+            }
+        ));
+        out.push(match &self.report.url {
+            Some(u) => format!("report: to the stick and to {u} (HTTP PUT, with backups)"),
+            None => "report: to the stick".into(),
+        });
+        out.push(format!("when done: {}", self.finish.action.as_str()));
+        out
     }
 
     /// Things that are valid but deserve a second look before a fleet runs
