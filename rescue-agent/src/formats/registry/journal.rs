@@ -450,7 +450,7 @@ mod tests {
         // Every cut: the hive as before (still clean), or dirty with nothing
         // to replay, or the edited one; never a third hive from a stale entry.
         for k in 0..=j.writes.len() {
-            let mut files = vec![original.clone(), log1.clone(), log2.clone()];
+            let mut files = [original.clone(), log1.clone(), log2.clone()];
             for (t, (at, b)) in &j.writes[..k] {
                 let f = match t {
                     Target::Primary => 0,
