@@ -20,8 +20,15 @@ const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-0000
 /// What the receiver got: URL path → body.
 type Received = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
 
-/// A minimal HTTP PUT receiver on 127.0.0.1 (one request per connection).
+/// A minimal HTTP PUT receiver on 127.0.0.1 (one request per connection)
+/// that stores what it gets.
 fn receiver() -> (u16, Received) {
+    receiver_answering(None)
+}
+
+/// A receiver answering every PUT with `refuse` (e.g. `"403 Forbidden"`,
+/// storing nothing), or storing it and answering 201 when `None`.
+fn receiver_answering(refuse: Option<&'static str>) -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let got: Received = Arc::default();
@@ -47,10 +54,14 @@ fn receiver() -> (u16, Received) {
             let mut body = vec![0u8; len];
             let read = r.read_exact(&mut body);
             let ok = read.is_ok() && line.starts_with("PUT ");
-            if ok {
-                store.lock().unwrap().insert(path, body);
-            }
-            let status = if ok { "201 Created" } else { "400 Bad Request" };
+            let status = match (ok, refuse) {
+                (false, _) => "400 Bad Request",
+                (true, Some(refusal)) => refusal,
+                (true, None) => {
+                    store.lock().unwrap().insert(path, body);
+                    "201 Created"
+                }
+            };
             let mut w = conn;
             let _ = write!(w, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
@@ -139,21 +150,28 @@ fn network_boot_fixes_and_delivers_the_report_and_backups() {
     disk.check_with_ntfs3g(&[BAD]);
 }
 
+/// Without a stick the server's copy is the only backup: a receiver that
+/// refuses every PUT means nothing is deleted, and the verdict and screen say why.
 #[test]
-fn network_boot_without_a_receiver_still_fixes_and_says_what_was_not_delivered() {
+fn network_boot_deletes_nothing_whose_backup_the_server_refused() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "pc.img", &[]);
-    // A port nobody listens on: socat connects to nothing.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let before = sha256_hex(&std::fs::read(&disk.path).unwrap());
+    let (port, got) = receiver_answering(Some("403 Forbidden"));
     let tftp = network_binary(dir.path(), "http://10.0.2.100:8080/rescue", &[]);
-    let mut vm = pxe_boot(&tftp, &disk, closed);
+    let mut vm = pxe_boot(&tftp, &disk, port);
     let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(400));
     vm.wait_exit(Duration::from_secs(60));
     let serial = vm.serial_text();
-    assert!(result.starts_with("RESULT: FIXED") && result.contains("no report was kept"), "{result}\n{serial}");
-    assert!(vm.agent_lines().iter().any(|l| l.starts_with("NOT DELIVERED: ")), "{serial}");
+    assert!(result.starts_with("RESULT: FAILED") && result.contains("no report was kept"), "{result}\n{serial}");
+    let lines = vm.agent_lines();
+    let refused = |l: &String| l.contains("refused by the server (HTTP 403)");
+    assert!(lines.iter().any(|l| l.contains("C-00000291") && l.contains("not deleted") && refused(l)), "{serial}");
+    assert!(lines.iter().any(|l| l.starts_with("NOT DELIVERED: ") && refused(l)), "{serial}");
+    assert!(!serial.contains("Status("), "a raw firmware status reached the screen:\n{serial}");
+    assert!(got.lock().unwrap().is_empty());
     drop(vm);
-    disk.check_with_ntfs3g(&[BAD]);
+    assert_eq!(sha256_hex(&std::fs::read(&disk.path).unwrap()), before, "the disk was written");
 }
 
 /// A signed rescue.efi boots over PXE under OVMF's Secure Boot firmware with

@@ -39,6 +39,17 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.chars().map(|c| if control(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect())
 }
 
+/// `s` on one line: every control character, newline and tab included,
+/// shown as a `\u{..}` escape (names from a disk or a report must not
+/// start a line of their own and pass for the tool's output).
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    let control = |c: char| c.is_control() || ('\u{80}'..='\u{9f}').contains(&c);
+    if !s.chars().any(control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if control(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect())
+}
+
 /// Text from a file an admin saved (key exports, profiles, secrets files):
 /// UTF-8 (with or without BOM), or UTF-16 with a BOM (Windows PowerShell's
 /// `Export-Csv -Encoding Unicode`, `Out-File`, Notepad's "Unicode"), or

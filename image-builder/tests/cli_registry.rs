@@ -53,6 +53,20 @@ impl Disk {
         fs::write(&out, bytes(Command::new("ntfscat").arg(self.partition(dir)).arg(path))).unwrap();
         out
     }
+    /// Puts `hive` in place of the SYSTEM hive (its logs removed) with
+    /// ntfs-3g on `part` (the partition cut out), then the disk back
+    /// together; returns the disk's bytes.
+    fn put_system_hive(&self, part: &Path, hive: &[u8]) -> Vec<u8> {
+        ntfs3g::with_mount(part, &[], |m| {
+            let cfg = m.join("Windows/System32/config");
+            fs::write(cfg.join("SYSTEM"), hive).unwrap();
+            ["SYSTEM.LOG1", "SYSTEM.LOG2"].iter().for_each(|l| _ = fs::remove_file(cfg.join(l)));
+        });
+        let mut image = fs::read(&self.path).unwrap();
+        image[self.offset..self.offset + self.size].copy_from_slice(&fs::read(part).unwrap());
+        fs::write(&self.path, &image).unwrap();
+        image
+    }
     /// The BCD store, read from the ESP by mtools.
     fn bcd(&self, dir: &Path) -> PathBuf {
         self.boot_file(dir, "BCD")
@@ -272,17 +286,8 @@ fn dirty_hive_without_logs_and_corrupt_hive_are_refused_with_nothing_written() {
         if name == "aliased" {
             assert!(dump_of(t.path(), &aliased).iter().any(|l| l.contains("CSAgent\tStart\t")), "hivex reads it");
         }
-        // Put the hive in place with ntfs-3g, then the disk back together.
         let hive = if name == "aliased" { aliased.clone() } else { xz(name) };
-        let p = part.clone();
-        ntfs3g::with_mount(&p, &[], |m| {
-            let cfg = m.join("Windows/System32/config");
-            fs::write(cfg.join("SYSTEM"), &hive).unwrap();
-            ["SYSTEM.LOG1", "SYSTEM.LOG2"].iter().for_each(|l| _ = fs::remove_file(cfg.join(l)));
-        });
-        let mut image = fs::read(&disk.path).unwrap();
-        image[disk.offset..disk.offset + disk.size].copy_from_slice(&fs::read(&p).unwrap());
-        fs::write(&disk.path, &image).unwrap();
+        let image = disk.put_system_hive(&part, &hive);
         let o = apply(t.path(), &disk, CSAGENT_OFF, &[]);
         let se = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && se.contains(want), "{name}: {se}");
@@ -292,6 +297,27 @@ fn dirty_hive_without_logs_and_corrupt_hive_are_refused_with_nothing_written() {
             "{name}: the volume was written"
         );
     }
+}
+
+/// `rescue reg` shows names from the hive on one line: a value named with
+/// a newline cannot forge a line of its own.
+#[test]
+fn reg_shows_hostile_names_on_one_line() {
+    use rescue_engine::formats::registry::cell::Hive;
+    use rescue_engine::formats::registry::edit::{Data, Editor};
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--hives"]);
+    let part = disk.partition(t.path());
+    let hive = fs::read(disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM")).unwrap();
+    let mut ed = Editor::new(Hive::open(hive).unwrap()).unwrap();
+    let key = ed.hive().open_path("ControlSet001\\Services\\CSAgent").unwrap();
+    ed.set_value(&key, "x\n  Start = 4 (0x00000004)\r", &Data::Dword(1), 0).unwrap();
+    disk.put_system_hive(&part, &ed.finish(0).unwrap());
+    let o = ntfs3g::bytes(Command::new(EXE).arg("reg").arg(&disk.path).arg("SYSTEM\\ControlSet001\\Services\\CSAgent"));
+    let o = String::from_utf8(o).unwrap();
+    assert!(o.contains("Start = 2 (0x00000002)"), "{o}");
+    assert!(!o.lines().any(|l| l.trim_start().starts_with("Start = 4")), "a name forged a line:\n{o}");
+    assert!(o.contains("x\\u{a}  Start = 4 (0x00000004)\\u{d} = 1 (0x00000001)"), "{o}");
 }
 
 /// The test disk's SYSTEM hive with CSAgent's `Start` (an inline DWORD)

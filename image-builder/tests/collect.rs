@@ -315,3 +315,38 @@ fn collect_reads_host_reports_dedups_and_warns() {
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(text.starts_with("started,manufacturer") && text.contains("vm.json"), "{text}");
 }
+
+/// A report folder is hostile input: links are not followed, control
+/// characters never reach the terminal raw, a formula behind spaces is
+/// defused, an oversized report is refused, and long lists are capped.
+#[test]
+fn collect_treats_a_report_folder_as_hostile() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let folder = d.join("received");
+    fs::create_dir(&folder).unwrap();
+    let secret = d.join("secret.json");
+    fs::write(&secret, report("2026-11-28T09:00:00Z", "SECRET", Outcome::Fixed, &[], None)).unwrap();
+    std::os::unix::fs::symlink(&secret, folder.join("link.json")).unwrap();
+    let outside = d.join("outside-run");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("report.json"), report("2026-11-28T09:00:00Z", "OUTSIDE", Outcome::Fixed, &[], None))
+        .unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("run-link")).unwrap();
+    let many: Vec<(String, String)> = (0..300).map(|i| (format!("f{i}.sys"), "00".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let hostile =
+        report("2026-11-28T10:00:00Z", "  =HYPERLINK(\"http://x\")\u{1b}[2J\u{7}", Outcome::Fixed, &many, None);
+    fs::write(folder.join("pc.json"), hostile).unwrap();
+    fs::write(folder.join("huge.json"), vec![b' '; 5 << 20]).unwrap();
+    let o = run(rescue().arg("collect").arg(&folder).args(["--out", "-"]));
+    let (csv, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{err}");
+    assert!(!csv.contains("SECRET") && !csv.contains("OUTSIDE"), "a link was followed:\n{csv}");
+    assert!(err.contains("link.json: a symbolic link, not followed") && err.contains("run-link"), "{err}");
+    assert!(err.contains("huge.json") && err.contains("too large"), "{err}");
+    assert!(!csv.contains('\u{1b}') && !csv.contains('\u{7}') && csv.contains("\\u{1b}"), "{csv}");
+    assert!(csv.contains("'  =HYPERLINK("), "{csv}");
+    let row = csv.lines().nth(1).unwrap();
+    assert!(row.contains(",300,") && row.contains("… and 251 more"), "{row}");
+}

@@ -308,7 +308,7 @@ fn every_action_is_shown_alike_by_check_build_and_inspect() {
         "service CSAgent: Start = manual (3) in every control set of SYSTEM",
         "registry SOFTWARE\\Policies\\Rescue value \"Done\" = 7 (0x0000000000000007) (qword)",
         "Safe Mode: next boot of each fixed Windows in Safe Mode with networking",
-        "report: to the stick and to http://198.18.0.1/reports (HTTP PUT, with backups)",
+        "report: to the stick and to http://198.18.0.1/reports (HTTP PUT, with backups; every delivery within 60 s)",
         "when done: wait",
     ] {
         assert!(actions.iter().any(|a| a == want), "{want:?} not in {actions:#?}");

@@ -438,3 +438,23 @@ fn keys_sharing_cells_with_other_structures_are_refused() {
     let mut ed = Editor::new(h).unwrap();
     ed.set_value(&tcpip, "Start", &Data::Dword(4), TS).unwrap();
 }
+
+/// `CurrentControlSet` follows `Select\Current` only when it is a DWORD: the
+/// same four bytes stored as a string are refused, not read as a number.
+#[test]
+fn select_current_must_be_a_dword() {
+    use rescue_engine::rules::profile::HiveName;
+    use rescue_engine::rules::registry::resolve;
+    let t = tempfile::tempdir().unwrap();
+    let clean = fs::read(clean_system(t.path())).unwrap();
+    let h = Hive::open(clean.clone()).unwrap();
+    assert_eq!(resolve(&h, HiveName::System, "CurrentControlSet\\Services").unwrap(), "ControlSet001\\Services");
+    let select = h.open_path("Select").unwrap();
+    let cur = h.value(&select, &"Current".encode_utf16().collect::<Vec<u16>>()).unwrap().unwrap();
+    let mut b = clean;
+    let at = Hive::file_offset(cur.off) + 4 + 0x0C;
+    b[at..at + 4].copy_from_slice(&1u32.to_le_bytes()); // REG_SZ
+    let h = Hive::open(b).unwrap();
+    let e = resolve(&h, HiveName::System, "CurrentControlSet\\Services").unwrap_err();
+    assert!(e.to_string().contains("not a REG_DWORD"), "{e}");
+}

@@ -16,8 +16,13 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Largest report read (a report is a few KiB).
-const MAX_REPORT_BYTES: u64 = 16 << 20;
+/// Largest report read: an agent's report is a few KiB, one that lists a
+/// thousand deleted files and their writes well under 4 MiB.
+pub const MAX_REPORT_BYTES: u64 = 4 << 20;
+/// Longest text kept from one field of a report, in characters.
+const MAX_TEXT: usize = 512;
+/// Most entries kept per list of a row (the count of deleted files stays exact).
+const MAX_LIST: usize = 50;
 
 /// Arguments of `rescue collect`.
 #[derive(clap::Args, Debug)]
@@ -57,6 +62,8 @@ pub struct Row {
     pub serial: String,
     pub outcome: String,
     pub reason: String,
+    pub files_deleted: usize,
+    /// The files deleted (the first [`MAX_LIST`]).
     pub deleted: Vec<Deleted>,
     pub skipped: Vec<Skipped>,
     /// BitLocker volumes opened, and how ("recovery password for Key ID …", "clear key …").
@@ -66,9 +73,16 @@ pub struct Row {
     pub profile: String,
 }
 
-/// Masks anything shaped like a recovery password (8 groups of 6 digits,
-/// any separators of dashes or spaces, or 48 digits in a row).
+/// Text from a report made safe to keep in a table: anything shaped like a
+/// recovery password (8 groups of 6 digits, any separators of dashes or
+/// spaces, or 48 digits in a row) masked, control characters escaped, at
+/// most [`MAX_TEXT`] characters.
 pub fn scrub(s: &str) -> String {
+    keepable(&mask(s))
+}
+
+/// Masks anything shaped like a recovery password in `s`.
+fn mask(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -105,6 +119,25 @@ pub fn scrub(s: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Report text as a row keeps it: on one line ([`crate::text::one_line`]:
+/// a cell is one line), at most [`MAX_TEXT`] characters.
+fn keepable(s: &str) -> String {
+    let line = crate::text::one_line(s);
+    match line.char_indices().nth(MAX_TEXT) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.into_owned(),
+    }
+}
+
+/// Keeps the first [`MAX_LIST`] entries of `v`, the last of them saying how many were left out.
+fn cap<T>(v: &mut Vec<T>, more: impl Fn(usize) -> T) {
+    if v.len() > MAX_LIST {
+        let left_out = v.len() - (MAX_LIST - 1);
+        v.truncate(MAX_LIST - 1);
+        v.push(more(left_out));
+    }
 }
 
 /// A row from one report's JSON; `None` when it is not an agent report.
@@ -158,16 +191,22 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
             errors.push(format!("disk {}: {}", scrub(&d.label), scrub(e)));
         }
     }
+    let files_deleted = deleted.len();
+    cap(&mut deleted, |n| Deleted { path: format!("… and {n} more"), sha256: None });
+    cap(&mut skipped, |n| Skipped { what: format!("… and {n} more"), reason: String::new() });
+    cap(&mut unlocked, |n| format!("… and {n} more"));
+    cap(&mut errors, |n| format!("… and {n} more"));
     let machine = r.machine.unwrap_or_default();
     Some(Row {
-        source: source.to_string(),
-        report: name.to_string(),
+        source: keepable(source),
+        report: keepable(name),
         started: scrub(&r.started),
         manufacturer: scrub(&machine.manufacturer),
         model: scrub(&machine.model),
         serial: scrub(&machine.serial_number),
         outcome: r.outcome.word().to_string(),
         reason: r.reason.as_deref().map(scrub).unwrap_or_default(),
+        files_deleted,
         deleted,
         skipped,
         unlocked,
@@ -237,26 +276,32 @@ fn is_json(name: &str) -> bool {
 }
 
 /// The reports in a folder: `DIR/rescue/reports/*.json` when that exists
-/// (a mounted stick), else `DIR/*.json`.
+/// (a mounted stick), else `DIR/*.json` and `DIR/<run>/report.json` (a
+/// report receiver's folder). Symbolic links are never followed: a report
+/// folder comes from many machines, and a link could lead anywhere.
 fn collect_dir(dir: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Result<()> {
     let reports = dir.join(stick::REPORTS_DIR);
-    let dir = if reports.is_dir() { reports } else { dir.to_path_buf() };
-    let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    let mut names: Vec<PathBuf> = entries
-        .iter()
-        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_json))
-        .cloned()
-        .collect();
-    // A report receiver's folder (network boot): one folder per run holding report.json.
-    names.extend(entries.iter().map(|d| d.join("report.json")).filter(|p| p.is_file()));
-    names.sort();
+    let dir = if is_real_dir(&reports) { reports } else { dir.to_path_buf() };
     let source = dir.display().to_string();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let Ok(entry) = entry else { continue };
+        let (path, file_type) = (entry.path(), entry.file_type()?);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if file_type.is_symlink() {
+            if is_json(&name) || path.join("report.json").exists() {
+                warnings.push(format!("{source}: {name}: a symbolic link, not followed"));
+            }
+        } else if file_type.is_file() && is_json(&name) {
+            names.push(path);
+        } else if file_type.is_dir() && std::fs::symlink_metadata(path.join("report.json")).is_ok() {
+            names.push(path.join("report.json"));
+        }
+    }
+    names.sort();
     for p in names {
         let name = p.strip_prefix(&dir).unwrap_or(&p).display().to_string();
-        match read_bounded(&p) {
+        match read_bounded(&p, true) {
             Ok(b) => add_report(rows, warnings, &source, &name, &b),
             Err(e) => warnings.push(format!("{source}: {name}: {e:#}")),
         }
@@ -264,12 +309,38 @@ fn collect_dir(dir: &Path, rows: &mut Vec<Row>, warnings: &mut Warnings) -> Resu
     Ok(())
 }
 
-fn read_bounded(p: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(p)?.len();
-    if len > MAX_REPORT_BYTES {
-        bail!("{len} bytes is too large for a report");
+/// A folder, and not a link to one.
+fn is_real_dir(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+/// A report file's bytes, at most [`MAX_REPORT_BYTES`]; with `no_links`,
+/// a symbolic link or anything but a regular file is refused.
+fn read_bounded(p: &Path, no_links: bool) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let seen = std::fs::symlink_metadata(p)?;
+    if no_links && !seen.is_file() {
+        bail!("not a regular file (a symbolic link?): not read");
     }
-    Ok(std::fs::read(p)?)
+    let file = std::fs::File::open(p)?;
+    let meta = file.metadata()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if no_links && (meta.dev(), meta.ino()) != (seen.dev(), seen.ino()) {
+            bail!("replaced by another file while read: not read");
+        }
+    }
+    let len = meta.len();
+    if len > MAX_REPORT_BYTES {
+        bail!("{len} bytes is too large for a report (at most {MAX_REPORT_BYTES})");
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_REPORT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        bail!("grew past {MAX_REPORT_BYTES} bytes while read: not a report");
+    }
+    Ok(bytes)
 }
 
 /// The reports on a stick or image's FAT boot partition.
@@ -314,7 +385,7 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
         if meta.is_dir() {
             collect_dir(s, &mut rows, &mut warnings)?;
         } else if s.file_name().and_then(|n| n.to_str()).is_some_and(is_json) {
-            let b = read_bounded(s).with_context(|| format!("reading {}", s.display()))?;
+            let b = read_bounded(s, false).with_context(|| format!("reading {}", s.display()))?;
             let dir = s.parent().map(|p| p.display().to_string()).unwrap_or_default();
             add_report(&mut rows, &mut warnings, &dir, &s.file_name().unwrap_or_default().to_string_lossy(), &b);
         } else {
@@ -342,8 +413,9 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
 fn csv_field(s: &str) -> String {
     let plain_number =
         !s.is_empty() && s.parse::<f64>().is_ok() && s.chars().all(|c| c.is_ascii_digit() || ".-".contains(c));
-    let s =
-        if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number { format!("'{s}") } else { s.to_string() };
+    // Spreadsheets skip leading spaces before a formula (` =HYPERLINK(…)`).
+    let formula = s.trim_start_matches(' ').starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let s = if formula && !plain_number { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r', ';']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -371,7 +443,7 @@ pub fn to_csv(rows: &[Row]) -> String {
             r.serial.clone(),
             r.outcome.clone(),
             r.reason.clone(),
-            r.deleted.len().to_string(),
+            r.files_deleted.to_string(),
             deleted,
             skipped,
             r.unlocked.join(" | "),
@@ -456,6 +528,17 @@ mod tests {
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_field("\tx"), "'\tx");
         assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(csv_field("  =HYPERLINK(\"http://x\")"), "\"'  =HYPERLINK(\"\"http://x\"\")\"");
+    }
+
+    #[test]
+    fn report_text_is_kept_on_one_line_and_clipped() {
+        assert_eq!(scrub("a\x1b[2Jb\x07\nc"), "a\\u{1b}[2Jb\\u{7}\\u{a}c");
+        let long = scrub(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_TEXT + 1);
+        let mut v: Vec<usize> = (0..1000).collect();
+        cap(&mut v, |n| n);
+        assert_eq!((v.len(), v[MAX_LIST - 1]), (MAX_LIST, 1000 - (MAX_LIST - 1)));
     }
 
     #[test]

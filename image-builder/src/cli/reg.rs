@@ -114,11 +114,15 @@ fn show(bytes: Vec<u8>, hive: &str, path: &str) -> Result<()> {
     let k = h.open_path(&path).with_context(|| format!("{hive}\\{path}"))?;
     say!("{hive}\\{path}  (last written {})", rescue_engine::util::time::filetime_rfc3339(k.timestamp));
     for s in h.subkeys(&k)? {
-        say!("  [{}]", s.name_string());
+        say!("  [{}]", crate::text::one_line(&s.name_string()));
     }
     for v in h.values(&k)? {
         let data = h.data(&v)?;
-        let name = if v.name.is_empty() { "(default)".to_string() } else { v.name_string() };
+        let name = if v.name.is_empty() {
+            "(default)".to_string()
+        } else {
+            crate::text::one_line(&v.name_string()).into_owned()
+        };
         say!("  {name} = {}", rescue_engine::rules::registry::show(v.kind, &data));
     }
     Ok(())

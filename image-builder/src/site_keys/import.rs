@@ -201,6 +201,7 @@ impl KeySet {
         }
         self.files.push((path.to_path_buf(), kind, row_count));
         // Duplicates and conflicts, against everything read so far.
+        let kept_before = self.entries.len();
         let mut seen: HashMap<[u8; 16], usize> =
             self.entries.iter().enumerate().map(|(i, e)| (e.key_id.0, i)).collect();
         for e in new_entries {
@@ -229,6 +230,18 @@ impl KeySet {
             }
             seen.insert(e.key_id.0, self.entries.len());
             self.entries.push(e);
+        }
+        // One limit for `keys check` and `build`: what fits one stick.
+        if kept_before <= keyring::MAX_KEYS && self.entries.len() > keyring::MAX_KEYS {
+            let max = keyring::MAX_KEYS;
+            self.problems.push(Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                severity: Severity::Error,
+                message: format!(
+                    "more than {max} distinct Key IDs in all: at most {max} fit one stick; split the site"
+                ),
+            });
         }
     }
 
@@ -266,12 +279,13 @@ pub fn load(paths: &[PathBuf]) -> Result<(SiteKeys, KeySet)> {
     if set.entries.is_empty() {
         bail!("the key file(s) hold no keys");
     }
-    if set.entries.len() > keyring::MAX_KEYS {
-        bail!("{} keys: at most {} fit one stick", set.entries.len(), keyring::MAX_KEYS);
-    }
     let keys = set.site_keys()?;
     Ok((keys, set))
 }
+
+/// Most fields one line may have (exports have a handful; a line of
+/// commas must not become millions of empty fields in memory).
+const MAX_FIELDS: usize = 256;
 
 /// A CSV record: its fields and the line it starts on (1-based).
 struct Record {
@@ -327,6 +341,9 @@ fn split_records(text: &str) -> std::result::Result<Vec<Record>, (usize, String)
                 at_field_start = false;
             }
             c if c == delim => {
+                if fields.len() >= MAX_FIELDS {
+                    return Err((line, format!("more than {MAX_FIELDS} fields on one line: not a key export")));
+                }
                 fields.push(std::mem::replace(&mut field, Zeroizing::new(String::new())));
                 at_field_start = true;
             }
@@ -445,9 +462,15 @@ fn read_table(records: &[Record]) -> std::result::Result<(Kind, Vec<Row>), (usiz
                 }
                 None => {
                     let t = name_col.map(get).unwrap_or("");
-                    ad_key_id(t)
-                        .or_else(|| dn_col.and_then(|c| ad_key_id(get(c))))
-                        .ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", shown(t)))?
+                    let (by_name, by_dn) = (ad_key_id(t), dn_col.and_then(|c| ad_key_id(get(c))));
+                    if let (Some(a), Some(b)) = (by_name, by_dn) {
+                        if a != b {
+                            return Err(format!(
+                                "the Name holds Key ID {{{a}}} but the DistinguishedName {{{b}}}: which one is right?"
+                            ));
+                        }
+                    }
+                    by_name.or(by_dn).ok_or_else(|| format!("no {{Key ID}} in the object name {:?}", shown(t)))?
                 }
             };
             // Excel's "treat as text" apostrophe is not part of the key.
@@ -557,6 +580,40 @@ mod tests {
         assert_eq!(shown(&key.replace('-', "")), "[digits hidden]");
         assert_eq!(shown("KeyID, RecoveryKey"), "KeyID, RecoveryKey");
         assert_eq!(shown("PC-12345"), "PC-12345");
+    }
+
+    fn problems_of(text: &str) -> Vec<String> {
+        let mut set = KeySet::default();
+        set.add_bytes(Path::new("k.csv"), text.as_bytes());
+        set.problems.iter().filter(|p| p.severity == Severity::Error).map(|p| p.to_string()).collect()
+    }
+
+    /// A valid recovery password whose blocks encode `n` (each block 11 × something).
+    fn password(n: u32) -> String {
+        let b = |i: u32| format!("{:06}", 11 * ((n >> (i * 2)) & 0xFFFF));
+        (0..8).map(b).collect::<Vec<_>>().join("-")
+    }
+
+    #[test]
+    fn hostile_key_files_are_bounded_errors() {
+        // A line of commas is refused, not split into millions of fields.
+        let commas = format!("KeyID,RecoveryKey\n{}\n", ",".repeat(100_000));
+        assert!(problems_of(&commas).iter().any(|p| p.contains("fields on one line")), "{:?}", problems_of(&commas));
+        // An AD row whose Name and DN name different Key IDs.
+        let (a, b) = ("B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB", "00000000-6C0F-4E7E-9A4B-0123456789AB");
+        let ad = format!(
+            "Name,DistinguishedName,msFVE-RecoveryPassword\n\"2024-07-19T10:11:12-08:00{{{a}}}\",\"CN=2024-07-19T10:11:12-08:00{{{b}}},CN=PC01,DC=x\",{}\n",
+            password(1)
+        );
+        assert!(problems_of(&ad).iter().any(|p| p.contains("which one is right")), "{:?}", problems_of(&ad));
+        // One more key than a stick holds: an error for `keys check` as for `build`.
+        let mut many = String::from("KeyID,RecoveryKey\n");
+        for i in 0..=keyring::MAX_KEYS as u32 {
+            many += &format!("{{{i:08X}-0000-0000-0000-000000000000}},{}\n", password(i));
+        }
+        let p = problems_of(&many);
+        assert_eq!(p.len(), 1, "{:?}", &p[..p.len().min(3)]);
+        assert!(p[0].contains("fit one stick"), "{p:?}");
     }
 
     #[test]

@@ -73,7 +73,11 @@ fn one_rule<D: BlockDevice>(ctx: &mut VolumeCtx<'_, '_, D>, rule: &DeleteRule, r
             fr.reason.get_or_insert_with(|| e.clone());
             ctx.errors.push(format!("volume {index}: {path}: {e}"));
         }
-        let why = fr.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let why = match (&fr.reason, &fr.backup) {
+            (Some(r), _) => format!(" ({r})"),
+            (None, Some(at)) => format!(" (backup: {at})"),
+            (None, None) => String::new(),
+        };
         ctx.env.say(&format!("volume {index}: {}: {}{why}", fr.path, fr.action));
         rr.files.push(fr);
     }

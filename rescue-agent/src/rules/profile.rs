@@ -43,11 +43,26 @@ pub struct Profile {
 
 /// The `[report]` section: where a network-booted agent (or any agent, in
 /// addition to the stick) delivers its report and backups.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportOptions {
     /// `http://host[:port]/path`: the agent sends `<url>/<run id>/report.json`
     /// and `<url>/<run id>/backups/<volume>/<path>` with HTTP PUT.
     pub url: Option<String>,
+    /// `deadline_seconds`: the longest all deliveries of one run may take
+    /// together (backups sent during the run, then the report), default
+    /// [`DEFAULT_DELIVERY_DEADLINE`]. The report is always tried once.
+    pub deadline_seconds: u32,
+}
+
+/// Default of `[report] deadline_seconds`.
+pub const DEFAULT_DELIVERY_DEADLINE: u32 = 60;
+/// Range of `[report] deadline_seconds`.
+pub const DELIVERY_DEADLINE_RANGE: core::ops::RangeInclusive<u32> = 10..=3600;
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions { url: None, deadline_seconds: DEFAULT_DELIVERY_DEADLINE }
+    }
 }
 
 /// One `[[delete]]` rule.
@@ -232,6 +247,7 @@ struct RawProfile {
 #[serde(deny_unknown_fields)]
 struct RawReport {
     url: Option<Spanned<String>>,
+    deadline_seconds: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -294,9 +310,13 @@ struct RawPrompt {
     timeout_seconds: Option<u32>,
 }
 
-/// Checks a `[report] url`: `http://` (the firmware's HTTP protocol; its TLS
-/// needs certificates enrolled in the firmware), a host, at most 512
-/// printable ASCII characters, no query or fragment.
+/// Checks a `[report] url` as the agent can use it: `http://` (the
+/// firmware's HTTP protocol; its TLS needs certificates enrolled in the
+/// firmware), then a host of letters, digits, `-` and `.` (an IPv4 address
+/// or a name: the agent speaks IPv4 only), an optional port 1–65535, and a
+/// path; no user name or password (they would travel in the clear, in the
+/// Host header), no query or fragment, no percent-encoded control
+/// character; at most 512 printable ASCII characters.
 fn check_url(url: &str) -> Result<(), String> {
     let Some(rest) = url.strip_prefix("http://") else {
         return Err(format!("report url {url:?} must start with http:// (e.g. http://rescue.example.internal/rescue)"));
@@ -306,8 +326,38 @@ fn check_url(url: &str) -> Result<(), String> {
             "report url {url:?}: at most 512 printable ASCII characters, no spaces, no query or fragment"
         ));
     }
-    if rest.split('/').next().is_none_or(str::is_empty) {
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.contains('@') {
+        return Err(format!(
+            "report url {url:?} must not carry a user name or password (they would be sent in the clear)"
+        ));
+    }
+    if authority.starts_with('[') {
+        return Err(format!("report url {url:?}: the agent speaks IPv4 only; use an IPv4 address or a host name"));
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    if host.is_empty() {
         return Err(format!("report url {url:?} names no host"));
+    }
+    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        return Err(format!("report url {url:?}: the host may hold only letters, digits, '-' and '.'"));
+    }
+    if let Some(p) = port {
+        if !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().map_or(true, |n| n == 0) {
+            return Err(format!("report url {url:?}: the port {p:?} must be a number from 1 to 65535"));
+        }
+    }
+    let mut escapes = path.split('%').skip(1);
+    if escapes.any(|e| {
+        let hex = e.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok());
+        !hex.is_some_and(|b| b.is_ascii_graphic())
+    }) {
+        return Err(format!(
+            "report url {url:?}: each '%' must start an escape of a printable character (no %0d, %0a, ...)"
+        ));
     }
     Ok(())
 }
@@ -406,6 +456,15 @@ impl Profile {
                 }
             },
         };
+        let deadline_seconds = match raw.report.deadline_seconds {
+            None => DEFAULT_DELIVERY_DEADLINE,
+            Some(d) if DELIVERY_DEADLINE_RANGE.contains(d.get_ref()) => d.into_inner(),
+            Some(d) => {
+                let (lo, hi) = (DELIVERY_DEADLINE_RANGE.start(), DELIVERY_DEADLINE_RANGE.end());
+                errors.push(at(d.span().start, format!("[report] deadline_seconds must be from {lo} to {hi}")));
+                DEFAULT_DELIVERY_DEADLINE
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -425,7 +484,7 @@ impl Profile {
                 }),
             },
             prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
-            report: ReportOptions { url },
+            report: ReportOptions { url, deadline_seconds },
         })
     }
 }
@@ -557,7 +616,10 @@ impl Profile {
             }
         ));
         out.push(match &self.report.url {
-            Some(u) => format!("report: to the stick and to {u} (HTTP PUT, with backups)"),
+            Some(u) => format!(
+                "report: to the stick and to {u} (HTTP PUT, with backups; every delivery within {} s)",
+                self.report.deadline_seconds
+            ),
             None => "report: to the stick".into(),
         });
         out.push(format!("when done: {}", self.finish.action.as_str()));
@@ -745,7 +807,26 @@ action = "reboot"
         let with = |u: &str| format!("name = \"x\"\n[[delete]]\npath = 'a.sys'\n[report]\nurl = \"{u}\"\n");
         let p = Profile::parse(&with("http://10.0.2.100:8080/rescue")).unwrap();
         assert_eq!(p.report.url.as_deref(), Some("http://10.0.2.100:8080/rescue"));
-        for bad in ["https://x/y", "ftp://x", "http:///path", "http://x/a b", "http://x/?q=1"] {
+        for good in ["http://rescue-1.example.internal/r%20x", "http://198.18.0.1:65535", "http://h:1/"] {
+            assert!(Profile::parse(&with(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://x/y",
+            "ftp://x",
+            "http:///path",
+            "http://x/a b",
+            "http://x/?q=1",
+            "http://user:pw@x/r",
+            "http://x:0/r",
+            "http://x:99999/r",
+            "http://x:-1/r",
+            "http://x:abc/r",
+            "http://:80/r",
+            "http://x/r%0d%0aHost:%20evil",
+            "http://x/r%zz",
+            "http://[::1]/r",
+            "http://a_b/r",
+        ] {
             let e = Profile::parse(&with(bad)).unwrap_err();
             assert!(e.line == 5 && e.message.contains("report url"), "{bad}: {e}");
         }

@@ -264,8 +264,14 @@ pub fn resolve(h: &Hive, hive: HiveName, key: &str) -> Result<String, RegError> 
     let select = h.open_path("Select")?;
     let cur: Vec<u16> = "Current".encode_utf16().collect();
     let v = h.value(&select, &cur)?.ok_or(RegError::NotFound { path: String::from("Select\\Current") })?;
+    if v.kind != kind::DWORD {
+        return Err(RegError::Unsupported { detail: "Select\\Current is not a REG_DWORD" });
+    }
     let d = h.data(&v)?;
-    let n = d.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).filter(|&n| (1..=999).contains(&n));
+    let n = match d[..] {
+        [a, b, c, d] => Some(u32::from_le_bytes([a, b, c, d])).filter(|n| (1..=999).contains(n)),
+        _ => None,
+    };
     let n = n.ok_or(RegError::Unsupported { detail: "Select\\Current does not name a control set" })?;
     Ok(match parts.next() {
         Some(rest) => format!("ControlSet{n:03}\\{rest}"),

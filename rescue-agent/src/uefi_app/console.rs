@@ -192,6 +192,7 @@ fn map_key(key: UefiKey) -> Key {
 /// Milliseconds from the CPU's free-running counter (x86-64: the time-stamp
 /// counter; ARM64: the generic timer's virtual count), calibrated against
 /// the firmware's stall.
+#[derive(Clone, Copy)]
 pub struct Clock {
     ticks_per_ms: u64,
     start: u64,

@@ -171,7 +171,7 @@ fn main() -> Status {
         None => &mut ports::NoKeys,
     };
     let url = profile.report.url.clone();
-    let mut keeper = Keeper::new(&mut stick, url.as_deref());
+    let mut keeper = Keeper::new(&mut stick, url.as_deref(), clock, profile.report.deadline_seconds);
     let ports = session::Ports {
         console: &mut con,
         sink: &mut keeper,
@@ -182,7 +182,7 @@ fn main() -> Status {
     let opts = Options { dry_run: false, now: firmware::filetime_now() };
     let mut report = session::run(&profile, &mut found, opts, ports);
     report.front_end = String::from(if cfg!(target_arch = "aarch64") { "agent (aarch64)" } else { "agent (x86_64)" });
-    let uploads = keeper.into_uploads();
+    let (uploads, uploader) = keeper.into_parts();
     if let Some(k) = &site_keys {
         report.notes.push(format!("site keys: {}", k.describe()));
     }
@@ -199,7 +199,7 @@ fn main() -> Status {
         report.notes.push(b.clone());
     }
 
-    keep_report(&mut con, &mut stick, url.as_deref(), &mut report, uploads);
+    keep_report(&mut con, &mut stick, uploader, &mut report, uploads);
     if let Some(b) = &boot_next {
         con.line(b);
     }
@@ -208,12 +208,12 @@ fn main() -> Status {
 }
 
 /// The report: one JSON file per run, on the stick and/or delivered to the
-/// report URL with the backups kept for upload. When it is kept nowhere,
-/// the verdict's reason says so.
+/// report URL (through `uploader`) with the backups kept for upload. When it
+/// is kept nowhere, the verdict's reason says so.
 fn keep_report(
     con: &mut Console,
     stick: &mut Stick,
-    url: Option<&str>,
+    uploader: Option<network::Uploader>,
     report: &mut RunReport,
     uploads: Vec<(String, Vec<u8>)>,
 ) {
@@ -234,8 +234,8 @@ fn keep_report(
             Err(why) => con.colored(&format!("warning: no report kept on the stick: {why}"), Color::Yellow),
         }
     }
-    if let Some(url) = url {
-        kept |= deliver(con, url, &stick.run_id, &json, uploads);
+    if let Some(up) = uploader {
+        kept |= deliver(con, up, &json, uploads);
     }
     if !kept {
         let why = "no report was kept (no writable stick and no report URL, or delivery failed)";
@@ -262,20 +262,23 @@ fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
     con.verdict(look, outcome.word(), reason, color);
 }
 
-/// Sends the report and the backups to `<url>/<run id>/`; says on screen
-/// what was not delivered (the fix itself stands). True when the report arrived.
-fn deliver(con: &mut Console, url: &str, run_id: &str, report: &[u8], backups: Vec<(String, Vec<u8>)>) -> bool {
-    ports::Console::progress(con, &format!("Sending the report to {url} ..."));
-    let mut up = network::Uploader::new(&format!("{}/{run_id}", url.trim_end_matches('/')));
-    let report_sent = up.put("report.json", report);
+/// Sends the report, then the backups kept on the stick, with `up` (whose
+/// base is `<url>/<run id>`; backups without a stick copy went during the
+/// run); says on screen what went where and what was not delivered (the fix
+/// itself stands). True when the report arrived.
+fn deliver(con: &mut Console, mut up: network::Uploader, report: &[u8], backups: Vec<(String, Vec<u8>)>) -> bool {
+    let left = up.seconds_left();
+    ports::Console::progress(con, &format!("Sending the report to {} ({left} s left for deliveries) ...", up.url("")));
+    let report_sent = up.put("report.json", report, true).is_ok();
     for (rel, bytes) in &backups {
-        up.put(rel, bytes);
+        let _ = up.put(rel, bytes, false);
     }
     if report_sent {
         con.line(&format!("report: {}", up.url("report.json")));
     }
-    if up.sent > usize::from(report_sent) {
-        con.line(&format!("backups sent: {}", up.sent - usize::from(report_sent)));
+    let backups_sent = up.sent - usize::from(report_sent);
+    if backups_sent > 0 {
+        con.line(&format!("backups delivered: {backups_sent} to {}", up.url("backups/")));
     }
     for (rel, why) in &up.failed {
         con.colored(&format!("NOT DELIVERED: {} ({why})", up.url(rel)), Color::Yellow);

@@ -3,6 +3,7 @@
 //! PUT, through the firmware's own network stack (DHCP via Ip4Config2, then
 //! EFI_HTTP_PROTOCOL). Nothing here decides what to send; it only sends.
 
+use super::console::Clock;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -21,10 +22,57 @@ use uefi_raw::protocol::network::http::{
 /// EFI_CONNECTION_FIN (UEFI spec, Appendix D): the peer closed the connection.
 const CONNECTION_FIN: Status = Status(Status::ERROR_BIT | 104);
 
-/// How long one request or response may take.
-const TIMEOUT: Duration = Duration::from_secs(20);
-/// Attempts per file before it counts as not delivered.
+/// Longest wait for the request line and headers to go out, or for the answer.
+const PHASE: u64 = 20_000;
+/// A body may take this long per MiB on top of [`PHASE`] (a slow link still delivers).
+const PER_MIB: u64 = 16_000;
+/// Attempts per file before it counts as not delivered (5xx answers and
+/// network errors; a 4xx answer is final).
 pub const ATTEMPTS: u32 = 3;
+
+/// A firmware status in words (never a raw number on screen).
+fn words(s: Status) -> String {
+    let w = match s.0 & !Status::ERROR_BIT {
+        3 => "the network stack does not support this",
+        6 => "the network is not ready",
+        7 => "a device error",
+        9 => "out of memory",
+        15 => "access denied",
+        16 => "no answer from the server",
+        17 => "no IPv4 address (DHCP gave none)",
+        18 => "timed out",
+        22 => "an ICMP error came back",
+        24 => "an HTTP protocol error",
+        35 => "an HTTP error",
+        100 => "the network is unreachable",
+        101 => "the server is unreachable",
+        102 => "the protocol is unreachable",
+        103 => "the server's port is closed",
+        104 => "the server closed the connection",
+        105 => "the server reset the connection",
+        106 => "the server refused the connection",
+        _ => return format!("firmware status {:#x}", s.0 & !Status::ERROR_BIT),
+    };
+    String::from(w)
+}
+
+/// The moment an exchange must end, on the agent's clock.
+#[derive(Clone, Copy)]
+struct Deadline {
+    clock: Clock,
+    end_ms: u64,
+}
+
+impl Deadline {
+    /// `ms` from now on `clock`.
+    fn after(clock: Clock, ms: u64) -> Deadline {
+        Deadline { clock, end_ms: clock.ms() + ms }
+    }
+    /// Milliseconds left (0 once passed).
+    fn left(&self) -> u64 {
+        self.end_ms.saturating_sub(self.clock.ms())
+    }
+}
 
 fn open<P: uefi::proto::ProtocolPointer + ?Sized>(h: Handle) -> Option<ScopedProtocol<P>> {
     let params = OpenProtocolParams { handle: h, agent: boot::image_handle(), controller: None };
@@ -52,11 +100,11 @@ fn token(message: &mut HttpMessage) -> Result<(HttpToken, Event), String> {
 }
 
 /// Polls `http` until `token` completes (its status set or its event
-/// signalled) or [`TIMEOUT`] passes; closes the token's event.
-fn wait(http: &mut Http, token: &mut HttpToken, event: Event) -> Result<(), String> {
-    let mut waited = Duration::ZERO;
+/// signalled) or `limit_ms` pass on `clock`; closes the token's event.
+fn wait(http: &mut Http, token: &mut HttpToken, event: Event, clock: Clock, limit_ms: u64) -> Result<(), String> {
+    let end = clock.ms() + limit_ms;
     let mut outcome = Err(String::from("timed out"));
-    while waited <= TIMEOUT {
+    loop {
         let _ = http.poll();
         let signalled = boot::check_event(&event).unwrap_or(false);
         if token.status != Status::NOT_READY || signalled {
@@ -64,12 +112,14 @@ fn wait(http: &mut Http, token: &mut HttpToken, event: Event) -> Result<(), Stri
                 // A server that closes after its answer ("Connection: close")
                 // ends the exchange with FIN: the answer has been read.
                 Status::SUCCESS | Status::HTTP_ERROR | CONNECTION_FIN => Ok(()),
-                s => Err(format!("{s:?}")),
+                s => Err(words(s)),
             };
             break;
         }
+        if clock.ms() >= end {
+            break;
+        }
         boot::stall(Duration::from_millis(2));
-        waited += Duration::from_millis(2);
     }
     if outcome.is_err() && token.status == Status::NOT_READY {
         let _ = http.cancel(token);
@@ -102,7 +152,8 @@ fn free_headers(msg: &HttpMessage) {
 }
 
 /// One HTTP PUT of `body` to `url` on a fresh HTTP child; the response's status code.
-fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
+fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u16, String> {
+    let phase = |extra: u64| (PHASE + extra).min(deadline.left()).max(1);
     let mut binding = open::<HttpBinding>(nic).ok_or("the HTTP service is gone")?;
     let child = binding.create_child().map_err(|e| format!("HTTP: {e:?}"))?;
     let result = (|| {
@@ -114,7 +165,7 @@ fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
             local_addr_is_ipv6: false.into(),
             access_point: HttpAccessPoint { ipv4_node: &mut ip4 },
         };
-        http.configure(&config).map_err(|e| format!("HTTP configure: {e:?}"))?;
+        http.configure(&config).map_err(|e| format!("HTTP configure: {}", words(e.status())))?;
 
         let host = url.split('/').nth(2).ok_or("the URL names no host")?;
         let url16 = uefi::CString16::try_from(url).map_err(|_| String::from("the URL is not UCS-2"))?;
@@ -127,6 +178,9 @@ fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
                 field_name: c"Content-Type".as_ptr().cast(),
                 field_value: c"application/octet-stream".as_ptr().cast(),
             },
+            // One request per connection: a server that keeps connections
+            // open by default (nginx) then ends the answer by closing.
+            HttpHeader { field_name: c"Connection".as_ptr().cast(), field_value: c"close".as_ptr().cast() },
         ];
         let request = HttpRequestData { method: HttpMethod::PUT, url: url16.as_ptr().cast() };
         // EDK2's HTTP driver sends the request line and headers, then the
@@ -137,8 +191,9 @@ fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
         tx.header_count = headers.len();
         tx.header = headers.as_mut_ptr();
         let (mut tx_token, ev) = token(&mut tx)?;
-        http.request(&mut tx_token).map_err(|e| format!("HTTP request: {e:?}"))?;
-        wait(&mut http, &mut tx_token, ev).map_err(|e| format!("sending the headers: {e}"))?;
+        http.request(&mut tx_token).map_err(|e| format!("HTTP request: {}", words(e.status())))?;
+        let clock = deadline.clock;
+        wait(&mut http, &mut tx_token, ev, clock, phase(0)).map_err(|e| format!("sending the headers: {e}"))?;
         let mut payload = body.to_vec();
         let mut body_msg = HttpMessage::default();
         body_msg.data.request = core::ptr::null();
@@ -146,8 +201,9 @@ fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
         body_msg.body = payload.as_mut_ptr().cast::<c_void>();
         if !payload.is_empty() {
             let (mut body_token, ev) = token(&mut body_msg)?;
-            http.request(&mut body_token).map_err(|e| format!("HTTP request body: {e:?}"))?;
-            wait(&mut http, &mut body_token, ev).map_err(|e| format!("sending the body: {e}"))?;
+            http.request(&mut body_token).map_err(|e| format!("HTTP request body: {}", words(e.status())))?;
+            let extra = (body.len() as u64 * PER_MIB) >> 20;
+            wait(&mut http, &mut body_token, ev, clock, phase(extra)).map_err(|e| format!("sending the body: {e}"))?;
         }
         let mut status = HttpResponseData { status_code: HttpStatusCode::STATUS_UNSUPPORTED };
         let mut buf = vec![0u8; 1024];
@@ -156,8 +212,8 @@ fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
         rx.body_length = buf.len();
         rx.body = buf.as_mut_ptr().cast::<c_void>();
         let (mut rx_token, ev) = token(&mut rx)?;
-        http.response(&mut rx_token).map_err(|e| format!("HTTP response: {e:?}"))?;
-        let waited = wait(&mut http, &mut rx_token, ev);
+        http.response(&mut rx_token).map_err(|e| format!("HTTP response: {}", words(e.status())))?;
+        let waited = wait(&mut http, &mut rx_token, ev, clock, phase(0));
         free_headers(&rx);
         waited.map_err(|e| format!("waiting for the answer: {e}"))?;
         Ok(status_number(status.status_code))
@@ -166,26 +222,26 @@ fn put_once(nic: Handle, url: &str, body: &[u8]) -> Result<u16, String> {
     result
 }
 
-/// The numeric HTTP status of the codes a server answers a PUT with.
+/// HTTP status codes in the order of EFI_HTTP_STATUS_CODE (UEFI spec
+/// 2.10, 29.6.6), from its value 1; 0 is "unsupported".
+const STATUS_CODES: [u16; 42] = [
+    100, 101, 200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303, 304, 305, 307, 400, 401, 402, 403, 404, 405, 406,
+    407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 500, 501, 502, 503, 504, 505, 308, 429,
+];
+
+/// The numeric HTTP status (0 when the firmware does not know it).
 fn status_number(code: HttpStatusCode) -> u16 {
-    match code {
-        HttpStatusCode::STATUS_200_OK => 200,
-        HttpStatusCode::STATUS_201_CREATED => 201,
-        HttpStatusCode::STATUS_204_NO_CONTENT => 204,
-        HttpStatusCode::STATUS_403_FORBIDDEN => 403,
-        HttpStatusCode::STATUS_404_NOT_FOUND => 404,
-        HttpStatusCode::STATUS_405_METHOD_NOT_ALLOWED => 405,
-        HttpStatusCode::STATUS_411_LENGTH_REQUIRED => 411,
-        HttpStatusCode::STATUS_413_REQUEST_ENTITY_TOO_LARGE => 413,
-        HttpStatusCode::STATUS_500_INTERNAL_SERVER_ERROR => 500,
-        _ => 0,
-    }
+    (code.0 as usize).checked_sub(1).and_then(|i| STATUS_CODES.get(i)).copied().unwrap_or(0)
 }
 
-/// Sends files to a base URL; remembers what could not be delivered.
+/// Sends files to a base URL within one time budget for all of them;
+/// remembers what could not be delivered.
 pub struct Uploader {
     base: String,
     nic: Result<Handle, String>,
+    clock: Clock,
+    /// Milliseconds of delivery time left for the run.
+    budget_ms: u64,
     /// `(relative path, why)` of every file not delivered.
     pub failed: Vec<(String, String)>,
     /// How many files were delivered.
@@ -193,9 +249,12 @@ pub struct Uploader {
 }
 
 impl Uploader {
-    /// An uploader to `base` (no trailing `/`), with the network brought up.
-    pub fn new(base: &str) -> Uploader {
-        Uploader { base: String::from(base.trim_end_matches('/')), nic: interface(), failed: Vec::new(), sent: 0 }
+    /// An uploader to `base` (no trailing `/`), with the network brought up;
+    /// all its deliveries together may take `budget_s` seconds.
+    pub fn new(base: &str, clock: Clock, budget_s: u32) -> Uploader {
+        let base = String::from(base.trim_end_matches('/'));
+        let budget_ms = u64::from(budget_s) * 1000;
+        Uploader { base, nic: interface(), clock, budget_ms, failed: Vec::new(), sent: 0 }
     }
 
     /// The URL a relative path goes to.
@@ -203,29 +262,49 @@ impl Uploader {
         format!("{}/{rel}", self.base)
     }
 
-    /// PUTs `body` to `<base>/<rel>`, trying [`ATTEMPTS`] times.
-    pub fn put(&mut self, rel: &str, body: &[u8]) -> bool {
-        let nic = match &self.nic {
-            Ok(n) => *n,
-            Err(why) => {
-                self.failed.push((String::from(rel), why.clone()));
-                return false;
-            }
-        };
+    /// Seconds of delivery time left.
+    pub fn seconds_left(&self) -> u64 {
+        self.budget_ms / 1000
+    }
+
+    /// PUTs `body` to `<base>/<rel>`: up to [`ATTEMPTS`] times with a
+    /// growing pause, within the budget left (`always_once`: one attempt of
+    /// at most [`PHASE`] per step even when none is left, for the report).
+    /// Any 2xx is success; a 4xx is the server's final refusal. Returns the
+    /// status code, or why not.
+    pub fn put(&mut self, rel: &str, body: &[u8], always_once: bool) -> Result<u16, String> {
+        let started = self.clock.ms();
+        let result = self.try_put(rel, body, always_once);
+        self.budget_ms = self.budget_ms.saturating_sub(self.clock.ms().saturating_sub(started));
+        match &result {
+            Ok(_) => self.sent += 1,
+            Err(why) => self.failed.push((String::from(rel), why.clone())),
+        }
+        result
+    }
+
+    fn try_put(&mut self, rel: &str, body: &[u8], always_once: bool) -> Result<u16, String> {
+        let nic = self.nic.clone()?;
         let url = self.url(rel);
-        let mut why = String::new();
+        let budget = if self.budget_ms == 0 && always_once { PHASE } else { self.budget_ms };
+        let deadline = Deadline::after(self.clock, budget);
+        let mut why = String::from("the time for deliveries had run out");
         for attempt in 0..ATTEMPTS {
-            match put_once(nic, &url, body) {
-                Ok(200 | 201 | 204) => {
-                    self.sent += 1;
-                    return true;
-                }
-                Ok(code) => why = format!("the server answered {code}"),
+            if deadline.left() == 0 {
+                break;
+            }
+            match put_once(nic, &url, body, deadline) {
+                Ok(code @ 200..=299) => return Ok(code),
+                Ok(code @ 400..=499) => return Err(format!("refused by the server (HTTP {code})")),
+                Ok(0) => why = String::from("the server answered with a status this agent does not know"),
+                Ok(code) => why = format!("the server answered HTTP {code}"),
                 Err(e) => why = e,
             }
-            boot::stall(Duration::from_millis(500 << attempt));
+            let pause = 500u64 << attempt;
+            if attempt + 1 < ATTEMPTS && deadline.left() > pause {
+                boot::stall(Duration::from_millis(pause));
+            }
         }
-        self.failed.push((String::from(rel), why));
-        false
+        Err(why)
     }
 }

@@ -82,8 +82,9 @@ impl Stick {
     }
 }
 
-impl BackupSink for Stick {
-    fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
+impl Stick {
+    /// Writes the copy of `item` to the stick's backups folder; where it went.
+    pub fn keep(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
         // A path from the disk is data: it must stay inside the backups folder.
         if let Some(why) = relative_path_problem(item.path) {
             return Err(format!("{:?} cannot be a backup path ({why}): not deleted", item.path));
@@ -95,7 +96,16 @@ impl BackupSink for Stick {
             self.run_id,
             item.path.replace('\\', "/")
         );
-        match self.write(&path, item.content) {
+        self.write(&path, item.content)
+    }
+}
+
+impl BackupSink for Stick {
+    fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
+        if let Some(why) = relative_path_problem(item.path) {
+            return Err(format!("{:?} cannot be a backup path ({why}): not deleted", item.path));
+        }
+        match self.keep(item) {
             Ok(written) => Ok(written),
             Err(why) if item.required => Err(format!("cannot keep a copy of {} on the stick: {why}", item.path)),
             Err(why) => {
