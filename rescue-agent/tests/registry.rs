@@ -227,8 +227,39 @@ fn corrupted_and_hostile_hives_are_errors_never_panics() {
         }
         if let Ok(h) = Hive::open(b) {
             let _ = walk(&h);
-            if let Ok(mut ed) = Editor::new(h) {
+            if let Ok(mut ed) = Editor::new(h.clone()) {
                 let _ = bcd::set_safe_mode(&mut ed, SafeMode::Minimal, TS);
+            }
+            edits_leave_the_key_readable(&h);
+        }
+    }
+}
+
+/// Every value of the first keys of `h` rewritten shorter and longer: an
+/// edit the editor accepts leaves a hive whose edited key reads whole (a
+/// mutated hive whose cells overlap must be refused, not half-written).
+fn edits_leave_the_key_readable(h: &Hive) {
+    let mut keys = Vec::new();
+    let mut stack: Vec<_> = h.root().into_iter().collect();
+    while let Some(k) = stack.pop() {
+        if keys.len() >= 8 {
+            break;
+        }
+        stack.extend(h.subkeys(&k).unwrap_or_default());
+        keys.push(k);
+    }
+    for k in keys {
+        for v in h.values(&k).unwrap_or_default().into_iter().take(4) {
+            for data in [Data::Dword(4), Data::Binary(vec![7; 300])] {
+                let Ok(mut ed) = Editor::new(h.clone()) else { return };
+                if ed.set_value(&k, &v.name_string(), &data, TS).is_err() {
+                    continue;
+                }
+                let after = Hive::open(ed.finish(TS).unwrap()).expect("an edited hive opens");
+                let key = after.key(k.off).expect("the edited key reads");
+                for v in after.values(&key).expect("its values read") {
+                    after.data(&v).expect("every value of the edited key reads");
+                }
             }
         }
     }

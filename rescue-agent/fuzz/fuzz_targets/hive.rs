@@ -34,5 +34,35 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = ed.finish(1);
     }
+    // Every value of the first keys rewritten, shorter and longer (cells
+    // freed, reused, allocated): an edit that succeeds must leave a hive
+    // whose edited key still reads whole — shared cells must be refused.
+    let keys: Vec<_> = {
+        let mut out = Vec::new();
+        let mut stack: Vec<_> = h.root().into_iter().collect();
+        while let Some(k) = stack.pop() {
+            if out.len() >= 32 {
+                break;
+            }
+            stack.extend(h.subkeys(&k).unwrap_or_default());
+            out.push(k);
+        }
+        out
+    };
+    for k in keys {
+        for v in h.values(&k).unwrap_or_default() {
+            for data in [Data::Dword(4), Data::Sz("y".repeat(300))] {
+                let Ok(mut ed) = Editor::new(h.clone()) else { return };
+                if ed.set_value(&k, &v.name_string(), &data, 1).is_err() {
+                    continue;
+                }
+                let after = Hive::open(ed.finish(1).unwrap()).expect("an edited hive opens");
+                let key = after.key(k.off).expect("the edited key reads");
+                for v in after.values(&key).expect("its values read") {
+                    after.data(&v).expect("every value of the edited key reads");
+                }
+            }
+        }
+    }
     let _ = bcd::edit_store(data, SafeMode::Minimal, 1);
 });

@@ -223,6 +223,14 @@ fn with_log_base(primary: &[u8], log: &Log) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The largest a recovered hive can be: every byte past the primary file
+/// comes from a page in a log, so the primary and the logs together bound
+/// it (a short entry claiming gigabytes of bins is refused before anything
+/// is allocated).
+fn bound<'a>(primary: &[u8], logs: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    logs.into_iter().fold(primary.len(), |n, l| n.saturating_add(l.len()))
+}
+
 /// Extends `out` with zeros to `len` bytes (never shrinks it).
 fn grow(out: &mut Vec<u8>, len: usize) -> Result<()> {
     let more = len.saturating_sub(out.len());
@@ -275,6 +283,7 @@ fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> 
         (None, None) => return Err(dirty("its transaction logs are unusable (no valid log base block)")),
     };
     let floor = valid.map(|bb| bb.seq2);
+    let limit = bound(primary, logs.iter().map(|l| l.data));
     let mut last: Option<Entry> = None;
     let mut applied = 0;
     let mut chain: Option<Chain> = None;
@@ -289,7 +298,7 @@ fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> 
         started |= expected.is_some();
         let mut at = SECTOR;
         while let Some(entry) = expected.and_then(|seq| entry_at(log.data, at, seq)) {
-            apply_entry(&mut out, &entry)?;
+            apply_entry(&mut out, &entry, limit)?;
             at += entry.body.len();
             expected = entry.seq.checked_add(1);
             applied += 1;
@@ -334,10 +343,13 @@ fn entry_at(log: &[u8], at: usize, expected: u32) -> Option<Entry<'_>> {
 }
 
 /// Grows `out` to the entry's hive bins size and writes its dirty pages.
-fn apply_entry(out: &mut Vec<u8>, entry: &Entry) -> Result<()> {
+fn apply_entry(out: &mut Vec<u8>, entry: &Entry, limit: usize) -> Result<()> {
     let at = entry.at as u64;
     if entry.bins > MAX_BINS {
         return Err(corrupt("log entry", at + 16, "hive bins size above 2 GiB"));
+    }
+    if SIZE + entry.bins as usize > limit {
+        return Err(corrupt("log entry", at + 16, "hive bins larger than the hive and its logs together hold"));
     }
     grow(out, SIZE + entry.bins as usize)?;
     let refs_end = (entry.pages as usize)
@@ -464,6 +476,9 @@ fn recover_old(primary: &[u8], valid: Option<BaseBlock>, logs: &[Log]) -> Result
     let bins = log.base.bins_size;
     if bins > MAX_BINS {
         return Err(corrupt("base block", 0x28, "hive bins size above 2 GiB"));
+    }
+    if SIZE + bins as usize > bound(primary, [log.data]) {
+        return Err(corrupt("base block", 0x28, "hive bins larger than the hive and its log together hold"));
     }
     let mut out = match valid {
         Some(_) => primary.to_vec(),
@@ -713,6 +728,16 @@ pub(super) mod tests {
         assert_eq!(err, RegError::Dirty { detail: "no transaction log matches its last-written time" });
         let cut = &log[..log.len() - 1];
         assert!(matches!(recover(&p, &[cut]), Err(RegError::Corrupt { structure: "dirty page", .. })));
+    }
+
+    #[test]
+    fn an_entry_claiming_more_bins_than_the_files_hold_is_refused_before_allocating() {
+        let hive = primary(3, 2, 1);
+        // A 4.5 KiB entry, hashes valid, claiming 2 GiB of hive bins.
+        let e = entry(2, 0x7FFF_F000, 0, &[(0, 0xAB, 4096)]);
+        let log = new_log(&hive, &[e]);
+        let r = recover(&hive, &[&log, &[]]);
+        assert!(matches!(r, Err(RegError::Corrupt { detail, .. }) if detail.contains("logs together")), "{r:?}");
     }
 
     #[test]
