@@ -392,7 +392,11 @@ fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Optio
                 }
                 // Written without a log entry: nothing to replay is right (a
                 // stale entry replayed would give a third hive).
-                None => assert!(r.volume.hives[0].journal.as_deref().is_some_and(|j| j.starts_with("no log entry")), "k={k}: {:?}", r.volume.hives[0].journal),
+                None => assert!(
+                    r.volume.hives[0].journal.as_deref().is_some_and(|j| j.starts_with("no log entry")),
+                    "k={k}: {:?}",
+                    r.volume.hives[0].journal
+                ),
             }
         }
         // Without logs a dirty hive is all there is: Windows does not take it for a clean one.

@@ -142,7 +142,8 @@ fn one_hive<D: BlockDevice>(
     let logs: Vec<&[u8]> = files[1..].iter().map(|l| l.2.as_slice()).collect();
     let recovered = journal::recover_in_place(original, &logs).map_err(r)?;
     hr.recovered_entries = recovered.applied;
-    let mut ed = Editor::new(Hive::open(recovered.bytes.clone()).map_err(r)?).map_err(r)?;
+    let copy = crate::util::mem::copy(&recovered.bytes).ok_or("the hive does not fit in the memory available")?;
+    let mut ed = Editor::new(Hive::open(copy).map_err(r)?).map_err(r)?;
     for s in &profile.services {
         for set in control_sets(ed.hive()).map_err(r)? {
             let key = format!("{set}\\Services\\{}", s.name);

@@ -709,7 +709,11 @@ impl Ntfs {
         if n > cap.min(MAX_READ_WHOLE) || n > self.boot.volume_bytes() {
             return Err(NtfsError::TooLarge { structure: "file contents", offset: f.base().offset, size: n });
         }
-        let mut v = vec![0u8; n as usize];
+        let mut v = crate::util::mem::zeroed(n as usize).ok_or(NtfsError::TooLarge {
+            structure: "file contents (more than the memory available)",
+            offset: f.base().offset,
+            size: n,
+        })?;
         self.read_content_at(dev, &c, 0, &mut v)?;
         Ok(v)
     }

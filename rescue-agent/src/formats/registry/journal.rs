@@ -189,7 +189,7 @@ fn without_entry(original: &[u8], recovered: &Recovered, primary: Vec<FileEdit>,
         let at = *at as usize;
         log.get_mut(at..at + bytes.len()).ok_or_else(replays)?.copy_from_slice(bytes);
     }
-    let mut dirty = original.to_vec();
+    let mut dirty = super::copy(original)?;
     if let Some((at, bytes)) = primary.first() {
         let at = *at as usize;
         dirty.get_mut(at..at + bytes.len()).ok_or_else(replays)?.copy_from_slice(bytes);
@@ -259,8 +259,8 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
     let bad = || RegError::Unsupported {
         detail: "its transaction logs would not recover the change if the write were cut short",
     };
-    let mut primary = original.to_vec();
-    let mut logs: Vec<Vec<u8>> = logs.iter().map(|l| l.to_vec()).collect();
+    let mut primary = super::copy(original)?;
+    let mut logs: Vec<Vec<u8>> = logs.iter().map(|l| super::copy(l)).collect::<Result<_>>()?;
     let n = journal.writes.len();
     for (k, (target, (at, bytes))) in journal.writes.iter().enumerate() {
         let file = match target {
@@ -279,9 +279,10 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
         let good = if k + 1 == n {
             // Clean: the edited hive, numbered one past the entry.
             let next = journal.entry.map_or(0, |(_, seq)| seq.wrapping_add(1));
-            let mut want = edited.to_vec();
-            base::stamp(&mut want, next, next, BaseBlock::parse(edited)?.timestamp)?;
-            primary == want && r.bytes == want
+            let mut base_block = edited.get(..SIZE).ok_or_else(bad)?.to_vec();
+            base::stamp(&mut base_block, next, next, BaseBlock::parse(edited)?.timestamp)?;
+            let is_want = |b: &[u8]| b.get(..SIZE) == Some(&base_block[..]) && b.get(SIZE..) == edited.get(SIZE..);
+            is_want(&primary) && is_want(&r.bytes)
         } else if primary_touched {
             r.bytes == edited
         } else {

@@ -140,7 +140,7 @@ const MAX_BINS: u32 = 0x8000_0000;
 pub fn recover(primary: &[u8], logs: &[&[u8]]) -> Result<Recovered> {
     let valid = primary_base(primary)?;
     if let Some(bb) = valid.filter(|bb| !bb.is_dirty()) {
-        return Ok(Recovered { bytes: primary.to_vec(), seq: bb.seq1, applied: 0, chain: None });
+        return Ok(Recovered { bytes: super::copy(primary)?, seq: bb.seq1, applied: 0, chain: None });
     }
     if valid.is_some_and(|bb| primary.len().saturating_sub(SIZE) < bb.bins_size as usize) {
         return Err(corrupt("base block", 0x28, "hive bins data size past the end of the file"));
@@ -214,7 +214,7 @@ impl<'a> Log<'a> {
 /// `primary` with its base block's first sector replaced by the log's, as
 /// a primary file (file type 0).
 fn with_log_base(primary: &[u8], log: &Log) -> Result<Vec<u8>> {
-    let mut out = primary.to_vec();
+    let mut out = super::copy(primary)?;
     match (out.get_mut(..SECTOR), log.data.get(..SECTOR)) {
         (Some(dst), Some(src)) => dst.copy_from_slice(src),
         _ => return Err(corrupt("base block", 0, "shorter than a sector")),
@@ -235,8 +235,7 @@ fn bound<'a>(primary: &[u8], logs: impl IntoIterator<Item = &'a [u8]>) -> usize 
 fn grow(out: &mut Vec<u8>, len: usize) -> Result<()> {
     let more = len.saturating_sub(out.len());
     if more > 0 {
-        let too_big = |_| RegError::Unsupported { detail: "the recovered hive does not fit in memory" };
-        out.try_reserve_exact(more).map_err(too_big)?;
+        out.try_reserve_exact(more).map_err(|_| super::no_memory())?;
         out.resize(len, 0);
     }
     Ok(())
@@ -278,7 +277,7 @@ fn recover_new(primary: &[u8], valid: Option<BaseBlock>, mut logs: Vec<Log>) -> 
         logs.drain(..logs.len().saturating_sub(1));
     }
     let mut out = match (valid, logs.first()) {
-        (Some(_), _) => primary.to_vec(),
+        (Some(_), _) => super::copy(primary)?,
         (None, Some(latest)) => with_log_base(primary, latest)?,
         (None, None) => return Err(dirty("its transaction logs are unusable (no valid log base block)")),
     };
@@ -481,7 +480,7 @@ fn recover_old(primary: &[u8], valid: Option<BaseBlock>, logs: &[Log]) -> Result
         return Err(corrupt("base block", 0x28, "hive bins larger than the hive and its log together hold"));
     }
     let mut out = match valid {
-        Some(_) => primary.to_vec(),
+        Some(_) => super::copy(primary)?,
         None => with_log_base(primary, log)?,
     };
     grow(&mut out, SIZE + bins as usize)?;

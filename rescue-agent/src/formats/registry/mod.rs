@@ -100,6 +100,16 @@ impl core::error::Error for RegError {}
 /// Shorthand for registry results.
 pub type Result<T> = core::result::Result<T, RegError>;
 
+/// The error for a hive (or a copy of it) that does not fit in memory.
+pub(crate) fn no_memory() -> RegError {
+    RegError::Unsupported { detail: "the hive does not fit in the memory available" }
+}
+
+/// A copy of `bytes`, or [`no_memory`].
+pub(crate) fn copy(bytes: &[u8]) -> Result<alloc::vec::Vec<u8>> {
+    crate::util::mem::copy(bytes).ok_or_else(no_memory)
+}
+
 pub(crate) fn corrupt(structure: &'static str, offset: u64, detail: &'static str) -> RegError {
     RegError::Corrupt { structure, offset, detail }
 }
