@@ -69,12 +69,37 @@ fn receiver_answering(refuse: Option<&'static str>) -> (u16, Received) {
     (port, got)
 }
 
+/// A receiver that reads each request and never answers, holding the
+/// connection open; returns its port and when its first connection came.
+fn hanging_receiver() -> (u16, Arc<Mutex<Option<std::time::Instant>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
+    let seen = first.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            seen.lock().unwrap().get_or_insert_with(std::time::Instant::now);
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut sink = [0u8; 4096];
+                while conn.read(&mut sink).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    (port, first)
+}
+
 /// Builds rescue.efi from the default profile plus `[report] url`, in a TFTP
 /// folder; `extra` goes to `rescue build` (e.g. signing).
 fn network_binary(dir: &Path, url: &str, extra: &[&str]) -> PathBuf {
+    network_binary_with(dir, url, "", extra)
+}
+
+/// As [`network_binary`], with `report_extra` added to the `[report]` section.
+fn network_binary_with(dir: &Path, url: &str, report_extra: &str, extra: &[&str]) -> PathBuf {
     let mut text = std::fs::read_to_string(default_profile()).unwrap();
     if !url.is_empty() {
-        text += &format!("\n[report]\nurl = \"{url}\"\n");
+        text += &format!("\n[report]\nurl = \"{url}\"\n{report_extra}");
     }
     let profile = dir.join("net.toml");
     std::fs::write(&profile, text).unwrap();
@@ -170,6 +195,33 @@ fn network_boot_deletes_nothing_whose_backup_the_server_refused() {
     assert!(lines.iter().any(|l| l.starts_with("NOT DELIVERED: ") && refused(l)), "{serial}");
     assert!(!serial.contains("Status("), "a raw firmware status reached the screen:\n{serial}");
     assert!(got.lock().unwrap().is_empty());
+    drop(vm);
+    assert_eq!(sha256_hex(&std::fs::read(&disk.path).unwrap()), before, "the disk was written");
+}
+
+/// A receiver that takes the requests and never answers holds a PC no
+/// longer than the delivery budget (`deadline_seconds`), plus one try of the
+/// report; the backup it never confirmed means nothing is deleted.
+#[test]
+fn a_receiver_that_never_answers_holds_a_pc_only_until_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &[]);
+    let before = sha256_hex(&std::fs::read(&disk.path).unwrap());
+    let (port, first) = hanging_receiver();
+    let tftp = network_binary_with(dir.path(), "http://10.0.2.100:8080/rescue", "deadline_seconds = 10\n", &[]);
+    let mut vm = pxe_boot(&tftp, &disk, port);
+    let result = vm.wait_line(|l| l.starts_with("RESULT: "), Duration::from_secs(400));
+    let held = first.lock().unwrap().expect("the agent connected").elapsed();
+    vm.wait_exit(Duration::from_secs(60));
+    let serial = vm.serial_text();
+    assert!(result.starts_with("RESULT: FAILED") && result.contains("no report was kept"), "{result}\n{serial}");
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l.contains("C-00000291") && l.contains("not deleted")), "{serial}");
+    assert!(lines.iter().any(|l| l.contains("s left for deliveries")), "{serial}");
+    assert!(lines.iter().any(|l| l.starts_with("NOT DELIVERED: ") && l.contains("timed out")), "{serial}");
+    // 10 s for the backup, at most 20 s for the one try of the report (before
+    // the budget: three tries of 20 s per file, over two minutes).
+    assert!(held < Duration::from_secs(75), "held for {held:?}\n{serial}");
     drop(vm);
     assert_eq!(sha256_hex(&std::fs::read(&disk.path).unwrap()), before, "the disk was written");
 }

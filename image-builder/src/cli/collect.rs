@@ -541,6 +541,36 @@ mod tests {
         assert_eq!((v.len(), v[MAX_LIST - 1]), (MAX_LIST, 1000 - (MAX_LIST - 1)));
     }
 
+    /// Reports come from any PC on the network: mutated and truncated
+    /// reports are rows or warnings, never a panic.
+    #[test]
+    fn mutated_reports_never_panic() {
+        let good = br#"{"agent_version":"0.1.0","front_end":"agent (x86_64)","started":"2026-11-28T10:00:00Z",
+            "machine":{"manufacturer":"QEMU","model":"Standard PC","serial_number":"SN-1"},"outcome":"FIXED",
+            "reason":null,"bitlocker":[{"volume":0,"recovery_key_ids":["B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB"],
+            "skipped":"no key"}],"disks":[{"label":"disk 1","error":"x"}],"result":{"profile":"p","ok":true,
+            "volumes":[{"index":0,"partition":1,"rules":[{"files":[{"path":"a.sys","action":"deleted",
+            "sha256":"00"}]}]}],"errors":["e"]}}"#;
+        let (mut rows, mut warnings) = (Vec::new(), Vec::new());
+        add_report(&mut rows, &mut warnings, "s", "good.json", good);
+        assert_eq!(rows.len(), 1, "{warnings:?}");
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..5000 {
+            let mut b = good.to_vec();
+            for _ in 0..1 + i % 6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize) % b.len();
+                b[at] = b"{}[]\",:0aZ\x1b\n-9 t"[(seed >> 40) as usize % 16];
+            }
+            if i % 5 == 0 {
+                b.truncate((seed as usize) % good.len());
+            }
+            add_report(&mut rows, &mut warnings, "s", "m.json", &b);
+        }
+    }
+
     #[test]
     fn report_names_in_any_utf8() {
         assert!(is_json("pc-01.json") && is_json("PC.JSON") && is_json("été.json"));

@@ -353,7 +353,7 @@ fn check_url(url: &str) -> Result<(), String> {
     let mut escapes = path.split('%').skip(1);
     if escapes.any(|e| {
         let hex = e.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok());
-        !hex.is_some_and(|b| b.is_ascii_graphic())
+        !hex.is_some_and(|b| b == b' ' || b.is_ascii_graphic())
     }) {
         return Err(format!(
             "report url {url:?}: each '%' must start an escape of a printable character (no %0d, %0a, ...)"
