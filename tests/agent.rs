@@ -513,3 +513,100 @@ fn ok_bytes(cmd: &mut std::process::Command) -> Vec<u8> {
     assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
     o.stdout
 }
+
+/// Headless Chromium (Debian's `chromium`) on a local page: the DOM after
+/// its script ran, and what it printed on its console.
+fn chromium_dom(page: &Path) -> (String, String) {
+    let o = run(std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+        .args(["--virtual-time-budget=3000", "--dump-dom"])
+        .arg(format!("file://{}", page.display())));
+    assert!(o.status.success(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// The text of the element with `id` in a dumped DOM.
+fn by_id<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+    let open = at + dom[at..].find('>').unwrap() + 1;
+    &dom[open..open + dom[open..].find('<').unwrap()]
+}
+
+/// After the sweep: real agent runs (a disk fixed; a BitLocker disk whose
+/// key the technician did not have) plus hostile hand-made reports, through
+/// `rescue collect --html` and `--missing-keys`, read back in a real browser.
+#[test]
+fn fleet_page_and_missing_keys_from_agent_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    let plain = make_test_disk(dir.path(), "win.img", &[]);
+    let fixed = boot_and_fix(dir.path(), &crowdstrike(), &[(&plain, Bus::Ahci)]);
+    std::fs::write(reports.join("fixed.json"), fixed.report.to_string()).unwrap();
+    let bl = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
+    let key_id = recovery_key_id(&bl);
+    let locked = boot_bitlocker(dir.path(), &bl, |vm| {
+        at_prompt(vm);
+        vm.type_text("\x1b");
+    });
+    std::fs::write(reports.join("locked.json"), locked.report.to_string()).unwrap();
+    // Reports arrive from any PC on the network: names that are markup.
+    for (i, name) in
+        ["<img src=x onerror=\"document.title='pwned'\">", "</script><script>document.title='pwned'</script>"]
+            .iter()
+            .enumerate()
+    {
+        let mut r = fixed.report.clone();
+        r["machine"]["manufacturer"] = serde_json::json!(name);
+        r["machine"]["serial_number"] = serde_json::json!(format!("HOSTILE-{i}"));
+        r["reason"] = serde_json::json!(name);
+        std::fs::write(reports.join(format!("hostile-{i}.json")), r.to_string()).unwrap();
+    }
+    let (page, keys) = (dir.path().join("fleet.html"), dir.path().join("missing.csv"));
+    ok(rescue().arg("collect").arg(&reports).arg("--html").arg(&page).arg("--missing-keys").arg(&keys));
+    ok(rescue().arg("collect").arg(&reports).arg("--out").arg(dir.path().join("fleet.json")));
+    let rows: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("fleet.json")).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let count = |o: &str| rows.iter().filter(|r| r["outcome"] == o).count().to_string();
+
+    let (dom, console) = chromium_dom(&page);
+    assert!(dom.contains("data-script=\"ran\""), "the page's own script did not run (CSP hash?):\n{console}");
+    assert_eq!(by_id(&dom, "count-total"), rows.len().to_string());
+    assert_eq!(by_id(&dom, "count-fixed"), count("FIXED"));
+    assert_eq!(by_id(&dom, "count-failed"), count("FAILED"));
+    assert_eq!(by_id(&dom, "count-locked"), "1");
+    assert_eq!(dom.matches("<tr class=\"pc\"").count(), rows.len());
+    for r in rows {
+        assert!(dom.contains(&format!(">{}<", r["serial"].as_str().unwrap())), "row {} missing", r["serial"]);
+    }
+    // Hostile text shows as text: no element made from it, no script run.
+    assert!(!dom.contains("<img") && dom.matches("<script").count() == 1, "markup from a report became elements");
+    assert!(dom.contains("&lt;img src=x onerror="), "the hostile name is not shown as text");
+    assert!(!dom.contains("<title>pwned") && !console.contains("pwned"), "{console}");
+    assert!(!console.contains("Uncaught") && !console.contains("Refused"), "{console}");
+    // The failed PC comes first, with its reason in words.
+    let failed = &dom[dom.find("<ol class=\"failed\">").unwrap()..];
+    assert!(failed.contains(locked.report["machine"]["serial_number"].as_str().unwrap()));
+    // Kept as a test artifact: what the admin sees.
+    let shot = root().join("target/test-artifacts/fleet-page.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    ok(std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1700"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display())));
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    if std::env::var_os("RESCUE_UPDATE_SCREENSHOTS").is_some() {
+        std::fs::copy(&shot, root().join("docs/img/fleet-page.png")).unwrap();
+    }
+
+    // The missing keys: exactly the locked volume's Key ID; filled in, a key file `rescue keys check` accepts.
+    let csv = std::fs::read_to_string(&keys).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with(&format!("{key_id},,")), "{csv}");
+    let filled = dir.path().join("filled.csv");
+    std::fs::write(&filled, csv.replacen(&format!("{key_id},,"), &format!("{key_id},{RP},"), 1)).unwrap();
+    let checked = ok(rescue().args(["keys", "check"]).arg(&filled));
+    assert!(checked.contains("1 distinct Key ID(s) with a valid key; 0 error(s)"), "{checked}");
+}

@@ -18,6 +18,7 @@ mod image;
 mod output;
 mod sign;
 mod site_keys;
+mod sweep;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cli::*;

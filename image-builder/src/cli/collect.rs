@@ -32,8 +32,16 @@ pub struct CollectArgs {
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<PathBuf>,
     /// The table to write: FILE.csv or FILE.json (`-`: CSV on standard output)
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["html", "missing_keys"])]
+    pub out: Option<PathBuf>,
+    /// Also write the fleet page: one self-contained HTML file (counts,
+    /// failed PCs first, keys still missing, every PC), nothing fetched from anywhere
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Also write the BitLocker Key IDs still missing (volumes left locked),
+    /// one row each, with an empty RecoveryKey column to fill in
+    #[arg(long, value_name = "FILE.csv")]
+    pub missing_keys: Option<PathBuf>,
 }
 
 /// A file deleted on a machine.
@@ -71,6 +79,40 @@ pub struct Row {
     pub errors: Vec<String>,
     pub agent_version: String,
     pub profile: String,
+    /// Registry values and Safe Mode elements changed.
+    pub registry_changes: usize,
+    /// What happened to NTFS journals: `reset` (emptied; chkdsk at the next
+    /// boot), `unclean, left alone`, or empty when every journal was clean.
+    pub journal: String,
+    /// How long the run took, in milliseconds.
+    pub duration_ms: u64,
+    /// BitLocker volumes left locked, with the Key IDs that would open them.
+    pub locked: Vec<Locked>,
+    /// Key IDs of BitLocker volumes that were opened.
+    pub unlocked_key_ids: Vec<String>,
+}
+
+/// A BitLocker volume a run left locked.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Locked {
+    /// Its recovery-password Key IDs (GUIDs as Windows shows them; only
+    /// well-formed ones are kept).
+    pub key_ids: Vec<String>,
+    /// The disk it is on, as the report names it.
+    pub disk: String,
+    /// Its index in the run's volumes.
+    pub volume: usize,
+    /// Why it stayed locked.
+    pub why: String,
+}
+
+/// The Key IDs of a report entry that are well-formed GUIDs, in upper case.
+fn key_ids(ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .filter_map(|id| rescue_engine::formats::keyring::parse_guid(id))
+        .map(|g| g.to_string())
+        .take(MAX_LIST)
+        .collect()
 }
 
 /// Text from a report made safe to keep in a table: anything shaped like a
@@ -174,17 +216,33 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
         }
     }
     let mut unlocked = Vec::new();
-    for bl in &r.bitlocker {
+    let (mut locked, mut unlocked_key_ids) = (Vec::new(), Vec::new());
+    for bl in r.bitlocker.iter().take(MAX_LIST) {
         if let Some(by) = &bl.unlocked_by {
             unlocked.push(format!("volume {}: {}", bl.volume, scrub(by)));
-        }
-        if let Some(why) = &bl.skipped {
+            unlocked_key_ids.extend(key_ids(&bl.recovery_key_ids));
+        } else if let Some(why) = &bl.skipped {
             skipped.push(Skipped {
                 what: format!("BitLocker volume {}", bl.volume),
                 reason: format!("locked: {}", scrub(why)),
             });
+            let disk = r.disks.iter().find(|d| d.volumes.contains(&bl.volume)).map(|d| scrub(&d.label));
+            locked.push(Locked {
+                key_ids: key_ids(&bl.recovery_key_ids),
+                disk: disk.unwrap_or_default(),
+                volume: bl.volume,
+                why: scrub(why),
+            });
         }
     }
+    let journal = if r.result.volumes.iter().flat_map(|v| &v.notes).any(|n| n.starts_with("journal was unclean: reset"))
+    {
+        "reset"
+    } else if r.result.volumes.iter().any(|v| v.journal.as_deref() == Some("unclean")) {
+        "unclean, left alone"
+    } else {
+        ""
+    };
     let mut errors: Vec<String> = r.result.errors.iter().map(|e| scrub(e)).collect();
     for d in &r.disks {
         if let Some(e) = &d.error {
@@ -217,6 +275,11 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
             _ => scrub(&r.agent_version),
         },
         profile: scrub(&r.result.profile),
+        registry_changes: r.result.registry_changes,
+        journal: journal.to_string(),
+        duration_ms: r.duration_ms,
+        locked,
+        unlocked_key_ids,
     })
 }
 
@@ -410,7 +473,7 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
 /// A CSV cell. A cell a spreadsheet would run as a formula (starting with
 /// `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, unless it is a plain
 /// number; cells with separators, quotes or line breaks are quoted.
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     let plain_number =
         !s.is_empty() && s.parse::<f64>().is_ok() && s.chars().all(|c| c.is_ascii_digit() || ".-".contains(c));
     // Spreadsheets skip leading spaces before a formula (` =HYPERLINK(…)`).
@@ -461,45 +524,74 @@ pub fn to_csv(rows: &[Row]) -> String {
 
 /// Runs `rescue collect`.
 pub fn run(args: &CollectArgs) -> Result<()> {
-    let to_stdout = args.out.as_path() == Path::new("-");
     let inputs: Vec<&Path> = args.sources.iter().map(PathBuf::as_path).collect();
-    if !to_stdout {
-        output::check_output("--out", &args.out, &inputs)?;
+    let stdout = Path::new("-");
+    let outputs = [
+        ("--out", args.out.as_deref()),
+        ("--html", args.html.as_deref()),
+        ("--missing-keys", args.missing_keys.as_deref()),
+    ];
+    for (flag, path) in outputs {
+        match path {
+            Some(p) if p != stdout => output::check_output(flag, p, &inputs)?,
+            Some(_) if flag != "--out" => bail!("{flag} needs a file name (`-` is for --out only)"),
+            _ => {}
+        }
     }
-    let ext = if to_stdout {
-        Some(String::from("csv"))
-    } else {
-        args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    let table = match args.out.as_deref() {
+        None => None,
+        Some(p) if p == stdout => Some(("csv", p)),
+        Some(p) => match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => Some(("csv", p)),
+            Some("json") => Some(("json", p)),
+            _ => bail!("--out {}: name a .csv or .json file", p.display()),
+        },
     };
     let (rows, warnings) = collect(&args.sources)?;
     for w in &warnings {
         say_err!("warning: {w}");
     }
-    let bytes = match ext.as_deref() {
-        Some("csv") => to_csv(&rows).into_bytes(),
-        Some("json") => {
-            let mut v = serde_json::to_vec_pretty(&rows)?;
-            v.push(b'\n');
-            v
-        }
-        _ => bail!("--out {}: name a .csv or .json file", args.out.display()),
-    };
-    if to_stdout {
-        use std::io::Write;
-        std::io::stdout().write_all(&bytes)?;
-    } else {
-        output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes)])?;
+    if let Some((kind, path)) = table {
+        let bytes = match kind {
+            "csv" => to_csv(&rows).into_bytes(),
+            _ => {
+                let mut v = serde_json::to_vec_pretty(&rows)?;
+                v.push(b'\n');
+                v
+            }
+        };
+        write(path, bytes)?;
+    }
+    if let Some(path) = &args.html {
+        let now = rescue_engine::util::time::filetime_rfc3339(crate::clock::now_filetime());
+        let made = format!("{} {} UTC", now.get(..10).unwrap_or(""), now.get(11..19).unwrap_or(""));
+        write(path, crate::sweep::page::render(&rows, &made).into_bytes())?;
+        say_err!("{}: the fleet page", path.display());
+    }
+    if let Some(path) = &args.missing_keys {
+        let keys = crate::sweep::missing_keys::missing(&rows);
+        write(path, crate::sweep::missing_keys::to_csv(&keys).into_bytes())?;
+        say_err!("{}: {} BitLocker Key ID(s) still missing", path.display(), keys.len());
     }
     let fixed = rows.iter().filter(|r| r.outcome == "FIXED").count();
     let failed = rows.iter().filter(|r| r.outcome == "FAILED").count();
     say_err!(
-        "{}: {} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED",
-        args.out.display(),
+        "{} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED",
         rows.len(),
         args.sources.len(),
         rows.iter().filter(|r| r.outcome == "NOTHING TO DO").count()
     );
     Ok(())
+}
+
+/// Writes an output: `-` is standard output, anything else a file written atomically.
+fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
+    if path == Path::new("-") {
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes)?;
+        return Ok(());
+    }
+    output::write_pieces(path, bytes.len() as u64, &[(0, bytes)])
 }
 
 #[cfg(test)]
