@@ -213,6 +213,29 @@ fn bitlocker_volume_skipped_with_esc_is_left_untouched() {
     assert!(run.report["bitlocker"][0]["skipped"].as_str().unwrap().contains("Esc"));
 }
 
+/// The prompt times out (nobody has the key): with `[bitlocker] when_locked
+/// = "safe_mode"` the run ends SAFE MODE SET, the store on the ESP says so
+/// (hivex), and the encrypted volume is untouched.
+#[test]
+fn locked_pc_whose_prompt_times_out_gets_safe_mode_with_networking() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP, "--hives"]);
+    let (vol, after) = (dir.path().join("vol"), dir.path().join("after"));
+    disk.extract_volume(&vol);
+    let profile = crowdstrike()
+        + "\n[prompt]\ntimeout_seconds = 3\n[bitlocker]\nwhen_locked = \"safe_mode\"\nsafe_mode = \"network\"\n";
+    let run = boot_and_fix(dir.path(), &profile, &[(&disk, Bus::Ahci)]);
+    assert!(verdict(&run).starts_with("SAFE MODE SET"), "{:#?}", run.lines);
+    assert_eq!(run.report["outcome"], "SAFE MODE SET");
+    assert!(run.report["bitlocker"][0]["skipped"].as_str().unwrap().contains("within 3 s"), "{:#}", run.report);
+    let esp = format!("{}@@1M", disk.path.display());
+    let bcd = ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"]));
+    assert!(hive_dump(&bcd).iter().any(|l| l.ends_with("\\Elements\\25000080\tElement\t3\t0100000000000000")));
+    assert_eq!(backup_on_stick(&run, "Boot/BCD").len(), 1, "the store was not backed up first");
+    disk.extract_volume(&after);
+    assert!(std::fs::read(&vol).unwrap() == std::fs::read(&after).unwrap(), "the BitLocker volume was written");
+}
+
 #[test]
 fn read_only_medium_still_fixes_and_says_so() {
     // An ISO booted as a CD: no backups or report can be kept, the fix goes on.

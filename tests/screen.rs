@@ -170,3 +170,76 @@ fn failed_and_nothing_to_do_screens_are_readable() {
     let nothing = screen_until(&vm, dir.path(), "nothing", 4, |t| t.contains("NOTHING TO DO"));
     assert!(nothing.contains("NOTHING TO DO"), "{nothing}");
 }
+
+/// The BCD store on a test disk's ESP, as mtools reads it and hivex reads that:
+/// the `safeboot` element of the default loader, if any.
+fn safeboot(disk: &TestDisk) -> Option<String> {
+    let esp = format!("{}@@1M", disk.path.display());
+    let o = run(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"]));
+    assert!(o.status.success(), "mtype: {}", String::from_utf8_lossy(&o.stderr));
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), &o.stdout).unwrap();
+    let dump =
+        ok(std::process::Command::new("/usr/bin/python3").arg(root().join("tests/support/hive_dump.py")).arg(f.path()));
+    dump.lines()
+        .find(|l| l.contains("\\Elements\\25000080\tElement\t"))
+        .map(|l| l.rsplit('\t').next().unwrap().to_string())
+}
+
+/// A PC whose BitLocker key is not at hand: the technician presses Esc, and
+/// with `[bitlocker] when_locked = "safe_mode"` the agent sets Safe Mode on
+/// that disk's BCD store only — the encrypted volume stays byte for byte —
+/// and fills the screen with SAFE MODE SET and the profile's instructions.
+/// A later stick that has the key and says `safe_mode = "off"` undoes it.
+#[test]
+fn locked_pc_gets_safe_mode_set_on_its_boot_store_and_undone_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP, "--hives"]);
+    let (vol, vol_after) = (dir.path().join("vol"), dir.path().join("vol-after"));
+    disk.extract_volume(&vol);
+    assert_eq!(safeboot(&disk), None, "the test disk starts without safeboot");
+    let text = std::fs::read_to_string(default_profile()).unwrap().replace("action = \"reboot\"", "action = \"wait\"")
+        + "\n[bitlocker]\nwhen_locked = \"safe_mode\"\n\
+           instructions = \"Sign in as an administrator and delete the channel file, then run bcdedit\"\n";
+    let profile = dir.path().join("locked.toml");
+    std::fs::write(&profile, text).unwrap();
+    let stick = dir.path().join("stick.img");
+    ok(rescue().arg("build").arg("--profile").arg(&profile).args(["--size", "40", "--out"]).arg(&stick));
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+    vm.type_text("\x1b");
+    let result = wait_verdict(&mut vm);
+    assert!(result.starts_with("RESULT: SAFE MODE SET"), "{}", vm.serial_text());
+    let far = screen_until(&vm, dir.path(), "safe-mode", 4, |t| t.contains("SAFE MODE SET"));
+    assert!(far.contains("SAFE MODE SET"), "not readable at a quarter of the size:\n{far}");
+    let near = screen_until(&vm, dir.path(), "safe-mode-full", 1, |t| t.contains("administrator"));
+    assert!(near.contains("Sign in as an administrator"), "the instructions are not on the screen:\n{near}");
+    drop(vm);
+    // The report says so; hivex reads safeboot = minimal (0) on the default loader.
+    let reports: Vec<String> =
+        stick_list(&stick, "rescue/reports").into_iter().filter(|p| p.ends_with(".json")).collect();
+    let report: serde_json::Value = serde_json::from_slice(&stick_file(&stick, &reports[0]).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "SAFE MODE SET", "{report:#}");
+    assert!(report["reason"].as_str().unwrap().starts_with("Sign in as an administrator"), "{report:#}");
+    assert_eq!(report["safe_mode"][0]["for_locked_bitlocker"], true, "{report:#}");
+    assert_eq!(report["safe_mode"][0]["action"], "set", "{report:#}");
+    assert_eq!(safeboot(&disk).as_deref(), Some("0000000000000000"));
+    disk.extract_volume(&vol_after);
+    assert!(std::fs::read(&vol).unwrap() == std::fs::read(&vol_after).unwrap(), "the BitLocker volume was written");
+
+    // Later, with the key: a stick whose profile turns Safe Mode off removes it.
+    let undo = std::fs::read_to_string(default_profile())
+        .unwrap()
+        .replace("action = \"reboot\"", "action = \"reboot\"\nsafe_mode = \"off\"");
+    assert!(undo.contains("safe_mode = \"off\""));
+    let undo_profile = dir.path().join("undo.toml");
+    std::fs::write(&undo_profile, undo).unwrap();
+    let stick2 = dir.path().join("undo.img");
+    ok(rescue().arg("build").arg("--profile").arg(&undo_profile).args(["--size", "40", "--out"]).arg(&stick2));
+    let mut vm = Qemu::boot(&stick2, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(120));
+    vm.type_text(&format!("{}\r", RP.replace('-', "")));
+    assert_eq!(wait_verdict(&mut vm), "RESULT: FIXED", "{}", vm.serial_text());
+    vm.wait_exit(Duration::from_secs(60));
+    assert_eq!(safeboot(&disk), None, "safeboot is still set");
+}

@@ -165,7 +165,10 @@ fn collect_gathers_reports_from_two_sticks_and_a_folder() {
     let out = run(rescue().arg("collect").arg(&a).arg(&b).arg(&folder).arg("--out").arg(&csv));
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("4 report(s) from 3 source(s): 2 FIXED, 1 NOTHING TO DO, 1 FAILED"), "{said}");
+    assert!(
+        said.contains("4 report(s) from 3 source(s): 2 FIXED, 1 NOTHING TO DO, 1 FAILED, 0 SAFE MODE SET"),
+        "{said}"
+    );
     assert!(said.contains("broken.json: not valid JSON") && said.contains("other.json: not a rescue report"), "{said}");
 
     let text = fs::read_to_string(&csv).unwrap();

@@ -300,7 +300,7 @@ fn add_report(rows: &mut Vec<Row>, warnings: &mut Warnings, source: &str, name: 
         return;
     }
     if let Some(o) = json.get("outcome").and_then(Value::as_str) {
-        if !["FIXED", "NOTHING TO DO", "FAILED"].contains(&o) {
+        if !["FIXED", "NOTHING TO DO", "FAILED", "SAFE MODE SET"].contains(&o) {
             warnings.push(format!("{source}: {name}: unknown outcome {:?}: not counted", scrub(o)));
             return;
         }
@@ -573,13 +573,14 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         write(path, crate::sweep::missing_keys::to_csv(&keys).into_bytes())?;
         say_err!("{}: {} BitLocker Key ID(s) still missing", path.display(), keys.len());
     }
-    let fixed = rows.iter().filter(|r| r.outcome == "FIXED").count();
-    let failed = rows.iter().filter(|r| r.outcome == "FAILED").count();
+    let count = |o: &str| rows.iter().filter(|r| r.outcome == o).count();
+    let (fixed, failed) = (count("FIXED"), count("FAILED"));
     say_err!(
-        "{} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED",
+        "{} report(s) from {} source(s): {fixed} FIXED, {} NOTHING TO DO, {failed} FAILED, {} SAFE MODE SET",
         rows.len(),
         args.sources.len(),
-        rows.iter().filter(|r| r.outcome == "NOTHING TO DO").count()
+        count("NOTHING TO DO"),
+        count("SAFE MODE SET")
     );
     Ok(())
 }

@@ -18,8 +18,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The outcomes in the order shown, with their colours.
-const OUTCOMES: [(&str, &str, &str); 3] =
-    [("FIXED", "fixed", "#2e7d32"), ("NOTHING TO DO", "nothing", "#1565c0"), ("FAILED", "failed", "#c62828")];
+const OUTCOMES: [(&str, &str, &str); 4] = [
+    ("FIXED", "fixed", "#2e7d32"),
+    ("NOTHING TO DO", "nothing", "#1565c0"),
+    ("FAILED", "failed", "#c62828"),
+    ("SAFE MODE SET", "safemode", "#9a5000"),
+];
 
 /// Sorting and filtering the table; reads only the page's own elements.
 const SCRIPT: &str = r#"
@@ -58,7 +62,7 @@ h1 { margin: 0; font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px s
 .cards { display: flex; flex-wrap: wrap; gap: .8em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .6em 1em; min-width: 8em; }
 .card b { display: block; font-size: 2em; }
-.fixed b { color: #2e7d32; } .nothing b { color: #1565c0; } .failed b { color: #c62828; } .locked b, .undelivered b { color: #e65100; }
+.fixed b { color: #2e7d32; } .nothing b { color: #1565c0; } .failed b { color: #c62828; } .safemode b { color: #9a5000; } .locked b, .undelivered b { color: #e65100; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; } td { overflow-wrap: anywhere; } th, td { border-bottom: 1px solid #eee; padding: .3em .5em; text-align: left; vertical-align: top; }
 th[data-sort] { cursor: pointer; } th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::after { content: " ▼"; }
 td.n { text-align: right; } tr.pc[data-outcome=FAILED] td:nth-child(5) { color: #c62828; font-weight: bold; }
@@ -155,7 +159,7 @@ fn colour(outcome: &str) -> &'static str {
 fn outcome_bars(rows: &[Row]) -> String {
     let max = OUTCOMES.iter().map(|o| rows.iter().filter(|r| r.outcome == o.0).count()).max().unwrap_or(0).max(1);
     let mut svg =
-        String::from(r#"<svg role="img" aria-label="PCs per outcome" width="520" height="100" viewBox="0 0 520 100">"#);
+        String::from(r#"<svg role="img" aria-label="PCs per outcome" width="520" height="130" viewBox="0 0 520 130">"#);
     for (i, &(word, _, fill)) in OUTCOMES.iter().enumerate() {
         let n = rows.iter().filter(|r| r.outcome == word).count();
         let y = 8 + i * 30;
@@ -173,7 +177,7 @@ fn outcome_bars(rows: &[Row]) -> String {
 
 /// Outcomes per make and model, with a stacked bar each.
 fn by_model(rows: &[Row]) -> String {
-    let mut models: BTreeMap<(String, String), [usize; 3]> = BTreeMap::new();
+    let mut models: BTreeMap<(String, String), [usize; OUTCOMES.len()]> = BTreeMap::new();
     for r in rows {
         let counts = models.entry((r.manufacturer.clone(), r.model.clone())).or_default();
         if let Some(i) = OUTCOMES.iter().position(|o| o.0 == r.outcome) {
@@ -181,7 +185,7 @@ fn by_model(rows: &[Row]) -> String {
         }
     }
     let mut html = String::from(
-        "<table><thead><tr><th>Make</th><th>Model</th><th>FIXED</th><th>NOTHING TO DO</th><th>FAILED</th><th>PCs</th><th></th></tr></thead><tbody>",
+        "<table><thead><tr><th>Make</th><th>Model</th><th>FIXED</th><th>NOTHING TO DO</th><th>FAILED</th><th>SAFE MODE SET</th><th>PCs</th><th></th></tr></thead><tbody>",
     );
     let widest = models.values().map(|c| c.iter().sum::<usize>()).max().unwrap_or(0).max(1);
     for ((make, model), c) in &models {
@@ -196,12 +200,13 @@ fn by_model(rows: &[Row]) -> String {
         bar += "</svg>";
         let _ = write!(
             html,
-            r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{total}</td><td>{bar}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{total}</td><td>{bar}</td></tr>"#,
             esc(or_unknown(make)),
             esc(or_unknown(model)),
             c[0],
             c[1],
-            c[2]
+            c[2],
+            c[3]
         );
     }
     html + "</tbody></table>"
@@ -227,7 +232,7 @@ fn timeline(rows: &[Row]) -> String {
     );
     for (t, r) in &times {
         let x = 10 + 800 * (t - first) / span;
-        let y = 20 + 10 * OUTCOMES.iter().position(|o| o.0 == r.outcome).unwrap_or(3) as i64;
+        let y = 16 + 8 * OUTCOMES.iter().position(|o| o.0 == r.outcome).unwrap_or(4) as i64;
         let _ = write!(
             svg,
             r#"<circle cx="{x}" cy="{y}" r="4" fill="{}"><title>{} {}</title></circle>"#,
@@ -305,7 +310,7 @@ fn pc_table(rows: &[Row]) -> String {
     let mut order: Vec<&Row> = rows.iter().collect();
     order.sort_by_key(|r| r.outcome != "FAILED");
     let mut html = String::from(
-        r#"<p class="noprint"><label>Show <select id="filter"><option value="">every outcome</option><option>FIXED</option><option>NOTHING TO DO</option><option>FAILED</option></select></label> — <span id="shown">"#,
+        r#"<p class="noprint"><label>Show <select id="filter"><option value="">every outcome</option><option>FIXED</option><option>NOTHING TO DO</option><option>FAILED</option><option>SAFE MODE SET</option></select></label> — <span id="shown">"#,
     );
     let _ = write!(html, "{}</span> PC(s) shown; click a column to sort.</p>", rows.len());
     html.push_str("<table id=\"pcs\"><thead><tr>");

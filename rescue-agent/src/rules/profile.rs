@@ -37,6 +37,8 @@ pub struct Profile {
     pub finish: Finish,
     /// The `[prompt]` options.
     pub prompt: PromptOptions,
+    /// `[bitlocker]`: what to do for a PC whose BitLocker volumes stay locked.
+    pub bitlocker: BitLockerOptions,
     /// The `[report]` options.
     pub report: ReportOptions,
 }
@@ -198,6 +200,48 @@ pub struct PromptOptions {
     pub timeout_seconds: Option<u32>,
 }
 
+/// What the agent does for a disk whose BitLocker volumes all stay locked
+/// (no key on the stick, Esc, the prompt timed out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenLocked {
+    /// Leave the disk untouched; the run is FAILED (the default).
+    #[default]
+    Leave,
+    /// Set Safe Mode on that disk's BCD store (on its unencrypted EFI System
+    /// Partition): Windows' own TPM unlock still works there, and the faulty
+    /// driver does not load. The run is SAFE MODE SET.
+    SafeMode,
+}
+
+/// `[bitlocker]` options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BitLockerOptions {
+    /// `when_locked`.
+    pub when_locked: WhenLocked,
+    /// `safe_mode`: which Safe Mode (`minimal`, the default, or `network`).
+    pub safe_mode: crate::formats::registry::bcd::SafeMode,
+    /// `instructions`: what the technician and the PC's user must do next,
+    /// shown on the SAFE MODE SET screen and kept in the report.
+    pub instructions: String,
+}
+
+impl Default for BitLockerOptions {
+    fn default() -> Self {
+        BitLockerOptions {
+            when_locked: WhenLocked::Leave,
+            safe_mode: crate::formats::registry::bcd::SafeMode::Minimal,
+            instructions: String::from(DEFAULT_LOCKED_INSTRUCTIONS),
+        }
+    }
+}
+
+/// The instructions shown when a profile gives none.
+pub const DEFAULT_LOCKED_INSTRUCTIONS: &str = "Windows starts in Safe Mode: sign in as an administrator, \
+     remove the faulty file or driver, then run: bcdedit /deletevalue {default} safeboot";
+/// Longest `[bitlocker] instructions`, in characters.
+pub const MAX_INSTRUCTIONS: usize = 400;
+
 /// A profile that is not valid, with where and what to change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfileError {
@@ -241,6 +285,17 @@ struct RawProfile {
     prompt: RawPrompt,
     #[serde(default)]
     report: RawReport,
+    #[serde(default)]
+    bitlocker: RawBitLocker,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBitLocker {
+    #[serde(default)]
+    when_locked: WhenLocked,
+    safe_mode: Option<Spanned<String>>,
+    instructions: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -465,6 +520,30 @@ impl Profile {
                 DEFAULT_DELIVERY_DEADLINE
             }
         };
+        let locked_mode = match raw.bitlocker.safe_mode.as_ref().map(|m| (m.get_ref().as_str(), m.span().start)) {
+            None | Some(("minimal", _)) => crate::formats::registry::bcd::SafeMode::Minimal,
+            Some(("network", _)) => crate::formats::registry::bcd::SafeMode::Network,
+            Some((other, pos)) => {
+                errors.push(at(pos, format!("[bitlocker] safe_mode {other:?} must be \"minimal\" or \"network\"")));
+                crate::formats::registry::bcd::SafeMode::Minimal
+            }
+        };
+        let instructions = match raw.bitlocker.instructions {
+            None => String::from(DEFAULT_LOCKED_INSTRUCTIONS),
+            Some(t) => {
+                let text = t.get_ref();
+                if text.trim().is_empty()
+                    || text.chars().count() > MAX_INSTRUCTIONS
+                    || text.chars().any(char::is_control)
+                {
+                    errors.push(at(
+                        t.span().start,
+                        format!("[bitlocker] instructions: 1 to {MAX_INSTRUCTIONS} characters on one line"),
+                    ));
+                }
+                t.into_inner()
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -485,6 +564,11 @@ impl Profile {
             },
             prompt: PromptOptions { timeout_seconds: raw.prompt.timeout_seconds },
             report: ReportOptions { url, deadline_seconds },
+            bitlocker: BitLockerOptions {
+                when_locked: raw.bitlocker.when_locked,
+                safe_mode: locked_mode,
+                instructions,
+            },
         })
     }
 }
@@ -608,6 +692,18 @@ impl Profile {
             Some(SafeMode::Off) => "Safe Mode: off (each fixed Windows boots normally again)".into(),
             None => "Safe Mode: not changed".into(),
         });
+        if self.bitlocker.when_locked == WhenLocked::SafeMode {
+            let mode = match self.bitlocker.safe_mode {
+                SafeMode::Network => "Safe Mode with networking",
+                _ => "Safe Mode (minimal)",
+            };
+            out.push(format!(
+                "BitLocker left locked: {mode} set on that disk's boot store; shown: {:?}",
+                self.bitlocker.instructions
+            ));
+        } else {
+            out.push("BitLocker left locked: the disk is left alone (FAILED)".into());
+        }
         out.push(format!(
             "unclean journal: {}",
             match self.ntfs.unclean_journal {
@@ -800,6 +896,29 @@ action = "reboot"
         assert!(Profile::parse("name = \"x\"\n[[delete]]\npath = '$Recycle.Bin\\x.sys'\n").is_ok());
         let big = format!("name = \"x\"\ndescription = \"{}\"\n{}", "a".repeat(MAX_LEN), rule("a.sys"));
         assert!(Profile::parse(&big).unwrap_err().message.contains("at most"));
+    }
+
+    #[test]
+    fn bitlocker_section_is_checked() {
+        let base = "name = \"x\"\n[[delete]]\npath = 'a.sys'\n[bitlocker]\n";
+        let p = Profile::parse(base).unwrap();
+        assert_eq!(p.bitlocker, BitLockerOptions::default());
+        let p = Profile::parse(&format!(
+            "{base}when_locked = \"safe_mode\"\nsafe_mode = \"network\"\ninstructions = \"Call 555\"\n"
+        ))
+        .unwrap();
+        assert_eq!(p.bitlocker.when_locked, WhenLocked::SafeMode);
+        assert_eq!(p.bitlocker.safe_mode, SafeMode::Network);
+        assert_eq!(p.bitlocker.instructions, "Call 555");
+        for (bad, line) in [
+            ("when_locked = \"reboot\"\n", 5),
+            ("safe_mode = \"off\"\n", 5),
+            ("instructions = \"\"\n", 5),
+            ("instructions = \"a\\nb\"\n", 5),
+        ] {
+            let e = Profile::parse(&format!("{base}{bad}")).unwrap_err();
+            assert_eq!(e.line, line, "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -269,4 +269,7 @@ pub struct SafeModeReport {
     /// How the change went through a transaction log (see
     /// `registry::journal`), e.g. `log entry 35 in BCD.LOG1, written first`.
     pub journal: Option<String>,
+    /// Set because the disk's BitLocker volumes stayed locked
+    /// (`[bitlocker] when_locked = "safe_mode"`), not by `[finish] safe_mode`.
+    pub for_locked_bitlocker: bool,
 }

@@ -109,16 +109,22 @@ pub enum Outcome {
     #[default]
     #[serde(rename = "FAILED")]
     Failed,
+    /// Nothing failed, and a disk whose BitLocker volumes stayed locked was
+    /// set to start Windows in Safe Mode (`[bitlocker] when_locked`): the
+    /// PC needs the steps the report's reason gives.
+    #[serde(rename = "SAFE MODE SET")]
+    SafeModeSet,
 }
 
 impl Outcome {
     /// The verdict as shown on screen and written in the report (`"FIXED"`,
-    /// `"NOTHING TO DO"`, `"FAILED"`).
+    /// `"NOTHING TO DO"`, `"FAILED"`, `"SAFE MODE SET"`).
     pub fn word(self) -> &'static str {
         match self {
             Outcome::Fixed => "FIXED",
             Outcome::NothingToDo => "NOTHING TO DO",
             Outcome::Failed => "FAILED",
+            Outcome::SafeModeSet => "SAFE MODE SET",
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::formats::diskid;
 use crate::formats::ntfs::{Ntfs, NtfsError};
 use crate::formats::registry::bcd;
 use crate::rules::backup::BackupSink;
-use crate::rules::profile::Profile;
+use crate::rules::profile::{Profile, WhenLocked};
 use crate::rules::report::{Filesystem, SafeModeReport, StoreAction, VolumeReport};
 use crate::rules::safe_mode::{self, BootFile, Store};
 use crate::rules::{self, Applied, Env, Options};
@@ -85,6 +85,7 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
         console.line(&format!("disk {}: {name}", n + 1));
         let mut dev = Counting::new(&mut disk.dev);
         let first = result.volumes.len();
+        let errors_before = result.errors.len();
         let mut unlock = Unlocker {
             keys: &mut *keys,
             console: &mut *console,
@@ -109,6 +110,7 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
             }
         }
         let windows = result.volumes[first..].iter().any(|v| v.windows);
+        let locked = result.volumes[first..].iter().any(|v| v.filesystem == Filesystem::LockedBitLocker);
         if let (Some(mode), true) = (profile.finish.safe_mode, windows) {
             let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1 };
             let r = set_safe_mode(on, profile, mode, opts, esp, sink);
@@ -117,6 +119,21 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
                 result.errors.push(format!("{}: {why}", r.store));
             }
             result.safe_mode.push(r);
+        } else if profile.bitlocker.when_locked == WhenLocked::SafeMode && locked && !windows {
+            // Every Windows of this disk is locked: Safe Mode on the disk's own
+            // boot store, where Windows' TPM unlock still opens it. A disk
+            // without a Windows boot store (a data disk) is left alone.
+            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1 };
+            if let Some(mut r) = safe_mode_for_locked(on, profile, opts, esp, sink) {
+                console.line(&format!("  BitLocker left locked: safe mode {} -> {} [{}]", r.before, r.after, r.action));
+                match &r.reason {
+                    Some(why) => result.errors.push(format!("{}: {why}", r.store)),
+                    // Done: the locked volumes are this PC's next step, not a failure.
+                    None => retain_after(&mut result.errors, errors_before, |e| !e.starts_with(LOCKED_ERROR)),
+                }
+                r.for_locked_bitlocker = true;
+                result.safe_mode.push(r);
+            }
         }
         result.bytes_read += dev.bytes_read;
         result.read_calls += dev.reads;
@@ -124,7 +141,8 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
         disk_reports.push(dr);
     }
     let windows = result.volumes.iter().filter(|v| v.windows).count();
-    if windows == 0 {
+    let for_locked = result.safe_mode.iter().any(|m| m.for_locked_bitlocker && m.reason.is_none());
+    if windows == 0 && !for_locked {
         let mut why = String::from("no Windows volume found on any disk");
         if !result.volumes.iter().any(|v| v.filesystem == Filesystem::Ntfs) {
             why += " (no NTFS volume found: is it the right disk?)";
@@ -142,6 +160,8 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
     let changes = if opts.dry_run { result.would_change() } else { result.changes() };
     let (outcome, reason) = if !result.ok {
         (Outcome::Failed, Some(result.errors.join("; ")))
+    } else if for_locked {
+        (Outcome::SafeModeSet, Some(profile.bitlocker.instructions.clone()))
     } else if changes > 0 {
         (Outcome::Fixed, None)
     } else {
@@ -179,7 +199,7 @@ fn volume(env: &mut Env<'_>, found: Found<'_>) -> Applied {
         Ok(v) => v,
         Err(Closed::Locked(why)) => {
             vr.filesystem = Filesystem::LockedBitLocker;
-            return left(vr, vec![format!("BitLocker volume on {} not unlocked: {why}", found.name)]);
+            return left(vr, vec![format!("{LOCKED_ERROR}{} not unlocked: {why}", found.name)]);
         }
         Err(Closed::Unreadable(why)) => {
             vr.error = Some(why.into());
@@ -209,6 +229,30 @@ fn volume(env: &mut Env<'_>, found: Found<'_>) -> Applied {
     vr.windows = true;
     env.say(&format!("{what}: Windows volume"));
     rules::apply(env, &ntfs, &mut vol, vr)
+}
+
+/// How the error for a BitLocker volume left locked begins.
+const LOCKED_ERROR: &str = "BitLocker volume on ";
+
+/// Keeps the entries of `v` from `from` on that pass `keep` (those before stay).
+fn retain_after(v: &mut Vec<String>, from: usize, keep: impl Fn(&str) -> bool) {
+    let tail: Vec<String> = v.drain(from.min(v.len())..).filter(|e| keep(e)).collect();
+    v.extend(tail);
+}
+
+/// `[bitlocker] when_locked = "safe_mode"` on one disk: its boot store set
+/// to the profile's Safe Mode, as `[finish] safe_mode` does; `None` when the
+/// disk has no Windows boot store (no ESP, or no BCD on it).
+fn safe_mode_for_locked(
+    on: EspDisk<'_>,
+    profile: &Profile,
+    opts: Options,
+    esp: &mut dyn EspFiles,
+    sink: &mut dyn BackupSink,
+) -> Option<SafeModeReport> {
+    // Present but unreadable: set_safe_mode reports why.
+    let _ = esp.read(&mut *on.dev, on.label, BootFile::Bcd)?;
+    Some(set_safe_mode(on, profile, profile.bitlocker.safe_mode, opts, esp, sink))
 }
 
 /// A disk whose ESP the run edits: its device, its label and its number (1-based).

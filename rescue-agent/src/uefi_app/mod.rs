@@ -258,6 +258,7 @@ fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
         Outcome::Fixed => (Verdict::Fixed, Color::LightGreen),
         Outcome::NothingToDo => (Verdict::NothingToDo, Color::LightCyan),
         Outcome::Failed => (Verdict::Failed, Color::LightRed),
+        Outcome::SafeModeSet => (Verdict::SafeModeSet, Color::Yellow),
     };
     con.verdict(look, outcome.word(), reason, color);
 }

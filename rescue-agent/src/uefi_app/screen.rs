@@ -39,6 +39,7 @@ const PANEL_BG: Rgb888 = Rgb888::new(0x22, 0x2A, 0x38);
 const GREEN: Rgb888 = Rgb888::new(0x10, 0x7C, 0x10);
 const RED: Rgb888 = Rgb888::new(0xB0, 0x10, 0x10);
 const NEUTRAL: Rgb888 = Rgb888::new(0x3A, 0x48, 0x5A);
+const AMBER: Rgb888 = Rgb888::new(0x9A, 0x50, 0x00);
 
 /// What the prompt panel shows.
 struct Prompt {
@@ -59,6 +60,8 @@ pub enum Verdict {
     NothingToDo,
     /// FAILED, on red.
     Failed,
+    /// SAFE MODE SET, on amber: the PC needs the steps shown below it.
+    SafeModeSet,
 }
 
 /// An in-memory picture of the screen with a scale factor for drawing text.
@@ -212,6 +215,7 @@ impl Screen {
             Verdict::Fixed => GREEN,
             Verdict::NothingToDo => NEUTRAL,
             Verdict::Failed => RED,
+            Verdict::SafeModeSet => AMBER,
         };
         self.fill(0, 0, self.w, self.h, bg);
         // As large as fits: 90% of the width, 40% of the height.
