@@ -9,10 +9,10 @@
 use crate::image::read::open_boot_fat;
 use crate::image::{fat, stick};
 use crate::output;
+use crate::sweep::table::{to_csv, Deleted, Locked, Row, Skipped};
 use anyhow::{bail, Context, Result};
 use rescue_engine::rules::report::FileAction;
 use rescue_engine::run::report::{Outcome, Report, RunReport};
-use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -42,68 +42,6 @@ pub struct CollectArgs {
     /// one row each, with an empty RecoveryKey column to fill in
     #[arg(long, value_name = "FILE.csv")]
     pub missing_keys: Option<PathBuf>,
-}
-
-/// A file deleted on a machine.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Deleted {
-    pub path: String,
-    pub sha256: Option<String>,
-}
-
-/// A volume (or file) left alone, and why.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Skipped {
-    pub what: String,
-    pub reason: String,
-}
-
-/// One agent run on one machine.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Row {
-    /// The stick, image or folder it came from, and the report's name there.
-    pub source: String,
-    pub report: String,
-    pub started: String,
-    pub manufacturer: String,
-    pub model: String,
-    pub serial: String,
-    pub outcome: String,
-    pub reason: String,
-    pub files_deleted: usize,
-    /// The files deleted (the first [`MAX_LIST`]).
-    pub deleted: Vec<Deleted>,
-    pub skipped: Vec<Skipped>,
-    /// BitLocker volumes opened, and how ("recovery password for Key ID …", "clear key …").
-    pub unlocked: Vec<String>,
-    pub errors: Vec<String>,
-    pub agent_version: String,
-    pub profile: String,
-    /// Registry values and Safe Mode elements changed.
-    pub registry_changes: usize,
-    /// What happened to NTFS journals: `reset` (emptied; chkdsk at the next
-    /// boot), `unclean, left alone`, or empty when every journal was clean.
-    pub journal: String,
-    /// How long the run took, in milliseconds.
-    pub duration_ms: u64,
-    /// BitLocker volumes left locked, with the Key IDs that would open them.
-    pub locked: Vec<Locked>,
-    /// Key IDs of BitLocker volumes that were opened.
-    pub unlocked_key_ids: Vec<String>,
-}
-
-/// A BitLocker volume a run left locked.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Locked {
-    /// Its recovery-password Key IDs (GUIDs as Windows shows them; only
-    /// well-formed ones are kept).
-    pub key_ids: Vec<String>,
-    /// The disk it is on, as the report names it.
-    pub disk: String,
-    /// Its index in the run's volumes.
-    pub volume: usize,
-    /// Why it stayed locked.
-    pub why: String,
 }
 
 /// The Key IDs of a report entry that are well-formed GUIDs, in upper case.
@@ -470,58 +408,6 @@ pub fn collect(sources: &[PathBuf]) -> Result<(Vec<Row>, Warnings)> {
     Ok((rows, warnings))
 }
 
-/// A CSV cell. A cell a spreadsheet would run as a formula (starting with
-/// `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, unless it is a plain
-/// number; cells with separators, quotes or line breaks are quoted.
-pub fn csv_field(s: &str) -> String {
-    let plain_number =
-        !s.is_empty() && s.parse::<f64>().is_ok() && s.chars().all(|c| c.is_ascii_digit() || ".-".contains(c));
-    // Spreadsheets skip leading spaces before a formula (` =HYPERLINK(…)`).
-    let formula = s.trim_start_matches(' ').starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let s = if formula && !plain_number { format!("'{s}") } else { s.to_string() };
-    if s.contains([',', '"', '\n', '\r', ';']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-/// The table as CSV: one line per report, lists joined with " | ".
-pub fn to_csv(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,bitlocker_unlocked,errors,profile,agent_version,source,report\r\n",
-    );
-    for r in rows {
-        let deleted = r
-            .deleted
-            .iter()
-            .map(|d| format!("{} sha256={}", d.path, d.sha256.as_deref().unwrap_or("?")))
-            .collect::<Vec<_>>()
-            .join(" | ");
-        let skipped = r.skipped.iter().map(|s| format!("{}: {}", s.what, s.reason)).collect::<Vec<_>>().join(" | ");
-        let cells = [
-            r.started.clone(),
-            r.manufacturer.clone(),
-            r.model.clone(),
-            r.serial.clone(),
-            r.outcome.clone(),
-            r.reason.clone(),
-            r.files_deleted.to_string(),
-            deleted,
-            skipped,
-            r.unlocked.join(" | "),
-            r.errors.join(" | "),
-            r.profile.clone(),
-            r.agent_version.clone(),
-            r.source.clone(),
-            r.report.clone(),
-        ];
-        out += &cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
-        out += "\r\n";
-    }
-    out
-}
-
 /// Runs `rescue collect`.
 pub fn run(args: &CollectArgs) -> Result<()> {
     let inputs: Vec<&Path> = args.sources.iter().map(PathBuf::as_path).collect();
@@ -608,20 +494,6 @@ mod tests {
         for keep in ["disk 1: 512 MiB", "2026-11-28T10:11:12Z", "123456-123456", "serial 0123456789"] {
             assert_eq!(scrub(keep), keep);
         }
-    }
-
-    #[test]
-    fn csv_quotes_and_defuses_formulas() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=cmd()"), "'=cmd()");
-        assert_eq!(csv_field("-5"), "-5");
-        assert_eq!(csv_field("-1.5"), "-1.5");
-        assert_eq!(csv_field("-1+cmd|' /C calc'!A0"), "'-1+cmd|' /C calc'!A0");
-        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_field("\tx"), "'\tx");
-        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
-        assert_eq!(csv_field("  =HYPERLINK(\"http://x\")"), "\"'  =HYPERLINK(\"\"http://x\"\")\"");
     }
 
     #[test]

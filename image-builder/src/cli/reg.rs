@@ -123,7 +123,7 @@ fn show(bytes: Vec<u8>, hive: &str, path: &str) -> Result<()> {
         } else {
             crate::text::one_line(&v.name_string()).into_owned()
         };
-        say!("  {name} = {}", rescue_engine::rules::registry::show(v.kind, &data));
+        say!("  {name} = {}", rescue_engine::formats::registry::key::show(v.kind, &data));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! an empty `RecoveryKey` column: filled in, it is a key file `rescue keys
 //! check` and `rescue build --keys` read (see docs/keys.md).
 
-use crate::cli::collect::{csv_field, Row};
+use super::table::{csv_field, Row};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 

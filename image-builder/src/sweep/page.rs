@@ -12,7 +12,7 @@
 //! no report data is ever placed inside it.
 
 use super::missing_keys::{self, MissingKey};
-use crate::cli::collect::Row;
+use super::table::Row;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -676,7 +676,7 @@ impl Profile {
             ));
         }
         for r in &self.registry {
-            let shown = super::registry::show(r.data.kind(), &r.data.bytes());
+            let shown = crate::formats::registry::key::show(r.data.kind(), &r.data.bytes());
             let kind = match r.data {
                 Data::Dword(_) => "dword",
                 Data::Qword(_) => "qword",

@@ -22,7 +22,7 @@ use crate::formats::ntfs::{self, NtfsError};
 use crate::formats::registry::cell::Hive;
 use crate::formats::registry::edit::{Data, Editor};
 use crate::formats::registry::journal::{self, Target};
-use crate::formats::registry::key::kind;
+use crate::formats::registry::key::{kind, show};
 use crate::formats::registry::RegError;
 use crate::util::hex::hex;
 use alloc::format;
@@ -32,26 +32,6 @@ use sha2::{Digest, Sha256};
 
 /// The folder of the hives.
 const CONFIG: [&str; 3] = ["Windows", "System32", "config"];
-
-/// Data for people: DWORD/QWORD in decimal and hex, strings as text, the rest in hex.
-pub fn show(kind_: u32, bytes: &[u8]) -> String {
-    match (kind_, bytes.len()) {
-        (kind::DWORD, 4) => {
-            let v = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            format!("{v} (0x{v:08x})")
-        }
-        (kind::QWORD, 8) => {
-            let v = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
-            format!("{v} (0x{v:016x})")
-        }
-        (kind::SZ | kind::EXPAND_SZ, _) => {
-            let u: Vec<u16> =
-                bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&x| x != 0).collect();
-            format!("{:?}", String::from_utf16_lossy(&u))
-        }
-        _ => hex(bytes),
-    }
-}
 
 /// Applies the profile's registry rules to the volume. Does nothing when
 /// the profile has none or the volume has no `Windows\\System32\\config`.

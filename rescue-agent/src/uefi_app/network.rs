@@ -85,8 +85,8 @@ fn open<P: uefi::proto::ProtocolPointer + ?Sized>(h: Handle) -> Option<ScopedPro
 fn interface() -> Result<Handle, String> {
     let nics = boot::find_handles::<HttpBinding>().map_err(|_| String::from("no network interface with HTTP"))?;
     let nic = *nics.first().ok_or("no network interface with HTTP")?;
-    let mut ip = Ip4Config2::new(nic).map_err(|e| format!("no IPv4 configuration: {e:?}"))?;
-    ip.ifup().map_err(|e| format!("no address from DHCP: {e:?}"))?;
+    let mut ip = Ip4Config2::new(nic).map_err(|e| format!("no IPv4 configuration: {}", words(e.status())))?;
+    ip.ifup().map_err(|e| format!("no address from DHCP: {}", words(e.status())))?;
     Ok(nic)
 }
 
@@ -95,7 +95,7 @@ fn interface() -> Result<Handle, String> {
 fn token(message: &mut HttpMessage) -> Result<(HttpToken, Event), String> {
     // SAFETY: a plain event without a notification function.
     let event = unsafe { boot::create_event(EventType::empty(), Tpl::CALLBACK, None, None) }
-        .map_err(|e| format!("no event: {e:?}"))?;
+        .map_err(|e| format!("no event: {}", words(e.status())))?;
     Ok((HttpToken { event: event.as_ptr(), status: Status::NOT_READY, message }, event))
 }
 
@@ -155,7 +155,7 @@ fn free_headers(msg: &HttpMessage) {
 fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u16, String> {
     let phase = |extra: u64| (PHASE + extra).min(deadline.left()).max(1);
     let mut binding = open::<HttpBinding>(nic).ok_or("the HTTP service is gone")?;
-    let child = binding.create_child().map_err(|e| format!("HTTP: {e:?}"))?;
+    let child = binding.create_child().map_err(|e| format!("HTTP: {}", words(e.status())))?;
     let result = (|| {
         let mut http = open::<Http>(child).ok_or("HTTP protocol missing")?;
         let mut ip4 = HttpV4AccessPoint { use_default_addr: true.into(), ..Default::default() };

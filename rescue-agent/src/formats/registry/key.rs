@@ -11,6 +11,7 @@
 use super::cell::{Hive, NONE};
 use super::{corrupt, RegError, Result};
 use crate::util::le::{le16, le32, utf16_units};
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -100,6 +101,25 @@ impl Key {
     /// The name for people (lossy UTF-16).
     pub fn name_string(&self) -> String {
         String::from_utf16_lossy(&self.name)
+    }
+}
+
+/// Data for people: DWORD/QWORD in decimal and hex, strings as text, the rest in hex.
+pub fn show(kind_: u32, bytes: &[u8]) -> String {
+    match (kind_, bytes.len()) {
+        (kind::DWORD, 4) => {
+            let v = u32::from_le_bytes(bytes.try_into().unwrap_or([0; 4]));
+            format!("{v} (0x{v:08x})")
+        }
+        (kind::QWORD, 8) => {
+            let v = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+            format!("{v} (0x{v:016x})")
+        }
+        (kind::SZ | kind::EXPAND_SZ, _) => {
+            let u: Vec<u16> = utf16_units(bytes).take_while(|&x| x != 0).collect();
+            format!("{:?}", String::from_utf16_lossy(&u))
+        }
+        _ => crate::util::hex::hex(bytes),
     }
 }
 
