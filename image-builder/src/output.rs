@@ -6,6 +6,12 @@
 //! half-written output, and the temporary file is removed on every error
 //! and on an interrupt (see [`remove_temporaries_on_interrupt`]). Outputs
 //! are checked before any work ([`check_output`]).
+//!
+//! Who may read an output is chosen by the caller ([`Readers`]): an image, a
+//! `rescue.efi` or a table gets the mode any new file gets under the user's
+//! umask (0644 under 0022), so that a web or TFTP server running as its own
+//! user can serve it; a secret (a decrypted volume, keys in clear) stays
+//! readable by its owner only (0600).
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
@@ -26,8 +32,45 @@ pub fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
     Ok(tmp)
 }
 
-/// Syncs `tmp` and renames it to `out`.
-pub fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
+/// Who may read an output file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    /// Whoever the umask lets read a new file (images, binaries, reports, tables).
+    AsUmaskSays,
+    /// The owner only (0600): decrypted volumes, recovery keys in clear.
+    OwnerOnly,
+}
+
+/// The process's file-creation mask (Linux: from /proc/self/status; 0o022
+/// where it cannot be read).
+#[cfg(unix)]
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string())))
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
+        .unwrap_or(0o022)
+}
+
+/// Gives `file` the mode `readers` asks for (temporary files start at 0600).
+fn set_readers(file: &File, readers: Readers) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match readers {
+            Readers::AsUmaskSays => 0o666 & !umask(),
+            Readers::OwnerOnly => 0o600,
+        };
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, readers);
+    Ok(())
+}
+
+/// Syncs `tmp`, gives it the mode `readers` asks for, and renames it to `out`.
+pub fn persist(tmp: tempfile::NamedTempFile, out: &Path, readers: Readers) -> Result<()> {
+    set_readers(tmp.as_file(), readers).with_context(|| format!("setting who may read {}", out.display()))?;
     tmp.as_file().sync_all().with_context(|| format!("writing {}", out.display()))?;
     let path = tmp.path().to_path_buf();
     let result = tmp.persist(out).map_err(|e| e.error).with_context(|| format!("cannot create {}", out.display()));
@@ -38,14 +81,14 @@ pub fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
 /// Writes a sparse file of `len` bytes from non-overlapping `pieces` and
 /// renames it to `out`. Runs of zeros are skipped, so the file takes only
 /// the space its data needs. On any error `out` is untouched.
-pub fn write_pieces(out: &Path, len: u64, pieces: &[(u64, Vec<u8>)]) -> Result<()> {
+pub fn write_pieces(out: &Path, len: u64, pieces: &[(u64, Vec<u8>)], readers: Readers) -> Result<()> {
     let mut tmp = temp_beside(out)?;
     tmp.as_file().set_len(len).with_context(|| format!("writing {}", out.display()))?;
     for (offset, bytes) in pieces {
         write_sparse_at(tmp.as_file(), *offset, bytes).with_context(|| format!("writing {}", out.display()))?;
     }
     tmp.as_file_mut().flush()?;
-    persist(tmp, out)
+    persist(tmp, out, readers)
 }
 
 /// Writes `bytes` at `offset`, skipping 64 KiB chunks that are all zero

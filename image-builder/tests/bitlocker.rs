@@ -111,6 +111,14 @@ fn corpus_every_protector_unlocks() {
                     failures.lock().unwrap().push(format!("{name} {kind}: {stderr}"));
                     continue;
                 }
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&out).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+                if mode != 0o600 {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{name} {kind}: decrypted volume has mode {mode:o}, not 600"));
+                }
                 if let Some(g) = &guid {
                     if !stderr.to_lowercase().contains(&g.to_lowercase()) {
                         failures

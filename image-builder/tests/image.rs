@@ -329,3 +329,26 @@ fn every_action_is_shown_alike_by_check_build_and_inspect() {
     assert_eq!(info["integrity"]["signed"], false);
     assert!(texts[2].contains("unsigned: protects against accidental edits only"), "{}", texts[2]);
 }
+
+/// Outputs are readable as the umask says (a web or TFTP server running as
+/// its own user serves `rescue.efi`), except those holding keys in clear.
+#[test]
+fn outputs_get_the_mode_the_umask_gives_and_clear_keys_stay_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = d.join("keys.csv");
+    fs::write(&keys, "KeyID,RecoveryKey\n{B5D1E0A1-6C0F-4E7E-9A4B-0123456789AB},111111-222222-333333-444444-555555-666666-700007-000011\n").unwrap();
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let profile = default_profile();
+    let build = |umask: &str, out: &str, extra: &str| {
+        let cmd = format!("umask {umask} && exec \"$0\" build --profile \"$1\" --out \"$2\" {extra}");
+        ok(Command::new("sh").arg("-c").arg(cmd).arg(exe).arg(&profile).arg(d.join(out)));
+        fs::metadata(d.join(out)).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(build("022", "stick.img", ""), 0o644);
+    assert_eq!(build("022", "rescue.efi", "--format efi"), 0o644);
+    assert_eq!(build("027", "group.img", ""), 0o640);
+    let clear = format!("--keys {} --no-seal", keys.display());
+    assert_eq!(build("022", "clear-keys.img", &clear), 0o600, "keys in clear must stay private");
+}

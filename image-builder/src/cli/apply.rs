@@ -110,7 +110,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     if to_stdout {
         println!("{json}");
     } else if let Some(path) = &args.report {
-        output::write_pieces(path, json.len() as u64, &[(0, json.into_bytes())])?;
+        output::write_pieces(path, json.len() as u64, &[(0, json.into_bytes())], output::Readers::AsUmaskSays)?;
     }
     let r = &report.result;
     for e in &r.errors {

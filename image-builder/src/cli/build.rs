@@ -147,7 +147,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let seed: [u8; 32] = seed.chain_update(text.as_bytes()).finalize().into();
     let stamp = rescue_engine::util::time::civil_from_unix(clock::image_time());
     let (len, pieces) = image::build(format, &files, args.size.unwrap_or(format.default_mib()), seed, stamp)?;
-    output::write_pieces(&args.out, len, &pieces)?;
+    output::write_pieces(&args.out, len, &pieces, readers(args))?;
     say!(
         "built {} ({} image, {} MiB): profile {:?}, {} rule(s), agents {} for x86_64 and aarch64",
         args.out.display(),
@@ -202,6 +202,16 @@ fn keyed(args: &BuildArgs) -> Result<Option<(Vec<u8>, String)>> {
     Ok(Some((bytes, format!("{what}, sealed with the site PIN, in {}\n  {cost}", stick::KEYS_PATH))))
 }
 
+/// Who may read the image: anyone the umask allows (a web or TFTP server
+/// serves it), but the owner only when it carries recovery keys in clear.
+fn readers(args: &BuildArgs) -> output::Readers {
+    if args.no_seal {
+        output::Readers::OwnerOnly
+    } else {
+        output::Readers::AsUmaskSays
+    }
+}
+
 /// `--format efi`: the agent alone, carrying its profile (and keys), signed
 /// when asked, for PXE or UEFI HTTP Boot.
 fn build_efi(
@@ -215,7 +225,7 @@ fn build_efi(
         Some(p) => shim::sign_agent(p, &agent)?,
         None => (agent, Vec::new()),
     };
-    output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes.clone())])?;
+    output::write_pieces(&args.out, bytes.len() as u64, &[(0, bytes.clone())], readers(args))?;
     say!(
         "built {} (network-boot EFI binary for {}, {} KiB): profile {:?}, {} rule(s), agent {}",
         args.out.display(),

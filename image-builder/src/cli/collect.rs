@@ -478,7 +478,7 @@ fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
         std::io::stdout().write_all(&bytes)?;
         return Ok(());
     }
-    output::write_pieces(path, bytes.len() as u64, &[(0, bytes)])
+    output::write_pieces(path, bytes.len() as u64, &[(0, bytes)], output::Readers::AsUmaskSays)
 }
 
 #[cfg(test)]

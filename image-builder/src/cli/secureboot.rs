@@ -62,7 +62,7 @@ fn sign_file(a: &SignArgs) -> Result<()> {
     let image = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     let signed = sign::sign(&image, &signer).with_context(|| format!("{}", a.input.display()))?;
     let len = signed.len() as u64;
-    output::write_pieces(&a.out, len, &[(0, signed)])?;
+    output::write_pieces(&a.out, len, &[(0, signed)], output::Readers::AsUmaskSays)?;
     say!(
         "signed {} -> {} with {:?} (certificate SHA-256 {})",
         a.input.display(),

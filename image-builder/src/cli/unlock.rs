@@ -82,7 +82,8 @@ pub fn run(a: &UnlockArgs) -> Result<()> {
         bar.set_position(pos);
     }
     bar.finish_and_clear();
-    output::persist(tmp, out)?;
+    // A decrypted volume: everything BitLocker protected, in clear.
+    output::persist(tmp, out, output::Readers::OwnerOnly)?;
     let _ = std::io::stderr().flush();
     say_err!("wrote {} ({} bytes)", out.display(), size);
     Ok(())
