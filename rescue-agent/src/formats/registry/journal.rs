@@ -180,23 +180,16 @@ fn without_entry(original: &[u8], recovered: &Recovered, primary: Vec<FileEdit>,
             }
         }
     }
-    let mut logs: Vec<Vec<u8>> = logs.iter().map(|l| l.to_vec()).collect();
-    for (target, (at, bytes)) in &writes {
-        let log = match target {
-            Target::Log(i) => logs.get_mut(*i).ok_or_else(replays)?,
-            Target::Primary => continue,
-        };
-        let at = *at as usize;
-        log.get_mut(at..at + bytes.len()).ok_or_else(replays)?.copy_from_slice(bytes);
-    }
-    let mut dirty = super::copy(original)?;
-    if let Some((at, bytes)) = primary.first() {
-        let at = *at as usize;
-        dirty.get_mut(at..at + bytes.len()).ok_or_else(replays)?.copy_from_slice(bytes);
-    }
-    let refs: Vec<&[u8]> = logs.iter().map(|l| l.as_slice()).collect();
-    if recovered.applied == 0 && log::recover(&dirty, &refs).is_ok() {
-        return Err(replays());
+    if recovered.applied == 0 {
+        // The files once the logs are cleared and the primary marked dirty.
+        let mut files = Files::new(original, logs)?;
+        let dirty_base = primary.first().map(|w| (Target::Primary, w.clone()));
+        for w in writes.iter().chain(&dirty_base) {
+            files.apply(w).ok_or_else(replays)?;
+        }
+        if files.recover().is_ok() {
+            return Err(replays());
+        }
     }
     writes.extend(primary.into_iter().map(|w| (Target::Primary, w)));
     Ok(Journal { writes, entry: None })
@@ -253,28 +246,53 @@ fn changed_pages<'a>(old: &[u8], new: &'a [u8]) -> Vec<(u32, &'a [u8])> {
     pages.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (((i - 1) * 4096) as u32, b)).collect()
 }
 
+/// The primary file and its logs as a plan's writes leave them (copies:
+/// the caller's files stay as they are).
+struct Files {
+    primary: Vec<u8>,
+    logs: Vec<Vec<u8>>,
+}
+
+impl Files {
+    fn new(primary: &[u8], logs: &[&[u8]]) -> Result<Files> {
+        Ok(Files { primary: super::copy(primary)?, logs: logs.iter().map(|l| super::copy(l)).collect::<Result<_>>()? })
+    }
+
+    /// Applies one write; `None` when it falls outside its file.
+    fn apply(&mut self, (target, (at, bytes)): &(Target, FileEdit)) -> Option<()> {
+        let file = match target {
+            Target::Primary => &mut self.primary,
+            Target::Log(i) => self.logs.get_mut(*i)?,
+        };
+        let at = usize::try_from(*at).ok()?;
+        file.get_mut(at..at.checked_add(bytes.len())?)?.copy_from_slice(bytes);
+        Some(())
+    }
+
+    /// What Windows' recovery makes of the files now.
+    fn recover(&self) -> Result<Recovered> {
+        let refs: Vec<&[u8]> = self.logs.iter().map(|l| l.as_slice()).collect();
+        log::recover(&self.primary, &refs)
+    }
+}
+
 /// Runs the recovery on the files as they would be at each checkpoint of
 /// `journal` (see the module documentation) and checks the result.
 fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], journal: &Journal) -> Result<()> {
     let bad = || RegError::Unsupported {
         detail: "its transaction logs would not recover the change if the write were cut short",
     };
-    let mut primary = super::copy(original)?;
-    let mut logs: Vec<Vec<u8>> = logs.iter().map(|l| super::copy(l)).collect::<Result<_>>()?;
+    let mut files = Files::new(original, logs)?;
     let n = journal.writes.len();
-    for (k, (target, (at, bytes))) in journal.writes.iter().enumerate() {
-        let file = match target {
-            Target::Primary => &mut primary,
-            Target::Log(i) => logs.get_mut(*i).ok_or_else(bad)?,
-        };
-        let at = *at as usize;
-        file.get_mut(at..at + bytes.len()).ok_or_else(bad)?.copy_from_slice(bytes);
+    for (k, w) in journal.writes.iter().enumerate() {
+        files.apply(w).ok_or_else(bad)?;
+        let (target, (at, _)) = w;
         let next_is_page = matches!(journal.writes.get(k + 1), Some((Target::Primary, (o, _))) if *o != 0);
-        if *target == Target::Primary && at != 0 && next_is_page {
+        if *target == Target::Primary && *at != 0 && next_is_page {
             continue;
         }
-        let refs: Vec<&[u8]> = logs.iter().map(|l| l.as_slice()).collect();
-        let r = log::recover(&primary, &refs).map_err(|_| bad())?;
+        let r = files.recover().map_err(|_| bad())?;
+        let primary = &files.primary;
         let primary_touched = journal.writes.iter().take(k + 1).any(|(t, _)| *t == Target::Primary);
         let good = if k + 1 == n {
             // Clean: the edited hive, numbered one past the entry.
@@ -282,7 +300,7 @@ fn check(original: &[u8], recovered: &Recovered, edited: &[u8], logs: &[&[u8]], 
             let mut base_block = edited.get(..SIZE).ok_or_else(bad)?.to_vec();
             base::stamp(&mut base_block, next, next, BaseBlock::parse(edited)?.timestamp)?;
             let is_want = |b: &[u8]| b.get(..SIZE) == Some(&base_block[..]) && b.get(SIZE..) == edited.get(SIZE..);
-            is_want(&primary) && is_want(&r.bytes)
+            is_want(primary) && is_want(&r.bytes)
         } else if primary_touched {
             r.bytes == edited
         } else {
