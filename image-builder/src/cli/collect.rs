@@ -449,8 +449,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         write(path, bytes)?;
     }
     if let Some(path) = &args.html {
-        let now = rescue_engine::util::time::filetime_rfc3339(crate::clock::now_filetime());
-        let made = format!("{} {} UTC", now.get(..10).unwrap_or(""), now.get(11..19).unwrap_or(""));
+        let made = rescue_engine::util::time::filetime_display(crate::clock::now_filetime());
         write(path, crate::sweep::page::render(&rows, &made).into_bytes())?;
         say_err!("{}: the fleet page", path.display());
     }

@@ -114,23 +114,20 @@ fn percent(s: &str) -> String {
 
 /// Seconds since 1970 of a report's `started` (`YYYY-MM-DDTHH:MM:SS…`), if it is one.
 fn seconds(started: &str) -> Option<i64> {
+    use rescue_engine::util::time::{filetime_from_civil, filetime_to_unix, Civil};
     let b = started.as_bytes();
-    let num = |r: std::ops::Range<usize>| started.get(r)?.parse::<i64>().ok();
+    let num = |r: std::ops::Range<usize>| started.get(r)?.parse::<u8>().ok();
     if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
         return None;
     }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+    let year = started.get(0..4)?.parse::<i64>().ok()?;
+    let (month, day) = (num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    let ft = filetime_from_civil(&Civil { year, month, day, hour, minute, second });
+    (ft != 0).then(|| filetime_to_unix(ft).0)
 }
 
 /// True when a run's report says something it had to deliver did not arrive.
