@@ -6,7 +6,6 @@
 //! and a backup reads back identical before the engine may delete the original.
 
 use rescue_engine::rules::backup::{BackupItem, BackupSink};
-use rescue_engine::util::win32_name::relative_path_problem;
 use std::fs::{File, OpenOptions};
 use std::io::{Error, Write};
 use std::path::{Path, PathBuf};
@@ -26,11 +25,9 @@ fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl DirSink {
     fn write(&self, item: &BackupItem<'_>) -> std::io::Result<PathBuf> {
-        if let Some(why) = relative_path_problem(item.path) {
-            return Err(Error::other(format!("{:?} cannot be a backup path ({why})", item.path)));
-        }
+        let path = item.relative_path().map_err(Error::other)?;
         let mut rel = PathBuf::from(format!("vol{}-{:016X}", item.volume, item.volume_serial));
-        rel.extend(item.path.split('\\'));
+        rel.extend(path.split('/'));
         let first = self.dir.join(&rel);
         let parent = first.parent().ok_or_else(|| Error::other("backup path has no folder"))?;
         std::fs::create_dir_all(parent)?;

@@ -30,6 +30,18 @@ pub struct BackupItem<'a> {
     pub required: bool,
 }
 
+impl BackupItem<'_> {
+    /// The file's path below a backup folder, `/` between names, checked to
+    /// stay inside it: a path from the disk is data (no `..`, no drive, no
+    /// device name), never a place to follow.
+    pub fn relative_path(&self) -> Result<String, String> {
+        match crate::util::win32_name::relative_path_problem(self.path) {
+            Some(why) => Err(format!("{:?} cannot be a backup path ({why})", self.path)),
+            None => Ok(self.path.replace('\\', "/")),
+        }
+    }
+}
+
 /// Where backups go (the stick on the agent, a folder on the host).
 pub trait BackupSink {
     /// Stores a file durably; returns where it went. An error stops the change of that file.

@@ -16,7 +16,6 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use rescue_engine::rules::backup::{BackupItem, BackupSink};
-use rescue_engine::util::win32_name::relative_path_problem;
 
 /// The backup sink of a run: the stick (when there is one) and the report URL.
 pub struct Keeper<'a> {
@@ -54,11 +53,9 @@ pub fn run_url(url: &str, run_id: &str) -> String {
 
 impl BackupSink for Keeper<'_> {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        if let Some(why) = relative_path_problem(item.path) {
-            return Err(format!("{:?} cannot be a backup path ({why}): not deleted", item.path));
-        }
+        let path = item.relative_path().map_err(|e| format!("{e}: not deleted"))?;
         let Some(url) = &self.url else { return self.stick.backup(item) };
-        let rel = format!("backups/{:016X}/{}", item.volume_serial, item.path.replace('\\', "/"));
+        let rel = format!("backups/{:016X}/{path}", item.volume_serial);
         let base = run_url(url, &self.stick.run_id);
         if self.stick.present() {
             if let Ok(on_stick) = self.stick.keep(item) {

@@ -8,7 +8,6 @@ use alloc::format;
 use alloc::string::String;
 use rescue_engine::formats::stick as layout;
 use rescue_engine::rules::backup::{BackupItem, BackupSink};
-use rescue_engine::util::win32_name::relative_path_problem;
 use uefi::fs::FileSystem;
 use uefi::{boot, CString16};
 
@@ -83,29 +82,24 @@ impl Stick {
 }
 
 impl Stick {
+    /// Where the copy of `item` goes on the stick (its path checked).
+    fn backup_path(&self, item: &BackupItem<'_>) -> Result<String, String> {
+        let rel = item.relative_path().map_err(|e| format!("{e}: not deleted"))?;
+        Ok(format!("{}/{:016X}/{}/{rel}", layout::BACKUPS_DIR, item.volume_serial, self.run_id))
+    }
+
     /// Writes the copy of `item` to the stick's backups folder; where it went.
     pub fn keep(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        // A path from the disk is data: it must stay inside the backups folder.
-        if let Some(why) = relative_path_problem(item.path) {
-            return Err(format!("{:?} cannot be a backup path ({why}): not deleted", item.path));
-        }
-        let path = format!(
-            "{}/{:016X}/{}/{}",
-            layout::BACKUPS_DIR,
-            item.volume_serial,
-            self.run_id,
-            item.path.replace('\\', "/")
-        );
+        let path = self.backup_path(item)?;
         self.write(&path, item.content)
     }
 }
 
 impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
-        if let Some(why) = relative_path_problem(item.path) {
-            return Err(format!("{:?} cannot be a backup path ({why}): not deleted", item.path));
-        }
-        match self.keep(item) {
+        // A bad path is an error; only a stick that cannot take the copy lets the fix go on.
+        let path = self.backup_path(item)?;
+        match self.write(&path, item.content) {
             Ok(written) => Ok(written),
             Err(why) if item.required => Err(format!("cannot keep a copy of {} on the stick: {why}", item.path)),
             Err(why) => {
