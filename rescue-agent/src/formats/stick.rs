@@ -30,7 +30,53 @@ pub fn report_path(run_id: &str) -> String {
     format!("{REPORTS_DIR}/{run_id}.json")
 }
 
+/// The id of one run, the name of its report and of its folder at the
+/// report URL: `YYYYMMDD-HHMMSS-<serial>-<machine>-<random>`.
+///
+/// Guarantee: two runs get different ids unless they share the second,
+/// the serial number, the machine part and 32 random bits. `machine` is
+/// the NIC's MAC or the SMBIOS UUID (PCs without a serial number, or cloned
+/// ones, still differ by it); `random` tells two runs of one PC apart
+/// within a second. Every part is reduced to letters, digits and `-`, and
+/// bounded, so the id is a safe file name and URL segment whatever the
+/// firmware says.
+pub fn run_id(stamp: &str, serial: &str, machine: &str, random: u32) -> String {
+    let part = |s: &str, max: usize, none: &str| -> String {
+        let clean: String =
+            s.trim().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(max).collect();
+        if clean.is_empty() {
+            String::from(none)
+        } else {
+            clean
+        }
+    };
+    format!(
+        "{}-{}-{}-{random:08x}",
+        part(stamp, 15, "unknown-time"),
+        part(serial, 40, "noserial"),
+        part(machine, 32, "nomac")
+    )
+}
+
 /// A `/` path as a UEFI file path (`\` separators).
 pub fn uefi_path(path: &str) -> String {
     path.replace('/', "\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_safe_bounded_and_distinct() {
+        let a = run_id("20261206-193000", "", "525400123456", 1);
+        let b = run_id("20261206-193000", "", "525400123457", 1);
+        let c = run_id("20261206-193000", "", "525400123456", 2);
+        assert_eq!(a, "20261206-193000-noserial-525400123456-00000001");
+        assert!(a != b && a != c && b != c);
+        let hostile = run_id("../..", "S/N \\..\\x\u{202e}", &"A".repeat(500), u32::MAX);
+        assert!(hostile.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{hostile}");
+        assert!(hostile.len() <= 15 + 40 + 32 + 8 + 3, "{hostile}");
+        assert!(!hostile.contains(".."));
+    }
 }

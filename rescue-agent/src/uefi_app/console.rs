@@ -223,6 +223,10 @@ impl Clock {
         let b = counter();
         Clock { ticks_per_ms: (b.saturating_sub(a) / 20).max(1), start: a }
     }
+    /// The raw counter now (differs between PCs and boots).
+    pub fn counter(&self) -> u64 {
+        counter()
+    }
     pub fn ms(&self) -> u64 {
         counter().saturating_sub(self.start) / self.ticks_per_ms
     }

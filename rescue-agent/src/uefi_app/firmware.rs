@@ -1,10 +1,14 @@
-//! What the agent asks the firmware: the machine's identity (SMBIOS), the
-//! time, the Secure Boot state, and which boot entry is Windows.
+//! What the agent asks the firmware: the machine's identity (SMBIOS, the
+//! NIC's MAC), the time, random bits, the Secure Boot state, and which boot
+//! entry is Windows.
 
 use alloc::format;
 use alloc::string::String;
 use rescue_engine::formats::bootopt;
 use rescue_engine::formats::smbios::{self, Machine};
+use sha2::{Digest, Sha256};
+use uefi::proto::network::snp::SimpleNetwork;
+use uefi::proto::rng::Rng;
 use uefi::runtime::{self, VariableAttributes, VariableVendor};
 use uefi::table::cfg::ConfigTableEntry;
 use uefi::{cstr16, system, CString16};
@@ -23,6 +27,36 @@ pub fn machine() -> Option<Machine> {
     // SAFETY: the firmware says the structure table lies there, `len` bytes long (capped at 1 MiB).
     let table = unsafe { core::slice::from_raw_parts(addr as usize as *const u8, len) };
     smbios::machine(table)
+}
+
+/// The MAC address of the first network interface, as hex digits (none
+/// without a NIC, or one that gives no address).
+pub fn mac() -> Option<String> {
+    let nics = uefi::boot::find_handles::<SimpleNetwork>().ok()?;
+    nics.iter().find_map(|&h| {
+        let snp = super::disks::open::<SimpleNetwork>(h)?;
+        let mode = snp.mode();
+        let len = usize::try_from(mode.hw_address_size).ok()?.min(32);
+        let bytes = mode.current_address.0.get(..len)?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        (!hex.is_empty() && bytes.iter().any(|&b| b != 0)).then_some(hex)
+    })
+}
+
+/// 32 random bits for telling runs apart (not a secret): the firmware's
+/// RNG when it has one, else a digest of the CPU's free-running counter,
+/// which differs between PCs and boots.
+pub fn random(counter: u64) -> u32 {
+    let mut buf = [0u8; 4];
+    let from_rng = uefi::boot::get_handle_for_protocol::<Rng>()
+        .ok()
+        .and_then(super::disks::open::<Rng>)
+        .is_some_and(|mut rng| rng.get_rng(None, &mut buf).is_ok());
+    if !from_rng {
+        let digest = Sha256::digest(counter.to_le_bytes());
+        buf.copy_from_slice(&digest[..4]);
+    }
+    u32::from_le_bytes(buf)
 }
 
 /// The firmware's clock as a FILETIME, in UTC when the firmware says its
@@ -87,13 +121,19 @@ pub fn secure_boot() -> String {
 }
 
 /// Sets `BootNext` to the Windows Boot Manager entry, so the next boot goes
-/// to Windows once even with the stick left in. `BootOrder` is never changed.
-/// Returns what was done, for the screen and the report.
-pub fn boot_windows_next() -> String {
+/// to Windows once even with the stick left in (or the network still first
+/// in the boot order). `BootOrder` is never changed. Returns what was done,
+/// for the screen and the report; `from_stick` picks the advice when it fails.
+pub fn boot_windows_next(from_stick: bool) -> String {
+    let advice = if from_stick {
+        "remove the stick before Windows restarts"
+    } else {
+        "choose Windows Boot Manager in the boot menu if the PC boots from the network again"
+    };
     let mut buf = [0u8; 512];
     let order = match runtime::get_variable(cstr16!("BootOrder"), &VariableVendor::GLOBAL_VARIABLE, &mut buf) {
         Ok((v, _)) => bootopt::boot_order(v),
-        Err(_) => return String::from("no BootOrder variable: remove the stick before Windows restarts"),
+        Err(_) => return format!("no BootOrder variable: {advice}"),
     };
     let mut opt = alloc::vec![0u8; 4096];
     for n in order {
@@ -111,11 +151,9 @@ pub fn boot_windows_next() -> String {
                 &n.to_le_bytes(),
             ) {
                 Ok(()) => format!("next boot: Boot{n:04X} \"{}\" (BootNext)", o.description),
-                Err(e) => {
-                    format!("could not set BootNext ({:?}): remove the stick before Windows restarts", e.status())
-                }
+                Err(_) => format!("the firmware refused to set BootNext: {advice}"),
             };
         }
     }
-    String::from("no Windows Boot Manager entry found: remove the stick so the PC boots Windows")
+    format!("no Windows Boot Manager entry found: {advice}")
 }

@@ -140,12 +140,12 @@ fn main() -> Status {
     con.line(&format!("disks: {}", found.len()));
 
     let (started, stamp) = firmware::now();
-    let serial = machine
-        .as_ref()
-        .map(|m| m.serial_number.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| String::from("unknown"));
-    stick.run_id = format!("{stamp}-{}", sanitize(&serial));
+    let serial = machine.as_ref().map_or("", |m| m.serial_number.as_str());
+    let uuid = machine.as_ref().map_or(String::new(), |m| m.uuid.replace('-', ""));
+    let uuid = if uuid.bytes().all(|b| b == b'0') || uuid.bytes().all(|b| b == b'F') { String::new() } else { uuid };
+    let which = firmware::mac().unwrap_or(uuid);
+    stick.run_id = layout::run_id(&stamp, serial, &which, firmware::random(clock.counter()));
+    con.line(&format!("run: {}", stick.run_id));
     // Site keys (keyed images): the PIN is asked only when a volume needs one.
     let mut key_file_note = None;
     // A network-booted agent carries its key file; a stick holds it.
@@ -194,7 +194,7 @@ fn main() -> Status {
     report.machine = machine;
     report.notes.push(format!("secure boot: {secure_boot}"));
     let boot_next = (profile.finish.action == FinishAction::Reboot && report.outcome != Outcome::Failed)
-        .then(firmware::boot_windows_next);
+        .then(|| firmware::boot_windows_next(stick.present()));
     if let Some(b) = &boot_next {
         report.notes.push(b.clone());
     }
@@ -247,11 +247,6 @@ fn keep_report(
     }
 }
 
-/// Keeps letters, digits and `-` for a file name.
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(40).collect()
-}
-
 /// Shows the verdict: filling the screen, and as one line on serial.
 fn verdict(con: &mut Console, outcome: Outcome, reason: Option<&str>) {
     let (look, color) = match outcome {
@@ -280,6 +275,12 @@ fn deliver(con: &mut Console, mut up: network::Uploader, report: &[u8], backups:
     let backups_sent = up.sent - usize::from(report_sent);
     if backups_sent > 0 {
         con.line(&format!("backups delivered: {backups_sent} to {}", up.url("backups/")));
+    }
+    for url in &up.replaced {
+        con.colored(
+            &format!("warning: the server already had a file at {url} (HTTP 204): it was replaced"),
+            Color::Yellow,
+        );
     }
     for (rel, why) in &up.failed {
         con.colored(&format!("NOT DELIVERED: {} ({why})", up.url(rel)), Color::Yellow);

@@ -4,13 +4,14 @@
 //! EFI_HTTP_PROTOCOL). Nothing here decides what to send; it only sends.
 
 use super::console::Clock;
+use super::disks::open;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::time::Duration;
-use uefi::boot::{self, EventType, OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol, Tpl};
+use uefi::boot::{self, EventType, Tpl};
 use uefi::proto::network::http::{Http, HttpBinding};
 use uefi::proto::network::ip4config2::Ip4Config2;
 use uefi::{Event, Handle, Status};
@@ -21,6 +22,8 @@ use uefi_raw::protocol::network::http::{
 
 /// EFI_CONNECTION_FIN (UEFI spec, Appendix D): the peer closed the connection.
 const CONNECTION_FIN: Status = Status(Status::ERROR_BIT | 104);
+/// EFI_CONNECTION_RESET: the peer reset the connection.
+const CONNECTION_RESET: Status = Status(Status::ERROR_BIT | 105);
 
 /// Longest wait for the request line and headers to go out, or for the answer.
 const PHASE: u64 = 20_000;
@@ -74,13 +77,6 @@ impl Deadline {
     }
 }
 
-fn open<P: uefi::proto::ProtocolPointer + ?Sized>(h: Handle) -> Option<ScopedProtocol<P>> {
-    let params = OpenProtocolParams { handle: h, agent: boot::image_handle(), controller: None };
-    // SAFETY: GetProtocol leaves the drivers bound; the protocol stays valid
-    // while boot services run, and we drop it before the handle goes away.
-    unsafe { boot::open_protocol::<P>(params, OpenProtocolAttributes::GetProtocol) }.ok()
-}
-
 /// The first network interface with an HTTP stack, brought up with DHCP.
 fn interface() -> Result<Handle, String> {
     let nics = boot::find_handles::<HttpBinding>().map_err(|_| String::from("no network interface with HTTP"))?;
@@ -101,7 +97,9 @@ fn token(message: &mut HttpMessage) -> Result<(HttpToken, Event), String> {
 
 /// Polls `http` until `token` completes (its status set or its event
 /// signalled) or `limit_ms` pass on `clock`; closes the token's event.
-fn wait(http: &mut Http, token: &mut HttpToken, event: Event, clock: Clock, limit_ms: u64) -> Result<(), String> {
+/// A completion by the server closing or resetting the connection is not an
+/// error here: whether the answer had arrived by then is the caller's to judge.
+fn wait(http: &mut Http, token: &mut HttpToken, event: Event, clock: Clock, limit_ms: u64) -> Result<Status, String> {
     let end = clock.ms() + limit_ms;
     let mut outcome = Err(String::from("timed out"));
     loop {
@@ -109,9 +107,7 @@ fn wait(http: &mut Http, token: &mut HttpToken, event: Event, clock: Clock, limi
         let signalled = boot::check_event(&event).unwrap_or(false);
         if token.status != Status::NOT_READY || signalled {
             outcome = match token.status {
-                // A server that closes after its answer ("Connection: close")
-                // ends the exchange with FIN: the answer has been read.
-                Status::SUCCESS | Status::HTTP_ERROR | CONNECTION_FIN => Ok(()),
+                s @ (Status::SUCCESS | Status::HTTP_ERROR | CONNECTION_FIN | CONNECTION_RESET) => Ok(s),
                 s => Err(words(s)),
             };
             break;
@@ -193,7 +189,9 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
         let (mut tx_token, ev) = token(&mut tx)?;
         http.request(&mut tx_token).map_err(|e| format!("HTTP request: {}", words(e.status())))?;
         let clock = deadline.clock;
-        wait(&mut http, &mut tx_token, ev, clock, phase(0)).map_err(|e| format!("sending the headers: {e}"))?;
+        // A close while sending (a server that answered early) still leaves its answer to read.
+        let _ended =
+            wait(&mut http, &mut tx_token, ev, clock, phase(0)).map_err(|e| format!("sending the headers: {e}"))?;
         let mut payload = body.to_vec();
         let mut body_msg = HttpMessage::default();
         body_msg.data.request = core::ptr::null();
@@ -203,7 +201,8 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
             let (mut body_token, ev) = token(&mut body_msg)?;
             http.request(&mut body_token).map_err(|e| format!("HTTP request body: {}", words(e.status())))?;
             let extra = (body.len() as u64 * PER_MIB) >> 20;
-            wait(&mut http, &mut body_token, ev, clock, phase(extra)).map_err(|e| format!("sending the body: {e}"))?;
+            let _ended = wait(&mut http, &mut body_token, ev, clock, phase(extra))
+                .map_err(|e| format!("sending the body: {e}"))?;
         }
         let mut status = HttpResponseData { status_code: HttpStatusCode::STATUS_UNSUPPORTED };
         let mut buf = vec![0u8; 1024];
@@ -215,7 +214,12 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
         http.response(&mut rx_token).map_err(|e| format!("HTTP response: {}", words(e.status())))?;
         let waited = wait(&mut http, &mut rx_token, ev, clock, phase(0));
         free_headers(&rx);
-        waited.map_err(|e| format!("waiting for the answer: {e}"))?;
+        let ended = waited.map_err(|e| format!("waiting for the answer: {e}"))?;
+        // The status line and headers were parsed before any close counts:
+        // a server that answers and then closes or resets has answered.
+        if status.status_code == HttpStatusCode::STATUS_UNSUPPORTED && ended != Status::SUCCESS {
+            return Err(format!("{} before answering", words(ended)));
+        }
         Ok(status_number(status.status_code))
     })();
     let _ = binding.destroy_child(child);
@@ -246,6 +250,9 @@ pub struct Uploader {
     pub failed: Vec<(String, String)>,
     /// How many files were delivered.
     pub sent: usize,
+    /// URLs where the server already had a file (HTTP 204 to a first
+    /// attempt): something else was there, and the server replaced it.
+    pub replaced: Vec<String>,
 }
 
 impl Uploader {
@@ -254,7 +261,7 @@ impl Uploader {
     pub fn new(base: &str, clock: Clock, budget_s: u32) -> Uploader {
         let base = String::from(base.trim_end_matches('/'));
         let budget_ms = u64::from(budget_s) * 1000;
-        Uploader { base, nic: interface(), clock, budget_ms, failed: Vec::new(), sent: 0 }
+        Uploader { base, nic: interface(), clock, budget_ms, failed: Vec::new(), sent: 0, replaced: Vec::new() }
     }
 
     /// The URL a relative path goes to.
@@ -270,7 +277,8 @@ impl Uploader {
     /// PUTs `body` to `<base>/<rel>`: up to [`ATTEMPTS`] times with a
     /// growing pause, within the budget left (`always_once`: one attempt of
     /// at most [`PHASE`] per step even when none is left, for the report).
-    /// Any 2xx is success; a 4xx is the server's final refusal. Returns the
+    /// Any 2xx is success; a 4xx is the server's final refusal; a 204 to a
+    /// first attempt is noted in [`Uploader::replaced`]. Returns the
     /// status code, or why not.
     pub fn put(&mut self, rel: &str, body: &[u8], always_once: bool) -> Result<u16, String> {
         let started = self.clock.ms();
@@ -294,6 +302,12 @@ impl Uploader {
                 break;
             }
             match put_once(nic, &url, body, deadline) {
+                Ok(204) if attempt == 0 => {
+                    // Run ids are unique, so a file already there is someone
+                    // else's (a retry's 204 is our own earlier copy).
+                    self.replaced.push(url);
+                    return Ok(204);
+                }
                 Ok(code @ 200..=299) => return Ok(code),
                 Ok(code @ 400..=499) => return Err(format!("refused by the server (HTTP {code})")),
                 Ok(0) => why = String::from("the server answered with a status this agent does not know"),
