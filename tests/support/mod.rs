@@ -208,6 +208,12 @@ impl Qemu {
         Qemu::spawn(cmd, vars)
     }
 
+    /// Runs `cmd`, which ends up as QEMU with its serial port on its stdin
+    /// and stdout (e.g. `scripts/netboot-lab pc`, which execs QEMU).
+    pub fn run(cmd: Command) -> Qemu {
+        Qemu::spawn(cmd, tempfile::tempdir().unwrap())
+    }
+
     /// Starts QEMU with its serial port on stdin/stdout, collected in the background.
     fn spawn(mut cmd: Command, vars: tempfile::TempDir) -> Qemu {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());

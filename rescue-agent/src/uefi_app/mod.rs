@@ -276,6 +276,9 @@ fn deliver(con: &mut Console, mut up: network::Uploader, report: &[u8], backups:
     if backups_sent > 0 {
         con.line(&format!("backups delivered: {backups_sent} to {}", up.url("backups/")));
     }
+    for (url, why) in &up.retried {
+        con.line(&format!("tried again: {url} (the first try: {why})"));
+    }
     for url in &up.replaced {
         con.colored(
             &format!("warning: the server already had a file at {url} (HTTP 204): it was replaced"),

@@ -7,7 +7,6 @@ use super::console::Clock;
 use super::disks::open;
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::time::Duration;
@@ -204,21 +203,31 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
             let _ended = wait(&mut http, &mut body_token, ev, clock, phase(extra))
                 .map_err(|e| format!("sending the body: {e}"))?;
         }
+        // Only the status line and headers are asked for (no body buffer):
+        // EDK2's driver then ends the exchange once the headers are in,
+        // instead of reading on into a close it may already have seen.
         let mut status = HttpResponseData { status_code: HttpStatusCode::STATUS_UNSUPPORTED };
-        let mut buf = vec![0u8; 1024];
         let mut rx = HttpMessage::default();
         rx.data.response = &mut status;
-        rx.body_length = buf.len();
-        rx.body = buf.as_mut_ptr().cast::<c_void>();
         let (mut rx_token, ev) = token(&mut rx)?;
-        http.response(&mut rx_token).map_err(|e| format!("HTTP response: {}", words(e.status())))?;
-        let waited = wait(&mut http, &mut rx_token, ev, clock, phase(0));
+        let ended = match http.response(&mut rx_token) {
+            Ok(()) => wait(&mut http, &mut rx_token, ev, clock, phase(0)),
+            // The driver may read the answer within the call and report the
+            // close that followed it as the call's error.
+            Err(e) => {
+                let _ = boot::close_event(ev);
+                Ok(e.status())
+            }
+        };
         free_headers(&rx);
-        let ended = waited.map_err(|e| format!("waiting for the answer: {e}"))?;
-        // The status line and headers were parsed before any close counts:
-        // a server that answers and then closes or resets has answered.
-        if status.status_code == HttpStatusCode::STATUS_UNSUPPORTED && ended != Status::SUCCESS {
-            return Err(format!("{} before answering", words(ended)));
+        let ended = ended.map_err(|e| format!("waiting for the answer: {e}"))?;
+        // A status line that arrived is the server's answer, whatever
+        // happened to the connection after it (a close, a reset).
+        if status.status_code == HttpStatusCode::STATUS_UNSUPPORTED {
+            return Err(match ended {
+                Status::SUCCESS => String::from("the server's answer had no status this agent knows"),
+                e => format!("no answer: {}", words(e)),
+            });
         }
         Ok(status_number(status.status_code))
     })();
@@ -250,6 +259,8 @@ pub struct Uploader {
     pub failed: Vec<(String, String)>,
     /// How many files were delivered.
     pub sent: usize,
+    /// `(URL, why the first try failed)` of every file that took more than one try.
+    pub retried: Vec<(String, String)>,
     /// URLs where the server already had a file (HTTP 204 to a first
     /// attempt): something else was there, and the server replaced it.
     pub replaced: Vec<String>,
@@ -261,7 +272,16 @@ impl Uploader {
     pub fn new(base: &str, clock: Clock, budget_s: u32) -> Uploader {
         let base = String::from(base.trim_end_matches('/'));
         let budget_ms = u64::from(budget_s) * 1000;
-        Uploader { base, nic: interface(), clock, budget_ms, failed: Vec::new(), sent: 0, replaced: Vec::new() }
+        Uploader {
+            base,
+            nic: interface(),
+            clock,
+            budget_ms,
+            failed: Vec::new(),
+            sent: 0,
+            retried: Vec::new(),
+            replaced: Vec::new(),
+        }
     }
 
     /// The URL a relative path goes to.
@@ -300,6 +320,9 @@ impl Uploader {
         for attempt in 0..ATTEMPTS {
             if deadline.left() == 0 {
                 break;
+            }
+            if attempt == 1 {
+                self.retried.push((url.clone(), why.clone()));
             }
             match put_once(nic, &url, body, deadline) {
                 Ok(204) if attempt == 0 => {
