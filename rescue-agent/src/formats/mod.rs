@@ -5,6 +5,7 @@
 pub mod bitlocker;
 pub mod bootopt;
 pub mod decompress;
+pub mod dhcp;
 pub mod diskid;
 pub mod embed;
 pub mod keyring;

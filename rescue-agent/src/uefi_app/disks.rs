@@ -27,7 +27,7 @@ pub fn connect_all() {
 }
 
 /// Device path bytes of `h` without the end node.
-fn path_bytes(h: Handle) -> Option<Vec<u8>> {
+pub(super) fn path_bytes(h: Handle) -> Option<Vec<u8>> {
     let dp = open::<DevicePath>(h)?;
     let b = dp.as_bytes();
     Some(b[..b.len().saturating_sub(4)].to_vec())

@@ -4,25 +4,32 @@
 //! EFI_HTTP_PROTOCOL). Nothing here decides what to send; it only sends.
 
 use super::console::Clock;
-use super::disks::open;
+use super::disks::{self, open};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::time::Duration;
+use rescue_engine::formats::dhcp;
 use uefi::boot::{self, EventType, Tpl};
+use uefi::proto::loaded_image::LoadedImage;
 use uefi::proto::network::http::{Http, HttpBinding};
 use uefi::proto::network::ip4config2::Ip4Config2;
+use uefi::proto::network::pxe::BaseCode;
 use uefi::{Event, Handle, Status};
 use uefi_raw::protocol::network::http::{
     HttpAccessPoint, HttpConfigData, HttpHeader, HttpMessage, HttpMethod, HttpRequestData, HttpResponseData,
     HttpStatusCode, HttpToken, HttpV4AccessPoint, HttpVersion,
 };
+use uefi_raw::protocol::network::ip4_config2::{Ip4Config2DataType, Ip4Config2Policy};
+use uefi_raw::Ipv4Address;
 
 /// EFI_CONNECTION_FIN (UEFI spec, Appendix D): the peer closed the connection.
 const CONNECTION_FIN: Status = Status(Status::ERROR_BIT | 104);
 /// EFI_CONNECTION_RESET: the peer reset the connection.
 const CONNECTION_RESET: Status = Status(Status::ERROR_BIT | 105);
+/// EFI_CONNECTION_REFUSED: the peer refused the connection.
+const CONNECTION_REFUSED: Status = Status(Status::ERROR_BIT | 106);
 
 /// Longest wait for the request line and headers to go out, or for the answer.
 const PHASE: u64 = 20_000;
@@ -76,13 +83,54 @@ impl Deadline {
     }
 }
 
-/// The first network interface with an HTTP stack, brought up with DHCP.
+/// The network interface the agent was booted from (else the first with an
+/// HTTP stack), with an address: the one the firmware's boot DHCP got
+/// (kept after UEFI HTTP Boot, taken over from PXE), else from DHCP.
 fn interface() -> Result<Handle, String> {
     let nics = boot::find_handles::<HttpBinding>().map_err(|_| String::from("no network interface with HTTP"))?;
-    let nic = *nics.first().ok_or("no network interface with HTTP")?;
+    let booted = disks::boot_device_path();
+    let from_boot =
+        |&h: &Handle| booted.as_deref().zip(disks::path_bytes(h)).is_some_and(|(b, nic)| b.starts_with(&nic));
+    let nic = nics.iter().copied().find(from_boot).or(nics.first().copied()).ok_or("no network interface with HTTP")?;
     let mut ip = Ip4Config2::new(nic).map_err(|e| format!("no IPv4 configuration: {}", words(e.status())))?;
+    if ip.get_interface_info().is_ok_and(|i| i.station_addr == Ipv4Address::default()) {
+        if let Some(lease) = pxe_lease() {
+            take_lease(&mut ip, &lease);
+        }
+    }
     ip.ifup().map_err(|e| format!("no address from DHCP: {}", words(e.status())))?;
     Ok(nic)
+}
+
+/// The lease PXE's boot DHCP got, when the agent was started by PXE (its
+/// device holds the PXE Base Code, which keeps the DHCP reply).
+fn pxe_lease() -> Option<dhcp::Lease> {
+    let image = open::<LoadedImage>(boot::image_handle())?;
+    let pxe = open::<BaseCode>(image.device()?)?;
+    let mode = pxe.mode();
+    if !mode.dhcp_ack_received() || mode.using_ipv6() {
+        return None;
+    }
+    let packet: &[u8; 1472] = mode.dhcp_ack().as_ref();
+    dhcp::lease(packet)
+}
+
+/// Configures `lease` as the interface's static address (and default route).
+/// Best effort: on any refusal the caller falls back to DHCP.
+fn take_lease(ip: &mut Ip4Config2, lease: &dhcp::Lease) {
+    if ip.set_policy(Ip4Config2Policy::STATIC).is_err() {
+        return;
+    }
+    let mut manual = [0u8; 8];
+    manual[..4].copy_from_slice(&lease.address);
+    manual[4..].copy_from_slice(&lease.mask);
+    if ip.set_data(Ip4Config2DataType::MANUAL_ADDRESS, &mut manual).is_err() {
+        let _ = ip.set_policy(Ip4Config2Policy::DHCP);
+        return;
+    }
+    if let Some(mut router) = lease.router {
+        let _ = ip.set_data(Ip4Config2DataType::GATEWAY, &mut router);
+    }
 }
 
 /// A token for `message` with its own completion event (the driver signals
@@ -186,7 +234,13 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
         tx.header_count = headers.len();
         tx.header = headers.as_mut_ptr();
         let (mut tx_token, ev) = token(&mut tx)?;
-        http.request(&mut tx_token).map_err(|e| format!("HTTP request: {}", words(e.status())))?;
+        http.request(&mut tx_token).map_err(|e| match e.status() {
+            // Refused or reset while connecting: nothing serves that port.
+            CONNECTION_RESET | CONNECTION_REFUSED => {
+                format!("nothing answers at {host} (the connection was refused)")
+            }
+            s => format!("HTTP request: {}", words(s)),
+        })?;
         let clock = deadline.clock;
         // A close while sending (a server that answered early) still leaves its answer to read.
         let _ended =
