@@ -2,6 +2,7 @@
 //! checkers, and QEMU with OVMF.
 #![allow(dead_code)]
 
+pub mod limits;
 pub mod testkit;
 
 use std::io::Read;
@@ -22,7 +23,8 @@ pub fn rescue() -> Command {
 /// Runs a command, returning its output; panics if it cannot start (a missing tool).
 pub fn run(cmd: &mut Command) -> Output {
     let name = format!("{:?}", cmd.get_program());
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {name} ({e}); run scripts/test, which installs the test tools"))
+    limits::output(cmd)
+        .unwrap_or_else(|e| panic!("cannot run {name} ({e}); run scripts/test, which installs the test tools"))
 }
 
 /// Runs a command and requires success; returns stdout as text.

@@ -3,6 +3,9 @@
 //! must pass. Shared by the engine's NTFS tests and the CLI's.
 #![allow(dead_code)] // each test crate uses its own subset
 
+#[path = "limits.rs"]
+mod limits;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +15,7 @@ use std::sync::Mutex;
 static MOUNT: Mutex<()> = Mutex::new(());
 
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = limits::output(cmd).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -23,7 +26,7 @@ pub fn run(cmd: &mut Command) -> String {
 }
 
 pub fn bytes(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap();
+    let out = limits::output(cmd).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }

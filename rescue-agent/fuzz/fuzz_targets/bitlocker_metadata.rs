@@ -5,8 +5,8 @@
 //! device whose first sector can be read.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rescue_engine::formats::bitlocker::{parse_bek, BitLocker, UnlockKey};
 use rescue_engine::block::{BlockDevice, MemDisk};
+use rescue_engine::formats::bitlocker::{parse_bek, BitLocker, UnlockKey};
 
 const AREA: usize = 64 * 1024;
 

@@ -6,7 +6,9 @@ use rescue_engine::formats::ntfs::index::{entry_bytes, Node};
 fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();
     buf.resize(4096, 0);
-    if let Ok(mut n) = Node::block(buf, u64::from_le_bytes(data.get(0x10..0x18).and_then(|b| b.try_into().ok()).unwrap_or([0; 8])), 0) {
+    if let Ok(mut n) =
+        Node::block(buf, u64::from_le_bytes(data.get(0x10..0x18).and_then(|b| b.try_into().ok()).unwrap_or([0; 8])), 0)
+    {
         if let Ok(es) = n.entries() {
             if es.len() >= 2 {
                 let e = es[0].clone();
@@ -20,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as a view-index block ($ObjId:$O keys are raw bytes).
     let mut buf = data.to_vec();
     buf.resize(4096, 0);
-    if let Ok(mut n) = Node::block(buf, u64::from_le_bytes(data.get(0x10..0x18).and_then(|b| b.try_into().ok()).unwrap_or([0; 8])), 0) {
+    if let Ok(mut n) =
+        Node::block(buf, u64::from_le_bytes(data.get(0x10..0x18).and_then(|b| b.try_into().ok()).unwrap_or([0; 8])), 0)
+    {
         n.view = true;
         let _ = n.entries();
     }

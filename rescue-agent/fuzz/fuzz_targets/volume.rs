@@ -15,7 +15,8 @@ use rescue_engine::run::session::{self, Disk, Ports};
 fuzz_target!(|data: &[u8]| {
     let p = Profile::parse("name = \"f\"\n[[delete]]\npath = 'd\\*.sys'\nbackup = false\n").unwrap();
     let dev = MemDisk::new(data.to_vec(), 512);
-    let mut disks = [Disk { label: "fuzz".into(), model: String::new(), serial: String::new(), bus: String::new(), dev }];
+    let mut disks =
+        [Disk { label: "fuzz".into(), model: String::new(), serial: String::new(), bus: String::new(), dev }];
     let ports =
         Ports { console: &mut Silent, sink: &mut NoBackup, keys: &mut NoKeys, esp: &mut NoEsp, clock_ms: &|| 0 };
     let r = session::run(&p, &mut disks, Options::default(), ports);
