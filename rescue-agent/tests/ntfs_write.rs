@@ -494,7 +494,7 @@ fn unclean_journal_refused_or_reset() {
 #[test]
 fn hibernated_volume_refused_broken_wof_failed() {
     let t = tempfile::tempdir().unwrap();
-    let img = make_volume(t.path(), "hib.img", 16, &[], "printf 'wakexxxx' > hiberfil.sys && mkdir x && echo a > x/a.sys && ln -s a.sys x/b.sys && echo c > x/c.sys && \
+    let img = make_volume(t.path(), "hib.img", 16, &[], "printf 'xxxxxxxx' > hiberfil.sys && mkdir x && echo a > x/a.sys && ln -s a.sys x/b.sys && echo c > x/c.sys && \
          setfattr -n system.ntfs_reparse_data -v 0x1700008004000000aabbccdd x/c.sys");
     let clean = fs::read(&img).unwrap();
     // Stamp "HIBR" into hiberfil.sys's (resident) data, as Windows fast startup leaves it.
@@ -505,15 +505,40 @@ fn hibernated_volume_refused_broken_wof_failed() {
     let (ri, a) = f.find(0x80, &[]).next().unwrap();
     let ntfs::attr::Form::Resident { value_offset, .. } = a.form else { panic!("expected resident data") };
     let at = f.records[*ri].offset as usize + value_offset;
-    assert_eq!(&dev.data[at..at + 4], b"wake");
-    dev.data[at..at + 4].copy_from_slice(b"HIBR");
-    let before = dev.data.clone();
-    fs::write(&img, &before).unwrap();
-    let mut dev = MemDisk::new(before.clone(), 512);
-    let r = common::apply(&profile("x\\a.sys", ""), &mut dev, Options::default(), &mut NoBackup);
-    assert!(!r.ok() && r.volume.write_refused.as_deref().unwrap_or("").contains("hibernat"), "{r:#?}");
-    assert!(dev.data == before);
-    // A resumed (zeroed) hiberfil.sys passes; c.sys, a WOF reparse point
+    assert_eq!(&dev.data[at..at + 4], b"xxxx");
+    // Every signature Windows writes while the file holds a session to
+    // resume, in both cases: refused, nothing written, the state named.
+    for (sig, says) in [
+        (b"hibr", "hibernation or Fast Startup"),
+        (b"HIBR", "hibernation or Fast Startup"),
+        (b"wake", "did not finish"),
+        (b"WAKE", "did not finish"),
+        (b"RSTR", "in progress"),
+        (b"rstr", "in progress"),
+    ] {
+        let mut stamped = clean.clone();
+        stamped[at..at + 4].copy_from_slice(sig);
+        let mut dev = MemDisk::new(stamped.clone(), 512);
+        let r = common::apply(&profile("x\\a.sys", ""), &mut dev, Options::default(), &mut NoBackup);
+        let why = r.volume.write_refused.as_deref().unwrap_or("");
+        assert!(!r.ok() && why.contains("hibernat") && why.contains(says), "{sig:?}: {r:#?}");
+        assert!(dev.data == stamped, "{sig:?}: written");
+        if sig.eq_ignore_ascii_case(b"hibr") {
+            // ntfs-3g, which knows this signature, refuses to write it too
+            // (it falls back to a read-only mount).
+            let copy = t.path().join("stamped.img");
+            fs::write(&copy, &stamped).unwrap();
+            let m = tempfile::tempdir().unwrap();
+            let o = common::limits::output(Command::new("ntfs-3g").arg(&copy).arg(m.path())).unwrap();
+            if o.status.success() {
+                common::ntfs3g::run(Command::new("umount").arg(m.path()));
+            }
+            let said = String::from_utf8_lossy(&o.stderr).to_lowercase();
+            assert!(said.contains("hibernated") && said.contains("could not mount read-write"), "ntfs-3g: {said}");
+        }
+    }
+    // Other content (here `xxxx`; Windows 8 and later zero it after a
+    // resume) passes; c.sys, a WOF reparse point
     // whose reparse data is too short to say how it is compressed, fails alone.
     fs::write(&img, &clean).unwrap();
     let mut dev = FileDev::open(&img);

@@ -138,6 +138,8 @@ pub enum NtfsError {
     Hibernated {
         /// Byte offset of `hiberfil.sys`'s MFT record.
         offset: u64,
+        /// What its signature says, in words.
+        state: &'static str,
     },
     /// `$LogFile` says the volume was not cleanly unmounted and the policy is `refuse`.
     UncleanJournal {
@@ -197,7 +199,7 @@ impl fmt::Display for NtfsError {
             NotFound { path } => write!(f, "not found: {path}"),
             NotADirectory { path } => write!(f, "not a directory: {path}"),
             TooLarge { structure, offset, size } => write!(f, "{structure} at byte {offset} is too large ({size} bytes)"),
-            Hibernated { offset } => write!(f, "volume is hibernated (hiberfil.sys at byte {offset} holds a hibernation/fast-startup image): refusing to write; shut Windows down fully or delete hiberfil.sys"),
+            Hibernated { offset, state } => write!(f, "volume is hibernated (hiberfil.sys at byte {offset} holds {state}): refusing to write; shut Windows down fully (hold Shift while choosing Shut down) or delete hiberfil.sys"),
             UncleanJournal { offset } => write!(f, "$LogFile at byte {offset} says the volume was not cleanly unmounted; the profile says refuse (set [ntfs] unclean_journal = \"reset\" to reset it and have chkdsk run)"),
             UnknownJournal { offset, major, minor } => write!(f, "$LogFile restart page at byte {offset} has unknown version {major}.{minor} or layout: refusing to write"),
             NoSpace { structure, offset } => write!(f, "no room in {structure} at byte {offset} to rebalance the index: refusing to write"),

@@ -54,16 +54,29 @@ pub fn read(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<(Record, VolumeInfo)
     Ok((r, i))
 }
 
+/// The signatures Windows writes at the start of `hiberfil.sys` while the
+/// file holds a session to resume, in any case, with what each means:
+/// `hibr` a hibernation or Fast Startup image (`HIBR` since Windows 8),
+/// `wake` a resume that did not finish (Windows offers to try again), `rstr`
+/// a resume in progress. Each means Windows may still restore memory over
+/// the volume, undoing (or tearing) whatever was written meanwhile.
+const HIBERNATION_SIGNATURES: [(&[u8; 4], &str); 3] = [
+    (b"hibr", "a hibernation or Fast Startup image"),
+    (b"wake", "a resume from hibernation that did not finish"),
+    (b"rstr", "a resume from hibernation in progress"),
+];
+
 /// Fails with [`NtfsError::Hibernated`] when `hiberfil.sys` in the root
-/// starts with `hibr`/`HIBR` (Windows hibernation or fast startup). A
-/// missing, short or zeroed (resumed) file passes.
+/// starts with a hibernation signature ([`HIBERNATION_SIGNATURES`], any
+/// case). A missing, short or zeroed (resumed, Windows 8 and later) file
+/// passes, as does any other content.
 pub fn check_hibernation(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<()> {
     let root = v.open_dir(dev, FileRef::new(super::fs::ROOT, 0))?;
     let Some(r) = v.lookup_in(dev, &root, "hiberfil.sys")? else { return Ok(()) };
     let f = v.load_file(dev, r.record())?;
     let head = v.read_head(dev, &f, 4)?;
-    if head.len() == 4 && head.eq_ignore_ascii_case(b"hibr") {
-        return Err(NtfsError::Hibernated { offset: f.base().offset });
+    match HIBERNATION_SIGNATURES.iter().find(|(sig, _)| head.eq_ignore_ascii_case(&sig[..])) {
+        Some((_, state)) => Err(NtfsError::Hibernated { offset: f.base().offset, state }),
+        None => Ok(()),
     }
-    Ok(())
 }
