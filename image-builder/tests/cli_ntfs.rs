@@ -305,3 +305,48 @@ fn compressed_windows_folder_is_fixed() {
     fs::write(&part, &fs::read(&disk).unwrap()[off..off + len]).unwrap();
     check_volume(&part);
 }
+
+/// `(name, size)` of each entry `rescue ls` shows: size first, the name
+/// after the record number (`… rec 66  a.txt`).
+fn our_listing(text: &str) -> std::collections::BTreeSet<(String, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let size = l.split_whitespace().next()?.parse().ok()?;
+            let rest = l.get(l.find(" rec ")? + 5..)?.trim_start();
+            Some((rest.split_once("  ")?.1.to_string(), size))
+        })
+        .collect()
+}
+
+/// The same from `ntfsls -l` (`size Mon dd HH:MM YYYY name`), without `.`.
+fn ntfsls_listing(text: &str) -> std::collections::BTreeSet<(String, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let size = l.split_whitespace().next()?.parse().ok()?;
+            Some((l.get(l.find(':')? + 9..)?.to_string(), size))
+        })
+        .filter(|(name, _)| name != ".")
+        .collect()
+}
+
+/// `rescue ls` lists a folder as ntfs-3g's `ntfsls -l` does: the same names
+/// (Unicode, spaces, a symbolic link, a subfolder, 400 files so the folder
+/// needs index blocks) with the same sizes.
+#[test]
+fn ls_lists_what_ntfsls_lists() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "ls.img",
+        16,
+        &[],
+        "mkdir -p d/sub && echo a > d/a.txt && printf 'x%.0s' $(seq 5000) > d/big.bin && \
+         echo u > 'd/Üml ä ☃.sys' && ln -s a.txt d/link && \
+         for i in $(seq 400); do echo $i > d/file-$i.dat; done",
+    );
+    let exe = env!("CARGO_BIN_EXE_rescue");
+    let ours = our_listing(&run(Command::new(exe).arg("ls").arg(&img).arg("d")));
+    let theirs = ntfsls_listing(&run(Command::new("ntfsls").args(["-l", "-p", "/d"]).arg(&img)));
+    assert_eq!(ours.len(), 405, "{ours:?}");
+    assert_eq!(ours, theirs);
+}

@@ -369,3 +369,73 @@ fn profile_check_names_registry_mistakes_by_line_and_column() {
         assert!(se.contains(want), "missing {want:?} in:\n{se}");
     }
 }
+
+/// `rescue reg` shows keys as hivex's own shell (`hivexsh`) does: for each
+/// key, the same subkeys, the same value names, and the same numbers and
+/// strings for DWORD and string values.
+#[test]
+fn reg_lists_what_hivexsh_lists() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--hives"]);
+    let system = disk.ntfs_file(t.path(), "Windows/System32/config/SYSTEM");
+    for key in
+        ["Select", "ControlSet001\\Services\\CSAgent", "ControlSet001\\Control", "ControlSet001\\Control\\CrashControl"]
+    {
+        let script = t.path().join("cmds");
+        fs::write(&script, format!("cd \\{key}\nls\nlsval\n")).unwrap();
+        let theirs = run(Command::new("hivexsh").arg("-f").arg(&script).arg(&system));
+        let ours = String::from_utf8(ntfs3g::bytes(
+            Command::new(EXE).arg("reg").arg(&disk.path).arg(format!("SYSTEM\\{key}")),
+        ))
+        .unwrap();
+        let mut their_keys = BTreeSet::new();
+        let mut their_values = BTreeSet::new();
+        for line in theirs.lines() {
+            match line.strip_prefix('"').and_then(|l| l.split_once("\"=")) {
+                Some((name, data)) => {
+                    // hivexsh: dword:XXXXXXXX, "text", str(2):"text" (expandable), hex(N):aa,bb,...
+                    let data = data.strip_prefix("str(2):").unwrap_or(data);
+                    let shown = if let Some(hex) = data.strip_prefix("dword:") {
+                        u32::from_str_radix(hex, 16).unwrap().to_string()
+                    } else if data.starts_with('"') {
+                        data.to_string()
+                    } else if let Some((_, bytes)) = data.strip_prefix("hex(").and_then(|d| d.split_once("):")) {
+                        format!("hex:{}", bytes.replace(',', ""))
+                    } else {
+                        String::from("(other)")
+                    };
+                    their_values.insert((name.to_string(), shown));
+                }
+                None if line.starts_with('@') => {
+                    their_values.insert((String::new(), String::from("(other)")));
+                }
+                None => {
+                    their_keys.insert(line.to_string());
+                }
+            }
+        }
+        let mut our_keys = BTreeSet::new();
+        let mut our_values = BTreeSet::new();
+        for line in ours.lines().filter_map(|l| l.strip_prefix("  ")) {
+            if let Some(k) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                our_keys.insert(k.to_string());
+            } else if let Some((name, data)) = line.split_once(" = ") {
+                let name = if name == "(default)" { "" } else { name };
+                let shown = match data.split_once(" (0x") {
+                    Some((n, _))
+                        if !data.starts_with('"') && n.parse::<u32>().is_ok() && data.len() == n.len() + 13 =>
+                    {
+                        n.to_string()
+                    }
+                    _ if data.starts_with('"') => data.to_string(),
+                    _ if !data.is_empty() && data.bytes().all(|b| b.is_ascii_hexdigit()) => format!("hex:{data}"),
+                    _ => String::from("(other)"),
+                };
+                our_values.insert((name.to_string(), shown));
+            }
+        }
+        assert!(!our_keys.is_empty() || !our_values.is_empty(), "{key}: nothing listed:\n{ours}");
+        assert_eq!(our_keys, their_keys, "{key}: subkeys");
+        assert_eq!(our_values, their_values, "{key}: values\nours:\n{ours}\nhivexsh:\n{theirs}");
+    }
+}

@@ -352,3 +352,41 @@ fn outputs_get_the_mode_the_umask_gives_and_clear_keys_stay_private() {
     let clear = format!("--keys {} --no-seal", keys.display());
     assert_eq!(build("022", "clear-keys.img", &clear), 0o600, "keys in clear must stay private");
 }
+
+/// The shell completions and the man page, as the shell and `man` read them:
+/// bash parses the script, and completing `rescue bu` and `rescue build --pr`
+/// offers `build` and `--profile`; `man -l` renders the page with every
+/// command in it.
+#[test]
+fn completions_and_man_page_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("rescue.bash");
+    std::fs::write(&script, ok(rescue().args(["completions", "bash"]))).unwrap();
+    ok(Command::new("bash").arg("-n").arg(&script));
+    let complete = |words: &str, cword: usize| {
+        ok(Command::new("bash").arg("-c").arg(format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; \
+             _rescue rescue; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        )))
+    };
+    assert!(complete("rescue bu", 1).lines().any(|l| l == "build"), "{}", complete("rescue bu", 1));
+    assert!(complete("rescue build --pr", 2).lines().any(|l| l == "--profile"));
+    let page = dir.path().join("rescue.1");
+    std::fs::write(&page, ok(rescue().arg("man"))).unwrap();
+    let shown = ok(Command::new("man").args(["-l", "-P", "cat"]).arg(&page).env("MANWIDTH", "100"));
+    assert!(shown.contains("NAME") && shown.contains("rescue - Build USB sticks"), "{shown}");
+    let help = ok(rescue().arg("--help"));
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("  ").filter(|r| !r.starts_with(' '))?.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 14 && commands.contains(&"collect"), "{commands:?}");
+    for c in commands {
+        assert!(shown.contains(&format!("rescue-{c}")), "the man page lacks {c}:\n{shown}");
+    }
+}

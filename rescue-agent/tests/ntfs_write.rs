@@ -529,7 +529,7 @@ fn hibernated_volume_refused_broken_wof_failed() {
             let copy = t.path().join("stamped.img");
             fs::write(&copy, &stamped).unwrap();
             let m = tempfile::tempdir().unwrap();
-            let o = common::limits::output(Command::new("ntfs-3g").arg(&copy).arg(m.path())).unwrap();
+            let o = common::ntfs3g::limits::output(Command::new("ntfs-3g").arg(&copy).arg(m.path())).unwrap();
             if o.status.success() {
                 common::ntfs3g::run(Command::new("umount").arg(m.path()));
             }

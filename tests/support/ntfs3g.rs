@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 #[path = "limits.rs"]
-mod limits;
+pub mod limits;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,6 @@
 //! on two copies of a volume; the bitmaps and the parent listing must agree).
 #![allow(dead_code)] // each test crate uses its own subset
 
-#[path = "../../../tests/support/limits.rs"]
-pub mod limits;
 #[path = "../../../tests/support/ntfs3g.rs"]
 pub mod ntfs3g;
 
