@@ -206,27 +206,6 @@ fn signed_rescue_efi_boots_over_http_under_secure_boot() {
     assert_eq!(report["outcome"], "FAILED");
 }
 
-/// The Key ID of the recovery-password protector, as libyal's bdeinfo shows it.
-fn recovery_key_id(disk: &TestDisk) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let vol = dir.path().join("vol.img");
-    let mut raw = vec![0u8; disk.part_size as usize];
-    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&disk.path).unwrap(), &mut raw, disk.part_offset)
-        .unwrap();
-    std::fs::write(&vol, raw).unwrap();
-    let info = String::from_utf8(Command::new("bdeinfo").arg(&vol).output().unwrap().stdout).unwrap();
-    let mut id = None;
-    for line in info.lines() {
-        if let Some(v) = line.trim().strip_prefix("Identifier") {
-            id = Some(v.trim_start_matches([' ', '\t', ':']).trim().to_string());
-        }
-        if line.contains("Type") && line.contains("Recovery password") {
-            return id.clone().unwrap_or_else(|| panic!("no identifier before the type:\n{info}"));
-        }
-    }
-    panic!("no recovery password protector:\n{info}")
-}
-
 /// A keyed rescue.efi (sealed keys inside) unlocks a BitLocker disk once the
 /// PIN is typed, over HTTP Boot; dislocker and ntfs-3g confirm the fix.
 #[test]
@@ -236,7 +215,7 @@ fn keyed_rescue_efi_unlocks_bitlocker_after_the_pin() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "bl.img", &["--bitlocker", RP]);
     let keys = dir.path().join("keys.csv");
-    std::fs::write(&keys, format!("KeyID,RecoveryKey\r\n{{{}}},{RP}\r\n", recovery_key_id(&disk))).unwrap();
+    std::fs::write(&keys, format!("KeyID,RecoveryKey\r\n{{{}}},{RP}\r\n", disk.recovery_key_id())).unwrap();
     let pin = dir.path().join("pin.txt");
     std::fs::write(&pin, format!("{PIN}\n")).unwrap();
     let keyed = ["--keys", keys.to_str().unwrap(), "--pin-file", pin.to_str().unwrap()];

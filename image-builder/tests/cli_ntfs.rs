@@ -211,11 +211,25 @@ fn exit_codes_and_json_for_scripts() {
     assert_eq!(j["files_deleted"], 1);
     let second = apply();
     assert_eq!(second.status.code(), Some(3), "nothing to do: {}", String::from_utf8_lossy(&second.stderr));
-    for args in [vec!["devices", "--all", "--json"], vec!["profile", "check", "--json", prof.to_str().unwrap()]] {
-        let o = Command::new(exe).args(&args).output().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = Command::new(exe).args(args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        let _: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    // Every disk lsblk knows (size in bytes, removable flag) is in the JSON.
+    let devices = json(&["devices", "--all", "--json"]);
+    let lsblk = run(Command::new("lsblk").args(["-d", "-n", "-b", "-o", "NAME,SIZE,RM,TYPE"]));
+    for d in lsblk.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).filter(|d| d[3] == "disk" && d[1] != "0") {
+        let dev = devices.as_array().unwrap().iter().find(|j| j["dev_path"] == format!("/dev/{}", d[0]));
+        let dev = dev.unwrap_or_else(|| panic!("/dev/{} missing from {devices}", d[0]));
+        assert_eq!(dev["size"].as_u64().unwrap().to_string(), d[1]);
+        assert_eq!(dev["removable"], d[2] == "1");
     }
+    let check = json(&["profile", "check", "--json", prof.to_str().unwrap()]);
+    assert_eq!(check["name"], "cs");
+    assert_eq!(check["rules"][0]["path"], "C-00000291*.sys");
+    assert_eq!(check["actions"][0], "delete C-00000291*.sys (no backup)");
+    assert!(check["warnings"][0].as_str().unwrap().contains("wildcard at the volume root"), "{check}");
     let usage = Command::new(exe).args(["apply", "--no-such-flag"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
     check_volume(&img);
@@ -296,13 +310,14 @@ fn compressed_windows_folder_is_fixed() {
     use sha2::Digest;
     let got: String = sha2::Sha256::digest(fs::read(&found[0]).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(got, want, "the backup is not the decompressed file");
-    let ls = run(Command::new(exe).arg("ls").arg(&disk).arg(cs));
-    assert!(!ls.contains("00000032.sys") && ls.contains("C-00000291-decoy.sys"), "{ls}");
-    // ntfs-3g's own checks on the partition.
+    // ntfs-3g's view of the partition: the file is gone, the decoy stays,
+    // and its own checks pass.
     let off = manifest["windows_partition_offset"].as_u64().unwrap() as usize;
     let len = manifest["windows_partition_size"].as_u64().unwrap() as usize;
     let part = t.path().join("part.img");
     fs::write(&part, &fs::read(&disk).unwrap()[off..off + len]).unwrap();
+    let ls = run(Command::new("ntfsls").args(["-p", "/Windows/System32/drivers/CrowdStrike"]).arg(&part));
+    assert!(!ls.contains("00000032.sys") && ls.contains("C-00000291-decoy.sys"), "{ls}");
     check_volume(&part);
 }
 

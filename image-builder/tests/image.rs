@@ -245,10 +245,42 @@ fn flash_to_loop_device_verifies_and_guards() {
     assert!(v.contains("No problems found"), "{v}");
 }
 
+/// `rescue devices --all` lists every disk `lsblk` lists (size within 1%,
+/// the same removable flag); plain `rescue devices` lists the removable ones,
+/// or says there are none.
 #[test]
-fn devices_lists_without_error() {
-    let out = ok(rescue().args(["devices", "--all"]));
-    assert!(out.contains("DEVICE") || out.contains("no removable disks"), "{out}");
+fn devices_lists_what_lsblk_lists() {
+    let all = ok(rescue().args(["devices", "--all"]));
+    let plain = ok(rescue().arg("devices"));
+    let lsblk = ok(Command::new("lsblk").args(["-d", "-n", "-b", "-o", "NAME,SIZE,RM,TYPE"]));
+    let bytes = |shown: &str| -> f64 {
+        let mut it = shown.split_whitespace();
+        let n: f64 = it.next().unwrap().parse().unwrap();
+        let unit = it.next();
+        let unit = ["B", "KiB", "MiB", "GiB", "TiB"].iter().position(|u| Some(*u) == unit).unwrap();
+        n * 1024f64.powi(unit as i32)
+    };
+    let mut removable = 0;
+    for disk in lsblk.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+        let (name, size, rm) = (disk[0], disk[1].parse::<f64>().unwrap(), disk[2] == "1");
+        if disk[3] != "disk" || size == 0.0 {
+            continue;
+        }
+        let row = all
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&format!("/dev/{name}")))
+            .unwrap_or_else(|| panic!("lsblk lists /dev/{name}, rescue devices --all does not:\n{all}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!((bytes(&format!("{} {}", cols[1], cols[2])) - size).abs() / size < 0.01, "{row} vs {size} bytes");
+        assert_eq!(cols[4] == "yes", rm, "{row}");
+        if rm {
+            removable += 1;
+            assert!(plain.contains(&format!("/dev/{name}")), "{plain}");
+        }
+    }
+    if removable == 0 {
+        assert!(plain.contains("no removable disks found"), "{plain}");
+    }
 }
 
 /// The same inputs give byte-identical images (USB and ISO), however far

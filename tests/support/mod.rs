@@ -410,6 +410,32 @@ impl TestDisk {
         }
     }
 
+    /// The Key ID of the BitLocker volume's recovery-password protector, as
+    /// libyal's `bdeinfo` reads it from the raw (encrypted) partition.
+    pub fn recovery_key_id(&self) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = dir.path().join("vol.img");
+        let mut raw = vec![0u8; self.part_size as usize];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &std::fs::File::open(&self.path).unwrap(),
+            &mut raw,
+            self.part_offset,
+        )
+        .unwrap();
+        std::fs::write(&vol, raw).unwrap();
+        let info = String::from_utf8(run(Command::new("bdeinfo").arg(&vol)).stdout).unwrap();
+        let mut id = None;
+        for line in info.lines() {
+            if let Some(v) = line.trim().strip_prefix("Identifier") {
+                id = Some(v.trim_start_matches([' ', '\t', ':']).trim().to_uppercase());
+            }
+            if line.contains("Type") && line.contains("Recovery password") {
+                return id.unwrap_or_else(|| panic!("no identifier before the type:\n{info}"));
+            }
+        }
+        panic!("bdeinfo shows no recovery password protector:\n{info}")
+    }
+
     /// Checks the Windows volume with ntfs-3g's tools: `ntfsfix -n` passes,
     /// it mounts (read-only), every manifest file except `gone` is there with
     /// its content, and the `gone` files are not. Returns `ntfsinfo -m`'s text.
@@ -429,13 +455,15 @@ impl TestDisk {
             let should_be_gone = gone.contains(&path.as_str());
             match (content, should_be_gone) {
                 (Ok(_), true) => problems.push(format!("{path} is still there")),
-                (Err(_), true) => {}
+                // Gone means not found: any other read error is a problem.
+                (Err(e), true) if e.kind() == std::io::ErrorKind::NotFound => {}
+                (Err(e), true) => problems.push(format!("{path} cannot be read ({e})")),
                 (Ok(c), false) if &sha256_hex(&c) == sha => {}
                 (Ok(_), false) => problems.push(format!("{path} changed")),
                 (Err(e), false) => problems.push(format!("{path} is missing ({e})")),
             }
         }
-        let _ = Command::new("umount").arg(&mnt).status();
+        ok(Command::new("umount").arg(&mnt));
         assert!(problems.is_empty(), "after the run: {problems:?}");
         ok(Command::new("ntfsinfo").arg("-m").arg("-f").arg(&vol))
     }
