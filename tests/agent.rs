@@ -521,6 +521,82 @@ fn disables_a_service_and_sets_safe_mode_checked_with_hivex() {
     assert!(fix.contains("processed successfully"), "{fix}");
 }
 
+/// The profile keys no other agent test reaches, in one run: a service's
+/// start type other than `disabled`, `[[registry]]` values (a QWORD in
+/// SYSTEM through `CurrentControlSet`, a string in SOFTWARE), Safe Mode with
+/// networking, a report URL on a stick (no network here: not delivered, the
+/// stick keeps the report), and `action = "wait"` (the PC waits for a key).
+/// hivex judges the hives and the BCD store. A second stick with
+/// `safe_mode = "off"` then takes Safe Mode out again.
+#[test]
+fn every_other_profile_key_works_in_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &["--hives"]);
+    let profile = r#"name = "keys"
+[[service]]
+name = "CSAgent"
+start = "manual"
+[[registry]]
+hive = "SYSTEM"
+key = 'CurrentControlSet\Services\CSAgent'
+value = "RescueQword"
+qword = 1234567890123
+[[registry]]
+hive = "SOFTWARE"
+key = 'ControlSet001\Control'
+value = "RescueString"
+string = "set by the rescue stick"
+[report]
+url = "http://10.0.2.100:8080/rescue"
+deadline_seconds = 10
+[finish]
+action = "wait"
+safe_mode = "network"
+"#;
+    let profile_path = dir.path().join("keys.toml");
+    std::fs::write(&profile_path, profile).unwrap();
+    let stick = dir.path().join("stick.img");
+    ok(rescue().arg("build").arg("--profile").arg(&profile_path).args(["--size", "40", "--out"]).arg(&stick));
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_line(|l| l.contains("Press any key to restart."), Duration::from_secs(240));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(vm.running(), "the PC did not wait for a key");
+    vm.type_text("x");
+    let run = Run::finish(vm, &stick, Duration::from_secs(60));
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    assert!(run.lines.iter().any(|l| l == "finish: wait"), "{:#?}", run.lines);
+    let not_delivered = run.lines.iter().find(|l| l.starts_with("NOT DELIVERED: http://10.0.2.100:8080/rescue/"));
+    assert!(not_delivered.is_some_and(|l| l.contains("no network interface")), "{:#?}", run.lines);
+    assert_eq!(run.report["safe_mode"][0]["action"], "set", "{:#}", run.report);
+    let vol = dir.path().join("vol");
+    disk.extract_volume(&vol);
+    let cat = |path: &str| ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg(path));
+    let system = hive_dump(&cat("Windows/System32/config/SYSTEM"));
+    assert!(system.contains(&"ControlSet001\\Services\\CSAgent\tStart\t4\t03000000".to_string()), "{system:#?}");
+    let qword = format!("{:016x}", 1234567890123u64.swap_bytes());
+    assert!(system.contains(&format!("ControlSet001\\Services\\CSAgent\tRescueQword\t11\t{qword}")), "{system:#?}");
+    let software = hive_dump(&cat("Windows/System32/config/SOFTWARE"));
+    let utf16: String =
+        "set by the rescue stick\0".encode_utf16().flat_map(u16::to_le_bytes).map(|b| format!("{b:02x}")).collect();
+    assert!(software.contains(&format!("ControlSet001\\Control\tRescueString\t1\t{utf16}")), "{software:#?}");
+    assert!(software[0].ends_with("checksum ok") && system[0].ends_with("checksum ok"));
+    let esp = format!("{}@@1M", disk.path.display());
+    let bcd = || ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"]));
+    let safeboot =
+        |b: &[u8]| hive_dump(b).into_iter().filter(|l| l.contains("\\Elements\\25000080\t")).collect::<Vec<_>>();
+    let set = safeboot(&bcd());
+    assert!(!set.is_empty() && set.iter().all(|l| l.ends_with("\tElement\t3\t0100000000000000")), "{set:?}");
+    // Safe Mode off: the element goes.
+    let off = dir.path().join("off.toml");
+    std::fs::write(&off, "name = \"safe-mode-off\"\n[finish]\nsafe_mode = \"off\"\n").unwrap();
+    let stick2 = dir.path().join("stick2.img");
+    ok(rescue().arg("build").arg("--profile").arg(&off).args(["--size", "40", "--out"]).arg(&stick2));
+    let vm = Qemu::boot(&stick2, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    let run2 = Run::finish(vm, &stick2, Duration::from_secs(240));
+    assert_eq!(verdict(&run2), "FIXED", "{:#?}", run2.lines);
+    assert_eq!(safeboot(&bcd()), Vec::<String>::new(), "Safe Mode is still set");
+}
+
 fn ok_bytes(cmd: &mut std::process::Command) -> Vec<u8> {
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
