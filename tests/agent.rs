@@ -252,6 +252,54 @@ fn read_only_medium_still_fixes_and_says_so() {
     disk.check_with_ntfs3g(&[BAD]);
 }
 
+/// A USB stick with its write-protect switch on behaves as the CD does: the
+/// fix goes on, and the screen says that neither backup nor report was kept.
+#[test]
+fn write_protected_stick_still_fixes_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &[]);
+    let stick = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let before = sha256_hex(&std::fs::read(&stick).unwrap());
+    let mut vm = Qemu::boot(&stick, Media::ReadOnlyStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_exit(Duration::from_secs(180));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l.starts_with("RESULT: FIXED") && l.contains("no report was kept")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("warning: backup of") && l.contains("not kept")), "{lines:#?}");
+    assert_eq!(sha256_hex(&std::fs::read(&stick).unwrap()), before, "the write-protected stick was written");
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+/// A stick with no room left (filled by mtools): the same rule as a
+/// read-only one; fsck.fat finds the stick's file system intact afterwards
+/// (no half-written copy left behind).
+#[test]
+fn full_stick_still_fixes_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &[]);
+    let stick = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let esp = format!("{}@@1M", stick.display());
+    let free: u64 = ok(std::process::Command::new("mdir").args(["-i", &esp, "::/"]))
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" bytes free"))
+        .map(|n| n.replace(' ', "").parse().unwrap())
+        .expect("mdir shows the free space");
+    let filler = dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; free as usize]).unwrap();
+    ok(std::process::Command::new("mcopy").args(["-i", &esp]).arg(&filler).arg("::/filler"));
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    vm.wait_exit(Duration::from_secs(180));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l.starts_with("RESULT: FIXED") && l.contains("no report was kept")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("warning: backup of") && l.contains("not kept")), "{lines:#?}");
+    let part = dir.path().join("esp.img");
+    let bytes = std::fs::read(&stick).unwrap();
+    std::fs::write(&part, &bytes[1 << 20..]).unwrap();
+    let fsck = run(std::process::Command::new("fsck.fat").args(["-n", "-v"]).arg(&part));
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stdout));
+    assert!(stick_list(&stick, "rescue/backups").is_empty(), "a partial copy was left on the stick");
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
 /// Boots `stick` with `disk` and a varstore holding a Windows Boot Manager
 /// entry (made with virt-fw-vars, as Windows setup leaves one); returns the
 /// agent's lines and the varstore as `virt-fw-vars --print` shows it after.

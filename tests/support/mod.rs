@@ -77,6 +77,8 @@ pub enum Bus {
 #[derive(Clone, Copy, Debug)]
 pub enum Media {
     UsbStick,
+    /// A USB stick whose write-protect switch is on (QEMU `readonly=on`).
+    ReadOnlyStick,
     Cdrom,
     /// No boot medium: the firmware boots from the network (`extra` sets up the NIC).
     Network,
@@ -187,8 +189,9 @@ impl Qemu {
             .args(["-serial", "stdio", "-monitor"])
             .arg(format!("unix:{},server=on,wait=off", vars.path().join("monitor.sock").display()));
         match media {
-            Media::UsbStick => {
-                cmd.arg("-drive").arg(format!("if=none,id=stick,format=raw,file={}", image.display()));
+            Media::UsbStick | Media::ReadOnlyStick => {
+                let ro = if matches!(media, Media::ReadOnlyStick) { ",readonly=on" } else { "" };
+                cmd.arg("-drive").arg(format!("if=none,id=stick,format=raw{ro},file={}", image.display()));
                 cmd.args(["-device", "qemu-xhci", "-device", "usb-storage,drive=stick,removable=on,bootindex=0"]);
             }
             Media::Cdrom => {

@@ -2,13 +2,15 @@
 //!
 //! A stick that is read-only (a CD) or full does not stop the fix: the agent
 //! says so on screen and carries on, and the report says the backup was not
-//! kept. A partially written backup is removed.
+//! kept. A copy that would not fit is not started (the firmware says how
+//! much room there is); a partially written one is removed.
 
 use alloc::format;
 use alloc::string::String;
 use rescue_engine::formats::stick as layout;
 use rescue_engine::rules::backup::{BackupItem, BackupSink};
 use uefi::fs::FileSystem;
+use uefi::proto::media::file::{File, FileSystemInfo};
 use uefi::{boot, CString16};
 
 pub struct Stick {
@@ -20,6 +22,12 @@ pub struct Stick {
     pub unwritable: Option<String>,
     /// Warnings for the screen, drained by the caller.
     pub warnings: alloc::vec::Vec<String>,
+    /// Bytes the stick can still take, as the firmware said at the start
+    /// less what this run wrote (each file and folder counted in whole
+    /// clusters); `u64::MAX` when the firmware does not say.
+    free: u64,
+    /// The file system's allocation unit.
+    cluster: u64,
 }
 
 /// A layout path (`/` separators) as a UEFI path.
@@ -29,13 +37,18 @@ fn path16(p: &str) -> Result<CString16, String> {
 
 impl Stick {
     pub fn open() -> Stick {
-        let fs = boot::get_image_file_system(boot::image_handle()).ok().map(FileSystem::new);
+        let mut proto = boot::get_image_file_system(boot::image_handle()).ok();
+        let info = proto.as_mut().and_then(|p| p.open_volume().ok()).and_then(|mut root| {
+            root.get_boxed_info::<FileSystemInfo>().ok().map(|i| (i.free_space(), u64::from(i.block_size())))
+        });
+        let (free, cluster) = info.map_or((u64::MAX, 4096), |(free, bs)| (free, bs.clamp(512, 1 << 20)));
+        let fs = proto.map(FileSystem::new);
         let unwritable = if fs.is_none() {
             Some(String::from("the boot medium has no file system the firmware can write"))
         } else {
             None
         };
-        Stick { fs, run_id: String::from("run"), unwritable, warnings: alloc::vec::Vec::new() }
+        Stick { fs, run_id: String::from("run"), unwritable, warnings: alloc::vec::Vec::new(), free, cluster }
     }
 
     /// True when the agent booted from a medium with a file system (a
@@ -52,14 +65,40 @@ impl Stick {
 
     /// Writes a new file (creating its folders) and returns its path: `path`,
     /// or `path.1`, `path.2`, ... when that exists. Never overwrites. On
-    /// failure removes what was written.
+    /// failure removes what was written, folders it made included (a full
+    /// stick's firmware driver can leave a folder without a cluster, which
+    /// would corrupt the stick's file system).
     pub fn write(&mut self, path: &str, data: &[u8]) -> Result<String, String> {
         if let Some(why) = &self.unwritable {
             return Err(why.clone());
         }
         let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;
-        if let Some((dir, _)) = path.rsplit_once('/') {
-            fs.create_dir_all(path16(dir)?.as_ref()).map_err(|e| format!("{dir}: {e:?}"))?;
+        // The folders to make, outermost first.
+        let mut missing: alloc::vec::Vec<(&str, CString16)> = alloc::vec::Vec::new();
+        for (i, _) in path.match_indices('/') {
+            let d = path16(&path[..i])?;
+            if !fs.try_exists(d.as_ref()).unwrap_or(false) {
+                missing.push((&path[..i], d));
+            }
+        }
+        // Nothing is made on a stick that cannot take it all: a full stick's
+        // firmware driver may leave a folder without a cluster behind.
+        let clusters = (data.len() as u64).div_ceil(self.cluster) + missing.len() as u64 + 1;
+        let need = clusters.saturating_mul(self.cluster);
+        if need > self.free {
+            let why = format!("the stick is full ({} bytes free, {need} needed for {path})", self.free);
+            self.unwritable = Some(why.clone());
+            return Err(why);
+        }
+        let mut made: alloc::vec::Vec<CString16> = alloc::vec::Vec::new();
+        for (dir, d) in missing {
+            if let Err(e) = fs.create_dir(d.as_ref()) {
+                let why = format!("cannot make {dir} on the stick (read-only or full?): {e:?}");
+                remove_all(fs, &made);
+                self.unwritable = Some(why.clone());
+                return Err(why);
+            }
+            made.push(d);
         }
         let mut chosen = String::from(path);
         let mut n = 0;
@@ -73,11 +112,20 @@ impl Stick {
         let p = path16(&chosen)?;
         if let Err(e) = fs.write(p.as_ref(), data) {
             let _ = fs.remove_file(p.as_ref());
+            remove_all(fs, &made);
             let why = format!("cannot write {chosen} to the stick (read-only or full?): {e:?}");
             self.unwritable = Some(why.clone());
             return Err(why);
         }
+        self.free = self.free.saturating_sub(need);
         Ok(chosen)
+    }
+}
+
+/// Removes the folders `made` (outermost first), innermost first.
+fn remove_all(fs: &mut FileSystem, made: &[CString16]) {
+    for d in made.iter().rev() {
+        let _ = fs.remove_dir(d.as_ref());
     }
 }
 
