@@ -300,6 +300,49 @@ fn full_stick_still_fixes_and_says_so() {
     disk.check_with_ntfs3g(&[BAD]);
 }
 
+/// A disk that fails to read in the middle of the fix (QEMU's blkdebug
+/// returns EIO for the channel file's data, found by ntfsinfo): the run is
+/// FAILED with the error in words, and not one byte of the disk changed.
+/// The disk is on virtio: on QEMU's AHCI, OVMF hands the agent zeros with
+/// success for the failed read (the file then shows a header mismatch and
+/// is skipped: still nothing written, but no error to report).
+#[test]
+fn a_read_error_in_the_middle_of_a_fix_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &[]);
+    let vol = dir.path().join("vol");
+    disk.extract_volume(&vol);
+    let info = ok(std::process::Command::new("ntfsinfo").arg("-v").arg("-F").arg(format!("/{BAD}")).arg(&vol));
+    let mut lines = info.lines().skip_while(|l| !l.contains("Runlist:"));
+    let run0: Vec<&str> = lines.nth(1).expect("a runlist").split_whitespace().collect();
+    let lcn = u64::from_str_radix(run0[1].trim_start_matches("0x"), 16).unwrap();
+    let cluster: u64 = ok(std::process::Command::new("ntfsinfo").arg("-m").arg(&vol))
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Cluster Size:").map(|v| v.trim().parse().unwrap()))
+        .unwrap();
+    let sector = (disk.part_offset + lcn * cluster) / 512;
+    let rules = dir.path().join("blkdebug.cfg");
+    std::fs::write(&rules, format!("[inject-error]\nevent = \"read_aio\"\nsector = \"{sector}\"\nerrno = \"5\"\n"))
+        .unwrap();
+    let before = disk_sha(&disk);
+    let stick = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let drive = format!(
+        "if=none,id=bd,format=raw,file.driver=blkdebug,file.config={},file.image.filename={}",
+        rules.display(),
+        disk.path.display()
+    );
+    let vm = Qemu::boot(&stick, Media::UsbStick, &[], &["-drive", &drive, "-device", "virtio-blk-pci,drive=bd"]);
+    let run = Run::finish(vm, &stick, Duration::from_secs(180));
+    let v = verdict(&run);
+    assert!(v.starts_with("FAILED") && v.contains("C-00000291"), "{v}\n{:#?}", run.lines);
+    assert!(
+        run.lines.iter().any(|l| l.to_lowercase().contains("error") && l.contains("C-00000291")),
+        "{:#?}",
+        run.lines
+    );
+    assert_eq!(disk_sha(&disk), before, "a disk that failed to read was written");
+}
+
 /// Boots `stick` with `disk` and a varstore holding a Windows Boot Manager
 /// entry (made with virt-fw-vars, as Windows setup leaves one); returns the
 /// agent's lines and the varstore as `virt-fw-vars --print` shows it after.
