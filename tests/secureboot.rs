@@ -476,9 +476,17 @@ impl Driver {
         loop {
             let seen = self.since(vm);
             if seen.contains(text) {
-                // Let the UI finish drawing and start reading keys.
-                std::thread::sleep(Duration::from_millis(1500));
-                return self.since(vm);
+                // MokManager reads keys once it has drawn the whole screen:
+                // wait until the console has been quiet for a moment.
+                let mut len = vm.serial_text().len();
+                loop {
+                    std::thread::sleep(Duration::from_millis(400));
+                    let now = vm.serial_text().len();
+                    if now == len {
+                        return self.since(vm);
+                    }
+                    len = now;
+                }
             }
             assert!(
                 std::time::Instant::now() < deadline && vm.running(),
