@@ -327,7 +327,6 @@ fn log_seq(l: &[u8]) -> u32 {
 /// edited one. Returns the journal line of the report.
 fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Option<String> {
     use rescue_engine::formats::ntfs::plan::{execute, Plan};
-    use rescue_engine::formats::registry::log;
     use rescue_engine::rules::backup::NoBackup;
     use rescue_engine::rules::profile::Profile;
     use rescue_engine::rules::Options;
@@ -348,16 +347,39 @@ fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Optio
     assert_eq!(h.action.as_str(), "would write", "{r:#?}");
     let plan = Plan { writes: h.writes.clone(), notes: Vec::new() };
     assert!(plan.len() >= 3, "{plan}");
-    let no_logs: [&[u8]; 2] = [&[], &[]];
-    let before = log::recover(hive, &logs.unwrap_or(no_logs)).unwrap().bytes;
+    // The hive before the change, as regipy recovers it from the original
+    // files (for a clean hive: the hive itself).
+    let before = match logs {
+        Some(l) => {
+            let mut l = l.to_vec();
+            l.sort_by_key(|l| log_seq(l));
+            let l: Vec<&[u8]> = l.into_iter().filter(|l| !l.is_empty()).collect();
+            regipy_recover(t.path(), hive, &l).unwrap_or_else(|| hive.to_vec())
+        }
+        None => hive.to_vec(),
+    };
+    let tcpip_start = |dump: &[String]| -> Option<String> {
+        dump.iter().find(|l| l.starts_with("ControlSet001\\Services\\Tcpip\tStart\t")).cloned()
+    };
+    // Tcpip's Start as hivex reads it in a hive without logs (the only
+    // judge of a dirty hive that has no logs).
+    let start_before = match logs {
+        Some(_) => String::new(),
+        None => {
+            let p = t.path().join("before.hive");
+            fs::write(&p, hive).unwrap();
+            tcpip_start(&dump(&p)).expect("Tcpip has a Start value")
+        }
+    };
     let mut edited = None::<Vec<u8>>;
-    // Every cut among the log writes, the dirty base block and the first
-    // pages, the last ones, and every 64th page between: a recovered dirty
-    // hive is rewritten in hundreds of pages, and the states between two
-    // page writes differ only in pages the log entries rewrite (the unit
-    // tests of `registry::journal` check every cut with our recovery).
+    // Without logs, every cut. With them, every cut among the log writes,
+    // the dirty base block and the first pages, the last ones, and every
+    // 16th page between: a recovered dirty hive is rewritten in hundreds of
+    // pages, and the states between two page writes differ only in pages
+    // the log entries rewrite (the unit tests of `registry::journal` check
+    // every cut with our recovery).
     let n = plan.len();
-    for k in (0..=n).rev().filter(|&k| k <= 8 || k + 3 >= n || k % 64 == 0) {
+    for k in (0..=n).rev().filter(|&k| logs.is_none() || k <= 8 || k + 3 >= n || k % 16 == 0) {
         let part = common::ntfs3g::copy(&img, &t.path().join(format!("k{k}.img")));
         execute(&mut common::FileDev::open(&part), &plan, Some(k)).unwrap();
         common::ntfs3g::check_volume(&part);
@@ -399,7 +421,18 @@ fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Optio
                 ),
             }
         }
-        // Without logs a dirty hive is all there is: Windows does not take it for a clean one.
+        if logs.is_none() && s1 != s2 {
+            // Without logs a dirty hive is all there is: hivex still reads
+            // it, and Tcpip starts as before or as changed, nothing else.
+            let p = t.path().join("cut.hive");
+            fs::write(&p, &now).unwrap();
+            let start = tcpip_start(&dump(&p));
+            let changed = "ControlSet001\\Services\\Tcpip\tStart\t4\t04000000";
+            assert!(
+                start.as_deref() == Some(start_before.as_str()) || start.as_deref() == Some(changed),
+                "k={k}: {start:?}"
+            );
+        }
         fs::remove_file(part).unwrap();
     }
     r.volume.hives[0].journal.clone()
@@ -407,6 +440,7 @@ fn interrupted_after_every_write(hive: &[u8], logs: Option<[&[u8]; 2]>) -> Optio
 
 #[test]
 fn hive_write_interrupted_after_every_write() {
+    use rescue_engine::formats::registry::log;
     let t = tempfile::tempdir().unwrap();
     // A clean hive without logs (hivex made it): written without a log entry.
     let clean = fs::read(clean_system(t.path())).unwrap();
@@ -426,7 +460,6 @@ fn hive_write_interrupted_after_every_write() {
     // A clean hive whose LOG1 is too small for the change's entry but holds
     // a stale, valid entry numbered as the hive: written without an entry,
     // after that stale entry is cleared (else a cut would replay it).
-    use rescue_engine::formats::registry::log;
     let seq = u32::from_le_bytes(clean[8..12].try_into().unwrap());
     let bins = u32::from_le_bytes(clean[0x28..0x2C].try_into().unwrap());
     let stale_page = vec![0x5Au8; 512];
