@@ -553,6 +553,9 @@ fn hibernated_volume_refused_broken_wof_failed() {
 
 /// Random corruption of metadata: every run either succeeds or fails with a
 /// typed error and leaves the image byte-identical; never panics or hangs.
+/// A run that succeeds is judged by ntfs-3g on the same corrupted copy:
+/// `ntfsfix -n` is no worse after than before, and where ntfs-3g itself can
+/// delete the file, the folder then lists the same as after ours.
 #[test]
 fn corruption_many_seeds() {
     let t = tempfile::tempdir().unwrap();
@@ -580,7 +583,7 @@ fn corruption_many_seeds() {
         rng ^= rng << 17;
         rng
     };
-    let (mut ok, mut err) = (0, 0);
+    let (mut ok, mut err, mut compared) = (0, 0, 0);
     for seed in 0..400 {
         let mut data = clean.clone();
         let flips = 1 + next() % 8;
@@ -597,12 +600,46 @@ fn corruption_many_seeds() {
         let r = common::apply(&prof, &mut dev, Options::default(), &mut NoBackup);
         if r.ok() && r.files_deleted() == 1 {
             ok += 1;
+            compared += usize::from(judged_by_ntfs3g(t.path(), seed, &before, &dev.data));
         } else {
             err += 1;
             assert!(dev.data == before, "seed {seed}: failed run wrote to the image: {:?}", r.errors);
         }
     }
-    assert!(ok > 0 && err > 0, "ok {ok} err {err}");
+    assert!(ok > 0 && err > 0 && compared > 0, "ok {ok} err {err}, compared with ntfs-3g {compared}");
+}
+
+/// ntfs-3g's judgement of a run that deleted `d/target.sys` from a corrupted
+/// volume (`before`) giving `after`; see [`corruption_many_seeds`]. True
+/// when ntfs-3g could delete it too and the listings were compared.
+fn judged_by_ntfs3g(dir: &Path, seed: u64, before: &[u8], after: &[u8]) -> bool {
+    let (b, a) = (dir.join("before.img"), dir.join("after.img"));
+    fs::write(&b, before).unwrap();
+    fs::write(&a, after).unwrap();
+    let fix = |img: &Path| common::ntfs3g::limits::output(Command::new("ntfsfix").arg("-n").arg(img)).unwrap();
+    let fix_before = fix(&b);
+    let fix_after = fix(&a);
+    assert!(
+        !fix_before.status.success() || fix_after.status.success(),
+        "seed {seed}: ntfsfix -n passed before our run and fails after it:\n{}",
+        String::from_utf8_lossy(&fix_after.stdout)
+    );
+    let ls = |img: &Path| {
+        let o = common::ntfs3g::limits::output(Command::new("ntfsls").args(["-a", "-p", "/d"]).arg(img)).unwrap();
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let ours = ls(&a);
+    // ntfs-3g deletes the file on its own copy of the corrupted volume, if it can.
+    let m = tempfile::tempdir().unwrap();
+    let mounted = common::ntfs3g::limits::output(Command::new("ntfs-3g").arg(&b).arg(m.path())).unwrap();
+    if !mounted.status.success() {
+        return false;
+    }
+    let removed = fs::remove_file(m.path().join("d/target.sys")).is_ok();
+    common::ntfs3g::run(Command::new("umount").arg(m.path()));
+    let Some(theirs) = ls(&b).filter(|_| removed) else { return false };
+    assert_eq!(ours.as_deref(), Some(theirs.as_str()), "seed {seed}: the folder lists differently after ours");
+    true
 }
 
 /// Loops in index pointers and run lists are errors, not hangs.
