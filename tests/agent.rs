@@ -343,6 +343,29 @@ fn a_read_error_in_the_middle_of_a_fix_fails_cleanly() {
     assert_eq!(disk_sha(&disk), before, "a disk that failed to read was written");
 }
 
+/// A BitLocker volume Windows made (the corpus's, with files written into
+/// it through dislocker): the agent asks for its key by the Key ID bdeinfo
+/// reads, unlocks it with the recovery password and fixes it; dislocker and
+/// ntfs-3g confirm the file is gone and the rest intact.
+#[test]
+fn windows_made_bitlocker_volume_is_unlocked_and_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk =
+        make_test_disk(dir.path(), "wm.img", &["--size", "300", "--windows-made-bitlocker", "bitlk-aes-xts-128"]);
+    let rp = disk.recovery_password.clone().expect("the manifest has the recovery password");
+    let key_id = disk.recovery_key_id();
+    let stick = build_image(dir.path(), "stick.img", &["--size", "40"]);
+    let mut vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+    let prompt = vm.wait_line(|l| l.starts_with("KEY: ") || l.contains("Key ID"), Duration::from_secs(180));
+    let lines = vm.agent_lines();
+    assert!(lines.iter().any(|l| l.contains(&key_id[..8])), "the prompt does not show {key_id}: {prompt}\n{lines:#?}");
+    vm.wait_line(|l| l.starts_with("KEY: "), Duration::from_secs(60));
+    vm.type_text(&format!("{rp}\r"));
+    let run = Run::finish(vm, &stick, Duration::from_secs(240));
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
 /// Boots `stick` with `disk` and a varstore holding a Windows Boot Manager
 /// entry (made with virt-fw-vars, as Windows setup leaves one); returns the
 /// agent's lines and the varstore as `virt-fw-vars --print` shows it after.

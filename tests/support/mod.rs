@@ -376,7 +376,7 @@ pub fn make_test_disk(dir: &Path, name: &str, args: &[&str]) -> TestDisk {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect(),
-        recovery_password: args.iter().position(|a| *a == "--bitlocker").map(|i| args[i + 1].to_string()),
+        recovery_password: m["recovery_password"].as_str().map(String::from),
     }
 }
 
