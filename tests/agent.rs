@@ -583,11 +583,9 @@ fn hostile_name_on_the_disk_reaches_nothing_on_the_stick() {
 fn hive_dump(bytes: &[u8]) -> Vec<String> {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), bytes).unwrap();
-    let o = std::process::Command::new("/usr/bin/python3")
+    let o = run(std::process::Command::new("/usr/bin/python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/hive_dump.py"))
-        .arg(f.path())
-        .output()
-        .unwrap();
+        .arg(f.path()));
     assert!(o.status.success(), "hivex: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
 }
@@ -712,7 +710,7 @@ safe_mode = "network"
 }
 
 fn ok_bytes(cmd: &mut std::process::Command) -> Vec<u8> {
-    let o = cmd.output().unwrap();
+    let o = run(cmd);
     assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
     o.stdout
 }

@@ -45,12 +45,13 @@ fn exe_dir() -> &'static Path {
             .arg(root().join("tests/support/wine/bcryptprimitives.c"))
             .arg("-ladvapi32"));
         // The wine prefix is made by the first run: once, before the tests run in parallel.
-        let _ = Command::new("/usr/lib/wine/wine64")
-            .arg(dir.join("rescue.exe"))
-            .arg("--version")
-            .env("WINEDEBUG", "-all")
-            .env("WINEPREFIX", root().join("target/wine-prefix"))
-            .output();
+        let _ = support::limits::output(
+            Command::new("/usr/lib/wine/wine64")
+                .arg(dir.join("rescue.exe"))
+                .arg("--version")
+                .env("WINEDEBUG", "-all")
+                .env("WINEPREFIX", root().join("target/wine-prefix")),
+        );
         dir
     })
 }
@@ -62,14 +63,15 @@ fn win(p: &Path) -> String {
 
 /// Runs `rescue.exe ARGS` under wine.
 fn wine(args: &[&str]) -> Output {
-    Command::new("/usr/lib/wine/wine64")
-        .arg(exe_dir().join("rescue.exe"))
-        .args(args)
-        .env("WINEDEBUG", "-all")
-        .env("WINEPREFIX", root().join("target/wine-prefix"))
-        .env("SOURCE_DATE_EPOCH", "1721347200")
-        .output()
-        .expect("wine64 is missing: run scripts/test, which installs it")
+    support::limits::output(
+        Command::new("/usr/lib/wine/wine64")
+            .arg(exe_dir().join("rescue.exe"))
+            .args(args)
+            .env("WINEDEBUG", "-all")
+            .env("WINEPREFIX", root().join("target/wine-prefix"))
+            .env("SOURCE_DATE_EPOCH", "1721347200"),
+    )
+    .expect("wine64 is missing: run scripts/test, which installs it")
 }
 
 fn text(o: &Output) -> String {

@@ -57,7 +57,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn rescue(args: &[&str]) -> std::process::Output {
-    Command::new(RESCUE).args(args).output().unwrap()
+    support::limits::output(Command::new(RESCUE).args(args)).unwrap()
 }
 
 /// Every protector of every corpus image unlocks; the output hashes to
@@ -320,7 +320,9 @@ fn engine_unlocks_and_refuses_metadata_writes() {
 const RP: &str = "236808-089419-192665-046024-405482-219285-362142-691911";
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+    support::limits::output(Command::new("sh").arg("-c").arg(format!("command -v {tool}")))
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// A 24 MiB NTFS volume whose filesystem leaves the last MiB free, with a file in it.
@@ -328,36 +330,37 @@ fn plain_ntfs(dir: &Path) -> PathBuf {
     let vol = dir.join("plain.img");
     std::fs::File::create(&vol).unwrap().set_len(24 << 20).unwrap();
     let sectors = ((23u64 << 20) / 512 - 1).to_string();
-    let o = Command::new("mkntfs")
-        .args(["-F", "-Q", "-q", "-s", "512", "-L", "Windows"])
-        .arg(&vol)
-        .arg(&sectors)
-        .output()
-        .unwrap();
+    let o = support::limits::output(
+        Command::new("mkntfs").args(["-F", "-Q", "-q", "-s", "512", "-L", "Windows"]).arg(&vol).arg(&sectors),
+    )
+    .unwrap();
     assert!(o.status.success(), "mkntfs: {}", String::from_utf8_lossy(&o.stderr));
     // Some content so the volume is not mostly zeros.
     let f = dir.join("hello.txt");
     std::fs::write(&f, b"hello from a BitLocker test volume\n".repeat(2000)).unwrap();
-    let o = Command::new("ntfscp").args(["-f", "-q"]).arg(&vol).arg(&f).arg("hello.txt").output().unwrap();
+    let o =
+        support::limits::output(Command::new("ntfscp").args(["-f", "-q"]).arg(&vol).arg(&f).arg("hello.txt")).unwrap();
     assert!(o.status.success(), "ntfscp: {}", String::from_utf8_lossy(&o.stderr));
     vol
 }
 
 fn encrypt(dir: &Path, plain: &Path, method: &str) -> PathBuf {
     let enc = dir.join(format!("enc-{method}.img"));
-    let r = Command::new(support::testkit::bitlocker_encrypt())
-        .args(["--method", method, "--recovery-password", RP, "--password", "pässwörd"])
-        .arg(plain)
-        .arg(&enc)
-        .output()
-        .unwrap();
+    let r = support::limits::output(
+        Command::new(support::testkit::bitlocker_encrypt())
+            .args(["--method", method, "--recovery-password", RP, "--password", "pässwörd"])
+            .arg(plain)
+            .arg(&enc),
+    )
+    .unwrap();
     assert!(r.status.success(), "encrypt: {}", String::from_utf8_lossy(&r.stderr));
     enc
 }
 
 fn dislocker(enc: &Path, out: &Path) {
     std::fs::remove_file(out).ok();
-    let o = Command::new("dislocker-file").arg("-V").arg(enc).arg(format!("-p{RP}")).arg(out).output().unwrap();
+    let o = support::limits::output(Command::new("dislocker-file").arg("-V").arg(enc).arg(format!("-p{RP}")).arg(out))
+        .unwrap();
     assert!(
         o.status.success() && out.exists(),
         "dislocker-file failed: {}{}",
@@ -383,7 +386,7 @@ fn our_volumes_open_in_dislocker_bdeinfo_cryptsetup_and_round_trip() {
         assert_eq!(sha256_file(&out), plain_sum, "{method}: dislocker-file output differs from the plaintext");
         // bdeinfo opens it with the recovery password (libbde 20190102 cannot
         // set XTS-AES-256 keys, for Windows-made volumes too); cryptsetup dumps the header.
-        let o = Command::new("bdeinfo").arg(format!("-r{RP}")).arg(&enc).output().unwrap();
+        let o = support::limits::output(Command::new("bdeinfo").arg(format!("-r{RP}")).arg(&enc)).unwrap();
         let so = String::from_utf8_lossy(&o.stdout);
         if method != "xts-aes-256" {
             assert!(o.status.success(), "{method}: bdeinfo: {so}{}", String::from_utf8_lossy(&o.stderr));
@@ -392,7 +395,7 @@ fn our_volumes_open_in_dislocker_bdeinfo_cryptsetup_and_round_trip() {
         } else {
             assert!(String::from_utf8_lossy(&o.stderr).contains("tweak key"), "{so}");
         }
-        let o = Command::new("cryptsetup").arg("bitlkDump").arg(&enc).output().unwrap();
+        let o = support::limits::output(Command::new("cryptsetup").arg("bitlkDump").arg(&enc)).unwrap();
         let so = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{method}: cryptsetup bitlkDump: {so}{}", String::from_utf8_lossy(&o.stderr));
         assert!(
@@ -450,12 +453,22 @@ fn make_test_disk_bitlocker_opens_everywhere() {
     let d = tempfile::tempdir().unwrap();
     let disk = d.path().join("pc.img");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-test-disk");
-    let o = Command::new(&script)
-        .args(["--size", "200", "--bitlocker", RP, "--bitlocker-method", "aes-cbc-128", "--bitlocker-password", "pw"])
-        .arg(&disk)
-        .env("RESCUE", RESCUE)
-        .output()
-        .unwrap();
+    let o = support::limits::output(
+        Command::new(&script)
+            .args([
+                "--size",
+                "200",
+                "--bitlocker",
+                RP,
+                "--bitlocker-method",
+                "aes-cbc-128",
+                "--bitlocker-password",
+                "pw",
+            ])
+            .arg(&disk)
+            .env("RESCUE", RESCUE),
+    )
+    .unwrap();
     assert!(o.status.success(), "make-test-disk: {}", String::from_utf8_lossy(&o.stderr));
     let manifest = std::fs::read_to_string(d.path().join("pc.img.json")).unwrap();
     assert!(manifest.contains("\"bitlocker\": true") && manifest.contains("aes-cbc-128"), "{manifest}");
@@ -486,20 +499,23 @@ fn make_test_disk_bitlocker_opens_everywhere() {
     let dis = d.path().join("dis.img");
     dislocker(&part, &dis);
     assert!(std::fs::read(&dis).unwrap() == std::fs::read(&ours).unwrap(), "rescue unlock and dislocker-file disagree");
-    let o = Command::new("ntfsls").arg(&ours).arg("-p").arg("/Windows/System32/drivers/CrowdStrike").output().unwrap();
+    let o = support::limits::output(
+        Command::new("ntfsls").arg(&ours).arg("-p").arg("/Windows/System32/drivers/CrowdStrike"),
+    )
+    .unwrap();
     let ls = String::from_utf8_lossy(&o.stdout);
     assert!(ls.contains("C-00000291-00000000-00000032.sys"), "ntfsls: {ls}{}", String::from_utf8_lossy(&o.stderr));
     // Laid out as Windows does: the filesystem fills the partition (its
     // alternate boot sector is the partition's last sector), and the three
     // FVE metadata areas (offsets in the BitLocker boot sector) lie inside
     // it, in clusters marked in use that belong to no file.
-    let o = Command::new("ntfsfix").arg("-n").arg(&ours).output().unwrap();
+    let o = support::limits::output(Command::new("ntfsfix").arg("-n").arg(&ours)).unwrap();
     let fix = String::from_utf8_lossy(&o.stdout);
     assert!(
         fix.contains("Checking the alternate boot sector... OK") && fix.contains("processed successfully"),
         "{fix}"
     );
-    let bitmap = Command::new("ntfscat").arg(&ours).arg("$Bitmap").output().unwrap().stdout;
+    let bitmap = support::limits::output(Command::new("ntfscat").arg(&ours).arg("$Bitmap")).unwrap().stdout;
     let fve = &raw[v[0] as usize..v[0] as usize + 512];
     for i in 0..3 {
         let at = u64::from_le_bytes(fve[0xB0 + 8 * i..0xB8 + 8 * i].try_into().unwrap());
@@ -508,7 +524,9 @@ fn make_test_disk_bitlocker_opens_everywhere() {
         for c in first..=last {
             assert!(bitmap[(c / 8) as usize] >> (c % 8) & 1 == 1, "metadata cluster {c} not marked in use");
         }
-        let o = Command::new("ntfscluster").arg("-c").arg(format!("{first}-{last}")).arg(&ours).output().unwrap();
+        let o =
+            support::limits::output(Command::new("ntfscluster").arg("-c").arg(format!("{first}-{last}")).arg(&ours))
+                .unwrap();
         assert!(String::from_utf8_lossy(&o.stdout).contains("no inode found"), "metadata area {i} belongs to a file");
     }
 }

@@ -59,14 +59,15 @@ fn rescue_cli_ls_and_apply() {
     );
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\n").unwrap();
     fs::write(t.path().join("file-not-dir"), b"").unwrap();
-    let out = Command::new(exe)
-        .args(["apply", "--profile"])
-        .arg(&prof)
-        .arg("--backup-dir")
-        .arg(t.path().join("file-not-dir/sub"))
-        .arg(&img2)
-        .output()
-        .unwrap();
+    let out = ntfs3g::limits::output(
+        Command::new(exe)
+            .args(["apply", "--profile"])
+            .arg(&prof)
+            .arg("--backup-dir")
+            .arg(t.path().join("file-not-dir/sub"))
+            .arg(&img2),
+    )
+    .unwrap();
     assert!(!out.status.success());
     let ls = run(Command::new("ntfsls").arg(&img2));
     assert!(ls.contains("C-00000291-x.sys"), "file must stay when its backup fails: {ls}");
@@ -96,7 +97,7 @@ fn rescue_apply_inside_bitlocker() {
     let prof = t.path().join("cs.toml");
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\nbackup = false\n").unwrap();
     let before = fs::read(&bl).unwrap();
-    let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&bl).output().unwrap();
+    let out = ntfs3g::limits::output(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&bl)).unwrap();
     assert!(!out.status.success(), "a locked volume must fail the run");
     assert!(fs::read(&bl).unwrap() == before);
     let o = run(Command::new(exe).args(["apply", "--recovery-password", rp, "--profile"]).arg(&prof).arg(&bl));
@@ -120,7 +121,7 @@ fn apply_refuses_mounted_block_device() {
     let r = std::panic::catch_unwind(|| {
         let m = tempfile::tempdir().unwrap();
         run(Command::new("ntfs-3g").arg(&lo).arg(m.path()));
-        let out = Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo).output().unwrap();
+        let out = ntfs3g::limits::output(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo)).unwrap();
         run(Command::new("umount").arg(m.path()));
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mounted"), "{out:?}");
         let o = run(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&lo));
@@ -165,14 +166,10 @@ fn hostile_name_is_refused_and_nothing_leaves_the_backup_folder() {
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\nheader = \"AAAAAAAA01002301\"\n").unwrap();
     let backups = t.path().join("a/b/c/backups");
     let exe = env!("CARGO_BIN_EXE_rescue");
-    let out = Command::new(exe)
-        .args(["apply", "--profile"])
-        .arg(&prof)
-        .arg("--backup-dir")
-        .arg(&backups)
-        .arg(&img)
-        .output()
-        .unwrap();
+    let out = ntfs3g::limits::output(
+        Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg("--backup-dir").arg(&backups).arg(&img),
+    )
+    .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "one file fixed, one refused: partly done (exit 4): {err}");
     assert!(err.contains("suspicious name") && err.contains("escaped.sys"), "{err}");
@@ -204,7 +201,9 @@ fn exit_codes_and_json_for_scripts() {
     let prof = t.path().join("cs.toml");
     fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'C-00000291*.sys'\nbackup = false\n").unwrap();
     let exe = env!("CARGO_BIN_EXE_rescue");
-    let apply = || Command::new(exe).args(["apply", "--json", "--profile"]).arg(&prof).arg(&img).output().unwrap();
+    let apply = || {
+        ntfs3g::limits::output(Command::new(exe).args(["apply", "--json", "--profile"]).arg(&prof).arg(&img)).unwrap()
+    };
     let first = apply();
     assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
     let j: serde_json::Value = serde_json::from_slice(&first.stdout).expect("apply --json prints the report");
@@ -212,7 +211,7 @@ fn exit_codes_and_json_for_scripts() {
     let second = apply();
     assert_eq!(second.status.code(), Some(3), "nothing to do: {}", String::from_utf8_lossy(&second.stderr));
     let json = |args: &[&str]| -> serde_json::Value {
-        let o = Command::new(exe).args(args).output().unwrap();
+        let o = ntfs3g::limits::output(Command::new(exe).args(args)).unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     };
@@ -230,7 +229,7 @@ fn exit_codes_and_json_for_scripts() {
     assert_eq!(check["rules"][0]["path"], "C-00000291*.sys");
     assert_eq!(check["actions"][0], "delete C-00000291*.sys (no backup)");
     assert!(check["warnings"][0].as_str().unwrap().contains("wildcard at the volume root"), "{check}");
-    let usage = Command::new(exe).args(["apply", "--no-such-flag"]).output().unwrap();
+    let usage = ntfs3g::limits::output(Command::new(exe).args(["apply", "--no-such-flag"])).unwrap();
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
     check_volume(&img);
 }
@@ -252,7 +251,7 @@ fn concurrent_applies_on_one_disk_never_interleave() {
             &[],
             "mkdir -p Windows/System32 && for i in 1 2 3 4 5 6 7 8; do printf '\\252\\252\\252\\252\\001\\000\\043\\001' > C-00000291-$i.sys; done",
         );
-        let start = || Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&img).output();
+        let start = || ntfs3g::limits::output(Command::new(exe).args(["apply", "--profile"]).arg(&prof).arg(&img));
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(start);
             let b = s.spawn(start);

@@ -86,7 +86,10 @@ impl Disk {
 
 /// hivex's view of a hive file (see tests/support/hive_dump.py).
 fn dump(path: &Path) -> Vec<String> {
-    let o = Command::new("/usr/bin/python3").arg(root().join("tests/support/hive_dump.py")).arg(path).output().unwrap();
+    let o = ntfs3g::limits::output(
+        Command::new("/usr/bin/python3").arg(root().join("tests/support/hive_dump.py")).arg(path),
+    )
+    .unwrap();
     assert!(o.status.success(), "hivex could not read {}: {}", path.display(), String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
 }
@@ -101,15 +104,16 @@ fn diff(a: &[String], b: &[String]) -> (BTreeSet<String>, BTreeSet<String>) {
 fn apply(dir: &Path, disk: &Disk, profile: &str, extra: &[&str]) -> std::process::Output {
     let p = dir.join("profile.toml");
     fs::write(&p, profile).unwrap();
-    Command::new(EXE)
-        .args(["apply", "--profile"])
-        .arg(&p)
-        .arg("--backup-dir")
-        .arg(dir.join("backups"))
-        .args(extra)
-        .arg(&disk.path)
-        .output()
-        .unwrap()
+    ntfs3g::limits::output(
+        Command::new(EXE)
+            .args(["apply", "--profile"])
+            .arg(&p)
+            .arg("--backup-dir")
+            .arg(dir.join("backups"))
+            .args(extra)
+            .arg(&disk.path),
+    )
+    .unwrap()
 }
 
 const CSAGENT_OFF: &str = "name = \"csagent-off\"\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n[finish]\nsafe_mode = \"minimal\"\n";
@@ -348,13 +352,13 @@ fn profile_check_names_registry_mistakes_by_line_and_column() {
          [[service]]\nname = 'a\\b'\nstart = \"disabled\"\n[finish]\nsafe_mode = \"maybe\"\n",
     )
     .unwrap();
-    let o = Command::new(EXE).args(["profile", "check"]).arg(&p).output().unwrap();
+    let o = ntfs3g::limits::output(Command::new(EXE).args(["profile", "check"]).arg(&p)).unwrap();
     let se = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     // safe_mode's bad value stops TOML decoding first; fix it and see the rest, all at once.
     assert!(se.contains("line 22") && se.contains("maybe"), "{se}");
     fs::write(&p, fs::read_to_string(&p).unwrap().replace("\"maybe\"", "\"minimal\"")).unwrap();
-    let o = Command::new(EXE).args(["profile", "check"]).arg(&p).output().unwrap();
+    let o = ntfs3g::limits::output(Command::new(EXE).args(["profile", "check"]).arg(&p)).unwrap();
     let se = String::from_utf8_lossy(&o.stderr);
     for want in [
         "line 3, column 8",

@@ -208,7 +208,10 @@ fn reparse_keys(img: &Path) -> std::collections::BTreeSet<(u32, u64)> {
     // An attribute ntfscat says is absent (a small index has no allocation)
     // is empty; any other failure fails the test.
     let cat = |a: &str| {
-        let o = Command::new("ntfscat").args(["-a", a, "-n", "$R"]).arg(img).arg("/$Extend/$Reparse").output().unwrap();
+        let o = common::ntfs3g::limits::output(
+            Command::new("ntfscat").args(["-a", a, "-n", "$R"]).arg(img).arg("/$Extend/$Reparse"),
+        )
+        .unwrap();
         let said = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success() || said.contains("Cannot find attribute"), "ntfscat -a {a} failed: {said}");
         o.stdout
@@ -626,7 +629,9 @@ fn wof_blob(dir: &Path, algorithm: &str, data: &[u8]) -> Option<Vec<u8>> {
     let (input, output) = (dir.join("wof-in"), dir.join("wof-out"));
     fs::write(&input, data).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/wof-blob");
-    let out = Command::new(script).args(["--algorithm", algorithm]).arg(&input).arg(&output).output().unwrap();
+    let out =
+        common::ntfs3g::limits::output(Command::new(script).args(["--algorithm", algorithm]).arg(&input).arg(&output))
+            .unwrap();
     match out.status.code() {
         Some(0) => Some(fs::read(&output).unwrap()),
         Some(3) => None,

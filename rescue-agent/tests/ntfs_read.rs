@@ -18,7 +18,7 @@ fn corpus_disk(name: &str) -> Option<Vec<u8>> {
     if !gz.exists() {
         return None;
     }
-    let out = Command::new("gunzip").arg("-c").arg(&gz).output().unwrap();
+    let out = common::ntfs3g::limits::output(Command::new("gunzip").arg("-c").arg(&gz)).unwrap();
     assert!(out.status.success());
     Some(out.stdout)
 }
@@ -40,7 +40,7 @@ fn partition_file(disk: &mut MemDisk, tag: &str) -> (PathBuf, u64, u64) {
 }
 
 fn tool(args: &[&str], img: &Path) -> Vec<u8> {
-    let out = Command::new(args[0]).args(&args[1..]).arg(img).output().unwrap();
+    let out = common::ntfs3g::limits::output(Command::new(args[0]).args(&args[1..]).arg(img)).unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -79,7 +79,7 @@ fn corpus_listings_and_contents_match_ntfs3g() {
                 let info = v.info_of(&f).unwrap();
                 let content = v.read_content(&mut vol, &f, 1 << 30).unwrap();
                 let path = if dir.is_empty() { format!("/{}", e.name) } else { format!("/{dir}/{}", e.name) };
-                let cat = Command::new("ntfscat").arg(&img).arg(&path).output().unwrap();
+                let cat = common::ntfs3g::limits::output(Command::new("ntfscat").arg(&img).arg(&path)).unwrap();
                 assert!(cat.status.success(), "ntfscat {path}");
                 assert_eq!(content, cat.stdout, "{disk} {path}");
                 assert_eq!(info.size, content.len() as u64);

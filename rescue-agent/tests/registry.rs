@@ -17,7 +17,7 @@ const TS: u64 = 0x01DB_0000_0000_0000;
 
 fn corpus(name: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/registry").join(format!("{name}.xz"));
-    let o = Command::new("xz").arg("-dc").arg(&p).output().unwrap();
+    let o = common::ntfs3g::limits::output(Command::new("xz").arg("-dc").arg(&p)).unwrap();
     assert!(o.status.success(), "xz -dc {}: corpus missing?", p.display());
     o.stdout
 }
@@ -25,7 +25,7 @@ fn corpus(name: &str) -> Vec<u8> {
 /// hivex's view of a hive file: sorted lines (see hive_dump.py).
 fn dump(path: &Path) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/hive_dump.py");
-    let o = Command::new("/usr/bin/python3").arg(script).arg(path).output().unwrap();
+    let o = common::ntfs3g::limits::output(Command::new("/usr/bin/python3").arg(script).arg(path)).unwrap();
     assert!(o.status.success(), "hivex could not read {}: {}", path.display(), String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
 }
@@ -296,7 +296,8 @@ fn regipy_recover(dir: &Path, hive: &[u8], logs: &[&[u8]]) -> Option<Vec<u8>> {
     let py = "import sys\nfrom regipy.recovery import apply_transaction_logs\n\
               logs = sys.argv[2:-1]\n\
               apply_transaction_logs(sys.argv[1], primary_log_path=logs[-1], secondary_log_path=logs[0] if len(logs) > 1 else None, restored_hive_path=sys.argv[-1])\n";
-    let o = Command::new("python3").arg("-c").arg(py).arg(&h).args(&names).arg(&out).output().unwrap();
+    let o = common::ntfs3g::limits::output(Command::new("python3").arg("-c").arg(py).arg(&h).args(&names).arg(&out))
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     if !o.status.success() && err.contains("vector magic was not expected") {
         return None;
