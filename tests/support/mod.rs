@@ -607,7 +607,7 @@ pub fn on_terminal(cmd: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) ->
                 ),
             }
         }
-        std::thread::sleep(Duration::from_millis(1000));
+        wait_for_echo_off(child.id());
         stdin.write_all(format!("{answer}\r").as_bytes()).unwrap();
         stdin.flush().unwrap();
     }
@@ -617,6 +617,51 @@ pub fn on_terminal(cmd: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) ->
         seen.extend(b);
     }
     (status.success(), String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// Waits until a process under `script` (pid `root`) reads its terminal
+/// with echo off, as a password prompt does (`stty` on the terminal its
+/// standard input is), so typed secrets are never echoed by a race; at most
+/// 10 seconds, then types anyway (a test that sees the echo fails).
+fn wait_for_echo_off(root: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for pid in descendants(root) {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{pid}/fd/0")) else { continue };
+            if !tty.starts_with("/dev/pts") {
+                continue;
+            }
+            let o = limits::output(Command::new("stty").arg("-F").arg(&tty).arg("-a"));
+            if o.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|w| w == "-echo")) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every process below `root`, from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|pid| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+                    Some((pid, ppid))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found.split_off(1)
 }
 
 /// What one boot of the agent left: its serial lines and the report it wrote on the stick.
