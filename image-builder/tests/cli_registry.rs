@@ -375,8 +375,9 @@ fn profile_check_names_registry_mistakes_by_line_and_column() {
 }
 
 /// `rescue reg` shows keys as hivex's own shell (`hivexsh`) does: for each
-/// key, the same subkeys, the same value names, and the same numbers and
-/// strings for DWORD and string values.
+/// key, the same subkeys, the same value names, the same numbers and
+/// strings for DWORD and string values, the same lists for multi-strings
+/// and the same bytes for the rest.
 #[test]
 fn reg_lists_what_hivexsh_lists() {
     let t = tempfile::tempdir().unwrap();
@@ -403,6 +404,15 @@ fn reg_lists_what_hivexsh_lists() {
                         u32::from_str_radix(hex, 16).unwrap().to_string()
                     } else if data.starts_with('"') {
                         data.to_string()
+                    } else if let Some(bytes) = data.strip_prefix("hex(7):") {
+                        // A multi-string: hivex's bytes decoded here, shown as a list.
+                        let raw: Vec<u8> = bytes.split(',').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+                        let units: Vec<u16> = raw.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+                        let mut list: Vec<String> = units.split(|&u| u == 0).map(String::from_utf16_lossy).collect();
+                        while list.last().is_some_and(String::is_empty) {
+                            list.pop();
+                        }
+                        format!("{list:?}")
                     } else if let Some((_, bytes)) = data.strip_prefix("hex(").and_then(|d| d.split_once("):")) {
                         format!("hex:{}", bytes.replace(',', ""))
                     } else {
@@ -431,7 +441,7 @@ fn reg_lists_what_hivexsh_lists() {
                     {
                         n.to_string()
                     }
-                    _ if data.starts_with('"') => data.to_string(),
+                    _ if data.starts_with('"') || data.starts_with('[') => data.to_string(),
                     _ if !data.is_empty() && data.bytes().all(|b| b.is_ascii_hexdigit()) => format!("hex:{data}"),
                     _ => String::from("(other)"),
                 };

@@ -119,6 +119,15 @@ pub fn show(kind_: u32, bytes: &[u8]) -> String {
             let u: Vec<u16> = utf16_units(bytes).take_while(|&x| x != 0).collect();
             format!("{:?}", String::from_utf16_lossy(&u))
         }
+        (kind::MULTI_SZ, _) => {
+            // Strings each ended by a NUL, the list by an empty one.
+            let u: Vec<u16> = utf16_units(bytes).collect();
+            let mut list: Vec<String> = u.split(|&x| x == 0).map(String::from_utf16_lossy).collect();
+            while list.last().is_some_and(String::is_empty) {
+                list.pop();
+            }
+            format!("{list:?}")
+        }
         _ => crate::util::hex::hex(bytes),
     }
 }
