@@ -48,11 +48,6 @@ fn gpt_partitions(img: &Path) -> Vec<(String, u64, u64, String)> {
 
 const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 
-fn sha256_hex(b: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[test]
 fn usb_image_passes_sgdisk_fsck_and_mtools() {
     let dir = tempfile::tempdir().unwrap();
