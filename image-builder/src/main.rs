@@ -57,6 +57,8 @@ enum Command {
     Profile(profile::ProfileCommand),
     /// List a directory on each NTFS volume of a disk, image or device
     Ls(ls::LsArgs),
+    /// Show each NTFS volume's journal ($LogFile): clean or not, and what a replay would do
+    Journal(journal::JournalArgs),
     /// Run a profile's fixes on every Windows volume of a disk, image or device (the agent's run)
     Apply(apply::ApplyArgs),
     /// List a registry key (SYSTEM, SOFTWARE or the BCD) inside a disk, image or device
@@ -113,6 +115,7 @@ fn main() {
         Command::Devices(a) => done(devices::run(a)),
         Command::Profile(c) => done(profile::run(c)),
         Command::Ls(a) => done(ls::run(a)),
+        Command::Journal(a) => done(journal::run(a)),
         Command::Apply(a) => apply::run(a),
         Command::Reg(a) => done(reg::run(a)),
         Command::Bitlocker(c) => done(bitlocker::run(c)),

@@ -9,6 +9,7 @@ pub mod collect;
 pub mod devices;
 pub mod flash;
 pub mod inspect;
+pub mod journal;
 pub mod keys;
 pub mod ls;
 pub mod profile;

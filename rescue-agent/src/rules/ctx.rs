@@ -71,7 +71,7 @@ impl<D: BlockDevice> VolumeCtx<'_, '_, D> {
         backup: impl FnOnce(&mut dyn BackupSink) -> Result<B, String>,
     ) -> Result<Committed<Plan, B>, String> {
         let VolumeCtx { env, vol, gate, report, .. } = self;
-        let mut target = NtfsTarget { dev: &mut **vol, gate, notes: &mut report.notes, reset: None };
+        let mut target = NtfsTarget { dev: &mut **vol, gate, notes: &mut report.notes, reset: None, replayed: None };
         let sink = &mut *env.sink;
         commit::commit(&mut target, plan, env.opts.dry_run, || backup(sink))
     }
@@ -84,6 +84,8 @@ struct NtfsTarget<'a, D> {
     gate: &'a mut Result<Clearance, NtfsError>,
     notes: &'a mut Vec<String>,
     reset: Option<Plan>,
+    /// The report line of a journal replay this change carries, once written.
+    replayed: Option<String>,
 }
 
 impl<D: BlockDevice> Target for NtfsTarget<'_, D> {
@@ -91,7 +93,13 @@ impl<D: BlockDevice> Target for NtfsTarget<'_, D> {
 
     fn clear(&mut self, plan: Plan) -> Result<Plan, String> {
         let clear = self.gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
-        let Some(reset) = clear.take_reset() else { return Ok(plan) };
+        self.replayed = clear
+            .replay()
+            .map(|s| format!("journal replayed: {} transactions redone, {} undone", s.redone_transactions, s.undone));
+        let Some(reset) = clear.take_reset() else {
+            self.replayed = None;
+            return Ok(plan);
+        };
         self.notes.extend(reset.notes.iter().cloned());
         let mut all = reset.clone();
         all.extend(plan);
@@ -100,13 +108,18 @@ impl<D: BlockDevice> Target for NtfsTarget<'_, D> {
     }
 
     fn unclear(&mut self) {
+        self.replayed = None;
         if let (Some(r), Ok(c)) = (self.reset.take(), self.gate.as_mut()) {
             c.put_back_reset(r);
         }
     }
 
     fn execute(&mut self, plan: &Plan) -> Result<(), String> {
-        plan::execute(self.dev, plan, None).map(drop).map_err(|err| {
+        let done = plan::execute(self.dev, plan, None);
+        if done.is_ok() {
+            self.notes.extend(self.replayed.take());
+        }
+        done.map(drop).map_err(|err| {
             let why = err.to_string();
             *self.gate = Err(err);
             why

@@ -19,8 +19,9 @@ pub mod safe_mode;
 pub use ctx::{Env, Options, VolumeCtx};
 
 use crate::block::BlockDevice;
-use crate::formats::ntfs::gate::clear_for_writing;
-use crate::formats::ntfs::Ntfs;
+use crate::formats::ntfs::gate::{clear_for_writing, Clearance};
+use crate::formats::ntfs::plan::Planned;
+use crate::formats::ntfs::{Ntfs, NtfsError};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -72,6 +73,37 @@ pub fn apply<D: BlockDevice>(env: &mut Env<'_>, ntfs: &Ntfs, vol: &mut D, mut re
             env.say(&format!("volume {}: writes refused: {e}", report.index));
         }
     }
+    // A journal to replay: the rules plan on the volume as the replay leaves it
+    // (the replay itself runs with the first change, before it).
+    let pending = gate.as_ref().ok().and_then(|c| c.replay().map(|s| (c.pending_plan().cloned(), s.clone())));
+    if let Some((Some(replay), summary)) = pending {
+        env.say(&format!(
+            "volume {}: journal to replay: {} transactions, {} operations, {} pages",
+            report.index,
+            summary.redone_transactions,
+            summary.redone + summary.undone,
+            summary.pages
+        ));
+        let mut view = Planned::new(&mut *vol, replay);
+        return match Ntfs::open(&mut view) {
+            Ok(replayed) => run_rules(env, &replayed, &mut view, gate, report),
+            Err(e) => {
+                report.write_refused = Some(format!("the volume as the journal replay leaves it: {e}"));
+                run_rules(env, ntfs, vol, Err(e), report)
+            }
+        };
+    }
+    run_rules(env, ntfs, vol, gate, report)
+}
+
+/// Runs the rules on one cleared (or refused) volume.
+fn run_rules<D: BlockDevice>(
+    env: &mut Env<'_>,
+    ntfs: &Ntfs,
+    vol: &mut D,
+    gate: Result<Clearance, NtfsError>,
+    report: VolumeReport,
+) -> Applied {
     let mut ctx = VolumeCtx { env, ntfs, vol, gate, report, errors: Vec::new(), backups: Vec::new() };
     delete::run(&mut ctx);
     registry::run(&mut ctx);

@@ -155,7 +155,7 @@ pub struct RegistryRule {
 /// `[ntfs]` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct NtfsOptions {
-    /// What to do when `$LogFile` is unclean (`unclean_journal`, default `refuse`).
+    /// What to do when `$LogFile` is unclean (`unclean_journal`, default `replay`).
     pub unclean_journal: UncleanJournal,
 }
 
@@ -707,6 +707,8 @@ impl Profile {
         out.push(format!(
             "unclean journal: {}",
             match self.ntfs.unclean_journal {
+                UncleanJournal::Replay =>
+                    "replay (as Windows does at mount; a journal that cannot be replayed leaves the volume alone)",
                 UncleanJournal::Refuse => "refuse (a volume Windows did not close cleanly is left alone)",
                 UncleanJournal::Reset => "reset (emptied as ntfsfix does; Windows runs chkdsk at its next boot)",
             }
@@ -992,7 +994,7 @@ action = "reboot"
         let p = Profile::parse("name = \"x\"\n[[delete]]\npath = 'a\\b.txt'\n").unwrap();
         assert!(p.delete[0].backup);
         assert!(p.delete[0].header.is_empty());
-        assert_eq!(p.ntfs.unclean_journal, UncleanJournal::Refuse);
+        assert_eq!(p.ntfs.unclean_journal, UncleanJournal::Replay);
         assert_eq!(p.finish.action, FinishAction::Reboot);
     }
 }

@@ -1,10 +1,12 @@
 //! The safety gates every NTFS write passes: a [`Clearance`] exists only
-//! when the volume is NTFS 3.x, not hibernated, and its journal is clean (or
-//! unclean with the `reset` policy, whose plan the clearance then carries).
+//! when the volume is NTFS 3.x, not hibernated, and its journal is clean —
+//! or unclean with the `replay` or `reset` policy, whose plan the clearance
+//! then carries, to run before the first change.
 
 use super::attr;
 use super::file::Stream;
 use super::fs::{Ntfs, LOGFILE};
+use super::journal::{self, Summary};
 use super::logfile::{self, JournalState};
 use super::plan::{record_write, Plan, PlanWrite, WriteData};
 use super::runs;
@@ -21,6 +23,7 @@ use serde::Deserialize;
 pub struct Clearance {
     journal: JournalState,
     reset: Option<Plan>,
+    replay: Option<Summary>,
 }
 
 impl Clearance {
@@ -28,8 +31,16 @@ impl Clearance {
     pub fn journal(&self) -> JournalState {
         self.journal
     }
-    /// The journal-reset plan (present when the journal was unclean and the
-    /// policy is `reset`); run it before anything else. Taken once.
+    /// What the journal replay does (present when the journal was unclean and the policy is `replay`).
+    pub fn replay(&self) -> Option<&Summary> {
+        self.replay.as_ref()
+    }
+    /// The journal plan still pending (not taken by a change).
+    pub fn pending_plan(&self) -> Option<&Plan> {
+        self.reset.as_ref()
+    }
+    /// The journal plan (replay or reset; present when the journal was
+    /// unclean and the policy is not `refuse`); run it before anything else. Taken once.
     pub fn take_reset(&mut self) -> Option<Plan> {
         self.reset.take()
     }
@@ -41,7 +52,9 @@ impl Clearance {
 
 /// The safety gates, checked before any write: the volume version is 3.x,
 /// `hiberfil.sys` is not a hibernation image, and the journal is empty or
-/// clean — or unclean with `policy == Reset`, in which case the clearance
+/// clean — or unclean with `policy == Replay`, in which case the clearance
+/// carries the replay ([`journal::plan_replay`]; a journal that cannot be
+/// replayed is an error naming why), or `policy == Reset`, in which case it
 /// carries a plan that sets the volume dirty flag (record 3 and its mirror)
 /// and then fills `$LogFile` with 0xFF as `ntfsfix` does.
 pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJournal) -> Result<Clearance> {
@@ -64,8 +77,19 @@ pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJo
     v.read_stream(dev, &s, 0, &mut head)?;
     let log_at = runs::extents(lruns, v.cluster(), 0, 1, *loff)?.first().and_then(|e| e.0).unwrap_or(*loff);
     let journal = logfile::state(&head, log_at)?;
+    let mut replay = None;
     let reset = match (journal, policy) {
         (JournalState::Unclean, UncleanJournal::Refuse) => return Err(NtfsError::UncleanJournal { offset: log_at }),
+        (JournalState::Unclean, UncleanJournal::Replay) => {
+            let j = journal::read(v, dev)?;
+            let (plan, summary) = journal::plan_replay(v, dev, &j)?.ok_or(corrupt(
+                "$LogFile",
+                log_at,
+                "unclean, yet nothing to replay",
+            ))?;
+            replay = Some(summary);
+            Some(plan)
+        }
         (JournalState::Unclean, UncleanJournal::Reset) => {
             let mut p = Plan::default();
             put16(&mut vrec.data, vi.flags_at, vi.flags | VOLUME_IS_DIRTY)?;
@@ -87,15 +111,17 @@ pub fn clear_for_writing(v: &Ntfs, dev: &mut impl BlockDevice, policy: UncleanJo
         }
         _ => None,
     };
-    Ok(Clearance { journal, reset })
+    Ok(Clearance { journal, reset, replay })
 }
 
 /// What to do with a volume whose `$LogFile` says it was not cleanly unmounted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UncleanJournal {
-    /// Refuse to write to the volume (the default).
+    /// Replay the journal as Windows does, then write (the default); refuse where it cannot be replayed.
     #[default]
+    Replay,
+    /// Refuse to write to the volume.
     Refuse,
     /// Reset the journal as `ntfsfix` does and mark the volume dirty so Windows runs chkdsk.
     Reset,

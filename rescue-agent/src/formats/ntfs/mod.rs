@@ -60,6 +60,7 @@ pub mod fs;
 pub mod gate;
 pub mod index;
 mod index_edit;
+pub mod journal;
 pub mod logfile;
 pub mod overwrite;
 pub mod plan;
@@ -169,6 +170,13 @@ pub enum NtfsError {
         /// Why it is refused.
         detail: &'static str,
     },
+    /// The journal holds an operation the replay does not implement: nothing is written.
+    JournalOp {
+        /// The LSN of the record.
+        lsn: u64,
+        /// The operation's name.
+        op: &'static str,
+    },
     /// The target changed between planning and writing.
     Stale {
         /// Byte offset of the target's base MFT record.
@@ -204,6 +212,7 @@ impl fmt::Display for NtfsError {
             UnknownJournal { offset, major, minor } => write!(f, "$LogFile restart page at byte {offset} has unknown version {major}.{minor} or layout: refusing to write"),
             NoSpace { structure, offset } => write!(f, "no room in {structure} at byte {offset} to rebalance the index: refusing to write"),
             Refused { offset, detail } => write!(f, "refused (record at byte {offset}): {detail}"),
+            JournalOp { lsn, op } => write!(f, "$LogFile record at LSN {lsn} holds operation {op}, which this tool does not replay: nothing written (boot Windows to let it replay the journal, or set [ntfs] unclean_journal = \"reset\")"),
             Stale { offset } => write!(f, "data at byte {offset} changed since the plan was made"),
         }
     }

@@ -143,6 +143,45 @@ impl fmt::Display for Plan {
     }
 }
 
+/// A device seen as it will be after a plan ran: reads lay the plan's
+/// writes over the device's bytes; writes go to the device and over the
+/// view alike (so a read after them sees them, not the plan's older bytes).
+/// Planners read through it to plan on top of a plan not yet executed
+/// (the fixes on top of a journal replay).
+pub struct Planned<D> {
+    inner: D,
+    plan: Plan,
+}
+
+impl<D: BlockDevice> Planned<D> {
+    /// `inner` as it will be once `plan` ran.
+    pub fn new(inner: D, plan: Plan) -> Self {
+        Planned { inner, plan }
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Planned<D> {
+    fn sector_size(&self) -> u32 {
+        self.inner.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> core::result::Result<(), crate::block::IoError> {
+        self.inner.read_at(offset, buf)?;
+        self.plan.overlay(offset, buf);
+        Ok(())
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> core::result::Result<(), crate::block::IoError> {
+        self.inner.write_at(offset, buf)?;
+        self.plan.push("written", offset, buf.to_vec(), String::new());
+        Ok(())
+    }
+    fn flush(&mut self) -> core::result::Result<(), crate::block::IoError> {
+        self.inner.flush()
+    }
+}
+
 /// Performs the writes of `plan` in order, flushing after each one, and
 /// stops after `stop_after` writes when given (for interruption tests).
 /// Returns the number of writes done. This is the only NTFS write path.

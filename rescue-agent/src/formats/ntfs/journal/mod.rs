@@ -1,0 +1,110 @@
+//! `$LogFile` replay: the journal read ([`log`], [`client`]), NTFS restart
+//! planned in memory ([`replay`]) with the page edits of every operation
+//! Windows writes ([`ops`]), and the restart areas marked clean last.
+//!
+//! [`read`] loads a volume's journal; [`plan_replay`] returns the writes
+//! (pages, then restart areas) and what they do. Nothing here writes:
+//! the plan goes through [`super::plan::execute`] like every other change.
+
+pub mod client;
+pub mod log;
+pub mod ops;
+pub mod replay;
+
+use super::attr;
+use super::file::Stream;
+use super::fs::{Ntfs, LOGFILE};
+use super::plan::{Plan, PlanWrite, WriteData};
+use super::record::{apply_fixups, write_fixups};
+use super::{corrupt, le16, put16, runs, Result};
+use crate::block::BlockDevice;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+pub use log::Log;
+pub use replay::Summary;
+
+/// A volume's journal, read whole.
+pub struct Journal {
+    /// The log (`None`: empty, all 0xFF).
+    pub log: Option<Log>,
+    /// The raw bytes of `$LogFile`.
+    raw: Vec<u8>,
+    /// Physical extents of `$LogFile` (volume offset, length).
+    extents: Vec<(u64, u64)>,
+}
+
+impl Journal {
+    /// True when there is nothing to replay (empty, or the restart area says clean).
+    pub fn clean(&self) -> bool {
+        self.log.as_ref().is_none_or(|l| l.restart.clean())
+    }
+    /// The physical position of log offset `o` and how many bytes are contiguous there.
+    fn phys(&self, mut o: u64) -> Option<(u64, u64)> {
+        for &(p, l) in &self.extents {
+            if o < l {
+                return Some((p + o, l - o));
+            }
+            o -= l;
+        }
+        None
+    }
+}
+
+/// Reads the volume's `$LogFile` whole (bounded by [`log::MAX_LOG`]).
+pub fn read(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<Journal> {
+    let lf = v.load_file(dev, LOGFILE)?;
+    let s = lf.stream(attr::DATA, &[])?.ok_or(corrupt("$LogFile", lf.base().offset, "no $DATA"))?;
+    let Stream::NonResident { runs: lruns, data_size, offset: loff, .. } = &s else {
+        return Err(corrupt("$LogFile", lf.base().offset, "resident $DATA"));
+    };
+    if *data_size > log::MAX_LOG {
+        return Err(super::NtfsError::TooLarge { structure: "$LogFile", offset: *loff, size: *data_size });
+    }
+    let mut extents = Vec::new();
+    for (p, l) in runs::extents(lruns, v.cluster(), 0, *data_size, *loff)? {
+        extents.push((p.ok_or(corrupt("$LogFile", *loff, "sparse journal"))?, l));
+    }
+    let raw = v.read_all(dev, &s, log::MAX_LOG)?;
+    let at = extents.first().map_or(*loff, |e| e.0);
+    let log = Log::read(&raw, at)?;
+    Ok(Journal { log, raw, extents })
+}
+
+/// Plans the replay of an unclean journal: the page writes, then both
+/// restart areas marked clean (the last writes: a replay interrupted before
+/// them is replayed again to the same bytes). `None` when the journal is clean.
+pub fn plan_replay(v: &Ntfs, dev: &mut impl BlockDevice, j: &Journal) -> Result<Option<(Plan, Summary)>> {
+    let Some(log) = j.log.as_ref().filter(|l| !l.restart.clean()) else { return Ok(None) };
+    let r = replay::plan(v, dev, log)?;
+    let mut plan = r.plan;
+    for rs in log.restarts.iter().flatten() {
+        let mut page = j.raw.get(rs.page_at..rs.page_at + rs.sys_page).unwrap_or_default().to_vec();
+        apply_fixups(&mut page, "$LogFile restart page", log.at + rs.page_at as u64)?;
+        let flags_at = rs.area_at + 0x0E;
+        let flags = le16(&page, flags_at).unwrap_or(0);
+        put16(&mut page, flags_at, flags | log::CLEAN)?;
+        let disk = write_fixups(&page, "$LogFile restart page", log.at + rs.page_at as u64)?;
+        let (at, room) =
+            j.phys(rs.page_at as u64).ok_or(corrupt("$LogFile", log.at, "restart page beyond its runs"))?;
+        if room < disk.len() as u64 {
+            return Err(corrupt("$LogFile", at, "restart page split across runs"));
+        }
+        plan.writes.push(PlanWrite {
+            structure: "$LogFile",
+            offset: at,
+            len: disk.len() as u64,
+            data: WriteData::Bytes(disk),
+            reason: String::from("journal replayed: restart area marked clean"),
+        });
+    }
+    let s = &r.summary;
+    plan.notes.push(alloc::format!(
+        "journal: replay {} transactions, {} operations, {} pages",
+        s.redone_transactions,
+        s.redone + s.undone,
+        s.pages
+    ));
+    let _ = vec![0u8; 0];
+    Ok(Some((plan, r.summary)))
+}
