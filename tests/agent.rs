@@ -92,11 +92,56 @@ fn second_run_on_a_fixed_disk_does_nothing() {
     disk.check_with_ntfs3g(&[BAD]);
 }
 
+/// A crashed Windows: the journal holds transactions Windows committed but
+/// had not written (a crash state made by ntfsrecover from the corpus' own
+/// log). The shipped profile replays it, then fixes; the replayed records
+/// equal ntfsrecover's replay of the same state, the journal is clean and the
+/// volume is not marked for chkdsk.
 #[test]
-fn unclean_journal_is_reset_with_the_crowdstrike_profile() {
+fn unclean_journal_is_replayed_then_fixed_with_the_crowdstrike_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let cs = dir.path().join("crash-state");
+    let disk =
+        make_test_disk(dir.path(), "crashed.img", &["--crash-state", "3", "--crash-state-dir", cs.to_str().unwrap()]);
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    let notes = run.report["volumes"][0]["notes"].to_string();
+    assert!(notes.contains("journal replayed: 1 transactions redone, 0 undone"), "{notes}\n{:#}", run.report);
+    assert!(run.lines.iter().any(|l| l.contains("journal to replay: 1 transactions")), "{:#?}", run.lines);
+    let info = disk.check_with_ntfs3g(&[BAD]);
+    let flags = info.lines().find(|l| l.contains("Volume Flags")).unwrap_or_else(|| panic!("no flags:\n{info}"));
+    assert!(!flags.contains("DIRTY"), "volume marked dirty after a replay: {flags}");
+    let vol = dir.path().join("vol");
+    disk.extract_volume(&vol);
+    let rec = support::run(std::process::Command::new("ntfsrecover").args(["-n", "-s", "-v"]).arg(&vol));
+    assert!(String::from_utf8_lossy(&rec.stdout).contains("Volume is clean"), "ntfsrecover: journal not clean");
+    // Every record the replay restores equals ntfsrecover's replay (update sequence numbers aside).
+    let touched: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cs.join("touched.json")).unwrap()).unwrap();
+    let (ours, theirs) = (std::fs::read(&vol).unwrap(), std::fs::read(cs.join("replayed-by-ntfsrecover.img")).unwrap());
+    let pages = touched["touched"].as_array().unwrap();
+    assert!(!pages.is_empty());
+    for p in pages {
+        let (o, n) = (p["offset"].as_u64().unwrap() as usize, p["size"].as_u64().unwrap() as usize);
+        let usa = |b: &[u8]| u16::from_le_bytes([b[o + 4], b[o + 5]]) as usize;
+        let masked = |b: &[u8]| {
+            let mut r = b[o..o + n].to_vec();
+            let (uo, uc) = (usa(b), n / 512 + 1);
+            r[uo..uo + 2 * uc].fill(0);
+            for i in 1..uc {
+                r[i * 512 - 2..i * 512].fill(0);
+            }
+            r
+        };
+        assert!(masked(&ours) == masked(&theirs), "record at byte {o} differs from ntfsrecover's replay");
+    }
+}
+
+#[test]
+fn unclean_journal_is_reset_when_the_profile_says_reset() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "crashed.img", &["--unclean"]);
-    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    let run = boot_and_fix(dir.path(), &crowdstrike().replace("\"replay\"", "\"reset\""), &[(&disk, Bus::Ahci)]);
     assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
     let info = disk.check_with_ntfs3g(&[BAD]);
     // Marked dirty, so Windows runs chkdsk at its next boot.
@@ -104,15 +149,26 @@ fn unclean_journal_is_reset_with_the_crowdstrike_profile() {
     assert!(flags.contains("DIRTY"), "volume not marked dirty: {flags}\n{info}");
 }
 
+/// `--unclean` clears the clean flag of Windows' restart areas: a crash
+/// whose checkpoint left nothing to redo. `refuse` leaves it alone (FAILED,
+/// nothing written); the shipped `replay` marks the journal clean, fixes the
+/// volume and does not mark it for chkdsk.
 #[test]
-fn unclean_journal_is_refused_when_the_profile_says_refuse() {
+fn unclean_journal_is_refused_or_replayed_as_the_profile_says() {
     let dir = tempfile::tempdir().unwrap();
     let disk = make_test_disk(dir.path(), "crashed.img", &["--unclean"]);
     let before = disk_sha(&disk);
-    let run = boot_and_fix(dir.path(), &crowdstrike().replace("\"reset\"", "\"refuse\""), &[(&disk, Bus::Ahci)]);
+    let run = boot_and_fix(dir.path(), &crowdstrike().replace("\"replay\"", "\"refuse\""), &[(&disk, Bus::Ahci)]);
     let v = verdict(&run);
     assert!(v.starts_with("FAILED") && v.contains("journal"), "{v}\n{:#?}", run.lines);
     assert_eq!(disk_sha(&disk), before, "a refused disk was written to");
+    let run = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&run), "FIXED", "{:#?}", run.lines);
+    let notes = run.report["volumes"][0]["notes"].to_string();
+    assert!(notes.contains("journal replayed: 0 transactions redone, 0 undone"), "{notes}");
+    let info = disk.check_with_ntfs3g(&[BAD]);
+    let flags = info.lines().find(|l| l.contains("Volume Flags")).unwrap_or_else(|| panic!("no flags:\n{info}"));
+    assert!(!flags.contains("DIRTY"), "volume marked dirty after a replay: {flags}");
 }
 
 #[test]

@@ -200,8 +200,8 @@ impl Log {
             return Ok(None);
         };
         let (sys_page, page) = (restart.sys_page, restart.log_page);
-        if restart.file_size > raw.len() as u64 || restart.file_size % page as u64 != 0 {
-            return Err(cor(at, "restart area: log size beyond $LogFile or not whole pages"));
+        if restart.file_size % page as u64 != 0 {
+            return Err(cor(at, "restart area: log size not whole pages"));
         }
         let first_page = if restart.major >= 2 { 2 * sys_page + 32 * page } else { 2 * sys_page + 2 * page };
         if first_page + page > restart.file_size as usize {
@@ -215,9 +215,10 @@ impl Log {
     /// Copies the record pages and tail copies with their fixups undone;
     /// a tail copy newer than the page it copies takes that page's place.
     fn fix_pages(&mut self, raw: &[u8]) -> Result<()> {
+        // Pages past the end of `raw` (a copy cut short) count as unwritten.
         let (page, size) = (self.restart.log_page, self.restart.file_size as usize);
         let n = size / page;
-        self.pages = raw.get(..size).ok_or(cor(self.at, "short log"))?.to_vec();
+        self.pages = raw.get(..size.min(raw.len() / page * page)).unwrap_or_default().to_vec();
         self.good = (0..n).map(|_| false).collect();
         let tail_start = 2 * self.restart.sys_page / page;
         let first = self.first_page / page;

@@ -19,7 +19,6 @@ use super::record::{apply_fixups, write_fixups};
 use super::{corrupt, le16, put16, runs, Result};
 use crate::block::BlockDevice;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 pub use log::Log;
 pub use replay::Summary;
@@ -78,7 +77,8 @@ pub fn plan_replay(v: &Ntfs, dev: &mut impl BlockDevice, j: &Journal) -> Result<
     let Some(log) = j.log.as_ref().filter(|l| !l.restart.clean()) else { return Ok(None) };
     let r = replay::plan(v, dev, log)?;
     let mut plan = r.plan;
-    for rs in log.restarts.iter().flatten() {
+    // A restart page already marked clean (by a replay stopped between the two) stays as it is.
+    for rs in log.restarts.iter().flatten().filter(|r| r.flags & log::CLEAN == 0) {
         let mut page = j.raw.get(rs.page_at..rs.page_at + rs.sys_page).unwrap_or_default().to_vec();
         apply_fixups(&mut page, "$LogFile restart page", log.at + rs.page_at as u64)?;
         let flags_at = rs.area_at + 0x0E;
@@ -105,6 +105,5 @@ pub fn plan_replay(v: &Ntfs, dev: &mut impl BlockDevice, j: &Journal) -> Result<
         s.redone + s.undone,
         s.pages
     ));
-    let _ = vec![0u8; 0];
     Ok(Some((plan, r.summary)))
 }
