@@ -172,7 +172,7 @@ fn bad_profiles_give_clear_errors_and_no_image() {
     assert!(e.contains("line 5") && e.contains("last component"), "{e}");
     let e = rejected(&good.replace("AAAAAAAA01002301", "AAAAAAAA0100230G"));
     assert!(e.contains("line 6") && e.contains("hex"), "{e}");
-    let e = rejected(&good.replace("\"reset\"", "\"maybe\""));
+    let e = rejected(&good.replace("\"replay\"", "\"maybe\""));
     assert!(e.contains("line 10") && e.contains("refuse"), "{e}");
 
     let dir = tempfile::tempdir().unwrap();
