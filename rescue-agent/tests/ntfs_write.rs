@@ -455,9 +455,10 @@ fn unclean_journal_refused_or_reset() {
     fs::remove_file(&raw).unwrap();
     make_crash_like(&mut FileDev::open(&part));
     let before = fs::read(&part).unwrap();
-    // Refuse (the default): error, zero writes.
+    // Refuse: error, zero writes.
     let mut dev = MemDisk::new(before.clone(), 512);
-    let r = common::apply(&profile("test\\1.txt", ""), &mut dev, Options::default(), &mut NoBackup);
+    let refuse = profile("test\\1.txt", "[ntfs]\nunclean_journal = \"refuse\"\n");
+    let r = common::apply(&refuse, &mut dev, Options::default(), &mut NoBackup);
     assert!(
         !r.ok() && r.files_deleted() == 0 && r.volume.write_refused.as_deref().unwrap_or("").contains("LogFile"),
         "{r:#?}"
