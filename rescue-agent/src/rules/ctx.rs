@@ -93,13 +93,10 @@ impl<D: BlockDevice> Target for NtfsTarget<'_, D> {
 
     fn clear(&mut self, plan: Plan) -> Result<Plan, String> {
         let clear = self.gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
+        let Some(reset) = clear.take_reset() else { return Ok(plan) };
         self.replayed = clear
             .replay()
             .map(|s| format!("journal replayed: {} transactions redone, {} undone", s.redone_transactions, s.undone));
-        let Some(reset) = clear.take_reset() else {
-            self.replayed = None;
-            return Ok(plan);
-        };
         self.notes.extend(reset.notes.iter().cloned());
         let mut all = reset.clone();
         all.extend(plan);

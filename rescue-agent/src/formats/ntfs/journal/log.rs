@@ -325,7 +325,7 @@ impl Log {
         if len > MAX_RECORD_DATA {
             return Err(cor(here + 0x18, "record data length out of range"));
         }
-        let rec = LogRecord {
+        let mut rec = LogRecord {
             lsn,
             prev_lsn: field(0x08),
             undo_next_lsn: field(0x10),
@@ -333,7 +333,6 @@ impl Log {
             transaction: le32(&self.pages, h + 0x24).unwrap_or(0),
             data: Vec::with_capacity(len),
         };
-        let mut rec = rec;
         // Copy the data page by page.
         let (mut seq, mut pi, mut at) = (self.lsn_seq(lsn), pidx, h + RECORD_HEADER);
         let pages_total = self.restart.file_size as usize / page as usize;

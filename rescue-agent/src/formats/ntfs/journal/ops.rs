@@ -141,6 +141,11 @@ fn resize_attr(p: &mut [u8], e: &Edit, used: usize, old: usize, new: usize) -> R
     Ok(())
 }
 
+/// True for the attribute starting `a` when it is resident and indexed (a `$FILE_NAME`: one hard link).
+fn is_indexed(a: &[u8]) -> bool {
+    a.get(8) == Some(&0) && a.get(0x16).is_some_and(|f| f & RESIDENT_INDEXED != 0)
+}
+
 /// An index entry's length at `at`, checked to lie within `end`.
 fn entry_len(p: &[u8], at: usize, end: usize, e: &Edit) -> Result<usize> {
     let l = le16(p, at + 8).ok_or(bad(e, "index entry outside the page"))? as usize;
@@ -196,7 +201,7 @@ pub fn apply(kind: PageKind, p: &mut [u8], e: &Edit) -> Result<()> {
             if id >= le16(p, FRS_NEXT_ID).unwrap_or(0) {
                 put16(p, FRS_NEXT_ID, id.wrapping_add(1))?;
             }
-            if e.data.get(8) == Some(&0) && e.data.get(0x16).is_some_and(|f| f & RESIDENT_INDEXED != 0) {
+            if is_indexed(e.data) {
                 let links = le16(p, FRS_LINKS).unwrap_or(0);
                 put16(p, FRS_LINKS, links.wrapping_add(1))?;
             }
@@ -205,8 +210,7 @@ pub fn apply(kind: PageKind, p: &mut [u8], e: &Edit) -> Result<()> {
         (PageKind::Record, DELETE_ATTR) => {
             let u = used(p, e)?;
             let l = attr_len(p, e, u)?;
-            let indexed =
-                p.get(e.roff + 8) == Some(&0) && p.get(e.roff + 0x16).is_some_and(|f| f & RESIDENT_INDEXED != 0);
+            let indexed = is_indexed(p.get(e.roff..).unwrap_or_default());
             let limit = p.len();
             shift(p, e.roff + l, u, e.roff, limit, e)?;
             put32(p, FRS_USED, (u - l) as u32)?;

@@ -123,14 +123,14 @@ pub fn plan(v: &Ntfs, dev: &mut impl BlockDevice, log: &Log) -> Result<Replay> {
     let start = if cp.start != 0 { cp.start } else { rs.client_restart_lsn };
     let records = log.records_from(start)?;
     let end_lsn = records.last().map_or(start, |r| r.lsn);
-    let mut summary = Summary {
+    let summary = Summary {
         checkpoint_lsn: rs.client_restart_lsn,
         analysis_lsn: start,
         end_lsn,
         records: records.len(),
         ..Summary::default()
     };
-    let mut r = Restart { v, dev, log, attrs, dirty, pages: BTreeMap::new(), summary: Summary::default(), end_lsn };
+    let mut r = Restart { v, dev, log, attrs, dirty, pages: BTreeMap::new(), summary, end_lsn };
 
     // Analysis: transactions, open attributes and dirty pages to the end of the log.
     for rec in records.iter().filter(|x| x.kind == CLIENT_RECORD) {
@@ -141,13 +141,13 @@ pub fn plan(v: &Ntfs, dev: &mut impl BlockDevice, log: &Log) -> Result<Replay> {
             undo_next_lsn: 0,
         });
         match u.redo_op {
-            op::COMMIT | op::FORGET => summary.committed += 1,
-            _ => {}
-        }
-        match u.redo_op {
-            op::COMMIT => tx.state = TxState::Committed,
+            op::COMMIT => {
+                r.summary.committed += 1;
+                tx.state = TxState::Committed;
+            }
             op::PREPARE => tx.state = TxState::Prepared,
             op::FORGET => {
+                r.summary.committed += 1;
                 txs.remove(&rec.transaction);
                 continue;
             }
@@ -167,17 +167,20 @@ pub fn plan(v: &Ntfs, dev: &mut impl BlockDevice, log: &Log) -> Result<Replay> {
             });
         }
     }
-    summary.uncommitted = txs.values().filter(|t| t.state != TxState::Committed && t.undo_next_lsn != 0).count();
+    r.summary.uncommitted = txs.values().filter(|t| t.state != TxState::Committed && t.undo_next_lsn != 0).count();
 
     // Redo: from the oldest dirty page, every record whose page is older.
     let redo_lsn = r.dirty.iter().map(|d| d.oldest_lsn).filter(|&l| l != 0).min().unwrap_or(0);
-    summary.redo_lsn = redo_lsn;
+    r.summary.redo_lsn = redo_lsn;
     let mut redone_tx = BTreeSet::new();
     if redo_lsn != 0 {
+        // The analysis' records when redo starts among them; else the log from further back.
+        let older: Vec<LogRecord>;
         let redo = if redo_lsn >= start {
-            records.iter().filter(|x| x.lsn >= redo_lsn).cloned().collect::<Vec<LogRecord>>()
+            records.get(records.partition_point(|x| x.lsn < redo_lsn)..).unwrap_or_default()
         } else {
-            log.records_from(redo_lsn)?
+            older = log.records_from(redo_lsn)?;
+            &older
         };
         for rec in redo.iter().filter(|x| x.kind == CLIENT_RECORD) {
             let u = client::parse_update(&rec.data, log.at)?;
@@ -197,7 +200,7 @@ pub fn plan(v: &Ntfs, dev: &mut impl BlockDevice, log: &Log) -> Result<Replay> {
             }
         }
     }
-    summary.redone_transactions = redone_tx.len();
+    r.summary.redone_transactions = redone_tx.len();
 
     // Undo: every transaction that never committed, newest record first.
     for tx in txs.values().filter(|t| t.state != TxState::Committed) {
@@ -205,7 +208,7 @@ pub fn plan(v: &Ntfs, dev: &mut impl BlockDevice, log: &Log) -> Result<Replay> {
         let mut steps = 0usize;
         while next != 0 {
             steps += 1;
-            if steps > summary.records + 1 {
+            if steps > records.len() + 1 {
                 return Err(corrupt("$LogFile", log.at, "undo chain loops"));
             }
             let rec = log.record(next)?;
@@ -222,12 +225,8 @@ pub fn plan(v: &Ntfs, dev: &mut impl BlockDevice, log: &Log) -> Result<Replay> {
             }
         }
     }
-    summary.redone = r.summary.redone;
-    summary.undone = r.summary.undone;
-    summary.by_op = core::mem::take(&mut r.summary.by_op);
     let plan = r.writes()?;
-    summary.pages = plan.writes.iter().filter(|w| w.structure != "$MFTMirr").count();
-    Ok(Replay { plan, summary })
+    Ok(Replay { plan, summary: r.summary })
 }
 
 impl<D: BlockDevice> Restart<'_, D> {
@@ -383,7 +382,7 @@ impl<D: BlockDevice> Restart<'_, D> {
         Ok(key)
     }
 
-    /// The writes: every changed page, whole (records 0–3 also to `$MFTMirr`).
+    /// The writes: every changed page, whole (records 0–3 also to `$MFTMirr`), counted in the summary.
     fn writes(&mut self) -> Result<Plan> {
         let mut plan = Plan::default();
         for (&key, p) in &self.pages {
@@ -391,6 +390,7 @@ impl<D: BlockDevice> Restart<'_, D> {
             if disk == p.original || (p.fixups && p.mem == fixed(&p.original, key)) {
                 continue;
             }
+            self.summary.pages += 1;
             let structure = match p.kind {
                 PageKind::Record => "MFT record",
                 PageKind::Index => "index block",
