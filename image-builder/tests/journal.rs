@@ -164,6 +164,19 @@ fn hostile_logs_are_refused_without_writes() {
             }),
         ),
         (
+            "update records naming clusters far beyond the volume",
+            Box::new(|b: &mut Vec<u8>| {
+                rcrd.iter().for_each(|&o| {
+                    for r in (o + 0x40..o + 4096 - 0x58).step_by(8) {
+                        // A client record (type 1) with one LCN: that LCN becomes the largest there is.
+                        if b[r + 0x20..r + 0x24] == [1, 0, 0, 0] && b[r + 0x3E..r + 0x40] == [1, 0] {
+                            b[r + 0x50..r + 0x58].copy_from_slice(&u64::MAX.to_le_bytes());
+                        }
+                    }
+                })
+            }),
+        ),
+        (
             "record lengths lying",
             Box::new(|b: &mut Vec<u8>| {
                 rcrd.iter().for_each(|&o| {
@@ -186,5 +199,6 @@ fn hostile_logs_are_refused_without_writes() {
         assert!(!out.status.success(), "{what}: replay succeeded:\n{text}");
         assert!(text.contains("impossible") || text.contains("corrupt") || text.contains("cannot"), "{what}: {text}");
         assert!(fs::read(&path).unwrap() == b, "{what}: a refused replay wrote");
+        eprintln!("{what}: {}", text.lines().find(|l| l.contains("impossible")).unwrap_or_default());
     }
 }

@@ -237,7 +237,7 @@ impl<D: BlockDevice> Restart<'_, D> {
             .find(|d| {
                 d.target_attr == u.target_attr as u32
                     && d.vcn <= u.target_vcn
-                    && u.target_vcn < d.vcn + (d.lcns.len().max(1) as u64)
+                    && u.target_vcn < d.vcn.saturating_add(d.lcns.len().max(1) as u64)
             })
             .cloned()
     }
@@ -286,7 +286,7 @@ impl<D: BlockDevice> Restart<'_, D> {
             page.fixups = true;
         }
         if page.fixups && code != op::UPDATE_NONRESIDENT {
-            put64(&mut page.mem, 8, redo_lsn.unwrap_or(end + 1))?;
+            put64(&mut page.mem, 8, redo_lsn.unwrap_or(end.saturating_add(1)))?;
         }
         *self.summary.by_op.entry(client::op_name(code)).or_insert(0) += 1;
         Ok(true)
@@ -324,11 +324,9 @@ impl<D: BlockDevice> Restart<'_, D> {
             }
             let take = (cs - pos).min(left);
             let phys = lcn.checked_mul(cs).and_then(|p| p.checked_add(pos));
-            let phys = phys.filter(|p| p + take <= self.v.boot.volume_bytes()).ok_or(corrupt(
-                "$LogFile update record",
-                at,
-                "page lies beyond the volume",
-            ))?;
+            let phys = phys
+                .filter(|p| p.checked_add(take).is_some_and(|e| e <= self.v.boot.volume_bytes()))
+                .ok_or(corrupt("$LogFile update record", at, "page lies beyond the volume"))?;
             match extents.last_mut() {
                 Some(l) if l.0 + l.1 == phys => l.1 += take,
                 _ => extents.push((phys, take)),
@@ -338,8 +336,9 @@ impl<D: BlockDevice> Restart<'_, D> {
         }
         if left != 0 {
             // One LCN for a record or buffer inside one cluster bigger than it.
-            let phys = first * cs + skip;
-            extents = vec![(phys, size)];
+            let phys = first.checked_mul(cs).and_then(|p| p.checked_add(skip));
+            let phys = phys.filter(|p| p.checked_add(size).is_some_and(|e| e <= self.v.boot.volume_bytes()));
+            extents = vec![(phys.ok_or(corrupt("$LogFile update record", at, "page lies beyond the volume"))?, size)];
         }
         let key = extents.first().map_or(0, |e| e.0);
         if let Some(p) = self.pages.get(&key) {
@@ -363,7 +362,8 @@ impl<D: BlockDevice> Restart<'_, D> {
         let record = match kind {
             PageKind::Record => {
                 let rs = self.v.boot.record_size as u64;
-                let n = (u.target_vcn * cs + u.cluster_block_offset as u64 * 512) / rs;
+                let vbo = u.target_vcn.checked_mul(cs).and_then(|b| b.checked_add(u.cluster_block_offset as u64 * 512));
+                let n = vbo.ok_or(corrupt("$LogFile update record", key, "VCN beyond any $MFT"))? / rs;
                 let ex = self.v.record_extents(n)?;
                 if ex.first().map(|e| e.0) != Some(key) {
                     return Err(corrupt("$LogFile update record", key, "its LCN is not where $MFT keeps that record"));
