@@ -258,6 +258,8 @@ pub fn apply(kind: PageKind, p: &mut [u8], e: &Edit) -> Result<()> {
             Ok(())
         }
         (PageKind::Record, SET_SIZES) => {
+            // NEW_ATTRIBUTE_SIZES: allocated, valid, data size, then (if logged) total allocated;
+            // the attribute header keeps allocated, data, valid, total.
             let u = used(p, e)?;
             let asize = attr_len(p, e, u)?;
             if p.get(e.roff + 8) != Some(&1) || e.data.len() < 0x18 {
