@@ -16,7 +16,7 @@ use super::file::Stream;
 use super::fs::{Ntfs, LOGFILE};
 use super::plan::{Plan, PlanWrite, WriteData};
 use super::record::{apply_fixups, write_fixups};
-use super::{corrupt, le16, put16, runs, Result};
+use super::{corrupt, le16, put16, put32, put64, runs, Result};
 use crate::block::BlockDevice;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -73,17 +73,34 @@ pub fn read(v: &Ntfs, dev: &mut impl BlockDevice) -> Result<Journal> {
 /// Plans the replay of an unclean journal: the page writes, then both
 /// restart areas marked clean (the last writes: a replay interrupted before
 /// them is replayed again to the same bytes). `None` when the journal is clean.
+///
+/// The restart areas end as Windows leaves a clean log: the clean flag set and,
+/// in the last one written, the current LSN on the log's last record, so
+/// whatever NTFS writes next gets an LSN newer than every page the replay
+/// stamped (the client's restart and oldest LSN stay on the checkpoint, a valid
+/// restart record). The other keeps its current LSN: stopped between the two,
+/// the page the log restarts from still says unclean and the replay runs again
+/// to the same bytes.
 pub fn plan_replay(v: &Ntfs, dev: &mut impl BlockDevice, j: &Journal) -> Result<Option<(Plan, Summary)>> {
     let Some(log) = j.log.as_ref().filter(|l| !l.restart.clean()) else { return Ok(None) };
     let r = replay::plan(v, dev, log)?;
     let mut plan = r.plan;
+    let end = r.summary.end_lsn;
+    let end_len = u32::try_from(log.record(end)?.data.len()).unwrap_or(u32::MAX);
     // A restart page already marked clean (by a replay stopped between the two) stays as it is.
-    for rs in log.restarts.iter().flatten().filter(|r| r.flags & log::CLEAN == 0) {
+    // The page the log restarts from (the newer; the second on a tie) is written last.
+    let mut unclean: Vec<_> = log.restarts.iter().flatten().filter(|r| r.flags & log::CLEAN == 0).collect();
+    unclean.sort_by_key(|r| r.current_lsn);
+    for (i, rs) in unclean.iter().enumerate() {
         let mut page = j.raw.get(rs.page_at..rs.page_at + rs.sys_page).unwrap_or_default().to_vec();
         apply_fixups(&mut page, "$LogFile restart page", log.at + rs.page_at as u64)?;
         let flags_at = rs.area_at + 0x0E;
         let flags = le16(&page, flags_at).unwrap_or(0);
         put16(&mut page, flags_at, flags | log::CLEAN)?;
+        if i + 1 == unclean.len() {
+            put64(&mut page, rs.area_at, end)?;
+            put32(&mut page, rs.area_at + 0x20, end_len)?;
+        }
         let disk = write_fixups(&page, "$LogFile restart page", log.at + rs.page_at as u64)?;
         let (at, room) =
             j.phys(rs.page_at as u64).ok_or(corrupt("$LogFile", log.at, "restart page beyond its runs"))?;
