@@ -150,6 +150,61 @@ fn replay_equals_ntfsrecover_on_ptrn_and_2m() {
     replay_and_compare("ntfs-2m.raw.gz", 1);
 }
 
+/// A transaction that never committed is undone: the log of the K = 3 crash state of
+/// ntfs-lastaccess is cut before its last two records (the ForgetTransaction that ends the last
+/// update's transaction and the checkpoint of the dismount), so that update is redone and then
+/// undone. Its page must come back to Windows' before-image, which `ntfsrecover -u` put into the
+/// crash state from Windows' undo data; every other page to ntfsrecover's replay.
+#[test]
+fn uncommitted_transaction_is_undone_to_windows_before_image() {
+    let t = tempfile::tempdir().unwrap();
+    let st = crash_state("ntfs-lastaccess.raw.gz", 3, t.path());
+    let crash = t.path().join("crash.img");
+    let mut b = fs::read(&crash).unwrap();
+    // (LSN, offset in its log page) of the records cut off, in every page that holds them (the
+    // page and its tail copies); the record's LSN field lies clear of the sector ends (fixups).
+    let cut = [(0x107DE2u64, 0xF10usize), (0x107DED, 0xF68)];
+    let mut patched = 0;
+    let pages: Vec<usize> = (0..b.len()).step_by(4096).filter(|&o| &b[o..o + 4] == b"RCRD").collect();
+    for page in pages {
+        for (lsn, at) in cut {
+            if b[page + at..page + at + 8] == lsn.to_le_bytes() {
+                b[page + at..page + at + 8].fill(0);
+                patched += 1;
+            }
+        }
+    }
+    assert!(patched >= 2, "the records to cut were not found: {patched}");
+    let ours = t.path().join("ours.img");
+    fs::write(&ours, &b).unwrap();
+    let view = journal(&ours, &[]);
+    assert_eq!(view["replay"]["uncommitted"], 1, "{view:#}");
+    let done = journal(&ours, &["--replay"]);
+    assert_eq!(done["replay"]["undone"], 1, "{done:#}");
+    let theirs = t.path().join("replayed-by-ntfsrecover.img");
+    let (mut as_theirs, mut as_before) = (0, 0);
+    for p in st["touched"].as_array().unwrap() {
+        let (o, n) = (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap() as usize);
+        let mine = page(&ours, o, n);
+        let lsn_masked = |mut b: Vec<u8>| {
+            b[8..16].fill(0);
+            b
+        };
+        if mine == page(&theirs, o, n) {
+            as_theirs += 1;
+        } else if lsn_masked(mine) == lsn_masked(page(&crash, o, n)) {
+            as_before += 1;
+        } else {
+            panic!("{p}: neither ntfsrecover's replay nor Windows' before-image");
+        }
+    }
+    assert_eq!(as_before, 1, "the undone update's page");
+    assert!(as_theirs > 0);
+    assert!(ntfsrecover_says_clean(&ours));
+    run(Command::new("ntfsfix").arg("-n").arg(&ours));
+    eprintln!("undone: 1 page back to Windows' before-image, {as_theirs} equal ntfsrecover's replay");
+}
+
 /// Stopped after each write and run again, the replay reaches the bytes of an uninterrupted one.
 #[test]
 fn interrupted_replay_replays_again_to_the_same_bytes() {
