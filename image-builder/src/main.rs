@@ -61,6 +61,8 @@ enum Command {
     Journal(journal::JournalArgs),
     /// Run a profile's fixes on every Windows volume of a disk, image or device (the agent's run)
     Apply(apply::ApplyArgs),
+    /// Put deleted files back from the backups a fix kept (dry run unless --yes)
+    Restore(restore::RestoreArgs),
     /// List a registry key (SYSTEM, SOFTWARE or the BCD) inside a disk, image or device
     Reg(reg::RegArgs),
     /// BitLocker volumes: show metadata and key protectors
@@ -117,6 +119,7 @@ fn main() {
         Command::Ls(a) => done(ls::run(a)),
         Command::Journal(a) => done(journal::run(a)),
         Command::Apply(a) => apply::run(a),
+        Command::Restore(a) => restore::run(a),
         Command::Reg(a) => done(reg::run(a)),
         Command::Bitlocker(c) => done(bitlocker::run(c)),
         Command::Unlock(a) => done(unlock::run(a)),

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod ls;
 pub mod profile;
 pub mod reg;
+pub mod restore;
 pub mod secureboot;
 pub mod unlock;
 pub mod volume_keys;

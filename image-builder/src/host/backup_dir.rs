@@ -1,11 +1,12 @@
-//! Backups of deleted files into a folder on the host (`rescue apply --backup-dir`).
+//! Backups of deleted files into a folder on the host (`rescue apply --backup-dir`),
+//! each with its sidecar JSON (`<file>.json`: what `rescue restore` needs).
 //!
 //! Guarantees: every file is created inside the backup folder (paths from the
 //! disk are checked component by component, and the folder they land in is
 //! checked after symlinks are resolved), nothing there is ever overwritten,
 //! and a backup reads back identical before the engine may delete the original.
 
-use rescue_engine::rules::backup::{BackupItem, BackupSink};
+use rescue_engine::rules::backup::{sidecar, BackupItem, BackupSink};
 use std::fs::{File, OpenOptions};
 use std::io::{Error, Write};
 use std::path::{Path, PathBuf};
@@ -45,9 +46,7 @@ impl DirSink {
             path = PathBuf::from(format!("{}.{n}", first.display()));
         }
         create_new(&path, item.content)?;
-        let meta =
-            serde_json::json!({ "profile": item.profile, "volume": item.volume, "path": item.path, "file": item.file });
-        create_new(Path::new(&format!("{}.json", path.display())), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+        create_new(Path::new(&format!("{}.json", path.display())), &sidecar(item))?;
         // The content must read back identical before we let the engine delete the original.
         if std::fs::read(&path)? != item.content {
             return Err(Error::other("backup read back differs"));

@@ -7,6 +7,7 @@ use crate::util::hex::hex;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A file handed to the backup sink before it is deleted or edited.
@@ -24,6 +25,8 @@ pub struct BackupItem<'a> {
     pub file: &'a FileReport,
     /// The whole unnamed `$DATA` stream of the file.
     pub content: &'a [u8],
+    /// What a restore needs to put the file back (deleted files; `None` for hives and the BCD).
+    pub origin: Option<&'a Origin>,
     /// True for a file about to be edited in place (a hive, the BCD): the
     /// sink must really keep the copy, or fail (no copy, no edit). A file
     /// about to be deleted may go on without one when the stick is full.
@@ -40,6 +43,78 @@ impl BackupItem<'_> {
             None => Ok(self.path.replace('\\', "/")),
         }
     }
+}
+
+/// A name of a file in its directory, with its NTFS name space.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginName {
+    /// The name.
+    pub name: String,
+    /// `"posix"`, `"win32"`, `"dos"` or `"win32+dos"`.
+    pub namespace: String,
+}
+
+/// What a restore needs to put a deleted file back where it was: the
+/// `restore` part of the sidecar JSON beside its backup. Every field is
+/// data from a disk or a stick: a restore validates it before use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Origin {
+    /// NTFS volume serial number, 16 hex digits (as in the backup's folder name).
+    pub volume_serial: String,
+    /// Path from the volume root, `\`-separated.
+    pub path: String,
+    /// The parent directory's MFT record number.
+    pub parent_record: u64,
+    /// The parent directory's sequence number.
+    pub parent_seq: u16,
+    /// The file's names in that directory.
+    pub names: Vec<OriginName>,
+    /// `$STANDARD_INFORMATION` creation time, FILETIME.
+    pub created: u64,
+    /// `$STANDARD_INFORMATION` last data change, FILETIME.
+    pub modified: u64,
+    /// `$STANDARD_INFORMATION` last MFT record change, FILETIME.
+    pub mft_modified: u64,
+    /// `$STANDARD_INFORMATION` last access, FILETIME.
+    pub accessed: u64,
+    /// File attributes (FILE_ATTRIBUTE_*).
+    pub attributes: u32,
+    /// `$STANDARD_INFORMATION` owner id.
+    pub owner_id: u32,
+    /// `$STANDARD_INFORMATION` security id.
+    pub security_id: u32,
+    /// Size of the content in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+}
+
+/// The name of NTFS name space `ns` in a sidecar.
+pub fn namespace_name(ns: u8) -> &'static str {
+    match ns {
+        0 => "posix",
+        1 => "win32",
+        2 => "dos",
+        _ => "win32+dos",
+    }
+}
+
+/// The sidecar JSON written beside a backup: who made it, the file's report
+/// and, for a deleted file, what a restore needs.
+pub fn sidecar(item: &BackupItem<'_>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Sidecar<'a> {
+        profile: &'a str,
+        volume: usize,
+        path: &'a str,
+        file: &'a FileReport,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        restore: Option<&'a Origin>,
+    }
+    let s =
+        Sidecar { profile: item.profile, volume: item.volume, path: item.path, file: item.file, restore: item.origin };
+    serde_json::to_vec_pretty(&s).unwrap_or_default()
 }
 
 /// Where backups go (the stick on the agent, a folder on the host).
@@ -76,7 +151,8 @@ pub fn keep_originals(
             ..Default::default()
         };
         let (profile, volume, volume_serial) = whose;
-        let item = BackupItem { profile, volume, volume_serial, path, file: &fr, content, required: true };
+        let item =
+            BackupItem { profile, volume, volume_serial, path, file: &fr, content, origin: None, required: true };
         at.push(sink.backup(&item).map_err(|m| format!("{path}: {m}"))?);
     }
     Ok(at)

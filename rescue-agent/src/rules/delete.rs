@@ -3,7 +3,7 @@
 //! commit protocol ([`super::commit`]). A dry run records the plan; a real
 //! run executes the same plan. A file whose backup fails is not deleted.
 
-use super::backup::BackupItem;
+use super::backup::{namespace_name, BackupItem, Origin, OriginName};
 use super::commit::Committed;
 use super::ctx::VolumeCtx;
 use super::profile::DeleteRule;
@@ -108,6 +108,31 @@ fn reparse_refusal(info: &ntfs::FileInfo) -> Option<String> {
     }
 }
 
+/// What a restore needs to put the file back into directory `dir`: its
+/// names there, its `$STANDARD_INFORMATION`, its size and SHA-256.
+fn origin(info: &ntfs::FileInfo, dir: FileRef, serial: u64, fr: &FileReport, size: u64) -> Origin {
+    let here: Vec<_> = info.names.iter().filter(|n| n.0.record() == dir.record()).collect();
+    Origin {
+        volume_serial: format!("{serial:016X}"),
+        path: fr.path.clone(),
+        parent_record: dir.record(),
+        parent_seq: here.first().map_or(dir.seq(), |n| n.0.seq()),
+        names: here
+            .iter()
+            .map(|n| OriginName { name: n.2.clone(), namespace: String::from(namespace_name(n.1)) })
+            .collect(),
+        created: info.created,
+        modified: info.modified,
+        mft_modified: info.mft_modified,
+        accessed: info.accessed,
+        attributes: info.attributes,
+        owner_id: info.owner_id,
+        security_id: info.security_id,
+        size,
+        sha256: fr.sha256.clone().unwrap_or_default(),
+    }
+}
+
 /// Checks one matched file and deletes it: header, kind and names first;
 /// then plan, gate, dry run, backup (when the rule asks), delete. `Ok` with
 /// a reason means left alone on purpose; `Err` means the fix did not happen.
@@ -162,12 +187,13 @@ fn one_file<D: BlockDevice>(
     let plan = plan_delete(v, vol, clear, m.dir, m.file, m.names).map_err(e)?;
     fr.notes = plan.notes.clone();
     let (profile, volume, volume_serial) = (ctx.env.profile.name.as_str(), ctx.report.index, v.boot.serial);
+    let origin = origin(&info, m.dir, volume_serial, fr, content.len() as u64);
     let backup = |sink: &mut dyn super::backup::BackupSink| -> Result<Option<String>, String> {
         if !rule.backup {
             return Ok(None);
         }
-        let item =
-            BackupItem { profile, volume, volume_serial, path: &fr.path, file: fr, content: &content, required: false };
+        let (path, file, content, origin) = (&fr.path, &*fr, &content, Some(&origin));
+        let item = BackupItem { profile, volume, volume_serial, path, file, content, origin, required: false };
         sink.backup(&item).map(Some).map_err(|m| format!("backup failed: {m}; not deleted"))
     };
     match ctx.commit(plan, backup)? {

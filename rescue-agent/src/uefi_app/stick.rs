@@ -8,7 +8,7 @@
 use alloc::format;
 use alloc::string::String;
 use rescue_engine::formats::stick as layout;
-use rescue_engine::rules::backup::{BackupItem, BackupSink};
+use rescue_engine::rules::backup::{sidecar, BackupItem, BackupSink};
 use uefi::fs::FileSystem;
 use uefi::proto::media::file::{File, FileSystemInfo};
 use uefi::{boot, CString16};
@@ -147,7 +147,11 @@ impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
         // A bad path is an error; only a stick that cannot take the copy lets the fix go on.
         let path = self.backup_path(item)?;
-        match self.write(&path, item.content) {
+        // The content, then its sidecar (what a restore stick needs to put it back).
+        match self
+            .write(&path, item.content)
+            .and_then(|w| self.write(&format!("{path}.json"), &sidecar(item)).map(|_| w))
+        {
             Ok(written) => Ok(written),
             Err(why) if item.required => Err(format!("cannot keep a copy of {} on the stick: {why}", item.path)),
             Err(why) => {

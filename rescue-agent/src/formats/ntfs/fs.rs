@@ -104,6 +104,10 @@ pub struct FileInfo {
     pub accessed: u64,
     /// `$STANDARD_INFORMATION` file attributes (FILE_ATTRIBUTE_*).
     pub attributes: u32,
+    /// `$STANDARD_INFORMATION` owner id (0 in the short, NTFS 1.2 form).
+    pub owner_id: u32,
+    /// `$STANDARD_INFORMATION` security id, the file's entry in `$Secure` (0 in the short form).
+    pub security_id: u32,
     /// Compressed: by its file attributes or by the flags of its `$DATA`.
     pub compressed: bool,
     /// EFS-encrypted: by its file attributes, the flags of its `$DATA`, or a
@@ -382,6 +386,8 @@ impl Ntfs {
             mft_modified: le64(v, 0x10).unwrap_or(0),
             accessed: le64(v, 0x18).unwrap_or(0),
             attributes,
+            owner_id: le32(v, 0x30).unwrap_or(0),
+            security_id: le32(v, 0x34).unwrap_or(0),
             compressed: attributes & 0x800 != 0 || dflags & attr::FLAG_COMPRESSED != 0,
             // EFS keeps its keys in a `$LOGGED_UTILITY_STREAM` named `$EFS`;
             // Transactional NTFS uses the same type named `$TXF_DATA`, which

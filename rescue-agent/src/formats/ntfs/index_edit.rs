@@ -1,5 +1,6 @@
-//! The index editor: removes entries from a directory's (or a view
-//! index's) B+ tree in memory and records one planned write per changed node.
+//! The index editor: inserts entries into and removes entries from a
+//! directory's (or a view index's) B+ tree in memory and records one planned
+//! write per changed node.
 
 use super::attr::{self, Form};
 use super::bitmap::{add_bits, clear_bits, find_free_clusters, set_bits};
@@ -50,13 +51,28 @@ fn sub_of(e: &[u8]) -> u64 {
     e.len().checked_sub(8).and_then(|o| le64(e, o)).unwrap_or(0)
 }
 
-/// Entry bytes `e` (an interior entry) with its sub-node set to `vcn`.
+/// Entry bytes `e` with its sub-node set to `vcn` (a leaf entry gains the
+/// sub-node field and its flag).
 fn with_sub(e: &[u8], vcn: u64) -> Result<Vec<u8>> {
     let mut v = e.to_vec();
+    if le16(e, 12).unwrap_or(0) & ENTRY_NODE == 0 {
+        v.extend_from_slice(&[0; 8]);
+        let len = v.len() as u16;
+        put16(&mut v, 8, len)?;
+        put16(&mut v, 12, le16(e, 12).unwrap_or(0) | ENTRY_NODE)?;
+    }
     if let Some(o) = v.len().checked_sub(8) {
         put64(&mut v, o, vcn)?;
     }
     Ok(v)
+}
+
+/// The END entry of a leaf.
+fn leaf_end() -> Result<Vec<u8>> {
+    let mut e = alloc::vec![0u8; 0x10];
+    put16(&mut e, 8, 0x10)?;
+    put16(&mut e, 12, ENTRY_END)?;
+    Ok(e)
 }
 
 /// Edits one directory's index in memory and records a write per change.
@@ -204,6 +220,57 @@ impl<'a> Editor<'a> {
         Ok(false)
     }
 
+    /// Inserts `entry` (leaf entry bytes) for `key` into the leaf where it
+    /// sorts, splitting full nodes on the way up ([`Self::put_entries`]).
+    /// A name already in the index (equal when upcased) is refused.
+    pub(super) fn insert(&mut self, dev: &mut impl BlockDevice, entry: Vec<u8>, key: &Key, shown: &str) -> Result<()> {
+        let Key::Name { name, .. } = key else {
+            return Err(NtfsError::Unsupported { structure: "view index", offset: 0, detail: "insertion" });
+        };
+        let mut path = Vec::new();
+        let mut loc = NodeLoc::Root;
+        for _ in 0..=MAX_INDEX_DEPTH {
+            let es = self.entries(dev, loc)?;
+            let mut at = es.len().saturating_sub(1);
+            for (i, e) in es.iter().enumerate() {
+                if e.is_end() {
+                    at = i;
+                    break;
+                }
+                let k =
+                    e.key.as_ref().ok_or(corrupt("directory index", self.dir.root.offset, "entry without a name"))?;
+                match self.v.upcase.cmp(name, &k.name) {
+                    core::cmp::Ordering::Greater => {}
+                    core::cmp::Ordering::Equal => {
+                        return Err(NtfsError::Refused {
+                            offset: self.dir.root.offset,
+                            detail: "the directory already has a file of that name",
+                        })
+                    }
+                    core::cmp::Ordering::Less => {
+                        at = i;
+                        break;
+                    }
+                }
+            }
+            let e = es.get(at).ok_or(corrupt("directory index", self.dir.root.offset, "node without an END entry"))?;
+            match e.sub {
+                Some(s) => {
+                    path.push((loc, at));
+                    loc = NodeLoc::Block(s);
+                }
+                None => {
+                    let node = self.node(dev, loc)?.clone();
+                    let mut list: Vec<Vec<u8>> =
+                        node.entries()?.iter().map(|en| entry_bytes(&node, en, en.sub)).collect::<Result<_>>()?;
+                    list.insert(at, entry);
+                    return self.put_entries(dev, &path, loc, list, &format!("add index entry {shown:?}"));
+                }
+            }
+        }
+        Err(corrupt("directory index", self.dir.root.offset, "index tree too deep"))
+    }
+
     /// Removes the entry of `file_ref` named `name`, keeping the tree valid and sorted.
     pub(super) fn remove(&mut self, dev: &mut impl BlockDevice, key: &Key, shown: &str) -> Result<()> {
         let path = self.find(dev, key)?.ok_or(corrupt(
@@ -224,6 +291,14 @@ impl<'a> Editor<'a> {
                     }
                 }
             }
+            Some(sub) if self.is_empty_leaf(dev, sub)? && self.next_is_empty_leaf(dev, loc, idx)? => {
+                // Both sides are leaves emptied earlier: no key to move up. The
+                // entry goes, the next entry keeps its (empty) leaf, the left one is freed.
+                self.node(dev, loc)?.splice(e.off, e.len, &[])?;
+                self.emit(loc, &format!("remove index entry {shown:?} between two emptied leaves"))?;
+                self.blocks.remove(&sub);
+                self.free_block(dev, sub)?;
+            }
             Some(sub) => {
                 // Successor first (as ntfs-3g does); when it does not fit the
                 // node, the predecessor (nothing was emitted yet: undo and retry).
@@ -236,9 +311,16 @@ impl<'a> Editor<'a> {
                         match self.replace_interior(dev, loc, idx, &e, sub, shown, false) {
                             Err(NtfsError::NoSpace { .. }) => {
                                 // Neither fits: the node splits (as ntfs-3g and Windows do).
-                                *self.node(dev, loc)? = saved;
+                                *self.node(dev, loc)? = saved.clone();
                                 self.plan.writes.truncate(n_writes);
-                                self.replace_by_split(dev, &path, &e, sub, shown)?;
+                                match self.replace_by_split(dev, &path, &e, sub, shown, true) {
+                                    Err(NtfsError::NoSpace { .. }) => {
+                                        *self.node(dev, loc)? = saved;
+                                        self.plan.writes.truncate(n_writes);
+                                        self.replace_by_split(dev, &path, &e, sub, shown, false)?;
+                                    }
+                                    r => r?,
+                                }
                             }
                             r => r?,
                         }
@@ -248,6 +330,20 @@ impl<'a> Editor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// True when block `vcn` is a leaf holding no key (only its END entry).
+    fn is_empty_leaf(&mut self, dev: &mut impl BlockDevice, vcn: u64) -> Result<bool> {
+        let es = self.entries(dev, NodeLoc::Block(vcn))?;
+        Ok(es.len() == 1 && es[0].sub.is_none())
+    }
+
+    /// True when the entry after `idx` in node `loc` points to an empty leaf.
+    fn next_is_empty_leaf(&mut self, dev: &mut impl BlockDevice, loc: NodeLoc, idx: usize) -> Result<bool> {
+        match self.entries(dev, loc)?.get(idx + 1).and_then(|n| n.sub) {
+            Some(s) => self.is_empty_leaf(dev, s),
+            None => Ok(false),
+        }
     }
 
     /// Replaces interior entry `e` (index `idx` of node `loc`, sub-node `sub`)
@@ -315,11 +411,8 @@ impl<'a> Editor<'a> {
         }
         let leaf_es = self.entries(dev, cur)?;
         if leaf_es.len() < 2 {
-            return Err(NtfsError::Unsupported {
-                structure: "index block",
-                offset: self.node(dev, cur)?.offset,
-                detail: "replacement leaf is empty",
-            });
+            // An emptied leaf kept earlier has no key to lend: the other side is tried.
+            return Err(NtfsError::NoSpace { structure: "index block", offset: self.node(dev, cur)?.offset });
         }
         let x = if successor { leaf_es[0].clone() } else { leaf_es[leaf_es.len() - 2].clone() };
         Ok((cur, parent, x))
@@ -338,9 +431,10 @@ impl<'a> Editor<'a> {
         e: &Entry,
         sub: u64,
         shown: &str,
+        successor: bool,
     ) -> Result<()> {
         let &(loc, idx) = path.last().ok_or(corrupt("directory index", 0, "internal"))?;
-        let (cur, _, x) = self.neighbour(dev, loc, idx, sub, true)?;
+        let (cur, _, x) = self.neighbour(dev, loc, idx, sub, successor)?;
         let moved = entry_bytes(self.node(dev, cur)?, &x, Some(sub))?;
         let node = self.node(dev, loc)?.clone();
         let list: Vec<Vec<u8>> = node
@@ -349,7 +443,8 @@ impl<'a> Editor<'a> {
             .map(|en| if en.off == e.off { Ok(moved.clone()) } else { entry_bytes(&node, en, en.sub) })
             .collect::<Result<_>>()?;
         let xname = x.key.as_ref().map(|k| k.name_string()).unwrap_or_else(|| String::from("key"));
-        let reason = format!("replace interior index entry {shown:?} by its successor {xname:?}");
+        let which = if successor { "successor" } else { "predecessor" };
+        let reason = format!("replace interior index entry {shown:?} by its {which} {xname:?}");
         self.put_entries(dev, &path[..path.len() - 1], loc, list, &reason)?;
         self.node(dev, cur)?.splice(x.off, x.len, &[])?;
         self.emit(cur, &format!("remove {xname:?} from its leaf (moved up)"))
@@ -375,14 +470,21 @@ impl<'a> Editor<'a> {
             r => return r,
         }
         let bytes = |l: &[Vec<u8>]| l.iter().map(|e| e.len()).sum::<usize>();
-        if list.len() < 3 || list.iter().any(|e| le16(e, 12).unwrap_or(0) & ENTRY_NODE == 0) {
+        let nodes = list.iter().filter(|e| le16(e, 12).unwrap_or(0) & ENTRY_NODE != 0).count();
+        let leaf = nodes == 0;
+        if list.len() < 3 || !(leaf || nodes == list.len()) {
             return Err(NtfsError::NoSpace { structure: saved.structure(), offset: saved.offset });
         }
         let Some(&(ploc, pidx)) = ancestors.last() else {
-            // The root: everything moves down into a new block.
+            // The root: everything moves down into a new block (a small index becomes a large one).
             let b = self.alloc_block(dev)?;
             self.new_block(dev, b, &list, "the index root is full: move its entries into a new index block")?;
             self.set_entries(dev, loc, &[end_entry(b)?])?;
+            let root = self.node(dev, loc)?;
+            let flags_at = root.hdr + 12;
+            if let Some(f) = root.buf.get_mut(flags_at) {
+                *f |= LARGE_INDEX;
+            }
             return self.emit(loc, "point the index root at the new block");
         };
         // Split at the entry where the lower half passes half of the bytes.
@@ -394,7 +496,7 @@ impl<'a> Editor<'a> {
         let NodeLoc::Block(vcn) = loc else {
             return Err(corrupt("directory index", 0, "internal: root with a parent"));
         };
-        let median_sub = sub_of(&list[m]);
+        let lower_end = if leaf { leaf_end()? } else { end_entry(sub_of(&list[m]))? };
         let b = self.alloc_block(dev)?;
         self.new_block(dev, b, &list[m + 1..], "split a full index block: its upper half goes to a new block")?;
         let parent = self.node(dev, ploc)?.clone();
@@ -410,7 +512,7 @@ impl<'a> Editor<'a> {
         let up = &ancestors[..ancestors.len() - 1];
         self.put_entries(dev, up, ploc, plist, "the middle key of a split index block moves up")?;
         let mut lower = list[..m].to_vec();
-        lower.push(end_entry(median_sub)?);
+        lower.push(lower_end);
         self.set_entries(dev, loc, &lower)?;
         self.emit(loc, &format!("{reason} (the block keeps its lower half)"))
     }
@@ -437,8 +539,10 @@ impl<'a> Editor<'a> {
         let ex = self.v.block_extents(&self.dir, vcn)?;
         let mut n = Node { offset: ex[0].0, ..template };
         put64(&mut n.buf, 0x10, vcn)?;
+        // The header says whether the block has sub-nodes: a split leaf's half does not.
+        let interior = list.first().is_some_and(|e| le16(e, 12).unwrap_or(0) & ENTRY_NODE != 0);
         if let Some(f) = n.buf.get_mut(n.hdr + 12) {
-            *f |= LARGE_INDEX;
+            *f = if interior { *f | LARGE_INDEX } else { *f & !LARGE_INDEX };
         }
         let start = n.hdr + n.entries_offset();
         let old = n.index_length() - n.entries_offset();

@@ -53,6 +53,7 @@ pub mod attrlist;
 mod bitmap;
 pub mod boot;
 mod compressed;
+pub mod create;
 pub mod delete;
 pub mod file;
 pub mod filename;
@@ -156,7 +157,8 @@ pub enum NtfsError {
         /// Minor version from the restart page (0 when it has none).
         minor: i16,
     },
-    /// An index node has no room for the entry the delete must move into it.
+    /// No room: an index node for the entry an edit must put into it, `$Bitmap`
+    /// for a file's clusters, `$MFT` for a new record.
     NoSpace {
         /// The index node (`"$INDEX_ROOT"` or `"index block"`).
         structure: &'static str,
@@ -210,7 +212,7 @@ impl fmt::Display for NtfsError {
             Hibernated { offset, state } => write!(f, "volume is hibernated (hiberfil.sys at byte {offset} holds {state}): refusing to write; shut Windows down fully (hold Shift while choosing Shut down) or delete hiberfil.sys"),
             UncleanJournal { offset } => write!(f, "$LogFile at byte {offset} says the volume was not cleanly unmounted; the profile says refuse (set [ntfs] unclean_journal = \"reset\" to reset it and have chkdsk run)"),
             UnknownJournal { offset, major, minor } => write!(f, "$LogFile restart page at byte {offset} has unknown version {major}.{minor} or layout: refusing to write"),
-            NoSpace { structure, offset } => write!(f, "no room in {structure} at byte {offset} to rebalance the index: refusing to write"),
+            NoSpace { structure, offset } => write!(f, "no room in {structure} at byte {offset}: refusing to write"),
             Refused { offset, detail } => write!(f, "refused (record at byte {offset}): {detail}"),
             JournalOp { lsn, op } => write!(f, "$LogFile record at LSN {lsn} holds operation {op}, which this tool does not replay: nothing written (boot Windows to let it replay the journal, or set [ntfs] unclean_journal = \"reset\")"),
             Stale { offset } => write!(f, "data at byte {offset} changed since the plan was made"),
