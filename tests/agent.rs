@@ -86,10 +86,31 @@ fn second_run_on_a_fixed_disk_does_nothing() {
     let first = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
     assert_eq!(verdict(&first), "FIXED");
     let after_first = disk_sha(&disk);
+    // The stick's backups (before the next run makes its own stick).
+    let kept = dir.path().join("from-stick");
+    for p in stick_list(&first.stick, "rescue/backups") {
+        let to = kept.join(&p);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(&to, stick_file(&first.stick, &p).unwrap()).unwrap();
+    }
+    assert!(stick_list(&first.stick, "rescue/backups").iter().any(|p| p.ends_with(".sys.json")), "no sidecar");
     let second = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
     assert_eq!(verdict(&second), "NOTHING TO DO", "{:#?}", second.lines);
     assert_eq!(disk_sha(&disk), after_first, "the second run wrote to the disk");
     disk.check_with_ntfs3g(&[BAD]);
+    // The stick's backup and its sidecar put the file back (`rescue restore`):
+    // ntfs-3g finds every file of the manifest again, the channel file included.
+    let restore = |extra: &[&str]| {
+        let o = rescue().arg("restore").arg("--from").arg(&kept).args(extra).arg(&disk.path).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let (code, out) = restore(&["--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("restored 1 files"), "{out}");
+    disk.check_with_ntfs3g(&[]);
+    let (code, out) = restore(&["--yes"]);
+    assert_eq!(code, Some(3), "second restore: {out}");
+    assert!(out.contains("NOTHING TO DO"), "{out}");
 }
 
 /// A crashed Windows: the journal holds transactions Windows committed but

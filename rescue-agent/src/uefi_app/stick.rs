@@ -136,22 +136,24 @@ impl Stick {
         Ok(format!("{}/{:016X}/{}/{rel}", layout::BACKUPS_DIR, item.volume_serial, self.run_id))
     }
 
-    /// Writes the copy of `item` to the stick's backups folder; where it went.
+    /// Writes the copy of `item` to the stick's backups folder, then its
+    /// sidecar (`<copy>.json`: what a restore needs); where the copy went. A
+    /// sidecar that does not fit is a warning: the copy itself is kept.
     pub fn keep(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
         let path = self.backup_path(item)?;
-        self.write(&path, item.content)
+        let written = self.write(&path, item.content)?;
+        if let Err(why) = self.write(&format!("{path}.json"), &sidecar(item)) {
+            self.warnings.push(format!("restore data of {} not kept: {why}", item.path));
+        }
+        Ok(written)
     }
 }
 
 impl BackupSink for Stick {
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
         // A bad path is an error; only a stick that cannot take the copy lets the fix go on.
-        let path = self.backup_path(item)?;
-        // The content, then its sidecar (what a restore stick needs to put it back).
-        match self
-            .write(&path, item.content)
-            .and_then(|w| self.write(&format!("{path}.json"), &sidecar(item)).map(|_| w))
-        {
+        self.backup_path(item)?;
+        match self.keep(item) {
             Ok(written) => Ok(written),
             Err(why) if item.required => Err(format!("cannot keep a copy of {} on the stick: {why}", item.path)),
             Err(why) => {
