@@ -34,8 +34,8 @@ use cli::*;
         up to the stick), writes a report and reboots into Windows.",
     after_help = "Typical use:\n  rescue build --profile profiles/crowdstrike-c00000291.toml --out rescue.img\n  \
         rescue devices\n  rescue flash rescue.img /dev/sdX\n\n\
-        Exit status: 0 done, 1 error (nothing changed), 2 usage error, 3 nothing to do (apply), \
-        4 partly done (apply fixed some files; errors remain)"
+        Exit status: 0 done, 1 error (nothing changed), 2 usage error, 3 nothing to do (apply, restore), \
+        4 partly done (apply or restore did some; errors remain)"
 )]
 struct Cli {
     #[command(subcommand)]
