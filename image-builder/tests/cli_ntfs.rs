@@ -364,3 +364,36 @@ fn ls_lists_what_ntfsls_lists() {
     assert_eq!(ours.len(), 405, "{ours:?}");
     assert_eq!(ours, theirs);
 }
+
+/// A file with a long and an 8.3 name and a hard link elsewhere: deleting the
+/// long name (its 8.3 partner goes too) leaves the link with the link count
+/// ntfs-3g's own `rm` leaves (every name counts, the 8.3 one too).
+#[test]
+fn deleting_a_hard_linked_file_with_a_dos_name_counts_links_as_ntfs3g() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_volume(
+        t.path(),
+        "hl.img",
+        16,
+        &[],
+        "mkdir -p Windows/System32/drivers/CrowdStrike Other && cd Windows/System32/drivers/CrowdStrike && \
+         printf '\\252\\252\\252\\252\\001\\000\\043\\001x' > 'C-00000291-long name.sys' && \
+         setfattr -h -v 'C-0000~1.SYS' -n system.ntfs_dos_name 'C-00000291-long name.sys' && \
+         ln 'C-00000291-long name.sys' ../../../../Other/link.sys",
+    );
+    let theirs = ntfs3g::copy(&img, &t.path().join("theirs.img"));
+    with_mount(&theirs, &[], |m| {
+        fs::remove_file(m.join("Windows/System32/drivers/CrowdStrike/C-00000291-long name.sys")).unwrap()
+    });
+    let prof = t.path().join("cs.toml");
+    fs::write(&prof, "name = \"cs\"\n[[delete]]\npath = 'Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys'\n")
+        .unwrap();
+    run(Command::new(env!("CARGO_BIN_EXE_rescue")).args(["apply", "--profile"]).arg(&prof).arg(&img));
+    let links = |i: &Path| {
+        let info = run(Command::new("ntfsinfo").args(["-F", "/Other/link.sys"]).arg(i));
+        info.lines().find(|l| l.contains("Hard Links")).unwrap_or_default().to_string()
+    };
+    assert_eq!(links(&img), links(&theirs));
+    assert!(links(&img).contains("1 (0x1)"), "{}", links(&img));
+    check_volume(&img);
+}

@@ -85,6 +85,10 @@ fn find_backups(dir: &Path, depth: usize, out: &mut Vec<Backup>, skipped: &mut V
     for e in entries {
         let path = e.path();
         let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            skipped.push(format!("{}: a symbolic link, not followed", path.display()));
+            continue;
+        }
         if meta.is_dir() {
             find_backups(&path, depth + 1, out, skipped)?;
             continue;
@@ -277,9 +281,10 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
     } else {
-        for o in outcomes.iter().filter(|o| o.reason.is_some() && o.result == "failed" && o.writes == 0) {
-            if o.reason.as_deref().is_some_and(|r| r.starts_with("no volume")) {
-                println!("{}: FAILED ({})", o.path, o.reason.as_deref().unwrap_or_default());
+        // Backups for no volume of the disk were not shown while walking it.
+        for o in &outcomes {
+            if let Some(why) = o.reason.as_deref().filter(|r| r.starts_with("no volume")) {
+                println!("{}: FAILED ({why})", o.path);
             }
         }
         if args.yes {

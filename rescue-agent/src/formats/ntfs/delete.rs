@@ -102,8 +102,8 @@ pub fn plan_delete(
         let gone: Vec<(usize, &attr::Attr)> = remove.iter().map(|&i| (all[i].0, all[i].1)).collect();
         let mut recs = drop_names(v, dev, &mut plan, &f, &gone)?;
         let mut rec = recs.remove(&0).unwrap_or_else(|| base.clone());
-        let links = remove.iter().filter(|&&i| all[i].2.namespace != DOS).count() as u16;
-        let lc = rec.link_count().saturating_sub(links).max(1);
+        // Every $FILE_NAME counts as a link, a DOS name too (as Windows and ntfs-3g count them).
+        let lc = rec.link_count().saturating_sub(remove.len() as u16).max(1);
         put16(&mut rec.data, 0x12, lc)?;
         record_write(v, &mut plan, &mut rec, "remove the deleted names from the hard-linked file's record")?;
         for (_, mut r) in recs {
