@@ -14,6 +14,8 @@ use std::process::Command;
 
 #[path = "../../tests/support/ntfs3g.rs"]
 mod ntfs3g;
+#[path = "../../tests/support/testkit.rs"]
+mod testkit;
 use ntfs3g::{check_volume, copy, make_volume, run, with_mount};
 
 const EXE: &str = env!("CARGO_BIN_EXE_rescue");
@@ -267,4 +269,88 @@ fn walk(d: &Path) -> Vec<PathBuf> {
 fn sha256(b: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// On a BitLocker volume (a whole test disk, its Windows partition encrypted
+/// by the test kit): the channel file deleted with the recovery password,
+/// restored with it; dislocker-file's decryption of the partition then holds
+/// the file, byte for byte, and ntfsfix accepts the volume.
+#[test]
+fn a_file_comes_back_on_a_bitlocker_volume() {
+    const RP: &str = "466895-217492-569250-069608-104434-135707-527241-083622";
+    const BAD: &str = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
+    testkit::bitlocker_encrypt();
+    let t = tempfile::tempdir().unwrap();
+    let disk = t.path().join("pc.img");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-test-disk");
+    run(Command::new(script).args(["--size", "200", "--bitlocker", RP]).arg(&disk).env("RESCUE", EXE));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(t.path().join("pc.img.json")).unwrap()).unwrap();
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/crowdstrike-c00000291.toml");
+    let bk = t.path().join("bk");
+    let key = ["--recovery-password", RP];
+    let out = run(Command::new(EXE)
+        .args(["apply", "--profile"])
+        .arg(&profile)
+        .args(key)
+        .arg("--backup-dir")
+        .arg(&bk)
+        .arg(&disk));
+    assert!(out.contains("1 deleted"), "{out}");
+    let (code, out) = restore(&bk, &disk, &["--yes", key[0], key[1]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restored 1 files"), "{out}");
+    // dislocker-file decrypts the partition, cut out with the manifest's offsets.
+    let (at, len) =
+        (manifest["windows_partition_offset"].as_u64().unwrap(), manifest["windows_partition_size"].as_u64().unwrap());
+    let part = t.path().join("part.img");
+    run(Command::new("dd").arg(format!("if={}", disk.display())).arg(format!("of={}", part.display())).args([
+        "bs=512",
+        &format!("skip={}", at / 512),
+        &format!("count={}", len / 512),
+        "status=none",
+    ]));
+    let plain = t.path().join("plain.img");
+    run(Command::new("dislocker-file").arg("-V").arg(&part).arg(format!("-p{RP}")).arg(&plain));
+    assert_eq!(sha256(&cat(&plain, &format!("/{BAD}"))), manifest["files"][BAD].as_str().unwrap());
+    let fix = run(Command::new("ntfsfix").arg("-n").arg(&plain));
+    assert!(fix.contains("processed successfully"), "{fix}");
+    let (code, out) = restore(&bk, &disk, &["--yes", key[0], key[1]]);
+    assert_eq!(code, 3, "{out}");
+}
+
+/// A file of an NTFS-compressed folder (ntfs-3g compresses it): deleted,
+/// then put back plain (our engine writes no compressed data): the same
+/// content, names and times, its attributes without "compressed", and the
+/// restore says so.
+#[test]
+fn a_file_of_a_compressed_folder_comes_back_plain() {
+    let t = tempfile::tempdir().unwrap();
+    let orig = make_volume(t.path(), "orig.img", 32, &[], "mkdir -p Windows/System32 Data/D");
+    with_mount(&orig, &["compression"], |m| {
+        let d = m.join("Data/D");
+        run(Command::new("setfattr").args(["-h", "-v", "0x10080000", "-n", "system.ntfs_attrib"]).arg(&d));
+        let mut body = b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01".to_vec();
+        body.extend(b"compressible ".repeat(5000));
+        fs::write(d.join("target-three.sys"), body).unwrap();
+    });
+    let attrib = |img: &Path| {
+        with_mount(img, &["ro"], |m| {
+            let o = run(Command::new("getfattr")
+                .args(["-h", "-e", "hex", "-n", "system.ntfs_attrib"])
+                .arg(m.join("Data/D/target-three.sys")));
+            let hex = o.lines().nth(1).unwrap_or_default().rsplit("0x").next().unwrap_or_default().to_string();
+            u32::from_le_bytes(u32::from_str_radix(&hex, 16).unwrap().to_be_bytes())
+        })
+    };
+    let before = attrib(&orig);
+    assert!(before & 0x800 != 0, "ntfs-3g did not compress the file: {before:#x}");
+    let img = copy(&orig, &t.path().join("work.img"));
+    let bk = delete(t.path(), &img, None, 1);
+    let (code, out) = restore(&bk, &img, &["--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restored 1 files") && out.contains("written plain"), "{out}");
+    assert!(cat(&img, "/Data/D/target-three.sys") == cat(&orig, "/Data/D/target-three.sys"), "content differs");
+    assert_eq!(attrib(&img), before & !0x800);
+    check_volume(&img);
 }

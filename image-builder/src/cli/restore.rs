@@ -64,6 +64,8 @@ struct Outcome {
     result: &'static str,
     reason: Option<String>,
     writes: usize,
+    /// What the plan decided (e.g. written plain).
+    notes: Vec<String>,
 }
 
 /// Sidecars are small; anything larger is not one of ours.
@@ -227,6 +229,7 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
                 result: "failed",
                 reason: None,
                 writes: 0,
+                notes: Vec::new(),
             };
             let planned = match &gate {
                 Ok(g) => plan_one(&ntfs, &mut vol, g, b),
@@ -239,6 +242,7 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
                 }
                 Ok(Some(plan)) if !args.yes => {
                     out.result = "would restore";
+                    out.notes = plan.notes.clone();
                     out.writes = plan.writes.len();
                     if !args.json {
                         for w in &plan.writes {
@@ -250,6 +254,7 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
                     Ok(n) => {
                         out.result = "restored";
                         out.writes = n;
+                        out.notes = plan.notes.clone();
                     }
                     Err(err) => out.reason = Some(format!("stopped part-way: {err}")),
                 },
@@ -258,6 +263,9 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
             if !args.json {
                 let why = out.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
                 println!("{}: {}{why}", out.path, out.result.to_uppercase());
+                for n in &out.notes {
+                    println!("  note: {n}");
+                }
             }
             outcomes.push(out);
         }
@@ -272,6 +280,7 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
                 result: "failed",
                 reason: Some(format!("no volume with serial {} on {}", b.origin.volume_serial, args.target.display())),
                 writes: 0,
+                notes: Vec::new(),
             });
         }
     }

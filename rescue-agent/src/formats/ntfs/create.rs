@@ -27,6 +27,7 @@ use super::{corrupt, put16, put32, put64, FileRef, NtfsError, Result};
 use crate::block::BlockDevice;
 use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -39,8 +40,9 @@ pub struct NewFile<'a> {
     pub names: Vec<(Vec<u16>, u8)>,
     /// `$STANDARD_INFORMATION` times as FILETIMEs: created, modified, MFT modified, accessed.
     pub times: [u64; 4],
-    /// File attributes (FILE_ATTRIBUTE_*); directory, reparse, compressed,
-    /// encrypted and sparse files are refused.
+    /// File attributes (FILE_ATTRIBUTE_*); directories, reparse points and
+    /// encrypted files are refused; a compressed or sparse file is written
+    /// plain (those two attributes dropped, said in the plan's notes).
     pub attributes: u32,
     /// `$STANDARD_INFORMATION` owner id.
     pub owner_id: u32,
@@ -54,8 +56,10 @@ pub struct NewFile<'a> {
 const MAX_MFT_BITMAP: u64 = 1 << 24;
 
 /// File attributes a restored file may not carry: directory, reparse point,
-/// compressed, encrypted, sparse (their data is not a plain stream).
-const UNSUPPORTED_ATTRIBUTES: u32 = 0x1000_0000 | 0x10 | 0x400 | 0x800 | 0x4000 | 0x200;
+/// encrypted (their data is not a plain stream of the file's bytes).
+const UNSUPPORTED_ATTRIBUTES: u32 = 0x1000_0000 | 0x10 | 0x400 | 0x4000;
+/// Compressed and sparse: the content is written plain, without them.
+const PLAIN_ONLY: u32 = 0x800 | 0x200;
 
 /// Plans creating `spec` in its parent directory: a free MFT record (the
 /// lowest user record the `$MFT` bitmap marks free; `$MFT` never grows),
@@ -72,10 +76,9 @@ pub fn plan_create(
     check_names(&spec.names)
         .ok_or(refuse("names must be one POSIX or Win32-and-DOS name, or a Win32 and a DOS name"))?;
     if spec.attributes & UNSUPPORTED_ATTRIBUTES != 0 {
-        return Err(refuse(
-            "only plain files are created (not directories, reparse points, compressed, encrypted or sparse files)",
-        ));
+        return Err(refuse("only files are created (not directories, reparse points or encrypted files)"));
     }
+    let attributes = spec.attributes & !PLAIN_ONLY;
     let dir = v.open_dir(dev, spec.parent)?;
     let parent = dir.file.base().file_ref();
     let security_id = match spec.security_id {
@@ -85,6 +88,9 @@ pub fn plan_create(
     let cs = v.cluster();
     let rs = v.boot.record_size as usize;
     let mut plan = Plan::default();
+    if attributes != spec.attributes {
+        plan.notes.push(String::from("written plain: the file was compressed or sparse, its copy is not"));
+    }
 
     // The record to use, and the record built in memory.
     let mft = v.load_file(dev, MFT)?;
@@ -136,7 +142,7 @@ pub fn plan_create(
     for (i, t) in spec.times.iter().enumerate() {
         put64(&mut si, 8 * i, *t)?;
     }
-    put32(&mut si, 0x20, spec.attributes)?;
+    put32(&mut si, 0x20, attributes)?;
     put32(&mut si, 0x30, spec.owner_id)?;
     put32(&mut si, 0x34, security_id)?;
     let mut attrs = vec![resident_attr(attr::STANDARD_INFORMATION, 0, &si, 0)?];
@@ -149,7 +155,7 @@ pub fn plan_create(
         }
         put64(&mut f, 0x28, alloc_size)?;
         put64(&mut f, 0x30, size)?;
-        put32(&mut f, 0x38, spec.attributes)?;
+        put32(&mut f, 0x38, attributes)?;
         f[0x40] = name.len() as u8;
         f[0x41] = *ns;
         f.extend(name.iter().flat_map(|u| u.to_le_bytes()));
@@ -187,7 +193,7 @@ pub fn plan_create(
     let mut order: Vec<_> = spec.names.iter().zip(&fns).collect();
     order.sort_by_key(|((_, ns), _)| *ns == DOS);
     for ((name, _), f) in order {
-        let shown = alloc::string::String::from_utf16_lossy(name);
+        let shown = String::from_utf16_lossy(name);
         ed.insert(dev, index_entry(file_ref, f)?, &Key::Name { name: name.clone(), file_ref }, &shown)?;
     }
     plan.extend(ed.into_plan());
