@@ -104,6 +104,12 @@ fn round_trip(n: usize, also: Option<&str>, extra: usize) {
     let (code, dry) = restore(&bk, &img, &[]);
     assert_eq!(code, 0, "{dry}");
     assert!(dry.contains("WOULD RESTORE") && dry.contains("MFT record"), "{dry}");
+    let (code, json) = restore(&bk, &img, &["--json"]);
+    assert_eq!(code, 0, "{json}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2 + extra, "{json}");
+    assert!(rows.iter().all(|r| r["result"] == "would restore" && r["writes"].as_u64() > Some(2)), "{json}");
     assert!(fs::read(&img).unwrap() == deleted, "the dry run wrote");
     let (code, out) = restore(&bk, &img, &["--yes"]);
     assert_eq!(code, 0, "{out}");
