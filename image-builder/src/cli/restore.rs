@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use rescue_engine::formats::ntfs::create::{plan_create, NewFile};
 use rescue_engine::formats::ntfs::gate::{clear_for_writing, UncleanJournal};
 use rescue_engine::formats::ntfs::{execute, Ntfs, NtfsError};
-use rescue_engine::rules::backup::Origin;
+use rescue_engine::rules::backup::{namespace_code, Origin};
 use rescue_engine::run::ports::{Console, Silent};
 use rescue_engine::run::unlock::Unlocker;
 use rescue_engine::run::volumes::{self, Closed, Found};
@@ -66,6 +66,21 @@ struct Outcome {
     writes: usize,
     /// What the plan decided (e.g. written plain).
     notes: Vec<String>,
+}
+
+impl Outcome {
+    /// A failed outcome for backup `b` on the volume with `serial`, to fill in.
+    fn failed(b: &Backup, serial: &str, reason: Option<String>) -> Outcome {
+        Outcome {
+            backup: b.content.display().to_string(),
+            path: b.origin.path.clone(),
+            volume_serial: serial.to_string(),
+            result: "failed",
+            reason,
+            writes: 0,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Sidecars are small; anything larger is not one of ours.
@@ -122,17 +137,6 @@ fn find_backups(dir: &Path, depth: usize, out: &mut Vec<Backup>, skipped: &mut V
     Ok(())
 }
 
-/// The NTFS name space of a sidecar's name.
-fn namespace(s: &str) -> Option<u8> {
-    Some(match s {
-        "posix" => 0,
-        "win32" => 1,
-        "dos" => 2,
-        "win32+dos" => 3,
-        _ => return None,
-    })
-}
-
 /// Checks a backup against its sidecar and the volume, and plans putting it
 /// back. `Ok(None)`: the same file is already there.
 fn plan_one(
@@ -154,15 +158,19 @@ fn plan_one(
         if let Some(why) = component_problem(&n.name) {
             return Err(format!("the sidecar's name {:?} is not a file name ({why})", n.name));
         }
-        let ns = namespace(&n.namespace).ok_or(format!("the sidecar's name space {:?} is unknown", n.namespace))?;
+        let ns =
+            namespace_code(&n.namespace).ok_or(format!("the sidecar's name space {:?} is unknown", n.namespace))?;
         names.push((n.name.encode_utf16().collect::<Vec<u16>>(), ns));
     }
     if !o.names.iter().any(|n| n.name.eq_ignore_ascii_case(leaf) && n.namespace != "dos") {
         return Err(format!("the sidecar's names do not include {leaf:?}, the last part of its path"));
     }
     let size = std::fs::symlink_metadata(&b.content).map_err(|e| e.to_string())?.len();
-    if size != o.size || size > MAX_BACKUP {
+    if size != o.size {
         return Err(format!("the backup holds {size} bytes, its sidecar says {}", o.size));
+    }
+    if size > MAX_BACKUP {
+        return Err(format!("the backup holds {size} bytes, more than the {MAX_BACKUP} a restore reads"));
     }
     let data = std::fs::read(&b.content).map_err(|e| format!("cannot read the backup: {e}"))?;
     if hex(&Sha256::digest(&data)) != o.sha256.to_ascii_lowercase() {
@@ -222,15 +230,7 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
         }
         let gate = clear_for_writing(&ntfs, &mut vol, UncleanJournal::Refuse);
         for b in mine {
-            let mut out = Outcome {
-                backup: b.content.display().to_string(),
-                path: b.origin.path.clone(),
-                volume_serial: serial.clone(),
-                result: "failed",
-                reason: None,
-                writes: 0,
-                notes: Vec::new(),
-            };
+            let mut out = Outcome::failed(b, &serial, None);
             let planned = match &gate {
                 Ok(g) => plan_one(&ntfs, &mut vol, g, b),
                 Err(err) => Err(format!("volume {} not writable: {err}", v.index)),
@@ -273,15 +273,8 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
     volumes::walk(&mut disk, 1, 0, &mut unlock, &mut visit).context("reading the partition table")?;
     for b in &backups {
         if !outcomes.iter().any(|o| o.backup == b.content.display().to_string()) {
-            outcomes.push(Outcome {
-                backup: b.content.display().to_string(),
-                path: b.origin.path.clone(),
-                volume_serial: b.origin.volume_serial.clone(),
-                result: "failed",
-                reason: Some(format!("no volume with serial {} on {}", b.origin.volume_serial, args.target.display())),
-                writes: 0,
-                notes: Vec::new(),
-            });
+            let why = format!("no volume with serial {} on {}", b.origin.volume_serial, args.target.display());
+            outcomes.push(Outcome::failed(b, &b.origin.volume_serial, Some(why)));
         }
     }
     let count = |r: &str| outcomes.iter().filter(|o| o.result == r).count();

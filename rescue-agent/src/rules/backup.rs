@@ -2,6 +2,7 @@
 //! deleted or edited (the stick on the agent, a folder on the host).
 
 use super::report::FileReport;
+use crate::formats::ntfs::filename::{DOS, POSIX, WIN32, WIN32_AND_DOS};
 use crate::formats::registry::journal::{Journal, Target};
 use crate::util::hex::hex;
 use alloc::format;
@@ -90,14 +91,17 @@ pub struct Origin {
     pub sha256: String,
 }
 
+/// NTFS name spaces as a sidecar spells them.
+const NAMESPACES: [(u8, &str); 4] = [(POSIX, "posix"), (WIN32, "win32"), (DOS, "dos"), (WIN32_AND_DOS, "win32+dos")];
+
 /// The name of NTFS name space `ns` in a sidecar.
 pub fn namespace_name(ns: u8) -> &'static str {
-    match ns {
-        0 => "posix",
-        1 => "win32",
-        2 => "dos",
-        _ => "win32+dos",
-    }
+    NAMESPACES.iter().find(|n| n.0 == ns).map_or("win32+dos", |n| n.1)
+}
+
+/// The NTFS name space a sidecar names (`None`: not one of [`namespace_name`]'s).
+pub fn namespace_code(name: &str) -> Option<u8> {
+    NAMESPACES.iter().find(|n| n.1 == name).map(|n| n.0)
 }
 
 /// The sidecar JSON written beside a backup: who made it, the file's report

@@ -77,13 +77,7 @@ pub fn apply<D: BlockDevice>(env: &mut Env<'_>, ntfs: &Ntfs, vol: &mut D, mut re
     // (the replay itself runs with the first change, before it).
     let pending = gate.as_ref().ok().and_then(|c| c.replay().map(|s| (c.pending_plan().cloned(), s.clone())));
     if let Some((Some(replay), summary)) = pending {
-        env.say(&format!(
-            "volume {}: journal to replay: {} transactions, {} operations, {} pages",
-            report.index,
-            summary.redone_transactions,
-            summary.redone + summary.undone,
-            summary.pages
-        ));
+        env.say(&format!("volume {}: journal to replay: {summary}", report.index));
         let mut view = Planned::new(&mut *vol, replay);
         return match Ntfs::open(&mut view) {
             Ok(replayed) => run_rules(env, &replayed, &mut view, gate, report),

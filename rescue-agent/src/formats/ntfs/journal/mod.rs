@@ -14,7 +14,7 @@ pub mod replay;
 use super::attr;
 use super::file::Stream;
 use super::fs::{Ntfs, LOGFILE};
-use super::plan::{Plan, PlanWrite, WriteData};
+use super::plan::Plan;
 use super::record::{apply_fixups, write_fixups};
 use super::{corrupt, le16, put16, put32, put64, runs, Result};
 use crate::block::BlockDevice;
@@ -107,20 +107,8 @@ pub fn plan_replay(v: &Ntfs, dev: &mut impl BlockDevice, j: &Journal) -> Result<
         if room < disk.len() as u64 {
             return Err(corrupt("$LogFile", at, "restart page split across runs"));
         }
-        plan.writes.push(PlanWrite {
-            structure: "$LogFile",
-            offset: at,
-            len: disk.len() as u64,
-            data: WriteData::Bytes(disk),
-            reason: String::from("journal replayed: restart area marked clean"),
-        });
+        plan.push("$LogFile", at, disk, String::from("journal replayed: restart area marked clean"));
     }
-    let s = &r.summary;
-    plan.notes.push(alloc::format!(
-        "journal: replay {} transactions, {} operations, {} pages",
-        s.redone_transactions,
-        s.redone + s.undone,
-        s.pages
-    ));
+    plan.notes.push(alloc::format!("journal: replay {}", r.summary));
     Ok(Some((plan, r.summary)))
 }

@@ -55,6 +55,14 @@ pub struct Summary {
     pub pages: usize,
 }
 
+impl core::fmt::Display for Summary {
+    /// "N transactions, M operations, K pages": what a replay does, in one line.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let ops = self.redone + self.undone;
+        write!(f, "{} transactions, {ops} operations, {} pages", self.redone_transactions, self.pages)
+    }
+}
+
 /// One page being replayed: where it is, what it is, its bytes (fixups undone).
 struct Page {
     kind: PageKind,
