@@ -147,6 +147,12 @@ impl Node {
     pub fn is_large(&self) -> bool {
         self.buf.get(self.hdr + 12).is_some_and(|f| f & LARGE_INDEX != 0)
     }
+    /// Sets whether the node's entries have sub-nodes (in memory).
+    pub fn set_large(&mut self, large: bool) {
+        if let Some(f) = self.buf.get_mut(self.hdr + 12) {
+            *f = if large { *f | LARGE_INDEX } else { *f & !LARGE_INDEX };
+        }
+    }
 
     /// Parses the node's entries. Guarantees: entries lie inside the used
     /// area, the last one is the END entry, every entry agrees with the

@@ -6,7 +6,7 @@ use super::attr::{self, Form};
 use super::bitmap::{add_bits, clear_bits, find_free_clusters, set_bits};
 use super::file::Stream;
 use super::fs::{Directory, NodeLoc, Ntfs};
-use super::index::{entry_bytes, Entry, Node, ENTRY_END, ENTRY_NODE, LARGE_INDEX};
+use super::index::{entry_bytes, Entry, Node, ENTRY_END, ENTRY_NODE};
 use super::plan::{commit_usn, record_write, Plan};
 use super::record::write_fixups;
 use super::runs::{encode, Run};
@@ -300,32 +300,27 @@ impl<'a> Editor<'a> {
                 self.free_block(dev, sub)?;
             }
             Some(sub) => {
-                // Successor first (as ntfs-3g does); when it does not fit the
-                // node, the predecessor (nothing was emitted yet: undo and retry).
+                // Successor first (as ntfs-3g does), then the predecessor; when
+                // neither fits the node (or lends a key), the node splits (as
+                // ntfs-3g and Windows do), successor first again. A try that
+                // fails has emitted nothing: the node and the plan are put back.
                 let saved = self.node(dev, loc)?.clone();
                 let n_writes = self.plan.writes.len();
-                match self.replace_interior(dev, loc, idx, &e, sub, shown, true) {
-                    Err(NtfsError::NoSpace { .. }) => {
+                let tries = [(false, true), (false, false), (true, true), (true, false)];
+                for (k, &(split, successor)) in tries.iter().enumerate() {
+                    if k > 0 {
                         *self.node(dev, loc)? = saved.clone();
                         self.plan.writes.truncate(n_writes);
-                        match self.replace_interior(dev, loc, idx, &e, sub, shown, false) {
-                            Err(NtfsError::NoSpace { .. }) => {
-                                // Neither fits: the node splits (as ntfs-3g and Windows do).
-                                *self.node(dev, loc)? = saved.clone();
-                                self.plan.writes.truncate(n_writes);
-                                match self.replace_by_split(dev, &path, &e, sub, shown, true) {
-                                    Err(NtfsError::NoSpace { .. }) => {
-                                        *self.node(dev, loc)? = saved;
-                                        self.plan.writes.truncate(n_writes);
-                                        self.replace_by_split(dev, &path, &e, sub, shown, false)?;
-                                    }
-                                    r => r?,
-                                }
-                            }
-                            r => r?,
-                        }
                     }
-                    r => r?,
+                    let done = if split {
+                        self.replace_by_split(dev, &path, &e, sub, shown, successor)
+                    } else {
+                        self.replace_interior(dev, loc, idx, &e, sub, shown, successor)
+                    };
+                    match done {
+                        Err(NtfsError::NoSpace { .. }) if k + 1 < tries.len() => {}
+                        r => return r,
+                    }
                 }
             }
         }
@@ -480,11 +475,7 @@ impl<'a> Editor<'a> {
             let b = self.alloc_block(dev)?;
             self.new_block(dev, b, &list, "the index root is full: move its entries into a new index block")?;
             self.set_entries(dev, loc, &[end_entry(b)?])?;
-            let root = self.node(dev, loc)?;
-            let flags_at = root.hdr + 12;
-            if let Some(f) = root.buf.get_mut(flags_at) {
-                *f |= LARGE_INDEX;
-            }
+            self.node(dev, loc)?.set_large(true);
             return self.emit(loc, "point the index root at the new block");
         };
         // Split at the entry where the lower half passes half of the bytes.
@@ -540,10 +531,7 @@ impl<'a> Editor<'a> {
         let mut n = Node { offset: ex[0].0, ..template };
         put64(&mut n.buf, 0x10, vcn)?;
         // The header says whether the block has sub-nodes: a split leaf's half does not.
-        let interior = list.first().is_some_and(|e| le16(e, 12).unwrap_or(0) & ENTRY_NODE != 0);
-        if let Some(f) = n.buf.get_mut(n.hdr + 12) {
-            *f = if interior { *f | LARGE_INDEX } else { *f & !LARGE_INDEX };
-        }
+        n.set_large(list.first().is_some_and(|e| le16(e, 12).unwrap_or(0) & ENTRY_NODE != 0));
         let start = n.hdr + n.entries_offset();
         let old = n.index_length() - n.entries_offset();
         n.splice(start, old, &list.concat())?;
@@ -751,10 +739,7 @@ impl<'a> Editor<'a> {
             let end = entry_bytes(self.node(dev, ploc)?, &pe, None)?;
             let root = self.node(dev, ploc)?;
             root.splice(pe.off, pe.len, &end)?;
-            let hdr = root.hdr;
-            if let Some(f) = root.buf.get_mut(hdr + 12) {
-                *f &= !super::index::LARGE_INDEX;
-            }
+            root.set_large(false);
             root.entries()?;
             self.emit(ploc, "the index's only block is empty: make the root a small index")?;
         } else {
