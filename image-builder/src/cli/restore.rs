@@ -17,7 +17,7 @@ use crate::host::volume::HostKeys;
 use anyhow::{bail, Context, Result};
 use rescue_engine::formats::ntfs::create::{plan_create, NewFile};
 use rescue_engine::formats::ntfs::gate::{clear_for_writing, UncleanJournal};
-use rescue_engine::formats::ntfs::{execute, Ntfs, NtfsError};
+use rescue_engine::formats::ntfs::{execute, Ntfs, NtfsError, MAX_READ_WHOLE};
 use rescue_engine::rules::backup::{namespace_code, Origin};
 use rescue_engine::run::ports::{Console, Silent};
 use rescue_engine::run::unlock::Unlocker;
@@ -87,8 +87,6 @@ impl Outcome {
 const MAX_SIDECAR: u64 = 1 << 20;
 /// Folders below BACKUP_DIR walked at most (a stick's is `<serial>/<run>/<path…>`).
 const MAX_DEPTH: usize = 64;
-/// The largest backup read into memory.
-const MAX_BACKUP: u64 = 4 << 30;
 
 /// Every backup with a restore sidecar below `dir` (symlinks are not followed).
 fn find_backups(dir: &Path, depth: usize, out: &mut Vec<Backup>, skipped: &mut Vec<String>) -> Result<()> {
@@ -169,8 +167,8 @@ fn plan_one(
     if size != o.size {
         return Err(format!("the backup holds {size} bytes, its sidecar says {}", o.size));
     }
-    if size > MAX_BACKUP {
-        return Err(format!("the backup holds {size} bytes, more than the {MAX_BACKUP} a restore reads"));
+    if size > MAX_READ_WHOLE {
+        return Err(format!("the backup holds {size} bytes, more than the {MAX_READ_WHOLE} any backup of ours holds"));
     }
     let data = std::fs::read(&b.content).map_err(|e| format!("cannot read the backup: {e}"))?;
     if hex(&Sha256::digest(&data)) != o.sha256.to_ascii_lowercase() {
@@ -184,7 +182,7 @@ fn plan_one(
     let dir = ntfs.open_dir(vol, parent).map_err(e)?;
     if let Some(there) = ntfs.lookup_in(vol, &dir, leaf).map_err(e)? {
         let f = ntfs.load_file(vol, there.record()).map_err(e)?;
-        let same = ntfs.read_content(vol, &f, MAX_BACKUP).is_ok_and(|c| hex(&Sha256::digest(&c)) == o.sha256);
+        let same = ntfs.read_content(vol, &f, MAX_READ_WHOLE).is_ok_and(|c| hex(&Sha256::digest(&c)) == o.sha256);
         return if same { Ok(None) } else { Err(format!("a different file named {leaf:?} is there: left alone")) };
     }
     let spec = NewFile {
