@@ -177,7 +177,7 @@ fn every_prefix_of_a_restore_mounts() {
     let deleted = t.path().join("deleted.img");
     copy(&img, &deleted);
     let (_, dry) = restore(&bk, &img, &[]);
-    let writes = dry.lines().filter(|l| l.trim_start().starts_with("plan:")).count();
+    let writes = dry.lines().filter(|l| l.trim_start().starts_with("write ")).count();
     assert!(writes >= 8, "{dry}");
     for k in 0..writes {
         let cut = copy(&deleted, &t.path().join("cut.img"));

@@ -37,8 +37,9 @@ pub struct ApplyArgs {
     /// Print the JSON report on standard output instead of the summary (same as --report -)
     #[arg(long, conflicts_with = "report")]
     pub json: bool,
-    /// Folder for the backups: deleted files, and hives and BCD stores before they change
-    /// (default: `backup` beside the report, else `./rescue-backup`).
+    /// Folder for the backups: deleted files, and hives and BCD stores before they change;
+    /// `[[restore]]` rules put back what it holds (default: `backup` beside the report,
+    /// else `./rescue-backup`).
     #[arg(long)]
     pub backup_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -68,7 +69,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     }
     let backup_dir = default_backup_dir(args);
     let registry = profile.changes_registry();
-    if !args.dry_run && (profile.delete.iter().any(|r| r.backup) || registry) {
+    if !args.dry_run && (profile.delete.iter().any(|r| r.backup) || registry || !profile.restore.is_empty()) {
         ready_backup_dir(&backup_dir, &args.target)?;
     }
     let mut keys = HostKeys::new(args.keys.credentials()?)?;
@@ -86,7 +87,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit> {
     let started = std::time::Instant::now();
     let ports = Ports {
         console: &mut Silent,
-        sink: &mut DirSink { dir: backup_dir },
+        sink: &mut DirSink::new(backup_dir),
         keys: &mut keys,
         esp: &mut DiskEsp,
         clock_ms: &|| started.elapsed().as_millis() as u64,
@@ -137,6 +138,12 @@ fn summary(report: &RunReport, registry: bool, elapsed: std::time::Duration) -> 
     } else {
         format!("{} deleted", r.files_deleted)
     };
+    if r.restores().next().is_some() {
+        done += &match r.dry_run {
+            true => format!(", {} would be restored", r.restores().filter(|x| x.action.as_str() == "would restore").count()),
+            false => format!(", {} restored", r.restored),
+        };
+    }
     if registry {
         let set = r.registry_changes + r.safe_mode.iter().filter(|m| m.action.changed()).count();
         done += &if r.dry_run {
@@ -209,6 +216,19 @@ fn show(report: &RunReport, dry_run: bool) {
         }
     }
     for v in &r.volumes {
+        for x in &v.restores {
+            let why = x.reason.as_deref().map(|r| format!(" - {r}")).unwrap_or_default();
+            say!("volume {}: restore {} ({}, from {}): {}{why}", v.index, x.path, x.kind, x.backup, x.action);
+            for n in &x.notes {
+                say!("  {n}");
+            }
+            if let Some(b) = &x.backup_of_current {
+                say!("  backup of the hive before the restore: {b}");
+            }
+            if dry_run && !x.writes.is_empty() {
+                print!("{}", Plan { writes: x.writes.clone(), notes: Vec::new() });
+            }
+        }
         for h in &v.hives {
             let recovered = match h.recovered_entries {
                 0 => String::new(),

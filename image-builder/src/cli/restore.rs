@@ -3,29 +3,28 @@
 //! `rescue/backups`) kept, each by its sidecar JSON, on the volume whose
 //! serial number the sidecar names. A dry run by default; `--yes` writes.
 //!
-//! Everything a sidecar says is data to check: names are single Win32 path
-//! components, the backup's size and SHA-256 must match before anything is
-//! planned, the parent folder must still be the one the file was deleted
-//! from, and a name already taken is left alone (the same content there:
-//! nothing to do). The engine's create planner does the NTFS work.
+//! It is the engine's run with one `[[restore]]` rule, the same the agent
+//! runs from a restore stick ([`rescue_engine::rules::restore`] checks every
+//! sidecar and plans the NTFS and hive writes); hives written back have
+//! their state before the restore kept in the same folder.
 
 use crate::cli::volume_keys::KeyArgs;
 use crate::cli::Exit;
+use crate::host::backup_dir::DirSink;
 use crate::host::disk::FileDisk;
+use crate::host::esp::DiskEsp;
 use crate::host::in_use::refuse_if_in_use;
 use crate::host::volume::HostKeys;
-use anyhow::{bail, Context, Result};
-use rescue_engine::formats::ntfs::create::{plan_create, NewFile};
-use rescue_engine::formats::ntfs::gate::{clear_for_writing, UncleanJournal};
-use rescue_engine::formats::ntfs::{execute, Ntfs, NtfsError, MAX_READ_WHOLE};
-use rescue_engine::rules::backup::{namespace_code, Origin};
-use rescue_engine::run::ports::{Console, Silent};
-use rescue_engine::run::unlock::Unlocker;
-use rescue_engine::run::volumes::{self, Closed, Found};
-use rescue_engine::util::hex::hex;
-use rescue_engine::util::win32_name::component_problem;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use anyhow::{bail, Result};
+use rescue_engine::block::{BlockDevice, IoError};
+use rescue_engine::formats::ntfs::Plan;
+use rescue_engine::rules::backup::BackupSink;
+use rescue_engine::rules::profile::Profile;
+use rescue_engine::rules::report::RestoreAction;
+use rescue_engine::rules::Options;
+use rescue_engine::run::ports::Silent;
+use rescue_engine::run::session::{self, Disk, Ports};
+use std::path::PathBuf;
 
 /// Arguments of `rescue restore`.
 #[derive(clap::Args)]
@@ -48,17 +47,12 @@ pub struct RestoreArgs {
     pub keys: KeyArgs,
 }
 
-/// A backup and its sidecar.
-struct Backup {
-    content: PathBuf,
-    origin: Origin,
-}
-
-/// What happened to one backup.
+/// One row of `--json`: what happened to one backup.
 #[derive(serde::Serialize)]
-struct Outcome {
+struct Row {
     backup: String,
     path: String,
+    kind: String,
     volume_serial: String,
     /// "restored", "would restore", "nothing to do" or "failed".
     result: &'static str,
@@ -68,224 +62,118 @@ struct Outcome {
     notes: Vec<String>,
 }
 
-impl Outcome {
-    /// A failed outcome for backup `b` on the volume with `serial`, to fill in.
-    fn failed(b: &Backup, serial: &str, reason: Option<String>) -> Outcome {
-        Outcome {
-            backup: b.content.display().to_string(),
-            path: b.origin.path.clone(),
-            volume_serial: serial.to_string(),
-            result: "failed",
-            reason,
-            writes: 0,
-            notes: Vec::new(),
+/// A disk that refuses writes after the first `left` (interruption tests:
+/// the run stops there, as a pulled plug would stop it).
+struct StopAfter<D> {
+    inner: D,
+    left: Option<usize>,
+}
+
+impl<D: BlockDevice> BlockDevice for StopAfter<D> {
+    fn sector_size(&self) -> u32 {
+        self.inner.sector_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        match &mut self.left {
+            Some(0) => Err(IoError::ReadOnly { offset }),
+            Some(n) => {
+                *n -= 1;
+                self.inner.write_at(offset, buf)
+            }
+            None => self.inner.write_at(offset, buf),
         }
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.inner.flush()
     }
 }
 
-/// Sidecars are small; anything larger is not one of ours.
-const MAX_SIDECAR: u64 = 1 << 20;
-/// Folders below BACKUP_DIR walked at most (a stick's is `<serial>/<run>/<path…>`).
-const MAX_DEPTH: usize = 64;
-
-/// Every backup with a restore sidecar below `dir` (symlinks are not followed).
-fn find_backups(dir: &Path, depth: usize, out: &mut Vec<Backup>, skipped: &mut Vec<String>) -> Result<()> {
-    if depth > MAX_DEPTH {
-        bail!("{}: folders nested deeper than {MAX_DEPTH}", dir.display());
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read backup folder {}", dir.display()))?
-        .collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        let meta = std::fs::symlink_metadata(&path)?;
-        if meta.file_type().is_symlink() {
-            skipped.push(format!("{}: a symbolic link, not followed", path.display()));
-            continue;
-        }
-        if meta.is_dir() {
-            find_backups(&path, depth + 1, out, skipped)?;
-            continue;
-        }
-        let Some(content) = path.to_str().and_then(|p| p.strip_suffix(".json")).map(PathBuf::from) else { continue };
-        if !std::fs::symlink_metadata(&content).is_ok_and(|m| m.is_file()) {
-            continue; // a report or other JSON, not a sidecar
-        }
-        if meta.len() > MAX_SIDECAR {
-            skipped.push(format!("{}: {} bytes, too large for a sidecar", path.display(), meta.len()));
-            continue;
-        }
-        let text = std::fs::read(&path)?;
-        let parsed: serde_json::Value = match serde_json::from_slice(&text) {
-            Ok(v) => v,
-            Err(err) => {
-                skipped.push(format!("{}: not valid JSON ({err})", path.display()));
-                continue;
-            }
-        };
-        match parsed.get("restore").map(|r| serde_json::from_value::<Origin>(r.clone())) {
-            Some(Ok(origin)) => out.push(Backup { content, origin }),
-            Some(Err(err)) => skipped.push(format!("{}: unreadable restore data ({err})", path.display())),
-            None => {
-                skipped.push(format!("{}: no restore data (a hive or BCD copy, or an older backup)", path.display()))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Checks a backup against its sidecar and the volume, and plans putting it
-/// back. `Ok(None)`: the same file is already there.
-fn plan_one(
-    ntfs: &Ntfs,
-    vol: &mut impl rescue_engine::block::BlockDevice,
-    gate: &rescue_engine::formats::ntfs::gate::Clearance,
-    b: &Backup,
-) -> Result<Option<rescue_engine::formats::ntfs::Plan>, String> {
-    let o = &b.origin;
-    let parts: Vec<&str> = o.path.split('\\').filter(|p| !p.is_empty()).collect();
-    let Some((leaf, dirs)) = parts.split_last() else { return Err(String::from("the sidecar names no path")) };
-    for p in &parts {
-        if let Some(why) = component_problem(p) {
-            return Err(format!("the sidecar's path has a bad component {p:?} ({why})"));
-        }
-    }
-    let mut names = Vec::new();
-    for n in &o.names {
-        if let Some(why) = component_problem(&n.name) {
-            return Err(format!("the sidecar's name {:?} is not a file name ({why})", n.name));
-        }
-        let ns =
-            namespace_code(&n.namespace).ok_or(format!("the sidecar's name space {:?} is unknown", n.namespace))?;
-        names.push((n.name.encode_utf16().collect::<Vec<u16>>(), ns));
-    }
-    if !o.names.iter().any(|n| n.name.eq_ignore_ascii_case(leaf) && n.namespace != "dos") {
-        return Err(format!("the sidecar's names do not include {leaf:?}, the last part of its path"));
-    }
-    let size = std::fs::symlink_metadata(&b.content).map_err(|e| e.to_string())?.len();
-    if size != o.size {
-        return Err(format!("the backup holds {size} bytes, its sidecar says {}", o.size));
-    }
-    if size > MAX_READ_WHOLE {
-        return Err(format!("the backup holds {size} bytes, more than the {MAX_READ_WHOLE} any backup of ours holds"));
-    }
-    let data = std::fs::read(&b.content).map_err(|e| format!("cannot read the backup: {e}"))?;
-    if hex(&Sha256::digest(&data)) != o.sha256.to_ascii_lowercase() {
-        return Err(String::from("the backup's SHA-256 differs from its sidecar's: not restored"));
-    }
-    let e = |e: NtfsError| e.to_string();
-    let parent = ntfs.lookup_path(vol, dirs).map_err(|err| format!("the folder it was deleted from is gone: {err}"))?;
-    if parent.record() != o.parent_record || parent.seq() != o.parent_seq {
-        return Err(String::from("the folder it was deleted from was deleted and made again: not restored"));
-    }
-    let dir = ntfs.open_dir(vol, parent).map_err(e)?;
-    if let Some(there) = ntfs.lookup_in(vol, &dir, leaf).map_err(e)? {
-        let f = ntfs.load_file(vol, there.record()).map_err(e)?;
-        let same = ntfs.read_content(vol, &f, MAX_READ_WHOLE).is_ok_and(|c| hex(&Sha256::digest(&c)) == o.sha256);
-        return if same { Ok(None) } else { Err(format!("a different file named {leaf:?} is there: left alone")) };
-    }
-    let spec = NewFile {
-        parent,
-        names,
-        times: [o.created, o.modified, o.mft_modified, o.accessed],
-        attributes: o.attributes,
-        owner_id: o.owner_id,
-        security_id: (o.security_id != 0).then_some(o.security_id),
-        data: &data,
-    };
-    plan_create(ntfs, vol, gate, &spec).map(|(plan, _)| Some(plan)).map_err(e)
+/// The serial number a sidecar names (its restore part's, else its own).
+fn serial_of(sidecar: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(sidecar).ok()?;
+    let s = v.pointer("/restore/volume_serial").or_else(|| v.get("volume_serial"))?.as_str()?;
+    Some(s.to_ascii_uppercase())
 }
 
 /// Runs `rescue restore`.
 pub fn run(args: &RestoreArgs) -> Result<Exit> {
-    let mut backups = Vec::new();
-    let mut skipped = Vec::new();
-    find_backups(&args.from, 0, &mut backups, &mut skipped)?;
-    if backups.is_empty() {
-        bail!("no backup with restore data in {}{}", args.from.display(), shown(&skipped));
+    let mut sink = DirSink::new(args.from.clone());
+    let listed = sink.list("").map_err(anyhow::Error::msg)?;
+    let serials: Vec<(String, Option<String>)> = listed.iter().map(|s| (s.at.clone(), serial_of(&s.sidecar))).collect();
+    if listed.is_empty() {
+        bail!("no backup with a sidecar in {}{}", args.from.display(), shown(&sink.skipped));
     }
+    let profile = Profile::parse("name = \"restore\"\n[[restore]]\nfrom = \"backups\"\n")
+        .map_err(|e| anyhow::anyhow!("the restore profile: {e}"))?;
     if args.yes {
         refuse_if_in_use(&args.target)?;
     }
-    let mut disk = FileDisk::open(&args.target, args.yes)?;
+    let dev = StopAfter { inner: FileDisk::open(&args.target, args.yes)?, left: args.stop_after };
+    let label = args.target.display().to_string();
+    let mut disks = [Disk { label, model: String::new(), serial: String::new(), bus: String::new(), dev }];
     let mut keys = HostKeys::new(args.keys.credentials()?)?;
-    let mut unlock = Unlocker { keys: &mut keys, console: &mut Silent, timeout_s: None, clear_key_first: true };
-    let mut outcomes = Vec::new();
-    let mut visit = |v: Found<'_>, _: &mut dyn Console| {
-        let mut vol = match v.volume {
-            Ok(vol) => vol,
-            Err(Closed::Locked(why) | Closed::Unreadable(why)) => {
-                return say_err!("partition {}: not restored: {why}", v.partition.number);
-            }
-        };
-        let Ok(ntfs) = Ntfs::open(&mut vol) else { return };
-        let serial = format!("{:016X}", ntfs.boot.serial);
-        let mine: Vec<&Backup> =
-            backups.iter().filter(|b| b.origin.volume_serial.eq_ignore_ascii_case(&serial)).collect();
-        if mine.is_empty() {
-            return;
-        }
-        let gate = clear_for_writing(&ntfs, &mut vol, UncleanJournal::Refuse);
-        for b in mine {
-            let mut out = Outcome::failed(b, &serial, None);
-            let planned = match &gate {
-                Ok(g) => plan_one(&ntfs, &mut vol, g, b),
-                Err(err) => Err(format!("volume {} not writable: {err}", v.index)),
-            };
-            match planned {
-                Ok(None) => {
-                    out.result = "nothing to do";
-                    out.reason = Some(String::from("the same file is already there"));
-                }
-                Ok(Some(plan)) if !args.yes => {
-                    out.result = "would restore";
-                    out.notes = plan.notes.clone();
-                    out.writes = plan.writes.len();
-                    if !args.json {
-                        for w in &plan.writes {
-                            println!("  plan: {:<14} byte {:>12} +{:<6} {}", w.structure, w.offset, w.len, w.reason);
-                        }
-                    }
-                }
-                Ok(Some(plan)) => match execute(&mut vol, &plan, args.stop_after) {
-                    Ok(n) => {
-                        out.result = "restored";
-                        out.writes = n;
-                        out.notes = plan.notes.clone();
-                    }
-                    Err(err) => out.reason = Some(format!("stopped part-way: {err}")),
-                },
-                Err(why) => out.reason = Some(why),
-            }
+    let ports = Ports { console: &mut Silent, sink: &mut sink, keys: &mut keys, esp: &mut DiskEsp, clock_ms: &|| 0 };
+    let opts = Options { dry_run: !args.yes, now: crate::clock::now_filetime() };
+    let report = session::run(&profile, &mut disks, opts, ports);
+    disks[0].dev.inner.flush()?;
+    let mut rows = Vec::new();
+    for v in &report.result.volumes {
+        for x in &v.restores {
+            rows.push(Row {
+                backup: x.backup.clone(),
+                path: x.path.clone(),
+                kind: x.kind.clone(),
+                volume_serial: v.serial.clone().unwrap_or_default(),
+                result: x.action.as_str(),
+                reason: x.reason.clone(),
+                writes: x.writes.len(),
+                notes: x.notes.clone(),
+            });
             if !args.json {
-                let why = out.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-                println!("{}: {}{why}", out.path, out.result.to_uppercase());
-                for n in &out.notes {
+                if !args.yes && !x.writes.is_empty() {
+                    print!("{}", Plan { writes: x.writes.clone(), notes: Vec::new() });
+                }
+                let why = x.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                println!("{}: {}{why}", x.path, x.action.as_str().to_uppercase());
+                for n in &x.notes {
                     println!("  note: {n}");
                 }
             }
-            outcomes.push(out);
-        }
-    };
-    volumes::walk(&mut disk, 1, 0, &mut unlock, &mut visit).context("reading the partition table")?;
-    for b in &backups {
-        if !outcomes.iter().any(|o| o.backup == b.content.display().to_string()) {
-            let why = format!("no volume with serial {} on {}", b.origin.volume_serial, args.target.display());
-            outcomes.push(Outcome::failed(b, &b.origin.volume_serial, Some(why)));
         }
     }
-    let count = |r: &str| outcomes.iter().filter(|o| o.result == r).count();
-    let (restored, would, nothing, failed) =
-        (count("restored"), count("would restore"), count("nothing to do"), count("failed"));
+    // Backups for no volume of this disk: said, and counted as failed.
+    let on_disk: Vec<&String> = report.result.volumes.iter().filter_map(|v| v.serial.as_ref()).collect();
+    for (at, serial) in &serials {
+        let serial = serial.clone().unwrap_or_default();
+        if rows.iter().any(|r| &r.backup == at) || on_disk.contains(&&serial) {
+            continue;
+        }
+        let why = format!("no volume with serial {serial} on {}", args.target.display());
+        if !args.json {
+            println!("{at}: FAILED ({why})");
+        }
+        let (backup, path, kind) = (at.clone(), at.clone(), String::from("file"));
+        let (result, reason, writes, notes) = ("failed", Some(why), 0, Vec::new());
+        rows.push(Row { backup, path, kind, volume_serial: serial, result, reason, writes, notes });
+    }
+    let count = |a: RestoreAction| rows.iter().filter(|r| r.result == a.as_str()).count();
+    let (restored, would, nothing) =
+        (count(RestoreAction::Restored), count(RestoreAction::WouldRestore), count(RestoreAction::AlreadyThere));
+    let errors: Vec<&String> = report.result.errors.iter().collect();
+    let failed = count(RestoreAction::Failed).max(usize::from(!errors.is_empty()));
+    let mut skipped = sink.skipped.clone();
+    skipped.extend(report.result.volumes.iter().flat_map(|v| v.notes.iter().filter(|n| n.starts_with("backup "))).cloned());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+        println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        // Backups for no volume of the disk were not shown while walking it.
-        for o in &outcomes {
-            if let Some(why) = o.reason.as_deref().filter(|r| r.starts_with("no volume")) {
-                println!("{}: FAILED ({why})", o.path);
-            }
+        for e in errors.iter().filter(|e| !e.contains("restore of ")) {
+            println!("error: {e}");
         }
         if args.yes {
             println!("restored {restored} files, {nothing} already there, {failed} failed{}", shown(&skipped));

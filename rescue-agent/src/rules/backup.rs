@@ -111,20 +111,49 @@ pub fn sidecar(item: &BackupItem<'_>) -> Vec<u8> {
     struct Sidecar<'a> {
         profile: &'a str,
         volume: usize,
+        volume_serial: String,
         path: &'a str,
         file: &'a FileReport,
         #[serde(skip_serializing_if = "Option::is_none")]
         restore: Option<&'a Origin>,
     }
-    let s =
-        Sidecar { profile: item.profile, volume: item.volume, path: item.path, file: item.file, restore: item.origin };
+    let s = Sidecar {
+        profile: item.profile,
+        volume: item.volume,
+        volume_serial: format!("{:016X}", item.volume_serial),
+        path: item.path,
+        file: item.file,
+        restore: item.origin,
+    };
     serde_json::to_vec_pretty(&s).unwrap_or_default()
 }
 
-/// Where backups go (the stick on the agent, a folder on the host).
+/// A backup as a sink lists it for `[[restore]]` rules.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// Where it is, `/`-separated, as the sink names it (to fetch its content, and for people).
+    pub at: String,
+    /// Its sidecar JSON (`<backup>.json`).
+    pub sidecar: Vec<u8>,
+}
+
+/// Where backups go (the stick on the agent, a folder on the host), and
+/// where `[[restore]]` rules find those of earlier runs. Everything listed
+/// or read back is data to check.
 pub trait BackupSink {
     /// Stores a file durably; returns where it went. An error stops the change of that file.
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String>;
+    /// The backups with a sidecar that may belong to the volume with
+    /// `serial` (16 uppercase hex digits; a sink may list more, the
+    /// sidecars decide). An error: the backups could not be read. By
+    /// default there are none.
+    fn list(&mut self, _serial: &str) -> Result<Vec<Stored>, String> {
+        Ok(Vec::new())
+    }
+    /// The content of the backup at `at`, refused when longer than `max` bytes.
+    fn content(&mut self, at: &str, _max: u64) -> Result<Vec<u8>, String> {
+        Err(format!("{at}: no backups here"))
+    }
 }
 
 /// A sink that refuses every backup (for runs whose rules say `backup = false`).

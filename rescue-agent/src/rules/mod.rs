@@ -1,5 +1,6 @@
-//! The profile and what its rules do: on one Windows volume, delete files
-//! ([`delete`]) and set registry values ([`registry`]); on a disk's ESP, Safe
+//! The profile and what its rules do: on one Windows volume, put back
+//! what earlier runs changed ([`restore`]), delete files ([`delete`]) and
+//! set registry values ([`registry`]); on a disk's ESP, Safe
 //! Mode in the BCD store ([`safe_mode`]). Every change is planned first and
 //! written through one protocol ([`commit`]): gate, dry run, backup,
 //! journal, execute, poison on failure.
@@ -14,6 +15,7 @@ pub mod delete;
 pub mod profile;
 pub mod registry;
 pub mod report;
+pub mod restore;
 pub mod safe_mode;
 
 pub use ctx::{Env, Options, VolumeCtx};
@@ -25,7 +27,7 @@ use crate::formats::ntfs::{Ntfs, NtfsError};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use report::{FileAction, StoreAction, ValueOutcome, VolumeReport};
+use report::{FileAction, RestoreAction, StoreAction, ValueOutcome, VolumeReport};
 
 /// What the rules did on one volume.
 #[derive(Debug, Default)]
@@ -51,6 +53,10 @@ impl Applied {
     pub fn files_skipped(&self) -> usize {
         self.volume.files().filter(|f| !matches!(f.action, FileAction::Deleted | FileAction::WouldDelete)).count()
     }
+    /// Backups put back (0 on a dry run).
+    pub fn restored(&self) -> usize {
+        self.volume.restores.iter().filter(|r| r.action == RestoreAction::Restored).count()
+    }
     /// Registry values set (0 on a dry run).
     pub fn registry_changes(&self) -> usize {
         let written = self.volume.hives.iter().filter(|h| h.action == StoreAction::Written);
@@ -58,8 +64,8 @@ impl Applied {
     }
 }
 
-/// Applies the profile to one NTFS volume: every `[[delete]]` rule in
-/// order, then the registry rules. `report` arrives with the volume's place
+/// Applies the profile to one NTFS volume: the `[[restore]]` rules, every
+/// `[[delete]]` rule in order, then the registry rules. `report` arrives with the volume's place
 /// (index, partition, offset, size) filled. Never panics on disk data;
 /// every failure lands in the result, and nothing is written unless the
 /// gate cleared the volume.
@@ -99,6 +105,7 @@ fn run_rules<D: BlockDevice>(
     report: VolumeReport,
 ) -> Applied {
     let mut ctx = VolumeCtx { env, ntfs, vol, gate, report, errors: Vec::new(), backups: Vec::new() };
+    restore::run(&mut ctx);
     delete::run(&mut ctx);
     registry::run(&mut ctx);
     Applied { volume: ctx.report, errors: ctx.errors, backups: ctx.backups }

@@ -31,6 +31,8 @@ pub struct Profile {
     pub services: Vec<ServiceRule>,
     /// The `[[registry]]` rules: values set.
     pub registry: Vec<RegistryRule>,
+    /// The `[[restore]]` rules: what to put back from earlier runs' backups.
+    pub restore: Vec<RestoreRule>,
     /// The `[ntfs]` options.
     pub ntfs: NtfsOptions,
     /// The `[finish]` options.
@@ -80,6 +82,38 @@ pub struct DeleteRule {
     pub header: Vec<u8>,
     /// Copy each file to the stick before deleting it.
     pub backup: bool,
+}
+
+/// One `[[restore]]` rule: which backups kept by earlier runs to put
+/// back (deleted files, and the SYSTEM and SOFTWARE hives as they were
+/// before a run changed them), found by the volume's serial number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreRule {
+    /// Where the backups are: `"backups"`, the only source (the stick's
+    /// `rescue/backups`; `rescue restore --from` on the host).
+    pub from: String,
+    /// Only backups whose path matches (directory components exactly, the
+    /// last one a glob; case-insensitive); `None`: every backup.
+    pub path: Option<(Vec<String>, String)>,
+    /// Only backups kept by this run (the run id, as in the backup's folder).
+    pub run: Option<String>,
+}
+
+impl RestoreRule {
+    /// True when the rule takes the backup of `path` (`\`-separated) kept by run `run`.
+    pub fn takes(&self, path: &str, run: Option<&str>) -> bool {
+        if self.run.as_deref().is_some_and(|want| run.is_none_or(|r| !r.eq_ignore_ascii_case(want))) {
+            return false;
+        }
+        let Some((dir, pattern)) = &self.path else { return true };
+        let parts: Vec<&str> = path.split('\\').filter(|p| !p.is_empty()).collect();
+        let Some((last, dirs)) = parts.split_last() else { return false };
+        let fold = |u: u16| if u < 0x80 { u16::from((u as u8).to_ascii_uppercase()) } else { u };
+        let utf16 = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        dirs.len() == dir.len()
+            && dirs.iter().zip(dir).all(|(a, b)| a.eq_ignore_ascii_case(b))
+            && glob::matches(&utf16(pattern), &utf16(last), fold)
+    }
 }
 
 /// One `[[service]]` rule: the start type of a service (or driver), set in
@@ -278,6 +312,8 @@ struct RawProfile {
     #[serde(default)]
     registry: Vec<RawRegistry>,
     #[serde(default)]
+    restore: Vec<RawRestore>,
+    #[serde(default)]
     ntfs: RawNtfs,
     #[serde(default)]
     finish: RawFinish,
@@ -312,6 +348,14 @@ struct RawDelete {
     header: Option<Spanned<String>>,
     #[serde(default = "yes")]
     backup: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestore {
+    from: Spanned<String>,
+    path: Option<Spanned<String>>,
+    run: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -468,9 +512,13 @@ impl Profile {
                     .into(),
             ));
         }
-        if raw.delete.is_empty() && raw.service.is_empty() && raw.registry.is_empty() && raw.finish.safe_mode.is_none()
+        if raw.delete.is_empty()
+            && raw.service.is_empty()
+            && raw.registry.is_empty()
+            && raw.restore.is_empty()
+            && raw.finish.safe_mode.is_none()
         {
-            errors.push(ProfileError { line: 0, column: 0, message: "the profile does nothing: add a [[delete]], [[service]] or [[registry]] rule, or [finish] safe_mode, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
+            errors.push(ProfileError { line: 0, column: 0, message: "the profile does nothing: add a [[delete]], [[service]], [[registry]] or [[restore]] rule, or [finish] safe_mode, e.g.\n[[delete]]\npath = 'Windows\\Temp\\bad.sys'".into() });
         }
         let mut delete = Vec::new();
         for r in raw.delete {
@@ -498,6 +546,13 @@ impl Profile {
         for r in raw.registry {
             match registry_rule(r) {
                 Ok(rule) => registry.push(rule),
+                Err((pos, m)) => errors.push(at(pos, m)),
+            }
+        }
+        let mut restore = Vec::new();
+        for r in raw.restore {
+            match restore_rule(r) {
+                Ok(rule) => restore.push(rule),
                 Err((pos, m)) => errors.push(at(pos, m)),
             }
         }
@@ -553,6 +608,7 @@ impl Profile {
             delete,
             services,
             registry,
+            restore,
             ntfs: NtfsOptions { unclean_journal: raw.ntfs.unclean_journal },
             finish: Finish {
                 action: raw.finish.action,
@@ -635,6 +691,30 @@ fn registry_rule(r: RawRegistry) -> Result<RegistryRule, (usize, String)> {
     Ok(RegistryRule { hive, key: key.clone(), value: r.value.into_inner(), data })
 }
 
+/// Validates one `[[restore]]` rule; an error carries its byte position.
+fn restore_rule(r: RawRestore) -> Result<RestoreRule, (usize, String)> {
+    if r.from.get_ref() != "backups" {
+        return Err((
+            r.from.span().start,
+            format!("[[restore]] from {:?}: the only source is \"backups\" (what earlier runs kept)", r.from.get_ref()),
+        ));
+    }
+    let path = match r.path {
+        None => None,
+        Some(p) => Some(split_path(p.get_ref()).map_err(|m| (p.span().start, format!("[[restore]] {m}")))?),
+    };
+    if let Some(run) = &r.run {
+        let id = run.get_ref();
+        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+            return Err((
+                run.span().start,
+                format!("[[restore]] run {id:?}: a run id, as in the backups' folder (letters, digits, '-', '_')"),
+            ));
+        }
+    }
+    Ok(RestoreRule { from: r.from.into_inner(), path, run: r.run.map(Spanned::into_inner) })
+}
+
 /// The largest profile accepted (it is carried inside the agent).
 pub const MAX_LEN: usize = crate::formats::embed::MAX_PROFILE_LEN;
 
@@ -645,9 +725,9 @@ impl Profile {
         !self.services.is_empty() || !self.registry.is_empty() || self.finish.safe_mode.is_some()
     }
 
-    /// How many `[[delete]]`, `[[service]]` and `[[registry]]` rules it has.
+    /// How many `[[delete]]`, `[[service]]`, `[[registry]]` and `[[restore]]` rules it has.
     pub fn rule_count(&self) -> usize {
-        self.delete.len() + self.services.len() + self.registry.len()
+        self.delete.len() + self.services.len() + self.registry.len() + self.restore.len()
     }
 
     /// Every action of the profile in words, one line each, in the order
@@ -657,6 +737,19 @@ impl Profile {
     /// list, so what a stick will do is never hidden.
     pub fn actions(&self) -> Vec<String> {
         let mut out: Vec<String> = self
+            .restore
+            .iter()
+            .map(|r| {
+                let what = match &r.path {
+                    Some((dir, pattern)) if dir.is_empty() => pattern.clone(),
+                    Some((dir, pattern)) => format!("{}\\{pattern}", dir.join("\\")),
+                    None => String::from("every deleted file and changed hive"),
+                };
+                let run = r.run.as_ref().map(|id| format!(" of run {id}")).unwrap_or_default();
+                format!("restore {what} from the backups{run} kept for this PC's volumes (found by serial number)")
+            })
+            .collect();
+        out.extend(self
             .delete
             .iter()
             .map(|r| {
@@ -665,8 +758,7 @@ impl Profile {
                     a += &format!(" if it starts with {}", crate::util::hex::hex(&r.header).to_uppercase());
                 }
                 a + if r.backup { " (backed up first)" } else { " (no backup)" }
-            })
-            .collect();
+            }));
         for s in &self.services {
             out.push(format!(
                 "service {}: Start = {} ({}) in every control set of SYSTEM",

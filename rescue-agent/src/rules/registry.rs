@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 /// The folder of the hives.
-const CONFIG: [&str; 3] = ["Windows", "System32", "config"];
+pub(super) const CONFIG: [&str; 3] = ["Windows", "System32", "config"];
 
 /// Applies the profile's registry rules to the volume. Does nothing when
 /// the profile has none or the volume has no `Windows\\System32\\config`.
@@ -74,10 +74,10 @@ pub fn run<D: BlockDevice>(ctx: &mut VolumeCtx<'_, '_, D>) {
 
 /// A hive file and its two logs as read from the volume: (name, record if
 /// the file exists, content; a missing log reads as empty).
-type HiveFiles = Vec<(String, Option<ntfs::FileRef>, Vec<u8>)>;
+pub(super) type HiveFiles = Vec<(String, Option<ntfs::FileRef>, Vec<u8>)>;
 
 /// Reads `names` from the folder `config`.
-fn read_files<D: BlockDevice>(
+pub(super) fn read_files<D: BlockDevice>(
     ctx: &mut VolumeCtx<'_, '_, D>,
     config: ntfs::FileRef,
     names: [String; 3],

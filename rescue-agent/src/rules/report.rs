@@ -93,6 +93,21 @@ impl StoreAction {
 }
 
 words! {
+    /// What a `[[restore]]` rule did with one backup.
+    pub enum RestoreAction {
+        /// Put back: the file created again, or the hive written back (through its log).
+        Restored = "restored",
+        /// A dry run would put it back.
+        WouldRestore = "would restore",
+        /// The same content is already there.
+        AlreadyThere = "nothing to do",
+        /// Not put back (see its reason); nothing of it was written.
+        #[default]
+        Failed = "failed",
+    }
+}
+
+words! {
     /// What a rule did to one registry value.
     pub enum ValueOutcome {
         /// The value was set (or, on a dry run, would be).
@@ -135,6 +150,8 @@ pub struct VolumeReport {
     pub notes: Vec<String>,
     /// One report per hive the profile's registry rules edited.
     pub hives: Vec<HiveReport>,
+    /// One report per backup the `[[restore]]` rules took for this volume.
+    pub restores: Vec<RestoreReport>,
     /// Why the volume could not be opened or read.
     pub error: Option<String>,
 }
@@ -200,6 +217,31 @@ pub struct FileReport {
     pub writes: Vec<PlanWrite>,
     /// Notes of the delete plan (e.g. hard links kept).
     pub notes: Vec<String>,
+}
+
+/// What a `[[restore]]` rule did with one backup.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreReport {
+    /// Where the file goes back, from the volume root, `\`-separated.
+    pub path: String,
+    /// `file` (a deleted file created again) or `hive` (written back in place).
+    pub kind: String,
+    /// Where the backup is, as the backup source names it.
+    pub backup: String,
+    /// The run that kept the backup, when its folder says.
+    pub run: Option<String>,
+    /// What was done.
+    pub action: RestoreAction,
+    /// Why it was not put back, or why there was nothing to do.
+    pub reason: Option<String>,
+    /// Notes of the plan (e.g. a compressed file written plain).
+    pub notes: Vec<String>,
+    /// Where the hive as it was before the restore went (hives only).
+    pub backup_of_current: Option<String>,
+    /// The NTFS writes (planned on a dry run, done on a real one). Not read back.
+    #[serde(skip_deserializing)]
+    pub writes: Vec<PlanWrite>,
 }
 
 /// What happened to one hive file of a volume.

@@ -4,7 +4,7 @@
 //! and `rescue collect` reads both. Never holds key material.
 
 use crate::formats::smbios::Machine;
-use crate::rules::report::{FileAction, SafeModeReport, ValueOutcome, VolumeReport};
+use crate::rules::report::{FileAction, RestoreAction, SafeModeReport, ValueOutcome, VolumeReport};
 use crate::rules::Applied;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -30,6 +30,8 @@ pub struct Report {
     pub files_skipped: usize,
     /// Registry values set by `[[service]]` and `[[registry]]` rules (0 on a dry run).
     pub registry_changes: usize,
+    /// Backups put back by `[[restore]]` rules: files and hives (0 on a dry run).
+    pub restored: usize,
     /// What `[finish] safe_mode` did to each BCD store.
     pub safe_mode: Vec<SafeModeReport>,
     /// Where each deleted file's backup went, as the backup sink reported it.
@@ -50,14 +52,21 @@ impl Report {
         self.files_deleted += a.files_deleted();
         self.files_skipped += a.files_skipped();
         self.registry_changes += a.registry_changes();
+        self.restored += a.restored();
         self.errors.extend(a.errors);
         self.backups_written.extend(a.backups);
         self.volumes.push(a.volume);
     }
 
-    /// Changes made: files deleted, registry values set, BCD stores set.
+    /// Changes made: files deleted, registry values set, backups restored, BCD stores set.
     pub fn changes(&self) -> usize {
-        self.files_deleted + self.registry_changes + self.safe_mode.iter().filter(|m| m.action.changed()).count()
+        let stores = self.safe_mode.iter().filter(|m| m.action.changed()).count();
+        self.files_deleted + self.registry_changes + self.restored + stores
+    }
+
+    /// Every `[[restore]]` outcome of the run, volume by volume.
+    pub fn restores(&self) -> impl Iterator<Item = &crate::rules::report::RestoreReport> {
+        self.volumes.iter().flat_map(|v| &v.restores)
     }
 
     /// Files a dry run would delete.
@@ -69,7 +78,8 @@ impl Report {
     pub fn would_change(&self) -> usize {
         let hives = self.volumes.iter().flat_map(|v| &v.hives).filter(|h| h.action.would_change());
         let values = hives.flat_map(|h| &h.changes).filter(|c| c.outcome == ValueOutcome::Set).count();
-        self.would_delete() + values + self.safe_mode.iter().filter(|m| m.action.would_change()).count()
+        let restores = self.restores().filter(|r| r.action == RestoreAction::WouldRestore).count();
+        self.would_delete() + values + restores + self.safe_mode.iter().filter(|m| m.action.would_change()).count()
     }
 }
 

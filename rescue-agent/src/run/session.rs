@@ -14,7 +14,7 @@ use crate::formats::ntfs::{Ntfs, NtfsError};
 use crate::formats::registry::bcd;
 use crate::rules::backup::BackupSink;
 use crate::rules::profile::{Profile, WhenLocked};
-use crate::rules::report::{Filesystem, SafeModeReport, StoreAction, VolumeReport};
+use crate::rules::report::{Filesystem, RestoreAction, SafeModeReport, StoreAction, VolumeReport};
 use crate::rules::safe_mode::{self, BootFile, Store};
 use crate::rules::{self, Applied, Env, Options};
 use alloc::format;
@@ -163,9 +163,9 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
     } else if for_locked {
         (Outcome::SafeModeSet, Some(profile.bitlocker.instructions.clone()))
     } else if changes > 0 {
-        (Outcome::Fixed, None)
+        (Outcome::Fixed, restored_line(profile, &result))
     } else {
-        (Outcome::NothingToDo, None)
+        (Outcome::NothingToDo, restored_line(profile, &result))
     };
     RunReport {
         agent_version: crate::util::version::VERSION.into(),
@@ -229,6 +229,27 @@ fn volume(env: &mut Env<'_>, found: Found<'_>) -> Applied {
     vr.windows = true;
     env.say(&format!("{what}: Windows volume"));
     rules::apply(env, &ntfs, &mut vol, vr)
+}
+
+/// For a profile with `[[restore]]` rules, what they did in one line:
+/// `restored N files` (and hives), as the verdict's reason.
+fn restored_line(profile: &Profile, r: &Report) -> Option<String> {
+    if profile.restore.is_empty() {
+        return None;
+    }
+    let word = if r.dry_run { "would restore" } else { "restored" };
+    let want = if r.dry_run { RestoreAction::WouldRestore } else { RestoreAction::Restored };
+    let done: Vec<_> = r.restores().filter(|x| x.action == want).collect();
+    let hives = done.iter().filter(|x| x.kind == "hive").count();
+    let there = r.restores().filter(|x| x.action == RestoreAction::AlreadyThere).count();
+    let mut line = format!("{word} {} files", done.len() - hives);
+    if hives > 0 {
+        line += &format!(" and {hives} hives");
+    }
+    if there > 0 {
+        line += &format!("; {there} already in place");
+    }
+    Some(line)
 }
 
 /// How the error for a BitLocker volume left locked begins.

@@ -15,7 +15,7 @@ use super::stick::Stick;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use rescue_engine::rules::backup::{BackupItem, BackupSink};
+use rescue_engine::rules::backup::{BackupItem, BackupSink, Stored};
 
 /// The backup sink of a run: the stick (when there is one) and the report URL.
 pub struct Keeper<'a> {
@@ -52,6 +52,15 @@ pub fn run_url(url: &str, run_id: &str) -> String {
 }
 
 impl BackupSink for Keeper<'_> {
+    /// Backups of earlier runs come from the stick.
+    fn list(&mut self, serial: &str) -> Result<Vec<Stored>, String> {
+        self.stick.list(serial)
+    }
+
+    fn content(&mut self, at: &str, max: u64) -> Result<Vec<u8>, String> {
+        self.stick.content(at, max)
+    }
+
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
         let path = item.relative_path().map_err(|e| format!("{e}: not deleted"))?;
         let Some(url) = &self.url else { return self.stick.backup(item) };

@@ -6,9 +6,10 @@
 //! much room there is); a partially written one is removed.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use rescue_engine::formats::stick as layout;
-use rescue_engine::rules::backup::{sidecar, BackupItem, BackupSink};
+use rescue_engine::rules::backup::{sidecar, BackupItem, BackupSink, Stored};
+use rescue_engine::rules::restore::MAX_SIDECAR;
 use uefi::fs::FileSystem;
 use uefi::proto::media::file::{File, FileSystemInfo};
 use uefi::{boot, CString16};
@@ -149,7 +150,77 @@ impl Stick {
     }
 }
 
+/// Folders below a volume's backup folder walked at most (`<run>/<path…>`).
+const MAX_DEPTH: usize = 40;
+/// Entries of the backup folders looked at at most: a stick is not a fleet's archive.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Every backup with a sidecar below `dir` (stick path, `/` separators):
+/// a file `x` beside a file `x.json`.
+fn walk(fs: &mut FileSystem, dir: &str, depth: usize, seen: &mut usize, out: &mut alloc::vec::Vec<Stored>) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("{dir}: folders nested deeper than {MAX_DEPTH}"));
+    }
+    let mut files = alloc::vec::Vec::new();
+    let mut dirs = alloc::vec::Vec::new();
+    let entries = fs.read_dir(path16(dir)?.as_ref()).map_err(|e| format!("{dir}: {e:?}"))?;
+    for entry in entries {
+        *seen += 1;
+        if *seen > MAX_ENTRIES {
+            return Err(format!("more than {MAX_ENTRIES} files and folders below {}", layout::BACKUPS_DIR));
+        }
+        let info = entry.map_err(|_| format!("{dir}: a folder entry cannot be read"))?;
+        let name = info.file_name().to_string();
+        if name == "." || name == ".." || name.contains(['/', '\\']) {
+            continue;
+        }
+        if info.is_directory() {
+            dirs.push(name);
+        } else {
+            files.push((name, info.file_size()));
+        }
+    }
+    for (name, size) in &files {
+        let Some(stem) = name.strip_suffix(".json") else { continue };
+        if !files.iter().any(|f| f.0 == stem) {
+            continue; // a report or other JSON, not a sidecar
+        }
+        let at = format!("{dir}/{stem}");
+        let sidecar = if *size as usize > MAX_SIDECAR {
+            alloc::vec::Vec::new() // too large to be ours: the engine names it
+        } else {
+            fs.read(path16(&format!("{at}.json"))?.as_ref()).map_err(|e| format!("{at}.json: {e:?}"))?
+        };
+        out.push(Stored { at, sidecar });
+    }
+    for d in dirs {
+        walk(fs, &format!("{dir}/{d}"), depth + 1, seen, out)?;
+    }
+    Ok(())
+}
+
 impl BackupSink for Stick {
+    /// The backups kept on this stick for the volume: `rescue/backups/<serial>/…`.
+    fn list(&mut self, serial: &str) -> Result<alloc::vec::Vec<Stored>, String> {
+        let mut out = alloc::vec::Vec::new();
+        let Some(fs) = self.fs.as_mut() else { return Ok(out) };
+        let root = format!("{}/{serial}", layout::BACKUPS_DIR);
+        if fs.try_exists(path16(&root)?.as_ref()).unwrap_or(false) {
+            walk(fs, &root, 0, &mut 0, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn content(&mut self, at: &str, max: u64) -> Result<alloc::vec::Vec<u8>, String> {
+        let fs = self.fs.as_mut().ok_or("no file system on the boot medium")?;
+        let p = path16(at)?;
+        let size = fs.metadata(p.as_ref()).map_err(|e| format!("{at}: {e:?}"))?.file_size();
+        if size > max {
+            return Err(format!("{at}: {size} bytes, more than the {max} expected"));
+        }
+        fs.read(p.as_ref()).map_err(|e| format!("{at}: {e:?}"))
+    }
+
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
         // A bad path is an error; only a stick that cannot take the copy lets the fix go on.
         self.backup_path(item)?;
