@@ -453,3 +453,53 @@ fn reg_lists_what_hivexsh_lists() {
         assert_eq!(our_values, their_values, "{key}: values\nours:\n{ours}\nhivexsh:\n{theirs}");
     }
 }
+
+/// A service disabled by `rescue apply`, then `rescue restore` from its
+/// backup folder: hivex reads the hive as it was before the fix (every
+/// value), the restore went through SYSTEM.LOG1 first (regipy, replaying
+/// that log over the fixed hive, gets the hive written), ntfs-3g accepts the
+/// volume, and a second restore has nothing to do.
+#[test]
+fn a_disabled_service_is_restored_through_the_log() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--hives"]);
+    let cfg = "Windows/System32/config/";
+    let sys_before = dump(&disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM")));
+    let profile = "name = \"csagent-off\"\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n";
+    let o = apply(t.path(), &disk, profile, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let fixed = fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"))).unwrap();
+    let fixed_path = t.path().join("SYSTEM.fixed");
+    fs::write(&fixed_path, &fixed).unwrap();
+    assert_ne!(dump(&fixed_path)[1..], sys_before[1..], "the fix changed nothing");
+    let restore = |extra: &[&str]| {
+        let o = ntfs3g::limits::output(
+            Command::new(EXE).arg("restore").arg("--from").arg(t.path().join("backups")).args(extra).arg(&disk.path),
+        )
+        .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let image = fs::read(&disk.path).unwrap();
+    let (code, dry) = restore(&[]);
+    assert_eq!(code, Some(0), "{dry}");
+    assert!(dry.contains("Windows\\System32\\config\\SYSTEM: WOULD RESTORE"), "{dry}");
+    assert!(fs::read(&disk.path).unwrap() == image, "the dry run wrote");
+    let (code, out) = restore(&["--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Windows\\System32\\config\\SYSTEM: RESTORED"), "{out}");
+    assert!(out.contains(" in SYSTEM.LOG1, written first"), "{out}");
+    let sys_after = dump(&disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM")));
+    let (gone, new) = diff(&sys_before, &sys_after);
+    assert!(gone.is_empty() && new.is_empty(), "hivex: lost {gone:?}, new {new:?}");
+    assert!(sys_after[0].ends_with("checksum ok"), "{}", sys_after[0]);
+    // regipy replays the restore's log entry over the fixed hive: the hive written.
+    let log1 = disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM.LOG1"));
+    let replayed = fs::read(regipy_recover(t.path(), &fixed_path, Path::new(""), &log1)).unwrap();
+    let written = fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"))).unwrap();
+    assert!(replayed[4096..] == written[4096..], "regipy's replay of LOG1 differs from the hive restored");
+    check_volume(&disk.partition(t.path()));
+    // The fixed hive went to the backup folder before the restore; a second restore has nothing to do.
+    let (code, again) = restore(&["--yes"]);
+    assert_eq!(code, Some(3), "{again}");
+    assert!(again.contains("SYSTEM: NOTHING TO DO"), "{again}");
+}

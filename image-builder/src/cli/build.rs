@@ -80,6 +80,10 @@ pub struct BuildArgs {
     /// guessing a lost stick's PIN costlier; every PC the stick boots must have it free
     #[arg(long, value_name = "MIB", requires = "keys", conflicts_with = "no_seal")]
     pub kdf_memory: Option<u32>,
+    /// A restore stick: carry the backups in this folder (a stick's rescue/backups, or a
+    /// `rescue apply --backup-dir`) for the profile's [[restore]] rules
+    #[arg(long, value_name = "DIR")]
+    pub backups: Option<PathBuf>,
 }
 
 /// Runs `rescue build`.
@@ -134,6 +138,17 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     if let Some((bytes, _)) = &key_file {
         files.file(stick::KEYS_PATH, bytes.clone());
     }
+    let carried = match &args.backups {
+        Some(dir) if profile.restore.is_empty() => {
+            bail!("--backups {}: the profile has no [[restore]] rule to use them", dir.display())
+        }
+        Some(dir) => Some(carry_backups(dir, &mut files)?),
+        None if !profile.restore.is_empty() => {
+            say_err!("note: no --backups: the stick restores only what is in its rescue/backups when it boots");
+            None
+        }
+        None => None,
+    };
     let secure_boot_notes = match &plan {
         Some(p) => shim::apply(p, &agents, &mut files)?,
         None => Vec::new(),
@@ -169,7 +184,54 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     if let Some((_, summary)) = &key_file {
         say!("  {summary}");
     }
+    if let Some((n, bytes)) = carried {
+        say!("  carries {n} backup(s) ({bytes} bytes) in {}", stick::BACKUPS_DIR);
+    }
     Ok(())
+}
+
+/// Puts every backup with a sidecar below `dir` on the stick, where the
+/// agent looks for a volume's backups: `rescue/backups/<serial>/<run>/<path>`
+/// (`<run>` from a stick's layout; `host` for a `--backup-dir`'s), each
+/// beside its sidecar. Paths come from the folder and the sidecars: every
+/// component is checked. Returns how many backups, and their bytes.
+fn carry_backups(dir: &Path, files: &mut StickFiles) -> Result<(usize, u64)> {
+    use rescue_engine::rules::backup::BackupSink;
+    use rescue_engine::util::win32_name::component_problem;
+    let mut sink = crate::host::backup_dir::DirSink::new(dir.to_path_buf());
+    let listed = sink.list("").map_err(anyhow::Error::msg)?;
+    let (mut n, mut bytes) = (0, 0);
+    for s in listed {
+        let side: serde_json::Value = serde_json::from_slice(&s.sidecar)
+            .with_context(|| format!("{}.json: not a sidecar of ours", s.at))?;
+        let serial = side.pointer("/restore/volume_serial").or_else(|| side.get("volume_serial"));
+        let serial = serial.and_then(|v| v.as_str()).unwrap_or("").to_ascii_uppercase();
+        if serial.len() != 16 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("{}.json names no volume serial number (made by an older rescue?)", s.at);
+        }
+        let rel = Path::new(&s.at).strip_prefix(dir).unwrap_or(Path::new(&s.at));
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let after: Vec<String> = match parts.iter().position(|p| p.eq_ignore_ascii_case(&serial)) {
+            Some(i) => parts[i + 1..].to_vec(),
+            None => {
+                let path = side.get("path").and_then(|p| p.as_str()).unwrap_or("");
+                std::iter::once("host").chain(path.split('\\')).map(String::from).collect()
+            }
+        };
+        if let Some(bad) = after.iter().find(|p| component_problem(p).is_some()) {
+            bail!("{}: {bad:?} cannot be part of a path on the stick", s.at);
+        }
+        let on_stick = format!("{}/{serial}/{}", stick::BACKUPS_DIR, after.join("/"));
+        let content = std::fs::read(&s.at).with_context(|| format!("cannot read the backup {}", s.at))?;
+        bytes += content.len() as u64;
+        n += 1;
+        files.file(&format!("{on_stick}.json"), s.sidecar);
+        files.file(&on_stick, content);
+    }
+    if n == 0 {
+        bail!("--backups {}: no backup with a sidecar there", dir.display());
+    }
+    Ok((n, bytes))
 }
 
 /// The key file for `--keys` (sealed with the PIN, or unsealed with
