@@ -86,31 +86,91 @@ fn second_run_on_a_fixed_disk_does_nothing() {
     let first = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
     assert_eq!(verdict(&first), "FIXED");
     let after_first = disk_sha(&disk);
-    // The stick's backups (before the next run makes its own stick).
+    assert!(stick_list(&first.stick, "rescue/backups").iter().any(|p| p.ends_with(".sys.json")), "no sidecar");
+    let second = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&second), "NOTHING TO DO", "{:#?}", second.lines);
+    assert_eq!(disk_sha(&disk), after_first, "the second run wrote to the disk");
+    disk.check_with_ntfs3g(&[BAD]);
+}
+
+/// Undo with a restore stick: a stick deletes the channel file and disables
+/// a service; a restore stick built from that stick's backups
+/// (`rescue build --backups`) puts both back: the file's SHA-256 equals the
+/// original's, hivex reads the service's original start type, regipy
+/// replays SYSTEM.LOG1 to the hive written, ntfs-3g finds every file; booted
+/// again, the restore stick has nothing to do.
+#[test]
+fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "win.img", &["--hives"]);
+    let vol = dir.path().join("vol");
+    let system = |disk: &TestDisk| {
+        disk.extract_volume(&vol);
+        ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg("Windows/System32/config/SYSTEM"))
+    };
+    let before = hive_dump(&system(&disk));
+    let fix = crowdstrike() + "\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n";
+    let first = boot_and_fix(dir.path(), &fix, &[(&disk, Bus::Ahci)]);
+    assert_eq!(verdict(&first), "FIXED", "{:#?}", first.lines);
+    assert_eq!(first.report["files_deleted"], 1);
+    let fixed = system(&disk);
+    assert_ne!(hive_dump(&fixed)[1..], before[1..], "the service was not disabled");
+    // The fix stick's backups, as an admin copies them off it.
     let kept = dir.path().join("from-stick");
     for p in stick_list(&first.stick, "rescue/backups") {
         let to = kept.join(&p);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::write(&to, stick_file(&first.stick, &p).unwrap()).unwrap();
     }
-    assert!(stick_list(&first.stick, "rescue/backups").iter().any(|p| p.ends_with(".sys.json")), "no sidecar");
-    let second = boot_and_fix(dir.path(), &crowdstrike(), &[(&disk, Bus::Ahci)]);
-    assert_eq!(verdict(&second), "NOTHING TO DO", "{:#?}", second.lines);
-    assert_eq!(disk_sha(&disk), after_first, "the second run wrote to the disk");
-    disk.check_with_ntfs3g(&[BAD]);
-    // The stick's backup and its sidecar put the file back (`rescue restore`):
-    // ntfs-3g finds every file of the manifest again, the channel file included.
-    let restore = |extra: &[&str]| {
-        let o = rescue().arg("restore").arg("--from").arg(&kept).args(extra).arg(&disk.path).output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    let undo = dir.path().join("undo.toml");
+    std::fs::write(&undo, "name = \"undo\"\n[[restore]]\nfrom = \"backups\"\n").unwrap();
+    let stick = dir.path().join("restore.img");
+    let built = ok(rescue()
+        .arg("build")
+        .arg("--profile")
+        .arg(&undo)
+        .arg("--backups")
+        .arg(kept.join("rescue/backups"))
+        .args(["--size", "40", "--out"])
+        .arg(&stick));
+    assert!(built.contains("carries 4 backup(s)"), "{built}");
+    let boot = || {
+        let vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
+        Run::finish(vm, &stick, Duration::from_secs(180))
     };
-    let (code, out) = restore(&["--yes"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("restored 1 files"), "{out}");
+    let restored = boot();
+    assert_eq!(verdict(&restored), "FIXED", "{:#?}", restored.lines);
+    assert_eq!(restored.report["restored"], 2, "{:#}", restored.report);
+    assert!(restored.lines.iter().any(|l| l.contains("restored 1 files and 1 hives")), "{:#?}", restored.lines);
+    // The file is back, byte for byte; every other file of the manifest is as it was.
+    disk.extract_volume(&vol);
+    let back = ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg(BAD));
+    assert_eq!(sha256_hex(&back), disk.files[BAD]);
     disk.check_with_ntfs3g(&[]);
-    let (code, out) = restore(&["--yes"]);
-    assert_eq!(code, Some(3), "second restore: {out}");
-    assert!(out.contains("NOTHING TO DO"), "{out}");
+    // The hive as before the fix; its restore went through SYSTEM.LOG1 first.
+    let now = system(&disk);
+    let after = hive_dump(&now);
+    assert!(after[0].ends_with("checksum ok"), "{}", after[0]);
+    assert_eq!(after[1..], before[1..], "hivex reads another hive than before the fix");
+    let log1 = ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg("Windows/System32/config/SYSTEM.LOG1"));
+    assert_eq!(regipy_replay(dir.path(), &fixed, &log1)[4096..], now[4096..], "regipy's replay of LOG1 differs");
+    // The hive as the fix left it went to the stick before the restore.
+    assert_eq!(backup_on_stick(&restored, "config/SYSTEM").len(), 2);
+    let again = boot();
+    assert_eq!(verdict(&again), "NOTHING TO DO", "{:#?}", again.lines);
+    assert!(again.lines.iter().any(|l| l.contains("restored 0 files; 2 already in place")), "{:#?}", again.lines);
+}
+
+/// regipy's replay of `log1` over `hive` (its library, as its
+/// `regipy-process-transaction-logs` command runs it).
+fn regipy_replay(dir: &Path, hive: &[u8], log1: &[u8]) -> Vec<u8> {
+    let (h, l, out) = (dir.join("regipy-hive"), dir.join("regipy-log1"), dir.join("regipy-out"));
+    std::fs::write(&h, hive).unwrap();
+    std::fs::write(&l, log1).unwrap();
+    let py = "import sys\nfrom regipy.recovery import apply_transaction_logs\n\
+              apply_transaction_logs(sys.argv[1], primary_log_path=sys.argv[2], restored_hive_path=sys.argv[3])\n";
+    ok(std::process::Command::new("python3").arg("-c").arg(py).arg(&h).arg(&l).arg(&out));
+    std::fs::read(&out).unwrap()
 }
 
 /// A crashed Windows: the journal holds transactions Windows committed but

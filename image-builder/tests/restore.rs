@@ -360,3 +360,33 @@ fn a_file_of_a_compressed_folder_comes_back_plain() {
     assert_eq!(attrib(&img), before & !0x800);
     check_volume(&img);
 }
+
+/// The same restore as a profile's `[[restore]]` rule through `rescue apply`
+/// (its backup folder is where it finds the backups; a `path` filter takes
+/// one of the two), and `rescue collect` counting the restore run.
+#[test]
+fn a_restore_profile_through_apply_shows_in_collect() {
+    let t = tempfile::tempdir().unwrap();
+    let orig = volume(t.path(), 3);
+    let img = copy(&orig, &t.path().join("work.img"));
+    let bk = delete(t.path(), &img, None, 2);
+    let prof = t.path().join("undo.toml");
+    fs::write(&prof, "name = \"undo\"\n[[restore]]\nfrom = \"backups\"\npath = 'Data\\D\\target-*.sys'\n").unwrap();
+    let report = t.path().join("undo.json");
+    let out = run(Command::new(EXE)
+        .args(["apply", "--profile"])
+        .arg(&prof)
+        .arg("--backup-dir")
+        .arg(&bk)
+        .arg("--report")
+        .arg(&report)
+        .arg(&img));
+    assert!(out.contains("1 restored"), "{out}");
+    assert!(cat(&img, "/Data/D/target-two.sys") == cat(&orig, "/Data/D/target-two.sys"), "not restored");
+    let o = ntfs3g::limits::output(Command::new("ntfscat").arg(&img).arg("/Data/D/Target one.sys")).unwrap();
+    assert!(!o.status.success(), "the path filter let the other file back");
+    check_volume(&img);
+    let csv = run(Command::new(EXE).args(["collect", "--out", "-"]).arg(&report));
+    let (head, row) = (csv.lines().next().unwrap(), csv.lines().nth(1).unwrap());
+    assert!(head.ends_with(",restored") && row.ends_with(",1") && row.contains("FIXED"), "{csv}");
+}

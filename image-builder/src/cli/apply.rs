@@ -140,7 +140,9 @@ fn summary(report: &RunReport, registry: bool, elapsed: std::time::Duration) -> 
     };
     if r.restores().next().is_some() {
         done += &match r.dry_run {
-            true => format!(", {} would be restored", r.restores().filter(|x| x.action.as_str() == "would restore").count()),
+            true => {
+                format!(", {} would be restored", r.restores().filter(|x| x.action.as_str() == "would restore").count())
+            }
             false => format!(", {} restored", r.restored),
         };
     }

@@ -202,8 +202,8 @@ fn carry_backups(dir: &Path, files: &mut StickFiles) -> Result<(usize, u64)> {
     let listed = sink.list("").map_err(anyhow::Error::msg)?;
     let (mut n, mut bytes) = (0, 0);
     for s in listed {
-        let side: serde_json::Value = serde_json::from_slice(&s.sidecar)
-            .with_context(|| format!("{}.json: not a sidecar of ours", s.at))?;
+        let side: serde_json::Value =
+            serde_json::from_slice(&s.sidecar).with_context(|| format!("{}.json: not a sidecar of ours", s.at))?;
         let serial = side.pointer("/restore/volume_serial").or_else(|| side.get("volume_serial"));
         let serial = serial.and_then(|v| v.as_str()).unwrap_or("").to_ascii_uppercase();
         if serial.len() != 16 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {

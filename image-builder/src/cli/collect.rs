@@ -11,7 +11,7 @@ use crate::image::{fat, stick};
 use crate::output;
 use crate::sweep::table::{to_csv, Deleted, Locked, Row, Skipped};
 use anyhow::{bail, Context, Result};
-use rescue_engine::rules::report::FileAction;
+use rescue_engine::rules::report::{FileAction, RestoreAction};
 use rescue_engine::run::report::{Outcome, Report, RunReport};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -153,6 +153,14 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
             }
         }
     }
+    let mut restored_paths: Vec<String> =
+        r.result.restores().filter(|x| x.action == RestoreAction::Restored).map(|x| scrub(&x.path)).collect();
+    for x in r.result.restores().filter(|x| x.action == RestoreAction::Failed) {
+        let reason = format!("not restored: {}", scrub(x.reason.as_deref().unwrap_or("")));
+        skipped.push(Skipped { what: format!("backup {}", scrub(&x.path)), reason });
+    }
+    let restored = restored_paths.len();
+    cap(&mut restored_paths, |n| format!("… and {n} more"));
     let mut unlocked = Vec::new();
     let (mut locked, mut unlocked_key_ids) = (Vec::new(), Vec::new());
     for bl in r.bitlocker.iter().take(MAX_LIST) {
@@ -214,6 +222,8 @@ pub fn row_from_report(source: &str, name: &str, json: &Value) -> Option<Row> {
         },
         profile: scrub(&r.result.profile),
         registry_changes: r.result.registry_changes,
+        restored,
+        restored_paths,
         journal: journal.to_string(),
         duration_ms: r.duration_ms,
         locked,
@@ -257,7 +267,7 @@ fn row_from_host_report(source: &str, name: &str, json: &Value) -> Option<Row> {
     }
     let report: Report = serde_json::from_value(json.clone()).ok()?;
     let run = RunReport {
-        outcome: match (report.errors.is_empty(), report.files_deleted) {
+        outcome: match (report.errors.is_empty(), report.changes()) {
             (false, _) => Outcome::Failed,
             (true, 0) => Outcome::NothingToDo,
             (true, _) => Outcome::Fixed,
@@ -467,6 +477,11 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         count("NOTHING TO DO"),
         count("SAFE MODE SET")
     );
+    let restores: Vec<&Row> = rows.iter().filter(|r| r.restored > 0).collect();
+    if !restores.is_empty() {
+        let files: usize = restores.iter().map(|r| r.restored).sum();
+        say_err!("restore runs: {} put back {files} file(s) and hive(s)", restores.len());
+    }
     Ok(())
 }
 

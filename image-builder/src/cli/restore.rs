@@ -168,7 +168,9 @@ pub fn run(args: &RestoreArgs) -> Result<Exit> {
     let errors: Vec<&String> = report.result.errors.iter().collect();
     let failed = count(RestoreAction::Failed).max(usize::from(!errors.is_empty()));
     let mut skipped = sink.skipped.clone();
-    skipped.extend(report.result.volumes.iter().flat_map(|v| v.notes.iter().filter(|n| n.starts_with("backup "))).cloned());
+    skipped.extend(
+        report.result.volumes.iter().flat_map(|v| v.notes.iter().filter(|n| n.starts_with("backup "))).cloned(),
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

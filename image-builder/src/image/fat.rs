@@ -183,23 +183,78 @@ impl Geometry {
         (self.first_data_sector + (cluster as usize - 2) * self.sectors_per_cluster) * self.bytes_per_sector
     }
 
-    /// First cluster of folder `path` (parents are small: one cluster each on a fresh volume).
+    /// The clusters of the chain that starts at `first`, in order (at most
+    /// as many as the volume has).
+    fn chain(&self, img: &[u8], first: u32) -> Result<Vec<u32>> {
+        let clusters = (self.total_sectors - self.first_data_sector) / self.sectors_per_cluster;
+        let fat = self.reserved * self.bytes_per_sector;
+        let mut out = vec![first];
+        loop {
+            let c = *out.last().unwrap_or(&first) as usize;
+            // (entry, first end-of-chain value) for FAT32, FAT12 and FAT16.
+            let (next, end) = if self.fat32 {
+                (u32::from_le_bytes(img[fat + 4 * c..fat + 4 * c + 4].try_into()?) & 0x0FFF_FFFF, 0x0FFF_FFF8)
+            } else if clusters < 4085 {
+                let v = u16::from_le_bytes([img[fat + c * 3 / 2], img[fat + c * 3 / 2 + 1]]);
+                (u32::from(if c % 2 == 0 { v & 0x0FFF } else { v >> 4 }), 0xFF8)
+            } else {
+                (u32::from(u16::from_le_bytes([img[fat + 2 * c], img[fat + 2 * c + 1]])), 0xFFF8)
+            };
+            if next >= end {
+                return Ok(out);
+            }
+            if next < 2 || next as usize >= clusters + 2 || out.len() > clusters {
+                bail!("the new FAT image's cluster chain from {first} is broken");
+            }
+            out.push(next);
+        }
+    }
+
+    /// The entries of a folder: the root (`None`) or the one at `cluster`, every cluster of it.
+    fn folder_bytes(&self, img: &[u8], dir: Option<u32>) -> Result<Vec<u8>> {
+        let per = self.sectors_per_cluster * self.bytes_per_sector;
+        if let (None, false) = (dir, self.fat32) {
+            let at = self.root_dir_sector * self.bytes_per_sector;
+            return Ok(img[at..at + self.root_entries * 32].to_vec());
+        }
+        let first = dir.unwrap_or(self.root_cluster);
+        let chain = self.chain(img, first)?;
+        Ok(chain.iter().flat_map(|&c| img[self.cluster_offset(c)..self.cluster_offset(c) + per].to_vec()).collect())
+    }
+
+    /// First cluster of folder `path`, each component matched by its long
+    /// name (case-insensitive) or, without one, its 8.3 name.
     fn first_cluster_of(&self, img: &[u8], path: &str) -> Result<u32> {
         let mut dir: Option<u32> = None; // None = root
         for name in path.split('/') {
-            let (at, len) = match dir {
-                None if !self.fat32 => (self.root_dir_sector * self.bytes_per_sector, self.root_entries * 32),
-                None => (self.cluster_offset(self.root_cluster), self.sectors_per_cluster * self.bytes_per_sector),
-                Some(c) => (self.cluster_offset(c), self.sectors_per_cluster * self.bytes_per_sector),
-            };
-            let short = short_name(name);
-            let entry = img[at..at + len]
-                .chunks_exact(32)
-                .find(|e| e[0] != 0xE5 && e[11] & 0x10 != 0 && e[11] != 0x0F && e[..11] == short)
-                .with_context(|| format!("folder {path} not found in the new FAT image"))?;
-            let hi = u16::from_le_bytes([entry[20], entry[21]]) as u32;
-            let lo = u16::from_le_bytes([entry[26], entry[27]]) as u32;
-            dir = Some(hi << 16 | lo);
+            let entries = self.folder_bytes(img, dir)?;
+            let mut long: Vec<(u8, Vec<u16>)> = Vec::new();
+            let mut found = None;
+            for e in entries.chunks_exact(32) {
+                if e[0] == 0 {
+                    break;
+                }
+                if e[0] == 0xE5 {
+                    long.clear();
+                    continue;
+                }
+                if e[11] == 0x0F {
+                    let units = [&e[1..11], &e[14..26], &e[28..32]].concat();
+                    long.push((e[0] & 0x3F, units.chunks_exact(2).map(|u| u16::from_le_bytes([u[0], u[1]])).collect()));
+                    continue;
+                }
+                long.sort_by_key(|l| l.0);
+                let units: Vec<u16> = long.drain(..).flat_map(|l| l.1).take_while(|&u| u != 0).collect();
+                let lfn = String::from_utf16_lossy(&units);
+                let same = if units.is_empty() { e[..11] == short_name(name) } else { lfn.eq_ignore_ascii_case(name) };
+                if same && e[11] & 0x10 != 0 {
+                    let hi = u16::from_le_bytes([e[20], e[21]]) as u32;
+                    let lo = u16::from_le_bytes([e[26], e[27]]) as u32;
+                    found = Some(hi << 16 | lo);
+                    break;
+                }
+            }
+            dir = Some(found.with_context(|| format!("folder {path} not found in the new FAT image"))?);
         }
         dir.context("empty folder path")
     }

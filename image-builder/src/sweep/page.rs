@@ -320,6 +320,7 @@ fn pc_table(rows: &[Row]) -> String {
         "Reason",
         "Files deleted",
         "Registry changes",
+        "Restored",
         "Journal",
         "Duration (s)",
         "Report",
@@ -330,7 +331,7 @@ fn pc_table(rows: &[Row]) -> String {
     for r in order {
         let _ = write!(
             html,
-            r#"<tr class="pc" data-outcome="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td><td class="n" data-v="{}">{:.1}</td><td>{}</td></tr>"#,
+            r#"<tr class="pc" data-outcome="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td><td class="n" data-v="{}">{:.1}</td><td>{}</td></tr>"#,
             esc(&r.outcome),
             esc(&r.started),
             esc(&r.manufacturer),
@@ -340,6 +341,7 @@ fn pc_table(rows: &[Row]) -> String {
             esc(&r.reason),
             r.files_deleted,
             r.registry_changes,
+            r.restored,
             esc(&r.journal),
             r.duration_ms,
             r.duration_ms as f64 / 1000.0,

@@ -41,6 +41,10 @@ pub struct Row {
     pub profile: String,
     /// Registry values and Safe Mode elements changed.
     pub registry_changes: usize,
+    /// Backups put back by `[[restore]]` rules (files and hives): a restore run.
+    pub restored: usize,
+    /// What was put back, path by path (the first [`MAX_LIST`]).
+    pub restored_paths: Vec<String>,
     /// What happened to NTFS journals: `reset` (emptied; chkdsk at the next
     /// boot), `unclean, left alone`, or empty when every journal was clean.
     pub journal: String,
@@ -85,7 +89,7 @@ pub fn csv_field(s: &str) -> String {
 /// The table as CSV: one line per report, lists joined with " | ".
 pub fn to_csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,bitlocker_unlocked,errors,profile,agent_version,source,report\r\n",
+        "started,manufacturer,model,serial,outcome,reason,files_deleted,deleted,skipped,bitlocker_unlocked,errors,profile,agent_version,source,report,restored\r\n",
     );
     for r in rows {
         let deleted = r
@@ -111,6 +115,7 @@ pub fn to_csv(rows: &[Row]) -> String {
             r.agent_version.clone(),
             r.source.clone(),
             r.report.clone(),
+            r.restored.to_string(),
         ];
         out += &cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
         out += "\r\n";

@@ -749,16 +749,13 @@ impl Profile {
                 format!("restore {what} from the backups{run} kept for this PC's volumes (found by serial number)")
             })
             .collect();
-        out.extend(self
-            .delete
-            .iter()
-            .map(|r| {
-                let mut a = format!("delete {}", r.path);
-                if !r.header.is_empty() {
-                    a += &format!(" if it starts with {}", crate::util::hex::hex(&r.header).to_uppercase());
-                }
-                a + if r.backup { " (backed up first)" } else { " (no backup)" }
-            }));
+        out.extend(self.delete.iter().map(|r| {
+            let mut a = format!("delete {}", r.path);
+            if !r.header.is_empty() {
+                a += &format!(" if it starts with {}", crate::util::hex::hex(&r.header).to_uppercase());
+            }
+            a + if r.backup { " (backed up first)" } else { " (no backup)" }
+        }));
         for s in &self.services {
             out.push(format!(
                 "service {}: Start = {} ({}) in every control set of SYSTEM",

@@ -157,7 +157,13 @@ const MAX_ENTRIES: usize = 100_000;
 
 /// Every backup with a sidecar below `dir` (stick path, `/` separators):
 /// a file `x` beside a file `x.json`.
-fn walk(fs: &mut FileSystem, dir: &str, depth: usize, seen: &mut usize, out: &mut alloc::vec::Vec<Stored>) -> Result<(), String> {
+fn walk(
+    fs: &mut FileSystem,
+    dir: &str,
+    depth: usize,
+    seen: &mut usize,
+    out: &mut alloc::vec::Vec<Stored>,
+) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("{dir}: folders nested deeper than {MAX_DEPTH}"));
     }
