@@ -102,7 +102,7 @@ fn second_run_on_a_fixed_disk_does_nothing() {
 #[test]
 fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = make_test_disk(dir.path(), "win.img", &["--hives"]);
+    let mut disk = make_test_disk(dir.path(), "win.img", &["--hives"]);
     let vol = dir.path().join("vol");
     let system = |disk: &TestDisk| {
         disk.extract_volume(&vol);
@@ -133,19 +133,21 @@ fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
         .arg(kept.join("rescue/backups"))
         .args(["--size", "40", "--out"])
         .arg(&stick));
-    assert!(built.contains("carries 4 backup(s)"), "{built}");
+    assert!(built.contains("carries 3 backup(s)"), "{built}");
     let boot = || {
         let vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
         Run::finish(vm, &stick, Duration::from_secs(180))
     };
     let restored = boot();
-    assert_eq!(verdict(&restored), "FIXED", "{:#?}", restored.lines);
+    assert_eq!(verdict(&restored), "FIXED: restored 1 files and 1 hives", "{:#?}", restored.lines);
     assert_eq!(restored.report["restored"], 2, "{:#}", restored.report);
-    assert!(restored.lines.iter().any(|l| l.contains("restored 1 files and 1 hives")), "{:#?}", restored.lines);
     // The file is back, byte for byte; every other file of the manifest is as it was.
     disk.extract_volume(&vol);
     let back = ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg(BAD));
     assert_eq!(sha256_hex(&back), disk.files[BAD]);
+    // (The hive's bytes differ from the original's in its header's sequence
+    // numbers and time, and its log holds the restore: hivex judges them below.)
+    disk.files.retain(|path, _| !path.starts_with("Windows/System32/config/SYSTEM"));
     disk.check_with_ntfs3g(&[]);
     // The hive as before the fix; its restore went through SYSTEM.LOG1 first.
     let now = system(&disk);
@@ -156,9 +158,14 @@ fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
     assert_eq!(regipy_replay(dir.path(), &fixed, &log1)[4096..], now[4096..], "regipy's replay of LOG1 differs");
     // The hive as the fix left it went to the stick before the restore.
     assert_eq!(backup_on_stick(&restored, "config/SYSTEM").len(), 2);
+    // The same stick again (its report of the first run moved aside, as `rescue collect` reads one per run).
+    let first_report = stick_list(&stick, "rescue/reports").pop().unwrap();
+    ok(std::process::Command::new("mdel")
+        .arg("-i")
+        .arg(format!("{}@@1M", stick.display()))
+        .arg(format!("::/{first_report}")));
     let again = boot();
-    assert_eq!(verdict(&again), "NOTHING TO DO", "{:#?}", again.lines);
-    assert!(again.lines.iter().any(|l| l.contains("restored 0 files; 2 already in place")), "{:#?}", again.lines);
+    assert_eq!(verdict(&again), "NOTHING TO DO: restored 0 files; 2 already in place", "{:#?}", again.lines);
 }
 
 /// regipy's replay of `log1` over `hive` (its library, as its

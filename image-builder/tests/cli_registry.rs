@@ -503,3 +503,26 @@ fn a_disabled_service_is_restored_through_the_log() {
     assert_eq!(code, Some(3), "{again}");
     assert!(again.contains("SYSTEM: NOTHING TO DO"), "{again}");
 }
+
+/// Cloned PCs share volume serial numbers: a backup of SYSTEM whose
+/// computer name is not this PC's is refused, nothing written.
+#[test]
+fn a_hive_of_another_pc_is_not_restored() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = make_disk(t.path(), &["--hives"]);
+    let off = "name = \"csagent-off\"\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n";
+    assert!(apply(t.path(), &disk, off, &[]).status.success());
+    // This PC now has another name than the one its first backup holds (as a clone would).
+    let rename = "name = \"rename\"\n[[registry]]\nhive = \"SYSTEM\"\n\
+                  key = 'ControlSet001\\Control\\ComputerName\\ComputerName'\nvalue = \"ComputerName\"\nstring = \"OTHER-PC\"\n";
+    let o = apply(t.path(), &disk, rename, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let image = fs::read(&disk.path).unwrap();
+    let o = ntfs3g::limits::output(
+        Command::new(EXE).arg("restore").arg("--from").arg(t.path().join("backups")).arg("--yes").arg(&disk.path),
+    )
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && out.contains("the backup is of another PC (ComputerName"), "{out}");
+    assert!(fs::read(&disk.path).unwrap() == image, "written");
+}

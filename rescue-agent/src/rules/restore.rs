@@ -267,7 +267,7 @@ fn one_hive<D: BlockDevice>(
         return Err(String::from("the backup is of a hive a crash left dirty: not restored"));
     }
     let copy = crate::util::mem::copy(&backup).ok_or("the hive does not fit in the memory available")?;
-    Hive::open(copy).map_err(|e| format!("the backup is not a hive that can be read: {e}"))?;
+    let kept_hive = Hive::open(copy).map_err(|e| format!("the backup is not a hive that can be read: {e}"))?;
     let config = ctx.ntfs.lookup_path(ctx.vol, &CONFIG).map_err(|e| e.to_string())?;
     let name = hive.file();
     let files = read_files(ctx, config, [name.into(), format!("{name}.LOG1"), format!("{name}.LOG2")])
@@ -287,6 +287,18 @@ fn one_hive<D: BlockDevice>(
         rr.action = RestoreAction::AlreadyThere;
         rr.reason = Some(String::from("the hive already holds what its backup holds"));
         return Ok(());
+    }
+    // Cloned PCs share volume serials: a hive of another PC is never put back.
+    let copy = crate::util::mem::copy(&recovered.bytes).ok_or("the hive does not fit in the memory available")?;
+    let this_hive = Hive::open(copy).map_err(r)?;
+    let (key, value) = IDENTITY[usize::from(hive == HiveName::Software)];
+    if let (Some(theirs), Some(ours)) = (identity(&kept_hive, key, value), identity(&this_hive, key, value)) {
+        if theirs != ours {
+            return Err(format!(
+                "the backup is of another PC ({value} {theirs:?}, this PC's is {ours:?}; cloned PCs share volume \
+                 serial numbers): not restored"
+            ));
+        }
     }
     let now = BaseBlock::parse(&recovered.bytes).map_err(r)?;
     let mut restored = backup;
@@ -314,6 +326,24 @@ fn one_hive<D: BlockDevice>(
             .map(|mut at| Some(at.remove(0)))
             .map_err(|m| format!("backup of the hive as it is now failed: {m}; it was not restored"))
     })
+}
+
+/// The value that tells one PC's hive from another's, of SYSTEM and of
+/// SOFTWARE: the computer name, the machine GUID (new on every installed
+/// or sysprepped copy of Windows).
+const IDENTITY: [(&str, &str); 2] = [
+    ("ControlSet001\\Control\\ComputerName\\ComputerName", "ComputerName"),
+    ("Microsoft\\Cryptography", "MachineGuid"),
+];
+
+/// The text of `value` in `key` of hive `h`, when it has one.
+fn identity(h: &Hive, key: &str, value: &str) -> Option<String> {
+    let k = h.open_path(key).ok()?;
+    let name: Vec<u16> = value.encode_utf16().collect();
+    let data = h.data(&h.value(&k, &name).ok()??).ok()?;
+    let units: Vec<u16> =
+        data.chunks_exact(2).map(|u| u16::from_le_bytes([u[0], u[1]])).take_while(|&u| u != 0).collect();
+    Some(String::from_utf16_lossy(&units))
 }
 
 /// Commits a restore's plan; `backup` keeps what it overwrites first.

@@ -54,6 +54,11 @@ pub fn run_url(url: &str, run_id: &str) -> String {
 impl BackupSink for Keeper<'_> {
     /// Backups of earlier runs come from the stick.
     fn list(&mut self, serial: &str) -> Result<Vec<Stored>, String> {
+        if !self.stick.present() {
+            return Err(String::from(
+                "booted from the network, with no stick holding backups: a restore runs from a restore stick",
+            ));
+        }
         self.stick.list(serial)
     }
 
