@@ -196,7 +196,7 @@ impl Geometry {
                 (u32::from_le_bytes(img[fat + 4 * c..fat + 4 * c + 4].try_into()?) & 0x0FFF_FFFF, 0x0FFF_FFF8)
             } else if clusters < 4085 {
                 let v = u16::from_le_bytes([img[fat + c * 3 / 2], img[fat + c * 3 / 2 + 1]]);
-                (u32::from(if c % 2 == 0 { v & 0x0FFF } else { v >> 4 }), 0xFF8)
+                (u32::from(if c.is_multiple_of(2) { v & 0x0FFF } else { v >> 4 }), 0xFF8)
             } else {
                 (u32::from(u16::from_le_bytes([img[fat + 2 * c], img[fat + 2 * c + 1]])), 0xFFF8)
             };
