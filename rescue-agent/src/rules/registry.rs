@@ -21,7 +21,7 @@ use crate::formats::ntfs::plan::Plan;
 use crate::formats::ntfs::{self, NtfsError};
 use crate::formats::registry::cell::Hive;
 use crate::formats::registry::edit::{Data, Editor};
-use crate::formats::registry::journal::{self, Target};
+use crate::formats::registry::journal::{self, Journal, Target};
 use crate::formats::registry::key::{kind, show};
 use crate::formats::registry::RegError;
 use crate::util::hex::hex;
@@ -114,7 +114,7 @@ fn one_hive<D: BlockDevice>(
     let (profile, now) = (ctx.env.profile, ctx.env.opts.now);
     let name = hive.file();
     let files = read_files(ctx, config, [name.into(), format!("{name}.LOG1"), format!("{name}.LOG2")]).map_err(e)?;
-    let file_ref = files[0].1.ok_or("the hive file does not exist")?;
+    files[0].1.ok_or("the hive file does not exist")?;
     let original = &files[0].2;
     hr.sha256 = Some(hex(&Sha256::digest(original)));
     // Its transaction logs: to recover a dirty hive, and to write the change
@@ -142,26 +142,11 @@ fn one_hive<D: BlockDevice>(
     }
     let journal = journal::plan(original, &recovered, &edited, &logs).map_err(r)?;
     hr.journal = Some(journal.describe([&files[1].0, &files[2].0]));
-    let clear = ctx.gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
-    // One overwrite plan per run of writes to the same file, in order: the
-    // log's writes all come before the hive's.
-    let mut plan = Plan::default();
-    for run in journal.writes.chunk_by(|a, b| a.0 == b.0) {
-        let target = match run[0].0 {
-            Target::Primary => file_ref,
-            Target::Log(i) => files[1 + i].1.ok_or("the log to write does not exist")?,
-        };
-        let parts: Vec<(u64, &[u8])> = run.iter().map(|(_, (o, b))| (*o, b.as_slice())).collect();
-        plan.extend(plan_overwrite(ctx.ntfs, ctx.vol, clear, target, &parts).map_err(e)?);
-    }
+    let plan = plan_journal(ctx, &journal, &files)?;
     // The whole original hive, and each log the journal writes, go to the backup first.
-    let folder = CONFIG.join("\\");
-    let originals: Vec<(String, &[u8])> =
-        files.iter().map(|(n, _, content)| (format!("{folder}\\{n}"), content.as_slice())).collect();
-    let whose = (profile.name.as_str(), ctx.report.index, ctx.ntfs.boot.serial);
+    let keep = keep_hive(ctx, &journal, &files);
     let backup = |sink: &mut dyn super::backup::BackupSink| {
-        keep_originals(sink, &journal, whose, &originals)
-            .map_err(|m| format!("backup failed: {m}; the hive was not changed"))
+        keep(sink).map_err(|m| format!("backup failed: {m}; the hive was not changed"))
     };
     match ctx.commit(plan, backup)? {
         Committed::DryRun(plan) => {
@@ -176,6 +161,44 @@ fn one_hive<D: BlockDevice>(
         }
     }
     Ok(())
+}
+
+/// The NTFS writes of a hive's journal over its `files` (hive, LOG1,
+/// LOG2): one overwrite plan per run of writes to the same file, in order
+/// (the log's writes all come before the hive's).
+pub(super) fn plan_journal<D: BlockDevice>(
+    ctx: &mut VolumeCtx<'_, '_, D>,
+    journal: &Journal,
+    files: &HiveFiles,
+) -> Result<Plan, String> {
+    let clear = ctx.gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
+    let mut plan = Plan::default();
+    for run in journal.writes.chunk_by(|a, b| a.0 == b.0) {
+        let target = match run[0].0 {
+            Target::Primary => files[0].1.ok_or("the hive file does not exist")?,
+            Target::Log(i) => files[1 + i].1.ok_or("the log to write does not exist")?,
+        };
+        let parts: Vec<(u64, &[u8])> = run.iter().map(|(_, (o, b))| (*o, b.as_slice())).collect();
+        plan.extend(plan_overwrite(ctx.ntfs, ctx.vol, clear, target, &parts).map_err(|e| e.to_string())?);
+    }
+    Ok(plan)
+}
+
+/// The backup step of a hive's commit: the hive as it is and each log the
+/// journal writes go to the sink (each copy required). Gives where each
+/// went, the hive's first.
+pub(super) fn keep_hive<'f, D: BlockDevice>(
+    ctx: &VolumeCtx<'_, '_, D>,
+    journal: &'f Journal,
+    files: &'f HiveFiles,
+) -> impl FnOnce(&mut dyn super::backup::BackupSink) -> Result<Vec<String>, String> + 'f {
+    let folder = CONFIG.join("\\");
+    let whose = (ctx.env.profile.name.clone(), ctx.report.index, ctx.ntfs.boot.serial);
+    move |sink| {
+        let originals: Vec<(String, &[u8])> =
+            files.iter().map(|(n, _, content)| (format!("{folder}\\{n}"), content.as_slice())).collect();
+        keep_originals(sink, journal, (&whose.0, whose.1, whose.2), &originals)
+    }
 }
 
 /// Sets one value, recording the change. With `optional`, a missing key is

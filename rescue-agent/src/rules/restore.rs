@@ -22,16 +22,15 @@ use super::backup::{namespace_code, BackupSink, Origin, Stored};
 use super::commit::Committed;
 use super::ctx::VolumeCtx;
 use super::profile::HiveName;
-use super::registry::{read_files, CONFIG};
+use super::registry::{keep_hive, plan_journal, read_files, CONFIG};
 use super::report::{RestoreAction, RestoreReport};
 use crate::block::BlockDevice;
 use crate::formats::ntfs::create::{plan_create, NewFile};
-use crate::formats::ntfs::overwrite::plan_overwrite;
 use crate::formats::ntfs::plan::Plan;
 use crate::formats::ntfs::{NtfsError, MAX_READ_WHOLE};
 use crate::formats::registry::base::{self, BaseBlock};
 use crate::formats::registry::cell::Hive;
-use crate::formats::registry::journal::{self, Target};
+use crate::formats::registry::journal;
 use crate::util::hex::hex;
 use crate::util::win32_name::component_problem;
 use alloc::format;
@@ -272,7 +271,7 @@ fn one_hive<D: BlockDevice>(
     let name = hive.file();
     let files = read_files(ctx, config, [name.into(), format!("{name}.LOG1"), format!("{name}.LOG2")])
         .map_err(|e| e.to_string())?;
-    let file_ref = files[0].1.ok_or("the hive file does not exist")?;
+    files[0].1.ok_or("the hive file does not exist")?;
     let current = &files[0].2;
     if current.len() != backup.len() {
         return Err(format!(
@@ -306,25 +305,12 @@ fn one_hive<D: BlockDevice>(
     base::stamp(&mut restored, next, next, ctx.env.opts.now).map_err(r)?;
     let journal = journal::plan(current, &recovered, &restored, &logs).map_err(r)?;
     rr.notes.push(format!("{} ({})", name, journal.describe([&files[1].0, &files[2].0])));
-    let clear = ctx.gate.as_mut().map_err(|g| format!("volume not writable: {g}"))?;
-    let mut plan = Plan::default();
-    for run in journal.writes.chunk_by(|a, b| a.0 == b.0) {
-        let target = match run[0].0 {
-            Target::Primary => file_ref,
-            Target::Log(i) => files[1 + i].1.ok_or("the log to write does not exist")?,
-        };
-        let parts: Vec<(u64, &[u8])> = run.iter().map(|(_, (o, b))| (*o, b.as_slice())).collect();
-        plan.extend(plan_overwrite(ctx.ntfs, ctx.vol, clear, target, &parts).map_err(|e| e.to_string())?);
-    }
+    let plan = plan_journal(ctx, &journal, &files)?;
     // The hive as it is now goes to the backup sink first: a restore can be undone too.
-    let folder = CONFIG.join("\\");
-    let originals: Vec<(String, &[u8])> =
-        files.iter().map(|(n, _, content)| (format!("{folder}\\{n}"), content.as_slice())).collect();
-    let whose = (ctx.env.profile.name.as_str(), ctx.report.index, ctx.ntfs.boot.serial);
+    let keep = keep_hive(ctx, &journal, &files);
     commit(ctx, plan, rr, |sink| {
-        super::backup::keep_originals(sink, &journal, whose, &originals)
-            .map(|mut at| Some(at.remove(0)))
-            .map_err(|m| format!("backup of the hive as it is now failed: {m}; it was not restored"))
+        let mut at = keep(sink).map_err(|m| format!("backup of the hive as it is now failed: {m}; not restored"))?;
+        Ok(Some(at.remove(0)))
     })
 }
 
