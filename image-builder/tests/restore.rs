@@ -101,6 +101,14 @@ fn round_trip(n: usize, also: Option<&str>, extra: usize) {
     let bk = delete(t.path(), &img, also, 2 + extra);
     assert_ne!(seen(&img), before, "nothing deleted");
     let deleted = fs::read(&img).unwrap();
+    // ntfs-3g creating the same files on the same volume, to compare with.
+    let theirs = t.path().join("theirs.img");
+    fs::write(&theirs, &deleted).unwrap();
+    with_mount(&theirs, &[], |m| {
+        for f in ["Data/D/Target one.sys", "Data/D/target-two.sys"] {
+            fs::write(m.join(f), cat(&orig, &format!("/{f}"))).unwrap();
+        }
+    });
     let (code, dry) = restore(&bk, &img, &[]);
     assert_eq!(code, 0, "{dry}");
     assert!(dry.contains("WOULD RESTORE") && dry.contains("MFT record"), "{dry}");
@@ -119,6 +127,17 @@ fn round_trip(n: usize, also: Option<&str>, extra: usize) {
     }
     same(&seen(&img), &before, &format!("n={n}"));
     check_volume(&img);
+    if extra == 0 {
+        // The same records and clusters in use as ntfs-3g's own create, as ntfscluster counts them from $MFT and $Bitmap.
+        let usage = |img: &Path| -> Vec<String> {
+            let keep = ["mft records in use", "bytes of free space", "bytes of user data", "bytes of metadata"];
+            let all = run(Command::new("ntfscluster").arg("-i").arg(img));
+            all.lines().filter(|l| keep.iter().any(|k| l.starts_with(k))).map(String::from).collect()
+        };
+        let ours = usage(&img);
+        assert_eq!(ours.len(), 4, "{ours:?}");
+        assert_eq!(ours, usage(&theirs), "n={n}: our restore and ntfs-3g's create use different space");
+    }
     let info = run(Command::new("fsntfsinfo").args(["-H"]).arg(&img));
     assert!(!info.is_empty());
     // A second run finds both files in place.
