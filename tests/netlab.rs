@@ -137,11 +137,12 @@ fn http_boot_from_the_documented_dnsmasq_and_nginx_fixes_and_delivers() {
     assert!(id.contains("-noserial-525400180010-"), "{id}");
     assert!(lines.iter().any(|l| l == &format!("run: {id}")), "{lines:#?}");
     assert_eq!(sha256_hex(&backup_of_bad(&run)), disk.files[BAD]);
-    // nginx (keep-alive on, as shipped) answered 201 to both PUTs, once each.
+    // nginx (keep-alive on, as shipped) answered 201 to the three PUTs (the
+    // backup, its sidecar, the report), once each.
     let log = lab.access_log();
     assert!(log.contains("GET /boot/rescue.efi HTTP/1.1\" 200"), "{log}");
     let puts: Vec<&str> = log.lines().filter(|l| l.contains("\"PUT ")).collect();
-    assert_eq!(puts.len(), 2, "{log}");
+    assert_eq!(puts.len(), 3, "{log}");
     assert!(puts.iter().all(|l| l.contains("\" 201 ")), "{log}");
     // The fleet table from nginx's folder.
     let table = ok(rescue().arg("collect").arg(lab.path("srv/rescue")).args(["--out", "-"]));
@@ -177,7 +178,8 @@ fn pxe_boot_over_dnsmasq_tftp_retries_a_500_and_delivers() {
     let (run, _) = one_run(&lab);
     assert_eq!(sha256_hex(&backup_of_bad(&run)), disk.files[BAD]);
     let log = lab.access_log();
-    let backup_puts: Vec<&str> = log.lines().filter(|l| l.contains("\"PUT ") && l.contains("/backups/")).collect();
+    let backup_puts: Vec<&str> =
+        log.lines().filter(|l| l.contains("\"PUT ") && l.contains("/backups/") && !l.contains(".json ")).collect();
     assert!(
         backup_puts.len() == 2 && backup_puts[0].contains("\" 500 ") && backup_puts[1].contains("\" 201 "),
         "{log}"
@@ -300,6 +302,48 @@ fn a_slow_link_still_delivers() {
     assert!(took > 10.0, "the link was not slow: the run took {took:.1} s");
     let (run, _) = one_run(&lab);
     assert_eq!(sha256_hex(&backup_of_bad(&run)), disk.files[BAD]);
+}
+
+/// Undo over the network: a PC fixed by HTTP Boot (its backup and sidecar
+/// PUT to nginx), `rescue collect --restore-index` indexing nginx's folder,
+/// then a restore binary served in its place: the agent GETs its volume's
+/// index, the backup and its sidecar, and puts the channel file back
+/// (SHA-256 equal, ntfs-3g finds the whole manifest); nginx's log shows the GETs.
+#[test]
+fn a_network_restore_puts_back_what_a_network_fix_deleted() {
+    let _two = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_test_disk(dir.path(), "pc.img", &[]);
+    let lab = Lab::up(&network_binary(dir.path(), URL, "", &[]), &["--restore"]);
+    let (lines, serial, _) = finish(lab.pc(Some(&disk.path), &["--boot", "http"]));
+    assert_eq!(verdict(&lines), "FIXED", "{serial}");
+    disk.check_with_ntfs3g(&[BAD]);
+    let index = ok(rescue()
+        .arg("collect")
+        .arg(lab.path("srv/rescue"))
+        .arg("--restore-index")
+        .arg(lab.path("srv/rescue/restore")));
+    let indexes: Vec<PathBuf> =
+        std::fs::read_dir(lab.path("srv/rescue/restore")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(indexes.len(), 1, "{index}");
+    let listed: serde_json::Value = serde_json::from_slice(&std::fs::read(&indexes[0]).unwrap()).unwrap();
+    assert_eq!(listed["backups"].as_array().map(Vec::len), Some(1), "{listed}");
+    // The restore binary, where the PCs boot from.
+    let undo = dir.path().join("undo.toml");
+    std::fs::write(&undo, format!("name = \"undo\"\n[[restore]]\nfrom = \"backups\"\n[report]\nurl = \"{URL}\"\n"))
+        .unwrap();
+    let efi = dir.path().join("undo.efi");
+    ok(rescue().args(["build", "--format", "efi", "--profile"]).arg(&undo).arg("--out").arg(&efi));
+    for to in ["srv/boot/rescue.efi", "srv/tftp/rescue.efi"] {
+        std::fs::copy(&efi, lab.path(to)).unwrap();
+    }
+    let (lines, serial, _) = finish(lab.pc(Some(&disk.path), &["--boot", "http"]));
+    assert_eq!(verdict(&lines), "FIXED: restored 1 files", "{serial}");
+    let log = lab.access_log();
+    let gets = log.lines().filter(|l| l.contains("\"GET /rescue/") && l.contains("\" 200 ")).count();
+    assert_eq!(gets, 3, "the index, the sidecar, the backup:\n{log}");
+    drop(lab);
+    disk.check_with_ntfs3g(&[]);
 }
 
 /// A floor at once: four PCs without serial numbers, each with its own disk

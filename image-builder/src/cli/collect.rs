@@ -32,7 +32,7 @@ pub struct CollectArgs {
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<PathBuf>,
     /// The table to write: FILE.csv or FILE.json (`-`: CSV on standard output)
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["html", "missing_keys"])]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["html", "missing_keys", "restore_index"])]
     pub out: Option<PathBuf>,
     /// Also write the fleet page: one self-contained HTML file (counts,
     /// failed PCs first, keys still missing, every PC), nothing fetched from anywhere
@@ -42,6 +42,10 @@ pub struct CollectArgs {
     /// one row each, with an empty RecoveryKey column to fill in
     #[arg(long, value_name = "FILE.csv")]
     pub missing_keys: Option<PathBuf>,
+    /// For network-boot restores: write DIR/<volume serial>.json listing the backups
+    /// found in SOURCE, the report URL's folder on the server (make DIR its `restore` folder)
+    #[arg(long, value_name = "DIR")]
+    pub restore_index: Option<PathBuf>,
 }
 
 /// The Key IDs of a report entry that are well-formed GUIDs, in upper case.
@@ -443,6 +447,10 @@ pub fn run(args: &CollectArgs) -> Result<()> {
             _ => bail!("--out {}: name a .csv or .json file", p.display()),
         },
     };
+    if let Some(dir) = &args.restore_index {
+        let [root] = &args.sources[..] else { bail!("--restore-index reads one SOURCE: the report URL's folder") };
+        restore_index(root, dir)?;
+    }
     let (rows, warnings) = collect(&args.sources)?;
     for w in &warnings {
         say_err!("warning: {w}");
@@ -481,6 +489,42 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     if !restores.is_empty() {
         let files: usize = restores.iter().map(|r| r.restored).sum();
         say_err!("restore runs: {} put back {files} file(s) and hive(s)", restores.len());
+    }
+    Ok(())
+}
+
+/// Writes `dir/<serial>.json` for every volume serial with backups below
+/// `root` (the report URL's folder: `<run>/backups/<serial>/<path>` beside
+/// `<path>.json`): `{"backups": [{"run", "at"}]}`, `at` relative to `root`,
+/// oldest run first. What a network-booted restore agent fetches first.
+fn restore_index(root: &Path, dir: &Path) -> Result<()> {
+    use rescue_engine::rules::backup::BackupSink;
+    let mut sink = crate::host::backup_dir::DirSink::new(root.to_path_buf());
+    let listed = sink.list("").map_err(anyhow::Error::msg)?;
+    let mut by_serial: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for s in listed {
+        let Ok(rel) = Path::new(&s.at).strip_prefix(root) else { continue };
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        // The server's layout: <run>/backups/<serial>/<path…>.
+        let [run, backups, serial, _, ..] = &parts[..] else { continue };
+        if backups != "backups" || serial.len() != 16 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        by_serial
+            .entry(serial.to_ascii_uppercase())
+            .or_default()
+            .push(serde_json::json!({ "run": run, "at": parts.join("/") }));
+    }
+    if by_serial.is_empty() {
+        bail!("no backups below {} in the report URL's layout (<run>/backups/<serial>/…)", root.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (serial, mut backups) in by_serial {
+        backups.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+        let json = serde_json::to_vec_pretty(&serde_json::json!({ "backups": backups }))?;
+        let at = dir.join(format!("{serial}.json"));
+        output::write_pieces(&at, json.len() as u64, &[(0, json)], output::Readers::AsUmaskSays)?;
+        say_err!("{}: {} backup(s)", at.display(), backups.len());
     }
     Ok(())
 }

@@ -58,7 +58,8 @@ impl DirSink {
                 }
                 // One too large to be ours is listed empty: the engine names it.
                 let sidecar = if meta.len() > MAX_SIDECAR as u64 { Vec::new() } else { std::fs::read(&path)? };
-                out.push(Stored { at: content.to_string(), sidecar });
+                let run = rescue_engine::rules::restore::run_in_stick_layout(content);
+                out.push(Stored { at: content.to_string(), run, sidecar });
             }
         }
         Ok(())

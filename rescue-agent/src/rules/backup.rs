@@ -133,6 +133,8 @@ pub fn sidecar(item: &BackupItem<'_>) -> Vec<u8> {
 pub struct Stored {
     /// Where it is, `/`-separated, as the sink names it (to fetch its content, and for people).
     pub at: String,
+    /// The run that kept it, when the sink's layout says (run ids start with their time).
+    pub run: Option<String>,
     /// Its sidecar JSON (`<backup>.json`).
     pub sidecar: Vec<u8>,
 }

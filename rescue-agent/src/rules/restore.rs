@@ -154,9 +154,7 @@ fn take(s: &Stored, serial: &str) -> Result<Option<Taken>, String> {
     if !of.eq_ignore_ascii_case(serial) {
         return Ok(None);
     }
-    // The run that kept it: the folder after the serial's (`<serial>/<run>/<path>`), when the layout has one.
-    let parts: Vec<&str> = s.at.split('/').collect();
-    let run = parts.windows(3).find(|w| w[0].eq_ignore_ascii_case(serial)).map(|w| w[1].to_string());
+    let run = s.run.clone();
     let what = match side.restore {
         Some(o) => What::File(o),
         None => {
@@ -173,6 +171,14 @@ fn take(s: &Stored, serial: &str) -> Result<Option<Taken>, String> {
         }
     };
     Ok(Some(Taken { at: s.at.clone(), run, what }))
+}
+
+/// The run of a backup at `at` in a stick's layout (`…/<serial>/<run>/<path…>`):
+/// the folder after the first one of 16 hex digits, when a path follows it.
+pub fn run_in_stick_layout(at: &str) -> Option<String> {
+    let parts: Vec<&str> = at.split('/').collect();
+    let serial = |p: &&str| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.windows(3).find(|w| serial(&w[0])).map(|w| w[1].to_string())
 }
 
 /// The backup's content, checked against its size and SHA-256.

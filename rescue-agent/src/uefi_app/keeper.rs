@@ -7,7 +7,13 @@
 //! changed only after the server answered 2xx for it: a receiver that is
 //! down or refuses means the file is left alone, and the report says why.
 //! With neither, the stick's rule for a full or read-only medium applies
-//! (the fix goes on, the report says the copy was not kept).
+//! (the fix goes on, the report says the copy was not kept). Each copy's
+//! sidecar goes wherever the copy goes.
+//!
+//! `[[restore]]` rules find earlier runs' backups on the stick; booted from
+//! the network, at the report URL: `<url>/restore/<serial>.json` (written by
+//! `rescue collect --restore-index`) lists them, each fetched with HTTP GET
+//! as `<url>/<path>` beside `<url>/<path>.json`.
 
 use super::console::Clock;
 use super::network::Uploader;
@@ -15,7 +21,9 @@ use super::stick::Stick;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use rescue_engine::rules::backup::{BackupItem, BackupSink, Stored};
+use rescue_engine::rules::backup::{sidecar, BackupItem, BackupSink, Stored};
+use rescue_engine::rules::restore::MAX_SIDECAR;
+use rescue_engine::util::win32_name::component_problem;
 
 /// The backup sink of a run: the stick (when there is one) and the report URL.
 pub struct Keeper<'a> {
@@ -28,22 +36,77 @@ pub struct Keeper<'a> {
     queued: Vec<(String, Vec<u8>)>,
     /// The connection to the URL, made when a copy must be sent at once.
     uploader: Option<Uploader>,
+    /// The connection to the URL's root, made when backups are fetched for a restore.
+    fetcher: Option<Uploader>,
 }
 
 impl<'a> Keeper<'a> {
     /// Backups go to `stick` (when present) and, with a `url`, to it; all
     /// deliveries together within `budget_s` seconds on `clock`.
     pub fn new(stick: &'a mut Stick, url: Option<&str>, clock: Clock, budget_s: u32) -> Keeper<'a> {
-        Keeper { stick, url: url.map(String::from), clock, budget_s, queued: Vec::new(), uploader: None }
+        Keeper { stick, url: url.map(String::from), clock, budget_s, queued: Vec::new(), uploader: None, fetcher: None }
     }
 
     /// The copies still to send, and the uploader to send them with (the
     /// one used during the run, with the time it left; `None` without a URL).
     pub fn into_parts(self) -> (Vec<(String, Vec<u8>)>, Option<Uploader>) {
-        let Keeper { stick, url, clock, budget_s, queued, uploader } = self;
+        let Keeper { stick, url, clock, budget_s, queued, uploader, .. } = self;
         let uploader = uploader.or_else(|| url.map(|u| Uploader::new(&run_url(&u, &stick.run_id), clock, budget_s)));
         (queued, uploader)
     }
+}
+
+/// The largest restore index fetched.
+const MAX_INDEX: u64 = 4 << 20;
+
+impl Keeper<'_> {
+    /// The connection to the report URL's root (for restores).
+    fn fetcher(&mut self) -> Result<&mut Uploader, String> {
+        let url = self.url.as_deref().ok_or("booted from the network without a [report] url: no backups to restore")?;
+        let (clock, budget_s) = (self.clock, self.budget_s);
+        Ok(self.fetcher.get_or_insert_with(|| Uploader::new(url, clock, budget_s)))
+    }
+}
+
+/// The entries of a restore index (`{"backups": [{"run": …, "at": …}, …]}`),
+/// each `at` checked to be a relative path of plain names and returned
+/// percent-encoded for a URL.
+fn parse_index(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        backups: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        run: String,
+        at: String,
+    }
+    let index: Index = serde_json::from_slice(bytes).map_err(|e| format!("not a restore index ({e})"))?;
+    let mut out = Vec::new();
+    for e in index.backups {
+        let mut encoded = Vec::new();
+        for part in e.at.split('/') {
+            if let Some(why) = component_problem(part) {
+                return Err(format!("{:?} is not a path of plain names ({why})", e.at));
+            }
+            encoded.push(percent_encode(part));
+        }
+        out.push((e.run, encoded.join("/")));
+    }
+    Ok(out)
+}
+
+/// A path component as a URL spells it: every byte outside `A-Z a-z 0-9 - . _ ~` as `%XX`.
+fn percent_encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                String::from(b as char)
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The base URL of one run: `<url>/<run id>`.
@@ -52,18 +115,29 @@ pub fn run_url(url: &str, run_id: &str) -> String {
 }
 
 impl BackupSink for Keeper<'_> {
-    /// Backups of earlier runs come from the stick.
+    /// Backups of earlier runs: on the stick; without one, at the report URL.
     fn list(&mut self, serial: &str) -> Result<Vec<Stored>, String> {
-        if !self.stick.present() {
-            return Err(String::from(
-                "booted from the network, with no stick holding backups: a restore runs from a restore stick",
-            ));
+        if self.stick.present() {
+            return self.stick.list(serial);
         }
-        self.stick.list(serial)
+        let index = format!("restore/{serial}.json");
+        let fetch = self.fetcher()?;
+        let Some(bytes) = fetch.get(&index, MAX_INDEX)? else { return Ok(Vec::new()) };
+        let entries = parse_index(&bytes).map_err(|why| format!("{}: {why}", fetch.url(&index)))?;
+        let mut out = Vec::new();
+        for (run, at) in entries {
+            let sidecar = fetch.get(&format!("{at}.json"), MAX_SIDECAR as u64)?.unwrap_or_default();
+            out.push(Stored { at, run: Some(run), sidecar });
+        }
+        Ok(out)
     }
 
     fn content(&mut self, at: &str, max: u64) -> Result<Vec<u8>, String> {
-        self.stick.content(at, max)
+        if self.stick.present() {
+            return self.stick.content(at, max);
+        }
+        let fetch = self.fetcher()?;
+        fetch.get(at, max)?.ok_or_else(|| format!("{}: not on the server (HTTP 404)", fetch.url(at)))
     }
 
     fn backup(&mut self, item: &BackupItem<'_>) -> Result<String, String> {
@@ -74,6 +148,7 @@ impl BackupSink for Keeper<'_> {
         if self.stick.present() {
             if let Ok(on_stick) = self.stick.keep(item) {
                 self.queued.push((rel.clone(), item.content.to_vec()));
+                self.queued.push((format!("{rel}.json"), sidecar(item)));
                 return Ok(format!("{on_stick}; {base}/{rel} (sent after the run)"));
             }
         }
@@ -81,7 +156,13 @@ impl BackupSink for Keeper<'_> {
         let (clock, budget_s) = (self.clock, self.budget_s);
         let up = self.uploader.get_or_insert_with(|| Uploader::new(&base, clock, budget_s));
         match up.put(&rel, item.content, false) {
-            Ok(code) => Ok(format!("{} (delivered: {code})", up.url(&rel))),
+            Ok(code) => {
+                // Its sidecar (what a restore needs) after it: a copy without one is still a copy.
+                if let Err(why) = up.put(&format!("{rel}.json"), &sidecar(item), false) {
+                    self.stick.warnings.push(format!("restore data of {} not delivered: {why}", item.path));
+                }
+                Ok(format!("{} (delivered: {code})", up.url(&rel)))
+            }
             Err(why) => Err(format!("the copy could not be delivered to {} ({why})", up.url(&rel))),
         }
     }

@@ -274,7 +274,10 @@ fn deliver(con: &mut Console, mut up: network::Uploader, report: &[u8], backups:
     }
     let backups_sent = up.sent - usize::from(report_sent);
     if backups_sent > 0 {
-        con.line(&format!("backups delivered: {backups_sent} to {}", up.url("backups/")));
+        con.line(&format!(
+            "files delivered: {backups_sent} (backups and their restore data) to {}",
+            up.url("backups/")
+        ));
     }
     for (url, why) in &up.retried {
         con.line(&format!("tried again: {url} (the first try: {why})"));

@@ -194,9 +194,9 @@ fn free_headers(msg: &HttpMessage) {
     }
 }
 
-/// One HTTP PUT of `body` to `url` on a fresh HTTP child; the response's status code.
-fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u16, String> {
-    let phase = |extra: u64| (PHASE + extra).min(deadline.left()).max(1);
+/// Runs `f` on a fresh HTTP child of `nic`, configured for IPv4 and
+/// HTTP/1.1; the child is destroyed after.
+fn on_child<T>(nic: Handle, f: impl FnOnce(&mut Http) -> Result<T, String>) -> Result<T, String> {
     let mut binding = open::<HttpBinding>(nic).ok_or("the HTTP service is gone")?;
     let child = binding.create_child().map_err(|e| format!("HTTP: {}", words(e.status())))?;
     let result = (|| {
@@ -209,42 +209,65 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
             access_point: HttpAccessPoint { ipv4_node: &mut ip4 },
         };
         http.configure(&config).map_err(|e| format!("HTTP configure: {}", words(e.status())))?;
+        f(&mut http)
+    })();
+    let _ = binding.destroy_child(child);
+    result
+}
 
-        let host = url.split('/').nth(2).ok_or("the URL names no host")?;
-        let url16 = uefi::CString16::try_from(url).map_err(|_| String::from("the URL is not UCS-2"))?;
-        let host_z = format!("{host}\0");
+/// Sends the request line and headers of `method` to `url` (with `Host`,
+/// `Connection: close` and `more` headers); waits at most `limit_ms`.
+fn send_head(
+    http: &mut Http,
+    method: HttpMethod,
+    url: &str,
+    more: &[HttpHeader],
+    clock: Clock,
+    limit_ms: u64,
+) -> Result<(), String> {
+    let host = url.split('/').nth(2).ok_or("the URL names no host")?;
+    let url16 = uefi::CString16::try_from(url).map_err(|_| String::from("the URL is not UCS-2"))?;
+    let host_z = format!("{host}\0");
+    let mut headers = alloc::vec![
+        HttpHeader { field_name: c"Host".as_ptr().cast(), field_value: host_z.as_ptr() },
+        // One request per connection: a server that keeps connections
+        // open by default (nginx) then ends the answer by closing.
+        HttpHeader { field_name: c"Connection".as_ptr().cast(), field_value: c"close".as_ptr().cast() },
+    ];
+    headers.extend(more.iter().map(|h| HttpHeader { field_name: h.field_name, field_value: h.field_value }));
+    let request = HttpRequestData { method, url: url16.as_ptr().cast() };
+    let mut tx = HttpMessage::default();
+    tx.data.request = &request;
+    tx.header_count = headers.len();
+    tx.header = headers.as_mut_ptr();
+    let (mut tx_token, ev) = token(&mut tx)?;
+    http.request(&mut tx_token).map_err(|e| match e.status() {
+        // Refused or reset while connecting: nothing serves that port.
+        CONNECTION_RESET | CONNECTION_REFUSED => format!("nothing answers at {host} (the connection was refused)"),
+        s => format!("HTTP request: {}", words(s)),
+    })?;
+    // A close while sending (a server that answered early) still leaves its answer to read.
+    let _ended = wait(http, &mut tx_token, ev, clock, limit_ms).map_err(|e| format!("sending the headers: {e}"))?;
+    Ok(())
+}
+
+/// One HTTP PUT of `body` to `url` on a fresh HTTP child; the response's status code.
+fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u16, String> {
+    let phase = |extra: u64| (PHASE + extra).min(deadline.left()).max(1);
+    on_child(nic, |http| {
         let length_z = format!("{}\0", body.len());
-        let mut headers = [
-            HttpHeader { field_name: c"Host".as_ptr().cast(), field_value: host_z.as_ptr() },
+        let more = [
             HttpHeader { field_name: c"Content-Length".as_ptr().cast(), field_value: length_z.as_ptr() },
             HttpHeader {
                 field_name: c"Content-Type".as_ptr().cast(),
                 field_value: c"application/octet-stream".as_ptr().cast(),
             },
-            // One request per connection: a server that keeps connections
-            // open by default (nginx) then ends the answer by closing.
-            HttpHeader { field_name: c"Connection".as_ptr().cast(), field_value: c"close".as_ptr().cast() },
         ];
-        let request = HttpRequestData { method: HttpMethod::PUT, url: url16.as_ptr().cast() };
+        let clock = deadline.clock;
         // EDK2's HTTP driver sends the request line and headers, then the
         // body as a second message whose request data is NULL (UEFI spec,
         // EFI_HTTP_PROTOCOL.Request()).
-        let mut tx = HttpMessage::default();
-        tx.data.request = &request;
-        tx.header_count = headers.len();
-        tx.header = headers.as_mut_ptr();
-        let (mut tx_token, ev) = token(&mut tx)?;
-        http.request(&mut tx_token).map_err(|e| match e.status() {
-            // Refused or reset while connecting: nothing serves that port.
-            CONNECTION_RESET | CONNECTION_REFUSED => {
-                format!("nothing answers at {host} (the connection was refused)")
-            }
-            s => format!("HTTP request: {}", words(s)),
-        })?;
-        let clock = deadline.clock;
-        // A close while sending (a server that answered early) still leaves its answer to read.
-        let _ended =
-            wait(&mut http, &mut tx_token, ev, clock, phase(0)).map_err(|e| format!("sending the headers: {e}"))?;
+        send_head(http, HttpMethod::PUT, url, &more, clock, phase(0))?;
         let mut payload = body.to_vec();
         let mut body_msg = HttpMessage::default();
         body_msg.data.request = core::ptr::null();
@@ -254,39 +277,117 @@ fn put_once(nic: Handle, url: &str, body: &[u8], deadline: Deadline) -> Result<u
             let (mut body_token, ev) = token(&mut body_msg)?;
             http.request(&mut body_token).map_err(|e| format!("HTTP request body: {}", words(e.status())))?;
             let extra = (body.len() as u64 * PER_MIB) >> 20;
-            let _ended = wait(&mut http, &mut body_token, ev, clock, phase(extra))
-                .map_err(|e| format!("sending the body: {e}"))?;
+            let _ended =
+                wait(http, &mut body_token, ev, clock, phase(extra)).map_err(|e| format!("sending the body: {e}"))?;
         }
         // Only the status line and headers are asked for (no body buffer):
         // EDK2's driver then ends the exchange once the headers are in,
         // instead of reading on into a close it may already have seen.
-        let mut status = HttpResponseData { status_code: HttpStatusCode::STATUS_UNSUPPORTED };
-        let mut rx = HttpMessage::default();
-        rx.data.response = &mut status;
-        let (mut rx_token, ev) = token(&mut rx)?;
-        let ended = match http.response(&mut rx_token) {
-            Ok(()) => wait(&mut http, &mut rx_token, ev, clock, phase(0)),
-            // The driver may read the answer within the call and report the
-            // close that followed it as the call's error.
-            Err(e) => {
-                let _ = boot::close_event(ev);
-                Ok(e.status())
-            }
-        };
-        free_headers(&rx);
-        let ended = ended.map_err(|e| format!("waiting for the answer: {e}"))?;
-        // A status line that arrived is the server's answer, whatever
-        // happened to the connection after it (a close, a reset).
-        if status.status_code == HttpStatusCode::STATUS_UNSUPPORTED {
-            return Err(match ended {
-                Status::SUCCESS => String::from("the server's answer had no status this agent knows"),
-                e => format!("no answer: {}", words(e)),
-            });
+        let (code, _) = receive_head(http, &mut [], clock, phase(0))?;
+        Ok(code)
+    })
+}
+
+/// Receives the status line and headers of the answer, and the first part
+/// of its body into `buf` (empty: none asked for): the status code and,
+/// when the answer says it, its Content-Length; plus the body bytes received.
+fn receive_head(
+    http: &mut Http,
+    buf: &mut [u8],
+    clock: Clock,
+    limit_ms: u64,
+) -> Result<(u16, Option<(u64, usize)>), String> {
+    let mut status = HttpResponseData { status_code: HttpStatusCode::STATUS_UNSUPPORTED };
+    let mut rx = HttpMessage::default();
+    rx.data.response = &mut status;
+    if !buf.is_empty() {
+        rx.body_length = buf.len();
+        rx.body = buf.as_mut_ptr().cast::<c_void>();
+    }
+    let (mut rx_token, ev) = token(&mut rx)?;
+    let ended = match http.response(&mut rx_token) {
+        Ok(()) => wait(http, &mut rx_token, ev, clock, limit_ms),
+        // The driver may read the answer within the call and report the
+        // close that followed it as the call's error.
+        Err(e) => {
+            let _ = boot::close_event(ev);
+            Ok(e.status())
         }
-        Ok(status_number(status.status_code))
-    })();
-    let _ = binding.destroy_child(child);
-    result
+    };
+    let length = content_length(&rx);
+    free_headers(&rx);
+    let ended = ended.map_err(|e| format!("waiting for the answer: {e}"))?;
+    // A status line that arrived is the server's answer, whatever
+    // happened to the connection after it (a close, a reset).
+    if status.status_code == HttpStatusCode::STATUS_UNSUPPORTED {
+        return Err(match ended {
+            Status::SUCCESS => String::from("the server's answer had no status this agent knows"),
+            e => format!("no answer: {}", words(e)),
+        });
+    }
+    let got = if buf.is_empty() { 0 } else { rx.body_length.min(buf.len()) };
+    Ok((status_number(status.status_code), length.map(|l| (l, got))))
+}
+
+/// The Content-Length header of a received message, when it has a valid one.
+fn content_length(msg: &HttpMessage) -> Option<u64> {
+    if msg.header.is_null() {
+        return None;
+    }
+    (0..msg.header_count).find_map(|i| {
+        // SAFETY: the driver wrote `header_count` entries of NUL-terminated ASCII strings.
+        let (name, value) = unsafe {
+            let h = &*msg.header.add(i);
+            if h.field_name.is_null() || h.field_value.is_null() {
+                return None;
+            }
+            (core::ffi::CStr::from_ptr(h.field_name.cast()), core::ffi::CStr::from_ptr(h.field_value.cast()))
+        };
+        let name = name.to_str().ok()?;
+        name.eq_ignore_ascii_case("Content-Length").then(|| value.to_str().ok()?.trim().parse().ok()).flatten()
+    })
+}
+
+/// Largest piece of a body read at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// One HTTP GET of `url` on a fresh HTTP child: the status code and, for a
+/// 200, the body (its Content-Length at most `max` bytes, else refused).
+fn get_once(nic: Handle, url: &str, max: u64, deadline: Deadline) -> Result<(u16, Vec<u8>), String> {
+    let phase = |extra: u64| (PHASE + extra).min(deadline.left()).max(1);
+    on_child(nic, |http| {
+        let clock = deadline.clock;
+        send_head(http, HttpMethod::GET, url, &[], clock, phase(0))?;
+        let mut buf = alloc::vec![0u8; CHUNK];
+        let (code, length) = receive_head(http, &mut buf, clock, phase(0))?;
+        if code != 200 {
+            return Ok((code, Vec::new()));
+        }
+        let (length, first) = length.ok_or("the server's answer has no Content-Length")?;
+        if length > max {
+            return Err(format!("the server offers {length} bytes, more than the {max} expected"));
+        }
+        let mut body = Vec::new();
+        body.try_reserve_exact(length as usize).map_err(|_| String::from("out of memory for the download"))?;
+        body.extend_from_slice(&buf[..first.min(length as usize)]);
+        while (body.len() as u64) < length {
+            let want = CHUNK.min(length as usize - body.len());
+            let mut more = HttpMessage::default();
+            more.data.response = core::ptr::null_mut();
+            more.body_length = want;
+            more.body = buf.as_mut_ptr().cast::<c_void>();
+            let (mut t, ev) = token(&mut more)?;
+            http.response(&mut t).map_err(|e| format!("reading the body: {}", words(e.status())))?;
+            let extra = (want as u64 * PER_MIB) >> 20;
+            let _ended = wait(http, &mut t, ev, clock, phase(extra)).map_err(|e| format!("reading the body: {e}"))?;
+            let got = more.body_length.min(want);
+            if got == 0 {
+                return Err(format!("the server stopped after {} of {length} bytes", body.len()));
+            }
+            body.extend_from_slice(&buf[..got]);
+        }
+        Ok((code, body))
+    })
 }
 
 /// HTTP status codes in the order of EFI_HTTP_STATUS_CODE (UEFI spec
@@ -363,6 +464,22 @@ impl Uploader {
             Err(why) => self.failed.push((String::from(rel), why.clone())),
         }
         result
+    }
+
+    /// GETs `<base>/<rel>`, at most `max` bytes, within the budget left:
+    /// the body of a 200; `None` for a 404; an error for anything else.
+    pub fn get(&mut self, rel: &str, max: u64) -> Result<Option<Vec<u8>>, String> {
+        let nic = self.nic.clone()?;
+        let url = self.url(rel);
+        let started = self.clock.ms();
+        let deadline = Deadline::after(self.clock, self.budget_ms.max(PHASE));
+        let got = get_once(nic, &url, max, deadline);
+        self.budget_ms = self.budget_ms.saturating_sub(self.clock.ms().saturating_sub(started));
+        match got.map_err(|e| format!("{url}: {e}"))? {
+            (200, body) => Ok(Some(body)),
+            (404, _) => Ok(None),
+            (code, _) => Err(format!("{url}: the server answered HTTP {code}")),
+        }
     }
 
     fn try_put(&mut self, rel: &str, body: &[u8], always_once: bool) -> Result<u16, String> {

@@ -197,7 +197,8 @@ fn walk(
         } else {
             fs.read(path16(&format!("{at}.json"))?.as_ref()).map_err(|e| format!("{at}.json: {e:?}"))?
         };
-        out.push(Stored { at, sidecar });
+        let run = rescue_engine::rules::restore::run_in_stick_layout(&at);
+        out.push(Stored { at, run, sidecar });
     }
     for d in dirs {
         walk(fs, &format!("{dir}/{d}"), depth + 1, seen, out)?;
