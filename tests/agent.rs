@@ -93,12 +93,12 @@ fn second_run_on_a_fixed_disk_does_nothing() {
     disk.check_with_ntfs3g(&[BAD]);
 }
 
-/// Undo with a restore stick: a stick deletes the channel file and disables
-/// a service; a restore stick built from that stick's backups
-/// (`rescue build --backups`) puts both back: the file's SHA-256 equals the
-/// original's, hivex reads the service's original start type, regipy
-/// replays SYSTEM.LOG1 to the hive written, ntfs-3g finds every file; booted
-/// again, the restore stick has nothing to do.
+/// Undo with a restore stick: a stick deletes the channel file, disables
+/// a service and sets Safe Mode; a restore stick built from that stick's
+/// backups (`rescue build --backups`) puts all three back: the file's SHA-256
+/// equals the original's, hivex reads the hive and the BCD store as before
+/// (mtools reads the ESP), regipy replays SYSTEM.LOG1 to the hive written,
+/// ntfs-3g finds every file; booted again, the restore stick has nothing to do.
 #[test]
 fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,12 +109,18 @@ fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
         ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg("Windows/System32/config/SYSTEM"))
     };
     let before = hive_dump(&system(&disk));
-    let fix = crowdstrike() + "\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n";
+    let esp = format!("{}@@1M", disk.path.display());
+    let bcd =
+        || hive_dump(&ok_bytes(std::process::Command::new("mtype").args(["-i", &esp, "::/EFI/Microsoft/Boot/BCD"])));
+    let bcd_before = bcd();
+    let fix = crowdstrike().replace("[finish]", "[finish]\nsafe_mode = \"minimal\"")
+        + "\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n";
     let first = boot_and_fix(dir.path(), &fix, &[(&disk, Bus::Ahci)]);
     assert_eq!(verdict(&first), "FIXED", "{:#?}", first.lines);
     assert_eq!(first.report["files_deleted"], 1);
     let fixed = system(&disk);
     assert_ne!(hive_dump(&fixed)[1..], before[1..], "the service was not disabled");
+    assert_ne!(bcd()[1..], bcd_before[1..], "Safe Mode was not set");
     // The fix stick's backups, as an admin copies them off it.
     let kept = dir.path().join("from-stick");
     for p in stick_list(&first.stick, "rescue/backups") {
@@ -133,14 +139,16 @@ fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
         .arg(kept.join("rescue/backups"))
         .args(["--size", "40", "--out"])
         .arg(&stick));
-    assert!(built.contains("carries 3 backup(s)"), "{built}");
+    assert!(built.contains("carries 5 backup(s)"), "{built}");
     let boot = || {
         let vm = Qemu::boot(&stick, Media::UsbStick, &[(disk.path.as_path(), Bus::Ahci)], &[]);
         Run::finish(vm, &stick, Duration::from_secs(180))
     };
     let restored = boot();
-    assert_eq!(verdict(&restored), "FIXED: restored 1 files and 1 hives", "{:#?}", restored.lines);
-    assert_eq!(restored.report["restored"], 2, "{:#}", restored.report);
+    let all = "FIXED: restored 1 files and 1 hives and 1 boot stores";
+    assert_eq!(verdict(&restored), all, "{:#?}", restored.lines);
+    assert_eq!(restored.report["restored"], 3, "{:#}", restored.report);
+    assert_eq!(bcd()[1..], bcd_before[1..], "the BCD store is not as before the fix");
     // The file is back, byte for byte; every other file of the manifest is as it was.
     disk.extract_volume(&vol);
     let back = ok_bytes(std::process::Command::new("ntfscat").arg(&vol).arg(BAD));
@@ -165,7 +173,7 @@ fn a_restore_stick_puts_back_what_a_fix_stick_changed() {
         .arg(format!("{}@@1M", stick.display()))
         .arg(format!("::/{first_report}")));
     let again = boot();
-    assert_eq!(verdict(&again), "NOTHING TO DO: restored 0 files; 2 already in place", "{:#?}", again.lines);
+    assert_eq!(verdict(&again), "NOTHING TO DO: restored 0 files; 3 already in place", "{:#?}", again.lines);
 }
 
 /// regipy's replay of `log1` over `hive` (its library, as its

@@ -454,23 +454,26 @@ fn reg_lists_what_hivexsh_lists() {
     }
 }
 
-/// A service disabled by `rescue apply`, then `rescue restore` from its
-/// backup folder: hivex reads the hive as it was before the fix (every
-/// value), the restore went through SYSTEM.LOG1 first (regipy, replaying
-/// that log over the fixed hive, gets the hive written), ntfs-3g accepts the
-/// volume, and a second restore has nothing to do.
+/// A service disabled and Safe Mode set by `rescue apply`, then `rescue
+/// restore` from its backup folder: hivex reads the hive and the BCD store
+/// as they were before the fix (every value), each restore went through its
+/// LOG1 first (regipy, replaying that log over the fixed file, gets the file
+/// written), ntfs-3g accepts the volume, and a second restore has nothing to do.
 #[test]
-fn a_disabled_service_is_restored_through_the_log() {
+fn a_disabled_service_and_safe_mode_are_restored_through_their_logs() {
     let t = tempfile::tempdir().unwrap();
     let disk = make_disk(t.path(), &["--hives"]);
     let cfg = "Windows/System32/config/";
     let sys_before = dump(&disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM")));
-    let profile = "name = \"csagent-off\"\n[[service]]\nname = \"CSAgent\"\nstart = \"disabled\"\n";
-    let o = apply(t.path(), &disk, profile, &[]);
+    let bcd_before = dump(&disk.bcd(t.path()));
+    let o = apply(t.path(), &disk, CSAGENT_OFF, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let fixed = fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"))).unwrap();
     let fixed_path = t.path().join("SYSTEM.fixed");
     fs::write(&fixed_path, &fixed).unwrap();
+    let bcd_fixed = t.path().join("BCD.fixed");
+    fs::copy(disk.bcd(t.path()), &bcd_fixed).unwrap();
+    assert_ne!(dump(&bcd_fixed)[1..], bcd_before[1..], "Safe Mode was not set");
     assert_ne!(dump(&fixed_path)[1..], sys_before[1..], "the fix changed nothing");
     let restore = |extra: &[&str]| {
         let o = ntfs3g::limits::output(
@@ -498,10 +501,18 @@ fn a_disabled_service_is_restored_through_the_log() {
     let written = fs::read(disk.ntfs_file(t.path(), &format!("{cfg}SYSTEM"))).unwrap();
     assert!(replayed[4096..] == written[4096..], "regipy's replay of LOG1 differs from the hive restored");
     check_volume(&disk.partition(t.path()));
-    // The fixed hive went to the backup folder before the restore; a second restore has nothing to do.
+    // The BCD store, on the ESP, as mtools reads it: as before, through BCD.LOG1.
+    assert!(out.contains("ESP\\EFI\\Microsoft\\Boot\\BCD: RESTORED"), "{out}");
+    let bcd_after = dump(&disk.bcd(t.path()));
+    let (gone, new) = diff(&bcd_before, &bcd_after);
+    assert!(gone.is_empty() && new.is_empty(), "hivex, BCD: lost {gone:?}, new {new:?}");
+    let log1 = disk.boot_file(t.path(), "BCD.LOG1");
+    let replayed = fs::read(regipy_recover(t.path(), &bcd_fixed, Path::new(""), &log1)).unwrap();
+    assert!(replayed[4096..] == fs::read(disk.bcd(t.path())).unwrap()[4096..], "regipy's replay of BCD.LOG1 differs");
+    // What the fix left went to the backup folder before the restore; a second restore has nothing to do.
     let (code, again) = restore(&["--yes"]);
     assert_eq!(code, Some(3), "{again}");
-    assert!(again.contains("SYSTEM: NOTHING TO DO"), "{again}");
+    assert!(again.contains("SYSTEM: NOTHING TO DO") && again.contains("BCD: NOTHING TO DO"), "{again}");
 }
 
 /// Cloned PCs share volume serial numbers: a backup of SYSTEM whose

@@ -20,10 +20,12 @@
 
 use super::backup::{namespace_code, BackupSink, Origin, Stored};
 use super::commit::Committed;
+use super::ctx::Options;
 use super::ctx::VolumeCtx;
-use super::profile::HiveName;
+use super::profile::{HiveName, Profile};
 use super::registry::{keep_hive, plan_journal, read_files, CONFIG};
 use super::report::{RestoreAction, RestoreReport};
+use super::safe_mode::{write_store, BootFileWriter, Store};
 use crate::block::BlockDevice;
 use crate::formats::ntfs::create::{plan_create, NewFile};
 use crate::formats::ntfs::plan::Plan;
@@ -71,6 +73,9 @@ enum What {
     File(Origin),
     /// A hive kept before a run changed it: which one, its size and SHA-256.
     Hive(HiveName, u64, String),
+    /// The disk's BCD store kept before a run changed it: its size and
+    /// SHA-256 (put back by the run with the disk's ESP, [`put_back_bcd`]).
+    Bcd(u64, String),
 }
 
 /// Runs the profile's `[[restore]]` rules on the volume.
@@ -106,6 +111,7 @@ pub fn run<D: BlockDevice>(ctx: &mut VolumeCtx<'_, '_, D>) {
             ..Default::default()
         };
         let done = match &t.what {
+            What::Bcd(..) => continue,
             What::File(o) => one_file(ctx, t, o, &mut rr),
             // One copy of each hive: the oldest (as it was before the first
             // run that changed it); `run = "..."` chooses another.
@@ -138,6 +144,7 @@ impl Taken {
                 HiveName::System => "Windows\\System32\\config\\SYSTEM",
                 HiveName::Software => "Windows\\System32\\config\\SOFTWARE",
             },
+            What::Bcd(..) => BCD_PATH,
         }
     }
 }
@@ -157,6 +164,9 @@ fn take(s: &Stored, serial: &str) -> Result<Option<Taken>, String> {
     let run = s.run.clone();
     let what = match side.restore {
         Some(o) => What::File(o),
+        None if side.path.eq_ignore_ascii_case(BCD_PATH) => {
+            What::Bcd(side.file.size, side.file.sha256.ok_or("its sidecar has no SHA-256")?.to_ascii_lowercase())
+        }
         None => {
             let p: Vec<&str> = side.path.split('\\').collect();
             let hive = match p[..] {
@@ -183,10 +193,15 @@ pub fn run_in_stick_layout(at: &str) -> Option<String> {
 
 /// The backup's content, checked against its size and SHA-256.
 fn content<D: BlockDevice>(ctx: &mut VolumeCtx<'_, '_, D>, t: &Taken, size: u64, sha: &str) -> Result<Vec<u8>, String> {
+    fetch(ctx.env.sink, &t.at, size, sha)
+}
+
+/// The content of the backup at `at` from `sink`, checked against the size and SHA-256 its sidecar gives.
+fn fetch(sink: &mut dyn BackupSink, at: &str, size: u64, sha: &str) -> Result<Vec<u8>, String> {
     if size > MAX_READ_WHOLE {
         return Err(format!("its sidecar says {size} bytes, more than the {MAX_READ_WHOLE} any backup of ours holds"));
     }
-    let data = ctx.env.sink.content(&t.at, size).map_err(|e| format!("cannot read the backup: {e}"))?;
+    let data = sink.content(at, size).map_err(|e| format!("cannot read the backup: {e}"))?;
     if data.len() as u64 != size {
         return Err(format!("the backup holds {} bytes, its sidecar says {size}", data.len()));
     }
@@ -318,6 +333,84 @@ fn one_hive<D: BlockDevice>(
         let mut at = keep(sink).map_err(|m| format!("backup of the hive as it is now failed: {m}; not restored"))?;
         Ok(Some(at.remove(0)))
     })
+}
+
+/// Where a BCD store's backup says it was.
+const BCD_PATH: &str = "ESP\\EFI\\Microsoft\\Boot\\BCD";
+
+/// The `[[restore]]` rules on the BCD store of a disk whose Windows volume
+/// has `serial` (BCD backups are kept under that serial): the oldest backup
+/// of it the rules take (`run` chooses another), checked and written back in
+/// place through its log like every store change, after the store as it is
+/// now went to the sink. `None` when no backup of it is taken.
+pub fn put_back_bcd(
+    profile: &Profile,
+    serial: u64,
+    store: Result<Store<'_>, String>,
+    opts: Options,
+    sink: &mut dyn BackupSink,
+    write: &mut BootFileWriter,
+) -> Option<RestoreReport> {
+    let serial = format!("{serial:016X}");
+    let listed = match sink.list(&serial) {
+        Ok(l) => l,
+        Err(why) => {
+            let reason = Some(format!("the backups cannot be read: {why}"));
+            return Some(RestoreReport { path: BCD_PATH.into(), kind: "bcd".into(), reason, ..Default::default() });
+        }
+    };
+    let mut taken: Vec<Taken> = listed
+        .iter()
+        .filter_map(|s| take(s, &serial).ok().flatten())
+        .filter(|t| {
+            matches!(t.what, What::Bcd(..)) && profile.restore.iter().any(|r| r.takes(BCD_PATH, t.run.as_deref()))
+        })
+        .collect();
+    taken.sort_by(|a, b| a.at.cmp(&b.at));
+    let t = taken.into_iter().next()?;
+    let What::Bcd(size, sha) = &t.what else { return None };
+    let mut rr = RestoreReport {
+        path: BCD_PATH.into(),
+        kind: "bcd".into(),
+        backup: t.at.clone(),
+        run: t.run.clone(),
+        ..Default::default()
+    };
+    let done = (|| {
+        let store = store?;
+        let backup = fetch(sink, &t.at, *size, sha)?;
+        let err = |e: crate::formats::registry::RegError| format!("the BCD store: {e}");
+        if BaseBlock::parse(&backup).map_err(err)?.is_dirty() {
+            return Err(String::from("the backup is of a store a crash left dirty: not restored"));
+        }
+        let copy = crate::util::mem::copy(&backup).ok_or("the store does not fit in the memory available")?;
+        Hive::open(copy).map_err(|e| format!("the backup is not a store that can be read: {e}"))?;
+        if store.bcd.len() != backup.len() {
+            return Err(format!(
+                "the store is {} bytes now, its backup {}: not restored",
+                store.bcd.len(),
+                backup.len()
+            ));
+        }
+        let recovered = journal::recover_in_place(store.bcd, &store.logs).map_err(err)?;
+        if recovered.bytes.get(base::SIZE..) == backup.get(base::SIZE..) {
+            rr.action = RestoreAction::AlreadyThere;
+            rr.reason = Some(String::from("the store already holds what its backup holds"));
+            return Ok(());
+        }
+        let mut restored = backup;
+        let next = BaseBlock::parse(&recovered.bytes).map_err(err)?.seq2.wrapping_add(1);
+        base::stamp(&mut restored, next, next, opts.now).map_err(err)?;
+        let (journal, done) = write_store(&store, &recovered, &restored, opts, sink, write)?;
+        rr.notes.push(format!("BCD ({journal})"));
+        rr.action = if done { RestoreAction::Restored } else { RestoreAction::WouldRestore };
+        Ok(())
+    })();
+    if let Err(why) = done {
+        rr.action = RestoreAction::Failed;
+        rr.reason = Some(why);
+    }
+    Some(rr)
 }
 
 /// The value that tells one PC's hive from another's, of SYSTEM and of

@@ -10,6 +10,7 @@ use super::report::{SafeModeReport, StoreAction};
 use crate::formats::registry::bcd::{self, SafeMode};
 use crate::formats::registry::edit::FileEdit;
 use crate::formats::registry::journal;
+use crate::formats::registry::log::Recovered;
 use crate::formats::registry::RegError;
 use alloc::format;
 use alloc::string::String;
@@ -53,8 +54,10 @@ pub struct Store<'a> {
     pub bcd: &'a [u8],
     /// The logs' bytes.
     pub logs: [&'a [u8]; 2],
-    /// The profile that changes it and the disk it is on (1-based), for the backups.
-    pub owner: (&'a str, usize),
+    /// The profile that changes it, the disk it is on (1-based) and the
+    /// serial number of that disk's Windows volume (0: none known), for the
+    /// backups: a restore finds them by that serial.
+    pub owner: (&'a str, usize, u64),
 }
 
 /// Sets `mode` in `store`: recovers it if dirty, edits it, then commits the
@@ -70,9 +73,8 @@ pub fn set(
     write: &mut BootFileWriter,
     r: &mut SafeModeReport,
 ) -> Result<(), String> {
-    let Store { bcd: old, logs, owner: (profile, disk) } = store;
     let err = |e: RegError| format!("the BCD store: {e}");
-    let recovered = journal::recover_in_place(old, &logs).map_err(err)?;
+    let recovered = journal::recover_in_place(store.bcd, &store.logs).map_err(err)?;
     let (new, change) = bcd::edit_store(&recovered.bytes, mode, opts.now).map_err(err)?;
     r.loader = change.loader;
     r.before = bcd::describe(change.before);
@@ -81,8 +83,28 @@ pub fn set(
         r.action = StoreAction::Unchanged;
         return Ok(());
     }
-    let journal = journal::plan(old, &recovered, &new, &logs).map_err(err)?;
-    r.journal = Some(journal.describe(BootFile::LOGS.map(BootFile::name)));
+    let (journal, done) = write_store(&store, &recovered, &new, opts, sink, write)?;
+    r.journal = Some(journal);
+    r.action = if done { StoreAction::Set } else { StoreAction::WouldSet };
+    Ok(())
+}
+
+/// Writes `new` over the store (as `recovered` from its logs) through the
+/// commit protocol: journal planned (log entry first), the originals of the
+/// store and of each log written to `sink` (kept copies required), then
+/// the writes, file by file in order. Returns how the change went through
+/// a log, and whether it was written (false: a dry run).
+pub fn write_store(
+    store: &Store<'_>,
+    recovered: &Recovered,
+    new: &[u8],
+    opts: Options,
+    sink: &mut dyn BackupSink,
+    write: &mut BootFileWriter,
+) -> Result<(String, bool), String> {
+    let Store { bcd: old, logs, owner } = *store;
+    let journal = journal::plan(old, recovered, new, &logs).map_err(|e| format!("the BCD store: {e}"))?;
+    let described = journal.describe(BootFile::LOGS.map(BootFile::name));
     let writes: Vec<(BootFile, Vec<FileEdit>)> = journal
         .writes
         .chunk_by(|a, b| a.0 == b.0)
@@ -97,18 +119,21 @@ pub fn set(
     let originals: Vec<(String, &[u8])> = core::iter::once(BootFile::Bcd)
         .chain(BootFile::LOGS)
         .zip(core::iter::once(old).chain(logs))
-        .map(|(f, content)| (format!("ESP\\EFI\\Microsoft\\Boot\\{}", f.name()), content))
+        .map(|(f, content)| (format!("{BCD_FOLDER}\\{}", f.name()), content))
         .collect();
     let backup = || {
-        keep_originals(sink, &journal, (profile, disk, 0), &originals)
+        keep_originals(sink, &journal, owner, &originals)
             .map_err(|m| format!("backup of the BCD store failed: {m}; it was not changed"))
     };
-    r.action = match commit::commit(&mut EspTarget { write }, writes, opts.dry_run, backup)? {
-        Committed::DryRun(_) => StoreAction::WouldSet,
-        Committed::Done(..) => StoreAction::Set,
+    let done = match commit::commit(&mut EspTarget { write }, writes, opts.dry_run, backup)? {
+        Committed::DryRun(_) => false,
+        Committed::Done(..) => true,
     };
-    Ok(())
+    Ok((described, done))
 }
+
+/// Where the BCD store and its logs are, as backups name them.
+pub const BCD_FOLDER: &str = "ESP\\EFI\\Microsoft\\Boot";
 
 /// The files of an ESP as a commit target: no gate (the ESP has no
 /// journal to reset); the writer keeps each file's length.

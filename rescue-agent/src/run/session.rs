@@ -14,7 +14,8 @@ use crate::formats::ntfs::{Ntfs, NtfsError};
 use crate::formats::registry::bcd;
 use crate::rules::backup::BackupSink;
 use crate::rules::profile::{Profile, WhenLocked};
-use crate::rules::report::{Filesystem, RestoreAction, SafeModeReport, StoreAction, VolumeReport};
+use crate::rules::report::{Filesystem, RestoreAction, RestoreReport, SafeModeReport, StoreAction, VolumeReport};
+use crate::rules::restore;
 use crate::rules::safe_mode::{self, BootFile, Store};
 use crate::rules::{self, Applied, Env, Options};
 use alloc::format;
@@ -111,8 +112,29 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
         }
         let windows = result.volumes[first..].iter().any(|v| v.windows);
         let locked = result.volumes[first..].iter().any(|v| v.filesystem == Filesystem::LockedBitLocker);
+        // The disk's Windows volume names its BCD store's backups.
+        let serial = result.volumes[first..]
+            .iter()
+            .filter(|v| v.windows)
+            .find_map(|v| v.serial.as_deref().and_then(|s| u64::from_str_radix(s, 16).ok()))
+            .unwrap_or(0);
+        if !profile.restore.is_empty() && serial != 0 {
+            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1, serial };
+            if let Some(r) = restore_bcd(on, profile, opts, esp, sink) {
+                let why = r.reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+                console.line(&format!("  {}: {}{why}", r.path, r.action));
+                match r.action {
+                    RestoreAction::Restored => result.restored += 1,
+                    RestoreAction::Failed => result.errors.push(format!("disk {}: restore of {}{why}", n + 1, r.path)),
+                    _ => {}
+                }
+                if let Some(v) = result.volumes[first..].iter_mut().find(|v| v.windows) {
+                    v.restores.push(r);
+                }
+            }
+        }
         if let (Some(mode), true) = (profile.finish.safe_mode, windows) {
-            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1 };
+            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1, serial };
             let r = set_safe_mode(on, profile, mode, opts, esp, sink);
             console.line(&format!("  safe mode: {} -> {} [{}]", r.before, r.after, r.action));
             if let Some(why) = &r.reason {
@@ -123,7 +145,7 @@ pub fn run<D: BlockDevice>(profile: &Profile, disks: &mut [Disk<D>], opts: Optio
             // Every Windows of this disk is locked: Safe Mode on the disk's own
             // boot store, where Windows' TPM unlock still opens it. A disk
             // without a Windows boot store (a data disk) is left alone.
-            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1 };
+            let on = EspDisk { dev: &mut *dev.inner, label: &disk.label, number: n + 1, serial };
             if let Some(mut r) = safe_mode_for_locked(on, profile, opts, esp, sink) {
                 console.line(&format!("  BitLocker left locked: safe mode {} -> {} [{}]", r.before, r.after, r.action));
                 match &r.reason {
@@ -239,12 +261,13 @@ fn restored_line(profile: &Profile, r: &Report) -> Option<String> {
     }
     let word = if r.dry_run { "would restore" } else { "restored" };
     let want = if r.dry_run { RestoreAction::WouldRestore } else { RestoreAction::Restored };
-    let done: Vec<_> = r.restores().filter(|x| x.action == want).collect();
-    let hives = done.iter().filter(|x| x.kind == "hive").count();
+    let done = |kind: &str| r.restores().filter(|x| x.action == want && x.kind == kind).count();
     let there = r.restores().filter(|x| x.action == RestoreAction::AlreadyThere).count();
-    let mut line = format!("{word} {} files", done.len() - hives);
-    if hives > 0 {
-        line += &format!(" and {hives} hives");
+    let mut line = format!("{word} {} files", done("file"));
+    for (n, what) in [(done("hive"), "hives"), (done("bcd"), "boot stores")] {
+        if n > 0 {
+            line += &format!(" and {n} {what}");
+        }
     }
     if there > 0 {
         line += &format!("; {there} already in place");
@@ -276,11 +299,38 @@ fn safe_mode_for_locked(
     Some(set_safe_mode(on, profile, profile.bitlocker.safe_mode, opts, esp, sink))
 }
 
-/// A disk whose ESP the run edits: its device, its label and its number (1-based).
+/// A disk whose ESP the run edits: its device, its label, its number
+/// (1-based) and its Windows volume's serial number (0: none).
 struct EspDisk<'a> {
     dev: &'a mut dyn BlockDevice,
     label: &'a str,
     number: usize,
+    serial: u64,
+}
+
+/// The disk's BCD store and its two logs (a missing log reads as empty).
+fn read_store(dev: &mut dyn BlockDevice, label: &str, esp: &mut dyn EspFiles) -> Result<[Vec<u8>; 3], String> {
+    let bcd = esp.read(dev, label, BootFile::Bcd).ok_or("the disk has no EFI System Partition with a BCD store")??;
+    let [log1, log2] = BootFile::LOGS.map(|f| esp.read(dev, label, f).unwrap_or(Ok(Vec::new())));
+    Ok([bcd, log1?, log2?])
+}
+
+/// `[[restore]]` rules on one disk's BCD store (see [`restore::put_back_bcd`]).
+fn restore_bcd(
+    on: EspDisk<'_>,
+    profile: &Profile,
+    opts: Options,
+    esp: &mut dyn EspFiles,
+    sink: &mut dyn BackupSink,
+) -> Option<RestoreReport> {
+    let EspDisk { dev, label, number, serial } = on;
+    let files = read_store(dev, label, esp);
+    let store = match &files {
+        Ok([bcd, log1, log2]) => Ok(Store { bcd, logs: [log1, log2], owner: (&profile.name, number, serial) }),
+        Err(why) => Err(why.clone()),
+    };
+    let mut write = |file, edits: &[_]| esp.write(dev, label, file, edits);
+    restore::put_back_bcd(profile, serial, store, opts, sink, &mut write)
 }
 
 /// `[finish] safe_mode` on one disk's BCD store, read and written through
@@ -293,16 +343,13 @@ fn set_safe_mode(
     esp: &mut dyn EspFiles,
     sink: &mut dyn BackupSink,
 ) -> SafeModeReport {
-    let EspDisk { dev, label, number } = on;
+    let EspDisk { dev, label, number, serial } = on;
     let store = format!("disk {number}: \\EFI\\Microsoft\\Boot\\BCD");
     let mut r = SafeModeReport { store, undo: bcd::undo_text(mode), ..Default::default() };
     let result = (|| -> Result<(), String> {
-        let old =
-            esp.read(dev, label, BootFile::Bcd).ok_or("the disk has no EFI System Partition with a BCD store")??;
-        let [log1, log2] = BootFile::LOGS.map(|f| esp.read(dev, label, f).unwrap_or(Ok(Vec::new())));
-        let (log1, log2) = (log1?, log2?);
+        let [old, log1, log2] = read_store(dev, label, esp)?;
         let mut write = |file, edits: &[_]| esp.write(dev, label, file, edits);
-        let store = Store { bcd: &old, logs: [&log1, &log2], owner: (&profile.name, number) };
+        let store = Store { bcd: &old, logs: [&log1, &log2], owner: (&profile.name, number, serial) };
         safe_mode::set(store, mode, opts, sink, &mut write, &mut r)
     })();
     if let Err(why) = result {
