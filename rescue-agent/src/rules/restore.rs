@@ -100,6 +100,8 @@ pub fn run<D: BlockDevice>(ctx: &mut VolumeCtx<'_, '_, D>) {
     }
     // Oldest first: run ids start with their time; a folder's copies are `x`, `x.1`, `x.2`...
     taken.sort_by(|a, b| a.at.cmp(&b.at));
+    // The BCD store is the disk's, put back by the run with the disk's ESP.
+    taken.retain(|t| !matches!(t.what, What::Bcd(..)));
     ctx.env.say(&format!("volume {index}: {} backups to put back", taken.len()));
     let mut hives_done: Vec<HiveName> = Vec::new();
     for t in &taken {
@@ -149,9 +151,9 @@ impl Taken {
     }
 }
 
-/// What a listed backup is for this volume: `None` when it belongs to
-/// another volume or is nothing a restore puts back (a hive's log, a BCD
-/// store); an error when its sidecar cannot be read.
+/// What a listed backup is for this volume (or its disk's BCD store):
+/// `None` when it belongs to another volume or is nothing a restore puts
+/// back (a hive's log); an error when its sidecar cannot be read.
 fn take(s: &Stored, serial: &str) -> Result<Option<Taken>, String> {
     if s.sidecar.len() > MAX_SIDECAR {
         return Err(format!("its sidecar holds {} bytes, too many for one of ours", s.sidecar.len()));
