@@ -38,13 +38,16 @@ pub struct Keeper<'a> {
     uploader: Option<Uploader>,
     /// The connection to the URL's root, made when backups are fetched for a restore.
     fetcher: Option<Uploader>,
+    /// What the URL listed for each volume serial (each index and sidecar is fetched once per run).
+    listed: Vec<(String, Vec<Stored>)>,
 }
 
 impl<'a> Keeper<'a> {
     /// Backups go to `stick` (when present) and, with a `url`, to it; all
     /// deliveries together within `budget_s` seconds on `clock`.
     pub fn new(stick: &'a mut Stick, url: Option<&str>, clock: Clock, budget_s: u32) -> Keeper<'a> {
-        Keeper { stick, url: url.map(String::from), clock, budget_s, queued: Vec::new(), uploader: None, fetcher: None }
+        let url = url.map(String::from);
+        Keeper { stick, url, clock, budget_s, queued: Vec::new(), uploader: None, fetcher: None, listed: Vec::new() }
     }
 
     /// The copies still to send, and the uploader to send them with (the
@@ -120,15 +123,20 @@ impl BackupSink for Keeper<'_> {
         if self.stick.present() {
             return self.stick.list(serial);
         }
+        if let Some((_, known)) = self.listed.iter().find(|l| l.0 == serial) {
+            return Ok(known.clone());
+        }
         let index = format!("restore/{serial}.json");
         let fetch = self.fetcher()?;
-        let Some(bytes) = fetch.get(&index, MAX_INDEX)? else { return Ok(Vec::new()) };
+        // No index for this serial: nothing kept for this volume.
+        let bytes = fetch.get(&index, MAX_INDEX)?.unwrap_or_else(|| br#"{"backups": []}"#.to_vec());
         let entries = parse_index(&bytes).map_err(|why| format!("{}: {why}", fetch.url(&index)))?;
         let mut out = Vec::new();
         for (run, at) in entries {
             let sidecar = fetch.get(&format!("{at}.json"), MAX_SIDECAR as u64)?.unwrap_or_default();
             out.push(Stored { at, run: Some(run), sidecar });
         }
+        self.listed.push((String::from(serial), out.clone()));
         Ok(out)
     }
 
