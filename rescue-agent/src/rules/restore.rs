@@ -33,6 +33,7 @@ use crate::formats::ntfs::{NtfsError, MAX_READ_WHOLE};
 use crate::formats::registry::base::{self, BaseBlock};
 use crate::formats::registry::cell::Hive;
 use crate::formats::registry::journal;
+use crate::formats::registry::log::Recovered;
 use crate::util::hex::hex;
 use crate::util::win32_name::component_problem;
 use alloc::format;
@@ -284,32 +285,18 @@ fn one_hive<D: BlockDevice>(
 ) -> Result<(), String> {
     let backup = content(ctx, t, size, sha)?;
     let r = |e: crate::formats::registry::RegError| format!("{}: {e}", hive.file());
-    let kept = BaseBlock::parse(&backup).map_err(r)?;
-    if kept.is_dirty() {
-        return Err(String::from("the backup is of a hive a crash left dirty: not restored"));
-    }
-    let copy = crate::util::mem::copy(&backup).ok_or("the hive does not fit in the memory available")?;
-    let kept_hive = Hive::open(copy).map_err(|e| format!("the backup is not a hive that can be read: {e}"))?;
     let config = ctx.ntfs.lookup_path(ctx.vol, &CONFIG).map_err(|e| e.to_string())?;
     let name = hive.file();
     let files = read_files(ctx, config, [name.into(), format!("{name}.LOG1"), format!("{name}.LOG2")])
         .map_err(|e| e.to_string())?;
     files[0].1.ok_or("the hive file does not exist")?;
     let current = &files[0].2;
-    if current.len() != backup.len() {
-        return Err(format!(
-            "the hive is {} bytes now, its backup {}: files are never grown or shrunk, not restored",
-            current.len(),
-            backup.len()
-        ));
-    }
     let logs: Vec<&[u8]> = files[1..].iter().map(|l| l.2.as_slice()).collect();
-    let recovered = journal::recover_in_place(current, &logs).map_err(r)?;
-    if recovered.bytes.get(base::SIZE..) == backup.get(base::SIZE..) {
-        rr.action = RestoreAction::AlreadyThere;
-        rr.reason = Some(String::from("the hive already holds what its backup holds"));
+    let Some(Restored { recovered, restored, kept: kept_hive }) =
+        from_backup(("hive", hive.file()), backup, current, &logs, ctx.env.opts.now, rr)?
+    else {
         return Ok(());
-    }
+    };
     // Cloned PCs share volume serials: a hive of another PC is never put back.
     let copy = crate::util::mem::copy(&recovered.bytes).ok_or("the hive does not fit in the memory available")?;
     let this_hive = Hive::open(copy).map_err(r)?;
@@ -322,10 +309,6 @@ fn one_hive<D: BlockDevice>(
             ));
         }
     }
-    let now = BaseBlock::parse(&recovered.bytes).map_err(r)?;
-    let mut restored = backup;
-    let next = now.seq2.wrapping_add(1);
-    base::stamp(&mut restored, next, next, ctx.env.opts.now).map_err(r)?;
     let journal = journal::plan(current, &recovered, &restored, &logs).map_err(r)?;
     rr.notes.push(format!("{} ({})", name, journal.describe([&files[1].0, &files[2].0])));
     let plan = plan_journal(ctx, &journal, &files)?;
@@ -335,6 +318,55 @@ fn one_hive<D: BlockDevice>(
         let mut at = keep(sink).map_err(|m| format!("backup of the hive as it is now failed: {m}; not restored"))?;
         Ok(Some(at.remove(0)))
     })
+}
+
+/// A registry file (hive or BCD store) as its backup will put it back.
+struct Restored {
+    /// The file as it is now, recovered from its logs.
+    recovered: Recovered,
+    /// The backup's bytes under a base block that continues the file's
+    /// sequence numbers (Windows then takes it for the newest state).
+    restored: Vec<u8>,
+    /// The backup, parsed.
+    kept: Hive,
+}
+
+/// Checks a registry file's `backup` against the file as it is (`current`,
+/// with its `logs`): the backup clean and readable, the same size (files
+/// never grow or shrink). `Ok(None)`: the file already holds what the
+/// backup holds (said in `rr`). `what` is (`"hive"` or `"store"`, how
+/// errors name the file).
+fn from_backup(
+    (what, name): (&str, &str),
+    backup: Vec<u8>,
+    current: &[u8],
+    logs: &[&[u8]],
+    now: u64,
+    rr: &mut RestoreReport,
+) -> Result<Option<Restored>, String> {
+    let r = |e: crate::formats::registry::RegError| format!("{name}: {e}");
+    if BaseBlock::parse(&backup).map_err(r)?.is_dirty() {
+        return Err(format!("the backup is of a {what} a crash left dirty: not restored"));
+    }
+    let copy = crate::util::mem::copy(&backup).ok_or(format!("the {what} does not fit in the memory available"))?;
+    let kept = Hive::open(copy).map_err(|e| format!("the backup is not a {what} that can be read: {e}"))?;
+    if current.len() != backup.len() {
+        return Err(format!(
+            "the {what} is {} bytes now, its backup {}: files are never grown or shrunk, not restored",
+            current.len(),
+            backup.len()
+        ));
+    }
+    let recovered = journal::recover_in_place(current, logs).map_err(r)?;
+    if recovered.bytes.get(base::SIZE..) == backup.get(base::SIZE..) {
+        rr.action = RestoreAction::AlreadyThere;
+        rr.reason = Some(format!("the {what} already holds what its backup holds"));
+        return Ok(None);
+    }
+    let mut restored = backup;
+    let next = BaseBlock::parse(&recovered.bytes).map_err(r)?.seq2.wrapping_add(1);
+    base::stamp(&mut restored, next, next, now).map_err(r)?;
+    Ok(Some(Restored { recovered, restored, kept }))
 }
 
 /// Where a BCD store's backup says it was.
@@ -381,28 +413,8 @@ pub fn put_back_bcd(
     let done = (|| {
         let store = store?;
         let backup = fetch(sink, &t.at, *size, sha)?;
-        let err = |e: crate::formats::registry::RegError| format!("the BCD store: {e}");
-        if BaseBlock::parse(&backup).map_err(err)?.is_dirty() {
-            return Err(String::from("the backup is of a store a crash left dirty: not restored"));
-        }
-        let copy = crate::util::mem::copy(&backup).ok_or("the store does not fit in the memory available")?;
-        Hive::open(copy).map_err(|e| format!("the backup is not a store that can be read: {e}"))?;
-        if store.bcd.len() != backup.len() {
-            return Err(format!(
-                "the store is {} bytes now, its backup {}: not restored",
-                store.bcd.len(),
-                backup.len()
-            ));
-        }
-        let recovered = journal::recover_in_place(store.bcd, &store.logs).map_err(err)?;
-        if recovered.bytes.get(base::SIZE..) == backup.get(base::SIZE..) {
-            rr.action = RestoreAction::AlreadyThere;
-            rr.reason = Some(String::from("the store already holds what its backup holds"));
-            return Ok(());
-        }
-        let mut restored = backup;
-        let next = BaseBlock::parse(&recovered.bytes).map_err(err)?.seq2.wrapping_add(1);
-        base::stamp(&mut restored, next, next, opts.now).map_err(err)?;
+        let found = from_backup(("store", "the BCD store"), backup, store.bcd, &store.logs, opts.now, &mut rr)?;
+        let Some(Restored { recovered, restored, .. }) = found else { return Ok(()) };
         let (journal, done) = write_store(&store, &recovered, &restored, opts, sink, write)?;
         rr.notes.push(format!("BCD ({journal})"));
         rr.action = if done { RestoreAction::Restored } else { RestoreAction::WouldRestore };
